@@ -1,0 +1,225 @@
+/*
+ * bioesp.h — the public C ABI of bioesp, speculative biodiversity with Stable Diffusion.
+ *
+ * Conventions (they hold for every function, present and future):
+ *  - Every function that can fail returns a bioesp_status. On failure, bioesp_last_error()
+ *    returns a message for the calling thread (which file, which tensor, which key).
+ *  - Handles are opaque; each *_open/_create has a matching *_close/_destroy that accepts NULL.
+ *  - Every buffer or string the library returns has its own free function; never call free().
+ *  - Options structs begin with `struct_size` and are filled by their *_options_init() function,
+ *    so fields can be appended without breaking compiled callers. Pass NULL for the defaults.
+ *  - Callbacks take a `void* user` and are given per handle or per call, never process-wide.
+ *    A progress callback that returns nonzero cancels the operation (BIOESP_ERR_CANCELLED).
+ *  - No C++ exception, abort() or LibTorch assertion crosses this boundary.
+ *  - Paths and strings are UTF-8.
+ *  - Thread-safety: functions without a handle are safe from any thread. A handle may be used
+ *    from several threads only where its functions say so; otherwise serialise calls on it.
+ */
+#ifndef BIOESP_H
+#define BIOESP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The one place the version is defined; CMake reads it from here. */
+#define BIOESP_VERSION_MAJOR 0
+#define BIOESP_VERSION_MINOR 1
+#define BIOESP_VERSION_PATCH 0
+#define BIOESP_VERSION_NUMBER \
+  (BIOESP_VERSION_MAJOR * 10000 + BIOESP_VERSION_MINOR * 100 + BIOESP_VERSION_PATCH)
+
+#if defined(_WIN32)
+#  if defined(BIOESP_BUILDING)
+#    define BIOESP_API __declspec(dllexport)
+#  else
+#    define BIOESP_API __declspec(dllimport)
+#  endif
+#else
+#  define BIOESP_API __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Status, errors, version
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum bioesp_status {
+  BIOESP_OK = 0,
+  BIOESP_ERR_INVALID_ARGUMENT = 1, /* a NULL handle, a value out of range, a bad option */
+  BIOESP_ERR_IO = 2,               /* a file could not be opened, read, written or renamed */
+  BIOESP_ERR_FORMAT = 3,           /* a file or answer is malformed, or refused as unsafe */
+  BIOESP_ERR_NETWORK = 4,          /* a connection failed or a server answered an error */
+  BIOESP_ERR_CANCELLED = 5,        /* a callback or a cancel call stopped the operation */
+  BIOESP_ERR_OUT_OF_MEMORY = 6,
+  BIOESP_ERR_UNSUPPORTED = 7,      /* valid input this build or version cannot handle */
+  BIOESP_ERR_NOT_FOUND = 8,        /* a named tensor, key, file or repository does not exist */
+  BIOESP_ERR_MISMATCH = 9,         /* weights do not fit the architecture (names or shapes) */
+  BIOESP_ERR_INTERNAL = 10         /* a bug in bioesp: please report the message */
+} bioesp_status;
+
+/* Short English name of a status ("invalid argument", ...). Never NULL. */
+BIOESP_API const char* bioesp_status_string(bioesp_status status);
+
+/* Detail of the last failure on the calling thread; "" when none. Valid until the next
+ * bioesp call on this thread. */
+BIOESP_API const char* bioesp_last_error(void);
+
+/* BIOESP_VERSION_NUMBER of the library that is loaded. */
+BIOESP_API unsigned bioesp_version(void);
+/* "MAJOR.MINOR.PATCH" of the library that is loaded. */
+BIOESP_API const char* bioesp_version_string(void);
+/* OK when a program compiled against header version `header_version` can use the loaded
+ * library: same major, and the library's minor at least the header's. Call it as
+ * bioesp_check_version(BIOESP_VERSION_NUMBER). */
+BIOESP_API bioesp_status bioesp_check_version(unsigned header_version);
+
+/* ---------------------------------------------------------------------------------------------
+ * Callbacks and returned buffers
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum bioesp_log_level {
+  BIOESP_LOG_DEBUG = 0,
+  BIOESP_LOG_INFO = 1,
+  BIOESP_LOG_WARNING = 2,
+  BIOESP_LOG_ERROR = 3
+} bioesp_log_level;
+
+/* Receives messages; called on the thread doing the work. */
+typedef void (*bioesp_log_fn)(void* user, bioesp_log_level level, const char* message);
+
+typedef struct bioesp_progress {
+  size_t struct_size;
+  const char* stage;   /* what is being done, e.g. "load", "denoise", "download" */
+  uint64_t current;    /* units done */
+  uint64_t total;      /* units in all, 0 when unknown */
+  const char* item;    /* the current file, tensor or title; may be NULL */
+} bioesp_progress;
+
+/* Return nonzero to cancel. Called on the thread doing the work. */
+typedef int (*bioesp_progress_fn)(void* user, const bioesp_progress* progress);
+
+/* Frees a string returned by the library. NULL is fine. */
+BIOESP_API void bioesp_string_free(char* s);
+
+/* ---------------------------------------------------------------------------------------------
+ * Weight files: safetensors, PyTorch checkpoints, diffusers folders, single-file checkpoints
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum bioesp_dtype {
+  BIOESP_DTYPE_F32 = 0,
+  BIOESP_DTYPE_F16 = 1,
+  BIOESP_DTYPE_BF16 = 2,
+  BIOESP_DTYPE_F64 = 3,
+  BIOESP_DTYPE_I64 = 4,
+  BIOESP_DTYPE_I32 = 5,
+  BIOESP_DTYPE_I16 = 6,
+  BIOESP_DTYPE_I8 = 7,
+  BIOESP_DTYPE_U8 = 8,
+  BIOESP_DTYPE_BOOL = 9
+} bioesp_dtype;
+
+/* "F32", "F16", ... as safetensors names them. */
+BIOESP_API const char* bioesp_dtype_name(bioesp_dtype dtype);
+
+typedef enum bioesp_weights_format {
+  BIOESP_FORMAT_SAFETENSORS = 0,    /* one .safetensors file */
+  BIOESP_FORMAT_PYTORCH_ZIP = 1,    /* torch.save zip checkpoint (.ckpt, .pt, .bin) */
+  BIOESP_FORMAT_DIFFUSERS = 2,      /* a diffusers pipeline or component folder */
+  BIOESP_FORMAT_SHARDED = 3         /* a *.safetensors.index.json with its shards */
+} bioesp_weights_format;
+
+typedef struct bioesp_weights bioesp_weights;
+
+typedef struct bioesp_weights_options {
+  size_t struct_size;
+  /* Folders: prefer "<name>.<variant>.safetensors" files, e.g. "fp16". NULL: none. */
+  const char* variant;
+  /* Single-file original (CompVis/LDM) checkpoints: nonzero renames their tensors to diffusers
+   * names, split into the components unet, vae and text_encoder (and text_encoder_2). */
+  int to_diffusers;
+  /* With to_diffusers: a diffusers folder whose component configs describe the architecture.
+   * NULL: the architecture is inferred from the tensor shapes. */
+  const char* config_dir;
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_weights_options;
+
+BIOESP_API void bioesp_weights_options_init(bioesp_weights_options* options);
+
+/* Opens a weight file or a diffusers folder and validates it; tensor data is mapped or read
+ * lazily where the format allows. The handle is read-only and may be shared between threads. */
+BIOESP_API bioesp_status bioesp_weights_open(const char* path, const bioesp_weights_options* options,
+                                             bioesp_weights** out);
+BIOESP_API void bioesp_weights_close(bioesp_weights* weights);
+
+BIOESP_API bioesp_status bioesp_weights_format_of(const bioesp_weights* weights,
+                                                  bioesp_weights_format* out);
+/* Number of tensors. */
+BIOESP_API bioesp_status bioesp_weights_count(const bioesp_weights* weights, size_t* out);
+
+#define BIOESP_MAX_DIMS 8
+typedef struct bioesp_tensor_info {
+  size_t struct_size;
+  const char* name;       /* valid while the handle is open */
+  const char* component;  /* "unet", "vae", "text_encoder", ... or "" for a plain file */
+  bioesp_dtype dtype;
+  size_t ndim;
+  int64_t shape[BIOESP_MAX_DIMS];
+  uint64_t nbytes;
+} bioesp_tensor_info;
+
+/* Tensors are in a stable order: by component, then by name. */
+BIOESP_API bioesp_status bioesp_weights_tensor(const bioesp_weights* weights, size_t index,
+                                               bioesp_tensor_info* out);
+/* Index of a tensor by component ("" or NULL for any) and name; BIOESP_ERR_NOT_FOUND if absent. */
+BIOESP_API bioesp_status bioesp_weights_find(const bioesp_weights* weights, const char* component,
+                                             const char* name, size_t* index);
+/* Copies a tensor's elements, contiguous, converted to `dtype` (floating types convert among
+ * themselves; integer types must match). `size` must be at least elements × dtype size. */
+BIOESP_API bioesp_status bioesp_weights_read(const bioesp_weights* weights, size_t index,
+                                             bioesp_dtype dtype, void* dst, size_t size);
+
+/* Metadata: safetensors __metadata__, checkpoint scalars such as epoch and global_step. */
+BIOESP_API bioesp_status bioesp_weights_metadata_count(const bioesp_weights* weights, size_t* out);
+BIOESP_API bioesp_status bioesp_weights_metadata(const bioesp_weights* weights, size_t index,
+                                                 const char** key, const char** value);
+
+/* Writes the tensors of one component ("" or NULL when there is only one) as safetensors,
+ * with the metadata, atomically: a temporary file is written, flushed and renamed. */
+BIOESP_API bioesp_status bioesp_weights_save_safetensors(const bioesp_weights* weights,
+                                                         const char* component, const char* path);
+
+/* ---------------------------------------------------------------------------------------------
+ * LoRA files
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum bioesp_lora_flavour {
+  BIOESP_LORA_NONE = 0,       /* not a LoRA file */
+  BIOESP_LORA_DIFFUSERS = 1,  /* unet.<module>.lora.down/up.weight */
+  BIOESP_LORA_PEFT = 2,       /* <module>.lora_A/lora_B.weight */
+  BIOESP_LORA_KOHYA = 3,      /* lora_unet_<module>.lora_down/lora_up.weight, .alpha */
+  BIOESP_LORA_LEGACY_CKPT = 4 /* model.diffusion_model.unet.<module>.lora.down/up.weight */
+} bioesp_lora_flavour;
+
+typedef struct bioesp_lora_info {
+  size_t struct_size;
+  bioesp_lora_flavour flavour;
+  int64_t rank;         /* the largest rank seen; 0 when not a LoRA */
+  size_t num_targets;   /* number of adapted modules */
+} bioesp_lora_info;
+
+BIOESP_API bioesp_status bioesp_weights_lora_info(const bioesp_weights* weights,
+                                                  bioesp_lora_info* out);
+/* The adapted module, named as in the diffusers model ("unet.down_blocks.0...to_k",
+ * "text_encoder.text_model..."), valid while the handle is open. */
+BIOESP_API bioesp_status bioesp_weights_lora_target(const bioesp_weights* weights, size_t index,
+                                                    const char** module);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BIOESP_H */

@@ -1,0 +1,59 @@
+// Every C entry point runs its body through guard(): no exception crosses the ABI.
+#pragma once
+
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "core/error.h"
+
+namespace bioesp {
+
+template <class F>
+bioesp_status guard(F&& body) noexcept {
+  try {
+    clear_last_error();
+    body();
+    return BIOESP_OK;
+  } catch (const Error& e) {
+    set_last_error(e.what());
+    return e.status();
+  } catch (const std::bad_alloc&) {
+    set_last_error("out of memory");
+    return BIOESP_ERR_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    set_last_error(std::string("internal error: ") + e.what());
+    return BIOESP_ERR_INTERNAL;
+  } catch (...) {
+    set_last_error("internal error: unknown exception");
+    return BIOESP_ERR_INTERNAL;
+  }
+}
+
+inline void require(bool ok, const char* what) {
+  if (!ok) fail(BIOESP_ERR_INVALID_ARGUMENT, what);
+}
+
+// A string the caller frees with bioesp_string_free().
+inline char* dup_string(const std::string& s) {
+  char* out = new char[s.size() + 1];
+  std::memcpy(out, s.c_str(), s.size() + 1);
+  return out;
+}
+
+// Options structs: copy what the caller's (possibly older, smaller) struct holds over defaults.
+template <class T>
+T read_options(const T* given, void (*init)(T*)) {
+  T out;
+  init(&out);
+  if (given) {
+    size_t n = given->struct_size < sizeof(T) ? given->struct_size : sizeof(T);
+    if (n < sizeof(size_t)) fail(BIOESP_ERR_INVALID_ARGUMENT, "options.struct_size is too small");
+    std::memcpy(&out, given, n);
+    out.struct_size = sizeof(T);
+  }
+  return out;
+}
+
+}  // namespace bioesp

@@ -1,0 +1,171 @@
+// C entry points for weight files (bioesp_weights_*) and LoRA descriptions.
+#include <cstring>
+
+#include "api/guard.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "lora/detect.h"
+
+using namespace bioesp;
+
+struct bioesp_weights {
+  io::WeightSet set;
+  lora::Description lora;
+};
+
+namespace {
+const io::Tensor& tensor_at(const bioesp_weights* w, size_t index) {
+  require(w != nullptr, "weights handle is NULL");
+  if (index >= w->set.tensors.size())
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "tensor index " + std::to_string(index) + " out of range (" +
+                                          std::to_string(w->set.tensors.size()) + " tensors)");
+  return w->set.tensors[index];
+}
+}  // namespace
+
+extern "C" {
+
+const char* bioesp_dtype_name(bioesp_dtype dtype) {
+  if (dtype < BIOESP_DTYPE_F32 || dtype > BIOESP_DTYPE_BOOL) return "?";
+  return io::dtype_name(static_cast<io::DType>(dtype));
+}
+
+void bioesp_weights_options_init(bioesp_weights_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+}
+
+bioesp_status bioesp_weights_open(const char* path, const bioesp_weights_options* options,
+                                  bioesp_weights** out) {
+  return guard([&] {
+    require(path && out, "path and out must not be NULL");
+    *out = nullptr;
+    auto opt = read_options(options, bioesp_weights_options_init);
+    io::OpenOptions o;
+    if (opt.variant) o.variant = opt.variant;
+    o.to_diffusers = opt.to_diffusers != 0;
+    if (opt.config_dir) o.config_dir = opt.config_dir;
+    if (opt.log) {
+      auto fn = opt.log;
+      void* user = opt.log_user;
+      o.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
+    }
+    auto w = std::make_unique<bioesp_weights>();
+    w->set = io::open_weights(path, o);
+    w->lora = lora::describe(w->set);
+    *out = w.release();
+  });
+}
+
+void bioesp_weights_close(bioesp_weights* weights) { delete weights; }
+
+bioesp_status bioesp_weights_format_of(const bioesp_weights* w, bioesp_weights_format* out) {
+  return guard([&] {
+    require(w && out, "weights and out must not be NULL");
+    *out = w->set.format;
+  });
+}
+
+bioesp_status bioesp_weights_count(const bioesp_weights* w, size_t* out) {
+  return guard([&] {
+    require(w && out, "weights and out must not be NULL");
+    *out = w->set.tensors.size();
+  });
+}
+
+bioesp_status bioesp_weights_tensor(const bioesp_weights* w, size_t index, bioesp_tensor_info* out) {
+  return guard([&] {
+    require(out && out->struct_size >= sizeof(bioesp_tensor_info), "out must be a bioesp_tensor_info with struct_size set");
+    const io::Tensor& t = tensor_at(w, index);
+    if (t.shape.size() > BIOESP_MAX_DIMS)
+      fail(BIOESP_ERR_UNSUPPORTED, t.name + " has more than " + std::to_string(BIOESP_MAX_DIMS) + " dimensions");
+    out->name = t.name.c_str();
+    out->component = t.component.c_str();
+    out->dtype = static_cast<bioesp_dtype>(t.dtype);
+    out->ndim = t.shape.size();
+    for (size_t i = 0; i < BIOESP_MAX_DIMS; ++i) out->shape[i] = i < t.shape.size() ? t.shape[i] : 0;
+    out->nbytes = t.nbytes;
+  });
+}
+
+bioesp_status bioesp_weights_find(const bioesp_weights* w, const char* component, const char* name,
+                                  size_t* index) {
+  return guard([&] {
+    require(w && name && index, "weights, name and index must not be NULL");
+    const io::Tensor* t = w->set.find(component ? component : "", name);
+    if (!t) fail(BIOESP_ERR_NOT_FOUND, std::string("no tensor named ") + name);
+    *index = static_cast<size_t>(t - w->set.tensors.data());
+  });
+}
+
+bioesp_status bioesp_weights_read(const bioesp_weights* w, size_t index, bioesp_dtype dtype, void* dst,
+                                  size_t size) {
+  return guard([&] {
+    const io::Tensor& t = tensor_at(w, index);
+    require(dst != nullptr, "dst must not be NULL");
+    require(dtype >= BIOESP_DTYPE_F32 && dtype <= BIOESP_DTYPE_BOOL, "unknown dtype");
+    auto to = static_cast<io::DType>(dtype);
+    size_t n = static_cast<size_t>(t.numel());
+    if (size / io::dtype_size(to) < n)
+      fail(BIOESP_ERR_INVALID_ARGUMENT, t.name + " needs " + std::to_string(n * io::dtype_size(to)) +
+                                            " bytes, the buffer has " + std::to_string(size));
+    io::convert_elements(t.data, t.dtype, dst, to, n);
+  });
+}
+
+bioesp_status bioesp_weights_metadata_count(const bioesp_weights* w, size_t* out) {
+  return guard([&] {
+    require(w && out, "weights and out must not be NULL");
+    *out = w->set.metadata.size();
+  });
+}
+
+bioesp_status bioesp_weights_metadata(const bioesp_weights* w, size_t index, const char** key,
+                                      const char** value) {
+  return guard([&] {
+    require(w && key && value, "weights, key and value must not be NULL");
+    if (index >= w->set.metadata.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "metadata index out of range");
+    *key = w->set.metadata[index].first.c_str();
+    *value = w->set.metadata[index].second.c_str();
+  });
+}
+
+bioesp_status bioesp_weights_save_safetensors(const bioesp_weights* w, const char* component,
+                                              const char* path) {
+  return guard([&] {
+    require(w && path, "weights and path must not be NULL");
+    std::string want = component ? component : "";
+    std::vector<const io::Tensor*> chosen;
+    std::string first_component;
+    for (const auto& t : w->set.tensors) {
+      if (!want.empty() && t.component != want) continue;
+      if (want.empty() && !chosen.empty() && t.component != first_component)
+        fail(BIOESP_ERR_INVALID_ARGUMENT, "the weights hold several components (" + first_component + ", " +
+                                              t.component + ", ...): name one");
+      if (chosen.empty()) first_component = t.component;
+      chosen.push_back(&t);
+    }
+    if (chosen.empty()) fail(BIOESP_ERR_NOT_FOUND, "no tensors in component '" + want + "'");
+    io::write_safetensors(path, chosen, w->set.metadata);
+  });
+}
+
+bioesp_status bioesp_weights_lora_info(const bioesp_weights* w, bioesp_lora_info* out) {
+  return guard([&] {
+    require(w && out && out->struct_size >= sizeof(bioesp_lora_info), "weights and out (with struct_size) must be set");
+    out->flavour = w->lora.flavour;
+    out->rank = w->lora.rank;
+    out->num_targets = w->lora.targets.size();
+  });
+}
+
+bioesp_status bioesp_weights_lora_target(const bioesp_weights* w, size_t index, const char** module) {
+  return guard([&] {
+    require(w && module, "weights and module must not be NULL");
+    if (index >= w->lora.targets.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA target index out of range");
+    *module = w->lora.targets[index].c_str();
+  });
+}
+
+}  // extern "C"

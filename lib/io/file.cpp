@@ -1,0 +1,96 @@
+#include "io/file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace bioesp::io {
+
+Mapping::~Mapping() {
+  if (data && size) munmap(const_cast<uint8_t*>(data), size);
+}
+
+static std::string errno_text() { return std::strerror(errno); }
+
+std::shared_ptr<Mapping> map_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(BIOESP_ERR_IO, "cannot open " + path + ": " + errno_text());
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    ::close(fd);
+    fail(BIOESP_ERR_IO, "cannot stat " + path + ": " + errno_text());
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(BIOESP_ERR_IO, path + " is not a regular file");
+  }
+  auto m = std::make_shared<Mapping>();
+  m->size = static_cast<size_t>(st.st_size);
+  if (m->size > 0) {
+    void* p = mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      ::close(fd);
+      m->size = 0;
+      fail(BIOESP_ERR_IO, "cannot map " + path + ": " + errno_text());
+    }
+    m->data = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+  return m;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(BIOESP_ERR_IO, "cannot open " + path + ": " + errno_text());
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) fail(BIOESP_ERR_IO, "cannot read " + path);
+  return ss.str();
+}
+
+bool is_directory(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_file(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+void write_bytes(std::FILE* f, const void* data, size_t n, const std::string& path) {
+  if (n && std::fwrite(data, 1, n, f) != n)
+    fail(BIOESP_ERR_IO, "cannot write " + path + ": " + errno_text());
+}
+
+void write_file_atomically(const std::string& path, const std::function<void(std::FILE*)>& write) {
+  std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) fail(BIOESP_ERR_IO, "cannot create " + tmp + ": " + errno_text());
+  try {
+    write(f);
+    if (std::fflush(f) != 0 || fsync(fileno(f)) != 0)
+      fail(BIOESP_ERR_IO, "cannot flush " + tmp + ": " + errno_text());
+    if (std::fclose(f) != 0) {
+      f = nullptr;
+      fail(BIOESP_ERR_IO, "cannot close " + tmp + ": " + errno_text());
+    }
+    f = nullptr;
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      fail(BIOESP_ERR_IO, "cannot rename " + tmp + " to " + path + ": " + errno_text());
+  } catch (...) {
+    if (f) std::fclose(f);
+    std::remove(tmp.c_str());
+    throw;
+  }
+}
+
+}  // namespace bioesp::io

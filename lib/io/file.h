@@ -1,0 +1,34 @@
+// Files: read-only mappings shared by the tensors that point into them, and atomic writes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace bioesp::io {
+
+struct Mapping {
+  const uint8_t* data = nullptr;
+  size_t size = 0;
+  ~Mapping();
+};
+
+// Maps a whole file read-only. Throws an I/O error naming the path.
+std::shared_ptr<Mapping> map_file(const std::string& path);
+
+std::string read_text_file(const std::string& path);
+bool is_directory(const std::string& path);
+bool is_file(const std::string& path);
+
+// Writes a file atomically: `write` fills "<path>.tmp-<pid>", which is flushed to disk and then
+// renamed over `path`. On any failure the temporary is removed and `path` is untouched.
+void write_file_atomically(const std::string& path,
+                           const std::function<void(std::FILE*)>& write);
+
+// fwrite that throws an I/O error (disk full) naming the path.
+void write_bytes(std::FILE* f, const void* data, size_t n, const std::string& path);
+
+}  // namespace bioesp::io
