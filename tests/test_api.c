@@ -1,0 +1,83 @@
+/* The C ABI's conventions: version checks, status strings, NULL handling, options structs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <bioesp.h>
+
+static void test_version(void** state) {
+  (void)state;
+  assert_int_equal(bioesp_version(), BIOESP_VERSION_NUMBER);
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", BIOESP_VERSION_MAJOR, BIOESP_VERSION_MINOR, BIOESP_VERSION_PATCH);
+  assert_string_equal(bioesp_version_string(), want);
+  assert_int_equal(bioesp_check_version(BIOESP_VERSION_NUMBER), BIOESP_OK);
+  /* a header from a newer minor or another major does not match this library */
+  assert_int_equal(bioesp_check_version(BIOESP_VERSION_NUMBER + 100), BIOESP_ERR_UNSUPPORTED);
+  assert_non_null(strstr(bioesp_last_error(), "does not match"));
+  assert_int_equal(bioesp_check_version(BIOESP_VERSION_NUMBER + 10000), BIOESP_ERR_UNSUPPORTED);
+}
+
+static void test_status_strings(void** state) {
+  (void)state;
+  for (int s = BIOESP_OK; s <= BIOESP_ERR_INTERNAL; ++s) {
+    const char* text = bioesp_status_string((bioesp_status)s);
+    assert_non_null(text);
+    assert_true(strlen(text) > 1);
+    assert_string_not_equal(text, "unknown status");
+  }
+  assert_string_equal(bioesp_status_string((bioesp_status)999), "unknown status");
+}
+
+static void test_null_arguments(void** state) {
+  (void)state;
+  bioesp_weights* w = NULL;
+  assert_int_equal(bioesp_weights_open(NULL, NULL, &w), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_true(strlen(bioesp_last_error()) > 0);
+  assert_int_equal(bioesp_weights_open("x", NULL, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  size_t n;
+  assert_int_equal(bioesp_weights_count(NULL, &n), BIOESP_ERR_INVALID_ARGUMENT);
+  bioesp_weights_close(NULL);
+  bioesp_string_free(NULL);
+  /* a successful call clears the message */
+  assert_int_equal(bioesp_check_version(BIOESP_VERSION_NUMBER), BIOESP_OK);
+  assert_string_equal(bioesp_last_error(), "");
+}
+
+static void test_options_struct_size(void** state) {
+  (void)state;
+  bioesp_weights_options o;
+  bioesp_weights_options_init(&o);
+  assert_int_equal(o.struct_size, sizeof o);
+  assert_null(o.variant);
+  assert_int_equal(o.to_diffusers, 0);
+  o.struct_size = 1; /* nonsense size */
+  bioesp_weights* w = NULL;
+  assert_int_equal(bioesp_weights_open("x", &o, &w), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "struct_size"));
+  /* an older, shorter struct is accepted: fields it lacks take their defaults */
+  bioesp_weights_options_init(&o);
+  o.struct_size = offsetof(bioesp_weights_options, to_diffusers);
+  o.to_diffusers = 12345; /* beyond the caller's struct: ignored */
+  assert_int_equal(bioesp_weights_open("/nonexistent/file", &o, &w), BIOESP_ERR_IO);
+  assert_non_null(strstr(bioesp_last_error(), "/nonexistent/file"));
+}
+
+static void test_dtype_names(void** state) {
+  (void)state;
+  assert_string_equal(bioesp_dtype_name(BIOESP_DTYPE_BF16), "BF16");
+  assert_string_equal(bioesp_dtype_name(BIOESP_DTYPE_BOOL), "BOOL");
+  assert_string_equal(bioesp_dtype_name((bioesp_dtype)77), "?");
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_version),       cmocka_unit_test(test_status_strings),
+      cmocka_unit_test(test_null_arguments), cmocka_unit_test(test_options_struct_size),
+      cmocka_unit_test(test_dtype_names),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
