@@ -1,0 +1,263 @@
+#include "config/model_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace bioesp::config {
+namespace {
+
+using nlohmann::json;
+
+json parse(const std::string& text, const std::string& what) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    fail(BIOESP_ERR_FORMAT, what + ": malformed JSON: " + e.what());
+  }
+  if (!j.is_object()) fail(BIOESP_ERR_FORMAT, what + ": not a JSON object");
+  return j;
+}
+
+// Reads typed values; a present null counts as absent, as in diffusers.
+struct Reader {
+  const json& j;
+  const std::string& what;
+
+  const json* get(const char* key) const {
+    auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+  }
+  [[noreturn]] void bad(const char* key, const char* want) const {
+    fail(BIOESP_ERR_FORMAT, what + ": '" + key + "' must be " + want);
+  }
+  int integer(const char* key, int def) const {
+    const json* v = get(key);
+    if (!v) return def;
+    if (!v->is_number_integer() || v->get<int64_t>() < -(1 << 30) || v->get<int64_t>() > (1 << 30))
+      bad(key, "an integer");
+    return v->get<int>();
+  }
+  int positive(const char* key, int def) const {
+    int v = integer(key, def);
+    if (v <= 0) bad(key, "a positive integer");
+    return v;
+  }
+  double number(const char* key, double def) const {
+    const json* v = get(key);
+    if (!v) return def;
+    if (!v->is_number()) bad(key, "a number");
+    return v->get<double>();
+  }
+  bool boolean(const char* key, bool def) const {
+    const json* v = get(key);
+    if (!v) return def;
+    if (!v->is_boolean()) bad(key, "true or false");
+    return v->get<bool>();
+  }
+  std::string string(const char* key, const std::string& def) const {
+    const json* v = get(key);
+    if (!v) return def;
+    if (!v->is_string()) bad(key, "a string");
+    return v->get<std::string>();
+  }
+  std::vector<std::string> strings(const char* key, std::vector<std::string> def) const {
+    const json* v = get(key);
+    if (!v) return def;
+    if (!v->is_array() || v->empty()) bad(key, "a non-empty list of strings");
+    std::vector<std::string> out;
+    for (const auto& e : *v) {
+      if (!e.is_string()) bad(key, "a non-empty list of strings");
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+  // An int for every block, or one int for all of them.
+  std::vector<int> per_block(const char* key, int def, size_t blocks) const {
+    const json* v = get(key);
+    if (!v) return std::vector<int>(blocks, def);
+    if (v->is_number_integer()) {
+      int x = v->get<int>();
+      if (x <= 0) bad(key, "positive");
+      return std::vector<int>(blocks, x);
+    }
+    if (!v->is_array() || v->size() != blocks)
+      fail(BIOESP_ERR_FORMAT, what + ": '" + key + "' must be an integer or a list of " +
+                                  std::to_string(blocks) + " (one per block)");
+    std::vector<int> out;
+    for (const auto& e : *v) {
+      if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > (1 << 20))
+        bad(key, "a list of positive integers");
+      out.push_back(e.get<int>());
+    }
+    return out;
+  }
+  // Keys that must keep their default for bioesp to build the model.
+  void unsupported_unless(const char* key, const json& def) const {
+    const json* v = get(key);
+    if (v && *v != def)
+      fail(BIOESP_ERR_UNSUPPORTED, what + ": '" + key + "' = " + v->dump() + " is not supported");
+  }
+  void must_be_null(const char* key) const {
+    if (get(key)) fail(BIOESP_ERR_UNSUPPORTED, what + ": '" + key + "' = " + get(key)->dump() + " is not supported");
+  }
+};
+
+}  // namespace
+
+CLIPTextConfig parse_clip_text(const std::string& text, const std::string& what) {
+  json j = parse(text, what);
+  Reader r{j, what};
+  CLIPTextConfig c;
+  c.vocab_size = r.positive("vocab_size", c.vocab_size);
+  c.hidden_size = r.positive("hidden_size", c.hidden_size);
+  c.intermediate_size = r.positive("intermediate_size", c.intermediate_size);
+  c.projection_dim = r.positive("projection_dim", c.projection_dim);
+  c.num_hidden_layers = r.positive("num_hidden_layers", c.num_hidden_layers);
+  c.num_attention_heads = r.positive("num_attention_heads", c.num_attention_heads);
+  c.max_position_embeddings = r.positive("max_position_embeddings", c.max_position_embeddings);
+  c.hidden_act = r.string("hidden_act", c.hidden_act);
+  if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu")
+    fail(BIOESP_ERR_UNSUPPORTED, what + ": hidden_act '" + c.hidden_act + "' is not supported");
+  c.layer_norm_eps = r.number("layer_norm_eps", c.layer_norm_eps);
+  c.pad_token_id = r.integer("pad_token_id", c.pad_token_id);
+  c.bos_token_id = r.integer("bos_token_id", c.bos_token_id);
+  c.eos_token_id = r.integer("eos_token_id", c.eos_token_id);
+  if (c.hidden_size % c.num_attention_heads)
+    fail(BIOESP_ERR_FORMAT, what + ": hidden_size is not divisible by num_attention_heads");
+  auto archs = r.strings("architectures", {"CLIPTextModel"});
+  c.with_projection = archs.front() == "CLIPTextModelWithProjection";
+  return c;
+}
+
+UNetConfig parse_unet(const std::string& text, const std::string& what) {
+  json j = parse(text, what);
+  Reader r{j, what};
+  UNetConfig c;
+  c.sample_size = r.positive("sample_size", c.sample_size);
+  c.in_channels = r.positive("in_channels", c.in_channels);
+  c.out_channels = r.positive("out_channels", c.out_channels);
+  c.center_input_sample = r.boolean("center_input_sample", false);
+  c.flip_sin_to_cos = r.boolean("flip_sin_to_cos", true);
+  c.freq_shift = r.number("freq_shift", 0);
+  c.down_block_types = r.strings("down_block_types", {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
+                                                      "CrossAttnDownBlock2D", "DownBlock2D"});
+  c.up_block_types = r.strings("up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
+                                                  "CrossAttnUpBlock2D"});
+  c.mid_block_type = r.string("mid_block_type", c.mid_block_type);
+  size_t n = c.down_block_types.size();
+  c.block_out_channels = r.per_block("block_out_channels", 0, n);
+  if (!r.get("block_out_channels")) {
+    if (n != 4) fail(BIOESP_ERR_FORMAT, what + ": 'block_out_channels' is needed for " + std::to_string(n) + " blocks");
+    c.block_out_channels = {320, 640, 1280, 1280};
+  }
+  if (c.up_block_types.size() != n)
+    fail(BIOESP_ERR_FORMAT, what + ": down_block_types and up_block_types differ in length");
+  for (const auto& t : c.down_block_types)
+    if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D")
+      fail(BIOESP_ERR_UNSUPPORTED, what + ": down block type '" + t + "' is not supported");
+  for (const auto& t : c.up_block_types)
+    if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D")
+      fail(BIOESP_ERR_UNSUPPORTED, what + ": up block type '" + t + "' is not supported");
+  if (c.mid_block_type != "UNetMidBlock2DCrossAttn")
+    fail(BIOESP_ERR_UNSUPPORTED, what + ": mid_block_type '" + c.mid_block_type + "' is not supported");
+  c.layers_per_block = r.per_block("layers_per_block", 2, n);
+  c.transformer_layers_per_block = r.per_block("transformer_layers_per_block", 1, n);
+  if (const json* rev = r.get("reverse_transformer_layers_per_block")) {
+    // A list per up block of per-layer counts; bioesp takes one count per block.
+    if (!rev->is_array() || rev->size() != n) r.bad("reverse_transformer_layers_per_block", "a list per up block");
+    for (const auto& b : *rev) {
+      int v = b.is_array() && !b.empty() && b[0].is_number_integer() ? b[0].get<int>()
+              : b.is_number_integer() ? b.get<int>() : 0;
+      if (v <= 0) r.bad("reverse_transformer_layers_per_block", "positive integers");
+      c.reverse_transformer_layers_per_block.push_back(v);
+    }
+  }
+  // diffusers' historical naming: attention_head_dim is the number of heads unless
+  // num_attention_heads is given.
+  if (r.get("num_attention_heads")) c.num_attention_heads = r.per_block("num_attention_heads", 8, n);
+  else c.num_attention_heads = r.per_block("attention_head_dim", 8, n);
+  c.cross_attention_dim = r.per_block("cross_attention_dim", 1280, n);
+  if (const json* oca = r.get("only_cross_attention")) {
+    if (oca->is_boolean()) c.only_cross_attention.assign(n, oca->get<bool>());
+    else if (oca->is_array() && oca->size() == n)
+      for (const auto& e : *oca) {
+        if (!e.is_boolean()) r.bad("only_cross_attention", "a boolean or one per block");
+        c.only_cross_attention.push_back(e.get<bool>());
+      }
+    else r.bad("only_cross_attention", "a boolean or one per block");
+  } else {
+    c.only_cross_attention.assign(n, false);
+  }
+  c.downsample_padding = r.integer("downsample_padding", 1);
+  c.mid_block_scale_factor = r.number("mid_block_scale_factor", 1);
+  c.norm_num_groups = r.positive("norm_num_groups", 32);
+  c.norm_eps = r.number("norm_eps", 1e-5);
+  c.use_linear_projection = r.boolean("use_linear_projection", false);
+  c.upcast_attention = r.boolean("upcast_attention", false);
+  c.addition_embed_type = r.string("addition_embed_type", "");
+  if (!c.addition_embed_type.empty() && c.addition_embed_type != "text_time")
+    fail(BIOESP_ERR_UNSUPPORTED, what + ": addition_embed_type '" + c.addition_embed_type + "' is not supported");
+  if (c.addition_embed_type == "text_time") {
+    c.addition_time_embed_dim = r.positive("addition_time_embed_dim", 256);
+    c.projection_class_embeddings_input_dim = r.positive("projection_class_embeddings_input_dim", 2816);
+  }
+  for (int ch : c.block_out_channels)
+    if (ch % c.norm_num_groups) fail(BIOESP_ERR_FORMAT, what + ": block_out_channels must divide into norm_num_groups");
+  for (size_t i = 0; i < n; ++i)
+    if (c.block_out_channels[i] % c.num_attention_heads[i])
+      fail(BIOESP_ERR_FORMAT, what + ": block " + std::to_string(i) + "'s channels are not divisible by its heads");
+  r.unsupported_unless("act_fn", "silu");
+  r.unsupported_unless("time_embedding_type", "positional");
+  r.unsupported_unless("resnet_time_scale_shift", "default");
+  r.unsupported_unless("attention_type", "default");
+  r.unsupported_unless("conv_in_kernel", 3);
+  r.unsupported_unless("conv_out_kernel", 3);
+  r.unsupported_unless("dual_cross_attention", false);
+  r.unsupported_unless("resnet_skip_time_act", false);
+  r.unsupported_unless("resnet_out_scale_factor", 1.0);
+  r.unsupported_unless("class_embeddings_concat", false);
+  for (const char* k : {"class_embed_type", "num_class_embeds", "encoder_hid_dim", "encoder_hid_dim_type",
+                        "time_cond_proj_dim", "time_embedding_dim", "time_embedding_act_fn", "timestep_post_act",
+                        "cross_attention_norm", "mid_block_only_cross_attention"})
+    r.must_be_null(k);
+  return c;
+}
+
+VAEConfig parse_vae(const std::string& text, const std::string& what) {
+  json j = parse(text, what);
+  Reader r{j, what};
+  VAEConfig c;
+  c.in_channels = r.positive("in_channels", 3);
+  c.out_channels = r.positive("out_channels", 3);
+  c.latent_channels = r.positive("latent_channels", 4);
+  c.down_block_types = r.strings("down_block_types", c.down_block_types);
+  c.up_block_types = r.strings("up_block_types", c.up_block_types);
+  size_t n = c.down_block_types.size();
+  if (c.up_block_types.size() != n)
+    fail(BIOESP_ERR_FORMAT, what + ": down_block_types and up_block_types differ in length");
+  for (const auto& t : c.down_block_types)
+    if (t != "DownEncoderBlock2D") fail(BIOESP_ERR_UNSUPPORTED, what + ": down block type '" + t + "' is not supported");
+  for (const auto& t : c.up_block_types)
+    if (t != "UpDecoderBlock2D") fail(BIOESP_ERR_UNSUPPORTED, what + ": up block type '" + t + "' is not supported");
+  if (r.get("block_out_channels")) c.block_out_channels = r.per_block("block_out_channels", 64, n);
+  else if (n != 1) fail(BIOESP_ERR_FORMAT, what + ": 'block_out_channels' is needed for " + std::to_string(n) + " blocks");
+  c.layers_per_block = r.positive("layers_per_block", 1);
+  c.norm_num_groups = r.positive("norm_num_groups", 32);
+  c.sample_size = r.positive("sample_size", 32);
+  c.scaling_factor = r.number("scaling_factor", 0.18215);
+  c.shift_factor = r.number("shift_factor", 0);
+  c.force_upcast = r.boolean("force_upcast", true);
+  c.use_quant_conv = r.boolean("use_quant_conv", true);
+  c.use_post_quant_conv = r.boolean("use_post_quant_conv", true);
+  c.mid_block_add_attention = r.boolean("mid_block_add_attention", true);
+  for (int ch : c.block_out_channels)
+    if (ch % c.norm_num_groups) fail(BIOESP_ERR_FORMAT, what + ": block_out_channels must divide into norm_num_groups");
+  r.unsupported_unless("act_fn", "silu");
+  r.must_be_null("latents_mean");
+  r.must_be_null("latents_std");
+  return c;
+}
+
+}  // namespace bioesp::config

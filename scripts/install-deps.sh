@@ -1,0 +1,11 @@
+#!/bin/sh
+# Installs what bioesp needs on Debian 12 (run as root, or with sudo available).
+set -eu
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends \
+  build-essential cmake ninja-build ccache pkg-config clang \
+  libtorch-dev nlohmann-json3-dev libcmocka-dev zlib1g-dev \
+  libcurl4-openssl-dev libjpeg-dev libpng-dev python3 >/dev/null

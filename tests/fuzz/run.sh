@@ -1,0 +1,40 @@
+#!/bin/bash
+# Builds the fuzz targets with clang (ASan + UBSan) and runs each for SECONDS (default 60),
+# seeded with small inputs and with the reference data's configs and pickles.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=${1:-60}
+ref=${BIOESP_REFERENCE_DIR:-$root/../shared/reference}
+build=$root/build-fuzz
+cmake -S "$root" -B "$build" -G Ninja -DBIOESP_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build "$build"
+seeds=$(mktemp -d /tmp/bioesp-fuzz-XXXXXX)
+trap 'rm -rf "$seeds"' EXIT
+mkdir -p "$seeds/safetensors" "$seeds/pickle" "$seeds/config"
+for c in unet vae text_encoder; do cp "$ref/models/tiny-sd1/$c/config.json" "$seeds/config/$c.json"; done
+python3 - "$ref" "$seeds" <<'PY'
+import json, struct, sys, zipfile
+ref, seeds = sys.argv[1], sys.argv[2]
+z = zipfile.ZipFile(ref + "/golden/tiny-sd1/lora/legacy_lora.ckpt")
+pkl = z.read([n for n in z.namelist() if n.endswith("data.pkl")][0])
+open(seeds + "/pickle/legacy.pkl", "wb").write(pkl[:4096])
+h = json.dumps({"__metadata__": {"format": "pt"},
+                "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
+                "b": {"dtype": "F16", "shape": [3], "data_offsets": [16, 22]}}).encode()
+open(seeds + "/safetensors/small.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + bytes(22))
+PY
+passed=0 failed=0
+for t in safetensors pickle config; do
+  mkdir -p "$seeds/work-$t"
+  echo "fuzz_$t: ${seconds}s"
+  if "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
+      "$seeds/work-$t" "$seeds/$t" >"$seeds/$t.log" 2>&1; then
+    tail -n 5 "$seeds/$t.log"
+    passed=$((passed + 1))
+  else
+    tail -n 60 "$seeds/$t.log"
+    failed=$((failed + 1))
+  fi
+done
+echo "fuzzing: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
