@@ -1,0 +1,243 @@
+#include "text/clip_tokenizer.h"
+
+#include <algorithm>
+#include <climits>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/file.h"
+#include "text/unicode.h"
+
+namespace bioesp::text {
+namespace {
+
+using nlohmann::json;
+
+const char* const kStart = "<|startoftext|>";
+const char* const kEnd = "<|endoftext|>";
+
+// A special token is given as a string or as {"content": ...}.
+std::string token_text(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) return v["content"].get<std::string>();
+  return "";
+}
+
+json read_json_or_empty(const std::string& path) {
+  if (!io::is_file(path)) return json::object();
+  try {
+    json j = json::parse(io::read_text_file(path));
+    if (!j.is_object()) fail(BIOESP_ERR_FORMAT, path + ": not a JSON object");
+    return j;
+  } catch (const json::exception& e) {
+    fail(BIOESP_ERR_FORMAT, path + ": malformed JSON: " + e.what());
+  }
+}
+
+bool starts_with_at(const std::u32string& s, size_t i, const char* lit) {
+  for (size_t k = 0; lit[k]; ++k)
+    if (i + k >= s.size() || s[i + k] != static_cast<char32_t>(lit[k])) return false;
+  return true;
+}
+
+// CLIP's pattern: 's|'t|'re|'ve|'m|'ll|'d|\p{L}+|\p{N}|[^\s\p{L}\p{N}]+ (whitespace dropped).
+std::vector<std::u32string> pre_tokenize(const std::u32string& s) {
+  std::vector<std::u32string> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    char32_t c = s[i];
+    if (is_space(c)) { ++i; continue; }
+    size_t j = i + 1;
+    if (c == U'\'') {
+      for (const char* suffix : {"s", "t", "re", "ve", "m", "ll", "d"})
+        if (starts_with_at(s, i + 1, suffix)) { j = i + 1 + std::char_traits<char>::length(suffix); break; }
+      if (j == i + 1)
+        while (j < s.size() && !is_space(s[j]) && !is_letter(s[j]) && !is_number(s[j])) ++j;
+    } else if (is_letter(c)) {
+      while (j < s.size() && is_letter(s[j])) ++j;
+    } else if (!is_number(c)) {
+      while (j < s.size() && !is_space(s[j]) && !is_letter(s[j]) && !is_number(s[j])) ++j;
+    }
+    out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+ClipTokenizer::ClipTokenizer(const std::string& dir) {
+  const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
+  if (!io::is_file(vocab_path)) fail(BIOESP_ERR_IO, "tokenizer: missing " + vocab_path);
+  if (!io::is_file(merges_path)) fail(BIOESP_ERR_IO, "tokenizer: missing " + merges_path);
+  json vocab = read_json_or_empty(vocab_path);
+  for (const auto& [tok, id] : vocab.items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 24))
+      fail(BIOESP_ERR_FORMAT, vocab_path + ": the id of '" + tok + "' is not a small non-negative integer");
+    int64_t i = id.get<int64_t>();
+    vocab_[tok] = i;
+    if (static_cast<size_t>(i) >= tokens_.size()) tokens_.resize(i + 1);
+    tokens_[i] = tok;
+  }
+  if (vocab_.empty()) fail(BIOESP_ERR_FORMAT, vocab_path + ": empty vocabulary");
+
+  std::istringstream merges(io::read_text_file(merges_path));
+  std::string line;
+  int lineno = 0, rank = 0;
+  while (std::getline(merges, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || (lineno == 1 && line.rfind("#version", 0) == 0)) continue;
+    size_t sp = line.find(' ');
+    if (sp == std::string::npos || sp == 0 || sp + 1 >= line.size() || line.find(' ', sp + 1) != std::string::npos)
+      fail(BIOESP_ERR_FORMAT, merges_path + ":" + std::to_string(lineno) + ": a merge is two symbols separated by one space");
+    if (!vocab_.count(line.substr(0, sp) + line.substr(sp + 1)))
+      fail(BIOESP_ERR_FORMAT, merges_path + ":" + std::to_string(lineno) + ": merge result '" +
+                                  line.substr(0, sp) + line.substr(sp + 1) + "' is not in vocab.json");
+    ranks_.emplace(line, rank++);
+  }
+  if (ranks_.empty()) fail(BIOESP_ERR_FORMAT, merges_path + ": no merges");
+
+  // GPT-2's byte ↔ printable-character table.
+  int n = 0;
+  for (int b = 0; b < 256; ++b) {
+    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    char32_t u = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
+    utf8_append(byte_to_unicode_[b], u);
+    unicode_to_byte_[u] = static_cast<uint8_t>(b);
+  }
+
+  json config = read_json_or_empty(dir + "/tokenizer_config.json");
+  json special = read_json_or_empty(dir + "/special_tokens_map.json");
+  auto special_token = [&](const char* key, const std::string& def) {
+    std::string t = special.contains(key) ? token_text(special[key]) : "";
+    if (t.empty() && config.contains(key)) t = token_text(config[key]);
+    return t.empty() ? def : t;
+  };
+  bos_ = id_of(special_token("bos_token", kStart), "bos_token");
+  eos_ = id_of(special_token("eos_token", kEnd), "eos_token");
+  unk_ = id_of(special_token("unk_token", kEnd), "unk_token");
+  pad_ = id_of(special_token("pad_token", kEnd), "pad_token");
+  if (config.contains("model_max_length") && config["model_max_length"].is_number()) {
+    double m = config["model_max_length"].get<double>();
+    // Configs without a limit carry a huge sentinel; CLIP's position table has 77 entries.
+    if (m >= 2 && m < 1e6) max_length_ = static_cast<int>(m);
+  }
+}
+
+int64_t ClipTokenizer::id_of(const std::string& token, const std::string& what) const {
+  auto it = vocab_.find(token);
+  if (it == vocab_.end()) fail(BIOESP_ERR_FORMAT, "tokenizer: " + what + " '" + token + "' is not in vocab.json");
+  return it->second;
+}
+
+std::vector<int64_t> ClipTokenizer::bpe(const std::string& word) const {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    auto it = cache_.find(word);
+    if (it != cache_.end()) return it->second;
+  }
+  std::vector<std::string> sym;
+  for (unsigned char b : word) sym.push_back(byte_to_unicode_[b]);
+  if (sym.empty()) return {};
+  sym.back() += "</w>";
+  while (sym.size() > 1) {
+    int best = INT_MAX;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < sym.size(); ++i) {
+      auto it = ranks_.find(sym[i] + " " + sym[i + 1]);
+      if (it != ranks_.end() && it->second < best) { best = it->second; at = i; }
+    }
+    if (best == INT_MAX) break;
+    // Merge every occurrence of the best pair, left to right.
+    std::string a = sym[at], b = sym[at + 1];
+    std::vector<std::string> next;
+    for (size_t i = 0; i < sym.size(); ++i) {
+      if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
+        next.push_back(a + b);
+        ++i;
+      } else {
+        next.push_back(sym[i]);
+      }
+    }
+    sym.swap(next);
+  }
+  std::vector<int64_t> ids;
+  for (const auto& s : sym) {
+    auto it = vocab_.find(s);
+    ids.push_back(it == vocab_.end() ? unk_ : it->second);
+  }
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  if (cache_.size() > 100000) cache_.clear();
+  cache_.emplace(word, ids);
+  return ids;
+}
+
+std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
+  std::vector<int64_t> ids;
+  // Special tokens are matched in the raw text first, as added tokens are.
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t s = text.find(kStart, pos), e = text.find(kEnd, pos);
+    size_t next = std::min(s, e);
+    std::string piece = text.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
+    std::u32string u = nfc(utf8_decode(piece));
+    std::u32string folded;  // \s+ → " "
+    for (char32_t c : u) {
+      if (is_space(c)) {
+        if (folded.empty() || folded.back() != U' ') folded += U' ';
+      } else {
+        folded += c;
+      }
+    }
+    for (const auto& w : pre_tokenize(to_lower(folded))) {
+      auto part = bpe(utf8_encode(w));
+      ids.insert(ids.end(), part.begin(), part.end());
+    }
+    if (next == std::string::npos) break;
+    ids.push_back(next == s ? bos_ : eos_);
+    pos = next + std::char_traits<char>::length(next == s ? kStart : kEnd);
+  }
+  return ids;
+}
+
+Encoding ClipTokenizer::encode(const std::string& text) const {
+  Encoding e;
+  std::vector<int64_t> tokens = tokenize(text);
+  e.untruncated.push_back(bos_);
+  e.untruncated.insert(e.untruncated.end(), tokens.begin(), tokens.end());
+  e.untruncated.push_back(eos_);
+  size_t keep = static_cast<size_t>(max_length_ - 2);
+  e.truncated = tokens.size() > keep;
+  if (e.truncated) e.removed = decode(std::vector<int64_t>(tokens.begin() + keep, tokens.end()));
+  e.ids.push_back(bos_);
+  e.ids.insert(e.ids.end(), tokens.begin(), tokens.begin() + std::min(keep, tokens.size()));
+  e.ids.push_back(eos_);
+  e.ids.resize(max_length_, pad_);
+  return e;
+}
+
+std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
+  std::string joined;
+  for (int64_t id : ids) {
+    if (id == bos_ || id == eos_ || id == pad_) continue;
+    if (id < 0 || static_cast<size_t>(id) >= tokens_.size()) continue;
+    joined += tokens_[id];
+  }
+  std::string bytes;
+  std::u32string u = utf8_decode(joined);
+  for (size_t i = 0; i < u.size(); ++i) {
+    if (starts_with_at(u, i, "</w>")) {
+      bytes += ' ';
+      i += 3;
+      continue;
+    }
+    auto it = unicode_to_byte_.find(u[i]);
+    if (it != unicode_to_byte_.end()) bytes += static_cast<char>(it->second);
+  }
+  while (!bytes.empty() && bytes.back() == ' ') bytes.pop_back();
+  return bytes;
+}
+
+}  // namespace bioesp::text
