@@ -19,6 +19,10 @@ struct Mapping {
 // Maps a whole file read-only. Throws an I/O error naming the path.
 std::shared_ptr<Mapping> map_file(const std::string& path);
 
+// Drops the resident pages of [data, data + n) from a read-only file mapping once its bytes have
+// been copied elsewhere, so a load does not hold the file and the model in memory at once.
+void release_mapped_pages(const void* data, size_t n);
+
 std::string read_text_file(const std::string& path);
 bool is_directory(const std::string& path);
 bool is_file(const std::string& path);

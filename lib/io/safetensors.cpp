@@ -92,7 +92,9 @@ WeightSet parse_safetensors(const uint8_t* data, size_t size, std::shared_ptr<co
 
 WeightSet read_safetensors(const std::string& path) {
   auto m = map_file(path);
-  return parse_safetensors(m->data, m->size, m, path);
+  WeightSet set = parse_safetensors(m->data, m->size, m, path);
+  for (auto& t : set.tensors) t.mapped = true;
+  return set;
 }
 
 void write_safetensors(const std::string& path, const std::vector<const Tensor*>& tensors,

@@ -32,6 +32,7 @@ struct Tensor {
   const uint8_t* data = nullptr;  // contiguous, row-major, little-endian
   size_t nbytes = 0;
   std::shared_ptr<const void> owner;
+  bool mapped = false;  // data lies in a file mapping (its pages can be released after a copy)
 
   int64_t numel() const;
 };

@@ -1,0 +1,79 @@
+// The leaf layers, with parameters named as in PyTorch (weight, bias). Unlike torch::nn's, they
+// allocate their parameters uninitialised with the dtype and device of the enclosing BuildScope:
+// a full-size model costs no resident memory until its weights are loaded into it.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace bioesp::models {
+
+// Dtype and device for parameters created on this thread while the scope lives.
+class BuildScope {
+ public:
+  explicit BuildScope(torch::TensorOptions options);
+  ~BuildScope();
+  BuildScope(const BuildScope&) = delete;
+  BuildScope& operator=(const BuildScope&) = delete;
+
+ private:
+  torch::TensorOptions previous_;
+};
+torch::TensorOptions build_options();
+
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in, int64_t out, bool bias = true);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+};
+TORCH_MODULE(Linear);
+
+class Conv2dImpl : public torch::nn::Module {
+ public:
+  Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+
+ private:
+  int64_t stride_, padding_;
+};
+TORCH_MODULE(Conv2d);
+
+class GroupNormImpl : public torch::nn::Module {
+ public:
+  GroupNormImpl(int64_t groups, int64_t channels, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+
+ private:
+  int64_t groups_;
+  double eps_;
+};
+TORCH_MODULE(GroupNorm);
+
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(int64_t dim, double eps);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor weight, bias;
+
+ private:
+  int64_t dim_;
+  double eps_;
+};
+TORCH_MODULE(LayerNorm);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t count, int64_t dim);
+  torch::Tensor forward(const torch::Tensor& ids);
+  torch::Tensor weight;
+};
+TORCH_MODULE(Embedding);
+
+// Fills every parameter as the libraries initialise them (normal(0, 0.02) for matrices and
+// embeddings, ones/zeros for norms, zero biases), from a seeded generator: models with random
+// weights for benchmarks and for training from scratch.
+void initialise_random(torch::nn::Module& m, uint64_t seed);
+
+}  // namespace bioesp::models

@@ -1,0 +1,112 @@
+#include "models/loader.h"
+
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+#include "io/file.h"
+
+namespace bioesp::models {
+
+namespace {
+
+torch::ScalarType scalar_type(io::DType t) {
+  switch (t) {
+    case io::DType::F32: return torch::kFloat32;
+    case io::DType::F16: return torch::kFloat16;
+    case io::DType::BF16: return torch::kBFloat16;
+    case io::DType::F64: return torch::kFloat64;
+    case io::DType::I64: return torch::kInt64;
+    case io::DType::I32: return torch::kInt32;
+    case io::DType::I16: return torch::kInt16;
+    case io::DType::I8: return torch::kInt8;
+    case io::DType::U8: return torch::kUInt8;
+    case io::DType::Bool: return torch::kBool;
+  }
+  fail(BIOESP_ERR_INTERNAL, "unknown dtype");
+}
+
+std::string shape_text(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void list(std::ostringstream& o, const char* label, const std::vector<std::string>& names) {
+  if (names.empty()) return;
+  o << "\n  " << names.size() << " " << label << ":";
+  for (const auto& n : names) o << "\n    " << n;
+}
+
+}  // namespace
+
+torch::Tensor to_torch(const io::Tensor& t) {
+  std::vector<int64_t> shape(t.shape.begin(), t.shape.end());
+  return torch::from_blob(const_cast<uint8_t*>(t.data), shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));
+}
+
+std::string LoadReport::describe(const std::string& what) const {
+  std::ostringstream o;
+  o << what << ": the weights do not fit the architecture";
+  list(o, "missing", missing);
+  list(o, "unexpected", unexpected);
+  list(o, "with other shapes (file vs model)", mismatched);
+  return o.str();
+}
+
+LoadReport load_state(torch::nn::Module& m, const io::WeightSet& set, const std::string& component,
+                      const std::string& what, bool strict) {
+  std::map<std::string, torch::Tensor> expected;
+  for (const auto& p : m.named_parameters()) expected.emplace(p.key(), p.value());
+  for (const auto& b : m.named_buffers()) expected.emplace(b.key(), b.value());
+  std::map<std::string, const io::Tensor*> given;
+  LoadReport report;
+  for (const auto& t : set.tensors) {
+    if (t.component != component) continue;
+    if (ends_with(t.name, "position_ids")) continue;  // a buffer transformers may save
+    std::string name = t.name;
+    if (!expected.count(name) && expected.count("text_model." + name)) name = "text_model." + name;
+    if (!expected.count(name)) {
+      report.unexpected.push_back(t.name);
+      continue;
+    }
+    given[name] = &t;
+  }
+  for (const auto& [name, param] : expected) {
+    auto it = given.find(name);
+    if (it == given.end()) {
+      report.missing.push_back(name);
+      continue;
+    }
+    std::vector<int64_t> shape(it->second->shape.begin(), it->second->shape.end());
+    if (param.sizes() != at::IntArrayRef(shape))
+      report.mismatched.push_back(name + ": " + shape_text(shape) + " vs " + shape_text(param.sizes()));
+  }
+  if (strict && !report.clean()) fail(BIOESP_ERR_MISMATCH, report.describe(what));
+  torch::NoGradGuard no_grad;
+  for (auto& [name, param] : expected) {
+    auto it = given.find(name);
+    if (it == given.end() || param.sizes() != at::IntArrayRef(std::vector<int64_t>(it->second->shape.begin(), it->second->shape.end())))
+      continue;
+    const io::Tensor& src = *it->second;
+    if (!io::dtype_is_float(src.dtype) && src.dtype != io::DType::I64)
+      fail(BIOESP_ERR_FORMAT, what + ": tensor " + src.name + " has dtype " + io::dtype_name(src.dtype));
+    param.copy_(to_torch(src));
+    if (src.mapped) io::release_mapped_pages(src.data, src.nbytes);
+  }
+  return report;
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> expected_tensors(torch::nn::Module& m) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (const auto& p : m.named_parameters()) out.emplace_back(p.key(), p.value().sizes().vec());
+  return out;
+}
+
+}  // namespace bioesp::models

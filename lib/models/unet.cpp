@@ -1,0 +1,118 @@
+#include "models/unet.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace bioesp::models {
+
+namespace F = torch::nn::functional;
+
+TimestepEmbeddingImpl::TimestepEmbeddingImpl(int64_t in, int64_t out) {
+  linear_1 = register_module("linear_1", Linear(in, out));
+  linear_2 = register_module("linear_2", Linear(out, out));
+}
+
+torch::Tensor TimestepEmbeddingImpl::forward(const torch::Tensor& x) { return linear_2(F::silu(linear_1(x))); }
+
+torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim, bool flip_sin_to_cos, double freq_shift) {
+  const int64_t half = dim / 2;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(t.device());
+  auto exponent = -std::log(10000.0) * torch::arange(0, half, opts) / (static_cast<double>(half) - freq_shift);
+  auto emb = t.to(torch::kFloat32).unsqueeze(1) * exponent.exp().unsqueeze(0);
+  emb = torch::cat({emb.sin(), emb.cos()}, -1);
+  if (flip_sin_to_cos) emb = torch::cat({emb.slice(1, half), emb.slice(1, 0, half)}, -1);
+  if (dim % 2) emb = F::pad(emb, F::PadFuncOptions({0, 1}));
+  return emb;
+}
+
+UNet2DConditionModelImpl::UNet2DConditionModelImpl(const config::UNetConfig& c) : c_(c) {
+  const auto& ch = c.block_out_channels;
+  const size_t n = ch.size();
+  const int64_t temb = c.time_embedding_dim();
+  conv_in = register_module("conv_in", Conv2d(c.in_channels, ch[0], 3, 1, 1));
+  time_embedding = register_module("time_embedding", TimestepEmbedding(ch[0], temb));
+  if (c.addition_embed_type == "text_time")
+    add_embedding = register_module("add_embedding", TimestepEmbedding(c.projection_class_embeddings_input_dim, temb));
+
+  auto block_options = [&](size_t i, bool cross) {
+    BlockOptions b;
+    b.temb_channels = temb;
+    b.cross_attention = cross;
+    b.groups = c.norm_num_groups;
+    b.eps = c.norm_eps;
+    b.downsample_padding = c.downsample_padding;
+    b.transformer.heads = c.num_attention_heads[i];
+    b.transformer.cross_attention_dim = c.cross_attention_dim[i];
+    b.transformer.use_linear_projection = c.use_linear_projection;
+    b.transformer.only_cross_attention = c.only_cross_attention[i];
+    b.transformer.upcast_attention = c.upcast_attention;
+    b.transformer.layers = c.transformer_layers_per_block[i];
+    return b;
+  };
+
+  int64_t out = ch[0];
+  for (size_t i = 0; i < n; ++i) {
+    BlockOptions b = block_options(i, c.down_block_types[i] == "CrossAttnDownBlock2D");
+    b.in_channels = out;
+    out = ch[i];
+    b.out_channels = out;
+    b.layers = c.layers_per_block[i];
+    b.add_sample = i + 1 < n;
+    down_blocks->push_back(DownBlock(b));
+  }
+  register_module("down_blocks", down_blocks);
+
+  BlockOptions mid = block_options(n - 1, true);
+  mid.in_channels = ch[n - 1];
+  mid.layers = 1;
+  mid.output_scale_factor = c.mid_block_scale_factor;
+  mid_block = register_module("mid_block", MidBlock(mid));
+
+  out = ch[n - 1];
+  for (size_t i = 0; i < n; ++i) {
+    size_t r = n - 1 - i;  // the matching down block
+    BlockOptions b = block_options(r, c.up_block_types[i] == "CrossAttnUpBlock2D");
+    if (!c.reverse_transformer_layers_per_block.empty())
+      b.transformer.layers = c.reverse_transformer_layers_per_block[i];
+    b.prev_output_channels = out;
+    out = ch[r];
+    b.out_channels = out;
+    b.in_channels = ch[r == 0 ? 0 : r - 1];
+    b.layers = c.layers_per_block[r] + 1;
+    b.add_sample = i + 1 < n;
+    up_blocks->push_back(UpBlock(b));
+  }
+  register_module("up_blocks", up_blocks);
+
+  conv_norm_out = register_module(
+      "conv_norm_out", GroupNorm(c.norm_num_groups, ch[0], c.norm_eps));
+  conv_out = register_module("conv_out", Conv2d(ch[0], c.out_channels, 3, 1, 1));
+}
+
+torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, const torch::Tensor& timestep,
+                                                const torch::Tensor& context, const UNetExtra& extra) {
+  const int64_t B = sample.size(0);
+  auto t = timestep.to(sample.device());
+  if (t.dim() == 0) t = t.reshape({1});
+  t = t.expand({B});
+  auto emb = time_embedding(
+      timestep_embedding(t, c_.block_out_channels[0], c_.flip_sin_to_cos, c_.freq_shift).to(sample.scalar_type()));
+  if (add_embedding) {
+    if (!extra.text_embeds.defined() || !extra.time_ids.defined())
+      fail(BIOESP_ERR_INVALID_ARGUMENT, "this UNet (addition_embed_type text_time) needs text_embeds and time_ids");
+    auto time = timestep_embedding(extra.time_ids.flatten(), c_.addition_time_embed_dim, c_.flip_sin_to_cos,
+                                   c_.freq_shift)
+                    .reshape({B, -1});
+    emb = emb + add_embedding(torch::cat({extra.text_embeds, time}, -1).to(emb.scalar_type()));
+  }
+  auto x = c_.center_input_sample ? 2 * sample - 1.0 : sample;
+  x = conv_in(x);
+  std::vector<torch::Tensor> skips{x};
+  for (const auto& b : *down_blocks) x = b->as<DownBlock>()->forward(x, emb, context, skips);
+  x = mid_block(x, emb, context);
+  for (const auto& b : *up_blocks) x = b->as<UpBlock>()->forward(x, emb, context, skips);
+  return conv_out(F::silu(conv_norm_out(x)));
+}
+
+}  // namespace bioesp::models

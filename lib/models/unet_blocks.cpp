@@ -1,0 +1,100 @@
+#include "models/unet_blocks.h"
+
+namespace bioesp::models {
+
+static ResnetOptions resnet(const BlockOptions& o, int64_t in, int64_t out) {
+  ResnetOptions r;
+  r.in_channels = in;
+  r.out_channels = out;
+  r.temb_channels = o.temb_channels;
+  r.groups = o.groups;
+  r.eps = o.eps;
+  r.output_scale_factor = o.output_scale_factor;
+  return r;
+}
+
+static Transformer2DModel transformer(const BlockOptions& o, int64_t channels) {
+  TransformerOptions t = o.transformer;
+  t.channels = channels;
+  t.norm_groups = o.groups;
+  return Transformer2DModel(t);
+}
+
+DownBlockImpl::DownBlockImpl(const BlockOptions& o) {
+  for (int64_t i = 0; i < o.layers; ++i) {
+    resnets->push_back(ResnetBlock2D(resnet(o, i == 0 ? o.in_channels : o.out_channels, o.out_channels)));
+    if (o.cross_attention) attentions->push_back(transformer(o, o.out_channels));
+  }
+  register_module("resnets", resnets);
+  if (o.cross_attention) register_module("attentions", attentions);
+  if (o.add_sample) {
+    downsamplers->push_back(Downsample2D(o.out_channels, o.downsample_padding));
+    register_module("downsamplers", downsamplers);
+  }
+}
+
+torch::Tensor DownBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
+                                     std::vector<torch::Tensor>& skips) {
+  for (size_t i = 0; i < resnets->size(); ++i) {
+    x = resnets[i]->as<ResnetBlock2D>()->forward(x, temb);
+    if (!attentions->is_empty()) x = attentions[i]->as<Transformer2DModel>()->forward(x, context);
+    skips.push_back(x);
+  }
+  if (!downsamplers->is_empty()) {
+    x = downsamplers[0]->as<Downsample2D>()->forward(x);
+    skips.push_back(x);
+  }
+  return x;
+}
+
+MidBlockImpl::MidBlockImpl(const BlockOptions& o) {
+  resnets->push_back(ResnetBlock2D(resnet(o, o.in_channels, o.in_channels)));
+  for (int64_t i = 0; i < o.layers; ++i) {
+    attentions->push_back(transformer(o, o.in_channels));
+    resnets->push_back(ResnetBlock2D(resnet(o, o.in_channels, o.in_channels)));
+  }
+  register_module("attentions", attentions);
+  register_module("resnets", resnets);
+}
+
+torch::Tensor MidBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context) {
+  x = resnets[0]->as<ResnetBlock2D>()->forward(x, temb);
+  for (size_t i = 0; i < attentions->size(); ++i) {
+    x = attentions[i]->as<Transformer2DModel>()->forward(x, context);
+    x = resnets[i + 1]->as<ResnetBlock2D>()->forward(x, temb);
+  }
+  return x;
+}
+
+UpBlockImpl::UpBlockImpl(const BlockOptions& o) {
+  for (int64_t i = 0; i < o.layers; ++i) {
+    int64_t skip = i == o.layers - 1 ? o.in_channels : o.out_channels;
+    int64_t in = i == 0 ? o.prev_output_channels : o.out_channels;
+    resnets->push_back(ResnetBlock2D(resnet(o, in + skip, o.out_channels)));
+    if (o.cross_attention) attentions->push_back(transformer(o, o.out_channels));
+  }
+  register_module("resnets", resnets);
+  if (o.cross_attention) register_module("attentions", attentions);
+  if (o.add_sample) {
+    upsamplers->push_back(Upsample2D(o.out_channels));
+    register_module("upsamplers", upsamplers);
+  }
+}
+
+torch::Tensor UpBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
+                                   std::vector<torch::Tensor>& skips) {
+  for (size_t i = 0; i < resnets->size(); ++i) {
+    x = torch::cat({x, skips.back()}, 1);
+    skips.pop_back();
+    x = resnets[i]->as<ResnetBlock2D>()->forward(x, temb);
+    if (!attentions->is_empty()) x = attentions[i]->as<Transformer2DModel>()->forward(x, context);
+  }
+  if (!upsamplers->is_empty()) {
+    c10::optional<std::vector<int64_t>> size;
+    if (!skips.empty()) size = std::vector<int64_t>{skips.back().size(2), skips.back().size(3)};
+    x = upsamplers[0]->as<Upsample2D>()->forward(x, size);
+  }
+  return x;
+}
+
+}  // namespace bioesp::models

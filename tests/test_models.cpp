@@ -1,0 +1,234 @@
+// The LibTorch networks against diffusers/transformers on the tiny reference model (CPU float32,
+// relative L2 ≤ 1e-4), and the full-size architectures against the real manifests.
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "config/model_config.h"
+#include "core/error.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "models/clip_text.h"
+#include "models/loader.h"
+#include "models/unet.h"
+#include "models/vae.h"
+extern "C" {
+#include "support/testutil.h"
+}
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace bioesp;
+using nlohmann::json;
+
+static std::string model_dir() { return path_join(ref_dir(), "models/tiny-sd1"); }
+
+static io::WeightSet golden(const char* name) {
+  return io::read_safetensors(path_join(path_join(ref_dir(), "golden/tiny-sd1"), name));
+}
+
+static torch::Tensor g(const io::WeightSet& set, const std::string& name) {
+  const io::Tensor* t = set.find("", name);
+  if (!t) fail_msg("golden tensor %s missing", name.c_str());
+  return models::to_torch(*t).clone();
+}
+
+static void assert_close(const torch::Tensor& out, const torch::Tensor& ref, double tol, const char* what) {
+  if (out.sizes() != ref.sizes()) fail_msg("%s: shape differs", what);
+  double err = (out.to(torch::kFloat64) - ref.to(torch::kFloat64)).norm().item<double>() /
+               ref.to(torch::kFloat64).norm().item<double>();
+  print_message("%s: relative L2 error %.3g\n", what, err);
+  if (!(err <= tol)) fail_msg("%s: relative L2 error %.3g exceeds %.1g", what, err, tol);
+}
+
+template <class Module, class Config>
+Module load(const std::string& component, Config (*parse)(const std::string&, const std::string&)) {
+  std::string dir = model_dir() + "/" + component;
+  Module m(parse(io::read_text_file(dir + "/config.json"), component + "/config.json"));
+  auto set = io::open_weights(dir, {});
+  models::load_state(*m, set, "", component);
+  m->eval();
+  return m;
+}
+
+static void test_text_encoder(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto te = load<models::CLIPTextModel>("text_encoder", config::parse_clip_text);
+  auto ref = golden("text_encoder.safetensors");
+  auto ids = g(ref, "input_ids");
+  auto out = te->forward(ids, true);
+  assert_close(out.last_hidden_state, g(ref, "last_hidden_state"), 1e-4, "last_hidden_state");
+  assert_close(out.pooler_output, g(ref, "pooler_output"), 1e-4, "pooler_output");
+  assert_int_equal(out.hidden_states.size(), 3);
+  for (size_t i = 0; i < out.hidden_states.size(); ++i) {
+    std::string name = "hidden_states." + std::to_string(i);
+    assert_close(out.hidden_states[i], g(ref, name), 1e-4, name.c_str());
+  }
+  assert_close(te->encode(ids, 1), g(ref, "clip_skip_1"), 1e-4, "clip_skip_1");
+}
+
+static void test_unet(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto unet = load<models::UNet2DConditionModel>("unet", config::parse_unet);
+  auto ref = golden("unet.safetensors");
+  auto out = unet->forward(g(ref, "sample"), g(ref, "timestep"), g(ref, "encoder_hidden_states"));
+  assert_close(out, g(ref, "out"), 1e-4, "unet out");
+  auto ctx = g(ref, "encoder_hidden_states").slice(0, 0, 1);
+  auto out500 = unet->forward(g(ref, "sample_t500"), torch::tensor(500.0), ctx);
+  assert_close(out500, g(ref, "out_t500"), 1e-4, "unet out_t500 (scalar timestep)");
+}
+
+static void test_vae(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto vae = load<models::AutoencoderKL>("vae", config::parse_vae);
+  auto ref = golden("vae.safetensors");
+  auto z = g(ref, "latents") / vae->config().scaling_factor;
+  auto decoded = vae->decode(z);
+  assert_close(decoded, g(ref, "decoded"), 1e-4, "vae decoded");
+  auto post = vae->encode(g(ref, "image"));
+  assert_close(post.mean, g(ref, "posterior_mean"), 1e-4, "posterior mean");
+  assert_close(post.std, g(ref, "posterior_std"), 1e-4, "posterior std");
+  // Latents that fit one tile decode exactly as a whole.
+  assert_true(torch::equal(vae->decode_tiled(z), decoded));
+  // 64-pixel tiles (8 latents, stride 6) with a quarter overlap over the 128-pixel image.
+  models::TileOptions tiles;
+  tiles.tile_sample_size = 64;
+  auto tiled = vae->decode_tiled(z, tiles);
+  assert_int_equal(tiled.size(2), 128);
+  assert_int_equal(tiled.size(3), 128);
+  // The first tile's rows and columns before any blend come straight from its own decode.
+  auto first = vae->decode(z.slice(2, 0, 8).slice(3, 0, 8));
+  assert_close(tiled.slice(2, 0, 48).slice(3, 0, 48), first.slice(2, 0, 48).slice(3, 0, 48), 1e-6, "first tile");
+  // Inside the blend band, each row is the cross-fade of the two tiles that cover it.
+  auto second = vae->decode(z.slice(2, 6, 14).slice(3, 0, 8));
+  for (int64_t y : {0, 5, 15}) {
+    double w = y / 16.0;
+    auto want = first.select(2, 48 + y) * (1 - w) + second.select(2, y) * w;
+    assert_close(tiled.select(2, 48 + y).slice(2, 0, 48), want.slice(2, 0, 48), 1e-5, "blended row");
+  }
+  auto tiled_post = vae->encode_tiled(g(ref, "image"), tiles);
+  assert_int_equal(tiled_post.mean.size(2), 16);
+}
+
+static json manifest(const std::string& name) {
+  return json::parse(io::read_text_file(path_join(path_join(ref_dir(), "manifests"), (name + ".json").c_str())));
+}
+
+// A model built from `config` has exactly the manifest's names and shapes.
+static void check_manifest(torch::nn::Module& m, const std::string& name) {
+  json want = manifest(name);
+  std::set<std::string> seen;
+  for (const auto& [key, shape] : models::expected_tensors(m)) {
+    auto it = want.find(key);
+    if (it == want.end()) fail_msg("%s: bioesp builds %s, which the manifest lacks", name.c_str(), key.c_str());
+    if ((*it)[0].get<std::vector<int64_t>>() != shape) fail_msg("%s: %s has another shape", name.c_str(), key.c_str());
+    seen.insert(key);
+  }
+  for (const auto& [key, v] : want.items())
+    if (!seen.count(key) && key.find("position_ids") == std::string::npos)
+      fail_msg("%s: the manifest has %s, which bioesp does not build", name.c_str(), key.c_str());
+  print_message("%s: %zu tensors match\n", name.c_str(), seen.size());
+}
+
+static json configs() { return manifest("configs"); }
+
+static void test_full_size_manifests(void** state) {
+  (void)state;
+  // Parameters are allocated lazily (never touched): building costs no resident memory.
+  json c = configs();
+  auto unet_json = [&](const char* key) { return c[key].dump(); };
+  struct { const char* config; const char* manifest; } unets[] = {
+      {"sd1.unet", "sd1.unet"}, {"sd2.unet", "sd2.unet"}, {"sdxl.unet", "sdxl.unet"}};
+  for (const auto& u : unets) {
+    models::UNet2DConditionModel m(config::parse_unet(unet_json(u.config), u.config));
+    check_manifest(*m, u.manifest);
+  }
+  models::AutoencoderKL vae(config::parse_vae(c["vae"].dump(), "vae"));
+  check_manifest(*vae, "sd1.vae");
+  struct { const char* config; const char* manifest; bool projection; } encoders[] = {
+      {"clip_l", "sd1.text_encoder", false}, {"clip_h", "sd2.text_encoder", false},
+      {"clip_l", "sdxl.text_encoder", false}, {"clip_g", "sdxl.text_encoder_2", true}};
+  for (const auto& e : encoders) {
+    json j = c[e.config];
+    if (e.projection) j["architectures"] = {"CLIPTextModelWithProjection"};
+    models::CLIPTextModel m(config::parse_clip_text(j.dump(), e.config));
+    check_manifest(*m, e.manifest);
+  }
+}
+
+static void test_workshop_lora_fits_sd1(void** state) {
+  (void)state;
+  models::UNet2DConditionModel unet(config::parse_unet(configs()["sd1.unet"].dump(), "sd1.unet"));
+  std::map<std::string, std::vector<int64_t>> linears;
+  for (const auto& p : unet->named_parameters()) linears[p.key()] = p.value().sizes().vec();
+  auto lora = io::open_weights(path_join(ref_dir(), "workshop/model_lora.ckpt"), {});
+  const std::string prefix = "model.diffusion_model.unet.";
+  size_t checked = 0;
+  for (const auto& t : lora.tensors) {
+    assert_true(t.name.rfind(prefix, 0) == 0);
+    bool down = t.name.find(".lora.down.weight") != std::string::npos;
+    std::string module = t.name.substr(prefix.size(), t.name.find(down ? ".lora.down.weight" : ".lora.up.weight") - prefix.size());
+    auto it = linears.find(module + ".weight");
+    if (it == linears.end() || it->second.size() != 2) fail_msg("%s is not a Linear of the SD 1.x UNet", module.c_str());
+    // down: [rank, in]; up: [out, rank]
+    if (down) assert_int_equal(t.shape[1], it->second[1]);
+    else assert_int_equal(t.shape[0], it->second[0]);
+    ++checked;
+  }
+  assert_int_equal(checked, 256);
+}
+
+static void test_mismatch_report(void** state) {
+  (void)state;
+  // The tiny UNet's weights into a UNet with one block more: every problem named at once.
+  json c = json::parse(io::read_text_file(model_dir() + "/unet/config.json"));
+  c["block_out_channels"] = {32, 64, 128};
+  models::UNet2DConditionModel unet(config::parse_unet(c.dump(), "unet/config.json"));
+  auto set = io::open_weights(model_dir() + "/unet", {});
+  try {
+    models::load_state(*unet, set, "", "unet");
+    fail_msg("mismatched weights were accepted");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_MISMATCH);
+    assert_non_null(strstr(e.what(), "with other shapes"));
+    assert_non_null(strstr(e.what(), "down_blocks.2.resnets.0.conv1.weight: [64, 64, 3, 3] vs [128, 64, 3, 3]"));
+  }
+  // Unknown block types and unsupported values name the key.
+  c = json::parse(io::read_text_file(model_dir() + "/unet/config.json"));
+  c["down_block_types"][0] = "SimpleCrossAttnDownBlock2D";
+  try {
+    config::parse_unet(c.dump(), "unet/config.json");
+    fail_msg("an unknown block type was accepted");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_UNSUPPORTED);
+    assert_non_null(strstr(e.what(), "SimpleCrossAttnDownBlock2D"));
+  }
+  c = json::parse(io::read_text_file(model_dir() + "/unet/config.json"));
+  c["class_embed_type"] = "timestep";
+  try {
+    config::parse_unet(c.dump(), "unet/config.json");
+    fail_msg("class_embed_type was accepted");
+  } catch (const Error& e) {
+    assert_non_null(strstr(e.what(), "class_embed_type"));
+  }
+}
+
+int main(void) {
+  torch::set_num_threads(2);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_text_encoder),        cmocka_unit_test(test_unet),
+      cmocka_unit_test(test_vae),                 cmocka_unit_test(test_full_size_manifests),
+      cmocka_unit_test(test_workshop_lora_fits_sd1), cmocka_unit_test(test_mismatch_report),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
