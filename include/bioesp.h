@@ -187,6 +187,14 @@ BIOESP_API bioesp_status bioesp_weights_metadata_count(const bioesp_weights* wei
 BIOESP_API bioesp_status bioesp_weights_metadata(const bioesp_weights* weights, size_t index,
                                                  const char** key, const char** value);
 
+/* The tensors the architecture expects: from a diffusers folder's component configs, or for a
+ * single file from options->config_dir's configs or, without one, inferred from its shapes. The
+ * handle lists components, names, shapes (dtype F32) but holds no data: bioesp_weights_read
+ * answers BIOESP_ERR_UNSUPPORTED. Compare it with bioesp_weights_open's tensors (single files
+ * opened with to_diffusers) to find missing, unexpected and mismatched tensors. */
+BIOESP_API bioesp_status bioesp_weights_open_expected(const char* path, const bioesp_weights_options* options,
+                                                      bioesp_weights** out);
+
 /* Writes the tensors of one component ("" or NULL when there is only one) as safetensors,
  * with the metadata, atomically: a temporary file is written, flushed and renamed. */
 BIOESP_API bioesp_status bioesp_weights_save_safetensors(const bioesp_weights* weights,

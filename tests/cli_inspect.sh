@@ -12,9 +12,22 @@ echo "$out" | grep -q 'model.diffusion_model.unet.mid_block.attentions.0.transfo
 "$cli" inspect "$ref/models/tiny-sd1" | grep -q '^  unet/conv_in.weight  F32  \[32, 4, 3, 3\]$'
 "$cli" inspect "$ref/golden/tiny-sd1/tiny-sd1.single_file.safetensors" --config "$ref/models/tiny-sd1" \
   | grep -q '^  vae/decoder.mid_block.attentions.0.to_q.weight  F32  \[32, 32\]$'
+# --expected: the folder, and the single file with given and with inferred configs, are complete
+"$cli" inspect --expected "$ref/models/tiny-sd1" | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+"$cli" inspect --expected "$ref/golden/tiny-sd1/tiny-sd1.single_file.safetensors" --config "$ref/models/tiny-sd1" \
+  | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+"$cli" inspect --expected "$ref/golden/tiny-sd1/tiny-sd1.single_file.safetensors" \
+  | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+# a component whose weights do not fit its config: exit 1 and every mismatch named
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/unet"; ln -s "$ref/models/tiny-sd1/unet/diffusion_pytorch_model.safetensors" "$tmp/unet/"
+sed 's/"cross_attention_dim": 32/"cross_attention_dim": 64/' "$ref/models/tiny-sd1/unet/config.json" > "$tmp/unet/config.json"
+printf '{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}' > "$tmp/model_index.json"
+if "$cli" inspect --expected "$tmp" > "$tmp/out.txt"; then echo "mismatch not reported"; exit 1; fi
+grep -q '^mismatched: unet/down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight file \[32, 32\] vs architecture \[32, 64\]$' "$tmp/out.txt"
 "$cli" --version | grep -q '^bioesp [0-9]*\.[0-9]*\.[0-9]*$'
 "$cli" --help | grep -q 'inspect PATH'
 if "$cli" inspect /nonexistent 2>err.txt >/dev/null; then echo "missing file accepted"; exit 1; fi
-grep -q 'no such file' err.txt
+grep -q 'no such file' err.txt; rm -f err.txt
 if "$cli" frobnicate 2>/dev/null; then echo "unknown command accepted"; exit 1; fi
 echo ok

@@ -1,17 +1,31 @@
 // C entry points for weight files (bioesp_weights_*) and LoRA descriptions.
 #include <cstring>
+#include <memory>
 
 #include "api/guard.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "lora/detect.h"
 
+#include "api/weights_handle.h"
+
 using namespace bioesp;
 
-struct bioesp_weights {
-  io::WeightSet set;
-  lora::Description lora;
-};
+namespace bioesp {
+io::OpenOptions open_options(const bioesp_weights_options* options) {
+  auto opt = read_options(options, bioesp_weights_options_init);
+  io::OpenOptions o;
+  if (opt.variant) o.variant = opt.variant;
+  o.to_diffusers = opt.to_diffusers != 0;
+  if (opt.config_dir) o.config_dir = opt.config_dir;
+  if (opt.log) {
+    auto fn = opt.log;
+    void* user = opt.log_user;
+    o.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
+  }
+  return o;
+}
+}  // namespace bioesp
 
 namespace {
 const io::Tensor& tensor_at(const bioesp_weights* w, size_t index) {
@@ -41,18 +55,8 @@ bioesp_status bioesp_weights_open(const char* path, const bioesp_weights_options
   return guard([&] {
     require(path && out, "path and out must not be NULL");
     *out = nullptr;
-    auto opt = read_options(options, bioesp_weights_options_init);
-    io::OpenOptions o;
-    if (opt.variant) o.variant = opt.variant;
-    o.to_diffusers = opt.to_diffusers != 0;
-    if (opt.config_dir) o.config_dir = opt.config_dir;
-    if (opt.log) {
-      auto fn = opt.log;
-      void* user = opt.log_user;
-      o.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
-    }
     auto w = std::make_unique<bioesp_weights>();
-    w->set = io::open_weights(path, o);
+    w->set = io::open_weights(path, open_options(options));
     w->lora = lora::describe(w->set);
     *out = w.release();
   });
@@ -107,6 +111,7 @@ bioesp_status bioesp_weights_read(const bioesp_weights* w, size_t index, bioesp_
     require(dtype >= BIOESP_DTYPE_F32 && dtype <= BIOESP_DTYPE_BOOL, "unknown dtype");
     auto to = static_cast<io::DType>(dtype);
     size_t n = static_cast<size_t>(t.numel());
+    if (!t.data && n > 0) fail(BIOESP_ERR_UNSUPPORTED, t.name + " has no data: the handle describes an architecture");
     if (size / io::dtype_size(to) < n)
       fail(BIOESP_ERR_INVALID_ARGUMENT, t.name + " needs " + std::to_string(n * io::dtype_size(to)) +
                                             " bytes, the buffer has " + std::to_string(size));
@@ -144,6 +149,7 @@ bioesp_status bioesp_weights_save_safetensors(const bioesp_weights* w, const cha
         fail(BIOESP_ERR_INVALID_ARGUMENT, "the weights hold several components (" + first_component + ", " +
                                               t.component + ", ...): name one");
       if (chosen.empty()) first_component = t.component;
+      if (!t.data && t.numel() > 0) fail(BIOESP_ERR_UNSUPPORTED, "an architecture handle has no data to save");
       chosen.push_back(&t);
     }
     if (chosen.empty()) fail(BIOESP_ERR_NOT_FOUND, "no tensors in component '" + want + "'");

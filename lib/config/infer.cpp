@@ -1,0 +1,121 @@
+#include "config/infer.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace bioesp::config {
+
+using nlohmann::json;
+
+namespace {
+
+struct Shapes {
+  const io::WeightSet& set;
+  const std::string& component;
+  const io::Tensor* find(const std::string& name) const {
+    for (const auto& t : set.tensors)
+      if (t.component == component && t.name == name) return &t;
+    return nullptr;
+  }
+  std::vector<int64_t> shape(const std::string& name) const {
+    const io::Tensor* t = find(name);
+    if (!t) fail(BIOESP_ERR_UNSUPPORTED, component + ": cannot infer the architecture without " + name);
+    return t->shape;
+  }
+  bool has(const std::string& name) const { return find(name) != nullptr; }
+  int count(const std::string& prefix, const std::string& suffix) const {
+    int n = 0;
+    while (has(prefix + std::to_string(n) + suffix)) ++n;
+    return n;
+  }
+};
+
+// 32 groups as in every SD checkpoint, fewer for narrow models (group counts leave no trace in shapes).
+int norm_groups(const std::vector<int64_t>& channels) {
+  int g = 32;
+  for (int64_t ch : channels)
+    while (g > 1 && ch % g) g /= 2;
+  return g;
+}
+
+}  // namespace
+
+std::string infer_config(const io::WeightSet& set, const std::string& component) {
+  Shapes s{set, component};
+  json c;
+  if (component == "unet") {
+    int blocks = s.count("down_blocks.", ".resnets.0.conv1.weight");
+    if (blocks == 0) fail(BIOESP_ERR_UNSUPPORTED, "unet: no down blocks found");
+    std::vector<int64_t> channels;
+    json down = json::array(), up = json::array();
+    int64_t cross = 0;
+    bool linear = false;
+    for (int i = 0; i < blocks; ++i) {
+      std::string b = "down_blocks." + std::to_string(i);
+      channels.push_back(s.shape(b + ".resnets.0.conv1.weight")[0]);
+      bool attn = s.has(b + ".attentions.0.proj_in.weight");
+      down.push_back(attn ? "CrossAttnDownBlock2D" : "DownBlock2D");
+      if (attn) {
+        cross = s.shape(b + ".attentions.0.transformer_blocks.0.attn2.to_k.weight")[1];
+        linear = s.shape(b + ".attentions.0.proj_in.weight").size() == 2;
+      }
+    }
+    for (int i = 0; i < blocks; ++i)
+      up.push_back(s.has("up_blocks." + std::to_string(i) + ".attentions.0.proj_in.weight") ? "CrossAttnUpBlock2D" : "UpBlock2D");
+    c["block_out_channels"] = channels;
+    c["norm_num_groups"] = norm_groups(channels);
+    c["down_block_types"] = down;
+    c["up_block_types"] = up;
+    c["layers_per_block"] = s.count("down_blocks.0.resnets.", ".conv1.weight");
+    c["in_channels"] = s.shape("conv_in.weight")[1];
+    c["out_channels"] = s.shape("conv_out.weight")[0];
+    c["cross_attention_dim"] = cross;
+    c["use_linear_projection"] = linear;
+    // SD 1.x (CLIP-L, 768) has 8 heads per block; SD 2.x has 64-dimensional heads.
+    if (cross == 768) {
+      c["attention_head_dim"] = 8;
+      c["sample_size"] = 64;
+    } else {
+      json heads = json::array();
+      for (int64_t ch : channels) heads.push_back(std::max<int64_t>(1, ch / 64));
+      c["attention_head_dim"] = heads;
+      c["sample_size"] = 96;
+    }
+    if (s.has("add_embedding.linear_1.weight"))
+      fail(BIOESP_ERR_UNSUPPORTED, "unet: SDXL single files need a config folder (--config)");
+    c["transformer_layers_per_block"] = s.count("down_blocks.0.attentions.0.transformer_blocks.", ".norm1.weight");
+    if (c["transformer_layers_per_block"] == 0) c["transformer_layers_per_block"] = 1;
+  } else if (component == "vae") {
+    int blocks = s.count("encoder.down_blocks.", ".resnets.0.conv1.weight");
+    if (blocks == 0) fail(BIOESP_ERR_UNSUPPORTED, "vae: no encoder blocks found");
+    std::vector<int64_t> channels;
+    for (int i = 0; i < blocks; ++i)
+      channels.push_back(s.shape("encoder.down_blocks." + std::to_string(i) + ".resnets.0.conv1.weight")[0]);
+    c["block_out_channels"] = channels;
+    c["norm_num_groups"] = norm_groups(channels);
+    c["down_block_types"] = json(std::vector<std::string>(blocks, "DownEncoderBlock2D"));
+    c["up_block_types"] = json(std::vector<std::string>(blocks, "UpDecoderBlock2D"));
+    c["layers_per_block"] = s.count("encoder.down_blocks.0.resnets.", ".conv1.weight");
+    c["latent_channels"] = s.shape("decoder.conv_in.weight")[1];
+    c["in_channels"] = s.shape("encoder.conv_in.weight")[1];
+    c["out_channels"] = s.shape("decoder.conv_out.weight")[0];
+    c["sample_size"] = 512;
+  } else if (component == "text_encoder") {
+    auto tok = s.shape("text_model.embeddings.token_embedding.weight");
+    c["vocab_size"] = tok[0];
+    c["hidden_size"] = tok[1];
+    c["max_position_embeddings"] = s.shape("text_model.embeddings.position_embedding.weight")[0];
+    c["num_hidden_layers"] = s.count("text_model.encoder.layers.", ".layer_norm1.weight");
+    c["intermediate_size"] = s.shape("text_model.encoder.layers.0.mlp.fc1.weight")[0];
+    c["num_attention_heads"] = tok[1] / 64;
+    // CLIP-L (SD 1.x) uses quick_gelu; OpenCLIP-H (SD 2.x) uses gelu.
+    c["hidden_act"] = tok[1] == 768 ? "quick_gelu" : "gelu";
+  } else {
+    fail(BIOESP_ERR_UNSUPPORTED, "cannot infer a config for component " + component);
+  }
+  return c.dump();
+}
+
+}  // namespace bioesp::config
