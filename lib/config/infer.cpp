@@ -109,7 +109,7 @@ std::string infer_config(const io::WeightSet& set, const std::string& component)
     c["max_position_embeddings"] = s.shape("text_model.embeddings.position_embedding.weight")[0];
     c["num_hidden_layers"] = s.count("text_model.encoder.layers.", ".layer_norm1.weight");
     c["intermediate_size"] = s.shape("text_model.encoder.layers.0.mlp.fc1.weight")[0];
-    c["num_attention_heads"] = tok[1] / 64;
+    c["num_attention_heads"] = std::max<int64_t>(1, tok[1] / 64);
     // CLIP-L (SD 1.x) uses quick_gelu; OpenCLIP-H (SD 2.x) uses gelu.
     c["hidden_act"] = tok[1] == 768 ? "quick_gelu" : "gelu";
   } else {
