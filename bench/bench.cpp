@@ -1,0 +1,180 @@
+// bench — prints a table of CPU times and peak memory for bioesp's networks.
+//   bench [--full] [--repeat N]   tiny-model rows always; --full adds the full-size SD 1.x rows
+//   bench load-unet FILE          (internal) loads a full-size SD 1.x UNet from FILE as fp16 and
+//                                 prints its peak resident memory; run in a fresh process
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "config/model_config.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "io/weights.h"
+#include "models/layers.h"
+#include "models/loader.h"
+#include "models/unet.h"
+
+using namespace bioesp;
+using nlohmann::json;
+
+namespace {
+
+std::string reference() {
+  const char* r = std::getenv("BIOESP_REFERENCE_DIR");
+  return r ? r : std::string(BIOESP_SOURCE_DIR) + "/../shared/reference";
+}
+
+double peak_rss_mib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  return 0;
+}
+
+struct Row {
+  std::string what;
+  std::vector<double> seconds;
+  double peak_mib = 0;
+  std::string note;
+};
+
+void print(const std::vector<Row>& rows) {
+  std::printf("| %-58s | %9s | %9s | %9s | %10s | %s\n", "what", "median s", "min s", "max s", "peak MiB", "note");
+  std::printf("|%s|%s|%s|%s|%s|\n", std::string(60, '-').c_str(), std::string(11, '-').c_str(),
+              std::string(11, '-').c_str(), std::string(11, '-').c_str(), std::string(12, '-').c_str());
+  for (auto r : rows) {
+    std::sort(r.seconds.begin(), r.seconds.end());
+    double med = r.seconds.empty() ? 0 : r.seconds[r.seconds.size() / 2];
+    std::printf("| %-58s | %9.3f | %9.3f | %9.3f | %10.0f | %s\n", r.what.c_str(), med,
+                r.seconds.empty() ? 0 : r.seconds.front(), r.seconds.empty() ? 0 : r.seconds.back(), r.peak_mib,
+                r.note.c_str());
+  }
+}
+
+std::vector<double> time_it(int warmup, int repeat, const std::function<void()>& fn) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> s;
+  for (int i = 0; i < repeat; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    fn();
+    s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return s;
+}
+
+config::UNetConfig sd1_unet_config() {
+  json c = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
+  return config::parse_unet(c["sd1.unet"].dump(), "configs.json sd1.unet");
+}
+
+// Writes a full-size SD 1.x UNet as fp16 safetensors with random values, names and shapes from
+// the manifest. Returns the file size.
+size_t write_synthetic_unet(const std::string& path) {
+  json manifest = json::parse(io::read_text_file(reference() + "/manifests/sd1.unet.json"));
+  std::vector<io::Tensor> tensors;
+  std::vector<std::shared_ptr<uint16_t[]>> buffers;
+  uint32_t state = 12345;
+  for (const auto& [name, v] : manifest.items()) {
+    io::Tensor t;
+    t.name = name;
+    t.dtype = io::DType::F16;
+    t.shape = v[0].get<std::vector<int64_t>>();
+    size_t n = static_cast<size_t>(io::checked_numel(t.shape, name));
+    std::shared_ptr<uint16_t[]> buf(new uint16_t[n]);
+    for (size_t i = 0; i < n; ++i) {
+      state = state * 1664525u + 1013904223u;
+      buf[i] = static_cast<uint16_t>(0x2000 | (state >> 22));  // small positive halves
+    }
+    t.data = reinterpret_cast<const uint8_t*>(buf.get());
+    t.nbytes = n * 2;
+    buffers.push_back(buf);
+    tensors.push_back(std::move(t));
+  }
+  std::vector<const io::Tensor*> ptrs;
+  size_t bytes = 0;
+  for (const auto& t : tensors) {
+    ptrs.push_back(&t);
+    bytes += t.nbytes;
+  }
+  io::write_safetensors(path, ptrs, {{"format", "pt"}});
+  return bytes;
+}
+
+int load_unet(const std::string& path) {
+  models::BuildScope scope(torch::TensorOptions().dtype(torch::kFloat16));
+  models::UNet2DConditionModel unet(sd1_unet_config());
+  auto t0 = std::chrono::steady_clock::now();
+  auto set = io::open_weights(path, {});
+  models::load_state(*unet, set, "", "unet");
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("%.3f %.1f\n", s, peak_rss_mib());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  torch::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
+  if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
+  bool full = false;
+  int repeat = 3;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--full") == 0) full = true;
+    else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    else { std::fprintf(stderr, "usage: bench [--full] [--repeat N]\n"); return 2; }
+  }
+  torch::NoGradGuard no_grad;
+  std::vector<Row> rows;
+  {
+    std::string dir = reference() + "/models/tiny-sd1/unet";
+    models::UNet2DConditionModel unet(config::parse_unet(io::read_text_file(dir + "/config.json"), "tiny unet"));
+    models::load_state(*unet, io::open_weights(dir, {}), "", "unet");
+    auto x = torch::randn({2, 4, 16, 16}), ctx = torch::randn({2, 77, 32}), t = torch::tensor({999.0, 37.0});
+    Row r{"tiny UNet forward, 16x16 latents, batch 2, fp32", time_it(2, repeat * 10, [&] { unet->forward(x, t, ctx); })};
+    r.peak_mib = peak_rss_mib();
+    rows.push_back(r);
+  }
+  if (full) {
+    {
+      models::UNet2DConditionModel unet(sd1_unet_config());
+      models::initialise_random(*unet, 0);
+      auto x = torch::randn({2, 4, 64, 64}), ctx = torch::randn({2, 77, 768}), t = torch::tensor({999.0, 999.0});
+      Row r{"SD 1.x UNet forward, 64x64 latents (512 px), batch 2, fp32", time_it(1, repeat, [&] { unet->forward(x, t, ctx); })};
+      r.peak_mib = peak_rss_mib();
+      r.note = "one CFG denoising step";
+      rows.push_back(r);
+    }
+    std::string file = "/tmp/bioesp-bench-sd1-unet.fp16.safetensors";
+    size_t bytes = write_synthetic_unet(file);
+    std::string cmd = std::string("'") + argv[0] + "' load-unet '" + file + "'";
+    Row r{"load SD 1.x UNet from fp16 safetensors into fp16 model", {}};
+    for (int i = 0; i < repeat; ++i) {
+      FILE* p = popen(cmd.c_str(), "r");
+      double s = 0, mib = 0;
+      if (!p || std::fscanf(p, "%lf %lf", &s, &mib) != 2) {
+        std::fprintf(stderr, "bench: %s failed\n", cmd.c_str());
+        return 1;
+      }
+      pclose(p);
+      r.seconds.push_back(s);
+      r.peak_mib = std::max(r.peak_mib, mib);
+    }
+    char note[96];
+    std::snprintf(note, sizeof note, "file %.0f MiB: peak %.2fx the file", bytes / 1048576.0, r.peak_mib / (bytes / 1048576.0));
+    r.note = note;
+    rows.push_back(r);
+    std::remove(file.c_str());
+  }
+  print(rows);
+  return 0;
+}
