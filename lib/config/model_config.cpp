@@ -12,7 +12,7 @@ using nlohmann::json;
 json parse(const std::string& text, const std::string& what) {
   json j;
   try {
-    j = json::parse(text);
+    j = json::parse(from_python_json(text));
   } catch (const json::exception& e) {
     fail(BIOESP_ERR_FORMAT, what + ": malformed JSON: " + e.what());
   }
@@ -105,6 +105,34 @@ struct Reader {
 };
 
 }  // namespace
+
+std::string from_python_json(const std::string& text) {
+  std::string out;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char ch = text[i];
+    if (in_string) {
+      out += ch;
+      if (ch == '\\' && i + 1 < text.size()) out += text[++i];
+      else if (ch == '"') in_string = false;
+      continue;
+    }
+    bool replaced = false;
+    for (const char* word : {"-Infinity", "Infinity", "NaN"}) {
+      size_t n = std::char_traits<char>::length(word);
+      if (text.compare(i, n, word) == 0) {
+        out += "null";
+        i += n - 1;
+        replaced = true;
+        break;
+      }
+    }
+    if (replaced) continue;
+    if (ch == '"') in_string = true;
+    out += ch;
+  }
+  return out;
+}
 
 CLIPTextConfig parse_clip_text(const std::string& text, const std::string& what) {
   json j = parse(text, what);

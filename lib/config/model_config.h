@@ -65,6 +65,10 @@ struct VAEConfig {
   bool mid_block_add_attention = true;
 };
 
+// Python's json writes -Infinity, Infinity and NaN (diffusers saves lambda_min_clipped = -inf):
+// they become null, which every reader takes as the key's default.
+std::string from_python_json(const std::string& text);
+
 // `what` names the source in errors ("unet/config.json").
 CLIPTextConfig parse_clip_text(const std::string& json_text, const std::string& what);
 UNetConfig parse_unet(const std::string& json_text, const std::string& what);
