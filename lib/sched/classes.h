@@ -68,6 +68,7 @@ class MultistepScheduler : public SigmaScheduler {
   using SigmaScheduler::SigmaScheduler;
   void set_timesteps(int steps) override;
   void set_begin_index(int64_t begin) override;
+  torch::Tensor add_noise_at(const torch::Tensor& original, const torch::Tensor& noise, int64_t step) override;
 
  protected:
   struct AlphaSigma {

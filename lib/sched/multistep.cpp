@@ -51,6 +51,11 @@ MultistepScheduler::AlphaSigma MultistepScheduler::at(int64_t i) const {
   return r;
 }
 
+torch::Tensor MultistepScheduler::add_noise_at(const torch::Tensor& x, const torch::Tensor& noise, int64_t step) {
+  const AlphaSigma s = at(step);
+  return s.alpha * x + s.sigma * noise;
+}
+
 torch::Tensor MultistepScheduler::convert(const torch::Tensor& out, int64_t i, const torch::Tensor& sample) const {
   const AlphaSigma s = at(i);
   if (c_.prediction_type == "epsilon") return (sample - s.sigma * out) / s.alpha;

@@ -1,0 +1,172 @@
+#include "pipeline/pipeline.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "io/file.h"
+#include "io/weights.h"
+#include "models/layers.h"
+#include "models/loader.h"
+#include "sched/scheduler.h"
+
+namespace bioesp::pipeline {
+
+namespace {
+
+// SD 1.x's scheduler, for single files that come without a folder.
+const char* const kDefaultScheduler =
+    R"({"_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+        "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "set_alpha_to_one": false,
+        "skip_prk_steps": true, "steps_offset": 1, "prediction_type": "epsilon"})";
+
+std::string read_config(const std::string& dir, const std::string& component) {
+  std::string path = dir + "/" + component + "/config.json";
+  if (!io::is_file(path)) fail(BIOESP_ERR_NOT_FOUND, dir + ": " + component + "/config.json is missing");
+  return io::read_text_file(path);
+}
+
+}  // namespace
+
+std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, const LoadOptions& o) {
+  std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
+  sd->device_ = o.device;
+  sd->dtype_ = o.dtype;
+  const bool folder = io::is_directory(path);
+  const std::string dir = folder ? path : o.config_dir;
+  if (!folder && dir.empty())
+    fail(BIOESP_ERR_INVALID_ARGUMENT, path + ": a single-file checkpoint has no tokenizer or configs; name a "
+                                             "diffusers folder of the same architecture as its config folder");
+  if (folder && !io::is_file(path + "/model_index.json"))
+    fail(BIOESP_ERR_NOT_FOUND, path + ": not a diffusers pipeline folder (no model_index.json)");
+  if (!io::is_directory(dir + "/tokenizer")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer/ is missing");
+  sd->tokenizer_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer");
+  sd->scheduler_config_ = io::is_file(dir + "/scheduler/scheduler_config.json")
+                              ? io::read_text_file(dir + "/scheduler/scheduler_config.json")
+                              : kDefaultScheduler;
+  sched::make_scheduler(sd->scheduler_config_);  // validates it now rather than at the first image
+
+  io::OpenOptions open;
+  open.variant = o.variant;
+  open.log = o.log;
+  open.to_diffusers = true;
+  open.config_dir = o.config_dir;
+  io::WeightSet weights;
+  if (folder) {
+    for (const char* c : {"text_encoder", "unet", "vae"}) {
+      if (!io::is_directory(path + "/" + c)) fail(BIOESP_ERR_NOT_FOUND, path + ": " + c + "/ is missing");
+      io::read_component(path + "/" + c, c, open, weights);
+    }
+  } else {
+    weights = io::open_weights(path, open);
+  }
+  models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
+  sd->text_encoder_ = models::CLIPTextModel(config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"));
+  models::load_state(*sd->text_encoder_, weights, "text_encoder", path + " (text_encoder)");
+  sd->unet_ = models::UNet2DConditionModel(config::parse_unet(read_config(dir, "unet"), "unet/config.json"));
+  models::load_state(*sd->unet_, weights, "unet", path + " (unet)");
+  sd->vae_ = models::AutoencoderKL(config::parse_vae(read_config(dir, "vae"), "vae/config.json"));
+  models::load_state(*sd->vae_, weights, "vae", path + " (vae)");
+  sd->text_encoder_->eval();
+  sd->unet_->eval();
+  sd->vae_->eval();
+  return sd;
+}
+
+torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
+                                              const std::function<void(const std::string&)>& truncated) {
+  std::vector<int64_t> ids;
+  for (const auto& p : prompts) {
+    auto e = tokenizer_->encode(p);
+    if (e.truncated && truncated) truncated(e.removed);
+    ids.insert(ids.end(), e.ids.begin(), e.ids.end());
+  }
+  auto t = torch::tensor(ids, torch::kLong).view({static_cast<int64_t>(prompts.size()), -1}).to(device_);
+  return text_encoder_->encode(t, clip_skip);
+}
+
+torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
+  torch::NoGradGuard no_grad;
+  const auto& uc = unet_->config();
+  const int factor = 1 << (vae_->config().block_out_channels.size() - 1);
+  const bool img2img = g.init_image.defined();
+  int width = g.width, height = g.height;
+  if (img2img) {
+    height = static_cast<int>(g.init_image.size(-2));
+    width = static_cast<int>(g.init_image.size(-1));
+  }
+  if (width == 0) width = uc.sample_size * factor;
+  if (height == 0) height = uc.sample_size * factor;
+  if (g.prompts.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no prompt");
+  if (width <= 0 || height <= 0 || width % 8 || height % 8)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "width and height must be positive multiples of 8 (got " + std::to_string(width) +
+                                          "×" + std::to_string(height) + ")");
+  if (g.steps < 1 || g.steps > 1000) fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be between 1 and 1000");
+  if (!std::isfinite(g.guidance) || g.guidance < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "guidance must be a finite number ≥ 0");
+  if (g.images_per_prompt < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "images per prompt must be at least 1");
+  if (img2img && !(g.strength > 0 && g.strength <= 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength must be in (0, 1]");
+
+  const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
+  const bool cfg = g.guidance > 1.0;
+  auto embeds = encode_prompts(g.prompts, g.clip_skip, g.truncated).repeat_interleave(g.images_per_prompt, 0);
+  if (cfg) {
+    auto negative = encode_prompts(std::vector<std::string>(B, g.negative_prompt), g.clip_skip, g.truncated)
+                        .repeat_interleave(g.images_per_prompt, 0);
+    embeds = torch::cat({negative, embeds});
+  }
+  embeds = embeds.to(dtype_);
+
+  auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
+  scheduler->set_timesteps(g.steps);
+  auto gen = at::detail::createCPUGenerator(g.seed);
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  const std::vector<int64_t> shape{N, uc.in_channels, height / factor, width / factor};
+  int64_t begin = 0;
+  torch::Tensor latents;
+  const double scaling = vae_->config().scaling_factor;
+  if (img2img) {
+    const int64_t n = static_cast<int64_t>(scheduler->timesteps().size());
+    const int init = std::min(static_cast<int>(g.steps * g.strength), g.steps);
+    begin = std::max(g.steps - init, 0);
+    if (begin >= n) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength leaves no denoising step");
+    scheduler->set_begin_index(begin);
+    auto image = g.init_image.dim() == 3 ? g.init_image.unsqueeze(0) : g.init_image;
+    if (image.size(0) != 1 && image.size(0) != N)
+      fail(BIOESP_ERR_INVALID_ARGUMENT, "give one init image, or one per generated image");
+    auto post = vae_->encode(image.to(device_, dtype_));
+    auto eps = at::randn(post.mean.sizes(), gen, opts).to(device_, dtype_);
+    auto init_latents = post.sample(eps) * scaling;
+    if (init_latents.size(0) != N) init_latents = init_latents.expand({N, -1, -1, -1}).contiguous();
+    auto noise = at::randn(shape, gen, opts).to(device_, dtype_);
+    latents = scheduler->add_noise_at(init_latents, noise, begin);
+  } else {
+    latents = (at::randn(shape, gen, opts) * scheduler->init_noise_sigma()).to(device_, dtype_);
+  }
+
+  const auto& ts = scheduler->timesteps();
+  const int total = static_cast<int>(ts.size() - begin);
+  for (size_t i = begin; i < ts.size(); ++i) {
+    auto input = cfg ? torch::cat({latents, latents}) : latents;
+    input = scheduler->scale_model_input(input, i);
+    auto t = torch::tensor(ts[i], torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+    auto noise = unet_->forward(input, t, embeds);
+    if (cfg) {
+      auto parts = noise.chunk(2);
+      noise = parts[0] + g.guidance * (parts[1] - parts[0]);
+    }
+    latents = scheduler->step(noise, i, latents, &gen);
+    if (g.progress && !g.progress(static_cast<int>(i - begin + 1), total)) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+  }
+  // The VAE decodes in float32 where the config asks (SD's VAE overflows in fp16).
+  auto z = latents / scaling;
+  torch::Tensor image;
+  if (vae_->config().force_upcast && dtype_ == torch::kFloat16) {
+    vae_->to(torch::kFloat32);
+    image = vae_->decode(z.to(torch::kFloat32));
+    vae_->to(dtype_);
+  } else {
+    image = vae_->decode(z);
+  }
+  return (image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).contiguous().cpu();
+}
+
+}  // namespace bioesp::pipeline

@@ -1,0 +1,80 @@
+// StableDiffusionPipeline: a loaded model (tokenizer, text encoder, UNet, VAE, scheduler
+// config) and txt2img / img2img generation that draws random numbers in diffusers' order, so
+// the same seed gives the same image.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/model_config.h"
+#include "io/weights.h"
+#include "models/clip_text.h"
+#include "models/unet.h"
+#include "models/vae.h"
+#include "text/clip_tokenizer.h"
+
+namespace bioesp::pipeline {
+
+struct LoadOptions {
+  std::string config_dir;  // for single files: a diffusers folder with configs and tokenizer
+  std::string variant;     // "fp16": prefer name.fp16.safetensors
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;
+  io::Logger log;
+};
+
+struct GenerateOptions {
+  std::vector<std::string> prompts;       // one image batch entry each
+  std::string negative_prompt;            // for every prompt ("" = unconditional)
+  int steps = 50;
+  double guidance = 7.5;                  // classifier-free guidance when > 1
+  uint64_t seed = 0;
+  std::string scheduler;                  // "" = the model's own
+  int width = 0, height = 0;              // 0 = the UNet's sample_size × 8
+  int images_per_prompt = 1;
+  int clip_skip = 0;
+  torch::Tensor init_image;               // img2img: [3, H, W] or [B, 3, H, W] in [-1, 1]
+  double strength = 0.8;
+  // Called after each denoising step with (done, total); return false to cancel, which throws
+  // BIOESP_ERR_CANCELLED within one step.
+  std::function<bool(int, int)> progress;
+  // Called once when a prompt was longer than the text encoder takes, with the cut text.
+  std::function<void(const std::string&)> truncated;
+};
+
+class StableDiffusion {
+ public:
+  // A diffusers folder (model_index.json) or a single-file checkpoint with options.config_dir.
+  static std::unique_ptr<StableDiffusion> load(const std::string& path, const LoadOptions& options);
+
+  // Images [N, H, W, 3] in [0, 1], float32 on the CPU, in batch order (prompt-major).
+  torch::Tensor generate(const GenerateOptions& options);
+
+  // Prompt embeddings [B, 77, D] as the pipeline feeds the UNet.
+  torch::Tensor encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
+                               const std::function<void(const std::string&)>& truncated = {});
+
+  text::ClipTokenizer& tokenizer() { return *tokenizer_; }
+  models::CLIPTextModel& text_encoder() { return text_encoder_; }
+  models::UNet2DConditionModel& unet() { return unet_; }
+  models::AutoencoderKL& vae() { return vae_; }
+  const std::string& scheduler_config() const { return scheduler_config_; }
+  torch::Device device() const { return device_; }
+  torch::ScalarType dtype() const { return dtype_; }
+
+ private:
+  StableDiffusion() = default;
+  std::unique_ptr<text::ClipTokenizer> tokenizer_;
+  models::CLIPTextModel text_encoder_{nullptr};
+  models::UNet2DConditionModel unet_{nullptr};
+  models::AutoencoderKL vae_{nullptr};
+  std::string scheduler_config_;
+  torch::Device device_ = torch::kCPU;
+  torch::ScalarType dtype_ = torch::kFloat32;
+};
+
+}  // namespace bioesp::pipeline
