@@ -19,7 +19,12 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) {
   if (has_bias) bias = param(*this, "bias", {out});
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
+  auto out = torch::linear(x, weight, bias);
+  for (const auto& a : adapters)
+    if (a.weight() != 0) out = out + a.weight() * torch::linear(torch::linear(x, a.down), a.up);
+  return out;
+}
 
 Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding)
     : stride_(stride), padding_(padding) {
@@ -28,7 +33,14 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
-  return torch::conv2d(x, weight, bias, {stride_, stride_}, {padding_, padding_});
+  auto out = torch::conv2d(x, weight, bias, {stride_, stride_}, {padding_, padding_});
+  for (const auto& a : adapters) {
+    if (a.weight() == 0) continue;
+    auto down = a.down.dim() == 2 ? a.down.unsqueeze(-1).unsqueeze(-1) : a.down;
+    auto up = a.up.dim() == 2 ? a.up.unsqueeze(-1).unsqueeze(-1) : a.up;
+    out = out + a.weight() * torch::conv2d(torch::conv2d(x, down, {}, {stride_, stride_}, {padding_, padding_}), up);
+  }
+  return out;
 }
 
 GroupNormImpl::GroupNormImpl(int64_t groups, int64_t channels, double eps) : groups_(groups), eps_(eps) {

@@ -20,18 +20,38 @@ class BuildScope {
 };
 torch::TensorOptions build_options();
 
-class LinearImpl : public torch::nn::Module {
+// A low-rank adapter on a layer: out += scale · up(down(x)), kept apart from the weights so
+// that scales change and adapters come and go without reloading or drifting the base model.
+struct Adapter {
+  std::string name;
+  torch::Tensor down, up;  // Linear: [r, in], [out, r]; Conv2d: [r, in, k, k], [out, r, 1, 1]
+  double factor = 1.0;     // alpha / rank
+  double scale = 1.0;      // the user's
+  double weight() const { return factor * scale; }
+};
+
+// Layers that carry adapters.
+class Adaptable {
+ public:
+  virtual ~Adaptable() = default;
+  std::vector<Adapter> adapters;
+  virtual at::IntArrayRef weight_shape() const = 0;
+};
+
+class LinearImpl : public torch::nn::Module, public Adaptable {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);
+  at::IntArrayRef weight_shape() const override { return weight.sizes(); }
   torch::Tensor weight, bias;
 };
 TORCH_MODULE(Linear);
 
-class Conv2dImpl : public torch::nn::Module {
+class Conv2dImpl : public torch::nn::Module, public Adaptable {
  public:
   Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
   torch::Tensor forward(const torch::Tensor& x);
+  at::IntArrayRef weight_shape() const override { return weight.sizes(); }
   torch::Tensor weight, bias;
 
  private:

@@ -7,6 +7,7 @@
 #include "io/weights.h"
 #include "models/layers.h"
 #include "models/loader.h"
+#include "lora/adapter.h"
 #include "sched/scheduler.h"
 
 namespace bioesp::pipeline {
@@ -70,6 +71,40 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   sd->unet_->eval();
   sd->vae_->eval();
   return sd;
+}
+
+void StableDiffusion::add_lora(const std::string& path, double scale, const std::string& name) {
+  if (!std::isfinite(scale)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA scale must be finite");
+  auto set = io::open_weights(path, {});
+  std::map<std::string, std::vector<std::string>> modules;
+  for (const auto& item : unet_->named_modules()) modules["unet"].push_back(item.key());
+  for (const auto& item : text_encoder_->named_modules()) modules["text_encoder"].push_back(item.key());
+  auto parsed = lora::parse(set, modules);
+  if (parsed.empty()) fail(BIOESP_ERR_FORMAT, path + ": no LoRA weights in this file");
+  std::vector<torch::nn::Module*> done;
+  try {
+    for (const auto& [component, pairs] : parsed) {
+      torch::nn::Module* root = component == "unet" ? static_cast<torch::nn::Module*>(unet_.get())
+                                : component == "text_encoder" ? static_cast<torch::nn::Module*>(text_encoder_.get())
+                                                              : nullptr;
+      if (!root) fail(BIOESP_ERR_MISMATCH, path + ": a LoRA for " + component + ", which this model does not have");
+      lora::attach(*root, pairs, name, scale, device_, dtype_, path + " (" + component + ")");
+      done.push_back(root);
+    }
+  } catch (...) {
+    for (auto* root : done) lora::detach(*root, name);
+    throw;
+  }
+}
+
+bool StableDiffusion::set_lora_scale(const std::string& name, double scale) {
+  bool a = lora::set_scale(*unet_, name, scale), b = lora::set_scale(*text_encoder_, name, scale);
+  return a || b;
+}
+
+bool StableDiffusion::remove_lora(const std::string& name) {
+  bool a = lora::detach(*unet_, name), b = lora::detach(*text_encoder_, name);
+  return a || b;
 }
 
 torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip,

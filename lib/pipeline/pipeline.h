@@ -54,6 +54,13 @@ class StableDiffusion {
   // Images [N, H, W, 3] in [0, 1], float32 on the CPU, in batch order (prompt-major).
   torch::Tensor generate(const GenerateOptions& options);
 
+  // LoRA adapters: any supported file layout, several at once under their own names; scales
+  // change and adapters go without reloading. Every key must land on a layer, or nothing is
+  // attached and the error names the keys.
+  void add_lora(const std::string& path, double scale, const std::string& name);
+  bool set_lora_scale(const std::string& name, double scale);
+  bool remove_lora(const std::string& name);
+
   // Prompt embeddings [B, 77, D] as the pipeline feeds the UNet.
   torch::Tensor encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
                                const std::function<void(const std::string&)>& truncated = {});

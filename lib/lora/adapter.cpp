@@ -1,0 +1,184 @@
+#include "lora/adapter.h"
+
+#include <algorithm>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "models/layers.h"
+#include "models/loader.h"
+
+namespace bioesp::lora {
+
+namespace {
+
+bool take_suffix(std::string& s, const std::string& suffix) {
+  if (s.size() < suffix.size() || s.compare(s.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
+  s.erase(s.size() - suffix.size());
+  return true;
+}
+
+bool take_prefix(std::string& s, const std::string& prefix) {
+  if (s.rfind(prefix, 0) != 0) return false;
+  s.erase(0, prefix.size());
+  return true;
+}
+
+std::string underscored(std::string s) {
+  for (char& c : s)
+    if (c == '.') c = '_';
+  return s;
+}
+
+models::Adaptable* adaptable(const std::shared_ptr<torch::nn::Module>& m) {
+  if (auto* l = dynamic_cast<models::LinearImpl*>(m.get())) return l;
+  if (auto* c = dynamic_cast<models::Conv2dImpl*>(m.get())) return c;
+  return nullptr;
+}
+
+// alpha / rank, or 1 when the file gives no alpha.
+double factor(const Pair& p) { return p.alpha > 0 ? p.alpha / static_cast<double>(p.down.shape.at(0)) : 1.0; }
+
+}  // namespace
+
+Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<std::string>>& modules) {
+  // kohya names: lora_unet_<underscored>, lora_te_<underscored> (lora_te1_/lora_te2_ for SDXL).
+  std::map<std::string, std::pair<std::string, std::string>> kohya;  // prefix+underscored → (component, module)
+  for (const auto& [component, names] : modules) {
+    std::string prefix = component == "unet" ? "lora_unet_" : component == "text_encoder" ? "lora_te_" : "lora_te2_";
+    for (const auto& n : names) {
+      kohya[prefix + underscored(n)] = {component, n};
+      if (component == "text_encoder") kohya["lora_te1_" + underscored(n)] = {component, n};
+      // kohya drops transformers' text_model. prefix in some versions
+      if (n.rfind("text_model.", 0) == 0) kohya[prefix + underscored(n.substr(11))] = {component, n};
+    }
+  }
+  Parsed out;
+  std::vector<std::string> unknown;
+  std::map<std::string, double> alphas;  // "component/module" → alpha
+  for (const auto& t : set.tensors) {
+    std::string key = t.name, component, module;
+    bool down = false;
+    if (take_suffix(key, ".alpha")) {
+      auto it = kohya.find(key);
+      std::string target = it != kohya.end() ? it->second.first + "/" + it->second.second : key;
+      if (t.numel() != 1 || !io::dtype_is_float(t.dtype)) fail(BIOESP_ERR_FORMAT, t.name + ": alpha is not a scalar");
+      float a;
+      io::convert_elements(t.data, t.dtype, &a, io::DType::F32, 1);
+      alphas[target] = a;
+      if (it == kohya.end()) unknown.push_back(t.name);
+      continue;
+    }
+    if (take_suffix(key, ".lora.down.weight") || take_suffix(key, ".lora_A.weight") || take_suffix(key, ".lora_down.weight")) {
+      down = true;
+    } else if (!(take_suffix(key, ".lora.up.weight") || take_suffix(key, ".lora_B.weight") || take_suffix(key, ".lora_up.weight"))) {
+      unknown.push_back(t.name);
+      continue;
+    }
+    auto k = kohya.find(key);
+    if (k != kohya.end()) {
+      component = k->second.first;
+      module = k->second.second;
+    } else {
+      take_prefix(key, "model.diffusion_model.");  // the workshop's legacy checkpoint
+      take_prefix(key, "base_model.model.");       // PEFT
+      for (const char* c : {"unet", "text_encoder_2", "text_encoder"})
+        if (take_prefix(key, std::string(c) + ".")) {
+          component = c;
+          break;
+        }
+      if (component.empty()) component = "unet";  // PEFT files of a bare UNet
+      module = key;
+    }
+    auto& p = out[component][module];
+    (down ? p.down : p.up) = t;
+  }
+  if (!unknown.empty()) {
+    std::ostringstream o;
+    o << unknown.size() << " keys of the LoRA file match no layer of this model:";
+    for (size_t i = 0; i < unknown.size() && i < 20; ++i) o << "\n  " << unknown[i];
+    if (unknown.size() > 20) o << "\n  ...";
+    fail(BIOESP_ERR_MISMATCH, o.str());
+  }
+  for (auto& [component, pairs] : out)
+    for (auto& [module, p] : pairs) {
+      if (!p.down.data || !p.up.data)
+        fail(BIOESP_ERR_FORMAT, "LoRA for " + component + "." + module + " lacks its " + (p.down.data ? "up" : "down") + " matrix");
+      auto a = alphas.find(component + "/" + module);
+      if (a != alphas.end()) p.alpha = a->second;
+    }
+  return out;
+}
+
+void attach(torch::nn::Module& root, const std::map<std::string, Pair>& pairs, const std::string& name, double scale,
+            torch::Device device, torch::ScalarType dtype, const std::string& what) {
+  std::map<std::string, std::shared_ptr<torch::nn::Module>> layers;
+  for (const auto& item : root.named_modules()) layers[item.key()] = item.value();
+  std::vector<std::string> missing, mismatched;
+  std::vector<std::pair<models::Adaptable*, models::Adapter>> planned;
+  for (const auto& [module, p] : pairs) {
+    auto it = layers.find(module);
+    models::Adaptable* layer = it == layers.end() ? nullptr : adaptable(it->second);
+    if (!layer) {
+      missing.push_back(module);
+      continue;
+    }
+    auto w = layer->weight_shape();
+    const auto& d = p.down.shape;
+    const auto& u = p.up.shape;
+    bool ok = d.size() >= 2 && u.size() >= 2 && d[0] == u[1] && d[1] == w[1] && u[0] == w[0];
+    if (!ok) {
+      std::ostringstream o;
+      o << module << ": down [" << d[0] << ", " << (d.size() > 1 ? d[1] : 0) << "] up [" << u[0] << ", "
+        << (u.size() > 1 ? u[1] : 0) << "] do not fit the layer's [" << w[0] << ", " << w[1] << "]";
+      mismatched.push_back(o.str());
+      continue;
+    }
+    models::Adapter a;
+    a.name = name;
+    a.down = models::to_torch(p.down).to(device, dtype);
+    a.up = models::to_torch(p.up).to(device, dtype);
+    if (a.down.data_ptr() == p.down.data) a.down = a.down.clone();
+    if (a.up.data_ptr() == p.up.data) a.up = a.up.clone();
+    a.factor = factor(p);
+    a.scale = scale;
+    planned.emplace_back(layer, std::move(a));
+  }
+  if (!missing.empty() || !mismatched.empty()) {
+    std::ostringstream o;
+    o << what << ": the LoRA does not fit this model";
+    if (!missing.empty()) o << "\n  " << missing.size() << " target modules not found:";
+    for (size_t i = 0; i < missing.size() && i < 20; ++i) o << "\n    " << missing[i];
+    if (!mismatched.empty()) o << "\n  " << mismatched.size() << " with other shapes:";
+    for (size_t i = 0; i < mismatched.size() && i < 20; ++i) o << "\n    " << mismatched[i];
+    fail(BIOESP_ERR_MISMATCH, o.str());
+  }
+  detach(root, name);
+  for (auto& [layer, a] : planned) layer->adapters.push_back(std::move(a));
+}
+
+bool set_scale(torch::nn::Module& root, const std::string& name, double scale) {
+  bool found = false;
+  for (const auto& item : root.named_modules())
+    if (auto* l = adaptable(item.value()))
+      for (auto& a : l->adapters)
+        if (a.name == name) {
+          a.scale = scale;
+          found = true;
+        }
+  return found;
+}
+
+bool detach(torch::nn::Module& root, const std::string& name) {
+  bool found = false;
+  for (const auto& item : root.named_modules())
+    if (auto* l = adaptable(item.value())) {
+      auto& v = l->adapters;
+      auto before = v.size();
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const models::Adapter& a) { return a.name == name; }), v.end());
+      found = found || v.size() != before;
+    }
+  return found;
+}
+
+}  // namespace bioesp::lora
