@@ -226,6 +226,135 @@ BIOESP_API bioesp_status bioesp_weights_lora_info(const bioesp_weights* weights,
 BIOESP_API bioesp_status bioesp_weights_lora_target(const bioesp_weights* weights, size_t index,
                                                     const char** module);
 
+
+/* ---------------------------------------------------------------------------------------------
+ * Images
+ * ------------------------------------------------------------------------------------------- */
+
+/* Pixels, row-major, 8 bits per channel: 1 (gray), 3 (RGB) or 4 (RGBA) channels. As an input it
+ * is a view of the caller's memory; as an output it points into a bioesp_images set. */
+typedef struct bioesp_image {
+  size_t struct_size;
+  uint32_t width, height, channels;
+  const uint8_t* pixels; /* width × height × channels bytes */
+} bioesp_image;
+
+/* A set of images owned by the library: generated ones, or one read from a file. */
+typedef struct bioesp_images bioesp_images;
+
+/* Reads a PNG (palette, gray, 16-bit, alpha, interlaced) or JPEG (baseline, progressive, gray,
+ * CMYK) file as RGB or RGBA. */
+BIOESP_API bioesp_status bioesp_images_load(const char* path, bioesp_images** out);
+BIOESP_API void bioesp_images_free(bioesp_images* images);
+BIOESP_API bioesp_status bioesp_images_count(const bioesp_images* images, size_t* out);
+/* The image's pixels stay valid until bioesp_images_free. */
+BIOESP_API bioesp_status bioesp_images_get(const bioesp_images* images, size_t index, bioesp_image* out);
+/* Settings recorded with a generated image ("prompt", "seed", ...), as text; NULL if absent. */
+BIOESP_API const char* bioesp_images_setting(const bioesp_images* images, size_t index, const char* key);
+
+typedef struct bioesp_save_options {
+  size_t struct_size;
+  int jpeg_quality; /* 1..100, default 92 */
+} bioesp_save_options;
+BIOESP_API void bioesp_save_options_init(bioesp_save_options* options);
+/* Writes image `index` as PNG (with its settings in text chunks) or JPEG, chosen by the path's
+ * extension (.png, .jpg, .jpeg), atomically. */
+BIOESP_API bioesp_status bioesp_images_save(const bioesp_images* images, size_t index, const char* path,
+                                            const bioesp_save_options* options);
+
+/* ---------------------------------------------------------------------------------------------
+ * Models and generation
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bioesp_model bioesp_model;
+
+typedef enum bioesp_device {
+  BIOESP_DEVICE_CPU = 0,
+  BIOESP_DEVICE_CUDA = 1
+} bioesp_device;
+
+typedef struct bioesp_model_options {
+  size_t struct_size;
+  const char* config_dir; /* single files: a diffusers folder with the configs and tokenizer */
+  const char* variant;    /* "fp16": prefer *.fp16.safetensors; NULL: none */
+  bioesp_device device;
+  int device_index;
+  bioesp_dtype dtype;     /* F32 (default), F16 or BF16 */
+  int threads;            /* CPU threads; 0 keeps LibTorch's choice. Process-wide in LibTorch. */
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_model_options;
+
+BIOESP_API void bioesp_model_options_init(bioesp_model_options* options);
+/* Loads a diffusers pipeline folder, or a single-file checkpoint with options->config_dir.
+ * Thread-safety: a model may be shared between threads; calls that use it are serialised (two
+ * generations on one model run one after the other). */
+BIOESP_API bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* options,
+                                           bioesp_model** out);
+/* Waits for the model's running jobs, then frees it. */
+BIOESP_API void bioesp_model_free(bioesp_model* model);
+
+/* LoRA adapters (diffusers, PEFT, kohya or legacy checkpoint files) under a name of the caller's
+ * choice; attaching a name again replaces that adapter. Every key of the file must land on a
+ * layer: otherwise nothing is attached and BIOESP_ERR_MISMATCH names the keys. */
+BIOESP_API bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* path, float scale,
+                                               const char* name);
+BIOESP_API bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name, float scale);
+BIOESP_API bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name);
+
+typedef struct bioesp_generate_options {
+  size_t struct_size;
+  const char* const* prompts; /* num_prompts prompts, one batch entry each */
+  size_t num_prompts;
+  const char* negative_prompt; /* NULL or "": unconditional */
+  int steps;                   /* default 50 */
+  float guidance;              /* default 7.5; classifier-free guidance when > 1 */
+  uint64_t seed;               /* CPU generator seed, as torch.Generator("cpu").manual_seed */
+  const char* scheduler;       /* pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc;
+                                  NULL: the model's own */
+  int width, height;           /* multiples of 8; 0: the model's native size */
+  int images_per_prompt;       /* default 1 */
+  int clip_skip;               /* 0: the last layer */
+  const bioesp_image* init_image; /* img2img when set (cropped to multiples of 8) */
+  float strength;              /* img2img: default 0.8 */
+  bioesp_progress_fn progress; /* stage "denoise", current/total steps; nonzero return cancels */
+  void* progress_user;
+  bioesp_log_fn log;           /* warnings such as a truncated prompt */
+  void* log_user;
+} bioesp_generate_options;
+
+BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
+/* Generates images (prompt-major: all images of prompt 0, then prompt 1, ...) into a set the
+ * caller frees with bioesp_images_free. */
+BIOESP_API bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options,
+                                         bioesp_images** out);
+
+/* Asynchronous generation for game loops and UIs: submit returns at once; the work runs on a
+ * worker thread (progress callbacks arrive there). Jobs on one model run one after the other;
+ * jobs on different models run concurrently. */
+typedef struct bioesp_job bioesp_job;
+
+typedef enum bioesp_job_state {
+  BIOESP_JOB_QUEUED = 0,
+  BIOESP_JOB_RUNNING = 1,
+  BIOESP_JOB_DONE = 2,     /* finished: take the images or the error */
+} bioesp_job_state;
+
+/* The options (and the strings and init image they point to) are copied. */
+BIOESP_API bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_options* options,
+                                               bioesp_job** out);
+/* State and progress; never blocks. Safe from any thread. */
+BIOESP_API bioesp_status bioesp_job_poll(const bioesp_job* job, bioesp_job_state* state, uint64_t* step,
+                                         uint64_t* total);
+/* Waits up to timeout_ms (negative: forever); *finished says whether the job is done. */
+BIOESP_API bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* finished);
+/* Asks the job to stop; it ends within one denoising step with BIOESP_ERR_CANCELLED. */
+BIOESP_API bioesp_status bioesp_job_cancel(bioesp_job* job);
+/* A finished job's images (once), or its failure status with its message in bioesp_last_error. */
+BIOESP_API bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out);
+/* Cancels the job if it still runs, waits for it and frees it. */
+BIOESP_API void bioesp_job_free(bioesp_job* job);
+
 #ifdef __cplusplus
 }
 #endif

@@ -17,6 +17,21 @@ static const char* const kUsage =
     "      --expected compares the tensors present with those the architecture's configs\n"
     "      expect and lists the missing, unexpected and mismatched ones (exit 1 if any).\n"
     "\n"
+    "  generate --prompt TEXT [options]\n"
+    "      Draws images with a Stable Diffusion model. Options:\n"
+    "        --model DIR|FILE        diffusers folder or single file (default: $BIOESP_MODEL)\n"
+    "        --config DIR            configs and tokenizer for a single file\n"
+    "        --prompt TEXT           repeatable: a batch of prompts\n"
+    "        --negative-prompt TEXT  --steps N (50)  --guidance F (7.5)  --seed N (random)\n"
+    "        --scheduler NAME        pndm|ddim|euler|euler_a|dpmpp_2m|dpmpp_2m_karras|unipc\n"
+    "        --width W --height H    multiples of 8 (default: the model's size)\n"
+    "        --num-images N          images per prompt\n"
+    "        --init-image FILE --strength F   img2img (strength 0.8)\n"
+    "        --lora FILE[:SCALE]     repeatable\n"
+    "        --clip-skip N  --device cpu|cuda  --dtype f32|f16|bf16  --threads N\n"
+    "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
+    "        --quiet                 no progress bar\n"
+    "\n"
     "  --version   print the library version\n"
     "  --help      print this help\n";
 
@@ -211,6 +226,182 @@ static int cmd_inspect(int argc, char** argv) {
   return 0;
 }
 
+/* ---- generate ---------------------------------------------------------------------------- */
+
+#define MAX_PROMPTS 64
+#define MAX_LORAS 16
+
+static int parse_long(const char* flag, const char* text, long* out) {
+  char* end;
+  long v = strtol(text, &end, 10);
+  if (!*text || *end) {
+    fprintf(stderr, "bioesp generate: %s needs an integer, not '%s'\n", flag, text);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+static int parse_double(const char* flag, const char* text, double* out) {
+  char* end;
+  double v = strtod(text, &end);
+  if (!*text || *end) {
+    fprintf(stderr, "bioesp generate: %s needs a number, not '%s'\n", flag, text);
+    return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+static int progress_bar(void* user, const bioesp_progress* p) {
+  (void)user;
+  int width = 30, filled = p->total ? (int)(p->current * width / p->total) : 0;
+  fprintf(stderr, "\r[");
+  for (int i = 0; i < width; ++i) fputc(i < filled ? '#' : '.', stderr);
+  fprintf(stderr, "] %llu/%llu steps", (unsigned long long)p->current, (unsigned long long)p->total);
+  if (p->current == p->total) fputc('\n', stderr);
+  return 0;
+}
+
+/* PATH for one image; PATH with -i before the extension for several. */
+static void output_name(const char* path, size_t i, size_t n, char* out, size_t size) {
+  if (n == 1) {
+    snprintf(out, size, "%s", path);
+    return;
+  }
+  const char* dot = strrchr(path, '.');
+  const char* slash = strrchr(path, '/');
+  if (!dot || (slash && dot < slash)) dot = path + strlen(path);
+  snprintf(out, size, "%.*s-%zu%s", (int)(dot - path), path, i, dot);
+}
+
+static uint64_t random_seed(void) {
+  uint64_t seed = 0;
+  FILE* f = fopen("/dev/urandom", "rb");
+  if (f) {
+    if (fread(&seed, sizeof seed, 1, f) != 1) seed = 0;
+    fclose(f);
+  }
+  return seed & 0xFFFFFFFFull;
+}
+
+static int cmd_generate(int argc, char** argv) {
+  const char* model_path = getenv("BIOESP_MODEL");
+  const char* out_path = "creature.png";
+  const char* init_path = NULL;
+  const char* prompts[MAX_PROMPTS];
+  const char* loras[MAX_LORAS];
+  size_t num_prompts = 0, num_loras = 0;
+  int quiet = 0, have_seed = 0;
+  bioesp_model_options mo;
+  bioesp_model_options_init(&mo);
+  mo.log = print_log;
+  bioesp_generate_options go;
+  bioesp_generate_options_init(&go);
+  go.log = print_log;
+  for (int i = 0; i < argc; ++i) {
+    const char* a = argv[i];
+    const char* v = i + 1 < argc ? argv[i + 1] : NULL;
+    long n;
+    double d;
+    if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
+    if (!v) {
+      fprintf(stderr, "bioesp generate: %s needs a value\n", a);
+      return 2;
+    }
+    ++i;
+    if (strcmp(a, "--model") == 0) model_path = v;
+    else if (strcmp(a, "--config") == 0) mo.config_dir = v;
+    else if (strcmp(a, "--prompt") == 0) {
+      if (num_prompts == MAX_PROMPTS) { fprintf(stderr, "bioesp generate: at most %d prompts\n", MAX_PROMPTS); return 2; }
+      prompts[num_prompts++] = v;
+    } else if (strcmp(a, "--negative-prompt") == 0) go.negative_prompt = v;
+    else if (strcmp(a, "--steps") == 0) { if (!parse_long(a, v, &n)) return 2; go.steps = (int)n; }
+    else if (strcmp(a, "--guidance") == 0) { if (!parse_double(a, v, &d)) return 2; go.guidance = (float)d; }
+    else if (strcmp(a, "--seed") == 0) {
+      char* end;
+      unsigned long long s = strtoull(v, &end, 10);
+      if (!*v || *end || v[0] == '-') { fprintf(stderr, "bioesp generate: --seed needs a non-negative integer\n"); return 2; }
+      go.seed = s;
+      have_seed = 1;
+    } else if (strcmp(a, "--scheduler") == 0) go.scheduler = v;
+    else if (strcmp(a, "--width") == 0) { if (!parse_long(a, v, &n)) return 2; go.width = (int)n; }
+    else if (strcmp(a, "--height") == 0) { if (!parse_long(a, v, &n)) return 2; go.height = (int)n; }
+    else if (strcmp(a, "--num-images") == 0) { if (!parse_long(a, v, &n)) return 2; go.images_per_prompt = (int)n; }
+    else if (strcmp(a, "--init-image") == 0) init_path = v;
+    else if (strcmp(a, "--strength") == 0) { if (!parse_double(a, v, &d)) return 2; go.strength = (float)d; }
+    else if (strcmp(a, "--lora") == 0) {
+      if (num_loras == MAX_LORAS) { fprintf(stderr, "bioesp generate: at most %d LoRAs\n", MAX_LORAS); return 2; }
+      loras[num_loras++] = v;
+    } else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
+    else if (strcmp(a, "--threads") == 0) { if (!parse_long(a, v, &n)) return 2; mo.threads = (int)n; }
+    else if (strcmp(a, "--device") == 0) {
+      if (strcmp(v, "cpu") == 0) mo.device = BIOESP_DEVICE_CPU;
+      else if (strcmp(v, "cuda") == 0) mo.device = BIOESP_DEVICE_CUDA;
+      else { fprintf(stderr, "bioesp generate: --device is cpu or cuda\n"); return 2; }
+    } else if (strcmp(a, "--dtype") == 0) {
+      if (strcmp(v, "f32") == 0) mo.dtype = BIOESP_DTYPE_F32;
+      else if (strcmp(v, "f16") == 0) mo.dtype = BIOESP_DTYPE_F16;
+      else if (strcmp(v, "bf16") == 0) mo.dtype = BIOESP_DTYPE_BF16;
+      else { fprintf(stderr, "bioesp generate: --dtype is f32, f16 or bf16\n"); return 2; }
+    } else if (strcmp(a, "--out") == 0) out_path = v;
+    else {
+      fprintf(stderr, "bioesp generate: unknown option %s\n", a);
+      return 2;
+    }
+  }
+  if (num_prompts == 0) { fprintf(stderr, "bioesp generate: --prompt is required\n"); return 2; }
+  if (!model_path) { fprintf(stderr, "bioesp generate: name a model with --model or BIOESP_MODEL\n"); return 2; }
+  if (!have_seed) {
+    go.seed = random_seed();
+    fprintf(stderr, "bioesp: seed %llu\n", (unsigned long long)go.seed);
+  }
+  go.prompts = prompts;
+  go.num_prompts = num_prompts;
+  if (!quiet) go.progress = progress_bar;
+
+  bioesp_model* model = NULL;
+  bioesp_images *init = NULL, *images = NULL;
+  int rc = 1;
+  bioesp_image init_view = {0};
+  init_view.struct_size = sizeof init_view;
+  if (bioesp_model_load(model_path, &mo, &model) != BIOESP_OK) return fail_with(model_path);
+  for (size_t i = 0; i < num_loras; ++i) {
+    char file[4096];
+    double scale = 1.0;
+    snprintf(file, sizeof file, "%s", loras[i]);
+    char* colon = strrchr(file, ':');
+    char* end;
+    if (colon && colon[1]) {
+      double s = strtod(colon + 1, &end);
+      if (!*end) { scale = s; *colon = 0; }
+    }
+    char name[32];
+    snprintf(name, sizeof name, "lora%zu", i);
+    if (bioesp_model_add_lora(model, file, (float)scale, name) != BIOESP_OK) { fail_with(file); goto done; }
+  }
+  if (init_path) {
+    if (bioesp_images_load(init_path, &init) != BIOESP_OK) { fail_with(init_path); goto done; }
+    bioesp_images_get(init, 0, &init_view);
+    go.init_image = &init_view;
+  }
+  if (bioesp_generate(model, &go, &images) != BIOESP_OK) { fail_with("generate"); goto done; }
+  size_t count = 0;
+  bioesp_images_count(images, &count);
+  for (size_t i = 0; i < count; ++i) {
+    char name[4096];
+    output_name(out_path, i, count, name, sizeof name);
+    if (bioesp_images_save(images, i, name, NULL) != BIOESP_OK) { fail_with(name); goto done; }
+    if (!quiet) fprintf(stderr, "bioesp: wrote %s\n", name);
+  }
+  rc = 0;
+done:
+  bioesp_images_free(images);
+  bioesp_images_free(init);
+  bioesp_model_free(model);
+  return rc;
+}
+
 int main(int argc, char** argv) {
   if (bioesp_check_version(BIOESP_VERSION_NUMBER) != BIOESP_OK) return fail_with("version");
   if (argc < 2) {
@@ -227,6 +418,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
+  if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 2, argv + 2);
   fprintf(stderr, "bioesp: unknown command '%s'\n%s", cmd, kUsage);
   return 2;
 }

@@ -1,0 +1,401 @@
+// C entry points for images, models, LoRA, and synchronous and asynchronous generation.
+#include <torch/cuda.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "api/guard.h"
+#include "image/image_io.h"
+#include "pipeline/pipeline.h"
+
+using namespace bioesp;
+
+struct bioesp_images {
+  std::vector<image::Image> list;
+};
+
+struct bioesp_model {
+  std::unique_ptr<pipeline::StableDiffusion> sd;
+  std::mutex use;  // one generation (or LoRA change) at a time
+  std::mutex jobs_mutex;
+  std::condition_variable jobs_done;
+  int jobs = 0;    // live worker threads
+};
+
+namespace {
+
+// A generation request that owns its strings and init image (jobs outlive the caller's options).
+struct Request {
+  pipeline::GenerateOptions g;
+  bioesp_progress_fn progress = nullptr;
+  void* progress_user = nullptr;
+  bioesp_log_fn log = nullptr;
+  void* log_user = nullptr;
+};
+
+torch::Tensor image_tensor(const bioesp_image& img) {
+  require(img.pixels != nullptr && img.width > 0 && img.height > 0, "init image has no pixels");
+  require(img.channels == 1 || img.channels == 3 || img.channels == 4, "init image must have 1, 3 or 4 channels");
+  const int64_t w = img.width - img.width % 8, h = img.height - img.height % 8;
+  if (w == 0 || h == 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "init image smaller than 8×8");
+  auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels), {img.height, img.width, img.channels}, torch::kUInt8);
+  // Gray repeats into RGB; alpha is dropped as PIL's convert("RGB") does; crop to multiples of 8.
+  t = img.channels == 1 ? t.expand({img.height, img.width, 3}) : t.slice(2, 0, 3);
+  t = t.slice(0, 0, h).slice(1, 0, w);
+  return t.permute({2, 0, 1}).to(torch::kFloat32) / 127.5 - 1.0;
+}
+
+Request make_request(const bioesp_generate_options* options) {
+  bioesp_generate_options o = read_options(options, bioesp_generate_options_init);
+  require(o.prompts != nullptr && o.num_prompts > 0, "no prompts given");
+  Request r;
+  for (size_t i = 0; i < o.num_prompts; ++i) {
+    require(o.prompts[i] != nullptr, "a prompt is NULL");
+    r.g.prompts.emplace_back(o.prompts[i]);
+  }
+  if (o.negative_prompt) r.g.negative_prompt = o.negative_prompt;
+  r.g.steps = o.steps;
+  r.g.guidance = o.guidance;
+  r.g.seed = o.seed;
+  if (o.scheduler) r.g.scheduler = o.scheduler;
+  r.g.width = o.width;
+  r.g.height = o.height;
+  r.g.images_per_prompt = o.images_per_prompt;
+  r.g.clip_skip = o.clip_skip;
+  r.g.strength = o.strength;
+  if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
+  r.progress = o.progress;
+  r.progress_user = o.progress_user;
+  r.log = o.log;
+  r.log_user = o.log_user;
+  return r;
+}
+
+std::string format_number(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
+  r.g.progress = progress;
+  r.g.truncated = [&r](const std::string& cut) {
+    if (r.log) r.log(r.log_user, BIOESP_LOG_WARNING, ("prompt truncated to the text encoder's 77 tokens; cut: " + cut).c_str());
+  };
+  torch::Tensor images;
+  {
+    std::lock_guard<std::mutex> lock(model->use);
+    images = model->sd->generate(r.g);
+  }
+  auto u8 = (images * 255).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  auto out = std::make_unique<bioesp_images>();
+  const int64_t n = u8.size(0), h = u8.size(1), w = u8.size(2);
+  for (int64_t i = 0; i < n; ++i) {
+    image::Image img;
+    img.width = static_cast<uint32_t>(w);
+    img.height = static_cast<uint32_t>(h);
+    img.channels = 3;
+    img.pixels.assign(u8[i].data_ptr<uint8_t>(), u8[i].data_ptr<uint8_t>() + h * w * 3);
+    const auto& g = r.g;
+    size_t prompt = static_cast<size_t>(i / g.images_per_prompt);
+    img.text = {{"prompt", g.prompts[prompt]},
+                {"negative_prompt", g.negative_prompt},
+                {"seed", std::to_string(g.seed)},
+                {"batch_index", std::to_string(i)},
+                {"steps", std::to_string(g.steps)},
+                {"guidance", format_number(g.guidance)},
+                {"scheduler", g.scheduler.empty() ? "default" : g.scheduler},
+                {"width", std::to_string(w)},
+                {"height", std::to_string(h)},
+                {"clip_skip", std::to_string(g.clip_skip)},
+                {"software", std::string("bioesp ") + bioesp_version_string()}};
+    if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
+    out->list.push_back(std::move(img));
+  }
+  return out;
+}
+
+}  // namespace
+
+struct bioesp_job {
+  bioesp_model* model = nullptr;
+  Request request;
+  std::thread worker;
+  mutable std::mutex m;
+  std::condition_variable changed;
+  bioesp_job_state state = BIOESP_JOB_QUEUED;
+  uint64_t step = 0, total = 0;
+  std::atomic<bool> cancel{false};
+  bioesp_status status = BIOESP_OK;
+  std::string error;
+  std::unique_ptr<bioesp_images> result;
+  bool taken = false;
+};
+
+extern "C" {
+
+bioesp_status bioesp_images_load(const char* path, bioesp_images** out) {
+  return guard([&] {
+    require(path && out, "path and out must not be NULL");
+    *out = nullptr;
+    auto set = std::make_unique<bioesp_images>();
+    set->list.push_back(image::read_image(path));
+    *out = set.release();
+  });
+}
+
+void bioesp_images_free(bioesp_images* images) { delete images; }
+
+bioesp_status bioesp_images_count(const bioesp_images* images, size_t* out) {
+  return guard([&] {
+    require(images && out, "images and out must not be NULL");
+    *out = images->list.size();
+  });
+}
+
+bioesp_status bioesp_images_get(const bioesp_images* images, size_t index, bioesp_image* out) {
+  return guard([&] {
+    require(images && out && out->struct_size >= sizeof(bioesp_image), "images and out (with struct_size) must be set");
+    if (index >= images->list.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "image index out of range");
+    const auto& img = images->list[index];
+    out->width = img.width;
+    out->height = img.height;
+    out->channels = img.channels;
+    out->pixels = img.pixels.data();
+  });
+}
+
+const char* bioesp_images_setting(const bioesp_images* images, size_t index, const char* key) {
+  if (!images || !key || index >= images->list.size()) return nullptr;
+  for (const auto& [k, v] : images->list[index].text)
+    if (k == key) return v.c_str();
+  return nullptr;
+}
+
+void bioesp_save_options_init(bioesp_save_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->jpeg_quality = 92;
+}
+
+bioesp_status bioesp_images_save(const bioesp_images* images, size_t index, const char* path,
+                                 const bioesp_save_options* options) {
+  return guard([&] {
+    require(images && path, "images and path must not be NULL");
+    if (index >= images->list.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "image index out of range");
+    auto o = read_options(options, bioesp_save_options_init);
+    std::string p = path, ext = p.substr(p.find_last_of('.') == std::string::npos ? p.size() : p.find_last_of('.'));
+    for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (ext == ".png") image::write_png(p, images->list[index]);
+    else if (ext == ".jpg" || ext == ".jpeg") image::write_jpeg(p, images->list[index], o.jpeg_quality);
+    else fail(BIOESP_ERR_INVALID_ARGUMENT, p + ": the extension must be .png, .jpg or .jpeg");
+  });
+}
+
+void bioesp_model_options_init(bioesp_model_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->device = BIOESP_DEVICE_CPU;
+  o->dtype = BIOESP_DTYPE_F32;
+}
+
+bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* options, bioesp_model** out) {
+  return guard([&] {
+    require(path && out, "path and out must not be NULL");
+    *out = nullptr;
+    auto o = read_options(options, bioesp_model_options_init);
+    pipeline::LoadOptions lo;
+    if (o.config_dir) lo.config_dir = o.config_dir;
+    if (o.variant) lo.variant = o.variant;
+    if (o.device == BIOESP_DEVICE_CUDA) {
+      if (!torch::cuda::is_available()) fail(BIOESP_ERR_UNSUPPORTED, "CUDA is not available (this LibTorch has no CUDA, or there is no GPU)");
+      lo.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device_index));
+    } else if (o.device != BIOESP_DEVICE_CPU) {
+      fail(BIOESP_ERR_INVALID_ARGUMENT, "unknown device");
+    }
+    switch (o.dtype) {
+      case BIOESP_DTYPE_F32: lo.dtype = torch::kFloat32; break;
+      case BIOESP_DTYPE_F16: lo.dtype = torch::kFloat16; break;
+      case BIOESP_DTYPE_BF16: lo.dtype = torch::kBFloat16; break;
+      default: fail(BIOESP_ERR_INVALID_ARGUMENT, "dtype must be F32, F16 or BF16");
+    }
+    if (o.threads > 0) torch::set_num_threads(o.threads);
+    if (o.log) {
+      auto fn = o.log;
+      void* user = o.log_user;
+      lo.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
+    }
+    auto m = std::make_unique<bioesp_model>();
+    m->sd = pipeline::StableDiffusion::load(path, lo);
+    *out = m.release();
+  });
+}
+
+void bioesp_model_free(bioesp_model* model) {
+  if (!model) return;
+  std::unique_lock<std::mutex> lock(model->jobs_mutex);
+  model->jobs_done.wait(lock, [&] { return model->jobs == 0; });
+  lock.unlock();
+  delete model;
+}
+
+bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* path, float scale, const char* name) {
+  return guard([&] {
+    require(model && path && name, "model, path and name must not be NULL");
+    std::lock_guard<std::mutex> lock(model->use);
+    model->sd->add_lora(path, scale, name);
+  });
+}
+
+bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name, float scale) {
+  return guard([&] {
+    require(model && name, "model and name must not be NULL");
+    require(std::isfinite(scale), "scale must be finite");
+    std::lock_guard<std::mutex> lock(model->use);
+    if (!model->sd->set_lora_scale(name, scale)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
+  });
+}
+
+bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
+  return guard([&] {
+    require(model && name, "model and name must not be NULL");
+    std::lock_guard<std::mutex> lock(model->use);
+    if (!model->sd->remove_lora(name)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
+  });
+}
+
+void bioesp_generate_options_init(bioesp_generate_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->steps = 50;
+  o->guidance = 7.5f;
+  o->images_per_prompt = 1;
+  o->strength = 0.8f;
+}
+
+bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options, bioesp_images** out) {
+  return guard([&] {
+    require(model && out, "model and out must not be NULL");
+    *out = nullptr;
+    Request r = make_request(options);
+    auto progress = [&r](int done, int total) {
+      if (!r.progress) return true;
+      bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr};
+      return r.progress(r.progress_user, &p) == 0;
+    };
+    *out = run(model, r, progress).release();
+  });
+}
+
+bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_options* options, bioesp_job** out) {
+  return guard([&] {
+    require(model && out, "model and out must not be NULL");
+    *out = nullptr;
+    auto job = std::make_unique<bioesp_job>();
+    job->model = model;
+    job->request = make_request(options);
+    {
+      std::lock_guard<std::mutex> lock(model->jobs_mutex);
+      ++model->jobs;
+    }
+    bioesp_job* j = job.get();
+    j->worker = std::thread([j] {
+      auto progress = [j](int done, int total) {
+        {
+          std::lock_guard<std::mutex> lock(j->m);
+          j->state = BIOESP_JOB_RUNNING;
+          j->step = static_cast<uint64_t>(done);
+          j->total = static_cast<uint64_t>(total);
+        }
+        Request& r = j->request;
+        if (r.progress) {
+          bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr};
+          if (r.progress(r.progress_user, &p) != 0) return false;
+        }
+        return !j->cancel.load();
+      };
+      std::unique_ptr<bioesp_images> result;
+      bioesp_status status = guard([&] {
+        if (j->cancel.load()) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+        {
+          std::lock_guard<std::mutex> lock(j->m);
+          j->state = BIOESP_JOB_RUNNING;
+        }
+        result = run(j->model, j->request, progress);
+      });
+      {
+        std::lock_guard<std::mutex> lock(j->m);
+        j->status = status;
+        j->error = status == BIOESP_OK ? "" : bioesp_last_error();
+        j->result = std::move(result);
+        j->state = BIOESP_JOB_DONE;
+      }
+      j->changed.notify_all();
+      bioesp_model* model = j->model;
+      std::lock_guard<std::mutex> lock(model->jobs_mutex);
+      --model->jobs;
+      model->jobs_done.notify_all();
+    });
+    *out = job.release();
+  });
+}
+
+bioesp_status bioesp_job_poll(const bioesp_job* job, bioesp_job_state* state, uint64_t* step, uint64_t* total) {
+  return guard([&] {
+    require(job != nullptr, "job must not be NULL");
+    std::lock_guard<std::mutex> lock(job->m);
+    if (state) *state = job->state;
+    if (step) *step = job->step;
+    if (total) *total = job->total;
+  });
+}
+
+bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* finished) {
+  return guard([&] {
+    require(job != nullptr, "job must not be NULL");
+    std::unique_lock<std::mutex> lock(job->m);
+    auto done = [&] { return job->state == BIOESP_JOB_DONE; };
+    if (timeout_ms < 0) job->changed.wait(lock, done);
+    else job->changed.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
+    if (finished) *finished = done() ? 1 : 0;
+  });
+}
+
+bioesp_status bioesp_job_cancel(bioesp_job* job) {
+  return guard([&] {
+    require(job != nullptr, "job must not be NULL");
+    job->cancel = true;
+  });
+}
+
+bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out) {
+  return guard([&] {
+    require(job && out, "job and out must not be NULL");
+    *out = nullptr;
+    std::lock_guard<std::mutex> lock(job->m);
+    if (job->state != BIOESP_JOB_DONE) fail(BIOESP_ERR_INVALID_ARGUMENT, "the job has not finished");
+    if (job->status != BIOESP_OK) fail(job->status, job->error);
+    if (job->taken) fail(BIOESP_ERR_INVALID_ARGUMENT, "the job's images were already taken");
+    job->taken = true;
+    *out = job->result.release();
+  });
+}
+
+void bioesp_job_free(bioesp_job* job) {
+  if (!job) return;
+  job->cancel = true;
+  if (job->worker.joinable()) job->worker.join();
+  delete job;
+}
+
+}  // extern "C"

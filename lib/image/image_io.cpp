@@ -1,0 +1,247 @@
+#include "image/image_io.h"
+
+#include <csetjmp>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "core/error.h"
+#include "io/file.h"
+
+#ifdef BIOESP_HAVE_IMAGES
+#include <jpeglib.h>
+#include <png.h>
+#endif
+
+namespace bioesp::image {
+
+#ifndef BIOESP_HAVE_IMAGES
+
+Image read_image(const std::string& path) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
+void write_png(const std::string& path, const Image&) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
+void write_jpeg(const std::string& path, const Image&, int) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
+
+#else
+
+namespace {
+
+struct File {
+  std::FILE* f;
+  explicit File(const std::string& path, const char* mode) : f(std::fopen(path.c_str(), mode)) {}
+  ~File() {
+    if (f) std::fclose(f);
+  }
+};
+
+// libpng reports errors through longjmp; the message is kept and rethrown after the jump.
+struct PngError {
+  std::string message;
+};
+
+void png_error_fn(png_structp png, png_const_charp msg) {
+  static_cast<PngError*>(png_get_error_ptr(png))->message = msg;
+  png_longjmp(png, 1);
+}
+void png_warning_fn(png_structp, png_const_charp) {}
+
+Image read_png(const std::string& path) {
+  File file(path, "rb");
+  if (!file.f) fail(BIOESP_ERR_IO, "cannot open " + path);
+  PngError err;
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  if (!info) fail(BIOESP_ERR_OUT_OF_MEMORY, "libpng");
+  Image img;
+  std::vector<png_bytep> rows;
+  if (setjmp(png_jmpbuf(png))) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    fail(BIOESP_ERR_FORMAT, path + ": unreadable PNG: " + err.message);
+  }
+  png_init_io(png, file.f);
+  png_set_user_limits(png, 1 << 15, 1 << 15);
+  png_read_info(png, info);
+  png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+  // Everything to 8-bit RGB(A): palettes expand, gray becomes RGB, 16 bits are stripped.
+  if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (type == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (depth == 16) png_set_strip_16(png);
+  if (type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  img.width = w;
+  img.height = h;
+  img.channels = png_get_channels(png, info);
+  if (img.channels != 3 && img.channels != 4) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    fail(BIOESP_ERR_UNSUPPORTED, path + ": PNG layout with " + std::to_string(img.channels) + " channels");
+  }
+  img.pixels.resize(static_cast<size_t>(w) * h * img.channels);
+  rows.resize(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.pixels.data() + static_cast<size_t>(y) * w * img.channels;
+  png_read_image(png, rows.data());
+  png_read_end(png, info);
+  png_textp text;
+  int n = 0;
+  if (png_get_text(png, info, &text, &n) > 0)
+    for (int i = 0; i < n; ++i) img.text.emplace_back(text[i].key, std::string(text[i].text ? text[i].text : ""));
+  png_destroy_read_struct(&png, &info, nullptr);
+  return img;
+}
+
+struct JpegError {
+  jpeg_error_mgr mgr;
+  std::jmp_buf jump;
+  char message[JMSG_LENGTH_MAX];
+};
+
+void jpeg_error_exit(j_common_ptr cinfo) {
+  auto* e = reinterpret_cast<JpegError*>(cinfo->err);
+  (*cinfo->err->format_message)(cinfo, e->message);
+  std::longjmp(e->jump, 1);
+}
+
+Image read_jpeg(const std::string& path) {
+  File file(path, "rb");
+  if (!file.f) fail(BIOESP_ERR_IO, "cannot open " + path);
+  jpeg_decompress_struct cinfo;
+  JpegError err;
+  cinfo.err = jpeg_std_error(&err.mgr);
+  err.mgr.error_exit = jpeg_error_exit;
+  Image img;
+  std::vector<uint8_t> row;
+  if (setjmp(err.jump)) {
+    jpeg_destroy_decompress(&cinfo);
+    fail(BIOESP_ERR_FORMAT, path + ": unreadable JPEG: " + err.message);
+  }
+  jpeg_create_decompress(&cinfo);
+  jpeg_stdio_src(&cinfo, file.f);
+  jpeg_read_header(&cinfo, TRUE);
+  const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+  cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // gray and YCbCr become RGB
+  jpeg_start_decompress(&cinfo);
+  img.width = cinfo.output_width;
+  img.height = cinfo.output_height;
+  img.channels = 3;
+  if (static_cast<uint64_t>(img.width) * img.height > (1ull << 28)) {
+    jpeg_destroy_decompress(&cinfo);
+    fail(BIOESP_ERR_UNSUPPORTED, path + ": image too large");
+  }
+  img.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
+  row.resize(static_cast<size_t>(img.width) * cinfo.output_components);
+  const bool inverted = cmyk && cinfo.saw_Adobe_marker;  // Adobe writes CMYK inverted
+  while (cinfo.output_scanline < cinfo.output_height) {
+    JSAMPROW r = row.data();
+    uint8_t* out = img.pixels.data() + static_cast<size_t>(cinfo.output_scanline) * img.width * 3;
+    jpeg_read_scanlines(&cinfo, &r, 1);
+    if (!cmyk) {
+      std::memcpy(out, row.data(), row.size());
+      continue;
+    }
+    for (uint32_t x = 0; x < img.width; ++x) {
+      const uint8_t* p = row.data() + 4 * x;
+      int k = inverted ? p[3] : 255 - p[3];
+      for (int c = 0; c < 3; ++c) {
+        int v = inverted ? p[c] : 255 - p[c];
+        out[3 * x + c] = static_cast<uint8_t>(v * k / 255);
+      }
+    }
+  }
+  jpeg_finish_decompress(&cinfo);
+  jpeg_destroy_decompress(&cinfo);
+  return img;
+}
+
+void check(const Image& img, const std::string& path) {
+  if (img.width == 0 || img.height == 0 || (img.channels != 3 && img.channels != 4) ||
+      img.pixels.size() != static_cast<size_t>(img.width) * img.height * img.channels)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, path + ": not an 8-bit RGB or RGBA image");
+}
+
+}  // namespace
+
+Image read_image(const std::string& path) {
+  unsigned char magic[8] = {};
+  {
+    File f(path, "rb");
+    if (!f.f) fail(BIOESP_ERR_IO, "cannot open " + path);
+    if (std::fread(magic, 1, 8, f.f) < 3) fail(BIOESP_ERR_FORMAT, path + ": too short to be an image");
+  }
+  if (std::memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0) return read_png(path);
+  if (magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return read_jpeg(path);
+  fail(BIOESP_ERR_UNSUPPORTED, path + ": not a PNG or JPEG file");
+}
+
+void write_png(const std::string& path, const Image& img) {
+  check(img, path);
+  io::write_file_atomically(path, [&](std::FILE* f) {
+    PngError err;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
+    png_infop info = png ? png_create_info_struct(png) : nullptr;
+    if (!info) fail(BIOESP_ERR_OUT_OF_MEMORY, "libpng");
+    std::vector<png_text> text(img.text.size());
+    if (setjmp(png_jmpbuf(png))) {
+      png_destroy_write_struct(&png, &info);
+      fail(BIOESP_ERR_IO, path + ": cannot write PNG: " + err.message);
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, img.width, img.height, 8, img.channels == 4 ? PNG_COLOR_TYPE_RGBA : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    for (size_t i = 0; i < img.text.size(); ++i) {
+      text[i].compression = PNG_ITXT_COMPRESSION_NONE;
+      text[i].key = const_cast<char*>(img.text[i].first.c_str());
+      text[i].text = const_cast<char*>(img.text[i].second.c_str());
+      text[i].text_length = 0;
+      text[i].itxt_length = img.text[i].second.size();
+      text[i].lang = nullptr;
+      text[i].lang_key = nullptr;
+    }
+    if (!text.empty()) png_set_text(png, info, text.data(), static_cast<int>(text.size()));
+    png_write_info(png, info);
+    for (uint32_t y = 0; y < img.height; ++y)
+      png_write_row(png, img.pixels.data() + static_cast<size_t>(y) * img.width * img.channels);
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    if (std::ferror(f)) fail(BIOESP_ERR_IO, "cannot write " + path);
+  });
+}
+
+void write_jpeg(const std::string& path, const Image& img, int quality) {
+  check(img, path);
+  if (quality < 1 || quality > 100) fail(BIOESP_ERR_INVALID_ARGUMENT, "JPEG quality must be 1..100");
+  io::write_file_atomically(path, [&](std::FILE* f) {
+    jpeg_compress_struct cinfo;
+    JpegError err;
+    cinfo.err = jpeg_std_error(&err.mgr);
+    err.mgr.error_exit = jpeg_error_exit;
+    std::vector<uint8_t> rgb;
+    if (setjmp(err.jump)) {
+      jpeg_destroy_compress(&cinfo);
+      fail(BIOESP_ERR_IO, path + ": cannot write JPEG: " + err.message);
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_stdio_dest(&cinfo, f);
+    cinfo.image_width = img.width;
+    cinfo.image_height = img.height;
+    cinfo.input_components = 3;
+    cinfo.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    jpeg_start_compress(&cinfo, TRUE);
+    rgb.resize(static_cast<size_t>(img.width) * 3);
+    while (cinfo.next_scanline < cinfo.image_height) {
+      const uint8_t* src = img.pixels.data() + static_cast<size_t>(cinfo.next_scanline) * img.width * img.channels;
+      for (uint32_t x = 0; x < img.width; ++x) std::memcpy(&rgb[3 * x], src + x * img.channels, 3);  // alpha dropped
+      JSAMPROW r = rgb.data();
+      jpeg_write_scanlines(&cinfo, &r, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    if (std::ferror(f)) fail(BIOESP_ERR_IO, "cannot write " + path);
+  });
+}
+
+#endif
+
+}  // namespace bioesp::image

@@ -1,0 +1,24 @@
+// Image files: PNG through libpng, JPEG through libjpeg(-turbo)'s jpeglib API. Built only with
+// BIOESP_WITH_IMAGES; without it every call fails with BIOESP_ERR_UNSUPPORTED.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace bioesp::image {
+
+struct Image {
+  uint32_t width = 0, height = 0, channels = 0;  // channels: 3 (RGB) or 4 (RGBA)
+  std::vector<uint8_t> pixels;
+  std::vector<std::pair<std::string, std::string>> text;  // PNG tEXt/iTXt chunks
+};
+
+// PNG or JPEG, told apart by their signatures; always 8-bit RGB or RGBA.
+Image read_image(const std::string& path);
+// Written atomically; text goes into iTXt chunks (UTF-8).
+void write_png(const std::string& path, const Image& image);
+void write_jpeg(const std::string& path, const Image& image, int quality);
+
+}  // namespace bioesp::image

@@ -1,0 +1,258 @@
+/* Generation through the public C API: the PNG that bioesp writes against diffusers' image,
+ * async jobs (queueing, concurrency, cancel), LoRA calls, img2img inputs and bad requests. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <math.h>
+
+#include <bioesp.h>
+
+#include "support/testutil.h"
+
+static bioesp_model* model;
+
+static int setup(void** state) {
+  (void)state;
+  bioesp_model_options o;
+  bioesp_model_options_init(&o);
+  o.threads = 2;
+  if (bioesp_model_load(path_join(ref_dir(), "models/tiny-sd1"), &o, &model) != BIOESP_OK) {
+    fprintf(stderr, "%s\n", bioesp_last_error());
+    return 1;
+  }
+  return 0;
+}
+
+static int teardown(void** state) {
+  (void)state;
+  bioesp_model_free(model);
+  return 0;
+}
+
+static const char* kPrompt[] = {"criatura especulativa colombiana"};
+
+static bioesp_generate_options golden_options(void) {
+  bioesp_generate_options g;
+  bioesp_generate_options_init(&g);
+  g.prompts = kPrompt;
+  g.num_prompts = 1;
+  g.negative_prompt = "blurry, low quality";
+  g.steps = 10;
+  g.guidance = 7.5f;
+  g.seed = 1234;
+  g.scheduler = "ddim";
+  return g;
+}
+
+static bioesp_image image_at(const bioesp_images* set, size_t i) {
+  bioesp_image img;
+  memset(&img, 0, sizeof img);
+  img.struct_size = sizeof img;
+  assert_int_equal(bioesp_images_get(set, i, &img), BIOESP_OK);
+  return img;
+}
+
+static void test_png_matches_diffusers(void** state) {
+  (void)state;
+  bioesp_generate_options g = golden_options();
+  bioesp_images* images = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &images), BIOESP_OK);
+  const char* png = path_join(temp_dir(), "ddim.png");
+  assert_int_equal(bioesp_images_save(images, 0, png, NULL), BIOESP_OK);
+  assert_string_equal(bioesp_images_setting(images, 0, "seed"), "1234");
+  assert_string_equal(bioesp_images_setting(images, 0, "prompt"), kPrompt[0]);
+  bioesp_images_free(images);
+
+  bioesp_images* back = NULL;
+  assert_int_equal(bioesp_images_load(png, &back), BIOESP_OK);
+  bioesp_image img = image_at(back, 0);
+  assert_int_equal(img.width, 128);
+  assert_int_equal(img.height, 128);
+  assert_int_equal(img.channels, 3);
+
+  bioesp_weights* golden = NULL;
+  assert_int_equal(bioesp_weights_open(path_join(ref_dir(), "golden/tiny-sd1/pipeline.safetensors"), NULL, &golden), BIOESP_OK);
+  size_t index;
+  assert_int_equal(bioesp_weights_find(golden, NULL, "ddim.steps10", &index), BIOESP_OK);
+  size_t n = 128 * 128 * 3;
+  float* ref = malloc(n * sizeof(float));
+  assert_int_equal(bioesp_weights_read(golden, index, BIOESP_DTYPE_F32, ref, n * sizeof(float)), BIOESP_OK);
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) total += fabs((double)img.pixels[i] - round(ref[i] * 255.0));
+  double mad = total / n;
+  print_message("PNG vs diffusers rounded to 8 bits: mean absolute difference %.4f / 255\n", mad);
+  assert_true(mad <= 1.0);
+  free(ref);
+  bioesp_weights_close(golden);
+  bioesp_images_free(back);
+}
+
+static int count_progress(void* user, const bioesp_progress* p) {
+  int* calls = user;
+  ++*calls;
+  assert_string_equal(p->stage, "denoise");
+  assert_true(p->current <= p->total);
+  return 0;
+}
+
+static int cancel_at_two(void* user, const bioesp_progress* p) {
+  (void)user;
+  return p->current >= 2;
+}
+
+static void test_async_jobs(void** state) {
+  (void)state;
+  bioesp_generate_options g = golden_options();
+  g.steps = 4;
+  int calls = 0;
+  g.progress = count_progress;
+  g.progress_user = &calls;
+  bioesp_images* sync = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &sync), BIOESP_OK);
+  assert_int_equal(calls, 4);
+
+  /* Two jobs on one model queue; their images equal the synchronous ones. */
+  bioesp_job *a = NULL, *b = NULL;
+  g.progress = NULL;
+  assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
+  assert_int_equal(bioesp_generate_async(model, &g, &b), BIOESP_OK);
+  int finished = 0;
+  assert_int_equal(bioesp_job_wait(a, -1, &finished), BIOESP_OK);
+  assert_true(finished);
+  assert_int_equal(bioesp_job_wait(b, 60000, &finished), BIOESP_OK);
+  assert_true(finished);
+  bioesp_job_state st;
+  uint64_t step, total;
+  assert_int_equal(bioesp_job_poll(a, &st, &step, &total), BIOESP_OK);
+  assert_int_equal(st, BIOESP_JOB_DONE);
+  assert_int_equal(step, 4);
+  bioesp_images *ia = NULL, *ib = NULL;
+  assert_int_equal(bioesp_job_take(a, &ia), BIOESP_OK);
+  assert_int_equal(bioesp_job_take(b, &ib), BIOESP_OK);
+  bioesp_images* again = NULL;
+  assert_int_equal(bioesp_job_take(b, &again), BIOESP_ERR_INVALID_ARGUMENT); /* only once */
+  assert_null(again);
+  bioesp_image s = image_at(sync, 0), x = image_at(ia, 0), y = image_at(ib, 0);
+  assert_memory_equal(s.pixels, x.pixels, 128 * 128 * 3);
+  assert_memory_equal(s.pixels, y.pixels, 128 * 128 * 3);
+  bioesp_images_free(ia);
+  bioesp_images_free(ib);
+  bioesp_job_free(a);
+  bioesp_job_free(b);
+
+  /* A job on a second model runs beside one on the first. */
+  bioesp_model* other = NULL;
+  assert_int_equal(bioesp_model_load(path_join(ref_dir(), "models/tiny-sd1"), NULL, &other), BIOESP_OK);
+  assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
+  assert_int_equal(bioesp_generate_async(other, &g, &b), BIOESP_OK);
+  assert_int_equal(bioesp_job_wait(a, -1, &finished), BIOESP_OK);
+  assert_int_equal(bioesp_job_wait(b, -1, &finished), BIOESP_OK);
+  assert_int_equal(bioesp_job_take(b, &ib), BIOESP_OK);
+  assert_memory_equal(s.pixels, image_at(ib, 0).pixels, 128 * 128 * 3);
+  bioesp_images_free(ib);
+  bioesp_job_free(a);
+  bioesp_job_free(b);
+  bioesp_model_free(other);
+
+  /* Cancel: from the progress callback, and from bioesp_job_cancel. */
+  g.steps = 10;
+  g.progress = cancel_at_two;
+  assert_int_equal(bioesp_generate(model, &g, &ia), BIOESP_ERR_CANCELLED);
+  assert_null(ia);
+  g.progress = NULL;
+  assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
+  assert_int_equal(bioesp_job_cancel(a), BIOESP_OK);
+  assert_int_equal(bioesp_job_wait(a, -1, &finished), BIOESP_OK);
+  assert_int_equal(bioesp_job_poll(a, &st, &step, &total), BIOESP_OK);
+  assert_true(step < 10);
+  assert_int_equal(bioesp_job_take(a, &ia), BIOESP_ERR_CANCELLED);
+  assert_non_null(strstr(bioesp_last_error(), "cancelled"));
+  bioesp_job_free(a);
+  /* Freeing a running job cancels it. */
+  assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
+  bioesp_job_free(a);
+  bioesp_images_free(sync);
+}
+
+static void test_img2img_inputs(void** state) {
+  (void)state;
+  /* Gray and RGBA inputs convert; sizes crop to multiples of 8. */
+  static uint8_t gray[70 * 61], rgba[64 * 64 * 4];
+  for (size_t i = 0; i < sizeof gray; ++i) gray[i] = (uint8_t)(i * 7);
+  for (size_t i = 0; i < sizeof rgba; ++i) rgba[i] = (uint8_t)(i * 3);
+  bioesp_image in = {sizeof(bioesp_image), 70, 61, 1, gray};
+  bioesp_generate_options g = golden_options();
+  g.steps = 4;
+  g.strength = 0.5f;
+  g.init_image = &in;
+  bioesp_images* out = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_OK);
+  bioesp_image img = image_at(out, 0);
+  assert_int_equal(img.width, 64);
+  assert_int_equal(img.height, 56);
+  bioesp_images_free(out);
+  bioesp_image in4 = {sizeof(bioesp_image), 64, 64, 4, rgba};
+  g.init_image = &in4;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_OK);
+  bioesp_images_free(out);
+  bioesp_image bad = {sizeof(bioesp_image), 64, 64, 2, rgba};
+  g.init_image = &bad;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  /* A file that is no image */
+  const char* junk = path_join(temp_dir(), "junk.png");
+  write_file(junk, "\x89PNG\r\n\x1a\nnot really", 18);
+  bioesp_images* loaded = NULL;
+  assert_int_equal(bioesp_images_load(junk, &loaded), BIOESP_ERR_FORMAT);
+  write_file(junk, "GIF89a.....", 11);
+  assert_int_equal(bioesp_images_load(junk, &loaded), BIOESP_ERR_UNSUPPORTED);
+}
+
+static void test_bad_requests(void** state) {
+  (void)state;
+  bioesp_images* out = NULL;
+  bioesp_generate_options g = golden_options();
+  g.steps = 2;
+  g.width = 100;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "multiple"));
+  g = golden_options();
+  g.guidance = NAN;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  g = golden_options();
+  g.steps = 0;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  g = golden_options();
+  g.scheduler = "heun";
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "heun"));
+  g = golden_options();
+  g.num_prompts = 0;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  /* LoRA calls */
+  assert_int_equal(bioesp_model_add_lora(model, path_join(ref_dir(), "workshop/model_lora.ckpt"), 1.0f, "w"),
+                   BIOESP_ERR_MISMATCH);
+  assert_int_equal(bioesp_model_add_lora(model, path_join(ref_dir(), "golden/tiny-sd1/lora/kohya_lora.safetensors"), 1.0f, "k"),
+                   BIOESP_OK);
+  assert_int_equal(bioesp_model_set_lora_scale(model, "k", 0.25f), BIOESP_OK);
+  assert_int_equal(bioesp_model_set_lora_scale(model, "nope", 0.25f), BIOESP_ERR_NOT_FOUND);
+  assert_int_equal(bioesp_model_remove_lora(model, "k"), BIOESP_OK);
+  /* Models that are missing or half there */
+  bioesp_model* m = NULL;
+  assert_int_equal(bioesp_model_load(path_join(temp_dir(), "nowhere"), NULL, &m), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_null(m);
+  bioesp_model_options o;
+  bioesp_model_options_init(&o);
+  o.dtype = BIOESP_DTYPE_I64;
+  assert_int_equal(bioesp_model_load(path_join(ref_dir(), "models/tiny-sd1"), &o, &m), BIOESP_ERR_INVALID_ARGUMENT);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_png_matches_diffusers), cmocka_unit_test(test_async_jobs),
+      cmocka_unit_test(test_img2img_inputs), cmocka_unit_test(test_bad_requests)};
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
