@@ -2,7 +2,10 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 namespace bioesp::models {
 
@@ -18,14 +21,23 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 #if TORCH_VERSION_MAJOR >= 2
   auto out = at::scaled_dot_product_attention(qq, kk, vv, {}, 0.0, causal);
 #else
-  double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  auto scores = torch::matmul(qq, kk.transpose(-1, -2)) * scale;
-  if (causal) {
-    auto mask = torch::ones({q.size(-2), k.size(-2)}, torch::TensorOptions().dtype(torch::kBool).device(q.device()))
-                    .triu(1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+  // The explicit product, a slice of queries at a time so that the score matrix stays within
+  // about 64M elements (a 512 px image has 4096 tokens: 2 × 8 heads × 4096² scores at once).
+  const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  const int64_t lq = q.size(-2), lk = k.size(-2), rows = qq.numel() / (lq * q.size(-1));
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(lq, (int64_t{1} << 26) / std::max<int64_t>(1, rows * lk)));
+  auto kt = kk.transpose(-1, -2);
+  std::vector<torch::Tensor> parts;
+  for (int64_t s = 0; s < lq; s += chunk) {
+    auto scores = torch::matmul(qq.slice(-2, s, s + chunk), kt) * scale;
+    if (causal) {
+      auto row = torch::arange(s, std::min(lq, s + chunk), torch::TensorOptions().dtype(torch::kLong).device(q.device()));
+      auto col = torch::arange(lk, torch::TensorOptions().dtype(torch::kLong).device(q.device()));
+      scores = scores.masked_fill(col.unsqueeze(0) > row.unsqueeze(1), -std::numeric_limits<float>::infinity());
+    }
+    parts.push_back(torch::matmul(scores.softmax(-1), vv));
   }
-  auto out = torch::matmul(scores.softmax(-1), vv);
+  auto out = parts.size() == 1 ? parts[0] : torch::cat(parts, -2);
 #endif
   return out.to(dtype);
 }
