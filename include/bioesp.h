@@ -321,6 +321,9 @@ typedef struct bioesp_generate_options {
   void* progress_user;
   bioesp_log_fn log;           /* warnings such as a truncated prompt */
   void* log_user;
+  int device_generator;        /* nonzero: draw noise with a generator on the model's device (as
+                                  diffusers with a CUDA generator); the same seed then gives other
+                                  images than on the CPU */
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);

@@ -29,6 +29,7 @@ static const char* const kUsage =
     "        --init-image FILE --strength F   img2img (strength 0.8)\n"
     "        --lora FILE[:SCALE]     repeatable\n"
     "        --clip-skip N  --device cpu|cuda  --dtype f32|f16|bf16  --threads N\n"
+    "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
     "        --quiet                 no progress bar\n"
     "\n"
@@ -305,6 +306,7 @@ static int cmd_generate(int argc, char** argv) {
     long n;
     double d;
     if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
+    if (strcmp(a, "--device-generator") == 0) { go.device_generator = 1; continue; }
     if (!v) {
       fprintf(stderr, "bioesp generate: %s needs a value\n", a);
       return 2;

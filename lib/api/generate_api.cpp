@@ -64,6 +64,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.steps = o.steps;
   r.g.guidance = o.guidance;
   r.g.seed = o.seed;
+  r.g.device_generator = o.device_generator != 0;
   if (o.scheduler) r.g.scheduler = o.scheduler;
   r.g.width = o.width;
   r.g.height = o.height;

@@ -152,8 +152,13 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
 
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
   scheduler->set_timesteps(g.steps);
-  auto gen = at::detail::createCPUGenerator(g.seed);
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  // diffusers' default is a CPU generator: the same seed then gives the same image everywhere.
+  at::Generator gen = at::detail::createCPUGenerator(g.seed);
+  if (g.device_generator && !device_.is_cpu()) {
+    gen = at::globalContext().defaultGenerator(device_).clone();
+    gen.set_current_seed(g.seed);
+  }
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(gen.device());
   const std::vector<int64_t> shape{N, uc.in_channels, height / factor, width / factor};
   int64_t begin = 0;
   torch::Tensor latents;

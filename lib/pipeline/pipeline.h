@@ -33,6 +33,7 @@ struct GenerateOptions {
   int steps = 50;
   double guidance = 7.5;                  // classifier-free guidance when > 1
   uint64_t seed = 0;
+  bool device_generator = false;          // draw noise on the model's device (faster, device-specific)
   std::string scheduler;                  // "" = the model's own
   int width = 0, height = 0;              // 0 = the UNet's sample_size × 8
   int images_per_prompt = 1;

@@ -59,7 +59,7 @@ torch::Tensor DDPM::step(const torch::Tensor& out, int64_t i, const torch::Tenso
   predictions(c_, out, sample, a, &x0, &eps);
   auto mean = (std::sqrt(a_prev) * cur_b / b) * x0 + (std::sqrt(cur_a) * b_prev / b) * sample;
   if (t == 0) return mean;
-  auto noise = gen ? at::randn(out.sizes(), *gen, torch::TensorOptions().dtype(out.scalar_type())).to(out.device())
+  auto noise = gen ? at::randn(out.sizes(), *gen, torch::TensorOptions().dtype(out.scalar_type()).device(gen->device())).to(out.device())
                    : torch::randn_like(out);
   double variance = std::max(b_prev / b * cur_b, 1e-20);
   return mean + std::sqrt(variance) * noise;

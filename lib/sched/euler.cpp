@@ -66,7 +66,7 @@ torch::Tensor Euler::step(const torch::Tensor& out, int64_t i, const torch::Tens
   double up = std::sqrt(next * next * (sigma * sigma - next * next) / (sigma * sigma));
   double down = std::sqrt(next * next - up * up);
   auto prev = sample + derivative * (down - sigma);
-  auto noise = gen ? at::randn(out.sizes(), *gen, torch::TensorOptions().dtype(out.scalar_type())).to(out.device())
+  auto noise = gen ? at::randn(out.sizes(), *gen, torch::TensorOptions().dtype(out.scalar_type()).device(gen->device())).to(out.device())
                    : torch::randn_like(out);
   return prev + noise * up;
 }
