@@ -26,6 +26,7 @@
 #include "models/layers.h"
 #include "models/loader.h"
 #include "models/unet.h"
+#include "pipeline/pipeline.h"
 
 using namespace bioesp;
 using nlohmann::json;
@@ -159,6 +160,31 @@ int bench_cuda(bool full, int repeat) {
     std::snprintf(note, sizeof note, "vs CPU: relative L2 %.2g (target 1e-3)", err);
     r.note = note;
     rows.push_back(r);
+  }
+  {
+    // Whole images with the tiny pipeline: CUDA fp32/fp16/bf16 against the CPU's fp32 image.
+    pipeline::GenerateOptions g;
+    g.prompts = {"criatura especulativa colombiana"};
+    g.negative_prompt = "blurry, low quality";
+    g.steps = 25;
+    g.seed = 1234;
+    g.scheduler = "dpmpp_2m";
+    auto cpu = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {});
+    auto ref = cpu->generate(g);
+    for (auto dtype : {torch::kFloat32, torch::kFloat16, torch::kBFloat16}) {
+      pipeline::LoadOptions lo;
+      lo.device = dev;
+      lo.dtype = dtype;
+      auto sd = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", lo);
+      torch::Tensor image;
+      Row r{std::string("tiny txt2img on CUDA, 25 steps DPM++ 2M, CFG, ") + c10::toString(dtype),
+            sync_time(1, repeat, [&] { image = sd->generate(g); })};
+      char note[96];
+      std::snprintf(note, sizeof note, "image vs CPU fp32: relative L2 %.2g (target %s)",
+                    ((image - ref).norm() / ref.norm()).item<double>(), dtype == torch::kFloat32 ? "1e-3" : "1e-2");
+      r.note = note;
+      rows.push_back(r);
+    }
   }
   if (full) {
     for (auto dtype : {torch::kFloat16, torch::kBFloat16}) {
