@@ -114,14 +114,14 @@ AutoencoderKLImpl::AutoencoderKLImpl(const config::VAEConfig& c) : c_(c) {
   if (c.use_post_quant_conv) post_quant_conv = register_module("post_quant_conv", Conv2d(l, l, 1));
 }
 
-Posterior AutoencoderKLImpl::moments(const torch::Tensor& h) {
-  auto m = quant_conv ? quant_conv(h) : h;
+torch::Tensor AutoencoderKLImpl::quantized(const torch::Tensor& h) { return quant_conv ? quant_conv(h) : h; }
+
+Posterior AutoencoderKLImpl::split_moments(const torch::Tensor& m) {
   auto parts = m.chunk(2, 1);
-  auto logvar = parts[1].clamp(-30.0, 20.0);
-  return {parts[0], (0.5 * logvar).exp()};
+  return {parts[0], (0.5 * parts[1].clamp(-30.0, 20.0)).exp()};
 }
 
-Posterior AutoencoderKLImpl::encode(const torch::Tensor& image) { return moments(encoder(image)); }
+Posterior AutoencoderKLImpl::encode(const torch::Tensor& image) { return split_moments(quantized(encoder(image))); }
 
 torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
   return decoder(post_quant_conv ? post_quant_conv(z) : z);
@@ -167,31 +167,33 @@ torch::Tensor tiled(const torch::Tensor& x, int64_t tile, int64_t step, int64_t 
 
 }  // namespace
 
-torch::Tensor AutoencoderKLImpl::decode_tiled(const torch::Tensor& z, const TileOptions& t) {
+// diffusers' tiling: tiles of tile_sample_size pixels (its latent size on the latent side), a
+// stride that leaves `overlap` of a tile shared, blended over that many output rows.
+AutoencoderKLImpl::Tiling AutoencoderKLImpl::tiling(const TileOptions& t) const {
+  Tiling g;
   const int64_t factor = int64_t{1} << (c_.block_out_channels.size() - 1);
-  const int64_t sample = t.tile_sample_size > 0 ? t.tile_sample_size : c_.sample_size;
-  const int64_t latent_tile = std::max<int64_t>(1, sample / factor);
-  const int64_t overlap = static_cast<int64_t>(latent_tile * (1 - t.overlap));
-  const int64_t blend_extent = static_cast<int64_t>(sample * t.overlap);
-  const int64_t keep = sample - blend_extent;
-  if (z.size(2) <= latent_tile && z.size(3) <= latent_tile) return decode(z);  // one tile: no seams
-  return tiled(z, latent_tile, std::max<int64_t>(1, overlap), blend_extent, keep,
-               [&](const torch::Tensor& tile) { return decode(tile); });
+  g.sample = t.tile_sample_size > 0 ? t.tile_sample_size : c_.sample_size;
+  g.latent = std::max<int64_t>(1, g.sample / factor);
+  g.overlap = t.overlap;
+  return g;
+}
+
+torch::Tensor AutoencoderKLImpl::decode_tiled(const torch::Tensor& z, const TileOptions& t) {
+  const Tiling g = tiling(t);
+  if (z.size(2) <= g.latent && z.size(3) <= g.latent) return decode(z);  // one tile: no seams
+  const int64_t blend_extent = static_cast<int64_t>(g.sample * g.overlap);
+  return tiled(z, g.latent, std::max<int64_t>(1, static_cast<int64_t>(g.latent * (1 - g.overlap))), blend_extent,
+               g.sample - blend_extent, [&](const torch::Tensor& tile) { return decode(tile); });
 }
 
 Posterior AutoencoderKLImpl::encode_tiled(const torch::Tensor& image, const TileOptions& t) {
-  const int64_t factor = int64_t{1} << (c_.block_out_channels.size() - 1);
-  const int64_t sample = t.tile_sample_size > 0 ? t.tile_sample_size : c_.sample_size;
-  const int64_t latent_tile = std::max<int64_t>(1, sample / factor);
-  const int64_t overlap = static_cast<int64_t>(sample * (1 - t.overlap));
-  const int64_t blend_extent = static_cast<int64_t>(latent_tile * t.overlap);
-  const int64_t keep = latent_tile - blend_extent;
-  if (image.size(2) <= sample && image.size(3) <= sample) return encode(image);
-  // diffusers blends the encoder's moments (before quant_conv's split into mean and std).
-  auto h = tiled(image, sample, std::max<int64_t>(1, overlap), blend_extent, keep,
-                 [&](const torch::Tensor& tile) { return quant_conv ? quant_conv(encoder(tile)) : encoder(tile); });
-  auto parts = h.chunk(2, 1);
-  return {parts[0], (0.5 * parts[1].clamp(-30.0, 20.0)).exp()};
+  const Tiling g = tiling(t);
+  if (image.size(2) <= g.sample && image.size(3) <= g.sample) return encode(image);
+  // diffusers blends the moments before splitting them into mean and std.
+  const int64_t blend_extent = static_cast<int64_t>(g.latent * g.overlap);
+  auto m = tiled(image, g.sample, std::max<int64_t>(1, static_cast<int64_t>(g.sample * (1 - g.overlap))), blend_extent,
+                 g.latent - blend_extent, [&](const torch::Tensor& tile) { return quantized(encoder(tile)); });
+  return split_moments(m);
 }
 
 }  // namespace bioesp::models

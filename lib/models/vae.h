@@ -76,7 +76,13 @@ class AutoencoderKLImpl : public torch::nn::Module {
   Conv2d quant_conv{nullptr}, post_quant_conv{nullptr};
 
  private:
-  Posterior moments(const torch::Tensor& h);
+  struct Tiling {
+    int64_t sample, latent;  // tile sizes in pixels and latents
+    double overlap;
+  };
+  Tiling tiling(const TileOptions& t) const;
+  torch::Tensor quantized(const torch::Tensor& h);         // quant_conv, when the model has one
+  static Posterior split_moments(const torch::Tensor& m);  // mean and std from the moments
   config::VAEConfig c_;
 };
 TORCH_MODULE(AutoencoderKL);
