@@ -25,7 +25,9 @@
 #include "io/weights.h"
 #include "models/layers.h"
 #include "models/loader.h"
+#include "models/clip_text.h"
 #include "models/unet.h"
+#include "models/vae.h"
 #include "pipeline/pipeline.h"
 
 using namespace bioesp;
@@ -234,16 +236,56 @@ int main(int argc, char** argv) {
     r.peak_mib = peak_rss_mib();
     rows.push_back(r);
   }
+  {
+    auto sd = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {});
+    pipeline::GenerateOptions g;
+    g.prompts = {"criatura especulativa colombiana"};
+    g.steps = 25;
+    g.scheduler = "dpmpp_2m";
+    Row r{"tiny txt2img, 128 px, 25 steps DPM++ 2M, CFG, fp32", time_it(1, repeat, [&] { sd->generate(g); })};
+    r.peak_mib = peak_rss_mib();
+    r.note = "per image";
+    rows.push_back(r);
+  }
   if (full) {
+    json configs = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
+    double text_s = 0, vae_s = 0, step_s = 0;
+    {
+      models::CLIPTextModel te(config::parse_clip_text(configs["clip_l"].dump(), "clip_l"));
+      models::initialise_random(*te, 0);
+      auto ids = torch::randint(0, 49408, {2, 77}, torch::kLong);
+      Row r{"SD 1.x text encoder (CLIP-L), batch 2 (prompt + negative), fp32", time_it(1, repeat, [&] { te->forward(ids); })};
+      r.peak_mib = peak_rss_mib();
+      std::sort(r.seconds.begin(), r.seconds.end());
+      text_s = r.seconds[r.seconds.size() / 2];
+      rows.push_back(r);
+    }
+    {
+      models::AutoencoderKL vae(config::parse_vae(configs["vae"].dump(), "vae"));
+      models::initialise_random(*vae, 0);
+      auto z = torch::randn({1, 4, 64, 64});
+      Row r{"SD 1.x VAE decode, 512 px, fp32", time_it(0, repeat, [&] { vae->decode(z); })};
+      r.peak_mib = peak_rss_mib();
+      std::sort(r.seconds.begin(), r.seconds.end());
+      vae_s = r.seconds[r.seconds.size() / 2];
+      r.note = "stable-diffusion.cpp here: 60 s";
+      rows.push_back(r);
+    }
     {
       models::UNet2DConditionModel unet(sd1_unet_config());
       models::initialise_random(*unet, 0);
       auto x = torch::randn({2, 4, 64, 64}), ctx = torch::randn({2, 77, 768}), t = torch::tensor({999.0, 999.0});
       Row r{"SD 1.x UNet forward, 64x64 latents (512 px), batch 2, fp32", time_it(1, repeat, [&] { unet->forward(x, t, ctx); })};
       r.peak_mib = peak_rss_mib();
-      r.note = "one CFG denoising step";
+      r.note = "one CFG denoising step; stable-diffusion.cpp here: 32 s";
+      std::sort(r.seconds.begin(), r.seconds.end());
+      step_s = r.seconds[r.seconds.size() / 2];
       rows.push_back(r);
     }
+    Row image{"SD 1.x image, 512 px, 25 steps (text + 25 steps + VAE, from the rows above)",
+              {text_s + 25 * step_s + vae_s}};
+    image.note = "derived, not timed as one call";
+    rows.push_back(image);
     std::string file = "/tmp/bioesp-bench-sd1-unet.fp16.safetensors";
     size_t bytes = write_synthetic_unet(file);
     std::string cmd = std::string("'") + argv[0] + "' load-unet '" + file + "'";

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <math.h>
+#include <jpeglib.h>
 
 #include <bioesp.h>
 
@@ -211,6 +212,74 @@ static void test_img2img_inputs(void** state) {
   assert_int_equal(bioesp_images_load(junk, &loaded), BIOESP_ERR_UNSUPPORTED);
 }
 
+/* Writes a 16×16 JPEG of one colour in `space` (JCS_CMYK, JCS_GRAYSCALE or JCS_RGB). */
+static void write_test_jpeg(const char* path, J_COLOR_SPACE space, int components, const uint8_t* colour, int progressive) {
+  struct jpeg_compress_struct c;
+  struct jpeg_error_mgr err;
+  c.err = jpeg_std_error(&err);
+  jpeg_create_compress(&c);
+  FILE* f = fopen(path, "wb");
+  assert_non_null(f);
+  jpeg_stdio_dest(&c, f);
+  c.image_width = 16;
+  c.image_height = 16;
+  c.input_components = components;
+  c.in_color_space = space;
+  jpeg_set_defaults(&c);
+  jpeg_set_quality(&c, 100, TRUE);
+  if (progressive) jpeg_simple_progression(&c);
+  jpeg_start_compress(&c, TRUE);
+  uint8_t row[16 * 4];
+  for (int x = 0; x < 16; ++x) memcpy(row + x * components, colour, (size_t)components);
+  while (c.next_scanline < 16) {
+    JSAMPROW r = row;
+    jpeg_write_scanlines(&c, &r, 1);
+  }
+  jpeg_finish_compress(&c);
+  jpeg_destroy_compress(&c);
+  fclose(f);
+}
+
+static void expect_colour(const char* path, int r, int g, int b) {
+  bioesp_images* set = NULL;
+  if (bioesp_images_load(path, &set) != BIOESP_OK) fail_msg("%s: %s", path, bioesp_last_error());
+  bioesp_image img = image_at(set, 0);
+  assert_int_equal(img.channels, 3);
+  assert_int_equal(img.width, 16);
+  const uint8_t* p = img.pixels + (8 * 16 + 8) * 3;
+  if (abs(p[0] - r) > 3 || abs(p[1] - g) > 3 || abs(p[2] - b) > 3)
+    fail_msg("%s: pixel (%d, %d, %d), want (%d, %d, %d)", path, p[0], p[1], p[2], r, g, b);
+  bioesp_images_free(set);
+}
+
+static void test_jpeg_decoding(void** state) {
+  (void)state;
+  /* Adobe CMYK is stored inverted: 255 is no ink. Full magenta ink on white paper. */
+  const uint8_t magenta[4] = {255, 0, 255, 255};
+  const char* cmyk = path_join(temp_dir(), "cmyk.jpg");
+  write_test_jpeg(cmyk, JCS_CMYK, 4, magenta, 0);
+  expect_colour(cmyk, 255, 0, 255);
+  const uint8_t grey[1] = {100};
+  const char* gray = path_join(temp_dir(), "gray.jpg");
+  write_test_jpeg(gray, JCS_GRAYSCALE, 1, grey, 1);
+  expect_colour(gray, 100, 100, 100);
+  const uint8_t green[3] = {20, 200, 60};
+  const char* rgb = path_join(temp_dir(), "progressive.jpg");
+  write_test_jpeg(rgb, JCS_RGB, 3, green, 1);
+  expect_colour(rgb, 20, 200, 60);
+  /* a truncated JPEG is refused, not decoded into garbage or a crash */
+  FILE* f = fopen(rgb, "rb");
+  uint8_t buf[4096];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  const char* cut = path_join(temp_dir(), "cut.jpg");
+  write_file(cut, buf, n / 3);
+  bioesp_images* set = NULL;
+  bioesp_status s = bioesp_images_load(cut, &set);
+  if (s == BIOESP_OK) bioesp_images_free(set);
+  assert_int_equal(s, BIOESP_ERR_FORMAT);
+}
+
 static void test_bad_requests(void** state) {
   (void)state;
   bioesp_images* out = NULL;
@@ -253,6 +322,7 @@ static void test_bad_requests(void** state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_png_matches_diffusers), cmocka_unit_test(test_async_jobs),
-      cmocka_unit_test(test_img2img_inputs), cmocka_unit_test(test_bad_requests)};
+      cmocka_unit_test(test_img2img_inputs), cmocka_unit_test(test_jpeg_decoding),
+      cmocka_unit_test(test_bad_requests)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -10,6 +10,7 @@
 
 #ifdef BIOESP_HAVE_IMAGES
 #include <jpeglib.h>
+#include <jerror.h>
 #include <png.h>
 #endif
 
@@ -102,6 +103,13 @@ void jpeg_error_exit(j_common_ptr cinfo) {
   std::longjmp(e->jump, 1);
 }
 
+// libjpeg only warns about a truncated file and fills the rest with grey; that warning stops the
+// decode here, so a half-downloaded photo never passes for an image. Other warnings (extraneous
+// bytes, common in camera files) pass, as they do in PIL.
+void jpeg_truncation_is_error(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_error_exit(cinfo);
+}
+
 Image read_jpeg(const std::string& path) {
   File file(path, "rb");
   if (!file.f) fail(BIOESP_ERR_IO, "cannot open " + path);
@@ -109,6 +117,7 @@ Image read_jpeg(const std::string& path) {
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_error_exit;
+  err.mgr.emit_message = jpeg_truncation_is_error;
   Image img;
   std::vector<uint8_t> row;
   if (setjmp(err.jump)) {
