@@ -17,6 +17,7 @@ struct Walker {
   const StorageGetter& storage;
   const std::string& what;
   WeightSet out;
+  std::set<std::string> names;
   std::map<std::string, StorageBytes> storages;
 
   const Object& obj(size_t i) const { return r.objects[i]; }
@@ -85,7 +86,7 @@ struct Walker {
       todo.pop_back();
       const Object& o = obj(i);
       if (o.kind == Kind::Tensor) {
-        if (out.find("", name)) fail(BIOESP_ERR_FORMAT, what + ": duplicate tensor name " + name);
+        if (!names.insert(name).second) fail(BIOESP_ERR_FORMAT, what + ": duplicate tensor name " + name);
         out.tensors.push_back(make_tensor(name, o.tensor));
       } else if (o.kind == Kind::Dict && seen.insert(i).second) {
         for (auto it = o.entries.rbegin(); it != o.entries.rend(); ++it) {
