@@ -26,6 +26,24 @@ void write_jpeg(const std::string& path, const Image&, int) { fail(BIOESP_ERR_UN
 
 namespace {
 
+// Buffers are sized in these out-of-line helpers, never inline in a function that called setjmp:
+// what such a function keeps in registers is undefined after libpng or libjpeg longjmp out of an
+// error, which matters for vectors that are freed as the exception unwinds.
+__attribute__((noinline)) void size_pixels(Image& img) {
+  img.pixels.resize(static_cast<size_t>(img.width) * img.height * img.channels);
+}
+__attribute__((noinline)) void size_buffer(std::vector<uint8_t>& v, size_t n) { v.resize(n); }
+__attribute__((noinline)) void point_rows(std::vector<png_bytep>& rows, Image& img) {
+  rows.resize(img.height);
+  for (uint32_t y = 0; y < img.height; ++y) rows[y] = img.pixels.data() + static_cast<size_t>(y) * img.width * img.channels;
+}
+__attribute__((noinline)) void keep_text(Image& img, png_structp png, png_infop info) {
+  png_textp text;
+  int n = 0;
+  if (png_get_text(png, info, &text, &n) > 0)
+    for (int i = 0; i < n; ++i) img.text.emplace_back(text[i].key, std::string(text[i].text ? text[i].text : ""));
+}
+
 struct File {
   std::FILE* f;
   explicit File(const std::string& path, const char* mode) : f(std::fopen(path.c_str(), mode)) {}
@@ -78,15 +96,11 @@ Image read_png(const std::string& path) {
     png_destroy_read_struct(&png, &info, nullptr);
     fail(BIOESP_ERR_UNSUPPORTED, path + ": PNG layout with " + std::to_string(img.channels) + " channels");
   }
-  img.pixels.resize(static_cast<size_t>(w) * h * img.channels);
-  rows.resize(h);
-  for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.pixels.data() + static_cast<size_t>(y) * w * img.channels;
+  size_pixels(img);
+  point_rows(rows, img);
   png_read_image(png, rows.data());
   png_read_end(png, info);
-  png_textp text;
-  int n = 0;
-  if (png_get_text(png, info, &text, &n) > 0)
-    for (int i = 0; i < n; ++i) img.text.emplace_back(text[i].key, std::string(text[i].text ? text[i].text : ""));
+  keep_text(img, png, info);
   png_destroy_read_struct(&png, &info, nullptr);
   return img;
 }
@@ -137,8 +151,8 @@ Image read_jpeg(const std::string& path) {
     jpeg_destroy_decompress(&cinfo);
     fail(BIOESP_ERR_UNSUPPORTED, path + ": image too large");
   }
-  img.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
-  row.resize(static_cast<size_t>(img.width) * cinfo.output_components);
+  size_pixels(img);
+  size_buffer(row, static_cast<size_t>(img.width) * cinfo.output_components);
   const bool inverted = cmyk && cinfo.saw_Adobe_marker;  // Adobe writes CMYK inverted
   while (cinfo.output_scanline < cinfo.output_height) {
     JSAMPROW r = row.data();
@@ -184,12 +198,12 @@ Image read_image(const std::string& path) {
 
 void write_png(const std::string& path, const Image& img) {
   check(img, path);
+  std::vector<png_text> text(img.text.size());
   io::write_file_atomically(path, [&](std::FILE* f) {
     PngError err;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
     png_infop info = png ? png_create_info_struct(png) : nullptr;
     if (!info) fail(BIOESP_ERR_OUT_OF_MEMORY, "libpng");
-    std::vector<png_text> text(img.text.size());
     if (setjmp(png_jmpbuf(png))) {
       png_destroy_write_struct(&png, &info);
       fail(BIOESP_ERR_IO, path + ": cannot write PNG: " + err.message);
@@ -219,12 +233,12 @@ void write_png(const std::string& path, const Image& img) {
 void write_jpeg(const std::string& path, const Image& img, int quality) {
   check(img, path);
   if (quality < 1 || quality > 100) fail(BIOESP_ERR_INVALID_ARGUMENT, "JPEG quality must be 1..100");
+  std::vector<uint8_t> rgb(static_cast<size_t>(img.width) * 3);
   io::write_file_atomically(path, [&](std::FILE* f) {
     jpeg_compress_struct cinfo;
     JpegError err;
     cinfo.err = jpeg_std_error(&err.mgr);
     err.mgr.error_exit = jpeg_error_exit;
-    std::vector<uint8_t> rgb;
     if (setjmp(err.jump)) {
       jpeg_destroy_compress(&cinfo);
       fail(BIOESP_ERR_IO, path + ": cannot write JPEG: " + err.message);
@@ -238,7 +252,6 @@ void write_jpeg(const std::string& path, const Image& img, int quality) {
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, quality, TRUE);
     jpeg_start_compress(&cinfo, TRUE);
-    rgb.resize(static_cast<size_t>(img.width) * 3);
     while (cinfo.next_scanline < cinfo.image_height) {
       const uint8_t* src = img.pixels.data() + static_cast<size_t>(cinfo.next_scanline) * img.width * img.channels;
       for (uint32_t x = 0; x < img.width; ++x) std::memcpy(&rgb[3 * x], src + x * img.channels, 3);  // alpha dropped
