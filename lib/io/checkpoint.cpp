@@ -129,7 +129,7 @@ struct Walker {
 
 WeightSet tensors_from_pickle(const pickle::Result& r, const StorageGetter& storage,
                               const std::string& what) {
-  Walker w{r, storage, what, {}, {}};
+  Walker w{r, storage, what, {}, {}, {}};
   w.out.format = BIOESP_FORMAT_PYTORCH_ZIP;
   w.run();
   return std::move(w.out);
