@@ -150,7 +150,8 @@ typedef struct bioesp_weights_options {
 BIOESP_API void bioesp_weights_options_init(bioesp_weights_options* options);
 
 /* Opens a weight file or a diffusers folder and validates it; tensor data is mapped or read
- * lazily where the format allows. The handle is read-only and may be shared between threads. */
+ * lazily where the format allows. Thread-safety: the handle is read-only once open; every
+ * bioesp_weights_* call below may run on it from several threads at once. */
 BIOESP_API bioesp_status bioesp_weights_open(const char* path, const bioesp_weights_options* options,
                                              bioesp_weights** out);
 BIOESP_API void bioesp_weights_close(bioesp_weights* weights);
@@ -239,7 +240,8 @@ typedef struct bioesp_image {
   const uint8_t* pixels; /* width × height × channels bytes */
 } bioesp_image;
 
-/* A set of images owned by the library: generated ones, or one read from a file. */
+/* A set of images owned by the library: generated ones, or one read from a file. Read-only once
+ * made: its calls may run from several threads at once; free it once, from one thread. */
 typedef struct bioesp_images bioesp_images;
 
 /* Reads a PNG (palette, gray, 16-bit, alpha, interlaced) or JPEG (baseline, progressive, gray,
@@ -351,11 +353,12 @@ BIOESP_API bioesp_status bioesp_job_poll(const bioesp_job* job, bioesp_job_state
                                          uint64_t* total);
 /* Waits up to timeout_ms (negative: forever); *finished says whether the job is done. */
 BIOESP_API bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* finished);
-/* Asks the job to stop; it ends within one denoising step with BIOESP_ERR_CANCELLED. */
+/* Asks the job to stop; it ends within one denoising step with BIOESP_ERR_CANCELLED. Safe from
+ * any thread, including the job's own progress callback. */
 BIOESP_API bioesp_status bioesp_job_cancel(bioesp_job* job);
 /* A finished job's images (once), or its failure status with its message in bioesp_last_error. */
 BIOESP_API bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out);
-/* Cancels the job if it still runs, waits for it and frees it. */
+/* Cancels the job if it still runs, waits for it and frees it. Not from the job's own callback. */
 BIOESP_API void bioesp_job_free(bioesp_job* job);
 
 #ifdef __cplusplus
