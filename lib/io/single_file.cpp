@@ -3,17 +3,10 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace bioesp::io {
 namespace {
-
-bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
-
-bool take_prefix(std::string& s, const std::string& p) {
-  if (s.rfind(p, 0) != 0) return false;
-  s.erase(0, p.size());
-  return true;
-}
 
 // Splits "12.rest" into 12 and "rest".
 bool take_index(std::string& s, int* out) {

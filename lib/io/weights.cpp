@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "io/checkpoint.h"
 #include "io/file.h"
 #include "io/safetensors.h"
@@ -16,10 +17,6 @@ namespace bioesp::io {
 using nlohmann::json;
 
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> names;

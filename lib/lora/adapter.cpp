@@ -5,24 +5,13 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "models/layers.h"
 #include "models/loader.h"
 
 namespace bioesp::lora {
 
 namespace {
-
-bool take_suffix(std::string& s, const std::string& suffix) {
-  if (s.size() < suffix.size() || s.compare(s.size() - suffix.size(), suffix.size(), suffix) != 0) return false;
-  s.erase(s.size() - suffix.size());
-  return true;
-}
-
-bool take_prefix(std::string& s, const std::string& prefix) {
-  if (s.rfind(prefix, 0) != 0) return false;
-  s.erase(0, prefix.size());
-  return true;
-}
 
 std::string underscored(std::string s) {
   for (char& c : s)

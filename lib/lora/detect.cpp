@@ -2,12 +2,10 @@
 
 #include <algorithm>
 
+#include "core/strings.h"
+
 namespace bioesp::lora {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 struct Pattern {
   const char* down;  // suffix of the down (A) matrix

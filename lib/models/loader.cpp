@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "io/file.h"
 
 namespace bioesp::models {
@@ -32,10 +33,6 @@ std::string shape_text(at::IntArrayRef s) {
   for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
   o << "]";
   return o.str();
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 void list(std::ostringstream& o, const char* label, const std::vector<std::string>& names) {

@@ -1,0 +1,28 @@
+// String helpers shared by the key-renaming and file-layout code.
+#pragma once
+
+#include <string>
+
+namespace bioesp {
+
+inline bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+inline bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Removes `prefix` from the front of `s` when it is there.
+inline bool take_prefix(std::string& s, const std::string& prefix) {
+  if (!starts_with(s, prefix)) return false;
+  s.erase(0, prefix.size());
+  return true;
+}
+
+// Removes `suffix` from the end of `s` when it is there.
+inline bool take_suffix(std::string& s, const std::string& suffix) {
+  if (!ends_with(s, suffix)) return false;
+  s.erase(s.size() - suffix.size());
+  return true;
+}
+
+}  // namespace bioesp
