@@ -1,10 +1,12 @@
 #include "io/file.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -98,6 +100,33 @@ void write_file_atomically(const std::string& path, const std::function<void(std
     std::remove(tmp.c_str());
     throw;
   }
+}
+
+std::vector<std::string> list_directory(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = opendir(dir.c_str());
+  if (!d) fail(BIOESP_ERR_IO, "cannot list " + dir + ": " + errno_text());
+  while (dirent* e = readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+void make_directories(const std::string& path) {
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i < path.size() && path[i] != '/') continue;
+    std::string part = path.substr(0, i);
+    if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) fail(BIOESP_ERR_IO, "cannot create " + part + ": " + errno_text());
+  }
+  if (!is_directory(path)) fail(BIOESP_ERR_IO, path + " exists and is not a folder");
+}
+
+void copy_file(const std::string& from, const std::string& to) {
+  auto m = map_file(from);
+  write_file_atomically(to, [&](std::FILE* f) { write_bytes(f, m->data, m->size, to); });
 }
 
 }  // namespace bioesp::io

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace bioesp::io {
 
@@ -25,6 +26,12 @@ void release_mapped_pages(const void* data, size_t n);
 
 std::string read_text_file(const std::string& path);
 bool is_directory(const std::string& path);
+// Entry names (without . and ..), sorted. Throws an I/O error naming the folder.
+std::vector<std::string> list_directory(const std::string& dir);
+// mkdir -p.
+void make_directories(const std::string& path);
+// Copies a file atomically.
+void copy_file(const std::string& from, const std::string& to);
 bool is_file(const std::string& path);
 
 // Writes a file atomically: `write` fills "<path>.tmp-<pid>", which is flushed to disk and then

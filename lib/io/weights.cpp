@@ -1,6 +1,5 @@
 #include "io/weights.h"
 
-#include <dirent.h>
 
 #include <algorithm>
 #include <fstream>
@@ -17,16 +16,6 @@ namespace bioesp::io {
 using nlohmann::json;
 
 namespace {
-
-std::vector<std::string> list_dir(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* d = opendir(dir.c_str());
-  if (!d) fail(BIOESP_ERR_IO, "cannot list " + dir);
-  while (dirent* e = readdir(d)) names.emplace_back(e->d_name);
-  closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 json read_json(const std::string& path) {
   try {
@@ -86,7 +75,7 @@ WeightSet read_file(const std::string& path) {
 }  // namespace
 
 std::string component_weights_file(const std::string& dir, const std::string& variant) {
-  auto names = list_dir(dir);
+  auto names = list_directory(dir);
   auto pick = [&](const std::string& ext) -> std::string {
     // A file "<stem>[.<variant>]<ext>", preferring the variant when asked.
     std::string plain, with_variant;

@@ -58,9 +58,12 @@ Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<s
       if (it == kohya.end()) unknown.push_back(t.name);
       continue;
     }
-    if (take_suffix(key, ".lora.down.weight") || take_suffix(key, ".lora_A.weight") || take_suffix(key, ".lora_down.weight")) {
+    // diffusers (UNet and text encoder), PEFT, kohya
+    if (take_suffix(key, ".lora.down.weight") || take_suffix(key, ".lora_linear_layer.down.weight") ||
+        take_suffix(key, ".lora_A.weight") || take_suffix(key, ".lora_down.weight")) {
       down = true;
-    } else if (!(take_suffix(key, ".lora.up.weight") || take_suffix(key, ".lora_B.weight") || take_suffix(key, ".lora_up.weight"))) {
+    } else if (!(take_suffix(key, ".lora.up.weight") || take_suffix(key, ".lora_linear_layer.up.weight") ||
+                 take_suffix(key, ".lora_B.weight") || take_suffix(key, ".lora_up.weight"))) {
       unknown.push_back(t.name);
       continue;
     }

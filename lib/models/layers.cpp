@@ -14,6 +14,34 @@ BuildScope::BuildScope(torch::TensorOptions options) : previous_(current) { curr
 BuildScope::~BuildScope() { current = previous_; }
 torch::TensorOptions build_options() { return current; }
 
+namespace {
+thread_local at::Generator* dropout_gen = nullptr;
+}
+
+DropoutScope::DropoutScope(at::Generator gen) { dropout_gen = new at::Generator(std::move(gen)); }
+DropoutScope::~DropoutScope() {
+  delete dropout_gen;
+  dropout_gen = nullptr;
+}
+
+torch::Tensor Adapter::delta(const torch::Tensor& x, bool conv, int64_t stride, int64_t padding) const {
+  auto h = x.scalar_type() == down.scalar_type() ? x : x.to(down.scalar_type());
+  if (dropout > 0 && dropout_gen) {
+    auto keep = at::empty_like(h).bernoulli_(1.0 - dropout, *dropout_gen);
+    h = h * keep / (1.0 - dropout);
+  }
+  torch::Tensor y;
+  if (conv) {
+    auto d = down.dim() == 2 ? down.unsqueeze(-1).unsqueeze(-1) : down;
+    auto u = up.dim() == 2 ? up.unsqueeze(-1).unsqueeze(-1) : up;
+    y = torch::conv2d(torch::conv2d(h, d, {}, {stride, stride}, {padding, padding}), u);
+  } else {
+    y = torch::linear(torch::linear(h, down), up);
+  }
+  y = y * weight();
+  return y.scalar_type() == x.scalar_type() ? y : y.to(x.scalar_type());
+}
+
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) {
   weight = param(*this, "weight", {out, in});
   if (has_bias) bias = param(*this, "bias", {out});
@@ -22,7 +50,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) {
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   auto out = torch::linear(x, weight, bias);
   for (const auto& a : adapters)
-    if (a.weight() != 0) out = out + a.weight() * torch::linear(torch::linear(x, a.down), a.up);
+    if (a.weight() != 0) out = out + a.delta(x, false, 1, 0);
   return out;
 }
 
@@ -34,12 +62,8 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
   auto out = torch::conv2d(x, weight, bias, {stride_, stride_}, {padding_, padding_});
-  for (const auto& a : adapters) {
-    if (a.weight() == 0) continue;
-    auto down = a.down.dim() == 2 ? a.down.unsqueeze(-1).unsqueeze(-1) : a.down;
-    auto up = a.up.dim() == 2 ? a.up.unsqueeze(-1).unsqueeze(-1) : a.up;
-    out = out + a.weight() * torch::conv2d(torch::conv2d(x, down, {}, {stride_, stride_}, {padding_, padding_}), up);
-  }
+  for (const auto& a : adapters)
+    if (a.weight() != 0) out = out + a.delta(x, true, stride_, padding_);
   return out;
 }
 

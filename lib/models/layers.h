@@ -27,7 +27,19 @@ struct Adapter {
   torch::Tensor down, up;  // Linear: [r, in], [out, r]; Conv2d: [r, in, k, k], [out, r, 1, 1]
   double factor = 1.0;     // alpha / rank
   double scale = 1.0;      // the user's
+  double dropout = 0.0;    // on the adapter's input, only while a DropoutScope is active
   double weight() const { return factor * scale; }
+  // scale · up(down(dropout(x))) in the adapter's dtype (float32 adapters train on fp16 layers).
+  torch::Tensor delta(const torch::Tensor& x, bool conv, int64_t stride, int64_t padding) const;
+};
+
+// While alive on this thread, adapters apply their dropout with draws from `gen` (training).
+class DropoutScope {
+ public:
+  explicit DropoutScope(at::Generator gen);
+  ~DropoutScope();
+  DropoutScope(const DropoutScope&) = delete;
+  DropoutScope& operator=(const DropoutScope&) = delete;
 };
 
 // Layers that carry adapters.

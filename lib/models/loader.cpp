@@ -43,6 +43,22 @@ void list(std::ostringstream& o, const char* label, const std::vector<std::strin
 
 }  // namespace
 
+io::Tensor from_torch(const std::string& name, const torch::Tensor& t) {
+  auto cpu = std::make_shared<torch::Tensor>(t.detach().to(torch::kCPU).contiguous());
+  io::Tensor out;
+  out.name = name;
+  bool found = false;
+  for (io::DType d : {io::DType::F32, io::DType::F16, io::DType::BF16, io::DType::F64, io::DType::I64, io::DType::I32,
+                      io::DType::I16, io::DType::I8, io::DType::U8, io::DType::Bool})
+    if (scalar_type(d) == cpu->scalar_type()) out.dtype = d, found = true;
+  if (!found) fail(BIOESP_ERR_UNSUPPORTED, name + ": no file dtype for this tensor");
+  out.shape.assign(cpu->sizes().begin(), cpu->sizes().end());
+  out.data = static_cast<const uint8_t*>(cpu->data_ptr());
+  out.nbytes = cpu->nbytes();
+  out.owner = cpu;
+  return out;
+}
+
 torch::Tensor to_torch(const io::Tensor& t) {
   std::vector<int64_t> shape(t.shape.begin(), t.shape.end());
   return torch::from_blob(const_cast<uint8_t*>(t.data), shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));

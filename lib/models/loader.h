@@ -10,6 +10,8 @@ namespace bioesp::models {
 
 // A read-only view of a file tensor (no copy); clone it before writing.
 torch::Tensor to_torch(const io::Tensor& t);
+// A file tensor holding a contiguous CPU copy of `t` (for writers).
+io::Tensor from_torch(const std::string& name, const torch::Tensor& t);
 
 struct LoadReport {
   std::vector<std::string> missing, unexpected, mismatched;

@@ -1,0 +1,24 @@
+// Resampling for datasets: a separable Lanczos-3 filter that widens its support on downscale
+// (antialiasing, as PIL's Image.resize with LANCZOS), over a source box, so crops and resizes
+// happen in one pass without stretching.
+#pragma once
+
+#include "image/image_io.h"
+
+namespace bioesp::image {
+
+struct Box {
+  double x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // source region in pixels; x1/y1 exclusive
+};
+
+// Resamples `box` of `src` to out_w × out_h (same channels).
+Image resize(const Image& src, uint32_t out_w, uint32_t out_h, const Box& box);
+Image resize(const Image& src, uint32_t out_w, uint32_t out_h);
+// Scales so the shorter side is `side` (aspect kept).
+Image resize_short_side(const Image& src, uint32_t side);
+// The largest centred square.
+Box center_square(const Image& src);
+// Mirrors left-right in place.
+void flip_horizontal(Image& img);
+
+}  // namespace bioesp::image

@@ -1,0 +1,139 @@
+#include "train/dataset.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/strings.h"
+#include "image/resize.h"
+#include "io/file.h"
+
+namespace bioesp::train {
+
+namespace {
+
+bool is_image_name(std::string n) {
+  for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return ends_with(n, ".png") || ends_with(n, ".jpg") || ends_with(n, ".jpeg");
+}
+
+std::string stem(const std::string& n) { return n.substr(0, n.rfind('.')); }
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+// RGBA composited over white: transparent emoji and cut-outs train as objects on white.
+image::Image to_rgb(image::Image img) {
+  if (img.channels == 3) return img;
+  image::Image out;
+  out.width = img.width, out.height = img.height, out.channels = 3;
+  out.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
+  for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i) {
+    const uint8_t* p = &img.pixels[i * 4];
+    for (int c = 0; c < 3; ++c) out.pixels[i * 3 + c] = static_cast<uint8_t>((p[c] * p[3] + 255 * (255 - p[3]) + 127) / 255);
+  }
+  return out;
+}
+
+uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+std::vector<Example> load_examples(const std::string& dir, const DatasetOptions& o, const io::Logger& log) {
+  if (!io::is_directory(dir)) fail(BIOESP_ERR_NOT_FOUND, dir + ": no such folder");
+  std::map<std::string, std::string> manifest;  // file name → caption
+  if (o.use_captions && io::is_file(dir + "/manifest.jsonl")) {
+    std::istringstream in(io::read_text_file(dir + "/manifest.jsonl"));
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) {
+      ++n;
+      if (trim(line).empty()) continue;
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object() || !j.contains("file") || !j["file"].is_string())
+        fail(BIOESP_ERR_FORMAT, dir + "/manifest.jsonl:" + std::to_string(n) + ": not a manifest line (a JSON object with \"file\")");
+      if (j.contains("caption") && j["caption"].is_string()) manifest[j["file"].get<std::string>()] = j["caption"];
+    }
+  }
+  std::vector<Example> out;
+  std::vector<std::string> skipped;
+  for (const auto& name : io::list_directory(dir)) {
+    if (!is_image_name(name)) continue;
+    Example e;
+    e.path = dir + "/" + name;
+    try {
+      auto img = to_rgb(image::read_image(e.path));
+      if (img.width < 8 || img.height < 8) fail(BIOESP_ERR_FORMAT, "smaller than 8×8 pixels");
+      e.image = image::resize_short_side(img, static_cast<uint32_t>(o.resolution));
+    } catch (const Error& err) {
+      if (log) log(BIOESP_LOG_WARNING, "skipping " + e.path + ": " + err.what());
+      skipped.push_back(name);
+      continue;
+    }
+    e.caption = o.prompt;
+    if (o.use_captions) {
+      auto m = manifest.find(name);
+      if (m != manifest.end()) {
+        e.caption = m->second;
+      } else if (io::is_file(dir + "/" + stem(name) + ".txt")) {
+        e.caption = trim(io::read_text_file(dir + "/" + stem(name) + ".txt"));
+      }
+    }
+    if (e.caption.empty())
+      fail(BIOESP_ERR_INVALID_ARGUMENT, e.path + " has no caption and no prompt was given");
+    out.push_back(std::move(e));
+  }
+  if (out.empty())
+    fail(skipped.empty() ? BIOESP_ERR_NOT_FOUND : BIOESP_ERR_FORMAT,
+         dir + (skipped.empty() ? ": no PNG or JPEG images in this folder"
+                                : ": none of its " + std::to_string(skipped.size()) + " images could be read"));
+  if (out.size() < 10 && log)
+    log(BIOESP_LOG_WARNING, dir + ": only " + std::to_string(out.size()) +
+                                " images; DreamBooth works best with 20–50 varied pictures of the subject");
+  return out;
+}
+
+torch::Tensor pixels(const Example& e, int resolution, bool random_crop, bool flip, at::Generator& gen) {
+  const auto& img = e.image;
+  const uint32_t r = static_cast<uint32_t>(resolution);
+  int64_t x = (img.width - r) / 2, y = (img.height - r) / 2;
+  if (random_crop) {
+    x = at::randint(img.width - r + 1, {1}, gen, torch::kLong).item<int64_t>();
+    y = at::randint(img.height - r + 1, {1}, gen, torch::kLong).item<int64_t>();
+  }
+  auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()), {img.height, img.width, 3}, torch::kUInt8)
+               .slice(0, y, y + r)
+               .slice(1, x, x + r)
+               .permute({2, 0, 1})
+               .to(torch::kFloat32)
+               .div(127.5)
+               .sub(1.0);
+  if (flip && at::rand({1}, gen).item<double>() < 0.5) t = t.flip({2});
+  return t.contiguous();
+}
+
+std::string dataset_fingerprint(const std::string& dir) {
+  uint64_t h;
+  if (io::is_file(dir + "/manifest.jsonl")) {
+    h = fnv1a(io::read_text_file(dir + "/manifest.jsonl"));
+  } else {
+    h = 1469598103934665603ull;
+    for (const auto& n : io::list_directory(dir))
+      if (is_image_name(n)) h = fnv1a(n + "\n", h);
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "fnv1a64:%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+}  // namespace bioesp::train

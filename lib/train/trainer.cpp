@@ -1,0 +1,671 @@
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/strings.h"
+#include "image/image_io.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "lora/adapter.h"
+#include "models/layers.h"
+#include "models/loader.h"
+#include "train/dataset.h"
+
+namespace bioesp::train {
+
+namespace {
+
+const char* const kAdapter = "bioesp-train";
+
+std::string underscored(std::string s) {
+  for (char& c : s)
+    if (c == '.') c = '_';
+  return s;
+}
+
+bool matches_target(const std::string& module, const std::vector<std::string>& targets) {
+  for (const auto& t : targets)
+    if (module == t || ends_with(module, "." + t)) return true;
+  return false;
+}
+
+// The model's float dtype (of its UNet weights).
+torch::ScalarType dtype_of(torch::nn::Module& m) { return m.parameters().front().scalar_type(); }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------
+// Trainer
+
+Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s), scaler_(s.fp16_loss_scaling) {
+  if (s.rank < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA rank must be at least 1");
+  if (!(s.alpha >= 0) || !std::isfinite(s.alpha)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA alpha must be ≥ 0");
+  if (!(s.dropout >= 0 && s.dropout < 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA dropout must be in [0, 1)");
+  if (!(s.prior_weight >= 0)) fail(BIOESP_ERR_INVALID_ARGUMENT, "prior loss weight must be ≥ 0");
+  noise_ = sched::make_scheduler(sd.scheduler_config(), "ddpm");
+  const auto& pt = noise_->config().prediction_type;
+  if (pt != "epsilon" && pt != "v_prediction")
+    fail(BIOESP_ERR_UNSUPPORTED, "training supports epsilon and v_prediction models, not '" + pt + "'");
+  if (s.full) {
+    auto add_all = [&](torch::nn::Module& m, const std::string& component) {
+      for (auto& p : m.named_parameters()) {
+        p.value().set_requires_grad(true);
+        params_.emplace_back(component + "." + p.key(), p.value());
+      }
+    };
+    add_all(*sd.unet(), "unet");
+    if (s.train_text_encoder) add_all(*sd.text_encoder(), "text_encoder");
+  } else {
+    // PEFT's "gaussian" initialisation: down ~ N(0, 1/r), up = 0, so training starts at the base model.
+    at::Generator gen = at::detail::createCPUGenerator(s.seed);
+    add_adapters(*sd.unet(), "unet", s.unet_targets, gen);
+    if (s.train_text_encoder) add_adapters(*sd.text_encoder(), "text_encoder", s.text_targets, gen);
+    if (params_.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no layer of the model matches the LoRA targets");
+  }
+  std::vector<torch::Tensor> tensors;
+  for (auto& p : params_) tensors.push_back(p.second);
+  adam_ = std::make_unique<AdamW>(tensors, s.adam);
+}
+
+Trainer::~Trainer() {
+  if (s_.full) {
+    for (auto& p : params_) p.second.set_requires_grad(false);
+  } else {
+    lora::detach(*sd_.unet(), kAdapter);
+    lora::detach(*sd_.text_encoder(), kAdapter);
+  }
+}
+
+void Trainer::add_adapters(torch::nn::Module& root, const std::string& component,
+                           const std::vector<std::string>& targets, at::Generator& gen) {
+  const double factor = (s_.alpha > 0 ? s_.alpha : s_.rank) / static_cast<double>(s_.rank);
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  for (const auto& item : root.named_modules()) {
+    if (!matches_target(item.key(), targets)) continue;
+    models::Adapter a;
+    a.name = kAdapter;
+    a.factor = factor;
+    a.dropout = s_.dropout;
+    models::Adaptable* layer = nullptr;
+    if (auto* l = dynamic_cast<models::LinearImpl*>(item.value().get())) {
+      layer = l;
+      a.down = at::normal(0.0, 1.0 / s_.rank, {s_.rank, l->weight.size(1)}, gen, opts);
+      a.up = torch::zeros({l->weight.size(0), s_.rank}, opts);
+    } else if (auto* c = dynamic_cast<models::Conv2dImpl*>(item.value().get())) {
+      layer = c;
+      const auto& w = c->weight;
+      a.down = at::normal(0.0, 1.0 / s_.rank, {s_.rank, w.size(1), w.size(2), w.size(3)}, gen, opts);
+      a.up = torch::zeros({w.size(0), s_.rank, 1, 1}, opts);
+    } else {
+      continue;
+    }
+    const auto device = sd_.device();
+    a.down = a.down.to(device).requires_grad_(true);
+    a.up = a.up.to(device).requires_grad_(true);
+    const std::string base = component + "." + item.key();
+    params_.emplace_back(base + ".lora.down.weight", a.down);
+    params_.emplace_back(base + ".lora.up.weight", a.up);
+    layer->adapters.push_back(std::move(a));
+  }
+}
+
+std::pair<torch::Tensor, torch::Tensor> Trainer::encode(const torch::Tensor& pixel_values) {
+  torch::NoGradGuard no_grad;
+  auto& vae = sd_.vae();
+  const auto dtype = dtype_of(*vae);
+  // SD's VAE overflows in fp16; it encodes in float32 as it decodes.
+  const bool upcast = vae->config().force_upcast && dtype == torch::kFloat16;
+  if (upcast) vae->to(torch::kFloat32);
+  models::Posterior post;
+  try {
+    post = vae->encode(pixel_values.to(sd_.device(), upcast ? torch::kFloat32 : dtype));
+  } catch (...) {
+    if (upcast) vae->to(dtype);
+    throw;
+  }
+  if (upcast) vae->to(dtype);
+  return {post.mean.to(torch::kFloat32), post.std.to(torch::kFloat32)};
+}
+
+double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* gen) {
+  const auto device = sd_.device();
+  const auto dtype = dtype_of(*sd_.unet());
+  torch::Tensor latents = in.latents;
+  if (!latents.defined()) {
+    if (!in.pixel_values.defined() || !in.vae_eps.defined())
+      fail(BIOESP_ERR_INVALID_ARGUMENT, "a training step needs pixel values and VAE noise, or latents");
+    auto [mean, std] = encode(in.pixel_values);
+    latents = (mean + std * in.vae_eps.to(device, torch::kFloat32)) * sd_.vae()->config().scaling_factor;
+  }
+  latents = latents.to(device, torch::kFloat32);
+  const int64_t B = latents.size(0);
+  if (in.noise.sizes() != latents.sizes() || in.timesteps.numel() != B)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "noise and timesteps must match the batch of latents");
+  if (in.prior < 0 || in.prior >= B) fail(BIOESP_ERR_INVALID_ARGUMENT, "prior images must leave instance images");
+  auto noise = in.noise.to(device, torch::kFloat32);
+  auto t = in.timesteps.to(device, torch::kLong);
+  auto noisy = noise_->add_noise(latents, noise, t);
+
+  std::optional<models::DropoutScope> dropout;
+  if (gen && s_.dropout > 0) dropout.emplace(*gen);
+  torch::Tensor ehs;
+  if (in.input_ids.defined()) {
+    ehs = sd_.text_encoder()->encode(in.input_ids.to(device), 0);
+  } else {
+    ehs = in.encoder_hidden_states.to(device);
+  }
+  if (ehs.size(0) == 1 && B > 1) ehs = ehs.expand({B, -1, -1});
+  auto pred = sd_.unet()->forward(noisy.to(dtype), t, ehs.to(dtype)).to(torch::kFloat32);
+  auto target = noise_->config().prediction_type == "v_prediction" ? noise_->velocity(latents, noise, t) : noise;
+
+  const int64_t n = B - in.prior;
+  auto p = pred.slice(0, 0, n), y = target.slice(0, 0, n);
+  torch::Tensor loss;
+  if (s_.snr_gamma > 0) {
+    // min-SNR-γ (Hang et al. 2023) as diffusers' scripts weight it.
+    auto ac = noise_->alphas_cumprod().to(device).index_select(0, t.slice(0, 0, n));
+    auto snr = ac / (1 - ac);
+    auto w = torch::minimum(snr, torch::full_like(snr, s_.snr_gamma));
+    w = noise_->config().prediction_type == "v_prediction" ? w / (snr + 1) : w / snr;
+    loss = ((p - y).pow(2).mean({1, 2, 3}) * w).mean();
+  } else {
+    loss = torch::mse_loss(p, y);
+  }
+  if (in.prior > 0) loss = loss + s_.prior_weight * torch::mse_loss(pred.slice(0, n), target.slice(0, n));
+  (loss * (scaler_.scale() / accumulation)).backward();
+  return loss.item<double>();
+}
+
+double Trainer::update(double lr) {
+  std::vector<torch::Tensor> tensors;
+  for (auto& p : params_) tensors.push_back(p.second);
+  const bool finite = scaler_.unscale(tensors);
+  const double norm = finite ? clip_grad_norm(tensors, s_.max_grad_norm) : NAN;
+  if (!std::isfinite(norm)) {
+    adam_->zero_grad();
+    if (scaler_.enabled()) {
+      scaler_.update(false);
+      return norm;
+    }
+    fail(BIOESP_ERR_INTERNAL, "training diverged: the gradient is not finite; lower the learning rate");
+  }
+  adam_->step(lr);
+  adam_->zero_grad();
+  scaler_.update(true);
+  return norm;
+}
+
+void Trainer::save_lora(const std::string& path, const std::vector<std::pair<std::string, std::string>>& metadata,
+                        bool kohya) const {
+  if (s_.full) fail(BIOESP_ERR_INVALID_ARGUMENT, "a full fine-tune has no LoRA to save");
+  const double factor = (s_.alpha > 0 ? s_.alpha : s_.rank) / static_cast<double>(s_.rank);
+  std::vector<io::Tensor> tensors;
+  for (const auto& [name, t] : params_) {
+    std::string key = name, component;
+    const bool down = take_suffix(key, ".lora.down.weight");
+    if (!down) take_suffix(key, ".lora.up.weight");
+    const size_t dot = key.find('.');
+    component = key.substr(0, dot);
+    const std::string module = key.substr(dot + 1);
+    if (kohya) {
+      std::string base = (component == "unet" ? "lora_unet_" : "lora_te_") + underscored(module);
+      tensors.push_back(models::from_torch(base + (down ? ".lora_down.weight" : ".lora_up.weight"), t));
+      if (down)
+        tensors.push_back(models::from_torch(base + ".alpha", torch::tensor(static_cast<float>(factor * s_.rank))));
+    } else {
+      // diffusers' files carry no alpha: fold alpha / rank into up so every loader agrees.
+      const std::string suffix = component == "unet" ? (down ? ".lora.down.weight" : ".lora.up.weight")
+                                                     : (down ? ".lora_linear_layer.down.weight" : ".lora_linear_layer.up.weight");
+      tensors.push_back(models::from_torch(component + "." + module + suffix, down || factor == 1.0 ? t : t * factor));
+    }
+  }
+  std::sort(tensors.begin(), tensors.end(), [](const io::Tensor& a, const io::Tensor& b) { return a.name < b.name; });
+  std::vector<const io::Tensor*> ptrs;
+  for (const auto& t : tensors) ptrs.push_back(&t);
+  io::write_safetensors(path, ptrs, metadata);
+}
+
+// ------------------------------------------------------------------------------------------------
+// A full run
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Meta = std::vector<std::pair<std::string, std::string>>;
+
+std::string meta_get(const Meta& m, const std::string& key) {
+  for (const auto& [k, v] : m)
+    if (k == key) return v;
+  fail(BIOESP_ERR_FORMAT, "checkpoint lacks '" + key + "'");
+}
+
+// Identifies the base model: its UNet's parameter names and shapes and a checksum of two weights.
+std::string model_fingerprint(pipeline::StableDiffusion& sd) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const std::string& s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  };
+  torch::NoGradGuard no_grad;
+  for (const auto& p : sd.unet()->named_parameters()) {
+    mix(p.key());
+    for (auto d : p.value().sizes()) mix(std::to_string(d));
+  }
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%016llx:%.6e:%.6e", static_cast<unsigned long long>(h),
+                sd.unet()->conv_in->weight.to(torch::kDouble).sum().item<double>(),
+                sd.unet()->conv_out->weight.to(torch::kDouble).abs().sum().item<double>());
+  return buf;
+}
+
+std::string format_step(const char* pattern, int step) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, pattern, step);
+  return buf;
+}
+
+// Where the data is in its shuffled epochs.
+struct Cursor {
+  torch::Tensor order;  // a permutation of the examples
+  int64_t position = 0;
+  int64_t epoch = 0;
+  std::vector<int64_t> next(int64_t count, int64_t size, at::Generator& gen) {
+    std::vector<int64_t> out;
+    while (static_cast<int64_t>(out.size()) < count) {
+      if (!order.defined() || position >= order.numel()) {
+        if (order.defined()) ++epoch;
+        order = at::randperm(size, gen, torch::kLong);
+        position = 0;
+      }
+      out.push_back(order[position++].item<int64_t>());
+    }
+    return out;
+  }
+};
+
+struct RunState {
+  int step = 0;
+  Cursor data, prior;
+};
+
+void save_checkpoint(const std::string& dir, Trainer& tr, const RunState& st, at::Generator& gen,
+                     const std::string& fingerprint, int kept, const io::Logger& log) {
+  std::vector<io::Tensor> tensors;
+  auto& adam = tr.optimizer();
+  for (size_t i = 0; i < tr.parameters().size(); ++i) {
+    const auto& [name, t] = tr.parameters()[i];
+    tensors.push_back(models::from_torch("param/" + name, t));
+    tensors.push_back(models::from_torch("exp_avg/" + name, adam.exp_avg()[i]));
+    tensors.push_back(models::from_torch("exp_avg_sq/" + name, adam.exp_avg_sq()[i]));
+  }
+  tensors.push_back(models::from_torch("rng", gen.get_state()));
+  if (st.data.order.defined()) tensors.push_back(models::from_torch("order/data", st.data.order));
+  if (st.prior.order.defined()) tensors.push_back(models::from_torch("order/prior", st.prior.order));
+  const auto& s = tr.setup();
+  Meta meta{{"bioesp.checkpoint", "1"},
+            {"step", std::to_string(st.step)},
+            {"optimizer_steps", std::to_string(adam.steps())},
+            {"data.position", std::to_string(st.data.position)},
+            {"data.epoch", std::to_string(st.data.epoch)},
+            {"prior.position", std::to_string(st.prior.position)},
+            {"prior.epoch", std::to_string(st.prior.epoch)},
+            {"model", fingerprint},
+            {"mode", s.full ? "full" : "lora"},
+            {"rank", std::to_string(s.rank)},
+            {"scaler.scale", std::to_string(tr.scaler().state_scale())},
+            {"scaler.growth", std::to_string(tr.scaler().state_growth())}};
+  std::vector<const io::Tensor*> ptrs;
+  for (const auto& t : tensors) ptrs.push_back(&t);
+  io::make_directories(dir);
+  const std::string path = dir + "/" + format_step("checkpoint-%06d.safetensors", st.step);
+  io::write_safetensors(path, ptrs, meta);  // atomic: a failure leaves the previous ones intact
+  if (log) log(BIOESP_LOG_INFO, "checkpoint " + path);
+  std::vector<std::string> all;
+  for (const auto& n : io::list_directory(dir))
+    if (starts_with(n, "checkpoint-") && ends_with(n, ".safetensors")) all.push_back(n);
+  for (size_t i = 0; kept > 0 && i + kept < all.size(); ++i) std::remove((dir + "/" + all[i]).c_str());
+}
+
+std::string latest_checkpoint(const std::string& dir) {
+  if (!io::is_directory(dir)) return "";
+  std::string last;
+  for (const auto& n : io::list_directory(dir))
+    if (starts_with(n, "checkpoint-") && ends_with(n, ".safetensors")) last = n;
+  return last.empty() ? "" : dir + "/" + last;
+}
+
+void load_checkpoint(const std::string& path, Trainer& tr, RunState& st, at::Generator& gen,
+                     const std::string& fingerprint) {
+  auto set = io::read_safetensors(path);
+  const auto& s = tr.setup();
+  if (meta_get(set.metadata, "mode") != (s.full ? "full" : "lora"))
+    fail(BIOESP_ERR_MISMATCH, path + ": this checkpoint is from a " + meta_get(set.metadata, "mode") + " training");
+  if (meta_get(set.metadata, "model") != fingerprint)
+    fail(BIOESP_ERR_MISMATCH, path + ": this checkpoint was trained from another base model");
+  if (!s.full && meta_get(set.metadata, "rank") != std::to_string(s.rank))
+    fail(BIOESP_ERR_MISMATCH, path + ": this checkpoint has LoRA rank " + meta_get(set.metadata, "rank") + ", not " +
+                                  std::to_string(s.rank));
+  auto get = [&](const std::string& name, const torch::Tensor& like) {
+    const io::Tensor* t = set.find("", name);
+    if (!t) fail(BIOESP_ERR_MISMATCH, path + ": lacks " + name + " (other LoRA targets?)");
+    auto v = models::to_torch(*t);
+    if (v.sizes() != like.sizes())
+      fail(BIOESP_ERR_MISMATCH, path + ": " + name + " has another shape than this training's");
+    return v;
+  };
+  size_t expected = 0;
+  for (const auto& t : set.tensors) expected += starts_with(t.name, "param/");
+  if (expected != tr.parameters().size())
+    fail(BIOESP_ERR_MISMATCH, path + ": it trains " + std::to_string(expected) + " tensors, this run " +
+                                  std::to_string(tr.parameters().size()) + " (other targets or text-encoder setting?)");
+  torch::NoGradGuard no_grad;
+  auto& adam = tr.optimizer();
+  for (size_t i = 0; i < tr.parameters().size(); ++i) {
+    const auto& [name, p] = tr.parameters()[i];
+    const_cast<torch::Tensor&>(p).copy_(get("param/" + name, p));
+    adam.exp_avg()[i].copy_(get("exp_avg/" + name, p));
+    adam.exp_avg_sq()[i].copy_(get("exp_avg_sq/" + name, p));
+  }
+  adam.set_steps(std::stoll(meta_get(set.metadata, "optimizer_steps")));
+  const io::Tensor* rng = set.find("", "rng");
+  if (!rng) fail(BIOESP_ERR_FORMAT, path + ": lacks the random generator state");
+  gen.set_state(models::to_torch(*rng).clone());
+  st.step = std::stoi(meta_get(set.metadata, "step"));
+  for (auto [cursor, key] : {std::pair<Cursor*, std::string>{&st.data, "data"}, {&st.prior, "prior"}}) {
+    if (const io::Tensor* o = set.find("", "order/" + key)) cursor->order = models::to_torch(*o).clone();
+    cursor->position = std::stoll(meta_get(set.metadata, key + ".position"));
+    cursor->epoch = std::stoll(meta_get(set.metadata, key + ".epoch"));
+  }
+  tr.scaler().restore(std::stod(meta_get(set.metadata, "scaler.scale")), std::stoi(meta_get(set.metadata, "scaler.growth")));
+}
+
+image::Image to_image(const torch::Tensor& hwc) {  // [H, W, 3] in [0, 1]
+  auto u8 = (hwc * 255).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+  image::Image img;
+  img.height = static_cast<uint32_t>(u8.size(0));
+  img.width = static_cast<uint32_t>(u8.size(1));
+  img.channels = 3;
+  img.pixels.assign(u8.data_ptr<uint8_t>(), u8.data_ptr<uint8_t>() + u8.numel());
+  return img;
+}
+
+void write_component(const std::string& dir, torch::nn::Module& m, const std::string& file) {
+  std::vector<io::Tensor> tensors;
+  for (const auto& p : m.named_parameters()) tensors.push_back(models::from_torch(p.key(), p.value()));
+  std::vector<const io::Tensor*> ptrs;
+  for (const auto& t : tensors) ptrs.push_back(&t);
+  io::make_directories(dir);
+  io::write_safetensors(dir + "/" + file, ptrs, {{"format", "pt"}});
+}
+
+// A complete diffusers folder: weights from memory, configs and tokenizer from the source.
+void save_pipeline(const std::string& out, pipeline::StableDiffusion& sd, const std::string& config_dir) {
+  write_component(out + "/unet", *sd.unet(), "diffusion_pytorch_model.safetensors");
+  write_component(out + "/text_encoder", *sd.text_encoder(), "model.safetensors");
+  write_component(out + "/vae", *sd.vae(), "diffusion_pytorch_model.safetensors");
+  for (const char* c : {"unet", "text_encoder", "vae"}) io::copy_file(config_dir + "/" + c + "/config.json", out + "/" + c + "/config.json");
+  io::make_directories(out + "/tokenizer");
+  for (const auto& n : io::list_directory(config_dir + "/tokenizer"))
+    if (io::is_file(config_dir + "/tokenizer/" + n)) io::copy_file(config_dir + "/tokenizer/" + n, out + "/tokenizer/" + n);
+  io::make_directories(out + "/scheduler");
+  io::write_file_atomically(out + "/scheduler/scheduler_config.json", [&](std::FILE* f) {
+    io::write_bytes(f, sd.scheduler_config().data(), sd.scheduler_config().size(), out);
+  });
+  if (io::is_file(config_dir + "/model_index.json")) io::copy_file(config_dir + "/model_index.json", out + "/model_index.json");
+}
+
+void check_options(const RunOptions& o) {
+  auto bad = [](const std::string& m) { fail(BIOESP_ERR_INVALID_ARGUMENT, m); };
+  if (o.model.empty()) bad("no model given");
+  if (o.data.empty()) bad("no instance data folder given");
+  if (o.out.empty()) bad("no output folder given");
+  if (o.resolution < 8 || o.resolution % 8) bad("resolution must be a positive multiple of 8 (got " + std::to_string(o.resolution) + ")");
+  if (o.steps < 0 || o.epochs < 1) bad("steps must be ≥ 0 and epochs ≥ 1");
+  if (o.batch < 1 || o.grad_accum < 1) bad("batch size and gradient accumulation must be ≥ 1");
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) bad("learning rate must be a positive number");
+  if (o.mixed_precision != "no" && o.mixed_precision != "fp16" && o.mixed_precision != "bf16")
+    bad("mixed precision is no, fp16 or bf16 (got '" + o.mixed_precision + "')");
+  if (o.mixed_precision == "fp16" && o.device.is_cpu()) bad("fp16 training needs CUDA; on the CPU use bf16 or no");
+  if (o.setup.full && o.mixed_precision != "no")
+    bad("full fine-tuning keeps float32 weights; use --mixed-precision no (LoRA trains in fp16/bf16)");
+  if (!o.class_data.empty() && o.class_prompt.empty()) bad("a class folder needs a class prompt");
+  if (o.checkpoint_every < 0 || o.validation_every < 0) bad("checkpoint and validation intervals must be ≥ 0");
+  validate(o.lr_schedule);
+}
+
+}  // namespace
+
+std::string run(const RunOptions& o) {
+  check_options(o);
+  auto report = [&](Progress p) {
+    if (o.progress && !o.progress(p)) return false;
+    return true;
+  };
+  auto stage = [&](const char* name, int done, int total) {
+    Progress p;
+    p.stage = name, p.step = done, p.total = total;
+    if (!report(p)) fail(BIOESP_ERR_CANCELLED, "training cancelled");
+  };
+  stage("prepare", 0, 0);
+  const std::string config_dir = io::is_directory(o.model) ? o.model : o.config_dir;
+  if (config_dir.empty() || !io::is_file(config_dir + "/scheduler/scheduler_config.json"))
+    fail(BIOESP_ERR_NOT_FOUND, (config_dir.empty() ? o.model : config_dir) +
+                                   ": training needs the model's noise schedule (scheduler/scheduler_config.json)");
+  pipeline::LoadOptions lo;
+  lo.config_dir = o.config_dir;
+  lo.device = o.device;
+  lo.dtype = o.mixed_precision == "fp16" ? torch::kFloat16 : o.mixed_precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  lo.log = o.log;
+  auto sd = pipeline::StableDiffusion::load(o.model, lo);
+
+  DatasetOptions dopt;
+  dopt.resolution = o.resolution;
+  dopt.prompt = o.prompt;
+  dopt.use_captions = o.use_captions;
+  auto examples = load_examples(o.data, dopt, o.log);
+
+  io::make_directories(o.out);
+  const std::string ckpt_dir = o.out + "/checkpoints";
+  std::vector<Example> prior;
+  if (!o.class_data.empty()) {
+    io::make_directories(o.class_data);
+    int have = 0;
+    for (const auto& n : io::list_directory(o.class_data)) have += ends_with(n, ".png") || ends_with(n, ".jpg");
+    // Missing class images come from the base model itself, as diffusers' script makes them.
+    for (int i = have; i < o.num_class_images; ++i) {
+      stage("class-images", i - have, o.num_class_images - have);
+      pipeline::GenerateOptions g;
+      g.prompts = {o.class_prompt};
+      g.steps = o.validation_steps;
+      g.seed = o.setup.seed + static_cast<uint64_t>(i);
+      g.width = g.height = o.resolution;
+      image::write_png(o.class_data + "/" + format_step("class-%05d.png", i), to_image(sd->generate(g)[0]));
+    }
+    DatasetOptions copt = dopt;
+    copt.prompt = o.class_prompt;
+    copt.use_captions = false;
+    prior = load_examples(o.class_data, copt, nullptr);
+  }
+
+  Setup setup = o.setup;
+  setup.fp16_loss_scaling = o.mixed_precision == "fp16";
+  Trainer tr(*sd, setup);
+  const std::string fingerprint = model_fingerprint(*sd);
+  const int64_t per_epoch = (static_cast<int64_t>(examples.size()) + o.batch - 1) / o.batch;
+  const int total = o.steps > 0 ? o.steps : static_cast<int>((per_epoch * o.epochs + o.grad_accum - 1) / o.grad_accum);
+  LrSchedule schedule = o.lr_schedule;
+  schedule.total = total;
+  const double base_lr = o.scale_lr ? o.lr * o.batch * o.grad_accum : o.lr;
+
+  at::Generator gen = at::detail::createCPUGenerator(setup.seed);
+  RunState st;
+  if (o.resume) {
+    std::string path = latest_checkpoint(ckpt_dir);
+    if (path.empty()) {
+      if (o.log)
+        o.log(BIOESP_LOG_INFO, "no checkpoint in " + ckpt_dir + "; starting from the beginning");
+    } else {
+      load_checkpoint(path, tr, st, gen, fingerprint);
+      if (o.log) o.log(BIOESP_LOG_INFO, "resuming from " + path + " at step " + std::to_string(st.step));
+    }
+  }
+
+  // Frozen text encoder: each caption is encoded once.
+  std::map<std::string, torch::Tensor> text_cache;
+  auto ids_of = [&](const std::string& caption) {
+    auto e = sd->tokenizer().encode(caption);
+    if (e.truncated && o.log) o.log(BIOESP_LOG_WARNING, "caption cut to the text encoder's 77 tokens; dropped: " + e.removed);
+    return torch::tensor(e.ids, torch::kLong);
+  };
+  auto embed = [&](const std::string& caption) {
+    auto it = text_cache.find(caption);
+    if (it != text_cache.end()) return it->second;
+    torch::NoGradGuard no_grad;
+    auto h = sd->text_encoder()->encode(ids_of(caption).unsqueeze(0).to(sd->device()), 0).squeeze(0);
+    return text_cache[caption] = h;
+  };
+  // Cached latents: the VAE posterior of each centre crop, once.
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> cached, cached_prior;
+  if (o.cache_latents) {
+    if ((o.random_crop || o.flip) && o.log)
+      o.log(BIOESP_LOG_WARNING, "cached latents fix each image's crop and orientation; random crop and flip are off");
+    at::Generator unused = at::detail::createCPUGenerator(0);
+    for (auto* set : {&examples, &prior}) {
+      auto& dst = set == &examples ? cached : cached_prior;
+      for (size_t i = 0; i < set->size(); ++i) {
+        stage("cache-latents", static_cast<int>(i), static_cast<int>(set->size()));
+        auto post = tr.encode(pixels((*set)[i], o.resolution, false, false, unused).unsqueeze(0));
+        dst.emplace_back(post.first.cpu(), post.second.cpu());
+      }
+    }
+  }
+
+  const std::string log_path = o.out + "/train_log.jsonl";
+  std::string log_lines;
+  if (st.step > 0 && io::is_file(log_path)) {  // keep the history up to the checkpoint
+    std::istringstream in(io::read_text_file(log_path));
+    std::string line;
+    while (std::getline(in, line)) {
+      auto j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.value("step", 1 << 30) <= st.step) log_lines += line + "\n";
+    }
+  }
+  auto write_log = [&] {
+    io::write_file_atomically(log_path, [&](std::FILE* f) { io::write_bytes(f, log_lines.data(), log_lines.size(), log_path); });
+  };
+
+  const double scaling = sd->vae()->config().scaling_factor;
+  const int64_t T = tr.noise_schedule().config().num_train_timesteps;
+  const int64_t lh = o.resolution / 8;
+  const int64_t C = sd->unet()->config().in_channels;
+  auto validate_image = [&](int step) {
+    if (o.validation_prompt.empty()) return;
+    stage("validate", step, total);
+    pipeline::GenerateOptions g;
+    g.prompts = {o.validation_prompt};
+    g.steps = o.validation_steps;
+    g.seed = setup.seed;
+    io::make_directories(o.out + "/validation");
+    image::write_png(o.out + "/validation/" + format_step("step-%06d.png", step), to_image(sd->generate(g)[0]));
+  };
+
+  auto started = Clock::now();
+  const int first = st.step;
+  while (st.step < total) {
+    double loss = 0;
+    for (int a = 0; a < o.grad_accum; ++a) {
+      StepInputs in;
+      std::vector<const Example*> batch;
+      std::vector<std::pair<torch::Tensor, torch::Tensor>> posts;
+      for (int64_t i : st.data.next(o.batch, static_cast<int64_t>(examples.size()), gen)) {
+        batch.push_back(&examples[i]);
+        if (o.cache_latents) posts.push_back(cached[i]);
+      }
+      if (!prior.empty()) {
+        for (int64_t i : st.prior.next(o.batch, static_cast<int64_t>(prior.size()), gen)) {
+          batch.push_back(&prior[i]);
+          if (o.cache_latents) posts.push_back(cached_prior[i]);
+        }
+        in.prior = o.batch;
+      }
+      const int64_t B = static_cast<int64_t>(batch.size());
+      if (o.cache_latents) {
+        std::vector<torch::Tensor> mean, std;
+        for (auto& p : posts) mean.push_back(p.first), std.push_back(p.second);
+        auto eps = at::randn({B, C, lh, lh}, gen);
+        in.latents = (torch::cat(mean) + torch::cat(std) * eps) * scaling;
+      } else {
+        std::vector<torch::Tensor> px;
+        for (const auto* e : batch) px.push_back(pixels(*e, o.resolution, o.random_crop, o.flip, gen));
+        in.pixel_values = torch::stack(px);
+        in.vae_eps = at::randn({B, C, lh, lh}, gen);
+      }
+      in.noise = at::randn({B, C, lh, lh}, gen);
+      if (setup.noise_offset > 0) in.noise = in.noise + setup.noise_offset * at::randn({B, C, 1, 1}, gen);
+      in.timesteps = at::randint(0, T, {B}, gen, torch::kLong);
+      if (setup.train_text_encoder) {
+        std::vector<torch::Tensor> ids;
+        for (const auto* e : batch) ids.push_back(ids_of(e->caption));
+        in.input_ids = torch::stack(ids);
+      } else {
+        std::vector<torch::Tensor> h;
+        for (const auto* e : batch) h.push_back(embed(e->caption));
+        in.encoder_hidden_states = torch::stack(h);
+      }
+      loss += tr.backward(in, o.grad_accum, &gen) / o.grad_accum;
+    }
+    const double lr = learning_rate(schedule, base_lr, st.step);
+    const double norm = tr.update(lr);
+    ++st.step;
+
+    Progress p;
+    p.stage = "train";
+    p.step = st.step, p.total = total, p.loss = loss, p.lr = lr;
+    p.seconds_per_step = std::chrono::duration<double>(Clock::now() - started).count() / (st.step - first);
+    p.eta_seconds = p.seconds_per_step * (total - st.step);
+    char line[160];
+    std::snprintf(line, sizeof line, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g}\n", st.step, loss, lr, norm);
+    log_lines += line;
+    const bool go_on = report(p);
+    if (!go_on || (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0 && st.step < total)) {
+      save_checkpoint(ckpt_dir, tr, st, gen, fingerprint, o.checkpoints_kept, o.log);
+      write_log();
+    }
+    if (!go_on) fail(BIOESP_ERR_CANCELLED, "training cancelled at step " + std::to_string(st.step) + "; a checkpoint was written, --resume continues");
+    if (o.validation_every > 0 && st.step % o.validation_every == 0 && st.step < total) validate_image(st.step);
+  }
+
+  stage("save", total, total);
+  write_log();
+  std::string result;
+  if (setup.full) {
+    save_pipeline(o.out, *sd, config_dir);
+    result = o.out;
+  } else {
+    Meta meta{{"format", "pt"},
+              {"bioesp.version", bioesp_version_string()},
+              {"bioesp.base_model", o.model},
+              {"bioesp.rank", std::to_string(setup.rank)},
+              {"bioesp.alpha", std::to_string(setup.alpha > 0 ? setup.alpha : setup.rank)},
+              {"bioesp.prompt", o.prompt},
+              {"bioesp.steps", std::to_string(total)},
+              {"bioesp.seed", std::to_string(setup.seed)},
+              {"bioesp.resolution", std::to_string(o.resolution)},
+              {"bioesp.dataset", dataset_fingerprint(o.data)},
+              {"bioesp.text_encoder", setup.train_text_encoder ? "1" : "0"}};
+    result = o.out + "/pytorch_lora_weights.safetensors";
+    tr.save_lora(result, meta, false);
+    if (o.save_kohya) tr.save_lora(o.out + "/kohya_lora.safetensors", meta, true);
+  }
+  validate_image(total);
+  return result;
+}
+
+}  // namespace bioesp::train

@@ -1,0 +1,128 @@
+// DreamBooth fine-tuning as diffusers' train_dreambooth_lora.py / train_dreambooth.py do it:
+// LoRA adapters (or every UNet weight) trained on the noise-prediction loss with AdamW, resumable
+// checkpoints, validation images, and the result saved in diffusers' (and kohya's) layout.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/weights.h"
+#include "pipeline/pipeline.h"
+#include "sched/scheduler.h"
+#include "train/lr_schedule.h"
+#include "train/optim.h"
+
+namespace bioesp::train {
+
+// What is trained and how; shared by the explicit-input entry point and the full run.
+struct Setup {
+  int rank = 4;
+  double alpha = 0;          // 0: the rank (scale 1, as diffusers' script)
+  double dropout = 0;
+  std::vector<std::string> unet_targets{"to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_v_proj"};
+  std::vector<std::string> text_targets{"q_proj", "k_proj", "v_proj", "out_proj"};
+  bool train_text_encoder = false;
+  bool full = false;         // every UNet weight (and the text encoder's when train_text_encoder)
+  AdamWOptions adam;
+  double max_grad_norm = 1.0;
+  double prior_weight = 1.0;
+  double noise_offset = 0;   // kohya: noise += offset · N(0, 1) per sample and channel
+  double snr_gamma = 0;      // min-SNR-γ loss weighting when > 0
+  bool fp16_loss_scaling = false;
+  uint64_t seed = 0;         // LoRA initialisation
+};
+
+// One micro-batch with every random draw given. Either pixel_values + vae_eps, or latents.
+struct StepInputs {
+  torch::Tensor pixel_values;           // [B, 3, H, W] in [-1, 1]
+  torch::Tensor vae_eps;                // [B, 4, h, w]: posterior sample = mean + std · eps
+  torch::Tensor latents;                // [B, 4, h, w], already × scaling_factor
+  torch::Tensor noise;                  // [B, 4, h, w]
+  torch::Tensor timesteps;              // [B] int64 in [0, num_train_timesteps)
+  torch::Tensor encoder_hidden_states;  // [B or 1, 77, D] (frozen text encoder)
+  torch::Tensor input_ids;              // [B, 77] instead, when the text encoder trains
+  int64_t prior = 0;                    // the last `prior` entries are class images
+};
+
+class Trainer {
+ public:
+  Trainer(pipeline::StableDiffusion& sd, const Setup& s);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Forward and backward of one micro-batch; gradients accumulate, the loss is divided by
+  // `accumulation` for the backward pass. Returns the loss (undivided). `gen` feeds LoRA dropout.
+  double backward(const StepInputs& in, int accumulation, at::Generator* gen = nullptr);
+  // Clips, then one AdamW step at `lr`; returns the gradient norm before clipping. A step whose
+  // fp16 gradients overflowed is skipped (returns a non-finite norm).
+  double update(double lr);
+
+  // Trainable tensors under their saved names ("unet.<module>.lora.down.weight", or
+  // "unet.<param>" when training fully), in a fixed order.
+  const std::vector<std::pair<std::string, torch::Tensor>>& parameters() const { return params_; }
+  AdamW& optimizer() { return *adam_; }
+  GradScaler& scaler() { return scaler_; }
+  const Setup& setup() const { return s_; }
+  const sched::Scheduler& noise_schedule() const { return *noise_; }
+  // The VAE posterior of images in [-1, 1] (mean, std), float32, without gradients.
+  std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& pixel_values);
+  // The LoRA, written atomically: diffusers keys (alpha folded into up when alpha ≠ rank), or
+  // kohya keys with .alpha.
+  void save_lora(const std::string& path, const std::vector<std::pair<std::string, std::string>>& metadata,
+                 bool kohya) const;
+
+ private:
+  void add_adapters(torch::nn::Module& root, const std::string& component, const std::vector<std::string>& targets,
+                    at::Generator& gen);
+  pipeline::StableDiffusion& sd_;
+  Setup s_;
+  std::unique_ptr<sched::Scheduler> noise_;
+  std::vector<std::pair<std::string, torch::Tensor>> params_;
+  std::unique_ptr<AdamW> adam_;
+  GradScaler scaler_;
+};
+
+// A whole training run from options, as `bioesp train` and bioesp_train() do it.
+struct Progress {
+  int step = 0, total = 0;
+  double loss = 0, lr = 0, seconds_per_step = 0, eta_seconds = 0;
+  std::string stage;  // "prepare", "class-images", "train", "validate", "save"
+};
+
+struct RunOptions {
+  std::string model;                 // diffusers folder, or single file with config_dir
+  std::string config_dir;
+  std::string data, prompt;          // instance images and prompt
+  std::string class_data, class_prompt;
+  int num_class_images = 0;          // with a class folder: generate up to this many first
+  int resolution = 512;
+  bool random_crop = false, flip = false, use_captions = true, cache_latents = false;
+  int steps = 0, epochs = 1;         // steps > 0 wins over epochs
+  int batch = 1, grad_accum = 1;
+  double lr = 1e-4;
+  bool scale_lr = false;
+  LrSchedule lr_schedule;
+  Setup setup;
+  std::string mixed_precision = "no";  // no, fp16, bf16
+  torch::Device device = torch::kCPU;
+  int checkpoint_every = 0, checkpoints_kept = 3;
+  bool resume = false;
+  std::string validation_prompt;
+  int validation_every = 0, validation_steps = 25;
+  bool save_kohya = false;
+  std::string out;                   // folder
+  io::Logger log;
+  // Return false to cancel: a checkpoint is written first, then BIOESP_ERR_CANCELLED.
+  std::function<bool(const Progress&)> progress;
+};
+
+// Runs and returns the path of the saved result (the LoRA file, or the model folder).
+std::string run(const RunOptions& o);
+
+}  // namespace bioesp::train

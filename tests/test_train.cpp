@@ -1,0 +1,275 @@
+// Training: three DreamBooth-LoRA steps against diffusers' recorded run (losses, gradient norms,
+// final weights), the saved file's keys, learning-rate schedules, the Lanczos resampler, a full
+// run with resume giving bit-identical weights, and bad input.
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "image/image_io.h"
+#include "image/resize.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "models/loader.h"
+#include "pipeline/pipeline.h"
+#include "train/lr_schedule.h"
+#include "train/trainer.h"
+extern "C" {
+#include "support/testutil.h"
+}
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace bioesp;
+using nlohmann::json;
+
+static std::string model_dir() { return path_join(ref_dir(), "models/tiny-sd1"); }
+
+static double rel(double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-12); }
+
+static void test_parity_with_diffusers(void** state) {
+  (void)state;
+  auto sd = pipeline::StableDiffusion::load(model_dir(), {});
+  auto golden = io::read_safetensors(path_join(ref_dir(), "golden/tiny-sd1/lora_train.safetensors"));
+  auto info = json::parse(io::read_text_file(path_join(ref_dir(), "golden/tiny-sd1/lora_train.json")));
+  auto g = [&](const std::string& n) {
+    const io::Tensor* t = golden.find("", n);
+    if (!t) fail_msg("golden lacks %s", n.c_str());
+    return models::to_torch(*t).clone();
+  };
+  train::Setup setup;  // rank 4, alpha 4, to_k/to_q/to_v/to_out.0, AdamW lr 1e-4 wd 1e-2, clip 1.0
+  train::Trainer tr(*sd, setup);
+  size_t init = 0;
+  for (const auto& t : golden.tensors) init += t.name.rfind("lora.init.", 0) == 0;
+  assert_int_equal(tr.parameters().size(), init);
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, p] : tr.parameters()) const_cast<torch::Tensor&>(p).copy_(g("lora.init." + name));
+  }
+  for (int step = 0; step < 3; ++step) {
+    const std::string s = "train.step" + std::to_string(step) + ".";
+    train::StepInputs in;
+    in.pixel_values = g(s + "pixel_values");
+    in.vae_eps = g(s + "vae_eps");
+    in.noise = g(s + "noise");
+    in.timesteps = g(s + "timesteps");
+    in.encoder_hidden_states = g("train.encoder_hidden_states");
+    double loss = tr.backward(in, 1);
+    double norm = tr.update(1e-4);
+    double want_loss = info["losses"][step], want_norm = info["grad_norms_before_clip"][step];
+    print_message("step %d: loss %.7f (diffusers %.7f, rel %.2g), grad norm %.7f (%.7f, rel %.2g)\n", step, loss,
+                  want_loss, rel(loss, want_loss), norm, want_norm, rel(norm, want_norm));
+    assert_true(rel(loss, want_loss) <= 1e-4);
+    assert_true(rel(norm, want_norm) <= 1e-4);
+  }
+  double worst = 0;
+  for (const auto& [name, p] : tr.parameters()) {
+    auto want = g("lora.final." + name);
+    worst = std::max(worst, ((p.detach() - want).norm() / want.norm()).item<double>());
+  }
+  print_message("final LoRA weights: worst relative L2 error %.2g\n", worst);
+  assert_true(worst <= 1e-4);
+
+  // The saved file has exactly diffusers' keys and shapes, and loads back as an adapter.
+  std::string out = path_join(temp_dir(), "lora.safetensors");
+  tr.save_lora(out, {{"format", "pt"}}, false);
+  auto mine = io::read_safetensors(out);
+  auto ref = io::read_safetensors(path_join(ref_dir(), "golden/tiny-sd1/lora/pytorch_lora_weights.safetensors"));
+  assert_int_equal(mine.tensors.size(), ref.tensors.size());
+  for (size_t i = 0; i < ref.tensors.size(); ++i) {
+    assert_string_equal(mine.tensors[i].name.c_str(), ref.tensors[i].name.c_str());
+    assert_true(mine.tensors[i].shape == ref.tensors[i].shape);
+  }
+  std::string kohya = path_join(temp_dir(), "kohya.safetensors");
+  tr.save_lora(kohya, {}, true);
+  assert_true(io::read_safetensors(kohya).find("", "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_k.alpha"));
+}
+
+static void test_lr_schedules(void** state) {
+  (void)state;
+  train::LrSchedule s;
+  s.warmup = 10;
+  s.total = 110;
+  auto lr = [&](const char* name, int step) {
+    s.name = name;
+    return train::learning_rate(s, 1.0, step);
+  };
+  assert_true(lr("constant", 0) == 1.0);
+  assert_true(lr("constant_with_warmup", 0) == 0.0);
+  assert_true(std::fabs(lr("constant_with_warmup", 5) - 0.5) < 1e-12);
+  assert_true(std::fabs(lr("linear", 60) - 0.5) < 1e-12);
+  assert_true(std::fabs(lr("cosine", 60) - 0.5) < 1e-12);
+  assert_true(std::fabs(lr("cosine", 110)) < 1e-12);
+  s.cycles = 2;
+  assert_true(std::fabs(lr("cosine_with_restarts", 35) - 0.5) < 1e-12);   // a quarter in: half of the first cycle
+  assert_true(std::fabs(lr("cosine_with_restarts", 61) - 1.0) < 1e-3);    // restarted
+  s.power = 2.0;
+  assert_true(std::fabs(lr("polynomial", 60) - ((1 - 1e-7) * 0.25 + 1e-7)) < 1e-12);
+  s.name = "exponential";
+  try {
+    train::validate(s);
+    fail_msg("an unknown scheduler was accepted");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_INVALID_ARGUMENT);
+  }
+}
+
+static image::Image pattern(uint32_t w, uint32_t h, int seed) {
+  image::Image img;
+  img.width = w, img.height = h, img.channels = 3;
+  img.pixels.resize(static_cast<size_t>(w) * h * 3);
+  for (uint32_t y = 0; y < h; ++y)
+    for (uint32_t x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c)
+        img.pixels[(static_cast<size_t>(y) * w + x) * 3 + c] = static_cast<uint8_t>((x * (3 + seed) + y * (5 + c) + seed * 40) % 256);
+  return img;
+}
+
+static void test_resize(void** state) {
+  (void)state;
+  image::Image flat;
+  flat.width = 37, flat.height = 23, flat.channels = 3;
+  flat.pixels.assign(37 * 23 * 3, 200);
+  auto r = image::resize(flat, 16, 16, image::center_square(flat));
+  for (auto v : r.pixels) assert_int_equal(v, 200);
+  // A one-pixel checkerboard shrunk 8× averages out (antialiased), instead of aliasing.
+  image::Image board;
+  board.width = board.height = 64, board.channels = 3;
+  for (uint32_t y = 0; y < 64; ++y)
+    for (uint32_t x = 0; x < 64; ++x)
+      for (int c = 0; c < 3; ++c) board.pixels.push_back((x + y) % 2 ? 255 : 0);
+  auto small = image::resize(board, 8, 8);
+  for (auto v : small.pixels) assert_true(std::abs(static_cast<int>(v) - 128) <= 2);
+  auto s = image::resize_short_side(pattern(300, 200, 1), 64);
+  assert_int_equal(s.height, 64);
+  assert_int_equal(s.width, 96);
+}
+
+static std::string make_dataset(int n) {
+  std::string dir = path_join(temp_dir(), ("data" + std::to_string(n)).c_str());
+  io::make_directories(dir);
+  for (int i = 0; i < n; ++i) image::write_png(dir + "/img" + std::to_string(i) + ".png", pattern(80 + 8 * i, 64 + 4 * i, i));
+  return dir;
+}
+
+static train::RunOptions run_options(const std::string& data, const std::string& out) {
+  train::RunOptions o;
+  o.model = model_dir();
+  o.data = data;
+  o.prompt = "criatura especulativa colombiana";
+  o.resolution = 64;
+  o.steps = 6;
+  o.batch = 2;
+  o.grad_accum = 2;
+  o.lr = 1e-3;
+  o.random_crop = true;
+  o.flip = true;
+  o.lr_schedule.name = "cosine";
+  o.lr_schedule.warmup = 2;
+  o.setup.dropout = 0.1;
+  o.setup.seed = 7;
+  o.out = out;
+  return o;
+}
+
+static torch::Tensor all_weights(const std::string& path) {
+  auto set = io::read_safetensors(path);
+  std::vector<torch::Tensor> v;
+  for (const auto& t : set.tensors) v.push_back(models::to_torch(t).flatten());
+  return torch::cat(v);
+}
+
+static void test_resume_is_bit_identical(void** state) {
+  (void)state;
+  std::string data = make_dataset(3);
+  std::string straight = path_join(temp_dir(), "straight"), resumed = path_join(temp_dir(), "resumed");
+  auto o = run_options(data, straight);
+  std::vector<double> losses;
+  o.progress = [&](const train::Progress& p) {
+    if (p.stage == "train") losses.push_back(p.loss);
+    return true;
+  };
+  std::string a = train::run(o);
+  assert_int_equal(losses.size(), 6);
+  for (double l : losses) assert_true(std::isfinite(l) && l > 0);
+
+  auto r = run_options(data, resumed);
+  r.checkpoint_every = 2;
+  r.progress = [](const train::Progress& p) { return !(p.stage == "train" && p.step == 3); };  // cancel after step 3
+  try {
+    train::run(r);
+    fail_msg("cancel did not stop training");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_CANCELLED);
+  }
+  assert_true(io::is_file(resumed + "/checkpoints/checkpoint-000002.safetensors"));
+  assert_true(io::is_file(resumed + "/checkpoints/checkpoint-000003.safetensors"));  // written by the cancel
+  r.progress = nullptr;
+  r.resume = true;
+  std::string b = train::run(r);
+  auto wa = all_weights(a), wb = all_weights(b);
+  assert_true(torch::equal(wa, wb));
+  assert_true(wa.abs().sum().item<double>() > 0);
+  // The history survives the resume: one line per step.
+  std::string log = io::read_text_file(resumed + "/train_log.jsonl");
+  assert_int_equal(std::count(log.begin(), log.end(), '\n'), 6);
+  // The trained LoRA loads back into the pipeline as any LoRA file does.
+  auto sd = pipeline::StableDiffusion::load(model_dir(), {});
+  sd->add_lora(b, 1.0, "trained");
+}
+
+static void expect_error(const train::RunOptions& o, bioesp_status status, const char* fragment) {
+  try {
+    train::run(o);
+    fail_msg("expected an error containing '%s'", fragment);
+  } catch (const Error& e) {
+    print_message("%s\n", e.what());
+    assert_int_equal(e.status(), status);
+    assert_non_null(std::strstr(e.what(), fragment));
+  }
+}
+
+static void test_bad_input(void** state) {
+  (void)state;
+  std::string data = make_dataset(2);
+  auto o = run_options(data, path_join(temp_dir(), "bad"));
+  o.steps = 1;
+  o.resolution = 60;
+  expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "multiple of 8");
+  o.resolution = 64;
+  std::string empty = path_join(temp_dir(), "empty");
+  io::make_directories(empty);
+  o.data = empty;
+  expect_error(o, BIOESP_ERR_NOT_FOUND, "no PNG or JPEG");
+  std::string corrupt = path_join(temp_dir(), "corrupt");
+  io::make_directories(corrupt);
+  write_file((corrupt + "/a.jpg").c_str(), "not a jpeg", 10);
+  o.data = corrupt;
+  expect_error(o, BIOESP_ERR_FORMAT, "could be read");
+  o.data = data;
+  o.mixed_precision = "fp8";
+  expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "mixed precision");
+  o.mixed_precision = "no";
+
+  // A checkpoint of another rank is refused, and left in place.
+  o.checkpoint_every = 1;
+  o.steps = 2;
+  train::run(o);
+  o.setup.rank = 8;
+  o.resume = true;
+  expect_error(o, BIOESP_ERR_MISMATCH, "rank 4");
+  assert_true(io::is_file(o.out + "/checkpoints/checkpoint-000001.safetensors"));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_parity_with_diffusers), cmocka_unit_test(test_lr_schedules),
+      cmocka_unit_test(test_resize), cmocka_unit_test(test_resume_is_bit_identical),
+      cmocka_unit_test(test_bad_input)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
