@@ -361,6 +361,84 @@ BIOESP_API bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out);
 /* Cancels the job if it still runs, waits for it and frees it. Not from the job's own callback. */
 BIOESP_API void bioesp_job_free(bioesp_job* job);
 
+/* ---------------------------------------------------------------------------------------------
+ * Fine-tuning: DreamBooth-LoRA (or full DreamBooth) as diffusers' train_dreambooth_lora.py
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bioesp_train_progress {
+  size_t struct_size;
+  const char* stage;       /* "prepare", "class-images", "cache-latents", "train", "validate", "save" */
+  int step, total;         /* optimizer steps done / in all (stage "train"); items for the others */
+  double loss;             /* mean loss of the step's micro-batches */
+  double learning_rate;
+  double seconds_per_step; /* average since this run (or resume) started */
+  double eta_seconds;
+} bioesp_train_progress;
+
+/* Return nonzero to cancel: during "train" a checkpoint is written first, then bioesp_train
+ * returns BIOESP_ERR_CANCELLED; resume_training continues from it. */
+typedef int (*bioesp_train_progress_fn)(void* user, const bioesp_train_progress* progress);
+
+typedef struct bioesp_train_options {
+  size_t struct_size;
+  const char* model;          /* diffusers folder, or a single file with config_dir */
+  const char* config_dir;
+  const char* data;           /* instance images: any folder of PNG/JPEG, or a bioesp dataset */
+  const char* prompt;         /* instance prompt, for images without their own caption */
+  int use_captions;           /* default 1: manifest.jsonl / <image>.txt captions where present */
+  const char* class_data;     /* prior preservation: class images (NULL: off) */
+  const char* class_prompt;
+  int num_class_images;       /* missing class images are generated with the base model first */
+  float prior_weight;         /* default 1.0 */
+  int resolution;             /* default 512; a multiple of 8 */
+  int random_crop, flip;      /* default 0: centre crop, no mirroring */
+  int cache_latents;          /* encode every image once; the VAE then does no more work */
+  int steps;                  /* optimizer steps; 0: `epochs` passes over the data */
+  int epochs;                 /* default 1 */
+  int batch_size;             /* default 1 */
+  int grad_accumulation;      /* default 1 */
+  float learning_rate;        /* default 1e-4 */
+  int scale_lr;               /* multiply the rate by batch size × accumulation */
+  const char* lr_scheduler;   /* constant (default), constant_with_warmup, linear, cosine,
+                                 cosine_with_restarts, polynomial */
+  int lr_warmup_steps;
+  int lr_cycles;              /* cosine_with_restarts; default 1 */
+  float lr_power;             /* polynomial; default 1.0 */
+  float adam_beta1, adam_beta2, adam_weight_decay, adam_epsilon; /* 0.9, 0.999, 1e-2, 1e-8 */
+  float max_grad_norm;        /* default 1.0; 0: no clipping */
+  int rank;                   /* default 4 */
+  float alpha;                /* 0 (default): the rank */
+  float lora_dropout;
+  int train_text_encoder;     /* LoRA on q/k/v/out_proj of the text encoder too */
+  int full;                   /* all UNet weights instead of a LoRA; saves a diffusers folder */
+  float noise_offset;         /* 0: off */
+  float snr_gamma;            /* min-SNR weighting; 0: off (5 is common) */
+  const char* mixed_precision;/* "no" (default), "fp16" (CUDA), "bf16": frozen weights in that
+                                 type, trained ones in float32 */
+  bioesp_device device;
+  int device_index;
+  int threads;                /* CPU threads; 0 keeps LibTorch's choice. Process-wide. */
+  uint64_t seed;              /* LoRA initialisation, data order, crops, noise, timesteps */
+  int checkpoint_every;       /* steps; 0: none until the end (or a cancel) */
+  int checkpoints_kept;       /* default 3 */
+  int resume;                 /* continue from the newest checkpoint in out/checkpoints */
+  const char* validation_prompt;
+  int validation_every;       /* steps; a final validation image is always made with a prompt */
+  int validation_steps;       /* denoising steps for validation and class images; default 25 */
+  int save_kohya;             /* also write kohya_lora.safetensors (A1111 / ComfyUI naming) */
+  const char* out;            /* output folder: pytorch_lora_weights.safetensors (or a model
+                                 folder), checkpoints/, validation/, train_log.jsonl */
+  bioesp_train_progress_fn progress;
+  void* progress_user;
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_train_options;
+
+BIOESP_API void bioesp_train_options_init(bioesp_train_options* options);
+/* Trains; on success *result_path (when not NULL) receives the saved LoRA file or model folder,
+ * freed with bioesp_string_free. Blocks; run it on a thread of yours to keep a UI alive. */
+BIOESP_API bioesp_status bioesp_train(const bioesp_train_options* options, char** result_path);
+
 #ifdef __cplusplus
 }
 #endif

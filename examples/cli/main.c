@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
+
 static const char* const kUsage =
     "usage: bioesp <command> [options]\n"
     "\n"
@@ -33,10 +35,29 @@ static const char* const kUsage =
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
     "        --quiet                 no progress bar\n"
     "\n"
+    "  train --model DIR|FILE --data DIR --prompt TEXT --out DIR [options]\n"
+    "      Fine-tunes with DreamBooth-LoRA (as diffusers' train_dreambooth_lora.py) or, with\n"
+    "      --full, every UNet weight. Options (defaults in brackets):\n"
+    "        --config DIR             configs and tokenizer for a single-file model\n"
+    "        --class-data DIR --class-prompt TEXT [--prior-weight F (1)] [--num-class-images N]\n"
+    "                                 prior preservation; missing class images are generated\n"
+    "        --resolution N (512)  --random-crop  --flip  --no-captions  --cache-latents\n"
+    "        --steps N  --epochs N (1)  --batch N (1)  --grad-accum N (1)\n"
+    "        --lr F (1e-4)  --scale-lr  --lr-scheduler NAME (constant)  --warmup N (0)\n"
+    "        --lr-cycles N  --lr-power F  --adam-beta1 F  --adam-beta2 F  --weight-decay F\n"
+    "        --adam-epsilon F  --max-grad-norm F (1)\n"
+    "        --rank N (4)  --alpha F (rank)  --lora-dropout F  --train-text-encoder  --full\n"
+    "        --noise-offset F  --snr-gamma F  --mixed-precision no|fp16|bf16\n"
+    "        --seed N  --checkpoint-every N  --checkpoints-kept N (3)  --resume\n"
+    "        --validation-prompt TEXT  --validation-every N  --validation-steps N (25)\n"
+    "        --kohya                  also write kohya_lora.safetensors\n"
+    "        --device cpu|cuda  --threads N  --quiet\n"
+    "      Ctrl-C writes a checkpoint; run again with --resume to continue.\n"
+    "\n"
     "  --version   print the library version\n"
     "  --help      print this help\n";
 
-static int fail_with(const char* what) {
+int fail_with(const char* what) {
   fprintf(stderr, "bioesp: %s: %s\n", what, bioesp_last_error());
   return 1;
 }
@@ -62,7 +83,7 @@ static const char* flavour_name(bioesp_lora_flavour f) {
   return "?";
 }
 
-static void print_log(void* user, bioesp_log_level level, const char* message) {
+void print_log(void* user, bioesp_log_level level, const char* message) {
   (void)user;
   if (level >= BIOESP_LOG_INFO) fprintf(stderr, "bioesp: %s\n", message);
 }
@@ -232,22 +253,22 @@ static int cmd_inspect(int argc, char** argv) {
 #define MAX_PROMPTS 64
 #define MAX_LORAS 16
 
-static int parse_long(const char* flag, const char* text, long* out) {
+int parse_long(const char* flag, const char* text, long* out) {
   char* end;
   long v = strtol(text, &end, 10);
   if (!*text || *end) {
-    fprintf(stderr, "bioesp generate: %s needs an integer, not '%s'\n", flag, text);
+    fprintf(stderr, "bioesp: %s needs an integer, not '%s'\n", flag, text);
     return 0;
   }
   *out = v;
   return 1;
 }
 
-static int parse_double(const char* flag, const char* text, double* out) {
+int parse_double(const char* flag, const char* text, double* out) {
   char* end;
   double v = strtod(text, &end);
   if (!*text || *end) {
-    fprintf(stderr, "bioesp generate: %s needs a number, not '%s'\n", flag, text);
+    fprintf(stderr, "bioesp: %s needs a number, not '%s'\n", flag, text);
     return 0;
   }
   *out = v;
@@ -276,7 +297,7 @@ static void output_name(const char* path, size_t i, size_t n, char* out, size_t 
   snprintf(out, size, "%.*s-%zu%s", (int)(dot - path), path, i, dot);
 }
 
-static uint64_t random_seed(void) {
+uint64_t random_seed(void) {
   uint64_t seed = 0;
   FILE* f = fopen("/dev/urandom", "rb");
   if (f) {
@@ -421,6 +442,7 @@ int main(int argc, char** argv) {
   }
   if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
   if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 2, argv + 2);
+  if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
   fprintf(stderr, "bioesp: unknown command '%s'\n%s", cmd, kUsage);
   return 2;
 }

@@ -1,5 +1,4 @@
 // C entry points for images, models, LoRA, and synchronous and asynchronous generation.
-#include <torch/cuda.h>
 
 #include <atomic>
 #include <chrono>
@@ -11,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api/device.h"
 #include "api/guard.h"
 #include "image/image_io.h"
 #include "pipeline/pipeline.h"
@@ -217,12 +217,7 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
     pipeline::LoadOptions lo;
     if (o.config_dir) lo.config_dir = o.config_dir;
     if (o.variant) lo.variant = o.variant;
-    if (o.device == BIOESP_DEVICE_CUDA) {
-      if (!torch::cuda::is_available()) fail(BIOESP_ERR_UNSUPPORTED, "CUDA is not available (this LibTorch has no CUDA, or there is no GPU)");
-      lo.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(o.device_index));
-    } else if (o.device != BIOESP_DEVICE_CPU) {
-      fail(BIOESP_ERR_INVALID_ARGUMENT, "unknown device");
-    }
+    lo.device = device_from(o.device, o.device_index);
     switch (o.dtype) {
       case BIOESP_DTYPE_F32: lo.dtype = torch::kFloat32; break;
       case BIOESP_DTYPE_F16: lo.dtype = torch::kFloat16; break;

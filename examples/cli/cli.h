@@ -1,0 +1,18 @@
+/* Helpers shared by the bioesp commands. */
+#ifndef BIOESP_CLI_H
+#define BIOESP_CLI_H
+
+#include <bioesp.h>
+#include <stdint.h>
+
+/* Prints "bioesp: WHAT: <last error>" and returns 1. */
+int fail_with(const char* what);
+void print_log(void* user, bioesp_log_level level, const char* message);
+/* 1 on success; otherwise prints why and returns 0. */
+int parse_long(const char* flag, const char* text, long* out);
+int parse_double(const char* flag, const char* text, double* out);
+uint64_t random_seed(void);
+
+int cmd_train(int argc, char** argv);
+
+#endif

@@ -1,0 +1,114 @@
+// C entry points for fine-tuning.
+#include <cstring>
+
+#include "api/device.h"
+#include "api/guard.h"
+#include "train/trainer.h"
+
+using namespace bioesp;
+
+extern "C" {
+
+void bioesp_train_options_init(bioesp_train_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->use_captions = 1;
+  o->prior_weight = 1.0f;
+  o->resolution = 512;
+  o->epochs = 1;
+  o->batch_size = 1;
+  o->grad_accumulation = 1;
+  o->learning_rate = 1e-4f;
+  o->lr_cycles = 1;
+  o->lr_power = 1.0f;
+  o->adam_beta1 = 0.9f;
+  o->adam_beta2 = 0.999f;
+  o->adam_weight_decay = 1e-2f;
+  o->adam_epsilon = 1e-8f;
+  o->max_grad_norm = 1.0f;
+  o->rank = 4;
+  o->device = BIOESP_DEVICE_CPU;
+  o->checkpoints_kept = 3;
+  o->validation_steps = 25;
+}
+
+bioesp_status bioesp_train(const bioesp_train_options* options, char** result_path) {
+  return guard([&] {
+    if (result_path) *result_path = nullptr;
+    require(options != nullptr, "options must not be NULL");
+    auto o = read_options(options, bioesp_train_options_init);
+    require(o.model && o.data && o.out, "model, data and out must be set");
+    auto str = [](const char* s) { return s ? std::string(s) : std::string(); };
+    train::RunOptions r;
+    r.model = o.model;
+    r.config_dir = str(o.config_dir);
+    r.data = o.data;
+    r.prompt = str(o.prompt);
+    r.use_captions = o.use_captions != 0;
+    r.class_data = str(o.class_data);
+    r.class_prompt = str(o.class_prompt);
+    r.num_class_images = o.num_class_images;
+    r.setup.prior_weight = o.prior_weight;
+    r.resolution = o.resolution;
+    r.random_crop = o.random_crop != 0;
+    r.flip = o.flip != 0;
+    r.cache_latents = o.cache_latents != 0;
+    r.steps = o.steps;
+    r.epochs = o.epochs;
+    r.batch = o.batch_size;
+    r.grad_accum = o.grad_accumulation;
+    r.lr = o.learning_rate;
+    r.scale_lr = o.scale_lr != 0;
+    if (o.lr_scheduler) r.lr_schedule.name = o.lr_scheduler;
+    r.lr_schedule.warmup = o.lr_warmup_steps;
+    r.lr_schedule.cycles = o.lr_cycles;
+    r.lr_schedule.power = o.lr_power;
+    r.setup.adam = {o.adam_beta1, o.adam_beta2, o.adam_weight_decay, o.adam_epsilon};
+    r.setup.max_grad_norm = o.max_grad_norm;
+    r.setup.rank = o.rank;
+    r.setup.alpha = o.alpha;
+    r.setup.dropout = o.lora_dropout;
+    r.setup.train_text_encoder = o.train_text_encoder != 0;
+    r.setup.full = o.full != 0;
+    r.setup.noise_offset = o.noise_offset;
+    r.setup.snr_gamma = o.snr_gamma;
+    r.setup.seed = o.seed;
+    if (o.mixed_precision) r.mixed_precision = o.mixed_precision;
+    r.device = device_from(o.device, o.device_index);
+    if (o.threads > 0) torch::set_num_threads(o.threads);
+    r.checkpoint_every = o.checkpoint_every;
+    r.checkpoints_kept = o.checkpoints_kept;
+    r.resume = o.resume != 0;
+    r.validation_prompt = str(o.validation_prompt);
+    r.validation_every = o.validation_every;
+    r.validation_steps = o.validation_steps;
+    r.save_kohya = o.save_kohya != 0;
+    r.out = o.out;
+    if (o.log) {
+      auto fn = o.log;
+      void* user = o.log_user;
+      r.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
+    }
+    if (o.progress) {
+      auto fn = o.progress;
+      void* user = o.progress_user;
+      r.progress = [fn, user](const train::Progress& p) {
+        bioesp_train_progress c{};
+        c.struct_size = sizeof c;
+        c.stage = p.stage.c_str();
+        c.step = p.step;
+        c.total = p.total;
+        c.loss = p.loss;
+        c.learning_rate = p.lr;
+        c.seconds_per_step = p.seconds_per_step;
+        c.eta_seconds = p.eta_seconds;
+        return fn(user, &c) == 0;
+      };
+    }
+    std::string result = train::run(r);
+    if (result_path) *result_path = dup_string(result);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,59 @@
+#!/bin/sh
+# bioesp train with the tiny reference model: a dataset made by bioesp itself, LoRA training with
+# checkpoints, validation images and kohya output, the result used by generate, Ctrl-C + resume,
+# and errors.
+set -eu
+cli=$1 ref=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+m="$ref/models/tiny-sd1"
+mkdir "$tmp/data"
+"$cli" generate --model "$m" --prompt "colibrí" --num-images 3 --steps 2 --seed 5 --width 72 --height 64 \
+  --quiet --out "$tmp/data/bird.png"
+echo "un colibrí especulativo" > "$tmp/data/bird-0.txt"
+"$cli" train --model "$m" --data "$tmp/data" --prompt "criatura especulativa colombiana" --resolution 64 \
+  --steps 4 --batch 2 --seed 1 --checkpoint-every 2 --validation-prompt "criatura" --validation-every 2 \
+  --validation-steps 2 --kohya --out "$tmp/out" 2>"$tmp/err.txt"
+grep -q 'only 3 images' "$tmp/err.txt"         # the workshop's advice on dataset size
+grep -q '4/4  loss' "$tmp/err.txt"             # progress bar with the loss
+for f in pytorch_lora_weights.safetensors kohya_lora.safetensors checkpoints/checkpoint-000002.safetensors \
+         validation/step-000002.png validation/step-000004.png train_log.jsonl; do
+  [ -s "$tmp/out/$f" ] || { echo "missing $f"; exit 1; }
+done
+[ "$(wc -l < "$tmp/out/train_log.jsonl")" -eq 4 ]
+"$cli" inspect "$tmp/out/pytorch_lora_weights.safetensors" > "$tmp/inspect.txt"
+grep -q 'diffusers' "$tmp/inspect.txt"
+grep -q 'bioesp.rank' "$tmp/inspect.txt"
+"$cli" generate --model "$m" --prompt "criatura especulativa colombiana" --steps 2 --seed 2 --quiet \
+  --lora "$tmp/out/kohya_lora.safetensors" --out "$tmp/g.png"
+[ -s "$tmp/g.png" ]
+
+# Ctrl-C: a checkpoint, exit 130, and --resume finishes with the same weights as a straight run.
+"$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps 40 --seed 3 --quiet \
+  --out "$tmp/straight" 2>/dev/null
+"$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps 40 --seed 3 --quiet \
+  --checkpoint-every 1 --checkpoints-kept 2 --out "$tmp/cut" 2>/dev/null &
+pid=$!
+n=0
+while [ ! -d "$tmp/cut/checkpoints" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+kill -INT $pid 2>/dev/null || true
+rc=0; wait $pid || rc=$?
+if [ $rc -eq 130 ]; then
+  [ "$(ls "$tmp/cut/checkpoints" | wc -l)" -le 2 ]  # older checkpoints pruned
+  "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps 40 --seed 3 --quiet \
+    --checkpoint-every 1 --resume --out "$tmp/cut" 2>/dev/null
+else
+  echo "note: training finished before the interrupt landed (rc $rc)"
+  [ $rc -eq 0 ]
+fi
+cmp "$tmp/straight/pytorch_lora_weights.safetensors" "$tmp/cut/pytorch_lora_weights.safetensors" ||
+  { echo "resumed weights differ"; exit 1; }
+
+fails() {
+  if "$cli" train "$@" >/dev/null 2>"$tmp/err.txt"; then echo "accepted: $*"; exit 1; fi
+}
+fails --model "$m" --data "$tmp/data" --prompt x --resolution 100 --out "$tmp/o";  grep -q 'multiple of 8' "$tmp/err.txt"
+fails --model "$m" --data "$tmp/nowhere" --prompt x --out "$tmp/o";               grep -q 'no such folder' "$tmp/err.txt"
+fails --model "$m" --data "$tmp/data" --prompt x --lr-scheduler exp --out "$tmp/o"; grep -q "unknown learning-rate" "$tmp/err.txt"
+fails --model "$m" --data "$tmp/data" --out "$tmp/o" --rank;                       grep -q 'needs a value' "$tmp/err.txt"
+fails --model "$m" --data "$tmp/data" --prompt x --mixed-precision fp16 --out "$tmp/o"; grep -q 'needs CUDA' "$tmp/err.txt"
+echo ok
