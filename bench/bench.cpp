@@ -1,8 +1,9 @@
-// bench — prints a table of CPU times and peak memory for bioesp's networks.
-//   bench [--full] [--repeat N] [--device cuda]
-//                                 tiny-model rows always; --full adds the full-size SD 1.x rows;
-//                                 --device cuda times the UNet on the GPU (fp16 for full size)
-//                                 and checks the tiny UNet's CUDA output against the CPU's
+// bench — prints a table of times and peak memory for bioesp's networks, generation and training.
+//   bench [--full] [--train] [--repeat N] [--device cuda]
+//                                 tiny-model rows always; --full adds the full-size SD 1.x rows
+//                                 (random weights); --train only the training rows;
+//                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
+//                                 and checks CUDA outputs against the CPU's
 //   bench load-unet FILE          (internal) loads a full-size SD 1.x UNet from FILE as fp16 and
 //                                 prints its peak resident memory; run in a fresh process
 #include <sys/resource.h>
@@ -29,6 +30,10 @@
 #include "models/unet.h"
 #include "models/vae.h"
 #include "pipeline/pipeline.h"
+#include "train/trainer.h"
+#ifdef BIOESP_BENCH_CUDA_MEMORY
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 using namespace bioesp;
 using nlohmann::json;
@@ -77,6 +82,76 @@ std::vector<double> time_it(int warmup, int repeat, const std::function<void()>&
     s.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return s;
+}
+
+// Peak bytes the caching allocator handed out since the last reset (0 where not built in).
+double cuda_peak_mib() {
+#ifdef BIOESP_BENCH_CUDA_MEMORY
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak / 1048576.0;
+#else
+  return 0;
+#endif
+}
+void cuda_reset_peak() {
+#ifdef BIOESP_BENCH_CUDA_MEMORY
+  c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#endif
+}
+
+// The full-size SD 1.x pipeline with random weights (tokenizer and scheduler of the tiny model).
+std::unique_ptr<pipeline::StableDiffusion> sd1_random(torch::Device device, torch::ScalarType dtype) {
+  json c = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
+  pipeline::LoadOptions lo;
+  lo.device = device;
+  lo.dtype = dtype;
+  return pipeline::StableDiffusion::create(reference() + "/models/tiny-sd1", c["clip_l"].dump(), c["sd1.unet"].dump(),
+                                           c["vae"].dump(), lo, 0);
+}
+
+// One DreamBooth-LoRA optimizer step as the trainer runs it (VAE encode, UNet forward and
+// backward, clipping, AdamW), batch 1, rank 4, on random inputs.
+Row train_row(pipeline::StableDiffusion& sd, int res, int warmup, int repeat, const std::string& what) {
+  train::Setup s;
+  s.fp16_loss_scaling = sd.dtype() == torch::kFloat16;
+  train::Trainer tr(sd, s);
+  at::Generator gen = at::detail::createCPUGenerator(0);
+  train::StepInputs in;
+  in.pixel_values = at::rand({1, 3, res, res}, gen) * 2 - 1;
+  in.vae_eps = at::randn({1, 4, res / 8, res / 8}, gen);
+  in.noise = at::randn({1, 4, res / 8, res / 8}, gen);
+  in.timesteps = at::randint(0, 1000, {1}, gen, torch::kLong);
+  in.encoder_hidden_states = at::randn({1, 77, static_cast<int64_t>(sd.unet()->config().cross_attention_dim.at(0))}, gen);
+  cuda_reset_peak();
+  Row r{what, time_it(warmup, repeat, [&] {
+          tr.backward(in, 1);  // reads the loss back: the step is synchronised
+          tr.update(1e-4);
+        })};
+  r.peak_mib = sd.device().is_cuda() ? cuda_peak_mib() : peak_rss_mib();
+  return r;
+}
+
+// The three recorded diffusers steps on `sd`: worst relative error of the final LoRA.
+double train_parity(pipeline::StableDiffusion& sd) {
+  auto golden = io::read_safetensors(reference() + "/golden/tiny-sd1/lora_train.safetensors");
+  auto g = [&](const std::string& n) { return models::to_torch(*golden.find("", n)).clone(); };
+  train::Trainer tr(sd, {});
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, p] : tr.parameters()) const_cast<torch::Tensor&>(p).copy_(g("lora.init." + name));
+  }
+  for (int step = 0; step < 3; ++step) {
+    std::string s = "train.step" + std::to_string(step) + ".";
+    train::StepInputs in{g(s + "pixel_values"), g(s + "vae_eps"), {}, g(s + "noise"), g(s + "timesteps"),
+                         g("train.encoder_hidden_states")};
+    tr.backward(in, 1);
+    tr.update(1e-4);
+  }
+  double worst = 0;
+  for (const auto& [name, p] : tr.parameters()) {
+    auto want = g("lora.final." + name);
+    worst = std::max(worst, ((p.detach().cpu() - want).norm() / want.norm()).item<double>());
+  }
+  return worst;
 }
 
 config::UNetConfig sd1_unet_config() {
@@ -188,6 +263,15 @@ int bench_cuda(bool full, int repeat) {
       rows.push_back(r);
     }
   }
+  {
+    torch::AutoGradMode grad(true);
+    auto sd = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {pipeline::LoadOptions{"", "", dev}});
+    char note[96];
+    std::snprintf(note, sizeof note, "final LoRA vs diffusers (CPU): relative L2 %.2g (target 1e-3)", train_parity(*sd));
+    Row r{"tiny LoRA training, diffusers' 3 recorded steps, CUDA fp32", {}};
+    r.note = note;
+    rows.push_back(r);
+  }
   if (full) {
     for (auto dtype : {torch::kFloat16, torch::kBFloat16}) {
       models::BuildScope scope(torch::TensorOptions().device(dev).dtype(dtype));
@@ -199,12 +283,43 @@ int bench_cuda(bool full, int repeat) {
       torch::cuda::synchronize();
       std::string name = dtype == torch::kFloat16 ? "fp16" : "bf16";
       Row r{"SD 1.x UNet forward, 64x64 latents, batch 2 (CFG), " + name, sync_time(3, repeat * 5, [&] { unet->forward(x, t, ctx); })};
-      r.note = "GPU memory not measured here; diffusers on H200: 42.6 ms median (fp16)";
+      r.note = "diffusers on H200: 42.6 ms median (fp16)";
       rows.push_back(r);
-      Row loop{"25 UNet steps, 512 px, CFG, " + name + " (no VAE/text)", sync_time(1, repeat, [&] {
-                 for (int i = 0; i < 25; ++i) unet->forward(x, t, ctx);
-               })};
-      rows.push_back(loop);
+    }
+    auto sd = sd1_random(dev, torch::kFloat16);
+    {
+      auto z = torch::randn({1, 4, 64, 64}, torch::TensorOptions().device(dev).dtype(torch::kFloat16));
+      cuda_reset_peak();
+      Row r{"SD 1.x VAE decode 512 px, fp16 weights", sync_time(2, repeat * 3, [&] { sd->vae()->decode(z); })};
+      r.peak_mib = cuda_peak_mib();
+      r.note = "diffusers: 21.3 ms";
+      rows.push_back(r);
+    }
+    struct Case { int steps, images; const char* diffusers; };
+    for (Case c : {Case{25, 1, "0.734 s"}, Case{50, 1, "1.703 s"}, Case{25, 4, "0.942 s"}}) {
+      pipeline::GenerateOptions g;
+      g.prompts = {"criatura especulativa colombiana"};
+      g.steps = c.steps;
+      g.images_per_prompt = c.images;
+      g.scheduler = "dpmpp_2m";
+      g.guidance = 7.5;
+      g.width = g.height = 512;
+      cuda_reset_peak();
+      Row r{"SD 1.x txt2img 512 px, DPM++ 2M, " + std::to_string(c.steps) + " steps, CFG, " + std::to_string(c.images) +
+                " image(s), fp16",
+            sync_time(1, repeat, [&] { sd->generate(g); })};
+      r.peak_mib = cuda_peak_mib();
+      r.note = std::string("diffusers: ") + c.diffusers + "; peak = allocator peak";
+      rows.push_back(r);
+    }
+    {
+      torch::AutoGradMode grad(true);
+      for (int res : {512, 256}) {
+        Row r = train_row(*sd, res, 3, repeat * 5, "SD 1.x LoRA training step, " + std::to_string(res) +
+                                                       " px, batch 1, fp16 weights, fp32 LoRA");
+        r.note = res == 512 ? "diffusers: 0.162 s, 3.2 GiB" : "diffusers: 0.146 s";
+        rows.push_back(r);
+      }
     }
   }
   print(rows);
@@ -216,17 +331,36 @@ int bench_cuda(bool full, int repeat) {
 int main(int argc, char** argv) {
   torch::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
-  bool full = false, cuda = false;
+  bool full = false, cuda = false, train_only = false;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
+    else if (std::strcmp(argv[i], "--train") == 0) train_only = true;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (cuda) return bench_cuda(full, repeat);
-  torch::NoGradGuard no_grad;
   std::vector<Row> rows;
+  {
+    auto sd = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {});
+    Row r = train_row(*sd, 128, 1, repeat * 3, "tiny LoRA training step, 128 px, batch 1, fp32");
+    rows.push_back(r);
+  }
+  if (full) {
+    auto sd = sd1_random(torch::kCPU, torch::kFloat32);
+    for (int res : {256, 512}) {
+      Row r = train_row(*sd, res, res == 256 ? 1 : 0, res == 256 ? repeat : 1,
+                        "SD 1.x LoRA training step, " + std::to_string(res) + " px, batch 1, fp32");
+      r.note = "peak = process RSS so far";
+      rows.push_back(r);
+    }
+  }
+  if (train_only) {
+    print(rows);
+    return 0;
+  }
+  torch::NoGradGuard no_grad;
   {
     std::string dir = reference() + "/models/tiny-sd1/unet";
     models::UNet2DConditionModel unet(config::parse_unet(io::read_text_file(dir + "/config.json"), "tiny unet"));

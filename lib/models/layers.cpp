@@ -27,7 +27,8 @@ DropoutScope::~DropoutScope() {
 torch::Tensor Adapter::delta(const torch::Tensor& x, bool conv, int64_t stride, int64_t padding) const {
   auto h = x.scalar_type() == down.scalar_type() ? x : x.to(down.scalar_type());
   if (dropout > 0 && dropout_gen) {
-    auto keep = at::empty_like(h).bernoulli_(1.0 - dropout, *dropout_gen);
+    // The training generator lives on the CPU (reproducible everywhere); masks move to the device.
+    auto keep = at::empty(h.sizes(), h.options().device(torch::kCPU)).bernoulli_(1.0 - dropout, *dropout_gen).to(h.device());
     h = h * keep / (1.0 - dropout);
   }
   torch::Tensor y;

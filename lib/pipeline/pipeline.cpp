@@ -39,12 +39,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
                                              "diffusers folder of the same architecture as its config folder");
   if (folder && !io::is_file(path + "/model_index.json"))
     fail(BIOESP_ERR_NOT_FOUND, path + ": not a diffusers pipeline folder (no model_index.json)");
-  if (!io::is_directory(dir + "/tokenizer")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer/ is missing");
-  sd->tokenizer_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer");
-  sd->scheduler_config_ = io::is_file(dir + "/scheduler/scheduler_config.json")
-                              ? io::read_text_file(dir + "/scheduler/scheduler_config.json")
-                              : kDefaultScheduler;
-  sched::make_scheduler(sd->scheduler_config_);  // validates it now rather than at the first image
+  sd->load_text_and_schedule(dir);
 
   io::OpenOptions open;
   open.variant = o.variant;
@@ -67,6 +62,34 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   models::load_state(*sd->unet_, weights, "unet", path + " (unet)");
   sd->vae_ = models::AutoencoderKL(config::parse_vae(read_config(dir, "vae"), "vae/config.json"));
   models::load_state(*sd->vae_, weights, "vae", path + " (vae)");
+  sd->text_encoder_->eval();
+  sd->unet_->eval();
+  sd->vae_->eval();
+  return sd;
+}
+
+void StableDiffusion::load_text_and_schedule(const std::string& dir) {
+  if (!io::is_directory(dir + "/tokenizer")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer/ is missing");
+  tokenizer_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer");
+  scheduler_config_ = io::is_file(dir + "/scheduler/scheduler_config.json")
+                          ? io::read_text_file(dir + "/scheduler/scheduler_config.json")
+                          : kDefaultScheduler;
+  sched::make_scheduler(scheduler_config_);  // validates it now rather than at the first image
+}
+
+std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir, const std::string& te, const std::string& unet,
+                                                         const std::string& vae, const LoadOptions& o, uint64_t seed) {
+  std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
+  sd->device_ = o.device;
+  sd->dtype_ = o.dtype;
+  sd->load_text_and_schedule(dir);
+  models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
+  sd->text_encoder_ = models::CLIPTextModel(config::parse_clip_text(te, "text_encoder config"));
+  sd->unet_ = models::UNet2DConditionModel(config::parse_unet(unet, "unet config"));
+  sd->vae_ = models::AutoencoderKL(config::parse_vae(vae, "vae config"));
+  models::initialise_random(*sd->text_encoder_, seed);
+  models::initialise_random(*sd->unet_, seed + 1);
+  models::initialise_random(*sd->vae_, seed + 2);
   sd->text_encoder_->eval();
   sd->unet_->eval();
   sd->vae_->eval();

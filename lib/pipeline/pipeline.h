@@ -51,6 +51,12 @@ class StableDiffusion {
  public:
   // A diffusers folder (model_index.json) or a single-file checkpoint with options.config_dir.
   static std::unique_ptr<StableDiffusion> load(const std::string& path, const LoadOptions& options);
+  // Freshly initialised weights (normal(0, 0.02), as the libraries initialise) from component
+  // configs (JSON text), with the tokenizer and scheduler of folder `dir`: benchmarks of
+  // full-size architectures without downloads, and training from scratch.
+  static std::unique_ptr<StableDiffusion> create(const std::string& dir, const std::string& text_encoder_config,
+                                                 const std::string& unet_config, const std::string& vae_config,
+                                                 const LoadOptions& options, uint64_t seed);
 
   // Images [N, H, W, 3] in [0, 1], float32 on the CPU, in batch order (prompt-major).
   torch::Tensor generate(const GenerateOptions& options);
@@ -76,6 +82,8 @@ class StableDiffusion {
 
  private:
   StableDiffusion() = default;
+  // Tokenizer and scheduler config from `dir` (a pipeline folder or a config folder).
+  void load_text_and_schedule(const std::string& dir);
   std::unique_ptr<text::ClipTokenizer> tokenizer_;
   models::CLIPTextModel text_encoder_{nullptr};
   models::UNet2DConditionModel unet_{nullptr};

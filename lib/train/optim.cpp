@@ -11,21 +11,31 @@ AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions o) : params_(std::m
   }
 }
 
+// Multi-tensor ("foreach") kernels: a handful of launches for all parameters, which matters on
+// GPUs where a LoRA has hundreds of small tensors.
 void AdamW::step(double lr) {
   torch::NoGradGuard no_grad;
   ++step_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(step_));
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(o_.beta2, static_cast<double>(step_)));
-  for (size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i];
-    const auto& g = p.grad();
-    if (!g.defined()) continue;
-    p.mul_(1.0 - lr * o_.weight_decay);
-    m_[i].lerp_(g, 1.0 - o_.beta1);
-    v_[i].mul_(o_.beta2).addcmul_(g, g, 1.0 - o_.beta2);
-    auto denom = (v_[i].sqrt() / bc2_sqrt).add_(o_.eps);
-    p.addcdiv_(m_[i], denom, -lr / bc1);
-  }
+  std::vector<torch::Tensor> p, g, m, v;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].grad().defined()) {
+      p.push_back(params_[i]);
+      g.push_back(params_[i].grad());
+      m.push_back(m_[i]);
+      v.push_back(v_[i]);
+    }
+  if (p.empty()) return;
+  at::_foreach_mul_(p, 1.0 - lr * o_.weight_decay);
+  at::_foreach_mul_(m, o_.beta1);
+  at::_foreach_add_(m, g, 1.0 - o_.beta1);
+  at::_foreach_mul_(v, o_.beta2);
+  at::_foreach_addcmul_(v, g, g, 1.0 - o_.beta2);
+  auto denom = at::_foreach_sqrt(v);
+  at::_foreach_div_(denom, bc2_sqrt);
+  at::_foreach_add_(denom, o_.eps);
+  at::_foreach_addcdiv_(p, m, denom, -lr / bc1);
 }
 
 void AdamW::zero_grad() {
@@ -33,31 +43,32 @@ void AdamW::zero_grad() {
     if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
 }
 
+namespace {
+std::vector<torch::Tensor> grads_of(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> g;
+  for (const auto& p : params)
+    if (p.grad().defined()) g.push_back(p.grad());
+  return g;
+}
+}  // namespace
+
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().norm(2).to(torch::kFloat32));
-  if (norms.empty()) return 0.0;
-  auto total = torch::stack(norms).norm(2);
-  if (max_norm > 0) {
-    auto coef = (max_norm / (total + 1e-6)).clamp_max(1.0);
-    for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(coef.to(p.grad().scalar_type()));
+  auto grads = grads_of(params);
+  if (grads.empty()) return 0.0;
+  const double total = torch::stack(at::_foreach_norm(grads)).norm(2).item<double>();
+  if (max_norm > 0 && std::isfinite(total)) {
+    const double coef = std::min(1.0, max_norm / (total + 1e-6));
+    at::_foreach_mul_(grads, coef);
   }
-  return total.item<double>();
+  return total;
 }
 
-bool GradScaler::unscale(const std::vector<torch::Tensor>& params) {
-  if (!enabled_) return true;
+void GradScaler::unscale(const std::vector<torch::Tensor>& params) {
+  if (!enabled_) return;
   torch::NoGradGuard no_grad;
-  bool finite = true;
-  for (const auto& p : params) {
-    if (!p.grad().defined()) continue;
-    p.grad().mul_(1.0 / scale_);
-    finite = finite && p.grad().isfinite().all().item<bool>();
-  }
-  return finite;
+  auto grads = grads_of(params);
+  if (!grads.empty()) at::_foreach_mul_(grads, 1.0 / scale_);
 }
 
 void GradScaler::update(bool finite) {

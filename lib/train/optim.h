@@ -33,8 +33,8 @@ class AdamW {
   int64_t step_ = 0;
 };
 
-// Scales gradients so their total 2-norm is at most max_norm; returns the norm before clipping
-// (infinite or NaN when a gradient overflowed).
+// Scales gradients so their total 2-norm is at most max_norm (0: no clipping); returns the norm
+// before clipping (infinite or NaN when a gradient overflowed, and then nothing is scaled).
 double clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm);
 
 // fp16 training: the loss is multiplied by `scale` before backward; steps whose gradients
@@ -44,8 +44,8 @@ class GradScaler {
   explicit GradScaler(bool enabled) : enabled_(enabled) {}
   bool enabled() const { return enabled_; }
   double scale() const { return enabled_ ? scale_ : 1.0; }
-  // Divides the gradients by the scale; false when any is not finite (skip the step).
-  bool unscale(const std::vector<torch::Tensor>& params);
+  // Divides the gradients by the scale (an overflow shows as a non-finite gradient norm).
+  void unscale(const std::vector<torch::Tensor>& params);
   void update(bool finite);
   // Checkpoint state.
   double state_scale() const { return scale_; }

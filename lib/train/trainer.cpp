@@ -187,8 +187,8 @@ double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* 
 double Trainer::update(double lr) {
   std::vector<torch::Tensor> tensors;
   for (auto& p : params_) tensors.push_back(p.second);
-  const bool finite = scaler_.unscale(tensors);
-  const double norm = finite ? clip_grad_norm(tensors, s_.max_grad_norm) : NAN;
+  scaler_.unscale(tensors);
+  const double norm = clip_grad_norm(tensors, s_.max_grad_norm);
   if (!std::isfinite(norm)) {
     adam_->zero_grad();
     if (scaler_.enabled()) {
