@@ -33,6 +33,12 @@
 #include "train/trainer.h"
 #ifdef BIOESP_BENCH_CUDA_MEMORY
 #include <c10/cuda/CUDACachingAllocator.h>
+#if __has_include(<cuda_runtime_api.h>)
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#define BIOESP_BENCH_CUDA_GRAPHS
+#endif
 #endif
 
 using namespace bioesp;
@@ -121,11 +127,14 @@ Row train_row(pipeline::StableDiffusion& sd, int res, int warmup, int repeat, co
   in.noise = at::randn({1, 4, res / 8, res / 8}, gen);
   in.timesteps = at::randint(0, 1000, {1}, gen, torch::kLong);
   in.encoder_hidden_states = at::randn({1, 77, static_cast<int64_t>(sd.unet()->config().cross_attention_dim.at(0))}, gen);
-  cuda_reset_peak();
-  Row r{what, time_it(warmup, repeat, [&] {
-          tr.backward(in, 1);  // reads the loss back: the step is synchronised
-          tr.update(1e-4);
-        })};
+  auto step = [&] {
+    tr.backward(in, 1);  // reads the loss back: the step is synchronised
+    tr.update(1e-4);
+  };
+  for (int i = 0; i < warmup; ++i) step();
+  // After warm-up: cuDNN's autotuning tries algorithms with large workspaces on first calls.
+  if (sd.device().is_cuda()) cuda_reset_peak();
+  Row r{what, time_it(0, repeat, step)};
   r.peak_mib = sd.device().is_cuda() ? cuda_peak_mib() : peak_rss_mib();
   return r;
 }
@@ -212,11 +221,15 @@ int bench_cuda(bool full, int repeat) {
   torch::NoGradGuard no_grad;
   at::globalContext().setBenchmarkCuDNN(true);
   const torch::Device dev(torch::kCUDA);
+  // Synchronised times after warm-up; the allocator's peak is reset after the warm-up calls.
   auto sync_time = [&](int warmup, int n, const std::function<void()>& fn) {
-    return time_it(warmup, n, [&] {
+    auto synced = [&] {
       fn();
       torch::cuda::synchronize();
-    });
+    };
+    for (int i = 0; i < warmup; ++i) synced();
+    cuda_reset_peak();
+    return time_it(0, n, synced);
   };
   std::vector<Row> rows;
   {
@@ -283,13 +296,32 @@ int bench_cuda(bool full, int repeat) {
       torch::cuda::synchronize();
       std::string name = dtype == torch::kFloat16 ? "fp16" : "bf16";
       Row r{"SD 1.x UNet forward, 64x64 latents, batch 2 (CFG), " + name, sync_time(3, repeat * 5, [&] { unet->forward(x, t, ctx); })};
+      r.peak_mib = cuda_peak_mib();
       r.note = "diffusers on H200: 42.6 ms median (fp16)";
       rows.push_back(r);
+      if (dtype == torch::kFloat16) {
+        // Experiment: channels-last convolution weights and input (NHWC tensor-core kernels).
+        Row cl{"  same, channels-last weights and input (experiment)", {}};
+        try {
+          torch::NoGradGuard ng;
+          for (auto& p : unet->parameters())
+            if (p.dim() == 4) p.set_data(p.contiguous(torch::MemoryFormat::ChannelsLast));
+          auto xcl = x.contiguous(torch::MemoryFormat::ChannelsLast);
+          auto ref = unet->forward(x, t, ctx);
+          cl.seconds = sync_time(3, repeat * 5, [&] { unet->forward(xcl, t, ctx); });
+          auto out = unet->forward(xcl, t, ctx);
+          char note[80];
+          std::snprintf(note, sizeof note, "vs NCHW: relative L2 %.2g", ((out - ref).norm() / ref.norm()).item<double>());
+          cl.note = note;
+        } catch (const std::exception& e) {
+          cl.note = std::string("failed: ") + std::string(e.what()).substr(0, 80);
+        }
+        rows.push_back(cl);
+      }
     }
     auto sd = sd1_random(dev, torch::kFloat16);
     {
       auto z = torch::randn({1, 4, 64, 64}, torch::TensorOptions().device(dev).dtype(torch::kFloat16));
-      cuda_reset_peak();
       Row r{"SD 1.x VAE decode 512 px, fp16 weights", sync_time(2, repeat * 3, [&] { sd->vae()->decode(z); })};
       r.peak_mib = cuda_peak_mib();
       r.note = "diffusers: 21.3 ms";
@@ -304,7 +336,6 @@ int bench_cuda(bool full, int repeat) {
       g.scheduler = "dpmpp_2m";
       g.guidance = 7.5;
       g.width = g.height = 512;
-      cuda_reset_peak();
       Row r{"SD 1.x txt2img 512 px, DPM++ 2M, " + std::to_string(c.steps) + " steps, CFG, " + std::to_string(c.images) +
                 " image(s), fp16",
             sync_time(1, repeat, [&] { sd->generate(g); })};
@@ -320,6 +351,39 @@ int bench_cuda(bool full, int repeat) {
         r.note = res == 512 ? "diffusers: 0.162 s, 3.2 GiB" : "diffusers: 0.146 s";
         rows.push_back(r);
       }
+    }
+    {
+      // Experiment: the CFG UNet step captured as a CUDA graph and replayed (launch overhead gone).
+      Row r{"SD 1.x UNet step as a CUDA graph, batch 2, fp16 (experiment)", {}};
+#ifdef BIOESP_BENCH_CUDA_GRAPHS
+      try {
+        auto x = torch::randn({2, 4, 64, 64}, torch::TensorOptions().device(dev).dtype(torch::kFloat16));
+        auto ctx = torch::randn({2, 77, 768}, torch::TensorOptions().device(dev).dtype(torch::kFloat16));
+        auto t = torch::tensor({999.0, 999.0}).to(dev);
+        auto ref = sd->unet()->forward(x, t, ctx);
+        at::cuda::CUDAGraph graph;
+        torch::Tensor out;
+        auto stream = c10::cuda::getStreamFromPool();
+        {
+          c10::cuda::CUDAStreamGuard guard(stream);
+          for (int i = 0; i < 3; ++i) sd->unet()->forward(x, t, ctx);
+          stream.synchronize();
+          graph.capture_begin();
+          out = sd->unet()->forward(x, t, ctx);
+          graph.capture_end();
+        }
+        torch::cuda::synchronize();
+        r.seconds = sync_time(3, repeat * 5, [&] { graph.replay(); });
+        char note[80];
+        std::snprintf(note, sizeof note, "vs eager: relative L2 %.2g", ((out - ref).norm() / ref.norm()).item<double>());
+        r.note = note;
+      } catch (const std::exception& e) {
+        r.note = std::string("failed: ") + std::string(e.what()).substr(0, 100);
+      }
+#else
+      r.note = "not built: no CUDA runtime headers";
+#endif
+      rows.push_back(r);
     }
   }
   print(rows);
