@@ -3,6 +3,8 @@
 // run with resume giving bit-identical weights, and bad input.
 #include <torch/torch.h>
 
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -281,6 +283,14 @@ static void test_bad_input(void** state) {
   o.data = corrupt;
   expect_error(o, BIOESP_ERR_FORMAT, "could be read");
   o.data = data;
+  // A model folder without its noise schedule.
+  std::string noschedule = path_join(temp_dir(), "noschedule");
+  io::make_directories(noschedule);
+  for (const char* c : {"model_index.json", "tokenizer", "text_encoder", "unet", "vae"})
+    assert_int_equal(symlink((model_dir() + "/" + c).c_str(), (noschedule + "/" + c).c_str()), 0);
+  o.model = noschedule;
+  expect_error(o, BIOESP_ERR_NOT_FOUND, "noise schedule");
+  o.model = model_dir();
   o.mixed_precision = "fp8";
   expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "mixed precision");
   o.mixed_precision = "no";
