@@ -96,6 +96,7 @@ typedef struct bioesp_progress {
   uint64_t current;    /* units done */
   uint64_t total;      /* units in all, 0 when unknown */
   const char* item;    /* the current file, tensor or title; may be NULL */
+  uint64_t bytes;      /* bytes transferred so far, where it applies */
 } bioesp_progress;
 
 /* Return nonzero to cancel. Called on the thread doing the work. */
@@ -360,6 +361,68 @@ BIOESP_API bioesp_status bioesp_job_cancel(bioesp_job* job);
 BIOESP_API bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out);
 /* Cancels the job if it still runs, waits for it and frees it. Not from the job's own callback. */
 BIOESP_API void bioesp_job_free(bioesp_job* job);
+
+/* ---------------------------------------------------------------------------------------------
+ * Datasets: Wikimedia Commons fetch, and preparation for training
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum bioesp_source {
+  BIOESP_SOURCE_CATEGORY = 0, /* value: "Category:…" (the prefix may be left out) */
+  BIOESP_SOURCE_CAMPAIGN = 1, /* value: an UploadWizard campaign, e.g. "Biodiversidad en Colombia 2025" */
+  BIOESP_SOURCE_SEARCH = 2,   /* value: search text (File namespace) */
+  BIOESP_SOURCE_TITLES = 3    /* titles / num_titles: "File:…" names */
+} bioesp_source;
+
+typedef struct bioesp_fetch_options {
+  size_t struct_size;
+  bioesp_source source;
+  const char* value;
+  const char* const* titles;
+  size_t num_titles;
+  int limit;               /* 0: every file that qualifies */
+  uint64_t seed;           /* which `limit` files: a seeded random sample */
+  int width;               /* thumbnail width, one Commons serves: 20, 40, 60, 120, 250, 330, 500
+                              (default), 960, 1280, 1920, 3840 */
+  int original;            /* download originals instead (SHA-1 verified) */
+  const char* licenses;    /* comma list of cc0, pd, cc-by, cc-by-sa (default: all four), or others
+                              by their lower-case name */
+  int allow_restricted;    /* keep files with restrictions such as personality rights */
+  const char* keywords;    /* comma list: keep files mentioning any (title, description, categories) */
+  const char* contact;     /* goes into the User-Agent, as Wikimedia asks (an e-mail or URL) */
+  const char* api;         /* endpoint; NULL: $BIOESP_COMMONS_API or Commons' api.php */
+  const char* out;         /* dataset folder: images, manifest.jsonl, ATTRIBUTION.md */
+  int max_retries;         /* default 6 */
+  double retry_delay;      /* first backoff in seconds, doubling; default 1 */
+  bioesp_progress_fn progress; /* stage "list" then "download": files done/total, bytes, title */
+  void* progress_user;
+  bioesp_log_fn log;       /* each skipped file with the reason; retries */
+  void* log_user;
+} bioesp_fetch_options;
+
+BIOESP_API void bioesp_fetch_options_init(bioesp_fetch_options* options);
+/* Downloads into options->out; files already there and verified are not fetched again. On
+ * cancel (or a failure) what finished stays, recorded in the manifest. *downloaded and *skipped
+ * (either may be NULL) receive counts. */
+BIOESP_API bioesp_status bioesp_fetch(const bioesp_fetch_options* options, size_t* downloaded, size_t* skipped);
+
+typedef struct bioesp_prepare_options {
+  size_t struct_size;
+  const char* in;            /* any folder of PNG/JPEG images (a fetched dataset or not) */
+  const char* out;
+  int size;                  /* default 512; a multiple of 8 */
+  const char* crop;          /* "center" (default) or "pad": never stretched */
+  uint8_t background[3];     /* padding and transparency; default white */
+  const char* caption;       /* NULL: each image's manifest caption, else its file name */
+  int caption_from_metadata; /* append the species / object name from the manifest */
+  int near_duplicate_distance; /* difference-hash bits (default 4); negative: exact duplicates only */
+  bioesp_progress_fn progress; /* stage "prepare" */
+  void* progress_user;
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_prepare_options;
+
+BIOESP_API void bioesp_prepare_options_init(bioesp_prepare_options* options);
+BIOESP_API bioesp_status bioesp_prepare(const bioesp_prepare_options* options, size_t* prepared, size_t* skipped);
 
 /* ---------------------------------------------------------------------------------------------
  * Fine-tuning: DreamBooth-LoRA (or full DreamBooth) as diffusers' train_dreambooth_lora.py

@@ -14,5 +14,7 @@ int parse_double(const char* flag, const char* text, double* out);
 uint64_t random_seed(void);
 
 int cmd_train(int argc, char** argv);
+int cmd_fetch(int argc, char** argv);
+int cmd_prepare(int argc, char** argv);
 
 #endif

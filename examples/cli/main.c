@@ -35,6 +35,18 @@ static const char* const kUsage =
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
     "        --quiet                 no progress bar\n"
     "\n"
+    "  fetch --category NAME | --campaign NAME | --search TEXT | --titles FILE --out DIR [options]\n"
+    "      Downloads openly licensed images from Wikimedia Commons with their authors and\n"
+    "      licenses (manifest.jsonl, ATTRIBUTION.md). Options: --limit N  --seed N\n"
+    "      --width W (500; Commons' standard widths)  --original  --licenses cc0,pd,cc-by,cc-by-sa\n"
+    "      --allow-restricted  --keywords A,B  --contact EMAIL|URL  --api URL ($BIOESP_COMMONS_API)\n"
+    "      --retries N  --retry-delay S  --quiet. Rerunning continues; Ctrl-C keeps what finished.\n"
+    "\n"
+    "  prepare IN_DIR --out DIR [--size N (512)] [--crop center|pad] [--caption TEXT]\n"
+    "          [--caption-from-metadata] [--background RRGGBB] [--near-duplicates BITS (4)]\n"
+    "      Squares (never stretches) and resizes images for training, with captions, duplicate\n"
+    "      detection and the manifest and attribution carried over.\n"
+    "\n"
     "  train --model DIR|FILE --data DIR --prompt TEXT --out DIR [options]\n"
     "      Fine-tunes with DreamBooth-LoRA (as diffusers' train_dreambooth_lora.py) or, with\n"
     "      --full, every UNet weight. Options (defaults in brackets):\n"
@@ -443,6 +455,8 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
   if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 2, argv + 2);
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
+  if (strcmp(cmd, "fetch") == 0) return cmd_fetch(argc - 2, argv + 2);
+  if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
   fprintf(stderr, "bioesp: unknown command '%s'\n%s", cmd, kUsage);
   return 2;
 }

@@ -286,7 +286,7 @@ bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options
     Request r = make_request(options);
     auto progress = [&r](int done, int total) {
       if (!r.progress) return true;
-      bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr};
+      bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr, 0};
       return r.progress(r.progress_user, &p) == 0;
     };
     *out = run(model, r, progress).release();
@@ -315,7 +315,7 @@ bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_o
         }
         Request& r = j->request;
         if (r.progress) {
-          bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr};
+          bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr, 0};
           if (r.progress(r.progress_user, &p) != 0) return false;
         }
         return !j->cancel.load();

@@ -19,6 +19,7 @@ namespace bioesp::image {
 #ifndef BIOESP_HAVE_IMAGES
 
 Image read_image(const std::string& path) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
+Image apply_orientation(Image img) { return img; }
 void write_png(const std::string& path, const Image&) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
 void write_jpeg(const std::string& path, const Image&, int) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
 
@@ -124,6 +125,31 @@ void jpeg_truncation_is_error(j_common_ptr cinfo, int level) {
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_error_exit(cinfo);
 }
 
+// The EXIF Orientation tag (1–8) of an APP1 marker, or 1.
+int exif_orientation(const uint8_t* d, size_t n) {
+  if (n < 14 || std::memcmp(d, "Exif\0\0", 6) != 0) return 1;
+  d += 6, n -= 6;
+  const bool le = d[0] == 'I' && d[1] == 'I';
+  if (!le && !(d[0] == 'M' && d[1] == 'M')) return 1;
+  auto u16 = [&](size_t o) -> uint32_t { return o + 2 > n ? 0 : le ? d[o] | d[o + 1] << 8 : d[o] << 8 | d[o + 1]; };
+  auto u32 = [&](size_t o) -> uint32_t {
+    return o + 4 > n ? 0 : le ? d[o] | d[o + 1] << 8 | d[o + 2] << 16 | uint32_t(d[o + 3]) << 24
+                              : uint32_t(d[o]) << 24 | d[o + 1] << 16 | d[o + 2] << 8 | d[o + 3];
+  };
+  const size_t ifd = u32(4);
+  if (ifd + 2 > n) return 1;
+  const uint32_t count = u16(ifd);
+  for (uint32_t i = 0; i < count; ++i) {
+    const size_t e = ifd + 2 + 12 * static_cast<size_t>(i);
+    if (e + 12 > n) break;
+    if (u16(e) == 0x0112) {
+      uint32_t v = u16(e + 8);
+      return v >= 1 && v <= 8 ? static_cast<int>(v) : 1;
+    }
+  }
+  return 1;
+}
+
 Image read_jpeg(const std::string& path) {
   File file(path, "rb");
   if (!file.f) fail(BIOESP_ERR_IO, "cannot open " + path);
@@ -140,7 +166,10 @@ Image read_jpeg(const std::string& path) {
   }
   jpeg_create_decompress(&cinfo);
   jpeg_stdio_src(&cinfo, file.f);
+  jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xFFFF);
   jpeg_read_header(&cinfo, TRUE);
+  for (jpeg_saved_marker_ptr m = cinfo.marker_list; m; m = m->next)
+    if (m->marker == JPEG_APP0 + 1 && img.orientation == 1) img.orientation = exif_orientation(m->data, m->data_length);
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // gray and YCbCr become RGB
   jpeg_start_decompress(&cinfo);
@@ -192,8 +221,36 @@ Image read_image(const std::string& path) {
     if (std::fread(magic, 1, 8, f.f) < 3) fail(BIOESP_ERR_FORMAT, path + ": too short to be an image");
   }
   if (std::memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0) return read_png(path);
-  if (magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return read_jpeg(path);
+  if (magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return apply_orientation(read_jpeg(path));
   fail(BIOESP_ERR_UNSUPPORTED, path + ": not a PNG or JPEG file");
+}
+
+Image apply_orientation(Image img) {
+  const int o = img.orientation;
+  if (o <= 1 || o > 8) return img;
+  const uint32_t W = img.width, H = img.height, c = img.channels;
+  const bool swap = o >= 5;
+  Image out;
+  out.width = swap ? H : W;
+  out.height = swap ? W : H;
+  out.channels = c;
+  out.text = std::move(img.text);
+  out.pixels.resize(img.pixels.size());
+  for (uint32_t y = 0; y < out.height; ++y)
+    for (uint32_t x = 0; x < out.width; ++x) {
+      uint32_t sx = x, sy = y;  // the source pixel of output (x, y)
+      switch (o) {
+        case 2: sx = W - 1 - x; break;
+        case 3: sx = W - 1 - x, sy = H - 1 - y; break;
+        case 4: sy = H - 1 - y; break;
+        case 5: sx = y, sy = x; break;
+        case 6: sx = y, sy = H - 1 - x; break;
+        case 7: sx = W - 1 - y, sy = H - 1 - x; break;
+        case 8: sx = W - 1 - y, sy = x; break;
+      }
+      std::memcpy(&out.pixels[(static_cast<size_t>(y) * out.width + x) * c], &img.pixels[(static_cast<size_t>(sy) * W + sx) * c], c);
+    }
+  return out;
 }
 
 void write_png(const std::string& path, const Image& img) {

@@ -13,10 +13,14 @@ struct Image {
   uint32_t width = 0, height = 0, channels = 0;  // channels: 3 (RGB) or 4 (RGBA)
   std::vector<uint8_t> pixels;
   std::vector<std::pair<std::string, std::string>> text;  // PNG tEXt/iTXt chunks
+  int orientation = 1;  // EXIF orientation still to apply (1: upright, as read_image returns)
 };
 
-// PNG or JPEG, told apart by their signatures; always 8-bit RGB or RGBA.
+// PNG or JPEG, told apart by their signatures; always 8-bit RGB or RGBA, upright (a JPEG's EXIF
+// orientation applied, as diffusers' load_image does).
 Image read_image(const std::string& path);
+// Turns pixels stored with EXIF orientation `img.orientation` upright.
+Image apply_orientation(Image img);
 // Written atomically; text goes into iTXt chunks (UTF-8).
 void write_png(const std::string& path, const Image& image);
 void write_jpeg(const std::string& path, const Image& image, int quality);

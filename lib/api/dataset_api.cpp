@@ -1,0 +1,144 @@
+// C entry points for datasets: Commons fetch and preparation.
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+#include "api/guard.h"
+#include "dataset/fetch.h"
+#include "dataset/prepare.h"
+
+using namespace bioesp;
+
+namespace {
+
+std::vector<std::string> comma_list(const char* s) {
+  std::vector<std::string> out;
+  if (!s) return out;
+  std::istringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    while (!part.empty() && part.front() == ' ') part.erase(0, 1);
+    while (!part.empty() && part.back() == ' ') part.pop_back();
+    if (!part.empty()) out.push_back(part);
+  }
+  return out;
+}
+
+io::Logger logger(bioesp_log_fn fn, void* user) {
+  if (!fn) return nullptr;
+  return [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
+}
+
+}  // namespace
+
+extern "C" {
+
+void bioesp_fetch_options_init(bioesp_fetch_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->width = 500;
+  o->max_retries = 6;
+  o->retry_delay = 1.0;
+}
+
+bioesp_status bioesp_fetch(const bioesp_fetch_options* options, size_t* downloaded, size_t* skipped) {
+  return guard([&] {
+    require(options != nullptr, "options must not be NULL");
+    auto o = read_options(options, bioesp_fetch_options_init);
+    require(o.out != nullptr, "out must be set");
+    dataset::FetchOptions f;
+    switch (o.source) {
+      case BIOESP_SOURCE_CATEGORY: f.query.kind = dataset::Query::Category; break;
+      case BIOESP_SOURCE_CAMPAIGN: f.query.kind = dataset::Query::Campaign; break;
+      case BIOESP_SOURCE_SEARCH: f.query.kind = dataset::Query::Search; break;
+      case BIOESP_SOURCE_TITLES: f.query.kind = dataset::Query::Titles; break;
+      default: fail(BIOESP_ERR_INVALID_ARGUMENT, "unknown source");
+    }
+    if (o.value) f.query.value = o.value;
+    require(o.num_titles == 0 || o.titles, "titles is NULL");
+    for (size_t i = 0; i < o.num_titles; ++i) {
+      require(o.titles[i] != nullptr, "a title is NULL");
+      f.query.titles.emplace_back(o.titles[i]);
+    }
+    const char* env = std::getenv("BIOESP_COMMONS_API");
+    if (o.api) f.api = o.api;
+    else if (env && *env) f.api = env;
+    f.limit = o.limit;
+    f.seed = o.seed;
+    f.width = o.width;
+    f.original = o.original != 0;
+    auto licenses = comma_list(o.licenses);
+    if (!licenses.empty()) f.licenses.allowed = licenses;
+    f.licenses.allow_restricted = o.allow_restricted != 0;
+    f.keywords = comma_list(o.keywords);
+    if (o.contact) f.contact = o.contact;
+    f.out = o.out;
+    require(o.max_retries >= 0 && o.retry_delay >= 0, "retries and delay must be ≥ 0");
+    f.retry.max_retries = o.max_retries;
+    f.retry.base_delay = o.retry_delay;
+    f.log = logger(o.log, o.log_user);
+    if (o.progress) {
+      auto fn = o.progress;
+      void* user = o.progress_user;
+      f.progress = [fn, user](size_t done, size_t total, uint64_t bytes, const std::string& item) {
+        bioesp_progress p{};
+        p.struct_size = sizeof p;
+        p.stage = total == 0 ? "list" : "download";
+        p.current = done;
+        p.total = total;
+        p.item = item.c_str();
+        p.bytes = bytes;
+        return fn(user, &p) == 0;
+      };
+    }
+    auto rep = dataset::fetch(f);
+    if (downloaded) *downloaded = rep.downloaded;
+    if (skipped) *skipped = rep.skipped.size();
+  });
+}
+
+void bioesp_prepare_options_init(bioesp_prepare_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->size = 512;
+  o->background[0] = o->background[1] = o->background[2] = 255;
+  o->near_duplicate_distance = 4;
+}
+
+bioesp_status bioesp_prepare(const bioesp_prepare_options* options, size_t* prepared, size_t* skipped) {
+  return guard([&] {
+    require(options != nullptr, "options must not be NULL");
+    auto o = read_options(options, bioesp_prepare_options_init);
+    require(o.in && o.out, "in and out must be set");
+    dataset::PrepareOptions p;
+    p.in = o.in;
+    p.out = o.out;
+    p.size = o.size;
+    if (o.crop) p.crop = o.crop;
+    p.background = {o.background[0], o.background[1], o.background[2]};
+    if (o.caption) p.caption = o.caption;
+    p.caption_from_metadata = o.caption_from_metadata != 0;
+    p.near_duplicate_distance = o.near_duplicate_distance;
+    p.log = logger(o.log, o.log_user);
+    if (o.progress) {
+      auto fn = o.progress;
+      void* user = o.progress_user;
+      p.progress = [fn, user](size_t done, size_t total, const std::string& item) {
+        bioesp_progress pr{};
+        pr.struct_size = sizeof pr;
+        pr.stage = "prepare";
+        pr.current = done;
+        pr.total = total;
+        pr.item = item.c_str();
+        return fn(user, &pr) == 0;
+      };
+    }
+    auto rep = dataset::prepare(p);
+    if (prepared) *prepared = rep.prepared;
+    if (skipped) *skipped = rep.skipped.size();
+  });
+}
+
+}  // extern "C"
