@@ -27,6 +27,9 @@ void write_jpeg(const std::string& path, const Image&, int) { fail(BIOESP_ERR_UN
 
 namespace {
 
+// 134 megapixels: a big panorama; more is refused before any pixel buffer is allocated.
+constexpr uint64_t kMaxPixels = 1ull << 27;
+
 // Buffers are sized in these out-of-line helpers, never inline in a function that called setjmp:
 // what such a function keeps in registers is undefined after libpng or libjpeg longjmp out of an
 // error, which matters for vectors that are freed as the exception unwinds.
@@ -81,6 +84,10 @@ Image read_png(const std::string& path) {
   png_set_user_limits(png, 1 << 15, 1 << 15);
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+  if (static_cast<uint64_t>(w) * h > kMaxPixels) {
+    png_destroy_read_struct(&png, &info, nullptr);
+    fail(BIOESP_ERR_UNSUPPORTED, path + ": image too large (" + std::to_string(w) + "×" + std::to_string(h) + ")");
+  }
   int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
   // Everything to 8-bit RGB(A): palettes expand, gray becomes RGB, 16 bits are stripped.
   if (type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -176,7 +183,7 @@ Image read_jpeg(const std::string& path) {
   img.width = cinfo.output_width;
   img.height = cinfo.output_height;
   img.channels = 3;
-  if (static_cast<uint64_t>(img.width) * img.height > (1ull << 28)) {
+  if (static_cast<uint64_t>(img.width) * img.height > kMaxPixels) {
     jpeg_destroy_decompress(&cinfo);
     fail(BIOESP_ERR_UNSUPPORTED, path + ": image too large");
   }

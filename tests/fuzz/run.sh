@@ -1,6 +1,7 @@
 #!/bin/bash
 # Builds the fuzz targets with clang (ASan + UBSan) and runs each for SECONDS (default 60),
-# seeded with small inputs and with the reference data's configs and pickles.
+# seeded with small inputs, the reference data's configs and pickles, MediaWiki answers and
+# small PNG/JPEG files.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
@@ -10,7 +11,7 @@ cmake -S "$root" -B "$build" -G Ninja -DBIOESP_FUZZ=ON -DCMAKE_C_COMPILER=clang 
 cmake --build "$build"
 seeds=$(mktemp -d /tmp/bioesp-fuzz-XXXXXX)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds/safetensors" "$seeds/pickle" "$seeds/config"
+mkdir -p "$seeds/safetensors" "$seeds/pickle" "$seeds/config" "$seeds/commons" "$seeds/image"
 for c in unet vae text_encoder; do cp "$ref/models/tiny-sd1/$c/config.json" "$seeds/config/$c.json"; done
 python3 - "$ref" "$seeds" <<'PY'
 import json, struct, sys, zipfile
@@ -22,12 +23,26 @@ h = json.dumps({"__metadata__": {"format": "pt"},
                 "a": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]},
                 "b": {"dtype": "F16", "shape": [3], "data_offsets": [16, 22]}}).encode()
 open(seeds + "/safetensors/small.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + bytes(22))
+ii = {"url": "https://u/a.jpg", "thumburl": "https://u/t.jpg", "thumbwidth": 500, "size": 10, "sha1": "ab",
+      "extmetadata": {"LicenseShortName": {"value": "CC BY-SA 4.0"}, "Artist": {"value": "<a href='x'>Ana Mar&iacute;a</a> &#233;"},
+                      "Categories": {"value": "A|B"}, "Restrictions": {"value": "personality"}}}
+v2 = {"continue": {"iicontinue": "B|1", "continue": "gcmcontinue||"},
+      "query": {"pages": [{"pageid": 1, "title": "File:A.jpg", "imageinfo": [ii]}, {"title": "File:M.jpg", "missing": True}]}}
+v1 = {"query": {"pages": {"1": {"pageid": 1, "title": "File:A.jpg", "imageinfo": [ii]}, "-1": {"title": "X", "missing": ""}}}}
+open(seeds + "/commons/v2.json", "w").write(json.dumps(v2))
+open(seeds + "/commons/v1.json", "w").write(json.dumps(v1))
+open(seeds + "/commons/error.json", "w").write(json.dumps({"error": {"code": "maxlag", "info": "lag", "lag": 5}}))
 PY
+# Seed images: a small PNG and JPEG drawn by the main build's bioesp, when it is there.
+for ext in png jpg; do
+  [ -x "$root/build/bioesp" ] && "$root/build/bioesp" generate --model "$ref/models/tiny-sd1" --prompt x --steps 1 \
+    --width 16 --height 16 --seed 1 --quiet --out "$seeds/image/small.$ext" 2>/dev/null || true
+done
 passed=0 failed=0
-for t in safetensors pickle config; do
+for t in safetensors pickle config commons image; do
   mkdir -p "$seeds/work-$t"
   echo "fuzz_$t: ${seconds}s"
-  if "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=8192 -print_final_stats=1 \
+  if "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=6144 -print_final_stats=1 \
       "$seeds/work-$t" "$seeds/$t" >"$seeds/$t.log" 2>&1; then
     tail -n 5 "$seeds/$t.log"
     passed=$((passed + 1))
