@@ -76,6 +76,17 @@ fetch --category "Aves" --licenses cc0 --api "$(api plain)" --out "$tmp/cc0" 2>/
 fetch --category "Empty" --api "$(api plain)" --out "$tmp/empty" 2>/dev/null
 [ "$(count "$tmp/empty")" -eq 0 ]
 
+# Ctrl-C during downloads: exit 130, finished files recorded; the rerun fetches only the rest.
+"$cli" fetch --contact x --category Aves --api "$(api slow)" --out "$tmp/int" --quiet 2>/dev/null &
+pid=$!
+n=0; while [ -z "$(ls "$tmp/int" 2>/dev/null | grep -v '\.part$')" ] && [ $n -lt 200 ]; do sleep 0.05; n=$((n + 1)); done
+kill -INT $pid; rc=0; wait $pid || rc=$?
+[ $rc -eq 130 ] || { echo "interrupted fetch exited $rc"; exit 1; }
+done_before=$(count "$tmp/int")
+[ "$done_before" -ge 1 ] && [ "$done_before" -lt 6 ]
+"$cli" fetch --contact x --category Aves --api "$(api slow)" --out "$tmp/int" 2>&1 | grep -q "$((6 - done_before)) downloaded"
+[ "$(count "$tmp/int")" -eq 6 ]
+
 fails() { if "$cli" "$@" >/dev/null 2>"$tmp/err"; then echo "accepted: $*"; exit 1; fi; }
 fails fetch --category x --width 512 --api "$(api plain)" --out "$tmp/x"; grep -q "standard widths" "$tmp/err"
 fails fetch --category x --api "http://127.0.0.1:1/w/api.php" --retries 1 --out "$tmp/x"; grep -q "127.0.0.1" "$tmp/err"

@@ -12,6 +12,9 @@ void print_log(void* user, bioesp_log_level level, const char* message);
 int parse_long(const char* flag, const char* text, long* out);
 int parse_double(const char* flag, const char* text, double* out);
 uint64_t random_seed(void);
+/* Ctrl-C sets a flag the progress callbacks read (the work then stops cleanly). */
+void catch_sigint(void);
+int interrupted(void);
 
 int cmd_train(int argc, char** argv);
 int cmd_fetch(int argc, char** argv);

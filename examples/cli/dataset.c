@@ -1,16 +1,9 @@
 /* bioesp fetch and bioesp prepare: datasets from Wikimedia Commons or any folder of images. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
 
 static int files_progress(void* user, const bioesp_progress* p) {
   int quiet = *(const int*)user;
@@ -27,14 +20,7 @@ static int files_progress(void* user, const bioesp_progress* p) {
       if (p->current == p->total) fputc('\n', stderr);
     }
   }
-  return interrupted != 0;
-}
-
-static void catch_sigint(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigaction(SIGINT, &sa, NULL);
+  return interrupted();
 }
 
 #define MAX_TITLES 100000

@@ -1,5 +1,6 @@
 /* bioesp — the command-line tool. It uses only the public C API in bioesp.h. */
 #include <bioesp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -308,6 +309,21 @@ static void output_name(const char* path, size_t i, size_t n, char* out, size_t 
   if (!dot || (slash && dot < slash)) dot = path + strlen(path);
   snprintf(out, size, "%.*s-%zu%s", (int)(dot - path), path, i, dot);
 }
+
+static volatile sig_atomic_t sigint_seen = 0;
+static void on_sigint(int sig) {
+  (void)sig;
+  sigint_seen = 1;
+}
+
+void catch_sigint(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, NULL);
+}
+
+int interrupted(void) { return sigint_seen != 0; }
 
 uint64_t random_seed(void) {
   uint64_t seed = 0;

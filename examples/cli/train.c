@@ -1,17 +1,10 @@
 /* bioesp train: option parsing over bioesp_train_options, a progress bar with the loss, and
  * Ctrl-C turned into a clean cancel (checkpoint first). */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
-
-static volatile sig_atomic_t interrupted = 0;
-static void on_sigint(int sig) {
-  (void)sig;
-  interrupted = 1;
-}
 
 static int train_progress(void* user, const bioesp_train_progress* p) {
   int quiet = *(const int*)user;
@@ -29,8 +22,8 @@ static int train_progress(void* user, const bioesp_train_progress* p) {
       fprintf(stderr, "bioesp: %s\n", p->stage);
     }
   }
-  if (interrupted) fprintf(stderr, "\nbioesp: interrupted; writing a checkpoint\n");
-  return interrupted != 0;
+  if (interrupted()) fprintf(stderr, "\nbioesp: interrupted; writing a checkpoint\n");
+  return interrupted();
 }
 
 enum kind { INT, FLOAT, TEXT, FLAG, CLEAR };
@@ -105,10 +98,7 @@ int cmd_train(int argc, char** argv) {
   }
   o.progress = train_progress;
   o.progress_user = &quiet;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
-  sigaction(SIGINT, &sa, NULL);
+  catch_sigint();
   char* result = NULL;
   bioesp_status st = bioesp_train(&o, &result);
   if (st == BIOESP_ERR_CANCELLED) {

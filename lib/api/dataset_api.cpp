@@ -24,11 +24,6 @@ std::vector<std::string> comma_list(const char* s) {
   return out;
 }
 
-io::Logger logger(bioesp_log_fn fn, void* user) {
-  if (!fn) return nullptr;
-  return [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
-}
-
 }  // namespace
 
 extern "C" {
@@ -77,7 +72,7 @@ bioesp_status bioesp_fetch(const bioesp_fetch_options* options, size_t* download
     require(o.max_retries >= 0 && o.retry_delay >= 0, "retries and delay must be ≥ 0");
     f.retry.max_retries = o.max_retries;
     f.retry.base_delay = o.retry_delay;
-    f.log = logger(o.log, o.log_user);
+    f.log = c_logger(o.log, o.log_user);
     if (o.progress) {
       auto fn = o.progress;
       void* user = o.progress_user;
@@ -121,7 +116,7 @@ bioesp_status bioesp_prepare(const bioesp_prepare_options* options, size_t* prep
     if (o.caption) p.caption = o.caption;
     p.caption_from_metadata = o.caption_from_metadata != 0;
     p.near_duplicate_distance = o.near_duplicate_distance;
-    p.log = logger(o.log, o.log_user);
+    p.log = c_logger(o.log, o.log_user);
     if (o.progress) {
       auto fn = o.progress;
       void* user = o.progress_user;

@@ -225,11 +225,7 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
       default: fail(BIOESP_ERR_INVALID_ARGUMENT, "dtype must be F32, F16 or BF16");
     }
     if (o.threads > 0) torch::set_num_threads(o.threads);
-    if (o.log) {
-      auto fn = o.log;
-      void* user = o.log_user;
-      lo.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
-    }
+    lo.log = c_logger(o.log, o.log_user);
     auto m = std::make_unique<bioesp_model>();
     m->sd = pipeline::StableDiffusion::load(path, lo);
     *out = m.release();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "io/weights.h"
 
 namespace bioesp {
 
@@ -54,6 +55,12 @@ T read_options(const T* given, void (*init)(T*)) {
     out.struct_size = sizeof(T);
   }
   return out;
+}
+
+// A C log callback as the core's logger (empty when the caller gave none).
+inline io::Logger c_logger(bioesp_log_fn fn, void* user) {
+  if (!fn) return nullptr;
+  return [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
 }
 
 }  // namespace bioesp

@@ -85,11 +85,7 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     r.validation_steps = o.validation_steps;
     r.save_kohya = o.save_kohya != 0;
     r.out = o.out;
-    if (o.log) {
-      auto fn = o.log;
-      void* user = o.log_user;
-      r.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
-    }
+    r.log = c_logger(o.log, o.log_user);
     if (o.progress) {
       auto fn = o.progress;
       void* user = o.progress_user;

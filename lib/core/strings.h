@@ -1,9 +1,17 @@
 // String helpers shared by the key-renaming and file-layout code.
 #pragma once
 
+#include <algorithm>
+#include <cctype>
 #include <string>
 
 namespace bioesp {
+
+// ASCII lower case (file extensions, license codes, keywords).
+inline std::string to_lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
 
 inline bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 

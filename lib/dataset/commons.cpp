@@ -43,8 +43,7 @@ std::string meta(const json& ext, const char* key) {
 }
 
 bool truthy(const std::string& s, bool fallback) {
-  std::string v = s;
-  std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string v = to_lower(s);
   if (v == "true" || v == "1" || v == "yes") return true;
   if (v == "false" || v == "0" || v == "no") return false;
   return fallback;
@@ -150,8 +149,7 @@ std::string html_to_text(const std::string& html) {
     if (c == '<') {
       size_t end = html.find('>', i);
       if (end == std::string::npos) break;
-      std::string tag = html.substr(i + 1, end - i - 1);
-      std::transform(tag.begin(), tag.end(), tag.begin(), [](unsigned char ch) { return std::tolower(ch); });
+      const std::string tag = to_lower(html.substr(i + 1, end - i - 1));
       if (starts_with(tag, "br") || starts_with(tag, "p") || starts_with(tag, "/p") || starts_with(tag, "li") ||
           starts_with(tag, "div") || starts_with(tag, "/div"))
         space = !out.empty();
@@ -201,8 +199,7 @@ std::string html_to_text(const std::string& html) {
 }
 
 std::string license_family(const FileInfo& f) {
-  std::string l = f.license;
-  std::transform(l.begin(), l.end(), l.begin(), [](unsigned char c) { return std::tolower(c); });
+  std::string l = to_lower(f.license);
   for (char& c : l)
     if (c == ' ' || c == '_') c = '-';
   if (l.find("cc0") != std::string::npos || l.find("cc-zero") != std::string::npos) return "cc0";

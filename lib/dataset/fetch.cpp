@@ -26,17 +26,12 @@ const std::vector<int>& standard_widths() {
 
 namespace {
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 bool matches_keywords(const FileInfo& f, const std::vector<std::string>& keywords) {
   if (keywords.empty()) return true;
-  std::string hay = lower(f.title + "\n" + f.description + "\n" + f.object_name);
-  for (const auto& c : f.categories) hay += "\n" + lower(c);
+  std::string hay = to_lower(f.title + "\n" + f.description + "\n" + f.object_name);
+  for (const auto& c : f.categories) hay += "\n" + to_lower(c);
   for (const auto& k : keywords)
-    if (!k.empty() && hay.find(lower(k)) != std::string::npos) return true;
+    if (!k.empty() && hay.find(to_lower(k)) != std::string::npos) return true;
   return false;
 }
 
@@ -50,8 +45,8 @@ std::string file_name(const FileInfo& f, const std::string& url) {
   std::string served = url.substr(url.rfind('/') + 1);
   served = served.substr(0, served.find('?'));
   auto dot = served.rfind('.'), own = name.rfind('.');
-  std::string ext = dot == std::string::npos ? "" : lower(served.substr(dot));
-  if (!ext.empty() && (own == std::string::npos || lower(name.substr(own)) != ext)) name += ext;
+  std::string ext = dot == std::string::npos ? "" : to_lower(served.substr(dot));
+  if (!ext.empty() && (own == std::string::npos || to_lower(name.substr(own)) != ext)) name += ext;
   return name;
 }
 
@@ -115,7 +110,7 @@ void write_attribution(const std::string& dir, const std::vector<std::string>& l
     if (!j.value("page_url", "").empty()) o << ", " << j.value("page_url", "");
     if (!j.value("credit", "").empty() && j.value("credit", "") != author) o << ". Credit: " << j.value("credit", "");
     o << "\n";
-    share_alike = share_alike || lower(license).find("sa") != std::string::npos;
+    share_alike = share_alike || to_lower(license).find("sa") != std::string::npos;
   }
   if (share_alike) o << "\nSome images are CC BY-SA: adaptations must carry the same license.\n";
   std::string text = o.str();

@@ -18,23 +18,6 @@ using nlohmann::json;
 
 namespace {
 
-image::Image flatten(const image::Image& img, const std::array<uint8_t, 3>& bg) {
-  if (img.channels == 3) return img;
-  image::Image out;
-  out.width = img.width, out.height = img.height, out.channels = 3;
-  out.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
-  for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i) {
-    const uint8_t* p = &img.pixels[i * 4];
-    for (int c = 0; c < 3; ++c) out.pixels[i * 3 + c] = static_cast<uint8_t>((p[c] * p[3] + bg[c] * (255 - p[3]) + 127) / 255);
-  }
-  return out;
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
-  return s;
-}
-
 // A species-like name: "Genus species" from the object name or the categories.
 std::string species(const json& j) {
   std::string name = j.value("object_name", "");
@@ -69,7 +52,7 @@ uint64_t difference_hash(const image::Image& img) {
 }
 
 image::Image square(const image::Image& src, int size, bool pad, const std::array<uint8_t, 3>& bg) {
-  image::Image img = flatten(src, bg);
+  image::Image img = image::composite(src, bg);
   const uint32_t s = static_cast<uint32_t>(size);
   if (!pad) return image::resize(img, s, s, image::center_square(img));
   const double scale = static_cast<double>(s) / std::max(img.width, img.height);
@@ -102,7 +85,7 @@ PrepareReport prepare(const PrepareOptions& o) {
   }
   std::vector<std::string> names;
   for (const auto& n : io::list_directory(o.in)) {
-    std::string l = lower(n);
+    std::string l = to_lower(n);
     if (ends_with(l, ".png") || ends_with(l, ".jpg") || ends_with(l, ".jpeg")) names.push_back(n);
   }
   if (names.empty()) fail(BIOESP_ERR_NOT_FOUND, o.in + ": no PNG or JPEG images in this folder");
@@ -134,7 +117,7 @@ PrepareReport prepare(const PrepareOptions& o) {
       continue;
     }
     by_sha1[sum] = name;
-    const uint64_t h = difference_hash(flatten(img, o.background));
+    const uint64_t h = difference_hash(image::composite(img, o.background));
     std::string near;
     for (const auto& [other, other_name] : hashes)
       if (o.near_duplicate_distance >= 0 && __builtin_popcountll(h ^ other) <= o.near_duplicate_distance) near = other_name;

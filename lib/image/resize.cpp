@@ -110,6 +110,18 @@ Box center_square(const Image& src) {
   return Box{x0, y0, x0 + side, y0 + side};
 }
 
+Image composite(const Image& img, const std::array<uint8_t, 3>& bg) {
+  if (img.channels == 3) return img;
+  Image out;
+  out.width = img.width, out.height = img.height, out.channels = 3;
+  out.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
+  for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i) {
+    const uint8_t* p = &img.pixels[i * 4];
+    for (int c = 0; c < 3; ++c) out.pixels[i * 3 + c] = static_cast<uint8_t>((p[c] * p[3] + bg[c] * (255 - p[3]) + 127) / 255);
+  }
+  return out;
+}
+
 void flip_horizontal(Image& img) {
   const uint32_t c = img.channels;
   for (uint32_t y = 0; y < img.height; ++y) {

@@ -3,6 +3,8 @@
 // happen in one pass without stretching.
 #pragma once
 
+#include <array>
+
 #include "image/image_io.h"
 
 namespace bioesp::image {
@@ -18,6 +20,8 @@ Image resize(const Image& src, uint32_t out_w, uint32_t out_h);
 Image resize_short_side(const Image& src, uint32_t side);
 // The largest centred square.
 Box center_square(const Image& src);
+// RGB: RGBA composited over `background` (RGB passes through).
+Image composite(const Image& img, const std::array<uint8_t, 3>& background);
 // Mirrors left-right in place.
 void flip_horizontal(Image& img);
 

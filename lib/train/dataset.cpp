@@ -15,8 +15,8 @@ namespace bioesp::train {
 
 namespace {
 
-bool is_image_name(std::string n) {
-  for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+bool is_image_name(const std::string& name) {
+  const std::string n = to_lower(name);
   return ends_with(n, ".png") || ends_with(n, ".jpg") || ends_with(n, ".jpeg");
 }
 
@@ -27,19 +27,6 @@ std::string trim(std::string s) {
   size_t i = 0;
   while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
   return s.substr(i);
-}
-
-// RGBA composited over white: transparent emoji and cut-outs train as objects on white.
-image::Image to_rgb(image::Image img) {
-  if (img.channels == 3) return img;
-  image::Image out;
-  out.width = img.width, out.height = img.height, out.channels = 3;
-  out.pixels.resize(static_cast<size_t>(img.width) * img.height * 3);
-  for (size_t i = 0, n = static_cast<size_t>(img.width) * img.height; i < n; ++i) {
-    const uint8_t* p = &img.pixels[i * 4];
-    for (int c = 0; c < 3; ++c) out.pixels[i * 3 + c] = static_cast<uint8_t>((p[c] * p[3] + 255 * (255 - p[3]) + 127) / 255);
-  }
-  return out;
 }
 
 uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
@@ -72,7 +59,8 @@ std::vector<Example> load_examples(const std::string& dir, const DatasetOptions&
     Example e;
     e.path = dir + "/" + name;
     try {
-      auto img = to_rgb(image::read_image(e.path));
+      // Transparent emoji and cut-outs train as objects on white.
+      auto img = image::composite(image::read_image(e.path), {255, 255, 255});
       if (img.width < 8 || img.height < 8) fail(BIOESP_ERR_FORMAT, "smaller than 8×8 pixels");
       e.image = image::resize_short_side(img, static_cast<uint32_t>(o.resolution));
     } catch (const Error& err) {

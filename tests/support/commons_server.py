@@ -11,6 +11,7 @@ generator=categorymembers / generator=search / titles, prop=imageinfo with extme
   ratelimit  the second API request gets a ratelimited error
   flaky      files: 429 with Retry-After, 429 without, 503, and a connection dropped mid-file
   badfiles   one file's SHA-1 is announced wrong, one answers an HTML page, one JPEG is truncated
+  slow       every file takes a second to arrive (for interrupting a fetch)
 
 Every category answer carries two files and a continuation; when imageinfo is asked for thumbnails
 the first answer gives image info for only some pages and continues with iicontinue, as Commons
@@ -24,6 +25,7 @@ import os
 import struct
 import sys
 import threading
+import time
 import urllib.parse
 
 IMAGES = sys.argv[1]
@@ -222,6 +224,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(404, b"<html>404</html>", "text/html")
         data = f["data"]
         n = count("file:" + name + ":" + ",".join(sorted(scenarios)))
+        if "slow" in scenarios:
+            time.sleep(1.0)
         if "flaky" in scenarios:
             k = FILES.index(f) % 4
             if k == 0 and n == 1:
