@@ -116,9 +116,11 @@ std::unique_ptr<pipeline::StableDiffusion> sd1_random(torch::Device device, torc
 
 // One DreamBooth-LoRA optimizer step as the trainer runs it (VAE encode, UNet forward and
 // backward, clipping, AdamW), batch 1, rank 4, on random inputs.
-Row train_row(pipeline::StableDiffusion& sd, int res, int warmup, int repeat, const std::string& what) {
+Row train_row(pipeline::StableDiffusion& sd, int res, int warmup, int repeat, const std::string& what,
+              bool checkpointing = false) {
   train::Setup s;
   s.fp16_loss_scaling = sd.dtype() == torch::kFloat16;
+  s.gradient_checkpointing = checkpointing;
   train::Trainer tr(sd, s);
   at::Generator gen = at::detail::createCPUGenerator(0);
   train::StepInputs in;
@@ -351,6 +353,9 @@ int bench_cuda(bool full, int repeat) {
         r.note = res == 512 ? "diffusers: 0.162 s, 3.2 GiB" : "diffusers: 0.146 s";
         rows.push_back(r);
       }
+      Row r = train_row(*sd, 512, 3, repeat * 5, "  same, 512 px, gradient checkpointing", true);
+      r.note = "recomputes the UNet blocks in backward";
+      rows.push_back(r);
     }
     {
       // Experiment: the CFG UNet step captured as a CUDA graph and replayed (launch overhead gone).

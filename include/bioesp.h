@@ -478,6 +478,7 @@ typedef struct bioesp_train_options {
   float snr_gamma;            /* min-SNR weighting; 0: off (5 is common) */
   const char* mixed_precision;/* "no" (default), "fp16" (CUDA), "bf16": frozen weights in that
                                  type, trained ones in float32 */
+  int gradient_checkpointing; /* recompute the UNet's blocks in the backward pass: less memory */
   bioesp_device device;
   int device_index;
   int threads;                /* CPU threads; 0 keeps LibTorch's choice. Process-wide. */

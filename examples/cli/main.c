@@ -60,7 +60,7 @@ static const char* const kUsage =
     "        --lr-cycles N  --lr-power F  --adam-beta1 F  --adam-beta2 F  --weight-decay F\n"
     "        --adam-epsilon F  --max-grad-norm F (1)\n"
     "        --rank N (4)  --alpha F (rank)  --lora-dropout F  --train-text-encoder  --full\n"
-    "        --noise-offset F  --snr-gamma F  --mixed-precision no|fp16|bf16\n"
+    "        --noise-offset F  --snr-gamma F  --mixed-precision no|fp16|bf16  --gradient-checkpointing\n"
     "        --seed N  --checkpoint-every N  --checkpoints-kept N (3)  --resume\n"
     "        --validation-prompt TEXT  --validation-every N  --validation-steps N (25)\n"
     "        --kohya                  also write kohya_lora.safetensors\n"

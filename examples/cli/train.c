@@ -55,7 +55,7 @@ int cmd_train(int argc, char** argv) {
       {"--max-grad-norm", FLOAT, &o.max_grad_norm}, {"--rank", INT, &o.rank}, {"--alpha", FLOAT, &o.alpha},
       {"--lora-dropout", FLOAT, &o.lora_dropout}, {"--train-text-encoder", FLAG, &o.train_text_encoder},
       {"--full", FLAG, &o.full}, {"--noise-offset", FLOAT, &o.noise_offset}, {"--snr-gamma", FLOAT, &o.snr_gamma},
-      {"--mixed-precision", TEXT, &o.mixed_precision}, {"--checkpoint-every", INT, &o.checkpoint_every},
+      {"--mixed-precision", TEXT, &o.mixed_precision}, {"--gradient-checkpointing", FLAG, &o.gradient_checkpointing}, {"--checkpoint-every", INT, &o.checkpoint_every},
       {"--checkpoints-kept", INT, &o.checkpoints_kept}, {"--resume", FLAG, &o.resume},
       {"--validation-prompt", TEXT, &o.validation_prompt}, {"--validation-every", INT, &o.validation_every},
       {"--validation-steps", INT, &o.validation_steps}, {"--kohya", FLAG, &o.save_kohya}, {"--out", TEXT, &o.out},

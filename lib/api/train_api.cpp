@@ -75,6 +75,7 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     r.setup.snr_gamma = o.snr_gamma;
     r.setup.seed = o.seed;
     if (o.mixed_precision) r.mixed_precision = o.mixed_precision;
+    r.setup.gradient_checkpointing = o.gradient_checkpointing != 0;
     r.device = device_from(o.device, o.device_index);
     if (o.threads > 0) torch::set_num_threads(o.threads);
     r.checkpoint_every = o.checkpoint_every;

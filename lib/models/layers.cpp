@@ -15,14 +15,12 @@ BuildScope::~BuildScope() { current = previous_; }
 torch::TensorOptions build_options() { return current; }
 
 namespace {
-thread_local at::Generator* dropout_gen = nullptr;
+thread_local c10::optional<at::Generator> dropout_gen;
 }
 
-DropoutScope::DropoutScope(at::Generator gen) { dropout_gen = new at::Generator(std::move(gen)); }
-DropoutScope::~DropoutScope() {
-  delete dropout_gen;
-  dropout_gen = nullptr;
-}
+DropoutScope::DropoutScope(at::Generator gen) : previous_(dropout_gen) { dropout_gen = std::move(gen); }
+DropoutScope::~DropoutScope() { dropout_gen = previous_; }
+c10::optional<at::Generator> dropout_generator() { return dropout_gen; }
 
 torch::Tensor Adapter::delta(const torch::Tensor& x, bool conv, int64_t stride, int64_t padding) const {
   auto h = x.scalar_type() == down.scalar_type() ? x : x.to(down.scalar_type());

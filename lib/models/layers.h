@@ -40,7 +40,12 @@ class DropoutScope {
   ~DropoutScope();
   DropoutScope(const DropoutScope&) = delete;
   DropoutScope& operator=(const DropoutScope&) = delete;
+
+ private:
+  c10::optional<at::Generator> previous_;
 };
+// The generator of the innermost DropoutScope on this thread, if any.
+c10::optional<at::Generator> dropout_generator();
 
 // Layers that carry adapters.
 class Adaptable {

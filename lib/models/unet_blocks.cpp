@@ -1,6 +1,18 @@
 #include "models/unet_blocks.h"
 
+#include "models/checkpoint.h"
+
 namespace bioesp::models {
+
+// A resnet or transformer block, checkpointed when a CheckpointScope asks for it.
+static torch::Tensor run(std::shared_ptr<ResnetBlock2DImpl> r, const torch::Tensor& x, const torch::Tensor& temb) {
+  if (!checkpointing()) return r->forward(x, temb);
+  return checkpoint([r](const std::vector<torch::Tensor>& in) { return r->forward(in[0], in[1]); }, {x, temb});
+}
+static torch::Tensor run(std::shared_ptr<Transformer2DModelImpl> t, const torch::Tensor& x, const torch::Tensor& context) {
+  if (!checkpointing()) return t->forward(x, context);
+  return checkpoint([t](const std::vector<torch::Tensor>& in) { return t->forward(in[0], in[1]); }, {x, context});
+}
 
 static ResnetOptions resnet(const BlockOptions& o, int64_t in, int64_t out) {
   ResnetOptions r;
@@ -36,8 +48,8 @@ DownBlockImpl::DownBlockImpl(const BlockOptions& o) {
 torch::Tensor DownBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
                                      std::vector<torch::Tensor>& skips) {
   for (size_t i = 0; i < resnets->size(); ++i) {
-    x = resnets[i]->as<ResnetBlock2D>()->forward(x, temb);
-    if (!attentions->is_empty()) x = attentions[i]->as<Transformer2DModel>()->forward(x, context);
+    x = run(resnets->ptr<ResnetBlock2DImpl>(i), x, temb);
+    if (!attentions->is_empty()) x = run(attentions->ptr<Transformer2DModelImpl>(i), x, context);
     skips.push_back(x);
   }
   if (!downsamplers->is_empty()) {
@@ -58,10 +70,10 @@ MidBlockImpl::MidBlockImpl(const BlockOptions& o) {
 }
 
 torch::Tensor MidBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context) {
-  x = resnets[0]->as<ResnetBlock2D>()->forward(x, temb);
+  x = run(resnets->ptr<ResnetBlock2DImpl>(0), x, temb);
   for (size_t i = 0; i < attentions->size(); ++i) {
-    x = attentions[i]->as<Transformer2DModel>()->forward(x, context);
-    x = resnets[i + 1]->as<ResnetBlock2D>()->forward(x, temb);
+    x = run(attentions->ptr<Transformer2DModelImpl>(i), x, context);
+    x = run(resnets->ptr<ResnetBlock2DImpl>(i + 1), x, temb);
   }
   return x;
 }
@@ -86,8 +98,8 @@ torch::Tensor UpBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, c
   for (size_t i = 0; i < resnets->size(); ++i) {
     x = torch::cat({x, skips.back()}, 1);
     skips.pop_back();
-    x = resnets[i]->as<ResnetBlock2D>()->forward(x, temb);
-    if (!attentions->is_empty()) x = attentions[i]->as<Transformer2DModel>()->forward(x, context);
+    x = run(resnets->ptr<ResnetBlock2DImpl>(i), x, temb);
+    if (!attentions->is_empty()) x = run(attentions->ptr<Transformer2DModelImpl>(i), x, context);
   }
   if (!upsamplers->is_empty()) {
     c10::optional<std::vector<int64_t>> size;

@@ -15,6 +15,7 @@
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "lora/adapter.h"
+#include "models/checkpoint.h"
 #include "models/layers.h"
 #include "models/loader.h"
 #include "train/dataset.h"
@@ -166,7 +167,12 @@ double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* 
     ehs = in.encoder_hidden_states.to(device);
   }
   if (ehs.size(0) == 1 && B > 1) ehs = ehs.expand({B, -1, -1});
-  auto pred = sd_.unet()->forward(noisy.to(dtype), t, ehs.to(dtype)).to(torch::kFloat32);
+  torch::Tensor pred;
+  {
+    std::optional<models::CheckpointScope> checkpointing;
+    if (s_.gradient_checkpointing) checkpointing.emplace();
+    pred = sd_.unet()->forward(noisy.to(dtype), t, ehs.to(dtype)).to(torch::kFloat32);
+  }
   auto target = noise_->config().prediction_type == "v_prediction" ? noise_->velocity(latents, noise, t) : noise;
 
   const int64_t n = B - in.prior;

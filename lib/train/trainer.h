@@ -34,6 +34,7 @@ struct Setup {
   double noise_offset = 0;   // kohya: noise += offset · N(0, 1) per sample and channel
   double snr_gamma = 0;      // min-SNR-γ loss weighting when > 0
   bool fp16_loss_scaling = false;
+  bool gradient_checkpointing = false;  // recompute UNet blocks in the backward pass (less memory)
   uint64_t seed = 0;         // LoRA initialisation
 };
 
