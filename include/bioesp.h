@@ -410,7 +410,8 @@ typedef struct bioesp_prepare_options {
   const char* in;            /* any folder of PNG/JPEG images (a fetched dataset or not) */
   const char* out;
   int size;                  /* default 512; a multiple of 8 */
-  const char* crop;          /* "center" (default) or "pad": never stretched */
+  const char* crop;          /* "center" (default), "attention" (the square with the most detail)
+                                or "pad": never stretched */
   uint8_t background[3];     /* padding and transparency; default white */
   const char* caption;       /* NULL: each image's manifest caption, else its file name */
   int caption_from_metadata; /* append the species / object name from the manifest */

@@ -106,8 +106,10 @@ d = open(sys.argv[1], "rb").read()
 assert struct.unpack(">II", d[16:24]) == (64, 64), struct.unpack(">II", d[16:24])
 PY
 "$cli" prepare "$tmp/a" --size 64 --crop pad --background 000000 --out "$tmp/pad" --quiet 2>/dev/null
+"$cli" prepare "$tmp/a" --size 64 --crop attention --out "$tmp/att" --quiet 2>/dev/null
+[ "$(count "$tmp/att")" -eq 6 ]
 fails prepare "$tmp/a" --size 60 --out "$tmp/x"; grep -q "multiple of 8" "$tmp/err"
-fails prepare "$tmp/a" --crop stretch --out "$tmp/x"; grep -q "center or pad" "$tmp/err"
+fails prepare "$tmp/a" --crop stretch --out "$tmp/x"; grep -q "center, attention or pad" "$tmp/err"
 
 # The prepared dataset trains, with its per-image captions.
 "$cli" train --model "$m" --data "$tmp/p" --resolution 64 --steps 2 --seed 1 --quiet --out "$tmp/lora" 2>/dev/null

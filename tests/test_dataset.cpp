@@ -236,7 +236,7 @@ static void test_png_variants(void** state) {
   img = image::read_image(p);
   assert_int_equal(img.channels, 4);
   // Transparent pixels take the background when squared for training.
-  auto sq = dataset::square(img, 8, true, {0, 0, 0});
+  auto sq = dataset::square(img, 8, "pad", {0, 0, 0});
   assert_int_equal(sq.width, 8);
   assert_int_equal(sq.channels, 3);
   write_png_variant(p, PNG_COLOR_TYPE_GRAY, 8, false);
@@ -248,14 +248,25 @@ static void test_png_variants(void** state) {
 static void test_square_and_hash(void** state) {
   (void)state;
   auto img = halves();  // 32×16
-  auto c = dataset::square(img, 16, false, {255, 255, 255});
+  auto c = dataset::square(img, 16, "center", {255, 255, 255});
   assert_int_equal(c.width, 16);
   assert_int_equal(c.height, 16);
-  auto p = dataset::square(img, 16, true, {255, 255, 255});
+  auto p = dataset::square(img, 16, "pad", {255, 255, 255});
   assert_int_equal(p.height, 16);
   assert_int_equal(p.pixels[0], 255);  // the top band is padding
   assert_int_equal(p.pixels[1], 255);
   assert_true(reddish(p, 2, 8) && !reddish(p, 13, 8));  // the picture itself, unstretched, in the middle
+  // The attention crop finds a detailed subject off-centre: a checkered patch on the right of a
+  // flat wide picture.
+  image::Image wide;
+  wide.width = 96, wide.height = 32, wide.channels = 3;
+  wide.pixels.assign(96 * 32 * 3, 120);
+  for (uint32_t y = 0; y < 32; ++y)
+    for (uint32_t x = 64; x < 96; ++x)
+      for (int ch = 0; ch < 3; ++ch) wide.pixels[(y * 96 + x) * 3 + ch] = ((x / 2 + y / 2) % 2) ? 250 : 5;
+  auto box = dataset::attention_square(wide);
+  assert_true(box.x0 >= 60 && box.x1 <= 96.0 + 1e-9 && box.y0 == 0 && box.y1 == 32);
+  assert_int_equal(dataset::square(wide, 16, "attention", {0, 0, 0}).width, 16);
   // A JPEG re-encode is a near duplicate; a mirrored picture is not.
   std::string a = path_join(temp_dir(), "a.jpg");
   image::write_jpeg(a, halves(), 60);

@@ -43,7 +43,7 @@ static const char* const kUsage =
     "      --allow-restricted  --keywords A,B  --contact EMAIL|URL  --api URL ($BIOESP_COMMONS_API)\n"
     "      --retries N  --retry-delay S  --quiet. Rerunning continues; Ctrl-C keeps what finished.\n"
     "\n"
-    "  prepare IN_DIR --out DIR [--size N (512)] [--crop center|pad] [--caption TEXT]\n"
+    "  prepare IN_DIR --out DIR [--size N (512)] [--crop center|attention|pad] [--caption TEXT]\n"
     "          [--caption-from-metadata] [--background RRGGBB] [--near-duplicates BITS (4)]\n"
     "      Squares (never stretches) and resizes images for training, with captions, duplicate\n"
     "      detection and the manifest and attribution carried over.\n"

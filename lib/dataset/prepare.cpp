@@ -1,6 +1,7 @@
 #include "dataset/prepare.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -51,10 +52,43 @@ uint64_t difference_hash(const image::Image& img) {
   return h;
 }
 
-image::Image square(const image::Image& src, int size, bool pad, const std::array<uint8_t, 3>& bg) {
+image::Box attention_square(const image::Image& img) {
+  // Edge energy (gradient magnitude of grey) on a small copy; the square window along the long
+  // side holding the most of it, so the subject rather than the middle is kept.
+  const double scale = std::min(1.0, 128.0 / std::max(img.width, img.height));
+  const uint32_t w = std::max<uint32_t>(2, static_cast<uint32_t>(img.width * scale));
+  const uint32_t h = std::max<uint32_t>(2, static_cast<uint32_t>(img.height * scale));
+  auto small = image::resize(img, w, h);
+  std::vector<double> col(w, 0), row(h, 0);
+  auto grey = [&](uint32_t x, uint32_t y) {
+    const uint8_t* p = &small.pixels[(static_cast<size_t>(y) * w + x) * 3];
+    return 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+  };
+  for (uint32_t y = 0; y + 1 < h; ++y)
+    for (uint32_t x = 0; x + 1 < w; ++x) {
+      double e = std::fabs(grey(x + 1, y) - grey(x, y)) + std::fabs(grey(x, y + 1) - grey(x, y));
+      col[x] += e, row[y] += e;
+    }
+  const bool wide = img.width >= img.height;
+  const auto& profile = wide ? col : row;
+  const size_t n = profile.size(), win = std::min(w, h);
+  size_t best = (n - win) / 2;
+  double sum = 0, best_sum = -1;
+  for (size_t i = 0; i < n; ++i) {
+    sum += profile[i];
+    if (i >= win) sum -= profile[i - win];
+    if (i + 1 >= win && sum > best_sum + 1e-9) best_sum = sum, best = i + 1 - win;
+  }
+  const double side = std::min(img.width, img.height);
+  const double offset = std::min(best / scale, (wide ? img.width : img.height) - side);
+  return wide ? image::Box{offset, 0, offset + side, side} : image::Box{0, offset, side, offset + side};
+}
+
+image::Image square(const image::Image& src, int size, const std::string& crop, const std::array<uint8_t, 3>& bg) {
   image::Image img = image::composite(src, bg);
   const uint32_t s = static_cast<uint32_t>(size);
-  if (!pad) return image::resize(img, s, s, image::center_square(img));
+  if (crop == "center") return image::resize(img, s, s, image::center_square(img));
+  if (crop == "attention") return image::resize(img, s, s, attention_square(img));
   const double scale = static_cast<double>(s) / std::max(img.width, img.height);
   const uint32_t w = std::max<uint32_t>(1, static_cast<uint32_t>(std::lround(img.width * scale)));
   const uint32_t h = std::max<uint32_t>(1, static_cast<uint32_t>(std::lround(img.height * scale)));
@@ -71,7 +105,8 @@ image::Image square(const image::Image& src, int size, bool pad, const std::arra
 
 PrepareReport prepare(const PrepareOptions& o) {
   if (o.size < 8 || o.size % 8) fail(BIOESP_ERR_INVALID_ARGUMENT, "size must be a positive multiple of 8 (got " + std::to_string(o.size) + ")");
-  if (o.crop != "center" && o.crop != "pad") fail(BIOESP_ERR_INVALID_ARGUMENT, "crop is center or pad (got '" + o.crop + "')");
+  if (o.crop != "center" && o.crop != "pad" && o.crop != "attention")
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "crop is center, attention or pad (got '" + o.crop + "')");
   if (!io::is_directory(o.in)) fail(BIOESP_ERR_NOT_FOUND, o.in + ": no such folder");
   if (o.out.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no output folder given");
   std::map<std::string, json> source;  // file → its fetched manifest line
@@ -137,7 +172,7 @@ PrepareReport prepare(const PrepareOptions& o) {
       std::string sp = species(j);
       if (!sp.empty() && caption.find(sp) == std::string::npos) caption += ", " + sp;
     }
-    image::write_png(o.out + "/" + file, square(img, o.size, o.crop == "pad", o.background));
+    image::write_png(o.out + "/" + file, square(img, o.size, o.crop, o.background));
     io::write_file_atomically(o.out + "/" + file.substr(0, file.size() - 4) + ".txt",
                               [&](std::FILE* f) { io::write_bytes(f, caption.data(), caption.size(), o.out); });
     j["source_file"] = name;

@@ -11,13 +11,14 @@
 
 #include "dataset/fetch.h"
 #include "image/image_io.h"
+#include "image/resize.h"
 
 namespace bioesp::dataset {
 
 struct PrepareOptions {
   std::string in, out;
   int size = 512;                         // a multiple of 8
-  std::string crop = "center";            // center | pad
+  std::string crop = "center";            // center | attention (the busiest square) | pad
   std::array<uint8_t, 3> background{255, 255, 255};  // padding and transparency
   std::string caption;                    // "" : each image's own caption (manifest), else its name
   bool caption_from_metadata = false;     // append the species / object name from the manifest
@@ -35,7 +36,10 @@ PrepareReport prepare(const PrepareOptions& o);
 
 // 64-bit difference hash of an image (9×8 grey, left-right gradients).
 uint64_t difference_hash(const image::Image& img);
-// The square training image: composited over `background`, cropped or padded, resized.
-image::Image square(const image::Image& img, int size, bool pad, const std::array<uint8_t, 3>& background);
+// The square training image: composited over `background`, cropped ("center", "attention") or
+// padded ("pad"), resized.
+image::Image square(const image::Image& img, int size, const std::string& crop, const std::array<uint8_t, 3>& background);
+// The square window along the long side with the most edge energy.
+image::Box attention_square(const image::Image& img);
 
 }  // namespace bioesp::dataset

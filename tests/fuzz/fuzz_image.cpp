@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::fclose(f);
   try {
     auto img = bioesp::image::read_image(path);
-    if (img.width * img.height < (1u << 20)) bioesp::dataset::square(img, 16, size % 2, {255, 255, 255});
+    if (img.width * img.height < (1u << 20)) bioesp::dataset::square(img, 16, size % 3 == 0 ? "pad" : size % 3 == 1 ? "center" : "attention", {255, 255, 255});
   } catch (const bioesp::Error&) {
   }
   return 0;
