@@ -193,13 +193,9 @@ size_t write_synthetic_unet(const std::string& path) {
     buffers.push_back(buf);
     tensors.push_back(std::move(t));
   }
-  std::vector<const io::Tensor*> ptrs;
   size_t bytes = 0;
-  for (const auto& t : tensors) {
-    ptrs.push_back(&t);
-    bytes += t.nbytes;
-  }
-  io::write_safetensors(path, ptrs, {{"format", "pt"}});
+  for (const auto& t : tensors) bytes += t.nbytes;
+  io::write_safetensors(path, tensors, {{"format", "pt"}});
   return bytes;
 }
 

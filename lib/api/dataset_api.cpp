@@ -73,20 +73,9 @@ bioesp_status bioesp_fetch(const bioesp_fetch_options* options, size_t* download
     f.retry.max_retries = o.max_retries;
     f.retry.base_delay = o.retry_delay;
     f.log = c_logger(o.log, o.log_user);
-    if (o.progress) {
-      auto fn = o.progress;
-      void* user = o.progress_user;
-      f.progress = [fn, user](size_t done, size_t total, uint64_t bytes, const std::string& item) {
-        bioesp_progress p{};
-        p.struct_size = sizeof p;
-        p.stage = total == 0 ? "list" : "download";
-        p.current = done;
-        p.total = total;
-        p.item = item.c_str();
-        p.bytes = bytes;
-        return fn(user, &p) == 0;
-      };
-    }
+    f.progress = [fn = o.progress, user = o.progress_user](size_t done, size_t total, uint64_t bytes, const std::string& item) {
+      return call_progress(fn, user, total == 0 ? "list" : "download", done, total, item.c_str(), bytes);
+    };
     auto rep = dataset::fetch(f);
     if (downloaded) *downloaded = rep.downloaded;
     if (skipped) *skipped = rep.skipped.size();
@@ -117,19 +106,9 @@ bioesp_status bioesp_prepare(const bioesp_prepare_options* options, size_t* prep
     p.caption_from_metadata = o.caption_from_metadata != 0;
     p.near_duplicate_distance = o.near_duplicate_distance;
     p.log = c_logger(o.log, o.log_user);
-    if (o.progress) {
-      auto fn = o.progress;
-      void* user = o.progress_user;
-      p.progress = [fn, user](size_t done, size_t total, const std::string& item) {
-        bioesp_progress pr{};
-        pr.struct_size = sizeof pr;
-        pr.stage = "prepare";
-        pr.current = done;
-        pr.total = total;
-        pr.item = item.c_str();
-        return fn(user, &pr) == 0;
-      };
-    }
+    p.progress = [fn = o.progress, user = o.progress_user](size_t done, size_t total, const std::string& item) {
+      return call_progress(fn, user, "prepare", done, total, item.c_str());
+    };
     auto rep = dataset::prepare(p);
     if (prepared) *prepared = rep.prepared;
     if (skipped) *skipped = rep.skipped.size();

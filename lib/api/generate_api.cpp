@@ -95,15 +95,10 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
     std::lock_guard<std::mutex> lock(model->use);
     images = model->sd->generate(r.g);
   }
-  auto u8 = (images * 255).round().clamp(0, 255).to(torch::kUInt8).contiguous();
   auto out = std::make_unique<bioesp_images>();
-  const int64_t n = u8.size(0), h = u8.size(1), w = u8.size(2);
-  for (int64_t i = 0; i < n; ++i) {
-    image::Image img;
-    img.width = static_cast<uint32_t>(w);
-    img.height = static_cast<uint32_t>(h);
-    img.channels = 3;
-    img.pixels.assign(u8[i].data_ptr<uint8_t>(), u8[i].data_ptr<uint8_t>() + h * w * 3);
+  out->list = pipeline::to_images(images);
+  for (size_t i = 0; i < out->list.size(); ++i) {
+    image::Image& img = out->list[i];
     const auto& g = r.g;
     size_t prompt = static_cast<size_t>(i / g.images_per_prompt);
     img.text = {{"prompt", g.prompts[prompt]},
@@ -113,12 +108,11 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
                 {"steps", std::to_string(g.steps)},
                 {"guidance", format_number(g.guidance)},
                 {"scheduler", g.scheduler.empty() ? "default" : g.scheduler},
-                {"width", std::to_string(w)},
-                {"height", std::to_string(h)},
+                {"width", std::to_string(img.width)},
+                {"height", std::to_string(img.height)},
                 {"clip_skip", std::to_string(g.clip_skip)},
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
-    out->list.push_back(std::move(img));
   }
   return out;
 }
@@ -281,9 +275,7 @@ bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options
     *out = nullptr;
     Request r = make_request(options);
     auto progress = [&r](int done, int total) {
-      if (!r.progress) return true;
-      bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr, 0};
-      return r.progress(r.progress_user, &p) == 0;
+      return call_progress(r.progress, r.progress_user, "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total));
     };
     *out = run(model, r, progress).release();
   });
@@ -310,10 +302,8 @@ bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_o
           j->total = static_cast<uint64_t>(total);
         }
         Request& r = j->request;
-        if (r.progress) {
-          bioesp_progress p{sizeof(bioesp_progress), "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total), nullptr, 0};
-          if (r.progress(r.progress_user, &p) != 0) return false;
-        }
+        if (!call_progress(r.progress, r.progress_user, "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total)))
+          return false;
         return !j->cancel.load();
       };
       std::unique_ptr<bioesp_images> result;

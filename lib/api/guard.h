@@ -57,6 +57,14 @@ T read_options(const T* given, void (*init)(T*)) {
   return out;
 }
 
+// Calls a C progress callback, if there is one; false when it asks to cancel.
+inline bool call_progress(bioesp_progress_fn fn, void* user, const char* stage, uint64_t current, uint64_t total,
+                          const char* item = nullptr, uint64_t bytes = 0) {
+  if (!fn) return true;
+  bioesp_progress p{sizeof(bioesp_progress), stage, current, total, item, bytes};
+  return fn(user, &p) == 0;
+}
+
 // A C log callback as the core's logger (empty when the caller gave none).
 inline io::Logger c_logger(bioesp_log_fn fn, void* user) {
   if (!fn) return nullptr;

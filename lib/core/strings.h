@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdint>
 #include <string>
 
 namespace bioesp {
@@ -11,6 +12,13 @@ namespace bioesp {
 inline std::string to_lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
+}
+
+// FNV-1a, 64-bit: a short fingerprint of text (datasets, base models), not a security hash.
+constexpr uint64_t kFnv1aSeed = 1469598103934665603ull;
+inline uint64_t fnv1a(const std::string& s, uint64_t h = kFnv1aSeed) {
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
 }
 
 inline bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }

@@ -86,6 +86,18 @@ json manifest_line(const FileInfo& f, const std::string& file, const std::string
 
 }  // namespace
 
+std::map<std::string, json> read_manifest(const std::string& dir) {
+  std::map<std::string, json> out;
+  if (!io::is_file(dir + "/manifest.jsonl")) return out;
+  std::istringstream in(io::read_text_file(dir + "/manifest.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    json j = json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("file") && j["file"].is_string()) out[j["file"].get<std::string>()] = j;
+  }
+  return out;
+}
+
 void write_manifest(const std::string& dir, const std::vector<std::string>& lines) {
   std::string text;
   for (const auto& l : lines) text += l + "\n";
@@ -180,14 +192,7 @@ FetchReport fetch(const FetchOptions& o) {
 
   // What an earlier run verified: file → its bytes' SHA-1.
   std::map<std::string, std::string> known;
-  if (io::is_file(o.out + "/manifest.jsonl")) {
-    std::istringstream in(io::read_text_file(o.out + "/manifest.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      json j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.is_object()) known[j.value("file", "")] = j.value("file_sha1", "");
-    }
-  }
+  for (const auto& [file, j] : read_manifest(o.out)) known[file] = j.value("file_sha1", "");
   std::vector<std::string> lines(candidates.size());
   std::vector<std::string> failure(candidates.size());
   std::set<std::string> names;

@@ -109,20 +109,10 @@ PrepareReport prepare(const PrepareOptions& o) {
     fail(BIOESP_ERR_INVALID_ARGUMENT, "crop is center, attention or pad (got '" + o.crop + "')");
   if (!io::is_directory(o.in)) fail(BIOESP_ERR_NOT_FOUND, o.in + ": no such folder");
   if (o.out.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no output folder given");
-  std::map<std::string, json> source;  // file → its fetched manifest line
-  if (io::is_file(o.in + "/manifest.jsonl")) {
-    std::istringstream in(io::read_text_file(o.in + "/manifest.jsonl"));
-    std::string line;
-    while (std::getline(in, line)) {
-      json j = json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.is_object() && j.contains("file")) source[j.value("file", "")] = j;
-    }
-  }
+  auto source = read_manifest(o.in);  // file → its fetched manifest line
   std::vector<std::string> names;
-  for (const auto& n : io::list_directory(o.in)) {
-    std::string l = to_lower(n);
-    if (ends_with(l, ".png") || ends_with(l, ".jpg") || ends_with(l, ".jpeg")) names.push_back(n);
-  }
+  for (const auto& n : io::list_directory(o.in))
+    if (image::is_image_file_name(n)) names.push_back(n);
   if (names.empty()) fail(BIOESP_ERR_NOT_FOUND, o.in + ": no PNG or JPEG images in this folder");
   io::make_directories(o.out);
   PrepareReport rep;

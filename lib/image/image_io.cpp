@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "io/file.h"
 
 #ifdef BIOESP_HAVE_IMAGES
@@ -15,6 +16,11 @@
 #endif
 
 namespace bioesp::image {
+
+bool is_image_file_name(const std::string& name) {
+  const std::string n = to_lower(name);
+  return ends_with(n, ".png") || ends_with(n, ".jpg") || ends_with(n, ".jpeg");
+}
 
 #ifndef BIOESP_HAVE_IMAGES
 

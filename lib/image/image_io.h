@@ -21,6 +21,8 @@ struct Image {
 Image read_image(const std::string& path);
 // Turns pixels stored with EXIF orientation `img.orientation` upright.
 Image apply_orientation(Image img);
+// A name ending in .png, .jpg or .jpeg (any case): what folders of pictures are scanned for.
+bool is_image_file_name(const std::string& name);
 // Written atomically; text goes into iTXt chunks (UTF-8).
 void write_png(const std::string& path, const Image& image);
 void write_jpeg(const std::string& path, const Image& image, int quality);

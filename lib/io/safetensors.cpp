@@ -124,4 +124,11 @@ void write_safetensors(const std::string& path, const std::vector<const Tensor*>
   });
 }
 
+void write_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
+                       const std::vector<std::pair<std::string, std::string>>& metadata) {
+  std::vector<const Tensor*> ptrs;
+  for (const auto& t : tensors) ptrs.push_back(&t);
+  write_safetensors(path, ptrs, metadata);
+}
+
 }  // namespace bioesp::io

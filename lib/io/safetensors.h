@@ -22,5 +22,7 @@ WeightSet read_safetensors(const std::string& path);
 // Writes atomically; tensors in the order given.
 void write_safetensors(const std::string& path, const std::vector<const Tensor*>& tensors,
                        const std::vector<std::pair<std::string, std::string>>& metadata);
+void write_safetensors(const std::string& path, const std::vector<Tensor>& tensors,
+                       const std::vector<std::pair<std::string, std::string>>& metadata);
 
 }  // namespace bioesp::io

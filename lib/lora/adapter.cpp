@@ -13,33 +13,27 @@ namespace bioesp::lora {
 
 namespace {
 
-std::string underscored(std::string s) {
-  for (char& c : s)
-    if (c == '.') c = '_';
-  return s;
-}
-
-models::Adaptable* adaptable(const std::shared_ptr<torch::nn::Module>& m) {
-  if (auto* l = dynamic_cast<models::LinearImpl*>(m.get())) return l;
-  if (auto* c = dynamic_cast<models::Conv2dImpl*>(m.get())) return c;
-  return nullptr;
-}
-
 // alpha / rank, or 1 when the file gives no alpha.
 double factor(const Pair& p) { return p.alpha > 0 ? p.alpha / static_cast<double>(p.down.shape.at(0)) : 1.0; }
 
 }  // namespace
 
+std::string kohya_name(const std::string& component, const std::string& module) {
+  std::string prefix = component == "unet" ? "lora_unet_" : component == "text_encoder" ? "lora_te_" : "lora_te2_";
+  std::string name = prefix + module;
+  std::replace(name.begin() + static_cast<std::ptrdiff_t>(prefix.size()), name.end(), '.', '_');
+  return name;
+}
+
 Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<std::string>>& modules) {
   // kohya names: lora_unet_<underscored>, lora_te_<underscored> (lora_te1_/lora_te2_ for SDXL).
   std::map<std::string, std::pair<std::string, std::string>> kohya;  // prefix+underscored → (component, module)
   for (const auto& [component, names] : modules) {
-    std::string prefix = component == "unet" ? "lora_unet_" : component == "text_encoder" ? "lora_te_" : "lora_te2_";
     for (const auto& n : names) {
-      kohya[prefix + underscored(n)] = {component, n};
-      if (component == "text_encoder") kohya["lora_te1_" + underscored(n)] = {component, n};
+      kohya[kohya_name(component, n)] = {component, n};
+      if (component == "text_encoder") kohya["lora_te1_" + kohya_name(component, n).substr(8)] = {component, n};
       // kohya drops transformers' text_model. prefix in some versions
-      if (n.rfind("text_model.", 0) == 0) kohya[prefix + underscored(n.substr(11))] = {component, n};
+      if (n.rfind("text_model.", 0) == 0) kohya[kohya_name(component, n.substr(11))] = {component, n};
     }
   }
   Parsed out;
@@ -110,7 +104,7 @@ void attach(torch::nn::Module& root, const std::map<std::string, Pair>& pairs, c
   std::vector<std::pair<models::Adaptable*, models::Adapter>> planned;
   for (const auto& [module, p] : pairs) {
     auto it = layers.find(module);
-    models::Adaptable* layer = it == layers.end() ? nullptr : adaptable(it->second);
+    models::Adaptable* layer = it == layers.end() ? nullptr : models::adaptable(it->second);
     if (!layer) {
       missing.push_back(module);
       continue;
@@ -152,7 +146,7 @@ void attach(torch::nn::Module& root, const std::map<std::string, Pair>& pairs, c
 bool set_scale(torch::nn::Module& root, const std::string& name, double scale) {
   bool found = false;
   for (const auto& item : root.named_modules())
-    if (auto* l = adaptable(item.value()))
+    if (auto* l = models::adaptable(item.value()))
       for (auto& a : l->adapters)
         if (a.name == name) {
           a.scale = scale;
@@ -164,7 +158,7 @@ bool set_scale(torch::nn::Module& root, const std::string& name, double scale) {
 bool detach(torch::nn::Module& root, const std::string& name) {
   bool found = false;
   for (const auto& item : root.named_modules())
-    if (auto* l = adaptable(item.value())) {
+    if (auto* l = models::adaptable(item.value())) {
       auto& v = l->adapters;
       auto before = v.size();
       v.erase(std::remove_if(v.begin(), v.end(), [&](const models::Adapter& a) { return a.name == name; }), v.end());

@@ -20,6 +20,8 @@ struct Pair {
 // Module (diffusers name) → matrices, per component ("unet", "text_encoder", ...). kohya's
 // underscored names are resolved against `modules` (component → its module names).
 using Parsed = std::map<std::string, std::map<std::string, Pair>>;
+// kohya/A1111's key stem of a module: lora_unet_<module with _>, lora_te_…, lora_te2_….
+std::string kohya_name(const std::string& component, const std::string& module);
 Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<std::string>>& modules);
 
 // Attaches (or replaces) adapter `name` on `root`'s layers for one component.

@@ -66,6 +66,12 @@ torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
   return out;
 }
 
+Adaptable* adaptable(const std::shared_ptr<torch::nn::Module>& m) {
+  if (auto* l = dynamic_cast<LinearImpl*>(m.get())) return l;
+  if (auto* c = dynamic_cast<Conv2dImpl*>(m.get())) return c;
+  return nullptr;
+}
+
 GroupNormImpl::GroupNormImpl(int64_t groups, int64_t channels, double eps) : groups_(groups), eps_(eps) {
   weight = param(*this, "weight", {channels});
   bias = param(*this, "bias", {channels});

@@ -76,6 +76,9 @@ class Conv2dImpl : public torch::nn::Module, public Adaptable {
 };
 TORCH_MODULE(Conv2d);
 
+// The layer as one that carries adapters (Linear, Conv2d), or nullptr.
+Adaptable* adaptable(const std::shared_ptr<torch::nn::Module>& m);
+
 class GroupNormImpl : public torch::nn::Module {
  public:
   GroupNormImpl(int64_t groups, int64_t channels, double eps);

@@ -29,7 +29,6 @@ void global_init() {
 struct Transfer {
   Response* response = nullptr;
   std::FILE* file = nullptr;
-  std::string path;
   uint64_t size = 0;
   const std::function<void(uint64_t)>* on_bytes = nullptr;
   const std::function<bool()>* cancelled = nullptr;
@@ -78,6 +77,12 @@ int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
 }
 
 bool retryable(long status) { return status == 408 || status == 429 || status >= 500; }
+
+// What went wrong with a transfer, for logs and errors.
+std::string failure(CURLcode rc, const char* err, long status) {
+  if (rc != CURLE_OK) return err[0] ? err : curl_easy_strerror(rc);
+  return "HTTP " + std::to_string(status);
+}
 
 // One request. `file`: the body goes there (the caller decides on Range); else into the response.
 CURLcode perform(const std::string& url, const std::string& ua, Transfer& t, uint64_t resume_from, char* errbuf) {
@@ -154,7 +159,7 @@ Response Client::get(const std::string& url) {
     if (rc == CURLE_ABORTED_BY_CALLBACK) fail(BIOESP_ERR_CANCELLED, "cancelled");
     const bool failed = rc != CURLE_OK || retryable(r.status);
     if (!failed) return r;
-    std::string why = rc != CURLE_OK ? std::string(err[0] ? err : curl_easy_strerror(rc)) : "HTTP " + std::to_string(r.status);
+    std::string why = failure(rc, err, r.status);
     if (attempt >= retry_.max_retries) {
       if (rc == CURLE_OK) return r;
       fail(BIOESP_ERR_NETWORK, url + ": " + why + " (after " + std::to_string(attempt + 1) + " tries)");
@@ -175,7 +180,6 @@ void Client::download(const std::string& url, const std::string& part, const std
     Transfer t;
     t.response = &r;
     t.file = f;
-    t.path = part;
     t.size = have;
     t.on_bytes = &on_bytes;
     t.cancelled = &cancelled_;
@@ -207,7 +211,7 @@ void Client::download(const std::string& url, const std::string& part, const std
       std::remove(part.c_str());
       fail(BIOESP_ERR_NETWORK, url + ": HTTP " + std::to_string(r.status));
     }
-    std::string why = rc != CURLE_OK ? std::string(err[0] ? err : curl_easy_strerror(rc)) : "HTTP " + std::to_string(r.status);
+    std::string why = failure(rc, err, r.status);
     if (attempt >= retry_.max_retries)
       fail(BIOESP_ERR_NETWORK, url + ": " + why + " (after " + std::to_string(attempt + 1) + " tries; the partial file is kept)");
     double d = delay(attempt, rc == CURLE_OK ? &r : nullptr);

@@ -28,6 +28,20 @@ std::string read_config(const std::string& dir, const std::string& component) {
 
 }  // namespace
 
+std::vector<image::Image> to_images(const torch::Tensor& images) {
+  auto u8 = (images * 255).round().clamp(0, 255).to(torch::kUInt8).contiguous().cpu();
+  std::vector<image::Image> out;
+  for (int64_t i = 0; i < u8.size(0); ++i) {
+    image::Image img;
+    img.height = static_cast<uint32_t>(u8.size(1));
+    img.width = static_cast<uint32_t>(u8.size(2));
+    img.channels = 3;
+    img.pixels.assign(u8[i].data_ptr<uint8_t>(), u8[i].data_ptr<uint8_t>() + u8[i].numel());
+    out.push_back(std::move(img));
+  }
+  return out;
+}
+
 std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, const LoadOptions& o) {
   std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
   sd->device_ = o.device;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "config/model_config.h"
+#include "image/image_io.h"
 #include "io/weights.h"
 #include "models/clip_text.h"
 #include "models/unet.h"
@@ -46,6 +47,9 @@ struct GenerateOptions {
   // Called once when a prompt was longer than the text encoder takes, with the cut text.
   std::function<void(const std::string&)> truncated;
 };
+
+// Images [N, H, W, 3] in [0, 1] (as generate returns them) as 8-bit RGB, rounded.
+std::vector<image::Image> to_images(const torch::Tensor& images);
 
 class StableDiffusion {
  public:

@@ -15,11 +15,6 @@ namespace bioesp::train {
 
 namespace {
 
-bool is_image_name(const std::string& name) {
-  const std::string n = to_lower(name);
-  return ends_with(n, ".png") || ends_with(n, ".jpg") || ends_with(n, ".jpeg");
-}
-
 std::string stem(const std::string& n) { return n.substr(0, n.rfind('.')); }
 
 std::string trim(std::string s) {
@@ -27,11 +22,6 @@ std::string trim(std::string s) {
   size_t i = 0;
   while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
   return s.substr(i);
-}
-
-uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
 }
 
 }  // namespace
@@ -55,7 +45,7 @@ std::vector<Example> load_examples(const std::string& dir, const DatasetOptions&
   std::vector<Example> out;
   std::vector<std::string> skipped;
   for (const auto& name : io::list_directory(dir)) {
-    if (!is_image_name(name)) continue;
+    if (!image::is_image_file_name(name)) continue;
     Example e;
     e.path = dir + "/" + name;
     try {
@@ -115,9 +105,9 @@ std::string dataset_fingerprint(const std::string& dir) {
   if (io::is_file(dir + "/manifest.jsonl")) {
     h = fnv1a(io::read_text_file(dir + "/manifest.jsonl"));
   } else {
-    h = 1469598103934665603ull;
+    h = kFnv1aSeed;
     for (const auto& n : io::list_directory(dir))
-      if (is_image_name(n)) h = fnv1a(n + "\n", h);
+      if (image::is_image_file_name(n)) h = fnv1a(n + "\n", h);
   }
   char buf[32];
   std::snprintf(buf, sizeof buf, "fnv1a64:%016llx", static_cast<unsigned long long>(h));

@@ -26,12 +26,6 @@ namespace {
 
 const char* const kAdapter = "bioesp-train";
 
-std::string underscored(std::string s) {
-  for (char& c : s)
-    if (c == '.') c = '_';
-  return s;
-}
-
 bool matches_target(const std::string& module, const std::vector<std::string>& targets) {
   for (const auto& t : targets)
     if (module == t || ends_with(module, "." + t)) return true;
@@ -98,19 +92,14 @@ void Trainer::add_adapters(torch::nn::Module& root, const std::string& component
     a.name = kAdapter;
     a.factor = factor;
     a.dropout = s_.dropout;
-    models::Adaptable* layer = nullptr;
-    if (auto* l = dynamic_cast<models::LinearImpl*>(item.value().get())) {
-      layer = l;
-      a.down = at::normal(0.0, 1.0 / s_.rank, {s_.rank, l->weight.size(1)}, gen, opts);
-      a.up = torch::zeros({l->weight.size(0), s_.rank}, opts);
-    } else if (auto* c = dynamic_cast<models::Conv2dImpl*>(item.value().get())) {
-      layer = c;
-      const auto& w = c->weight;
-      a.down = at::normal(0.0, 1.0 / s_.rank, {s_.rank, w.size(1), w.size(2), w.size(3)}, gen, opts);
-      a.up = torch::zeros({w.size(0), s_.rank, 1, 1}, opts);
-    } else {
-      continue;
-    }
+    models::Adaptable* layer = models::adaptable(item.value());
+    if (!layer) continue;
+    // Linear [out, in] → down [r, in], up [out, r]; Conv2d [out, in, k, k] → down [r, in, k, k], up [out, r, 1, 1].
+    std::vector<int64_t> down(layer->weight_shape().begin(), layer->weight_shape().end()), up(down.size(), 1);
+    up[0] = down[0];
+    up[1] = down[0] = s_.rank;
+    a.down = at::normal(0.0, 1.0 / s_.rank, down, gen, opts);
+    a.up = torch::zeros(up, opts);
     const auto device = sd_.device();
     a.down = a.down.to(device).requires_grad_(true);
     a.up = a.up.to(device).requires_grad_(true);
@@ -194,8 +183,7 @@ double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* 
 }
 
 double Trainer::update(double lr) {
-  std::vector<torch::Tensor> tensors;
-  for (auto& p : params_) tensors.push_back(p.second);
+  const auto& tensors = adam_->params();
   scaler_.unscale(tensors);
   const double norm = clip_grad_norm(tensors, s_.max_grad_norm);
   if (!std::isfinite(norm)) {
@@ -225,7 +213,7 @@ void Trainer::save_lora(const std::string& path, const std::vector<std::pair<std
     component = key.substr(0, dot);
     const std::string module = key.substr(dot + 1);
     if (kohya) {
-      std::string base = (component == "unet" ? "lora_unet_" : "lora_te_") + underscored(module);
+      const std::string base = lora::kohya_name(component, module);
       tensors.push_back(models::from_torch(base + (down ? ".lora_down.weight" : ".lora_up.weight"), t));
       if (down)
         tensors.push_back(models::from_torch(base + ".alpha", torch::tensor(static_cast<float>(factor * s_.rank))));
@@ -237,9 +225,7 @@ void Trainer::save_lora(const std::string& path, const std::vector<std::pair<std
     }
   }
   std::sort(tensors.begin(), tensors.end(), [](const io::Tensor& a, const io::Tensor& b) { return a.name < b.name; });
-  std::vector<const io::Tensor*> ptrs;
-  for (const auto& t : tensors) ptrs.push_back(&t);
-  io::write_safetensors(path, ptrs, metadata);
+  io::write_safetensors(path, tensors, metadata);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -258,14 +244,11 @@ std::string meta_get(const Meta& m, const std::string& key) {
 
 // Identifies the base model: its UNet's parameter names and shapes and a checksum of two weights.
 std::string model_fingerprint(pipeline::StableDiffusion& sd) {
-  uint64_t h = 1469598103934665603ull;
-  auto mix = [&](const std::string& s) {
-    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  };
+  uint64_t h = kFnv1aSeed;
   torch::NoGradGuard no_grad;
   for (const auto& p : sd.unet()->named_parameters()) {
-    mix(p.key());
-    for (auto d : p.value().sizes()) mix(std::to_string(d));
+    h = fnv1a(p.key(), h);
+    for (auto d : p.value().sizes()) h = fnv1a(std::to_string(d), h);
   }
   char buf[96];
   std::snprintf(buf, sizeof buf, "%016llx:%.6e:%.6e", static_cast<unsigned long long>(h),
@@ -304,6 +287,15 @@ struct RunState {
   Cursor data, prior;
 };
 
+// Checkpoint file names in `dir`, oldest first (the step is zero-padded).
+std::vector<std::string> checkpoints(const std::string& dir) {
+  std::vector<std::string> out;
+  if (!io::is_directory(dir)) return out;
+  for (const auto& n : io::list_directory(dir))
+    if (starts_with(n, "checkpoint-") && ends_with(n, ".safetensors")) out.push_back(n);
+  return out;
+}
+
 void save_checkpoint(const std::string& dir, Trainer& tr, const RunState& st, at::Generator& gen,
                      const std::string& fingerprint, int kept, const io::Logger& log) {
   std::vector<io::Tensor> tensors;
@@ -330,24 +322,17 @@ void save_checkpoint(const std::string& dir, Trainer& tr, const RunState& st, at
             {"rank", std::to_string(s.rank)},
             {"scaler.scale", std::to_string(tr.scaler().state_scale())},
             {"scaler.growth", std::to_string(tr.scaler().state_growth())}};
-  std::vector<const io::Tensor*> ptrs;
-  for (const auto& t : tensors) ptrs.push_back(&t);
   io::make_directories(dir);
   const std::string path = dir + "/" + format_step("checkpoint-%06d.safetensors", st.step);
-  io::write_safetensors(path, ptrs, meta);  // atomic: a failure leaves the previous ones intact
+  io::write_safetensors(path, tensors, meta);  // atomic: a failure leaves the previous ones intact
   if (log) log(BIOESP_LOG_INFO, "checkpoint " + path);
-  std::vector<std::string> all;
-  for (const auto& n : io::list_directory(dir))
-    if (starts_with(n, "checkpoint-") && ends_with(n, ".safetensors")) all.push_back(n);
+  auto all = checkpoints(dir);
   for (size_t i = 0; kept > 0 && i + kept < all.size(); ++i) std::remove((dir + "/" + all[i]).c_str());
 }
 
 std::string latest_checkpoint(const std::string& dir) {
-  if (!io::is_directory(dir)) return "";
-  std::string last;
-  for (const auto& n : io::list_directory(dir))
-    if (starts_with(n, "checkpoint-") && ends_with(n, ".safetensors")) last = n;
-  return last.empty() ? "" : dir + "/" + last;
+  auto all = checkpoints(dir);
+  return all.empty() ? "" : dir + "/" + all.back();
 }
 
 void load_checkpoint(const std::string& path, Trainer& tr, RunState& st, at::Generator& gen,
@@ -395,23 +380,11 @@ void load_checkpoint(const std::string& path, Trainer& tr, RunState& st, at::Gen
   tr.scaler().restore(std::stod(meta_get(set.metadata, "scaler.scale")), std::stoi(meta_get(set.metadata, "scaler.growth")));
 }
 
-image::Image to_image(const torch::Tensor& hwc) {  // [H, W, 3] in [0, 1]
-  auto u8 = (hwc * 255).round().clamp(0, 255).to(torch::kUInt8).contiguous();
-  image::Image img;
-  img.height = static_cast<uint32_t>(u8.size(0));
-  img.width = static_cast<uint32_t>(u8.size(1));
-  img.channels = 3;
-  img.pixels.assign(u8.data_ptr<uint8_t>(), u8.data_ptr<uint8_t>() + u8.numel());
-  return img;
-}
-
 void write_component(const std::string& dir, torch::nn::Module& m, const std::string& file) {
   std::vector<io::Tensor> tensors;
   for (const auto& p : m.named_parameters()) tensors.push_back(models::from_torch(p.key(), p.value()));
-  std::vector<const io::Tensor*> ptrs;
-  for (const auto& t : tensors) ptrs.push_back(&t);
   io::make_directories(dir);
-  io::write_safetensors(dir + "/" + file, ptrs, {{"format", "pt"}});
+  io::write_safetensors(dir + "/" + file, tensors, {{"format", "pt"}});
 }
 
 // A complete diffusers folder: weights from memory, configs and tokenizer from the source.
@@ -480,22 +453,26 @@ std::string run(const RunOptions& o) {
   dopt.use_captions = o.use_captions;
   auto examples = load_examples(o.data, dopt, o.log);
 
+  // One image with the model as it is now (class images, validation), written as PNG.
+  auto draw = [&](const std::string& prompt, uint64_t seed, int size, const std::string& path) {
+    pipeline::GenerateOptions g;
+    g.prompts = {prompt};
+    g.steps = o.validation_steps;
+    g.seed = seed;
+    g.width = g.height = size;
+    image::write_png(path, pipeline::to_images(sd->generate(g))[0]);
+  };
   io::make_directories(o.out);
   const std::string ckpt_dir = o.out + "/checkpoints";
   std::vector<Example> prior;
   if (!o.class_data.empty()) {
     io::make_directories(o.class_data);
     int have = 0;
-    for (const auto& n : io::list_directory(o.class_data)) have += ends_with(n, ".png") || ends_with(n, ".jpg");
+    for (const auto& n : io::list_directory(o.class_data)) have += image::is_image_file_name(n);
     // Missing class images come from the base model itself, as diffusers' script makes them.
     for (int i = have; i < o.num_class_images; ++i) {
       stage("class-images", i - have, o.num_class_images - have);
-      pipeline::GenerateOptions g;
-      g.prompts = {o.class_prompt};
-      g.steps = o.validation_steps;
-      g.seed = o.setup.seed + static_cast<uint64_t>(i);
-      g.width = g.height = o.resolution;
-      image::write_png(o.class_data + "/" + format_step("class-%05d.png", i), to_image(sd->generate(g)[0]));
+      draw(o.class_prompt, o.setup.seed + static_cast<uint64_t>(i), o.resolution, o.class_data + "/" + format_step("class-%05d.png", i));
     }
     DatasetOptions copt = dopt;
     copt.prompt = o.class_prompt;
@@ -577,12 +554,8 @@ std::string run(const RunOptions& o) {
   auto validate_image = [&](int step) {
     if (o.validation_prompt.empty()) return;
     stage("validate", step, total);
-    pipeline::GenerateOptions g;
-    g.prompts = {o.validation_prompt};
-    g.steps = o.validation_steps;
-    g.seed = setup.seed;
     io::make_directories(o.out + "/validation");
-    image::write_png(o.out + "/validation/" + format_step("step-%06d.png", step), to_image(sd->generate(g)[0]));
+    draw(o.validation_prompt, setup.seed, 0, o.out + "/validation/" + format_step("step-%06d.png", step));
   };
 
   auto started = Clock::now();
