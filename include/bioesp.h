@@ -289,7 +289,9 @@ typedef struct bioesp_model_options {
 } bioesp_model_options;
 
 BIOESP_API void bioesp_model_options_init(bioesp_model_options* options);
-/* Loads a diffusers pipeline folder, or a single-file checkpoint with options->config_dir.
+/* Loads a diffusers pipeline folder, or a single-file checkpoint with options->config_dir. A Hub
+ * model id ("org/name" or "org/name@revision") that is not a local path is pulled into the Hub
+ * cache first, or found there when offline (see bioesp_pull); config_dir may be an id too.
  * Thread-safety: a model may be shared between threads; calls that use it are serialised (two
  * generations on one model run one after the other). */
 BIOESP_API bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* options,
@@ -503,6 +505,64 @@ BIOESP_API void bioesp_train_options_init(bioesp_train_options* options);
 /* Trains; on success *result_path (when not NULL) receives the saved LoRA file or model folder,
  * freed with bioesp_string_free. Blocks; run it on a thread of yours to keep a UI alive. */
 BIOESP_API bioesp_status bioesp_train(const bioesp_train_options* options, char** result_path);
+
+/* ---------------------------------------------------------------------------------------------
+ * Hugging Face Hub: models into the cache huggingface_hub shares, and publishing
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bioesp_pull_options {
+  size_t struct_size;
+  const char* repo;            /* "org/name" or "org/name@revision" */
+  const char* revision;        /* NULL: the one in repo, else "main" */
+  const char* const* include;  /* globs over repository paths, such as "*.json"; none: what a
+                                  pipeline needs (configs and one weights file per component) */
+  size_t num_include;
+  const char* variant;         /* "fp16": prefer *.fp16.* weights; NULL: the full-precision ones */
+  const char* endpoint;        /* NULL: $HF_ENDPOINT, else https://huggingface.co */
+  const char* token;           /* NULL: $HF_TOKEN, else the file $HF_HOME/token. Never logged. */
+  const char* cache_dir;       /* NULL: $HF_HUB_CACHE, else $HF_HOME/hub (~/.cache/huggingface/hub) */
+  int offline;                 /* use only the cache; also when $HF_HUB_OFFLINE=1 */
+  int max_retries;             /* default 6, on 408/429/5xx and dropped connections */
+  double retry_delay;          /* first backoff in seconds, doubling; default 1; Retry-After wins */
+  bioesp_progress_fn progress; /* stage "download": files done/total, bytes of the current file */
+  void* progress_user;
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_pull_options;
+
+BIOESP_API void bioesp_pull_options_init(bioesp_pull_options* options);
+/* Downloads into the cache (verifying every file) and, when snapshot_path is not NULL, returns
+ * the snapshot folder, a model folder ready to load (free with bioesp_string_free). Files already
+ * in the cache, by bioesp or huggingface_hub, are not downloaded again. When the Hub cannot be
+ * reached, a cached snapshot of the revision is used. */
+BIOESP_API bioesp_status bioesp_pull(const bioesp_pull_options* options, char** snapshot_path);
+
+typedef struct bioesp_push_options {
+  size_t struct_size;
+  const char* path;            /* a LoRA file, or a folder: a training output (checkpoints/ left
+                                  out) or a model folder */
+  const char* repo;            /* "org/name"; created when missing */
+  int private_repo;
+  const char* commit_message;  /* NULL: "Upload with bioesp" */
+  const char* base_model;      /* for the model card; NULL: from the weights' metadata */
+  const char* dataset;         /* folder whose manifest.jsonl credits the images; NULL: the
+                                  dataset_manifest.jsonl that training left beside the weights */
+  const char* endpoint;
+  const char* token;           /* needs write access; NULL: $HF_TOKEN, else $HF_HOME/token */
+  int max_retries;
+  double retry_delay;
+  bioesp_progress_fn progress; /* stage "upload": files done/total, bytes of the current file */
+  void* progress_user;
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_push_options;
+
+BIOESP_API void bioesp_push_options_init(bioesp_push_options* options);
+/* Publishes, with a generated README.md model card (front matter, usage, training settings,
+ * the credits of every dataset image) unless the folder has one. Files the Hub holds already are
+ * not sent again. *commit_url (when not NULL) receives the commit's URL, or "" when nothing
+ * changed; free it with bioesp_string_free. */
+BIOESP_API bioesp_status bioesp_push(const bioesp_push_options* options, char** commit_url);
 
 #ifdef __cplusplus
 }

@@ -114,4 +114,12 @@ fails prepare "$tmp/a" --crop stretch --out "$tmp/x"; grep -q "center, attention
 # The prepared dataset trains, with its per-image captions.
 "$cli" train --model "$m" --data "$tmp/p" --resolution 64 --steps 2 --seed 1 --quiet --out "$tmp/lora" 2>/dev/null
 [ -s "$tmp/lora/pytorch_lora_weights.safetensors" ]
+# The dataset's credits travel with the LoRA (bioesp push turns them into the model card).
+cmp "$tmp/p/manifest.jsonl" "$tmp/lora/dataset_manifest.jsonl"
+python3 - "$tmp/lora/pytorch_lora_weights.safetensors" <<'PY'
+import json, struct, sys
+d = open(sys.argv[1], "rb").read(); meta = json.loads(d[8:8 + struct.unpack("<Q", d[:8])[0]])["__metadata__"]
+assert meta["bioesp.learning_rate"] == "0.0001" and meta["bioesp.lr_scheduler"] == "constant", meta
+assert meta["bioesp.batch_size"] == "1" and meta["bioesp.mixed_precision"] == "no", meta
+PY
 echo ok

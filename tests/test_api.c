@@ -47,6 +47,37 @@ static void test_null_arguments(void** state) {
   assert_string_equal(bioesp_last_error(), "");
 }
 
+static void test_hub_arguments(void** state) {
+  (void)state;
+  char* path = (char*)"untouched";
+  assert_int_equal(bioesp_pull(NULL, &path), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_null(path);
+  bioesp_pull_options po;
+  bioesp_pull_options_init(&po);
+  assert_int_equal(po.max_retries, 6);
+  assert_int_equal(bioesp_pull(&po, &path), BIOESP_ERR_INVALID_ARGUMENT); /* no repo */
+  po.repo = "not a repository id";
+  assert_int_equal(bioesp_pull(&po, &path), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "ORG/NAME"));
+  /* offline with an empty cache: not found, and it says where it looked */
+  po.repo = "CompVis/stable-diffusion-v1-4";
+  po.offline = 1;
+  po.cache_dir = "/nonexistent/bioesp-cache";
+  assert_int_equal(bioesp_pull(&po, &path), BIOESP_ERR_NOT_FOUND);
+  assert_non_null(strstr(bioesp_last_error(), "/nonexistent/bioesp-cache"));
+  assert_null(path);
+
+  bioesp_push_options pu;
+  bioesp_push_options_init(&pu);
+  assert_int_equal(bioesp_push(&pu, NULL), BIOESP_ERR_INVALID_ARGUMENT); /* no path, no repo */
+  pu.path = "/nonexistent/lora.safetensors";
+  pu.repo = "ana/criaturas";
+  pu.token = "hf_x";
+  assert_int_equal(bioesp_push(&pu, NULL), BIOESP_ERR_NOT_FOUND);
+  pu.repo = "ana/criaturas@dev";
+  assert_int_equal(bioesp_push(&pu, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+}
+
 static void test_options_struct_size(void** state) {
   (void)state;
   bioesp_weights_options o;
@@ -77,6 +108,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_version),       cmocka_unit_test(test_status_strings),
       cmocka_unit_test(test_null_arguments), cmocka_unit_test(test_options_struct_size),
+      cmocka_unit_test(test_hub_arguments),
       cmocka_unit_test(test_dtype_names),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

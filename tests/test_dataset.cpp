@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "core/sha1.h"
+#include "core/hash.h"
 #include "dataset/commons.h"
 #include "dataset/prepare.h"
 #include "image/image_io.h"

@@ -5,7 +5,7 @@
 
 #include "cli.h"
 
-static int files_progress(void* user, const bioesp_progress* p) {
+int files_progress(void* user, const bioesp_progress* p) {
   int quiet = *(const int*)user;
   if (!quiet) {
     if (p->total == 0) {

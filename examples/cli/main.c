@@ -22,7 +22,8 @@ static const char* const kUsage =
     "\n"
     "  generate --prompt TEXT [options]\n"
     "      Draws images with a Stable Diffusion model. Options:\n"
-    "        --model DIR|FILE        diffusers folder or single file (default: $BIOESP_MODEL)\n"
+    "        --model DIR|FILE|ID     diffusers folder, single file or Hub id ORG/NAME[@REV]\n"
+    "                                (default: $BIOESP_MODEL)\n"
     "        --config DIR            configs and tokenizer for a single file\n"
     "        --prompt TEXT           repeatable: a batch of prompts\n"
     "        --negative-prompt TEXT  --steps N (50)  --guidance F (7.5)  --seed N (random)\n"
@@ -30,7 +31,7 @@ static const char* const kUsage =
     "        --width W --height H    multiples of 8 (default: the model's size)\n"
     "        --num-images N          images per prompt\n"
     "        --init-image FILE --strength F   img2img (strength 0.8)\n"
-    "        --lora FILE[:SCALE]     repeatable\n"
+    "        --lora FILE|ID[:SCALE]  repeatable\n"
     "        --clip-skip N  --device cpu|cuda  --dtype f32|f16|bf16  --threads N\n"
     "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
@@ -66,6 +67,19 @@ static const char* const kUsage =
     "        --kohya                  also write kohya_lora.safetensors\n"
     "        --device cpu|cuda  --threads N  --quiet\n"
     "      Ctrl-C writes a checkpoint; run again with --resume to continue.\n"
+    "\n"
+    "  pull ORG/NAME[@REVISION] [--include GLOB]... [--variant fp16] [--offline]\n"
+    "      Downloads a model from the Hugging Face Hub into the cache huggingface_hub shares\n"
+    "      ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub) and prints its folder.\n"
+    "      Without --include, only what a pipeline needs. Every file is verified; interrupted\n"
+    "      downloads resume. Options: --revision REV  --cache-dir DIR  --endpoint URL\n"
+    "      ($HF_ENDPOINT)  --token TOKEN ($HF_TOKEN, $HF_HOME/token)  --retries N\n"
+    "      --retry-delay S  --quiet. Model ids work wherever a model path does.\n"
+    "\n"
+    "  push LORA_OR_FOLDER --repo ORG/NAME [--private] [--token TOKEN] [options]\n"
+    "      Publishes a LoRA or a training output folder, with a model card that credits\n"
+    "      every dataset image. Options: --message TEXT  --base-model ID  --dataset DIR\n"
+    "      --endpoint URL  --retries N  --retry-delay S  --quiet\n"
     "\n"
     "  --version   print the library version\n"
     "  --help      print this help\n";
@@ -472,6 +486,8 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 2, argv + 2);
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
   if (strcmp(cmd, "fetch") == 0) return cmd_fetch(argc - 2, argv + 2);
+  if (strcmp(cmd, "pull") == 0) return cmd_pull(argc - 2, argv + 2);
+  if (strcmp(cmd, "push") == 0) return cmd_push(argc - 2, argv + 2);
   if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
   fprintf(stderr, "bioesp: unknown command '%s'\n%s", cmd, kUsage);
   return 2;

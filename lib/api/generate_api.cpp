@@ -12,6 +12,7 @@
 
 #include "api/device.h"
 #include "api/guard.h"
+#include "hub/pull.h"
 #include "image/image_io.h"
 #include "pipeline/pipeline.h"
 
@@ -209,7 +210,8 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
     *out = nullptr;
     auto o = read_options(options, bioesp_model_options_init);
     pipeline::LoadOptions lo;
-    if (o.config_dir) lo.config_dir = o.config_dir;
+    lo.log = c_logger(o.log, o.log_user);
+    if (o.config_dir) lo.config_dir = hub::resolve_model(o.config_dir, lo.log);
     if (o.variant) lo.variant = o.variant;
     lo.device = device_from(o.device, o.device_index);
     switch (o.dtype) {
@@ -219,9 +221,8 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
       default: fail(BIOESP_ERR_INVALID_ARGUMENT, "dtype must be F32, F16 or BF16");
     }
     if (o.threads > 0) torch::set_num_threads(o.threads);
-    lo.log = c_logger(o.log, o.log_user);
     auto m = std::make_unique<bioesp_model>();
-    m->sd = pipeline::StableDiffusion::load(path, lo);
+    m->sd = pipeline::StableDiffusion::load(hub::resolve_model(path, lo.log), lo);
     *out = m.release();
   });
 }
@@ -238,7 +239,7 @@ bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* path, float
   return guard([&] {
     require(model && path && name, "model, path and name must not be NULL");
     std::lock_guard<std::mutex> lock(model->use);
-    model->sd->add_lora(path, scale, name);
+    model->sd->add_lora(hub::resolve_lora(path, nullptr), scale, name);
   });
 }
 

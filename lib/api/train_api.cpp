@@ -3,6 +3,7 @@
 
 #include "api/device.h"
 #include "api/guard.h"
+#include "hub/pull.h"
 #include "train/trainer.h"
 
 using namespace bioesp;
@@ -41,8 +42,9 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     require(o.model && o.data && o.out, "model, data and out must be set");
     auto str = [](const char* s) { return s ? std::string(s) : std::string(); };
     train::RunOptions r;
-    r.model = o.model;
-    r.config_dir = str(o.config_dir);
+    const io::Logger log = c_logger(o.log, o.log_user);
+    r.model = hub::resolve_model(o.model, log);
+    r.config_dir = hub::resolve_model(str(o.config_dir), log);
     r.data = o.data;
     r.prompt = str(o.prompt);
     r.use_captions = o.use_captions != 0;

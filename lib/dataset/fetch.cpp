@@ -10,7 +10,7 @@
 #include <thread>
 
 #include "core/error.h"
-#include "core/sha1.h"
+#include "core/hash.h"
 #include "core/strings.h"
 #include "image/image_io.h"
 #include "io/file.h"

@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
-#include "core/sha1.h"
+#include "core/hash.h"
 #include "core/strings.h"
 #include "image/resize.h"
 #include "io/file.h"

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -28,6 +29,10 @@ void global_init() {
 
 struct Transfer {
   Response* response = nullptr;
+  const Request* request = nullptr;
+  std::FILE* upload = nullptr;   // PUT from a file
+  uint64_t upload_left = 0;
+  size_t body_sent = 0;          // PUT from memory
   std::FILE* file = nullptr;
   uint64_t size = 0;
   const std::function<void(uint64_t)>* on_bytes = nullptr;
@@ -71,6 +76,23 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
   return bytes;
 }
 
+size_t on_read(char* out, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t room = size * n;
+  if (t->upload) {
+    size_t take = static_cast<size_t>(std::min<uint64_t>(room, t->upload_left));
+    size_t got = std::fread(out, 1, take, t->upload);
+    if (got != take) return CURL_READFUNC_ABORT;
+    t->upload_left -= got;
+    return got;
+  }
+  const std::string& body = t->request->body;
+  size_t take = std::min(room, body.size() - t->body_sent);
+  std::memcpy(out, body.data() + t->body_sent, take);
+  t->body_sent += take;
+  return take;
+}
+
 int on_progress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(user);
   return t->cancelled && *t->cancelled && (*t->cancelled)() ? 1 : 0;
@@ -84,15 +106,19 @@ std::string failure(CURLcode rc, const char* err, long status) {
   return "HTTP " + std::to_string(status);
 }
 
-// One request. `file`: the body goes there (the caller decides on Range); else into the response.
-CURLcode perform(const std::string& url, const std::string& ua, Transfer& t, uint64_t resume_from, char* errbuf) {
+// One request. `t.file`: the body goes there (the caller decides on Range); else into the response.
+CURLcode perform(const Request& req, const std::string& ua, Transfer& t, uint64_t resume_from, char* errbuf) {
   global_init();
   CURL* c = curl_easy_init();
   if (!c) fail(BIOESP_ERR_OUT_OF_MEMORY, "libcurl");
   t.handle = c;
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  t.request = &req;
+  curl_slist* headers = nullptr;
+  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(c, CURLOPT_USERAGENT, ua.c_str());
-  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, req.follow_redirects ? 1L : 0L);
   curl_easy_setopt(c, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -110,8 +136,35 @@ CURLcode perform(const std::string& url, const std::string& ua, Transfer& t, uin
   curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   if (resume_from > 0) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(resume_from));
+  if (req.method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (req.method == "POST") {
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.data());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
+  } else if (req.method == "PUT") {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+    curl_easy_setopt(c, CURLOPT_READDATA, &t);
+    uint64_t size = req.body.size();
+    if (!req.body_file.empty()) {
+      t.upload = std::fopen(req.body_file.c_str(), "rb");
+      if (!t.upload || std::fseek(t.upload, static_cast<long>(req.body_offset), SEEK_SET) != 0) {
+        if (t.upload) std::fclose(t.upload);
+        curl_slist_free_all(headers);
+        curl_easy_cleanup(c);
+        fail(BIOESP_ERR_IO, "cannot read " + req.body_file);
+      }
+      size = t.upload_left = req.body_size;
+    }
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(size));
+  } else if (req.method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+  }
   CURLcode rc = curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &t.response->status);
+  if (t.upload) std::fclose(t.upload);
+  curl_slist_free_all(headers);
   curl_easy_cleanup(c);
   return rc;
 }
@@ -149,13 +202,20 @@ double Client::delay(int attempt, const Response* r) {
 }
 
 Response Client::get(const std::string& url) {
+  Request req;
+  req.url = url;
+  return send(req);
+}
+
+Response Client::send(const Request& req) {
+  const std::string& url = req.url;
   for (int attempt = 0;; ++attempt) {
     Response r;
     Transfer t;
     t.response = &r;
     t.cancelled = &cancelled_;
     char err[CURL_ERROR_SIZE] = {};
-    CURLcode rc = perform(url, ua_, t, 0, err);
+    CURLcode rc = perform(req, ua_, t, 0, err);
     if (rc == CURLE_ABORTED_BY_CALLBACK) fail(BIOESP_ERR_CANCELLED, "cancelled");
     const bool failed = rc != CURLE_OK || retryable(r.status);
     if (!failed) return r;
@@ -170,7 +230,11 @@ Response Client::get(const std::string& url) {
   }
 }
 
-void Client::download(const std::string& url, const std::string& part, const std::function<void(uint64_t)>& on_bytes) {
+void Client::download(const std::string& url, const std::string& part, const std::function<void(uint64_t)>& on_bytes,
+                      const std::vector<std::string>& headers) {
+  Request req;
+  req.url = url;
+  req.headers = headers;
   for (int attempt = 0;; ++attempt) {
     struct stat st {};
     uint64_t have = stat(part.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
@@ -184,7 +248,7 @@ void Client::download(const std::string& url, const std::string& part, const std
     t.on_bytes = &on_bytes;
     t.cancelled = &cancelled_;
     char err[CURL_ERROR_SIZE] = {};
-    CURLcode rc = perform(url, ua_, t, have, err);
+    CURLcode rc = perform(req, ua_, t, have, err);
     const bool closed = std::fclose(f) == 0;
     if (rc == CURLE_ABORTED_BY_CALLBACK) fail(BIOESP_ERR_CANCELLED, "cancelled");
     if (t.write_failed || !closed) fail(BIOESP_ERR_IO, "cannot write " + part + " (disk full?)");
@@ -251,7 +315,9 @@ Client::Client(std::string ua, RetryPolicy retry, std::function<bool()> cancelle
     : ua_(std::move(ua)), retry_(retry), cancelled_(std::move(cancelled)), log_(std::move(log)), jitter_state_(1) {}
 [[noreturn]] static void no_network() { fail(BIOESP_ERR_UNSUPPORTED, "bioesp was built without network support (libcurl)"); }
 Response Client::get(const std::string&) { no_network(); }
-void Client::download(const std::string&, const std::string&, const std::function<void(uint64_t)>&) { no_network(); }
+Response Client::send(const Request&) { no_network(); }
+void Client::download(const std::string&, const std::string&, const std::function<void(uint64_t)>&,
+                      const std::vector<std::string>&) { no_network(); }
 void Client::wait(double) {}
 double Client::delay(int, const Response*) { return 0; }
 std::string user_agent(const std::string&) { no_network(); }

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "io/weights.h"
 
@@ -17,6 +18,18 @@ struct Response {
   std::string body;
   std::map<std::string, std::string> headers;  // lower-case names; the last value wins
   std::string header(const std::string& name) const;
+};
+
+// A request beyond a plain GET: the Hub's API posts JSON and NDJSON, uploads with PUT, and reads
+// redirects itself.
+struct Request {
+  std::string method = "GET";             // GET, HEAD, POST or PUT
+  std::string url;
+  std::vector<std::string> headers;       // "Name: value"; never logged (they carry tokens)
+  std::string body;                       // POST / PUT from memory, unless body_file is set
+  std::string body_file;                  // PUT streamed from [offset, offset + size) of a file
+  uint64_t body_offset = 0, body_size = 0;
+  bool follow_redirects = true;
 };
 
 struct RetryPolicy {
@@ -32,9 +45,13 @@ class Client {
   // GET; retried while the status is 408, 429 or 5xx or the connection fails. Other statuses are
   // returned for the caller to judge.
   Response get(const std::string& url);
+  // Any request, retried as get().
+  Response send(const Request& request);
   // Downloads into `part` (appending to what it holds, via Range), retrying as get() does;
   // `on_bytes` sees the file's size as it grows. Throws BIOESP_ERR_NETWORK for a final failure.
-  void download(const std::string& url, const std::string& part, const std::function<void(uint64_t)>& on_bytes);
+  // `headers` as Request::headers.
+  void download(const std::string& url, const std::string& part, const std::function<void(uint64_t)>& on_bytes,
+                const std::vector<std::string>& headers = {});
   // Sleeps, waking early to throw when cancelled.
   void wait(double seconds);
   // The delay before retry `attempt` (0-based), or the server's Retry-After when it gave one.

@@ -257,6 +257,12 @@ std::string model_fingerprint(pipeline::StableDiffusion& sd) {
   return buf;
 }
 
+std::string shortest(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
 std::string format_step(const char* pattern, int step) {
   char buf[64];
   std::snprintf(buf, sizeof buf, pattern, step);
@@ -626,6 +632,8 @@ std::string run(const RunOptions& o) {
 
   stage("save", total, total);
   write_log();
+  // The dataset's credits travel with the result: `bioesp push` lists them in the model card.
+  if (io::is_file(o.data + "/manifest.jsonl")) io::copy_file(o.data + "/manifest.jsonl", o.out + "/dataset_manifest.jsonl");
   std::string result;
   if (setup.full) {
     save_pipeline(o.out, *sd, config_dir);
@@ -641,7 +649,11 @@ std::string run(const RunOptions& o) {
               {"bioesp.seed", std::to_string(setup.seed)},
               {"bioesp.resolution", std::to_string(o.resolution)},
               {"bioesp.dataset", dataset_fingerprint(o.data)},
-              {"bioesp.text_encoder", setup.train_text_encoder ? "1" : "0"}};
+              {"bioesp.text_encoder", setup.train_text_encoder ? "1" : "0"},
+              {"bioesp.learning_rate", shortest(base_lr)},
+              {"bioesp.lr_scheduler", o.lr_schedule.name},
+              {"bioesp.batch_size", std::to_string(o.batch * o.grad_accum)},
+              {"bioesp.mixed_precision", o.mixed_precision}};
     result = o.out + "/pytorch_lora_weights.safetensors";
     tr.save_lora(result, meta, false);
     if (o.save_kohya) tr.save_lora(o.out + "/kohya_lora.safetensors", meta, true);
