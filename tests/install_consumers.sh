@@ -18,3 +18,13 @@ LD_LIBRARY_PATH=$libdir "$prefix/with-pkgconfig"
 cmake -S "$consumer" -B "$prefix/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/consumer-build" >/dev/null
 LD_LIBRARY_PATH=$libdir "$prefix/consumer-build/consumer"
+
+# Installed bindings load from the prefix alone (their rpaths find libbioesp there).
+py=$(find "$prefix" -name '_bioesp*.so' | head -n 1)
+if [ -n "$py" ]; then
+  PYTHONPATH=$(dirname "$py") python3 -c 'import bioesp; assert bioesp.version()'
+fi
+addon=$(find "$prefix" -name bioesp.node | head -n 1)
+if [ -n "$addon" ]; then
+  node -e 'if (!require(process.argv[1]).version()) process.exit(1)' "$(dirname "$addon")"
+fi

@@ -311,7 +311,8 @@ static void test_bad_requests(void** state) {
   assert_int_equal(bioesp_model_remove_lora(model, "k"), BIOESP_OK);
   /* Models that are missing or half there */
   bioesp_model* m = NULL;
-  assert_int_equal(bioesp_model_load(path_join(temp_dir(), "nowhere"), NULL, &m), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(bioesp_model_load(path_join(temp_dir(), "nowhere"), NULL, &m), BIOESP_ERR_NOT_FOUND);
+  assert_non_null(strstr(bioesp_last_error(), "no such model folder or file"));
   assert_null(m);
   bioesp_model_options o;
   bioesp_model_options_init(&o);

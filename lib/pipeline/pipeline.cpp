@@ -47,6 +47,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
   const bool folder = io::is_directory(path);
+  if (!folder && !io::is_file(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or file");
   const std::string dir = folder ? path : o.config_dir;
   if (!folder && dir.empty())
     fail(BIOESP_ERR_INVALID_ARGUMENT, path + ": a single-file checkpoint has no tokenizer or configs; name a "

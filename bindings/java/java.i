@@ -1,0 +1,38 @@
+/* Java: the JNI library loads itself (Processing puts library/<platform>/ on java.library.path);
+ * Model and Job are AutoCloseable; Images iterate. Progress callbacks of async jobs arrive on the
+ * job's worker thread. */
+%pragma(java) jniclasscode=%{
+  static {
+    System.loadLibrary("bioesp_java");
+  }
+%}
+%typemap(javainterfaces) bioesp_host::Model "AutoCloseable"
+%typemap(javainterfaces) bioesp_host::Job "AutoCloseable"
+%typemap(javaimports) bioesp_host::Images "import java.util.Iterator;\nimport java.util.NoSuchElementException;"
+%typemap(javainterfaces) bioesp_host::Images "Iterable<Image>"
+%typemap(javacode) bioesp_host::Images %{
+  public Iterator<Image> iterator() {
+    return new Iterator<Image>() {
+      private long next = 0;
+      public boolean hasNext() { return next < size(); }
+      public Image next() {
+        if (!hasNext()) throw new NoSuchElementException();
+        return get(next++);
+      }
+    };
+  }
+%}
+/* An async job keeps its Progress object reachable while it runs. */
+%rename(generate_async_with) bioesp_host::Model::generate_async(const GenerateOptions&, Progress*);
+%javamethodmodifiers bioesp_host::Model::generate_async(const GenerateOptions&, Progress*) "private";
+%typemap(javacode) bioesp_host::Model %{
+  /** Progress calls arrive on the job's worker thread. */
+  public Job generate_async(GenerateOptions options, Progress progress) {
+    Job job = generate_async_with(options, progress);
+    job.progress = progress;
+    return job;
+  }
+%}
+%typemap(javacode) bioesp_host::Job %{
+  Object progress;
+%}

@@ -1,0 +1,47 @@
+// Godot 4 (.NET): generates a creature texture at runtime without freezing the game. Attach to a
+// Sprite2D; put Bioesp.dll's sources (build/bindings/csharp/src/*.cs) in the project and
+// libbioesp_csharp.so + libbioesp.so.0 where the game loads native libraries.
+// The job runs on bioesp's worker thread; _Process polls it once per frame. A Progress subclass
+// would also be called on that worker thread: it must catch its own exceptions and must not touch
+// Godot nodes (hand results to the main thread instead).
+using Godot;
+using Bioesp;
+
+public partial class Creature : Sprite2D
+{
+    [Export] public string ModelPath = "res://models/tiny-sd1";
+    [Export] public string Prompt = "colibrí lagarto, criatura especulativa colombiana";
+
+    private Model _model;
+    private Job _job;
+
+    public override void _Ready()
+    {
+        _model = new Model(ProjectSettings.GlobalizePath(ModelPath));
+        var options = new GenerateOptions();
+        options.add_prompt(Prompt);
+        options.steps = 25;
+        options.seed = 7;
+        _job = _model.generate_async(options);
+    }
+
+    public override void _Process(double delta)
+    {
+        if (_job == null || !_job.done()) return;
+        using (Images images = _job.take())
+        {
+            Bioesp.Image picture = images.get(0);
+            var image = Godot.Image.CreateFromData((int)picture.width(), (int)picture.height(), false,
+                                                   Godot.Image.Format.Rgb8, picture.pixels());
+            Texture = ImageTexture.CreateFromImage(image);
+        }
+        _job.Dispose();
+        _job = null;
+    }
+
+    public override void _ExitTree()
+    {
+        _job?.Dispose();
+        _model?.Dispose();
+    }
+}

@@ -1,0 +1,54 @@
+'use strict';
+// The Node binding: the C API's bytes as a Buffer, a Promise that leaves the event loop free,
+// progress, cancel (callback and AbortSignal), errors as BioespError, no leaks.
+// Usage: node test_node.js BUILD_NODE_DIR MODEL REFERENCE_PIXELS
+const assert = require('assert');
+const fs = require('fs');
+const [dir, modelDir, refPath] = process.argv.slice(2);
+const bioesp = require(dir);
+const reference = fs.readFileSync(refPath);
+const settings = { steps: 3, seed: 42, width: 64, height: 64 };
+
+function rssKiB() {
+  return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1]);
+}
+
+(async () => {
+  const model = new bioesp.Model(modelDir);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 1);
+  const steps = [];
+  const [image] = await model.generate('colibrí lagarto', { ...settings, onProgress: (s, t) => steps.push([s, t]) });
+  clearInterval(timer);
+  assert.ok(Buffer.isBuffer(image.pixels));
+  assert.deepStrictEqual([image.width, image.height, image.channels], [64, 64, 3]);
+  assert.ok(image.pixels.equals(reference), "the binding's pixels differ from the C API's");
+  assert.ok(ticks > 0, 'the event loop was blocked while generating');
+  assert.ok(steps.length > 0 && steps[steps.length - 1][0] === steps[steps.length - 1][1], JSON.stringify(steps));
+  assert.strictEqual(image.setting('seed'), '42');
+  assert.ok(model.generateSync('colibrí lagarto', settings)[0].pixels.equals(reference));
+
+  await assert.rejects(model.generate('x', { ...settings, onProgress: (s) => s < 1 }),
+    (e) => e instanceof bioesp.BioespError && /cancel/.test(e.message));
+  const abort = new AbortController();
+  const pending = model.generate('x', { ...settings, steps: 50 });
+  const aborted = model.generate('x', { ...settings, steps: 50, signal: abort.signal });
+  abort.abort();
+  await assert.rejects(aborted, /cancel/);
+  await pending;
+  assert.throws(() => new bioesp.Model('/nonexistent/model'),
+    (e) => e instanceof bioesp.BioespError && /no such model folder or file/.test(e.message));
+  assert.throws(() => model.generateSync('x', { colour: 'red' }), /unknown setting: colour/);
+  model.close();
+  assert.throws(() => model.generateSync('x', settings), /closed/);
+
+  for (let i = 0; i < 20; i++) new bioesp.Model(modelDir).close();
+  const before = rssKiB();
+  for (let i = 0; i < 200; i++) new bioesp.Model(modelDir).close();
+  const growth = rssKiB() - before;
+  assert.ok(growth < 40 * 1024, `200 load/free cycles grew the process by ${growth} KiB`);
+  console.log(`node binding: ok (200 cycles: ${growth} KiB)`);
+})().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,101 @@
+"""The Python binding: the C API's bytes, progress, cancel, a callback's own exception, errors as
+exceptions, async jobs without the GIL, no leaks. Usage: test_python.py MODEL REFERENCE_PIXELS"""
+import sys
+import threading
+
+import bioesp
+
+model_dir, reference = sys.argv[1], open(sys.argv[2], "rb").read()
+settings = dict(steps=3, seed=42, width=64, height=64)
+
+
+def rss_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+
+with bioesp.Model(model_dir) as model:
+    seen = []
+    [image] = model.generate("colibrí lagarto", progress=lambda stage, cur, total: seen.append((stage, cur, total)), **settings)
+    assert (image.width(), image.height(), image.channels()) == (64, 64, 3)
+    assert image.pixels() == reference, "the binding's pixels differ from the C API's"
+    assert seen and seen[-1][1] == seen[-1][2] and all(s == "denoise" for s, _, _ in seen), seen
+    assert image.setting("seed") == "42"
+
+    # A subclass, and a callback that cancels.
+    class Stop(bioesp.Progress):
+        def on_progress(self, stage, current, total):
+            return current < 1
+    try:
+        model.generate("x", progress=Stop(), **settings)
+        raise AssertionError("not cancelled")
+    except RuntimeError as e:
+        assert "cancel" in str(e), e
+
+    # An exception in the callback comes back as itself.
+    class Boom(Exception):
+        pass
+    def boom(stage, current, total):
+        raise Boom("from the callback")
+    try:
+        model.generate("x", progress=boom, **settings)
+        raise AssertionError("the callback's exception was lost")
+    except Boom as e:
+        assert str(e) == "from the callback"
+
+    # … also from a job's worker thread.
+    try:
+        model.generate_async("x", progress=boom, **settings).take()
+        raise AssertionError("the async callback's exception was lost")
+    except Boom as e:
+        assert str(e) == "from the callback"
+
+    # Async: the GIL is free while it runs (another thread makes progress), same bytes.
+    ticks = []
+    stop = threading.Event()
+    t = threading.Thread(target=lambda: [ticks.append(1) or stop.wait(0.001) for _ in iter(lambda: stop.is_set(), True)])
+    t.start()
+    steps = []
+    with model.generate_async("colibrí lagarto", progress=lambda s, c, n: steps.append(c), **settings) as job:
+        assert job.wait(-1) and job.state() == "done"
+        [again] = job.take()
+    stop.set()
+    t.join()
+    assert again.pixels() == reference
+    assert steps, "no progress from the job's worker thread"
+    assert ticks, "another Python thread could not run during generation"
+    o = bioesp.GenerateOptions()
+    o.add_prompt("colibrí lagarto")
+    o.steps, o.seed, o.width, o.height = 3, 42, 64, 64
+    assert model.generate(o)[0].pixels() == reference
+
+# Errors as exceptions with the message.
+try:
+    bioesp.Model("/nonexistent/model")
+    raise AssertionError("no error")
+except OSError as e:
+    assert "no such model folder or file" in str(e), e
+try:
+    bioesp.Model(model_dir).generate("x", steps=2, colour="red")
+    raise AssertionError("no error")
+except TypeError as e:
+    assert "colour" in str(e)
+m = bioesp.Model(model_dir)
+m.close()
+try:
+    m.generate("x", steps=2)
+    raise AssertionError("a closed model generated")
+except ValueError as e:
+    assert "closed" in str(e)
+
+# Create and destroy 200 times: memory stays flat.
+for _ in range(20):
+    bioesp.Model(model_dir).close()
+before = rss_kib()
+for _ in range(200):
+    with bioesp.Model(model_dir) as m:
+        pass
+growth = rss_kib() - before
+assert growth < 20 * 1024, "200 load/free cycles grew the process by %d KiB" % growth
+print("python binding: ok (200 cycles: %+d KiB)" % growth)
