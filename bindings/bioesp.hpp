@@ -68,6 +68,14 @@ struct Trampoline {
       return 1;
     }
   }
+  // Points a C options struct's progress fields here (when there is a Progress).
+  template <class Options>
+  void attach(Progress* p, Options& c) {
+    if (!p) return;
+    target = p;
+    c.progress = call;
+    c.progress_user = this;
+  }
   void rethrow() {
     if (error) std::rethrow_exception(error);
   }
@@ -89,6 +97,16 @@ class Images {
     return n;
   }
   Image get(size_t index) const;
+
+  // As an animation: *.gif, *.mp4, *.webm or a folder of PNG frames.
+  void save_animation(const std::string& path, double fps, bool loop, int quality) const {
+    bioesp_animation_options o;
+    bioesp_animation_options_init(&o);
+    o.fps = fps;
+    o.loop = loop ? 1 : 0;
+    o.quality = quality;
+    check(bioesp_images_save_animation(set_.get(), path.c_str(), &o));
+  }
 
   static Images load(const std::string& path) {
     bioesp_images* out = nullptr;
@@ -170,6 +188,23 @@ struct GenerateOptions {
   Image init_image;                  // img2img when it has pixels
 
   void add_prompt(const std::string& p) { prompts.push_back(p); }
+};
+
+// Keyframes (prompts and seeds; as many of each, or one of either) and fixed settings.
+struct AnimateOptions {
+  std::vector<std::string> prompts;
+  std::vector<long long> seeds;
+  int frames = 16;
+  bool pingpong = false;
+  std::string negative_prompt;
+  int steps = 25;
+  double guidance = 7.5;
+  std::string scheduler;
+  int width = 0, height = 0;
+  int clip_skip = 0;
+
+  void add_prompt(const std::string& p) { prompts.push_back(p); }
+  void add_seed(long long seed) { seeds.push_back(seed); }
 };
 
 #ifndef SWIG
@@ -284,11 +319,7 @@ class Model {
     std::vector<const char*> keep;
     bioesp_generate_options c = detail::to_c(o, keep);
     detail::Trampoline t;
-    if (progress) {
-      t.target = progress;
-      c.progress = detail::Trampoline::call;
-      c.progress_user = &t;
-    }
+    t.attach(progress, c);
     bioesp_images* out = nullptr;
     bioesp_status s = bioesp_generate(handle(), &c, &out);
     t.rethrow();
@@ -304,13 +335,40 @@ class Model {
     std::unique_ptr<detail::Trampoline> t;
     if (progress) {
       t.reset(new detail::Trampoline);
-      t->target = progress;
-      c.progress = detail::Trampoline::call;
-      c.progress_user = t.get();
+      t->attach(progress, c);
     }
     bioesp_job* job = nullptr;
     check(bioesp_generate_async(handle(), &c, &job));
     return new Job(job, std::move(t));
+  }
+
+  // Frames morphing between the keyframes (see bioesp_animate); progress may be null.
+  Images animate(const AnimateOptions& o, Progress* progress) {
+    std::vector<const char*> prompts;
+    for (const auto& p : o.prompts) prompts.push_back(p.c_str());
+    std::vector<uint64_t> seeds(o.seeds.begin(), o.seeds.end());
+    bioesp_animate_options c;
+    bioesp_animate_options_init(&c);
+    c.prompts = prompts.data();
+    c.num_prompts = prompts.size();
+    c.seeds = seeds.data();
+    c.num_seeds = seeds.size();
+    c.frames = o.frames;
+    c.pingpong = o.pingpong ? 1 : 0;
+    c.negative_prompt = o.negative_prompt.empty() ? nullptr : o.negative_prompt.c_str();
+    c.steps = o.steps;
+    c.guidance = static_cast<float>(o.guidance);
+    c.scheduler = o.scheduler.empty() ? nullptr : o.scheduler.c_str();
+    c.width = o.width;
+    c.height = o.height;
+    c.clip_skip = o.clip_skip;
+    detail::Trampoline t;
+    t.attach(progress, c);
+    bioesp_images* out = nullptr;
+    bioesp_status s = bioesp_animate(handle(), &c, &out);
+    t.rethrow();
+    check(s);
+    return Images(out);
   }
 
   void add_lora(const std::string& path, double scale, const std::string& name) {

@@ -184,6 +184,8 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 %ignore bioesp_host::Error;
 %ignore bioesp_host::Bytes;
 %ignore bioesp_host::GenerateOptions::prompts;
+%ignore bioesp_host::AnimateOptions::prompts;
+%ignore bioesp_host::AnimateOptions::seeds;
 
 #if defined(SWIGJAVA)
 %include "java/java.i"  /* class typemaps: before the classes */

@@ -365,6 +365,52 @@ BIOESP_API bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out);
 BIOESP_API void bioesp_job_free(bioesp_job* job);
 
 /* ---------------------------------------------------------------------------------------------
+ * Animations: creatures morphing into one another
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct bioesp_animate_options {
+  size_t struct_size;
+  const char* const* prompts; /* keyframe prompts; one is held for every keyframe */
+  size_t num_prompts;
+  const uint64_t* seeds;      /* keyframe seeds; one is held. As many prompts as seeds, or one */
+  size_t num_seeds;
+  int frames;                 /* frames from the first keyframe to the last; default 16 */
+  int pingpong;               /* then back again (without repeating the ends): a smooth loop */
+  const char* negative_prompt;
+  int steps;                  /* default 25 */
+  float guidance;             /* default 7.5 */
+  const char* scheduler;      /* NULL: the model's own */
+  int width, height;          /* 0: the model's native size */
+  int clip_skip;
+  bioesp_progress_fn progress; /* stage "animate": denoising steps done / in all frames */
+  void* progress_user;
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_animate_options;
+
+BIOESP_API void bioesp_animate_options_init(bioesp_animate_options* options);
+/* Renders the frames: each frame's starting noise is spherically interpolated between its two
+ * keyframes' seeds' noise, its text embedding linearly between their prompts'; the other
+ * settings are fixed. The first and last frames equal single generations of the first and last
+ * keyframes. Free the frames with bioesp_images_free. */
+BIOESP_API bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* options,
+                                        bioesp_images** frames);
+
+typedef struct bioesp_animation_options {
+  size_t struct_size;
+  double fps;   /* default 8 */
+  int loop;     /* GIF: repeat forever (default 1) */
+  int quality;  /* MP4/WebM: 1 … 100, default 80 */
+} bioesp_animation_options;
+
+BIOESP_API void bioesp_animation_options_init(bioesp_animation_options* options);
+/* Writes frames (one size) as an animation chosen by the path: *.gif (one palette for all
+ * frames), *.mp4 (H.264), *.webm (VP9), or a folder of frame-0000.png … Formats this build
+ * lacks give BIOESP_ERR_UNSUPPORTED. */
+BIOESP_API bioesp_status bioesp_images_save_animation(const bioesp_images* frames, const char* path,
+                                                      const bioesp_animation_options* options);
+
+/* ---------------------------------------------------------------------------------------------
  * Datasets: Wikimedia Commons fetch, and preparation for training
  * ------------------------------------------------------------------------------------------- */
 

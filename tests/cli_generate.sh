@@ -30,4 +30,26 @@ fails --model "$m" --prompt x --steps ten;               grep -q 'needs an integ
 fails --model "$tmp/nowhere" --prompt x;                 grep -q 'nowhere' "$tmp/err.txt"
 fails --model "$m" --prompt x --lora "$ref/workshop/model_lora.ckpt" --quiet; grep -q 'do not fit' "$tmp/err.txt"
 fails --model "$m";                                      grep -q -- '--prompt is required' "$tmp/err.txt"
+
+# bioesp animate: a morph to a WebM and to PNG frames; the ends are the single generations.
+anim() { "$cli" animate --model "$m" --prompt colibrí --prompt lagarto --seed 3 --seed 4 --frames 4 --steps 2 \
+  --width 64 --height 64 --quiet "$@"; }
+anim --out "$tmp/morph.webm" 2>/dev/null
+[ "$(od -An -tx1 -N4 "$tmp/morph.webm" | tr -d ' ')" = 1a45dfa3 ]
+anim --pingpong --out "$tmp/frames" 2>/dev/null
+[ "$(ls "$tmp/frames" | wc -l)" -eq 6 ]
+"$cli" generate --model "$m" --prompt lagarto --seed 4 --steps 2 --width 64 --height 64 --quiet --out "$tmp/end.png"
+python3 - "$tmp/frames/frame-0003.png" "$tmp/end.png" <<'EOF'
+import sys, zlib
+def pixels(path):
+    d = open(path, "rb").read(); i = 8; out = b""
+    while i < len(d):
+        n = int.from_bytes(d[i:i + 4], "big")
+        if d[i + 4:i + 8] == b"IDAT": out += d[i + 8:i + 8 + n]
+        i += 12 + n
+    return zlib.decompress(out)
+assert pixels(sys.argv[1]) == pixels(sys.argv[2]), "the last frame is not the single generation"
+EOF
+if "$cli" animate --model "$m" --prompt x --frames 4 --out "$tmp/x.avi" --quiet 2>"$tmp/err.txt"; then exit 1; fi
+grep -q ".gif, .mp4, .webm or a folder" "$tmp/err.txt"
 echo ok

@@ -84,6 +84,8 @@ sys.stdout.write(zlib.decompress(out).hex())" "$1"; }
 gen --model "$m" --out "$tmp/local.png"
 gen --model bioesp/tiny-sd1 --out "$tmp/byid.png"
 [ "$(pixels "$tmp/local.png")" = "$(pixels "$tmp/byid.png")" ]
+"$cli" inspect bioesp/tiny-sd1 | grep -q "unet"
+"$cli" inspect bioesp/tiny-sd1 --expected > /dev/null
 # Offline: from the cache, by the environment variable or because the Hub is unreachable.
 HF_HUB_OFFLINE=1 gen --model bioesp/tiny-sd1 --out "$tmp/offline.png"
 [ "$(pixels "$tmp/local.png")" = "$(pixels "$tmp/offline.png")" ]

@@ -99,6 +99,23 @@ class Model {
     return call(() => images(this._native.generate(generateOptions(prompt, settings))));
   }
 
+  // Frames morphing between keyframes (blocks; see bioesp_animate): animate(['colibrí',
+  // 'lagarto'], [1, 2], {frames: 24, pingpong: true}).save('morph.gif', {fps: 12}).
+  animate(prompts, seeds, settings = {}) {
+    const o = new native.AnimateOptions();
+    for (const p of Array.isArray(prompts) ? prompts : [prompts]) o.add_prompt(p);
+    for (const s of Array.isArray(seeds) ? seeds : [seeds]) o.add_seed(s);
+    for (const [key, value] of Object.entries(settings)) {
+      if (!(key in o)) throw new TypeError('unknown setting: ' + key);
+      o[key] = value;
+    }
+    const set = call(() => this._native.animate(o, null));
+    return {
+      frames: images(set),
+      save: (path, { fps = 8, loop = true, quality = 80 } = {}) => call(() => set.save_animation(path, fps, loop, quality)),
+    };
+  }
+
   addLora(path, scale, name) { call(() => this._native.add_lora(path, scale, name)); }
   setLoraScale(name, scale) { call(() => this._native.set_lora_scale(name, scale)); }
   removeLora(name) { call(() => this._native.remove_lora(name)); }

@@ -57,6 +57,24 @@ def _generate_async(self, prompt=None, progress=None, **settings):
     return job
 
 
+_model_animate = Model.animate
+
+
+def _animate(self, prompts, seeds, progress=None, **settings):
+    """animate(["colibrí", "lagarto"], [1, 2], frames=24, pingpong=True) -> Images (frames);
+    images.save_animation("morph.gif", fps, loop, quality) writes them."""
+    o = AnimateOptions()
+    for p in [prompts] if isinstance(prompts, str) else list(prompts):
+        o.add_prompt(p)
+    for s in [seeds] if isinstance(seeds, int) else list(seeds):
+        o.add_seed(s)
+    for key, value in settings.items():
+        if key.startswith("_") or not hasattr(o, key):
+            raise TypeError("unknown setting: " + key)
+        setattr(o, key, value)
+    return _model_animate(self, o, _as_progress(progress))
+
+
 def _images(self):
     images = self._take()
     return [images.get(i) for i in range(images.size())]
@@ -64,6 +82,7 @@ def _images(self):
 
 Model.generate = _generate
 Model.generate_async = _generate_async
+Model.animate = _animate
 Model.__enter__ = lambda self: self
 Model.__exit__ = lambda self, *exc: self.close()
 Job._take = Job.take

@@ -16,11 +16,14 @@ uint64_t random_seed(void);
 void catch_sigint(void);
 int interrupted(void);
 
+/* Attaches FILE|ID[:SCALE] LoRAs as lora0, lora1, …; 0 (after printing why) on failure. */
+int attach_loras(bioesp_model* model, const char* const* specs, size_t n);
 /* A files progress bar (fetch, prepare, pull, push); `user` points to an int "quiet" flag. */
 int files_progress(void* user, const bioesp_progress* p);
 
 int cmd_train(int argc, char** argv);
 int cmd_pull(int argc, char** argv);
+int cmd_animate(int argc, char** argv);
 int cmd_push(int argc, char** argv);
 int cmd_fetch(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);

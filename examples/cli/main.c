@@ -37,6 +37,14 @@ static const char* const kUsage =
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
     "        --quiet                 no progress bar\n"
     "\n"
+    "  animate --prompt A [--prompt B ...] [--seed N ...] [options]\n"
+    "      Morphs between creatures: keyframes are prompts and seeds (as many of each, or one\n"
+    "      of either); frames interpolate the starting noise spherically and the text\n"
+    "      embeddings linearly. Options: --model DIR|FILE|ID ($BIOESP_MODEL)  --frames N (16)\n"
+    "      --fps F (8)  --pingpong  --no-loop  --quality Q (80)  --steps N (25)  --guidance F\n"
+    "      --negative-prompt TEXT  --scheduler NAME  --width W --height H  --lora FILE|ID[:S]\n"
+    "      --threads N  --quiet  --out creature.gif|.mp4|.webm|FOLDER (PNG frames)\n"
+    "\n"
     "  fetch --category NAME | --campaign NAME | --search TEXT | --titles FILE --out DIR [options]\n"
     "      Downloads openly licensed images from Wikimedia Commons with their authors and\n"
     "      licenses (manifest.jsonl, ATTRIBUTION.md). Options: --limit N  --seed N\n"
@@ -312,6 +320,26 @@ static int progress_bar(void* user, const bioesp_progress* p) {
   return 0;
 }
 
+int attach_loras(bioesp_model* model, const char* const* specs, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    char file[4096], name[32];
+    double scale = 1.0;
+    snprintf(file, sizeof file, "%s", specs[i]);
+    char* colon = strrchr(file, ':');
+    char* end;
+    if (colon && colon[1]) {
+      double s = strtod(colon + 1, &end);
+      if (!*end) { scale = s; *colon = 0; }
+    }
+    snprintf(name, sizeof name, "lora%zu", i);
+    if (bioesp_model_add_lora(model, file, (float)scale, name) != BIOESP_OK) {
+      fail_with(file);
+      return 0;
+    }
+  }
+  return 1;
+}
+
 /* PATH for one image; PATH with -i before the extension for several. */
 static void output_name(const char* path, size_t i, size_t n, char* out, size_t size) {
   if (n == 1) {
@@ -431,20 +459,7 @@ static int cmd_generate(int argc, char** argv) {
   bioesp_image init_view = {0};
   init_view.struct_size = sizeof init_view;
   if (bioesp_model_load(model_path, &mo, &model) != BIOESP_OK) return fail_with(model_path);
-  for (size_t i = 0; i < num_loras; ++i) {
-    char file[4096];
-    double scale = 1.0;
-    snprintf(file, sizeof file, "%s", loras[i]);
-    char* colon = strrchr(file, ':');
-    char* end;
-    if (colon && colon[1]) {
-      double s = strtod(colon + 1, &end);
-      if (!*end) { scale = s; *colon = 0; }
-    }
-    char name[32];
-    snprintf(name, sizeof name, "lora%zu", i);
-    if (bioesp_model_add_lora(model, file, (float)scale, name) != BIOESP_OK) { fail_with(file); goto done; }
-  }
+  if (!attach_loras(model, loras, num_loras)) goto done;
   if (init_path) {
     if (bioesp_images_load(init_path, &init) != BIOESP_OK) { fail_with(init_path); goto done; }
     bioesp_images_get(init, 0, &init_view);
@@ -487,6 +502,7 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
   if (strcmp(cmd, "fetch") == 0) return cmd_fetch(argc - 2, argv + 2);
   if (strcmp(cmd, "pull") == 0) return cmd_pull(argc - 2, argv + 2);
+  if (strcmp(cmd, "animate") == 0) return cmd_animate(argc - 2, argv + 2);
   if (strcmp(cmd, "push") == 0) return cmd_push(argc - 2, argv + 2);
   if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
   fprintf(stderr, "bioesp: unknown command '%s'\n%s", cmd, kUsage);

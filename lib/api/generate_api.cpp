@@ -13,6 +13,7 @@
 #include "api/device.h"
 #include "api/guard.h"
 #include "hub/pull.h"
+#include "image/animation.h"
 #include "image/image_io.h"
 #include "pipeline/pipeline.h"
 
@@ -193,6 +194,84 @@ bioesp_status bioesp_images_save(const bioesp_images* images, size_t index, cons
     if (ext == ".png") image::write_png(p, images->list[index]);
     else if (ext == ".jpg" || ext == ".jpeg") image::write_jpeg(p, images->list[index], o.jpeg_quality);
     else fail(BIOESP_ERR_INVALID_ARGUMENT, p + ": the extension must be .png, .jpg or .jpeg");
+  });
+}
+
+void bioesp_animate_options_init(bioesp_animate_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->frames = 16;
+  o->steps = 25;
+  o->guidance = 7.5f;
+}
+
+bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* options, bioesp_images** frames) {
+  return guard([&] {
+    require(model && options && frames, "model, options and frames must not be NULL");
+    *frames = nullptr;
+    auto o = read_options(options, bioesp_animate_options_init);
+    require(o.num_prompts == 0 || o.prompts, "prompts is NULL");
+    require(o.num_seeds == 0 || o.seeds, "seeds is NULL");
+    pipeline::AnimateOptions a;
+    for (size_t i = 0; i < o.num_prompts; ++i) {
+      require(o.prompts[i] != nullptr, "a prompt is NULL");
+      a.prompts.emplace_back(o.prompts[i]);
+    }
+    a.seeds.assign(o.seeds, o.seeds + o.num_seeds);
+    a.frames = o.frames;
+    if (o.negative_prompt) a.settings.negative_prompt = o.negative_prompt;
+    a.settings.steps = o.steps;
+    a.settings.guidance = o.guidance;
+    if (o.scheduler) a.settings.scheduler = o.scheduler;
+    a.settings.width = o.width;
+    a.settings.height = o.height;
+    a.settings.clip_skip = o.clip_skip;
+    a.settings.truncated = [&](const std::string& cut) {
+      if (o.log) o.log(o.log_user, BIOESP_LOG_WARNING, ("prompt truncated to the text encoder's 77 tokens; cut: " + cut).c_str());
+    };
+    a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
+    torch::Tensor rendered;
+    {
+      std::lock_guard<std::mutex> lock(model->use);
+      rendered = model->sd->animate(a);
+    }
+    auto out = std::make_unique<bioesp_images>();
+    out->list = pipeline::to_images(rendered);
+    std::string prompts, seeds;
+    for (const auto& p : a.prompts) prompts += (prompts.empty() ? "" : " | ") + p;
+    for (auto v : a.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(v);
+    for (size_t i = 0; i < out->list.size(); ++i)
+      out->list[i].text = {{"keyframe_prompts", prompts}, {"keyframe_seeds", seeds}, {"frame", std::to_string(i)},
+                           {"frames", std::to_string(a.frames)}, {"negative_prompt", a.settings.negative_prompt},
+                           {"steps", std::to_string(a.settings.steps)}, {"guidance", format_number(a.settings.guidance)},
+                           {"scheduler", a.settings.scheduler.empty() ? "default" : a.settings.scheduler},
+                           {"software", std::string("bioesp ") + bioesp_version_string()}};
+    if (o.pingpong)
+      for (size_t i = out->list.size() - 1; i-- > 1;) out->list.push_back(out->list[i]);
+    *frames = out.release();
+  });
+}
+
+void bioesp_animation_options_init(bioesp_animation_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->fps = 8;
+  o->loop = 1;
+  o->quality = 80;
+}
+
+bioesp_status bioesp_images_save_animation(const bioesp_images* frames, const char* path, const bioesp_animation_options* options) {
+  return guard([&] {
+    require(frames && path, "frames and path must not be NULL");
+    auto o = read_options(options, bioesp_animation_options_init);
+    require(o.quality >= 1 && o.quality <= 100, "quality must be between 1 and 100");
+    image::AnimationOptions a;
+    a.fps = o.fps;
+    a.loop = o.loop != 0;
+    a.quality = o.quality;
+    image::save_animation(frames->list, path, a);
   });
 }
 

@@ -3,6 +3,7 @@
 
 #include "api/guard.h"
 #include "api/weights_handle.h"
+#include "hub/pull.h"
 #include "models/architecture.h"
 
 using namespace bioesp;
@@ -15,7 +16,7 @@ bioesp_status bioesp_weights_open_expected(const char* path, const bioesp_weight
     require(path && out, "path and out must not be NULL");
     *out = nullptr;
     auto w = std::make_unique<bioesp_weights>();
-    w->set = models::expected_weights(path, open_options(options));
+    w->set = models::expected_weights(hub::resolve_model(path, nullptr), open_options(options));
     for (auto& t : w->set.tensors) t.nbytes = static_cast<size_t>(t.numel()) * 4;
     *out = w.release();
   });

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "api/guard.h"
+#include "hub/pull.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
 #include "lora/detect.h"
@@ -56,7 +57,7 @@ bioesp_status bioesp_weights_open(const char* path, const bioesp_weights_options
     require(path && out, "path and out must not be NULL");
     *out = nullptr;
     auto w = std::make_unique<bioesp_weights>();
-    w->set = io::open_weights(path, open_options(options));
+    w->set = io::open_weights(hub::resolve_model(path, nullptr), open_options(options));
     w->lora = lora::describe(w->set);
     *out = w.release();
   });

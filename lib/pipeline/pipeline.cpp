@@ -180,7 +180,9 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
 
   const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
   const bool cfg = g.guidance > 1.0;
-  auto embeds = encode_prompts(g.prompts, g.clip_skip, g.truncated).repeat_interleave(g.images_per_prompt, 0);
+  auto embeds = g.prompt_embeds.defined() ? g.prompt_embeds.to(device_)
+                                          : encode_prompts(g.prompts, g.clip_skip, g.truncated).repeat_interleave(g.images_per_prompt, 0);
+  if (embeds.size(0) != N) fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt embeddings for another batch size");
   if (cfg) {
     auto negative = encode_prompts(std::vector<std::string>(B, g.negative_prompt), g.clip_skip, g.truncated)
                         .repeat_interleave(g.images_per_prompt, 0);
@@ -217,7 +219,12 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
     auto noise = at::randn(shape, gen, opts).to(device_, dtype_);
     latents = scheduler->add_noise_at(init_latents, noise, begin);
   } else {
-    latents = (at::randn(shape, gen, opts) * scheduler->init_noise_sigma()).to(device_, dtype_);
+    auto noise = at::randn(shape, gen, opts);  // drawn even when given: the generator then moves on alike
+    if (g.initial_noise.defined()) {
+      if (g.initial_noise.sizes() != noise.sizes()) fail(BIOESP_ERR_INVALID_ARGUMENT, "initial noise of another shape");
+      noise = g.initial_noise.to(noise.device(), torch::kFloat32);
+    }
+    latents = (noise * scheduler->init_noise_sigma()).to(device_, dtype_);
   }
 
   const auto& ts = scheduler->timesteps();
@@ -245,6 +252,64 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
     image = vae_->decode(z);
   }
   return (image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).contiguous().cpu();
+}
+
+torch::Tensor slerp(const torch::Tensor& a, const torch::Tensor& b, double t) {
+  if (t <= 0) return a;
+  if (t >= 1) return b;
+  auto a64 = a.to(torch::kFloat64), b64 = b.to(torch::kFloat64);
+  const double dot = (a64 * b64).sum().item<double>() / (a64.norm().item<double>() * b64.norm().item<double>());
+  torch::Tensor out;
+  if (std::abs(dot) > 0.9995) {
+    out = (1 - t) * a64 + t * b64;
+  } else {
+    const double theta = std::acos(dot), s = std::sin(theta);
+    out = std::sin((1 - t) * theta) / s * a64 + std::sin(t * theta) / s * b64;
+  }
+  return out.to(a.scalar_type());
+}
+
+torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
+  torch::NoGradGuard no_grad;
+  const size_t keys = std::max(o.prompts.size(), o.seeds.size());
+  if (o.prompts.empty() || o.seeds.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "an animation needs a prompt and a seed");
+  if ((o.prompts.size() != 1 && o.prompts.size() != keys) || (o.seeds.size() != 1 && o.seeds.size() != keys))
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "give as many prompts as seeds (or one of either): they are the keyframes");
+  if (keys < 2) fail(BIOESP_ERR_INVALID_ARGUMENT, "an animation needs two keyframes: two prompts or two seeds");
+  if (o.frames < 2 || o.frames > 10000) fail(BIOESP_ERR_INVALID_ARGUMENT, "frames must be between 2 and 10000");
+  if (o.settings.init_image.defined()) fail(BIOESP_ERR_INVALID_ARGUMENT, "animations start from noise, not an init image");
+  const auto& uc = unet_->config();
+  const int factor = 1 << (vae_->config().block_out_channels.size() - 1);
+  const int width = o.settings.width > 0 ? o.settings.width : uc.sample_size * factor;
+  const int height = o.settings.height > 0 ? o.settings.height : uc.sample_size * factor;
+  if (width % 8 || height % 8) fail(BIOESP_ERR_INVALID_ARGUMENT, "width and height must be multiples of 8");
+
+  // The keyframes: their embeddings, and the noise their seeds give (as generate draws it).
+  auto prompt_of = [&](size_t k) { return o.prompts[o.prompts.size() == 1 ? 0 : k]; };
+  auto seed_of = [&](size_t k) { return o.seeds[o.seeds.size() == 1 ? 0 : k]; };
+  std::vector<torch::Tensor> embeds, noises;
+  for (size_t k = 0; k < keys; ++k) {
+    embeds.push_back(encode_prompts({prompt_of(k)}, o.settings.clip_skip, o.settings.truncated));
+    at::Generator gen = at::detail::createCPUGenerator(seed_of(k));
+    noises.push_back(at::randn({1, uc.in_channels, height / factor, width / factor}, gen,
+                               torch::TensorOptions().dtype(torch::kFloat32)));
+  }
+  std::vector<torch::Tensor> frames;
+  for (int j = 0; j < o.frames; ++j) {
+    const double x = static_cast<double>(j) * static_cast<double>(keys - 1) / (o.frames - 1);
+    const size_t k = std::min(static_cast<size_t>(x), keys - 2);
+    const double u = j == o.frames - 1 ? 1.0 : x - static_cast<double>(k);
+    GenerateOptions g = o.settings;
+    g.prompts = {u < 0.5 ? prompt_of(k) : prompt_of(k + 1)};  // recorded with the frame
+    g.images_per_prompt = 1;
+    g.width = width, g.height = height;
+    g.seed = u < 1 ? seed_of(k) : seed_of(k + 1);
+    g.prompt_embeds = u <= 0 ? embeds[k] : u >= 1 ? embeds[k + 1] : (1 - u) * embeds[k] + u * embeds[k + 1];
+    g.initial_noise = slerp(noises[k], noises[k + 1], u);
+    g.progress = [&, j](int done, int total) { return !o.progress || o.progress(j * total + done, o.frames * total); };
+    frames.push_back(generate(g));
+  }
+  return torch::cat(frames);
 }
 
 }  // namespace bioesp::pipeline

@@ -46,7 +46,29 @@ struct GenerateOptions {
   std::function<bool(int, int)> progress;
   // Called once when a prompt was longer than the text encoder takes, with the cut text.
   std::function<void(const std::string&)> truncated;
+  // Given instead of what the prompts and seed give (animations interpolate both): conditional
+  // embeddings [N, 77, D], and txt2img's starting noise [N, C, h, w] before init_noise_sigma.
+  // The seed still drives the generator for the scheduler's own noise.
+  torch::Tensor prompt_embeds, initial_noise;
 };
+
+// A sequence morphing between keyframes: each keyframe is a prompt and a seed; frame j of
+// `frames` sits at j / (frames - 1) of the way along, its starting noise spherically
+// interpolated between its two keyframes' noises, its text embedding linearly between their
+// embeddings; everything else fixed. The first and last frames equal single generations of the
+// first and last keyframes.
+struct AnimateOptions {
+  std::vector<std::string> prompts;  // keyframe prompts (one: held for every keyframe)
+  std::vector<uint64_t> seeds;       // keyframe seeds (one: held)
+  int frames = 16;
+  GenerateOptions settings;          // negative prompt, steps, guidance, scheduler, size, clip skip
+  // Called after each denoising step with (steps done over all frames, steps in all).
+  std::function<bool(int, int)> progress;
+};
+
+// Spherical interpolation between two tensors (linear where they are almost parallel);
+// exactly `a` at t = 0 and `b` at t = 1.
+torch::Tensor slerp(const torch::Tensor& a, const torch::Tensor& b, double t);
 
 // Images [N, H, W, 3] in [0, 1] (as generate returns them) as 8-bit RGB, rounded.
 std::vector<image::Image> to_images(const torch::Tensor& images);
@@ -64,6 +86,8 @@ class StableDiffusion {
 
   // Images [N, H, W, 3] in [0, 1], float32 on the CPU, in batch order (prompt-major).
   torch::Tensor generate(const GenerateOptions& options);
+  // Frames [F, H, W, 3] in [0, 1], float32 on the CPU.
+  torch::Tensor animate(const AnimateOptions& options);
 
   // LoRA adapters: any supported file layout, several at once under their own names; scales
   // change and adapters go without reloading. Every key must land on a layer, or nothing is

@@ -70,6 +70,14 @@ with bioesp.Model(model_dir) as model:
     o.steps, o.seed, o.width, o.height = 3, 42, 64, 64
     assert model.generate(o)[0].pixels() == reference
 
+    # Animations: frames as Images, the ends equal single generations, saved as a GIF.
+    import os, tempfile
+    frames = model.animate(["colibrí lagarto", "frailejón"], [42, 43], frames=3, steps=3, width=64, height=64)
+    assert len(frames) == 3 and frames[0].pixels() == reference
+    with tempfile.TemporaryDirectory() as tmp:
+        frames.save_animation(os.path.join(tmp, "morph.gif"), 8.0, True, 80)
+        assert open(os.path.join(tmp, "morph.gif"), "rb").read(6) == b"GIF89a"
+
 # Errors as exceptions with the message.
 try:
     bioesp.Model("/nonexistent/model")

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Builds the fuzz targets with clang (ASan + UBSan) and runs each for SECONDS (default 60),
+# Builds the fuzz targets with clang (ASan + UBSan) and runs each for SECONDS (default 60; as
+# many at once as there are cores),
 # seeded with small inputs, the reference data's configs and pickles, MediaWiki answers and
 # small PNG/JPEG files.
 set -euo pipefail
@@ -38,16 +39,31 @@ for ext in png jpg; do
   [ -x "$root/build/bioesp" ] && "$root/build/bioesp" generate --model "$ref/models/tiny-sd1" --prompt x --steps 1 \
     --width 16 --height 16 --seed 1 --quiet --out "$seeds/image/small.$ext" 2>/dev/null || true
 done
-passed=0 failed=0
-for t in safetensors pickle config commons image; do
+# The targets run side by side, one per core, each for the full time.
+run_one() {
+  local t=$1
   mkdir -p "$seeds/work-$t"
-  echo "fuzz_$t: ${seconds}s"
   if "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=8192 -rss_limit_mb=6144 -print_final_stats=1 \
       "$seeds/work-$t" "$seeds/$t" >"$seeds/$t.log" 2>&1; then
-    tail -n 5 "$seeds/$t.log"
+    echo ok > "$seeds/$t.result"
+  else
+    echo failed > "$seeds/$t.result"
+  fi
+}
+slots=$(nproc)
+for t in safetensors pickle config commons image; do
+  while [ "$(jobs -rp | wc -l)" -ge "$slots" ]; do wait -n || true; done
+  echo "fuzz_$t: ${seconds}s"
+  run_one "$t" &
+done
+wait
+passed=0 failed=0
+for t in safetensors pickle config commons image; do
+  if [ "$(cat "$seeds/$t.result")" = ok ]; then
+    echo "fuzz_$t:"; tail -n 5 "$seeds/$t.log"
     passed=$((passed + 1))
   else
-    tail -n 60 "$seeds/$t.log"
+    echo "fuzz_$t FAILED:"; tail -n 60 "$seeds/$t.log"
     failed=$((failed + 1))
   fi
 done
