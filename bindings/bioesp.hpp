@@ -401,4 +401,287 @@ class Model {
   bioesp_model* model_ = nullptr;
 };
 
+// ---- Datasets, training and the Hub: blocking calls (run them on a thread of the host's).
+
+struct Counts {
+  size_t done = 0, skipped = 0;  // files downloaded / prepared, and files skipped (each logged)
+};
+
+struct FetchOptions {
+  std::string source = "category";  // category, campaign, search or titles
+  std::string value;                // the category, campaign or search text
+  std::vector<std::string> titles;  // source "titles"
+  int limit = 0;
+  long long seed = 0;
+  int width = 500;
+  bool original = false;
+  std::string licenses, keywords, contact, api;
+  std::string out;
+  int max_retries = 6;
+  double retry_delay = 1.0;
+  void add_title(const std::string& t) { titles.push_back(t); }
+};
+
+struct PrepareOptions {
+  std::string in, out;
+  int size = 512;
+  std::string crop = "center";  // center, attention, pad
+  std::string caption;          // "": each image's manifest caption, else its file name
+  bool caption_from_metadata = false;
+  int near_duplicate_distance = 4;
+};
+
+struct TrainOptions {
+  std::string model, config_dir, data, prompt, out;
+  bool use_captions = true;
+  std::string class_data, class_prompt;
+  int num_class_images = 0;
+  double prior_weight = 1.0;
+  int resolution = 512;
+  bool random_crop = false, flip = false, cache_latents = false;
+  int steps = 0, epochs = 1, batch_size = 1, grad_accumulation = 1;
+  double learning_rate = 1e-4;
+  bool scale_lr = false;
+  std::string lr_scheduler = "constant";
+  int lr_warmup_steps = 0;
+  double max_grad_norm = 1.0;
+  int rank = 4;
+  double alpha = 0, lora_dropout = 0;
+  bool train_text_encoder = false, full = false;
+  double noise_offset = 0, snr_gamma = 0;
+  std::string mixed_precision = "no";
+  bool gradient_checkpointing = false;
+  std::string device = "cpu";
+  int threads = 0;
+  long long seed = 0;
+  int checkpoint_every = 0, checkpoints_kept = 3;
+  bool resume = false;
+  std::string validation_prompt;
+  int validation_every = 0, validation_steps = 25;
+  bool save_kohya = false;
+};
+
+// Training progress: subclass and override on_step; return false to cancel (a checkpoint is
+// written first).
+class TrainProgress {
+ public:
+  virtual ~TrainProgress() {}
+  virtual bool on_step(const std::string& stage, int step, int total, double loss, double learning_rate,
+                       double eta_seconds) {
+    return true;
+  }
+};
+
+struct PullOptions {
+  std::string repo, revision, variant, endpoint, token, cache_dir;
+  std::vector<std::string> include;
+  bool offline = false;
+  int max_retries = 6;
+  double retry_delay = 1.0;
+  void add_include(const std::string& glob) { include.push_back(glob); }
+};
+
+struct PushOptions {
+  std::string path, repo, commit_message, base_model, dataset, endpoint, token;
+  bool private_repo = false;
+  int max_retries = 6;
+  double retry_delay = 1.0;
+};
+
+#ifndef SWIG
+namespace detail {
+
+inline const char* or_null(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
+
+inline std::string take_string(char* s) {
+  std::string out = s ? s : "";
+  bioesp_string_free(s);
+  return out;
+}
+
+struct TrainTrampoline {
+  TrainProgress* target = nullptr;
+  std::exception_ptr error;
+  static int call(void* user, const bioesp_train_progress* p) {
+    auto* t = static_cast<TrainTrampoline*>(user);
+    try {
+      return t->target->on_step(p->stage ? p->stage : "", p->step, p->total, p->loss, p->learning_rate, p->eta_seconds) ? 0 : 1;
+    } catch (...) {
+      if (!t->error) t->error = std::current_exception();
+      return 1;
+    }
+  }
+};
+
+}  // namespace detail
+#endif
+
+// Downloads openly licensed images from Wikimedia Commons (see bioesp_fetch).
+inline Counts fetch(const FetchOptions& o, Progress* progress) {
+  bioesp_fetch_options c;
+  bioesp_fetch_options_init(&c);
+  if (o.source == "category") c.source = BIOESP_SOURCE_CATEGORY;
+  else if (o.source == "campaign") c.source = BIOESP_SOURCE_CAMPAIGN;
+  else if (o.source == "search") c.source = BIOESP_SOURCE_SEARCH;
+  else if (o.source == "titles") c.source = BIOESP_SOURCE_TITLES;
+  else throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: source is category, campaign, search or titles");
+  std::vector<const char*> titles;
+  for (const auto& t : o.titles) titles.push_back(t.c_str());
+  c.value = detail::or_null(o.value);
+  c.titles = titles.data();
+  c.num_titles = titles.size();
+  c.limit = o.limit;
+  c.seed = static_cast<uint64_t>(o.seed);
+  c.width = o.width;
+  c.original = o.original ? 1 : 0;
+  c.licenses = detail::or_null(o.licenses);
+  c.keywords = detail::or_null(o.keywords);
+  c.contact = detail::or_null(o.contact);
+  c.api = detail::or_null(o.api);
+  c.out = detail::or_null(o.out);
+  c.max_retries = o.max_retries;
+  c.retry_delay = o.retry_delay;
+  detail::Trampoline t;
+  t.attach(progress, c);
+  Counts r;
+  bioesp_status s = bioesp_fetch(&c, &r.done, &r.skipped);
+  t.rethrow();
+  check(s);
+  return r;
+}
+
+// Squares, resizes and captions a folder of images for training (see bioesp_prepare).
+inline Counts prepare(const PrepareOptions& o, Progress* progress) {
+  bioesp_prepare_options c;
+  bioesp_prepare_options_init(&c);
+  c.in = detail::or_null(o.in);
+  c.out = detail::or_null(o.out);
+  c.size = o.size;
+  c.crop = detail::or_null(o.crop);
+  c.caption = detail::or_null(o.caption);
+  c.caption_from_metadata = o.caption_from_metadata ? 1 : 0;
+  c.near_duplicate_distance = o.near_duplicate_distance;
+  detail::Trampoline t;
+  t.attach(progress, c);
+  Counts r;
+  bioesp_status s = bioesp_prepare(&c, &r.done, &r.skipped);
+  t.rethrow();
+  check(s);
+  return r;
+}
+
+// Fine-tunes (DreamBooth-LoRA, or full); returns the LoRA file or model folder.
+inline std::string train(const TrainOptions& o, TrainProgress* progress) {
+  bioesp_train_options c;
+  bioesp_train_options_init(&c);
+  c.model = detail::or_null(o.model);
+  c.config_dir = detail::or_null(o.config_dir);
+  c.data = detail::or_null(o.data);
+  c.prompt = detail::or_null(o.prompt);
+  c.use_captions = o.use_captions ? 1 : 0;
+  c.class_data = detail::or_null(o.class_data);
+  c.class_prompt = detail::or_null(o.class_prompt);
+  c.num_class_images = o.num_class_images;
+  c.prior_weight = static_cast<float>(o.prior_weight);
+  c.resolution = o.resolution;
+  c.random_crop = o.random_crop ? 1 : 0;
+  c.flip = o.flip ? 1 : 0;
+  c.cache_latents = o.cache_latents ? 1 : 0;
+  c.steps = o.steps;
+  c.epochs = o.epochs;
+  c.batch_size = o.batch_size;
+  c.grad_accumulation = o.grad_accumulation;
+  c.learning_rate = static_cast<float>(o.learning_rate);
+  c.scale_lr = o.scale_lr ? 1 : 0;
+  c.lr_scheduler = detail::or_null(o.lr_scheduler);
+  c.lr_warmup_steps = o.lr_warmup_steps;
+  c.max_grad_norm = static_cast<float>(o.max_grad_norm);
+  c.rank = o.rank;
+  c.alpha = static_cast<float>(o.alpha);
+  c.lora_dropout = static_cast<float>(o.lora_dropout);
+  c.train_text_encoder = o.train_text_encoder ? 1 : 0;
+  c.full = o.full ? 1 : 0;
+  c.noise_offset = static_cast<float>(o.noise_offset);
+  c.snr_gamma = static_cast<float>(o.snr_gamma);
+  c.mixed_precision = detail::or_null(o.mixed_precision);
+  c.gradient_checkpointing = o.gradient_checkpointing ? 1 : 0;
+  if (o.device == "cuda") c.device = BIOESP_DEVICE_CUDA;
+  else if (o.device != "cpu") throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: device is \"cpu\" or \"cuda\"");
+  c.threads = o.threads;
+  c.seed = static_cast<uint64_t>(o.seed);
+  c.checkpoint_every = o.checkpoint_every;
+  c.checkpoints_kept = o.checkpoints_kept;
+  c.resume = o.resume ? 1 : 0;
+  c.validation_prompt = detail::or_null(o.validation_prompt);
+  c.validation_every = o.validation_every;
+  c.validation_steps = o.validation_steps;
+  c.save_kohya = o.save_kohya ? 1 : 0;
+  c.out = detail::or_null(o.out);
+  detail::TrainTrampoline t;
+  if (progress) {
+    t.target = progress;
+    c.progress = detail::TrainTrampoline::call;
+    c.progress_user = &t;
+  }
+  char* result = nullptr;
+  bioesp_status s = bioesp_train(&c, &result);
+  if (t.error) {
+    bioesp_string_free(result);
+    std::rethrow_exception(t.error);
+  }
+  check(s);
+  return detail::take_string(result);
+}
+
+// Downloads a model into the Hub cache; returns its snapshot folder.
+inline std::string pull(const PullOptions& o, Progress* progress) {
+  bioesp_pull_options c;
+  bioesp_pull_options_init(&c);
+  std::vector<const char*> include;
+  for (const auto& g : o.include) include.push_back(g.c_str());
+  c.repo = detail::or_null(o.repo);
+  c.revision = detail::or_null(o.revision);
+  c.include = include.data();
+  c.num_include = include.size();
+  c.variant = detail::or_null(o.variant);
+  c.endpoint = detail::or_null(o.endpoint);
+  c.token = detail::or_null(o.token);
+  c.cache_dir = detail::or_null(o.cache_dir);
+  c.offline = o.offline ? 1 : 0;
+  c.max_retries = o.max_retries;
+  c.retry_delay = o.retry_delay;
+  detail::Trampoline t;
+  t.attach(progress, c);
+  char* snapshot = nullptr;
+  bioesp_status s = bioesp_pull(&c, &snapshot);
+  std::string out = detail::take_string(snapshot);
+  t.rethrow();
+  check(s);
+  return out;
+}
+
+// Publishes a LoRA or folder with its model card; returns the commit URL ("" when unchanged).
+inline std::string push(const PushOptions& o, Progress* progress) {
+  bioesp_push_options c;
+  bioesp_push_options_init(&c);
+  c.path = detail::or_null(o.path);
+  c.repo = detail::or_null(o.repo);
+  c.private_repo = o.private_repo ? 1 : 0;
+  c.commit_message = detail::or_null(o.commit_message);
+  c.base_model = detail::or_null(o.base_model);
+  c.dataset = detail::or_null(o.dataset);
+  c.endpoint = detail::or_null(o.endpoint);
+  c.token = detail::or_null(o.token);
+  c.max_retries = o.max_retries;
+  c.retry_delay = o.retry_delay;
+  detail::Trampoline t;
+  t.attach(progress, c);
+  char* url = nullptr;
+  bioesp_status s = bioesp_push(&c, &url);
+  std::string out = detail::take_string(url);
+  t.rethrow();
+  check(s);
+  return out;
+}
+
 }  // namespace bioesp_host

@@ -176,6 +176,7 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 
 #if defined(SWIGPYTHON) || defined(SWIGJAVA) || defined(SWIGCSHARP)
 %feature("director") bioesp_host::Progress;
+%feature("director") bioesp_host::TrainProgress;
 #endif
 
 /* Long calls release Python's GIL (swig -threads); the Progress upcall takes it back. */
@@ -186,6 +187,8 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 %ignore bioesp_host::GenerateOptions::prompts;
 %ignore bioesp_host::AnimateOptions::prompts;
 %ignore bioesp_host::AnimateOptions::seeds;
+%ignore bioesp_host::FetchOptions::titles;
+%ignore bioesp_host::PullOptions::include;
 
 #if defined(SWIGJAVA)
 %include "java/java.i"  /* class typemaps: before the classes */
@@ -196,6 +199,7 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 %ignore bioesp_host::Model::generate(const GenerateOptions&, Progress*);
 %ignore bioesp_host::Model::generate_async(const GenerateOptions&, Progress*);
 %ignore bioesp_host::Progress;
+%ignore bioesp_host::TrainProgress;
 #endif
 
 %include "bioesp.hpp"

@@ -123,4 +123,22 @@ class Model {
   close() { this._native.close(); }
 }
 
-module.exports = { Model, Image, BioespError, version: native.version };
+// Datasets, training and the Hub: blocking calls (run them in a worker_thread to keep a server
+// responsive). Each takes a plain object of the C options' fields.
+function options(Type, fields) {
+  const o = new Type();
+  for (const [key, value] of Object.entries(fields)) {
+    if (key === 'titles' && Type === native.FetchOptions) { value.forEach((t) => o.add_title(t)); continue; }
+    if (key === 'include' && Type === native.PullOptions) { value.forEach((g) => o.add_include(g)); continue; }
+    if (!(key in o)) throw new TypeError('unknown option: ' + key);
+    o[key] = value;
+  }
+  return o;
+}
+const fetch = (fields) => call(() => native.fetch(options(native.FetchOptions, fields), null));
+const prepare = (fields) => call(() => native.prepare(options(native.PrepareOptions, fields), null));
+const train = (fields) => call(() => native.train(options(native.TrainOptions, fields), null));
+const pull = (fields) => call(() => native.pull(options(native.PullOptions, fields), null));
+const push = (fields) => call(() => native.push(options(native.PushOptions, fields), null));
+
+module.exports = { Model, Image, BioespError, version: native.version, fetch, prepare, train, pull, push };

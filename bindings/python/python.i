@@ -80,6 +80,65 @@ def _images(self):
     return [images.get(i) for i in range(images.size())]
 
 
+class _FunctionTrainProgress(TrainProgress):
+    """fn(stage, step, total, loss, learning_rate, eta_seconds) -> False to cancel."""
+
+    def __init__(self, fn):
+        TrainProgress.__init__(self)
+        self._fn = fn
+
+    def on_step(self, stage, step, total, loss, learning_rate, eta_seconds):
+        r = self._fn(stage, step, total, loss, learning_rate, eta_seconds)
+        return r is None or bool(r)
+
+
+def _fill(o, settings):
+    for key, value in settings.items():
+        name = "_in" if key == "in_dir" else key
+        if key.startswith("_") or not hasattr(o, name):
+            raise TypeError("unknown setting: " + key)
+        setattr(o, name, value)
+    return o
+
+
+_native_fetch, _native_prepare, _native_train, _native_pull, _native_push = fetch, prepare, train, pull, push
+
+
+def fetch(out, progress=None, titles=(), **settings):
+    """fetch("fotos/", source="campaign", value="Biodiversidad en Colombia 2025", limit=40) -> Counts
+    (.done downloaded, .skipped)."""
+    o = _fill(FetchOptions(), dict(settings, out=out))
+    for t in titles:
+        o.add_title(t)
+    return _native_fetch(o, _as_progress(progress))
+
+
+def prepare(in_dir, out, progress=None, **settings):
+    """prepare("fotos/", "dataset/", size=512, caption="criatura especulativa colombiana") -> Counts."""
+    return _native_prepare(_fill(PrepareOptions(), dict(settings, in_dir=in_dir, out=out)), _as_progress(progress))
+
+
+def train(model, data, out, progress=None, **settings):
+    """train(model, "dataset/", "my-lora/", prompt="…", steps=200, rank=4) -> the LoRA file (or
+    model folder). progress(stage, step, total, loss, lr, eta) -> False cancels."""
+    if progress is not None and not isinstance(progress, TrainProgress):
+        progress = _FunctionTrainProgress(progress)
+    return _native_train(_fill(TrainOptions(), dict(settings, model=model, data=data, out=out)), progress)
+
+
+def pull(repo, progress=None, include=(), **settings):
+    """pull("CompVis/stable-diffusion-v1-4") -> the snapshot folder in the Hub cache."""
+    o = _fill(PullOptions(), dict(settings, repo=repo))
+    for g in include:
+        o.add_include(g)
+    return _native_pull(o, _as_progress(progress))
+
+
+def push(path, repo, progress=None, **settings):
+    """push("my-lora/", "ana/criaturas", token=…) -> the commit URL ("" when nothing changed)."""
+    return _native_push(_fill(PushOptions(), dict(settings, path=path, repo=repo)), _as_progress(progress))
+
+
 Model.generate = _generate
 Model.generate_async = _generate_async
 Model.animate = _animate

@@ -91,6 +91,16 @@ public class BindingTest {
       }
       check(worker[0] != null && !worker[0].equals(caller), "async progress ran on " + worker[0]);
     }
+    PullOptions pull = new PullOptions();
+    pull.setRepo("CompVis/stable-diffusion-v1-4");
+    pull.setOffline(true);
+    pull.setCache_dir("/nonexistent");
+    try {
+      bioesp.pull(pull, null);
+      throw new AssertionError("no error");
+    } catch (BioespException e) {
+      check(e.getMessage().contains("not in the cache"), e.getMessage());
+    }
     try {
       new Model("/nonexistent/model");
       throw new AssertionError("no error");

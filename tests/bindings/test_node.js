@@ -39,6 +39,11 @@ function rssKiB() {
   assert.throws(() => new bioesp.Model('/nonexistent/model'),
     (e) => e instanceof bioesp.BioespError && /no such model folder or file/.test(e.message));
   assert.throws(() => model.generateSync('x', { colour: 'red' }), /unknown setting: colour/);
+  const morph = model.animate(['colibrí lagarto', 'frailejón'], [42, 43], { frames: 3, steps: 3, width: 64, height: 64 });
+  assert.strictEqual(morph.frames.length, 3);
+  assert.ok(morph.frames[0].pixels.equals(reference), 'the first frame is not the single generation');
+  assert.throws(() => bioesp.pull({ repo: 'CompVis/stable-diffusion-v1-4', offline: true, cache_dir: '/nonexistent' }),
+    (e) => e instanceof bioesp.BioespError && /not in the cache/.test(e.message));
   model.close();
   assert.throws(() => model.generateSync('x', settings), /closed/);
 

@@ -97,6 +97,38 @@ try:
 except ValueError as e:
     assert "closed" in str(e)
 
+# Datasets, training and the Hub through the binding.
+import os, tempfile
+with tempfile.TemporaryDirectory() as tmp:
+    with bioesp.Model(model_dir) as m:
+        os.mkdir(os.path.join(tmp, "fotos"))
+        for i, p in enumerate(["colibrí", "rana", "tucán"]):
+            m.generate(p, steps=2, seed=i, width=64, height=64)[0].save(os.path.join(tmp, "fotos", "%d.png" % i))
+    counts = bioesp.prepare(os.path.join(tmp, "fotos"), os.path.join(tmp, "dataset"), size=64, caption="criatura")
+    assert (counts.done, counts.skipped) == (3, 0)
+    losses = []
+    lora = bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora"), prompt="criatura",
+                        resolution=64, steps=2, seed=1, progress=lambda stage, step, total, loss, lr, eta: losses.append(loss))
+    assert lora.endswith("pytorch_lora_weights.safetensors") and os.path.exists(lora) and losses
+    try:
+        bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora2"), prompt="x", resolution=64,
+                     steps=2, progress=lambda *a: (_ for _ in ()).throw(KeyError("stop training")))
+        raise AssertionError("the training callback's exception was lost")
+    except KeyError as e:
+        assert "stop training" in str(e)
+    try:
+        bioesp.pull("CompVis/stable-diffusion-v1-4", offline=True, cache_dir=os.path.join(tmp, "empty"))
+        raise AssertionError("no error")
+    except OSError as e:
+        assert "not in the cache" in str(e), e
+    os.environ.pop("HF_TOKEN", None)
+    os.environ["HF_HOME"] = tmp  # no token file either
+    try:
+        bioesp.push(lora, "ana/criaturas")
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "token" in str(e), e
+
 # Create and destroy 200 times: memory stays flat.
 for _ in range(20):
     bioesp.Model(model_dir).close()
