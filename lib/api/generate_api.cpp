@@ -81,6 +81,13 @@ Request make_request(const bioesp_generate_options* options) {
   return r;
 }
 
+// The pipeline's truncated-prompt notice as a warning through a C log callback.
+std::function<void(const std::string&)> truncation_warning(bioesp_log_fn log, void* user) {
+  return [log, user](const std::string& cut) {
+    if (log) log(user, BIOESP_LOG_WARNING, ("prompt truncated to the text encoder's 77 tokens; cut: " + cut).c_str());
+  };
+}
+
 std::string format_number(double v) {
   std::ostringstream s;
   s << v;
@@ -89,9 +96,7 @@ std::string format_number(double v) {
 
 std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
   r.g.progress = progress;
-  r.g.truncated = [&r](const std::string& cut) {
-    if (r.log) r.log(r.log_user, BIOESP_LOG_WARNING, ("prompt truncated to the text encoder's 77 tokens; cut: " + cut).c_str());
-  };
+  r.g.truncated = truncation_warning(r.log, r.log_user);
   torch::Tensor images;
   {
     std::lock_guard<std::mutex> lock(model->use);
@@ -227,9 +232,7 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
     a.settings.width = o.width;
     a.settings.height = o.height;
     a.settings.clip_skip = o.clip_skip;
-    a.settings.truncated = [&](const std::string& cut) {
-      if (o.log) o.log(o.log_user, BIOESP_LOG_WARNING, ("prompt truncated to the text encoder's 77 tokens; cut: " + cut).c_str());
-    };
+    a.settings.truncated = truncation_warning(o.log, o.log_user);
     a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;
     {

@@ -86,10 +86,10 @@ json manifest_line(const FileInfo& f, const std::string& file, const std::string
 
 }  // namespace
 
-std::map<std::string, json> read_manifest(const std::string& dir) {
+std::map<std::string, json> read_manifest(const std::string& dir, const std::string& name) {
   std::map<std::string, json> out;
-  if (!io::is_file(dir + "/manifest.jsonl")) return out;
-  std::istringstream in(io::read_text_file(dir + "/manifest.jsonl"));
+  if (!io::is_file(dir + "/" + name)) return out;
+  std::istringstream in(io::read_text_file(dir + "/" + name));
   std::string line;
   while (std::getline(in, line)) {
     json j = json::parse(line, nullptr, false);

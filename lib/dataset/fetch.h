@@ -45,9 +45,9 @@ struct FetchReport {
 
 FetchReport fetch(const FetchOptions& o);
 
-// A folder's manifest.jsonl by file name (lines that are not objects with a "file" are skipped);
-// empty when there is none.
-std::map<std::string, nlohmann::json> read_manifest(const std::string& dir);
+// A folder's manifest.jsonl (or another manifest file `name` there) by file name (lines that are
+// not objects with a "file" are skipped); empty when there is none.
+std::map<std::string, nlohmann::json> read_manifest(const std::string& dir, const std::string& name = "manifest.jsonl");
 // Manifest lines (JSON objects, one per image) and the attribution file they imply.
 void write_manifest(const std::string& dir, const std::vector<std::string>& lines);
 void write_attribution(const std::string& dir, const std::vector<std::string>& lines);

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,11 +18,6 @@ namespace {
 std::string parent_of(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
-}
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0;  // follows symlinks: a dangling link does not count
 }
 
 }  // namespace
@@ -92,7 +86,7 @@ void Cache::mark_missing(const std::string& commit, const std::string& path) con
 }
 
 bool Cache::known_missing(const std::string& commit, const std::string& path) const {
-  return exists(dir_ + "/.no_exist/" + commit + "/" + path);
+  return io::exists(dir_ + "/.no_exist/" + commit + "/" + path);
 }
 
 FileLock::FileLock(const std::string& path) {

@@ -253,8 +253,7 @@ PullResult pull(const PullOptions& o) {
   for (size_t i = 0; i < files.size(); ++i) {
     const auto& f = files[i];
     if (o.progress && !o.progress(i, files.size(), 0, f.path)) fail(BIOESP_ERR_CANCELLED, "cancelled");
-    struct stat st {};
-    if (stat((result.snapshot + "/" + f.path).c_str(), &st) == 0) {
+    if (io::exists(result.snapshot + "/" + f.path)) {
       ++result.cached;
       continue;
     }
@@ -269,11 +268,6 @@ PullResult pull(const PullOptions& o) {
 }
 
 namespace {
-
-bool exists_locally(const std::string& path) {
-  struct stat st {};
-  return stat(path.c_str(), &st) == 0;
-}
 
 PullResult pull_for_use(const std::string& id, io::Logger log) {
   PullOptions o;
@@ -297,12 +291,12 @@ PullResult pull_for_use(const std::string& id, io::Logger log) {
 }  // namespace
 
 std::string resolve_model(const std::string& path_or_id, io::Logger log) {
-  if (path_or_id.empty() || exists_locally(path_or_id) || !looks_like_repo_id(path_or_id)) return path_or_id;
+  if (path_or_id.empty() || io::exists(path_or_id) || !looks_like_repo_id(path_or_id)) return path_or_id;
   return pull_for_use(path_or_id, log).snapshot;
 }
 
 std::string resolve_lora(const std::string& path_or_id, io::Logger log) {
-  if (path_or_id.empty() || exists_locally(path_or_id) || !looks_like_repo_id(path_or_id)) return path_or_id;
+  if (path_or_id.empty() || io::exists(path_or_id) || !looks_like_repo_id(path_or_id)) return path_or_id;
   const std::string dir = pull_for_use(path_or_id, log).snapshot;
   if (io::is_file(dir + "/pytorch_lora_weights.safetensors")) return dir + "/pytorch_lora_weights.safetensors";
   std::vector<std::string> found;

@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -214,13 +213,8 @@ PushResult push(const PushOptions& o) {
     if (!o.dataset.empty()) {
       for (auto& [name, j] : dataset::read_manifest(o.dataset)) card.manifest.push_back(j);
       if (card.manifest.empty()) fail(BIOESP_ERR_NOT_FOUND, o.dataset + " has no manifest.jsonl to credit");
-    } else if (io::is_file(dir + "/dataset_manifest.jsonl")) {
-      std::istringstream lines(io::read_text_file(dir + "/dataset_manifest.jsonl"));
-      std::string line;
-      while (std::getline(lines, line)) {
-        json j = json::parse(line, nullptr, false);
-        if (j.is_object()) card.manifest.push_back(j);
-      }
+    } else {
+      for (auto& [name, j] : dataset::read_manifest(dir, "dataset_manifest.jsonl")) card.manifest.push_back(j);
     }
     if (card.manifest.empty() && s.log)
       s.log(BIOESP_LOG_WARNING, "no dataset manifest found: the model card cannot credit the training images (use --dataset)");

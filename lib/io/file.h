@@ -26,6 +26,8 @@ void release_mapped_pages(const void* data, size_t n);
 
 std::string read_text_file(const std::string& path);
 bool is_directory(const std::string& path);
+// Anything at the path, following symlinks (a dangling link does not count).
+bool exists(const std::string& path);
 // Entry names (without . and ..), sorted. Throws an I/O error naming the folder.
 std::vector<std::string> list_directory(const std::string& dir);
 // mkdir -p.
