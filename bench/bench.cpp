@@ -1,7 +1,8 @@
 // bench — prints a table of times and peak memory for bioesp's networks, generation and training.
-//   bench [--full] [--train] [--repeat N] [--device cuda]
+//   bench [--full] [--train] [--vae PX] [--repeat N] [--device cuda]
 //                                 tiny-model rows always; --full adds the full-size SD 1.x rows
-//                                 (random weights); --train only the training rows;
+//                                 (random weights); --train only the training rows; --vae only
+//                                 the SD 1.x VAE decoding PX pixels whole and in tiles (CPU);
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
 //                                 and checks CUDA outputs against the CPU's
 //   bench load-unet FILE          (internal) loads a full-size SD 1.x UNet from FILE as fp16 and
@@ -59,12 +60,46 @@ double peak_rss_mib() {
   return 0;
 }
 
+// Starts a new peak-RSS measurement (Linux: "5" resets VmHWM).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
 struct Row {
   std::string what;
   std::vector<double> seconds;
   double peak_mib = 0;
   std::string note;
 };
+
+// Times fn into a row with its peak memory (resident on the CPU, allocator peak on CUDA).
+using Measure = std::function<Row(const std::string& what, const std::function<void()>& fn)>;
+
+double relative_l2(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.to(torch::kFloat64) - b.to(torch::kFloat64)).norm() / b.to(torch::kFloat64).norm()).item<double>();
+}
+
+// The SD 1.x VAE decoding `px`-pixel latents whole and in 256-pixel tiles (with the maps in host
+// memory, where the VAE runs on an accelerator): the same image in less memory.
+void vae_tile_rows(std::vector<Row>& rows, models::AutoencoderKLImpl& vae, int px, const Measure& measure) {
+  const auto p = vae.parameters().front();
+  auto z = torch::randn({1, 4, px / 8, px / 8}).to(p.device(), p.scalar_type());
+  torch::Tensor whole, tiled;
+  const auto dt = p.scalar_type();
+  const char* name = dt == torch::kFloat16 ? "fp16" : dt == torch::kBFloat16 ? "bf16" : "fp32";
+  rows.push_back(measure("SD 1.x VAE decode " + std::to_string(px) + " px, whole, " + name,
+                         [&] { whole = vae.decode(z); }));
+  for (bool offload : {false, true}) {
+    if (offload && p.device().is_cpu()) continue;
+    models::TileOptions t;
+    t.tile_sample_size = 256;
+    t.offload = offload;
+    Row r = measure(offload ? "  same, 256 px tiles, maps in host memory" : "  same, 256 px tiles",
+                    [&] { tiled = vae.decode_tiled(z, t); });
+    char note[80];
+    std::snprintf(note, sizeof note, "vs whole: relative L2 %.2g", relative_l2(tiled, whole));
+    r.note = note;
+    rows.push_back(r);
+  }
+}
 
 void print(const std::vector<Row>& rows) {
   std::printf("| %-58s | %9s | %9s | %9s | %10s | %s\n", "what", "median s", "min s", "max s", "peak MiB", "note");
@@ -210,6 +245,16 @@ int load_unet(const std::string& path) {
   return 0;
 }
 
+// CPU rows: wall time, and the peak resident memory of the measured calls (after a reset).
+Measure cpu_measure(int repeat) {
+  return [repeat](const std::string& what, const std::function<void()>& fn) {
+    reset_peak_rss();
+    Row r{what, time_it(0, repeat, fn)};
+    r.peak_mib = peak_rss_mib();
+    return r;
+  };
+}
+
 // CUDA rows: device-synchronised wall times around each call.
 int bench_cuda(bool full, int repeat) {
   if (!torch::cuda::is_available()) {
@@ -324,6 +369,12 @@ int bench_cuda(bool full, int repeat) {
       r.peak_mib = cuda_peak_mib();
       r.note = "diffusers: 21.3 ms";
       rows.push_back(r);
+      for (int px : {1024, 2048})
+        vae_tile_rows(rows, *sd->vae(), px, [&](const std::string& what, const std::function<void()>& fn) {
+          Row r{what, sync_time(1, repeat, fn)};
+          r.peak_mib = cuda_peak_mib();
+          return r;
+        });
     }
     struct Case { int steps, images; const char* diffusers; };
     for (Case c : {Case{25, 1, "0.734 s"}, Case{50, 1, "1.703 s"}, Case{25, 4, "0.942 s"}}) {
@@ -397,15 +448,27 @@ int main(int argc, char** argv) {
   torch::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
   bool full = false, cuda = false, train_only = false;
+  int vae_px = 0;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
     else if (std::strcmp(argv[i], "--train") == 0) train_only = true;
+    else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train] [--vae PX] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (cuda) return bench_cuda(full, repeat);
+  if (vae_px > 0) {
+    torch::NoGradGuard no_grad;
+    json configs = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
+    models::AutoencoderKL vae(config::parse_vae(configs["vae"].dump(), "vae"));
+    models::initialise_random(*vae, 0);
+    std::vector<Row> rows;
+    vae_tile_rows(rows, *vae, vae_px, cpu_measure(repeat));
+    print(rows);
+    return 0;
+  }
   std::vector<Row> rows;
   {
     auto sd = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {});
@@ -462,13 +525,12 @@ int main(int argc, char** argv) {
     {
       models::AutoencoderKL vae(config::parse_vae(configs["vae"].dump(), "vae"));
       models::initialise_random(*vae, 0);
-      auto z = torch::randn({1, 4, 64, 64});
-      Row r{"SD 1.x VAE decode, 512 px, fp32", time_it(0, repeat, [&] { vae->decode(z); })};
-      r.peak_mib = peak_rss_mib();
+      const size_t first = rows.size();
+      vae_tile_rows(rows, *vae, 512, cpu_measure(repeat));
+      auto& r = rows[first];
+      r.note = "stable-diffusion.cpp here: 60 s";
       std::sort(r.seconds.begin(), r.seconds.end());
       vae_s = r.seconds[r.seconds.size() / 2];
-      r.note = "stable-diffusion.cpp here: 60 s";
-      rows.push_back(r);
     }
     {
       models::UNet2DConditionModel unet(sd1_unet_config());

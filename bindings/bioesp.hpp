@@ -185,6 +185,7 @@ struct GenerateOptions {
   int clip_skip = 0;
   double strength = 0.8;             // img2img
   bool device_generator = false;
+  int vae_tile_size = 0;             // > 0: decode in tiles of this many pixels (same image)
   Image init_image;                  // img2img when it has pixels
 
   void add_prompt(const std::string& p) { prompts.push_back(p); }
@@ -202,6 +203,7 @@ struct AnimateOptions {
   std::string scheduler;
   int width = 0, height = 0;
   int clip_skip = 0;
+  int vae_tile_size = 0;
 
   void add_prompt(const std::string& p) { prompts.push_back(p); }
   void add_seed(long long seed) { seeds.push_back(seed); }
@@ -229,6 +231,7 @@ inline bioesp_generate_options to_c(const GenerateOptions& o, std::vector<const 
   c.clip_skip = o.clip_skip;
   c.strength = static_cast<float>(o.strength);
   c.device_generator = o.device_generator ? 1 : 0;
+  c.vae_tile_size = o.vae_tile_size;
   if (o.init_image.view().pixels) c.init_image = &o.init_image.view();
   return c;
 }
@@ -362,6 +365,7 @@ class Model {
     c.width = o.width;
     c.height = o.height;
     c.clip_skip = o.clip_skip;
+    c.vae_tile_size = o.vae_tile_size;
     detail::Trampoline t;
     t.attach(progress, c);
     bioesp_images* out = nullptr;

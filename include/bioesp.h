@@ -329,6 +329,9 @@ typedef struct bioesp_generate_options {
   int device_generator;        /* nonzero: draw noise with a generator on the model's device (as
                                   diffusers with a CUDA generator); the same seed then gives other
                                   images than on the CPU */
+  int vae_tile_size;           /* > 0: the VAE decodes (and encodes the init image) in tiles of
+                                  this many pixels a side, for images larger than memory allows;
+                                  the image equals the untiled one. 0: whole */
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
@@ -386,6 +389,7 @@ typedef struct bioesp_animate_options {
   void* progress_user;
   bioesp_log_fn log;
   void* log_user;
+  int vae_tile_size;          /* as in bioesp_generate_options */
 } bioesp_animate_options;
 
 BIOESP_API void bioesp_animate_options_init(bioesp_animate_options* options);

@@ -48,3 +48,6 @@ rm -rf "$out"/train-*/checkpoints
   --negative-prompt "blurry, low quality" --steps 10 --scheduler ddim --seed 1234 --quiet --out "$out/cuda.png" && echo "generate on cuda: ok"
 "$root/build-gpu/bioesp" generate --model "$ref/models/tiny-sd1" --device cuda --dtype f16 --prompt "colibrí" \
   --steps 10 --seed 1 --quiet --out "$out/cuda-f16.png" && echo "generate on cuda fp16: ok"
+"$root/build-gpu/bioesp" generate --model "$ref/models/tiny-sd1" --device cuda --dtype f16 --prompt "colibrí" \
+  --steps 10 --seed 1 --width 512 --height 384 --vae-tiles 128 --quiet --out "$out/cuda-f16-tiled.png" \
+  && echo "generate on cuda fp16, 512×384 in 128 px VAE tiles: ok"

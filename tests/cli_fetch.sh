@@ -6,19 +6,14 @@
 # download nothing, sampling, search, titles, campaigns, keywords; then prepare and train on it.
 set -eu
 cli=$1 ref=$2 src=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+. "$src/support/loopback.sh"
 m="$ref/models/tiny-sd1"
 img="$tmp/images"
 mkdir "$img"
 gen() { "$cli" generate --model "$m" --prompt "$1" --steps 2 --seed "$2" --width 64 --height 80 --quiet --out "$img/$3"; }
 gen colibrí 1 "Ave 1.jpg"; gen tucán 2 "Ave 2.png"; gen rana 3 "Rana cc0.jpg"; gen flor 4 "Flor nonfree.jpg"
 gen mono 5 "Mono person.jpg"; gen lagarto 6 "Lagarto wrongsha.jpg"; gen pez 7 "Pez html.jpg"; gen sapo 8 "Sapo truncated.jpg"
-python3 "$src/support/commons_server.py" "$img" "$tmp/port" "$tmp/server.log" &
-server=$!
-n=0; while [ ! -s "$tmp/port" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+start_server python3 "$src/support/commons_server.py" "$img" "$tmp/port" "$tmp/server.log"
 api() { echo "http://127.0.0.1:$(cat "$tmp/port")/$1/w/api.php"; }
 fetch() { "$cli" fetch --contact test@example.org --retry-delay 0.05 --quiet "$@"; }
 count() { wc -l < "$1/manifest.jsonl" | tr -d ' '; }

@@ -1,5 +1,6 @@
 #!/bin/sh
-# bioesp generate with the tiny reference model: outputs, naming, LoRA and img2img flags, errors.
+# bioesp generate with the tiny reference model: outputs, naming, LoRA and img2img flags, VAE
+# tiles, Ctrl-C, errors.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -30,6 +31,17 @@ fails --model "$m" --prompt x --steps ten;               grep -q 'needs an integ
 fails --model "$tmp/nowhere" --prompt x;                 grep -q 'nowhere' "$tmp/err.txt"
 fails --model "$m" --prompt x --lora "$ref/workshop/model_lora.ckpt" --quiet; grep -q 'do not fit' "$tmp/err.txt"
 fails --model "$m";                                      grep -q -- '--prompt is required' "$tmp/err.txt"
+fails --model "$m" --prompt x --vae-tiles -8 --quiet;    grep -q 'tile size' "$tmp/err.txt"
+fails --model "$m" --prompt x --steps 1000 --quiet;      grep -q 'go past the model' "$tmp/err.txt"  # PNDM's offset
+# VAE tiles (test_generate checks the pixels)
+"$cli" generate --model "$m" --prompt "colibrí" --steps 2 --seed 1 --width 192 --vae-tiles 64 --quiet --out "$tmp/tiled.png"
+[ -s "$tmp/tiled.png" ]
+# Ctrl-C stops a generation within a step, writing nothing (exit 130)
+"$cli" generate --model "$m" --prompt x --steps 999 --quiet --out "$tmp/int.png" 2>/dev/null &
+pid=$!
+sleep 3; kill -INT $pid; rc=0; wait $pid || rc=$?
+[ "$rc" -eq 130 ] || { echo "interrupted generate exited $rc"; exit 1; }
+[ ! -e "$tmp/int.png" ]
 
 # bioesp animate: a morph to a WebM and to PNG frames; the ends are the single generations.
 anim() { "$cli" animate --model "$m" --prompt colibrí --prompt lagarto --seed 3 --seed 4 --frames 4 --steps 2 \

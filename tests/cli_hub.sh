@@ -9,10 +9,7 @@
 # (nothing sent), and generating with the published LoRA by its id.
 set -eu
 cli=$1 ref=$2 src=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+. "$src/support/loopback.sh"
 m="$ref/models/tiny-sd1"
 
 # A pipeline repository with more than a pipeline needs: .bin twins, an fp16 variant, a top-level
@@ -30,10 +27,8 @@ cp "$m/vae/diffusion_pytorch_model.safetensors" "$mix/safety_checker/model.safet
 cp "$m/tokenizer/"* "$mix/tokenizer/"
 cp "$m/unet/diffusion_pytorch_model.safetensors" "$mix/sd-v1-4.ckpt"
 
-python3 "$src/support/hub_server.py" "$tmp/port" "$tmp/server.log" \
-  --seed "bioesp/tiny-sd1=$m" --seed "gated/tiny=$m" --seed "bioesp/mixed=$mix" --alias "old/tiny-sd1=bioesp/tiny-sd1" &
-server=$!
-n=0; while [ ! -s "$tmp/port" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+start_server python3 "$src/support/hub_server.py" "$tmp/port" "$tmp/server.log" \
+  --seed "bioesp/tiny-sd1=$m" --seed "gated/tiny=$m" --seed "bioesp/mixed=$mix" --alias "old/tiny-sd1=bioesp/tiny-sd1"
 hub="http://127.0.0.1:$(cut -d' ' -f1 "$tmp/port")"
 export HF_ENDPOINT="$hub" HF_HUB_CACHE="$tmp/cache" HF_HOME="$tmp/hf-home"
 unset HF_TOKEN HF_HUB_OFFLINE HF_TOKEN_PATH 2>/dev/null || true

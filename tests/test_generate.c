@@ -1,5 +1,6 @@
 /* Generation through the public C API: the PNG that bioesp writes against diffusers' image,
- * async jobs (queueing, concurrency, cancel), LoRA calls, img2img inputs and bad requests. */
+ * async jobs (queueing, concurrency, cancel), LoRA calls, img2img inputs, VAE tiles and bad
+ * requests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -280,6 +281,54 @@ static void test_jpeg_decoding(void** state) {
   assert_int_equal(s, BIOESP_ERR_FORMAT);
 }
 
+/* Largest per-channel difference between two images of one size, in 8-bit steps. */
+static int max_pixel_difference(const bioesp_image* a, const bioesp_image* b) {
+  assert_int_equal(a->width, b->width);
+  assert_int_equal(a->height, b->height);
+  int worst = 0;
+  for (size_t i = 0; i < (size_t)a->width * a->height * a->channels; ++i) {
+    int d = abs((int)a->pixels[i] - (int)b->pixels[i]);
+    if (d > worst) worst = d;
+  }
+  return worst;
+}
+
+/* Generates `g` whole and in 64-pixel VAE tiles: the images differ by one 8-bit step at most. */
+static void assert_tiles_match(bioesp_generate_options g, const char* what) {
+  bioesp_images *whole = NULL, *tiled = NULL;
+  g.vae_tile_size = 0;
+  assert_int_equal(bioesp_generate(model, &g, &whole), BIOESP_OK);
+  g.vae_tile_size = 64;
+  assert_int_equal(bioesp_generate(model, &g, &tiled), BIOESP_OK);
+  bioesp_image a = image_at(whole, 0), b = image_at(tiled, 0);
+  int d = max_pixel_difference(&a, &b);
+  print_message("%s, tiled vs whole: largest difference %d / 255\n", what, d);
+  assert_true(d <= 1);
+  bioesp_images_free(whole);
+  bioesp_images_free(tiled);
+}
+
+/* VAE tiles (a 3×2 grid; img2img also encodes in tiles) draw the untiled image. */
+static void test_vae_tiles(void** state) {
+  (void)state;
+  bioesp_generate_options g = golden_options();
+  g.steps = 4;
+  g.width = 192;
+  g.height = 128;
+  assert_tiles_match(g, "txt2img");
+  bioesp_images* init = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &init), BIOESP_OK);
+  bioesp_image init_view = image_at(init, 0);
+  g.init_image = &init_view;
+  g.strength = 0.5f;
+  assert_tiles_match(g, "img2img");
+  g.vae_tile_size = -1;
+  bioesp_images* out = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "tile"));
+  bioesp_images_free(init);
+}
+
 static void test_bad_requests(void** state) {
   (void)state;
   bioesp_images* out = NULL;
@@ -324,6 +373,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_png_matches_diffusers), cmocka_unit_test(test_async_jobs),
       cmocka_unit_test(test_img2img_inputs), cmocka_unit_test(test_jpeg_decoding),
-      cmocka_unit_test(test_bad_requests)};
+      cmocka_unit_test(test_vae_tiles), cmocka_unit_test(test_bad_requests)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -7,18 +7,6 @@
 
 #define MAX_KEYS 64
 
-static int frames_progress(void* user, const bioesp_progress* p) {
-  int quiet = *(const int*)user;
-  if (!quiet && p->total) {
-    int width = 30, filled = (int)(p->current * width / p->total);
-    fprintf(stderr, "\r[");
-    for (int i = 0; i < width; ++i) fputc(i < filled ? '#' : '.', stderr);
-    fprintf(stderr, "] %llu/%llu steps", (unsigned long long)p->current, (unsigned long long)p->total);
-    if (p->current == p->total) fputc('\n', stderr);
-  }
-  return interrupted();
-}
-
 int cmd_animate(int argc, char** argv) {
   bioesp_animate_options o;
   bioesp_animate_options_init(&o);
@@ -65,6 +53,7 @@ int cmd_animate(int argc, char** argv) {
     else if (strcmp(a, "--scheduler") == 0) o.scheduler = v;
     else if (strcmp(a, "--width") == 0) { if (!parse_long(a, v, &n)) return 2; o.width = (int)n; }
     else if (strcmp(a, "--height") == 0) { if (!parse_long(a, v, &n)) return 2; o.height = (int)n; }
+    else if (strcmp(a, "--vae-tiles") == 0) { if (!parse_long(a, v, &n)) return 2; o.vae_tile_size = (int)n; }
     else if (strcmp(a, "--threads") == 0) { if (!parse_long(a, v, &n)) return 2; mo.threads = (int)n; }
     else if (strcmp(a, "--out") == 0) out = v;
     else { fprintf(stderr, "bioesp animate: unknown option %s\n", a); return 2; }
@@ -78,7 +67,7 @@ int cmd_animate(int argc, char** argv) {
   }
   o.prompts = prompts;
   o.seeds = seeds;
-  o.progress = frames_progress;
+  o.progress = steps_progress;
   o.progress_user = &quiet;
   o.log = print_log;
   catch_sigint();

@@ -18,6 +18,9 @@ int interrupted(void);
 
 /* Attaches FILE|ID[:SCALE] LoRAs as lora0, lora1, …; 0 (after printing why) on failure. */
 int attach_loras(bioesp_model* model, const char* const* specs, size_t n);
+/* A denoising-steps progress bar (generate, animate); `user` points to an int "quiet" flag;
+ * asks to stop after Ctrl-C. */
+int steps_progress(void* user, const bioesp_progress* p);
 /* A files progress bar (fetch, prepare, pull, push); `user` points to an int "quiet" flag. */
 int files_progress(void* user, const bioesp_progress* p);
 

@@ -34,6 +34,8 @@ static const char* const kUsage =
     "        --lora FILE|ID[:SCALE]  repeatable\n"
     "        --clip-skip N  --device cpu|cuda  --dtype f32|f16|bf16  --threads N\n"
     "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
+    "        --vae-tiles PX          decode in PX-pixel tiles: large images in less memory,\n"
+    "                                the same pixels\n"
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
     "        --quiet                 no progress bar\n"
     "\n"
@@ -43,7 +45,7 @@ static const char* const kUsage =
     "      embeddings linearly. Options: --model DIR|FILE|ID ($BIOESP_MODEL)  --frames N (16)\n"
     "      --fps F (8)  --pingpong  --no-loop  --quality Q (80)  --steps N (25)  --guidance F\n"
     "      --negative-prompt TEXT  --scheduler NAME  --width W --height H  --lora FILE|ID[:S]\n"
-    "      --threads N  --quiet  --out creature.gif|.mp4|.webm|FOLDER (PNG frames)\n"
+    "      --vae-tiles PX  --threads N  --quiet  --out creature.gif|.mp4|.webm|FOLDER (PNG frames)\n"
     "\n"
     "  fetch --category NAME | --campaign NAME | --search TEXT | --titles FILE --out DIR [options]\n"
     "      Downloads openly licensed images from Wikimedia Commons with their authors and\n"
@@ -310,14 +312,15 @@ int parse_double(const char* flag, const char* text, double* out) {
   return 1;
 }
 
-static int progress_bar(void* user, const bioesp_progress* p) {
-  (void)user;
-  int width = 30, filled = p->total ? (int)(p->current * width / p->total) : 0;
-  fprintf(stderr, "\r[");
-  for (int i = 0; i < width; ++i) fputc(i < filled ? '#' : '.', stderr);
-  fprintf(stderr, "] %llu/%llu steps", (unsigned long long)p->current, (unsigned long long)p->total);
-  if (p->current == p->total) fputc('\n', stderr);
-  return 0;
+int steps_progress(void* user, const bioesp_progress* p) {
+  if (!*(const int*)user && p->total) {
+    int width = 30, filled = (int)(p->current * width / p->total);
+    fprintf(stderr, "\r[");
+    for (int i = 0; i < width; ++i) fputc(i < filled ? '#' : '.', stderr);
+    fprintf(stderr, "] %llu/%llu steps", (unsigned long long)p->current, (unsigned long long)p->total);
+    if (p->current == p->total) fputc('\n', stderr);
+  }
+  return interrupted();
 }
 
 int attach_loras(bioesp_model* model, const char* const* specs, size_t n) {
@@ -427,6 +430,7 @@ static int cmd_generate(int argc, char** argv) {
       if (num_loras == MAX_LORAS) { fprintf(stderr, "bioesp generate: at most %d LoRAs\n", MAX_LORAS); return 2; }
       loras[num_loras++] = v;
     } else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
+    else if (strcmp(a, "--vae-tiles") == 0) { if (!parse_long(a, v, &n)) return 2; go.vae_tile_size = (int)n; }
     else if (strcmp(a, "--threads") == 0) { if (!parse_long(a, v, &n)) return 2; mo.threads = (int)n; }
     else if (strcmp(a, "--device") == 0) {
       if (strcmp(v, "cpu") == 0) mo.device = BIOESP_DEVICE_CPU;
@@ -451,7 +455,9 @@ static int cmd_generate(int argc, char** argv) {
   }
   go.prompts = prompts;
   go.num_prompts = num_prompts;
-  if (!quiet) go.progress = progress_bar;
+  go.progress = steps_progress;
+  go.progress_user = &quiet;
+  catch_sigint();
 
   bioesp_model* model = NULL;
   bioesp_images *init = NULL, *images = NULL;
@@ -465,7 +471,9 @@ static int cmd_generate(int argc, char** argv) {
     bioesp_images_get(init, 0, &init_view);
     go.init_image = &init_view;
   }
-  if (bioesp_generate(model, &go, &images) != BIOESP_OK) { fail_with("generate"); goto done; }
+  bioesp_status st = bioesp_generate(model, &go, &images);
+  if (st == BIOESP_ERR_CANCELLED) { fprintf(stderr, "\nbioesp generate: %s\n", bioesp_last_error()); rc = 130; goto done; }
+  if (st != BIOESP_OK) { fail_with("generate"); goto done; }
   size_t count = 0;
   bioesp_images_count(images, &count);
   for (size_t i = 0; i < count; ++i) {

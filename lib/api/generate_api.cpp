@@ -73,6 +73,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.images_per_prompt = o.images_per_prompt;
   r.g.clip_skip = o.clip_skip;
   r.g.strength = o.strength;
+  r.g.vae_tile_size = o.vae_tile_size;
   if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
   r.progress = o.progress;
   r.progress_user = o.progress_user;
@@ -232,6 +233,7 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
     a.settings.width = o.width;
     a.settings.height = o.height;
     a.settings.clip_skip = o.clip_skip;
+    a.settings.vae_tile_size = o.vae_tile_size;
     a.settings.truncated = truncation_warning(o.log, o.log_user);
     a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;

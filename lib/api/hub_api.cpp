@@ -22,17 +22,21 @@ hub::Settings settings_of(const O& o) {
   return s;
 }
 
-}  // namespace
-
-extern "C" {
-
-void bioesp_pull_options_init(bioesp_pull_options* o) {
+// Pull and push share their defaults: six retries from a one-second backoff.
+template <class T>
+void init_options(T* o) {
   if (!o) return;
   std::memset(o, 0, sizeof *o);
   o->struct_size = sizeof *o;
   o->max_retries = 6;
   o->retry_delay = 1.0;
 }
+
+}  // namespace
+
+extern "C" {
+
+void bioesp_pull_options_init(bioesp_pull_options* o) { init_options(o); }
 
 bioesp_status bioesp_pull(const bioesp_pull_options* options, char** snapshot_path) {
   return guard([&] {
@@ -60,13 +64,7 @@ bioesp_status bioesp_pull(const bioesp_pull_options* options, char** snapshot_pa
   });
 }
 
-void bioesp_push_options_init(bioesp_push_options* o) {
-  if (!o) return;
-  std::memset(o, 0, sizeof *o);
-  o->struct_size = sizeof *o;
-  o->max_retries = 6;
-  o->retry_delay = 1.0;
-}
+void bioesp_push_options_init(bioesp_push_options* o) { init_options(o); }
 
 bioesp_status bioesp_push(const bioesp_push_options* options, char** commit_url) {
   return guard([&] {

@@ -160,22 +160,19 @@ void upload_lfs(Api& api, const std::string& repo, const LocalFile& f, const jso
   }
 }
 
+// The metadata of the weights the card describes: a LoRA file by its usual names (at any depth),
+// else the first top-level safetensors file.
 std::map<std::string, std::string> weights_metadata(const std::vector<LocalFile>& files) {
-  for (const char* name : {"pytorch_lora_weights.safetensors", "kohya_lora.safetensors"}) {
-    for (const auto& f : files) {
-      if (f.repo_path != name && !ends_with(f.repo_path, std::string("/") + name)) continue;
-      std::map<std::string, std::string> m;
-      for (const auto& [k, v] : io::read_safetensors(f.local_path).metadata) m[k] = v;
-      return m;
-    }
-  }
+  const LocalFile* pick = nullptr;
+  for (const char* name : {"pytorch_lora_weights.safetensors", "kohya_lora.safetensors"})
+    for (const auto& f : files)
+      if (!pick && (f.repo_path == name || ends_with(f.repo_path, std::string("/") + name))) pick = &f;
   for (const auto& f : files)
-    if (ends_with(f.repo_path, ".safetensors") && f.repo_path.find('/') == std::string::npos) {
-      std::map<std::string, std::string> m;
-      for (const auto& [k, v] : io::read_safetensors(f.local_path).metadata) m[k] = v;
-      return m;
-    }
-  return {};
+    if (!pick && ends_with(f.repo_path, ".safetensors") && f.repo_path.find('/') == std::string::npos) pick = &f;
+  std::map<std::string, std::string> m;
+  if (pick)
+    for (const auto& [k, v] : io::read_safetensors(pick->local_path).metadata) m[k] = v;
+  return m;
 }
 
 }  // namespace

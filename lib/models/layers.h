@@ -83,6 +83,8 @@ class GroupNormImpl : public torch::nn::Module {
  public:
   GroupNormImpl(int64_t groups, int64_t channels, double eps);
   torch::Tensor forward(const torch::Tensor& x);
+  int64_t groups() const { return groups_; }
+  double eps() const { return eps_; }
   torch::Tensor weight, bias;
 
  private:

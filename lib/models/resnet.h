@@ -19,6 +19,7 @@ class ResnetBlock2DImpl : public torch::nn::Module {
  public:
   explicit ResnetBlock2DImpl(const ResnetOptions& o);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb = {});
+  double output_scale_factor() const { return scale_; }
 
   GroupNorm norm1{nullptr}, norm2{nullptr};
   Conv2d conv1{nullptr}, conv2{nullptr}, conv_shortcut{nullptr};

@@ -129,71 +129,157 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& z) {
 
 namespace {
 
-// diffusers' blend_v / blend_h: a linear cross-fade over `extent` rows or columns.
-void blend(const torch::Tensor& prev, torch::Tensor& cur, int64_t extent, int64_t dim) {
-  extent = std::min({extent, prev.size(dim), cur.size(dim)});
-  for (int64_t i = 0; i < extent; ++i) {
-    double w = static_cast<double>(i) / extent;
-    auto a = prev.select(dim, prev.size(dim) - extent + i);
-    auto b = cur.select(dim, i);
-    b.copy_(a * (1 - w) + b * w);
-  }
-}
+// Per-group mean and variance of a feature map, gathered tile by tile (Chan et al.'s parallel
+// update, in double precision, on the tiles' device: no host synchronisation).
+class GroupStats {
+ public:
+  explicit GroupStats(int64_t groups) : groups_(groups) {}
+  int64_t groups() const { return groups_; }
 
-// Runs `fn` over overlapping tiles of `x` (stride `step`, tile `tile`, in x's units), blends the
-// outputs over `blend_extent` and crops each to `keep` (outputs scaled by `scale`).
-torch::Tensor tiled(const torch::Tensor& x, int64_t tile, int64_t step, int64_t blend_extent, int64_t keep,
-                    const std::function<torch::Tensor(const torch::Tensor&)>& fn) {
-  std::vector<std::vector<torch::Tensor>> rows;
-  for (int64_t i = 0; i < x.size(2); i += step) {
-    std::vector<torch::Tensor> row;
-    for (int64_t j = 0; j < x.size(3); j += step)
-      row.push_back(fn(x.slice(2, i, i + tile).slice(3, j, j + tile)).clone());
-    rows.push_back(std::move(row));
-  }
-  std::vector<torch::Tensor> out_rows;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::vector<torch::Tensor> row;
-    for (size_t j = 0; j < rows[i].size(); ++j) {
-      auto& t = rows[i][j];
-      if (i > 0) blend(rows[i - 1][j], t, blend_extent, 2);
-      if (j > 0) blend(rows[i][j - 1], t, blend_extent, 3);
-      row.push_back(t.slice(2, 0, keep).slice(3, 0, keep));
+  void add(const torch::Tensor& x) {
+    auto v = x.to(torch::kFloat32).reshape({x.size(0), groups_, -1});
+    auto mean = v.mean(2, true);
+    auto var = (v - mean).pow(2).mean(2).to(torch::kFloat64);
+    mean = mean.squeeze(2).to(torch::kFloat64);
+    const double nb = static_cast<double>(v.size(2));
+    if (!mean_.defined()) {
+      mean_ = mean;
+      m2_ = var * nb;
+      n_ = nb;
+      return;
     }
-    out_rows.push_back(torch::cat(row, 3));
+    const double n = n_ + nb;
+    auto delta = mean - mean_;
+    mean_ = mean_ + delta * (nb / n);
+    m2_ = m2_ + var * nb + delta * delta * (n_ * nb / n);
+    n_ = n;
   }
-  return torch::cat(out_rows, 2);
+
+  // `norm` applied to x with these statistics instead of x's own.
+  torch::Tensor apply(const torch::Tensor& x, const GroupNorm& norm) const {
+    const int64_t n = x.size(0), c = x.size(1);
+    auto mean = mean_.to(x.device(), torch::kFloat32).unsqueeze(2);
+    auto rstd = (m2_ / n_ + norm->eps()).rsqrt().to(x.device(), torch::kFloat32).unsqueeze(2);
+    auto scale = rstd * norm->weight.to(torch::kFloat32).reshape({1, groups_, c / groups_});
+    auto shift = norm->bias.to(torch::kFloat32).reshape({1, groups_, c / groups_}) - mean * scale;
+    return (x.to(torch::kFloat32) * scale.reshape({n, c, 1, 1}) + shift.reshape({n, c, 1, 1})).to(x.scalar_type());
+  }
+
+ private:
+  int64_t groups_;
+  torch::Tensor mean_, m2_;  // [N, groups]
+  double n_ = 0;
+};
+
+using TileFn = std::function<torch::Tensor(const std::vector<torch::Tensor>&)>;
+
+struct Tiler {
+  torch::Device device;  // where tiles run
+  torch::Device store;   // where whole feature maps live
+  // Margin around a tile wherever it has a neighbour: covers one 3×3 convolution at the output
+  // resolution, or a stride-2 one (even, so strided tiles stay on the stride grid).
+  static constexpr int64_t halo = 2;
+
+  // fn over the whole maps `in` (one height and width), run on tiles of `core` positions a side:
+  // fn scales height and width by num/den. The tiles' cores form one whole map; `stats`, if
+  // given, gathers its group statistics.
+  torch::Tensor run(const std::vector<torch::Tensor>& in, int64_t core, int64_t num, int64_t den, const TileFn& fn,
+                    GroupStats* stats) const {
+    const int64_t H = in[0].size(2), W = in[0].size(3);
+    torch::Tensor out;
+    std::vector<torch::Tensor> tiles(in.size());
+    for (int64_t y0 = 0; y0 < H; y0 += core) {
+      const int64_t y1 = std::min(y0 + core, H), ya = std::max<int64_t>(0, y0 - halo), yb = std::min(H, y1 + halo);
+      for (int64_t x0 = 0; x0 < W; x0 += core) {
+        const int64_t x1 = std::min(x0 + core, W), xa = std::max<int64_t>(0, x0 - halo), xb = std::min(W, x1 + halo);
+        for (size_t i = 0; i < in.size(); ++i) tiles[i] = in[i].slice(2, ya, yb).slice(3, xa, xb).to(device);
+        auto r = fn(tiles).slice(2, (y0 - ya) * num / den, (y1 - ya) * num / den)
+                     .slice(3, (x0 - xa) * num / den, (x1 - xa) * num / den);
+        if (!out.defined())
+          out = torch::empty({r.size(0), r.size(1), H * num / den, W * num / den}, r.options().device(store));
+        out.slice(2, y0 * num / den, y1 * num / den).slice(3, x0 * num / den, x1 * num / den).copy_(r);
+        if (stats) stats->add(r);
+      }
+    }
+    return out;
+  }
+
+  // A ResnetBlock2D (no time embedding) in two tiled passes, one per GroupNorm; `s` holds x's
+  // statistics on entry and the output's on return.
+  torch::Tensor resnet(ResnetBlock2DImpl& r, const torch::Tensor& x, GroupStats& s, int64_t core) const {
+    GroupStats sh(s.groups()), so(s.groups());
+    auto h = run({x}, core, 1, 1, [&](const auto& t) { return r.conv1(F::silu(s.apply(t[0], r.norm1))); }, &sh);
+    auto out = run(
+        {x, h}, core, 1, 1,
+        [&](const auto& t) {
+          auto y = r.conv2(F::silu(sh.apply(t[1], r.norm2)));
+          auto sum = (r.conv_shortcut ? r.conv_shortcut(t[0]) : t[0]) + y;
+          return r.output_scale_factor() == 1.0 ? sum : sum / r.output_scale_factor();
+        },
+        &so);
+    s = so;
+    return out;
+  }
+
+  // A DownEncoderBlock2D or UpDecoderBlock2D: its resnets, then its resampler (`core` follows the
+  // resolution).
+  torch::Tensor block(VaeBlockImpl& b, torch::Tensor x, GroupStats& s, int64_t& core) const {
+    for (const auto& r : *b.resnets) x = resnet(*r->as<ResnetBlock2D>(), x, s, core);
+    const bool up = !b.upsamplers->is_empty();
+    if (!up && b.downsamplers->is_empty()) return x;
+    GroupStats next(s.groups());
+    if (up) {
+      x = run({x}, core, 2, 1, [&](const auto& in) { return b.upsamplers[0]->as<Upsample2D>()->forward(in[0]); }, &next);
+      core *= 2;
+    } else {
+      x = run({x}, core, 1, 2, [&](const auto& in) { return b.downsamplers[0]->as<Downsample2D>()->forward(in[0]); }, &next);
+      core /= 2;
+    }
+    s = next;
+    return x;
+  }
+};
+
+Tiler tiler(const torch::Tensor& x, const TileOptions& o) {
+  return {x.device(), o.offload && !x.device().is_cpu() ? torch::Device(torch::kCPU) : x.device()};
 }
 
 }  // namespace
 
-// diffusers' tiling: tiles of tile_sample_size pixels (its latent size on the latent side), a
-// stride that leaves `overlap` of a tile shared, blended over that many output rows.
-AutoencoderKLImpl::Tiling AutoencoderKLImpl::tiling(const TileOptions& t) const {
-  Tiling g;
+int64_t AutoencoderKLImpl::tile_pixels(const TileOptions& t) const {
   const int64_t factor = int64_t{1} << (c_.block_out_channels.size() - 1);
-  g.sample = t.tile_sample_size > 0 ? t.tile_sample_size : c_.sample_size;
-  g.latent = std::max<int64_t>(1, g.sample / factor);
-  g.overlap = t.overlap;
-  return g;
+  const int64_t px = t.tile_sample_size > 0 ? t.tile_sample_size : c_.sample_size;
+  return std::max(4 * factor, px / factor * factor);  // strided layers need whole latents per tile
 }
 
-torch::Tensor AutoencoderKLImpl::decode_tiled(const torch::Tensor& z, const TileOptions& t) {
-  const Tiling g = tiling(t);
-  if (z.size(2) <= g.latent && z.size(3) <= g.latent) return decode(z);  // one tile: no seams
-  const int64_t blend_extent = static_cast<int64_t>(g.sample * g.overlap);
-  return tiled(z, g.latent, std::max<int64_t>(1, static_cast<int64_t>(g.latent * (1 - g.overlap))), blend_extent,
-               g.sample - blend_extent, [&](const torch::Tensor& tile) { return decode(tile); });
+torch::Tensor AutoencoderKLImpl::decode_tiled(const torch::Tensor& z, const TileOptions& o) {
+  const int64_t factor = int64_t{1} << (c_.block_out_channels.size() - 1), px = tile_pixels(o);
+  if (z.size(2) * factor <= px && z.size(3) * factor <= px) return decode(z);
+  const Tiler t = tiler(z, o);
+  auto& d = *decoder;
+  GroupStats s(c_.norm_num_groups);
+  // The latent-resolution middle runs whole: its attention sees every position.
+  auto x = d.mid_block(d.conv_in(post_quant_conv ? post_quant_conv(z) : z));
+  s.add(x);
+  x = x.to(t.store);
+  int64_t core = px / factor;
+  for (const auto& b : *d.up_blocks) x = t.block(*b->as<VaeBlock>(), x, s, core);
+  auto image = t.run({x}, core, 1, 1, [&](const auto& in) { return d.conv_out(F::silu(s.apply(in[0], d.conv_norm_out))); },
+                     nullptr);
+  return image.to(z.device());
 }
 
-Posterior AutoencoderKLImpl::encode_tiled(const torch::Tensor& image, const TileOptions& t) {
-  const Tiling g = tiling(t);
-  if (image.size(2) <= g.sample && image.size(3) <= g.sample) return encode(image);
-  // diffusers blends the moments before splitting them into mean and std.
-  const int64_t blend_extent = static_cast<int64_t>(g.latent * g.overlap);
-  auto m = tiled(image, g.sample, std::max<int64_t>(1, static_cast<int64_t>(g.sample * (1 - g.overlap))), blend_extent,
-                 g.latent - blend_extent, [&](const torch::Tensor& tile) { return quantized(encoder(tile)); });
-  return split_moments(m);
+Posterior AutoencoderKLImpl::encode_tiled(const torch::Tensor& image, const TileOptions& o) {
+  const int64_t px = tile_pixels(o);
+  if (image.size(2) <= px && image.size(3) <= px) return encode(image);
+  const Tiler t = tiler(image, o);
+  auto& e = *encoder;
+  GroupStats s(c_.norm_num_groups);
+  auto x = t.run({image.to(t.store)}, px, 1, 1, [&](const auto& in) { return e.conv_in(in[0]); }, &s);
+  int64_t core = px;
+  for (const auto& b : *e.down_blocks) x = t.block(*b->as<VaeBlock>(), x, s, core);
+  x = e.mid_block(x.to(t.device));  // latent resolution: whole
+  return split_moments(quantized(e.conv_out(F::silu(e.conv_norm_out(x)))));
 }
 
 }  // namespace bioesp::models

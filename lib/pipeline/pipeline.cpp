@@ -157,22 +157,28 @@ torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& pr
   return text_encoder_->encode(t, clip_skip);
 }
 
-torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
-  torch::NoGradGuard no_grad;
-  const auto& uc = unet_->config();
-  const int factor = 1 << (vae_->config().block_out_channels.size() - 1);
-  const bool img2img = g.init_image.defined();
-  int width = g.width, height = g.height;
-  if (img2img) {
-    height = static_cast<int>(g.init_image.size(-2));
-    width = static_cast<int>(g.init_image.size(-1));
-  }
-  if (width == 0) width = uc.sample_size * factor;
-  if (height == 0) height = uc.sample_size * factor;
-  if (g.prompts.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no prompt");
+int StableDiffusion::latent_factor() const { return 1 << (vae_->config().block_out_channels.size() - 1); }
+
+std::pair<int, int> StableDiffusion::output_size(int width, int height) const {
+  const int native = static_cast<int>(unet_->config().sample_size) * latent_factor();
+  if (width == 0) width = native;
+  if (height == 0) height = native;
   if (width <= 0 || height <= 0 || width % 8 || height % 8)
     fail(BIOESP_ERR_INVALID_ARGUMENT, "width and height must be positive multiples of 8 (got " + std::to_string(width) +
                                           "×" + std::to_string(height) + ")");
+  return {width, height};
+}
+
+torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
+  torch::NoGradGuard no_grad;
+  const auto& uc = unet_->config();
+  const int factor = latent_factor();
+  const bool img2img = g.init_image.defined();
+  if (g.prompts.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no prompt");
+  if (g.vae_tile_size < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "the VAE tile size is 0 (whole) or a size in pixels");
+  const auto [width, height] =
+      img2img ? output_size(static_cast<int>(g.init_image.size(-1)), static_cast<int>(g.init_image.size(-2)))
+              : output_size(g.width, g.height);
   if (g.steps < 1 || g.steps > 1000) fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be between 1 and 1000");
   if (!std::isfinite(g.guidance) || g.guidance < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "guidance must be a finite number ≥ 0");
   if (g.images_per_prompt < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "images per prompt must be at least 1");
@@ -192,6 +198,13 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
 
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
   scheduler->set_timesteps(g.steps);
+  // An offset schedule (PNDM's steps_offset 1) reaches past the last training timestep when the
+  // steps are as many as those timesteps: diffusers fails there with an index error.
+  const int trained = scheduler->config().num_train_timesteps;
+  const auto& planned = scheduler->timesteps();
+  if (!planned.empty() && *std::max_element(planned.begin(), planned.end()) >= trained)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, std::to_string(g.steps) + " steps of this scheduler go past the model's " +
+                                          std::to_string(trained) + " training timesteps: use fewer steps");
   // diffusers' default is a CPU generator: the same seed then gives the same image everywhere.
   at::Generator gen = at::detail::createCPUGenerator(g.seed);
   if (g.device_generator && !device_.is_cpu()) {
@@ -203,6 +216,9 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   int64_t begin = 0;
   torch::Tensor latents;
   const double scaling = vae_->config().scaling_factor;
+  models::TileOptions tiles;
+  tiles.tile_sample_size = g.vae_tile_size;
+  auto decode = [&](const torch::Tensor& z) { return g.vae_tile_size > 0 ? vae_->decode_tiled(z, tiles) : vae_->decode(z); };
   if (img2img) {
     const int64_t n = static_cast<int64_t>(scheduler->timesteps().size());
     const int init = std::min(static_cast<int>(g.steps * g.strength), g.steps);
@@ -212,7 +228,8 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
     auto image = g.init_image.dim() == 3 ? g.init_image.unsqueeze(0) : g.init_image;
     if (image.size(0) != 1 && image.size(0) != N)
       fail(BIOESP_ERR_INVALID_ARGUMENT, "give one init image, or one per generated image");
-    auto post = vae_->encode(image.to(device_, dtype_));
+    image = image.to(device_, dtype_);
+    auto post = g.vae_tile_size > 0 ? vae_->encode_tiled(image, tiles) : vae_->encode(image);
     auto eps = at::randn(post.mean.sizes(), gen, opts).to(device_, dtype_);
     auto init_latents = post.sample(eps) * scaling;
     if (init_latents.size(0) != N) init_latents = init_latents.expand({N, -1, -1, -1}).contiguous();
@@ -241,16 +258,10 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
     latents = scheduler->step(noise, i, latents, &gen);
     if (g.progress && !g.progress(static_cast<int>(i - begin + 1), total)) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
   }
-  // The VAE decodes in float32 where the config asks (SD's VAE overflows in fp16).
   auto z = latents / scaling;
-  torch::Tensor image;
-  if (vae_->config().force_upcast && dtype_ == torch::kFloat16) {
-    vae_->to(torch::kFloat32);
-    image = vae_->decode(z.to(torch::kFloat32));
-    vae_->to(dtype_);
-  } else {
-    image = vae_->decode(z);
-  }
+  auto image = models::with_upcasting(
+      *vae_, device_, [&](torch::ScalarType dt) { return decode(z.to(dt)); },
+      [](const torch::Tensor& x) { return torch::isfinite(x).all().item<bool>(); });
   return (image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).contiguous().cpu();
 }
 
@@ -278,11 +289,8 @@ torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
   if (keys < 2) fail(BIOESP_ERR_INVALID_ARGUMENT, "an animation needs two keyframes: two prompts or two seeds");
   if (o.frames < 2 || o.frames > 10000) fail(BIOESP_ERR_INVALID_ARGUMENT, "frames must be between 2 and 10000");
   if (o.settings.init_image.defined()) fail(BIOESP_ERR_INVALID_ARGUMENT, "animations start from noise, not an init image");
-  const auto& uc = unet_->config();
-  const int factor = 1 << (vae_->config().block_out_channels.size() - 1);
-  const int width = o.settings.width > 0 ? o.settings.width : uc.sample_size * factor;
-  const int height = o.settings.height > 0 ? o.settings.height : uc.sample_size * factor;
-  if (width % 8 || height % 8) fail(BIOESP_ERR_INVALID_ARGUMENT, "width and height must be multiples of 8");
+  const int factor = latent_factor();
+  const auto [width, height] = output_size(o.settings.width, o.settings.height);
 
   // The keyframes: their embeddings, and the noise their seeds give (as generate draws it).
   auto prompt_of = [&](size_t k) { return o.prompts[o.prompts.size() == 1 ? 0 : k]; };
@@ -291,7 +299,7 @@ torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
   for (size_t k = 0; k < keys; ++k) {
     embeds.push_back(encode_prompts({prompt_of(k)}, o.settings.clip_skip, o.settings.truncated));
     at::Generator gen = at::detail::createCPUGenerator(seed_of(k));
-    noises.push_back(at::randn({1, uc.in_channels, height / factor, width / factor}, gen,
+    noises.push_back(at::randn({1, unet_->config().in_channels, height / factor, width / factor}, gen,
                                torch::TensorOptions().dtype(torch::kFloat32)));
   }
   std::vector<torch::Tensor> frames;

@@ -41,6 +41,9 @@ struct GenerateOptions {
   int clip_skip = 0;
   torch::Tensor init_image;               // img2img: [3, H, W] or [B, 3, H, W] in [-1, 1]
   double strength = 0.8;
+  // > 0: the VAE decodes (and encodes init images) in tiles of this many pixels, for images
+  // larger than memory allows; the result equals the untiled one (see models::TileOptions).
+  int vae_tile_size = 0;
   // Called after each denoising step with (done, total); return false to cancel, which throws
   // BIOESP_ERR_CANCELLED within one step.
   std::function<bool(int, int)> progress;
@@ -112,6 +115,10 @@ class StableDiffusion {
   StableDiffusion() = default;
   // Tokenizer and scheduler config from `dir` (a pipeline folder or a config folder).
   void load_text_and_schedule(const std::string& dir);
+  int latent_factor() const;  // image pixels per latent
+  // Width and height for a request (0: the UNet's native size); refuses other than positive
+  // multiples of 8.
+  std::pair<int, int> output_size(int width, int height) const;
   std::unique_ptr<text::ClipTokenizer> tokenizer_;
   models::CLIPTextModel text_encoder_{nullptr};
   models::UNet2DConditionModel unet_{nullptr};

@@ -113,18 +113,9 @@ void Trainer::add_adapters(torch::nn::Module& root, const std::string& component
 std::pair<torch::Tensor, torch::Tensor> Trainer::encode(const torch::Tensor& pixel_values) {
   torch::NoGradGuard no_grad;
   auto& vae = sd_.vae();
-  const auto dtype = dtype_of(*vae);
-  // SD's VAE overflows in fp16; it encodes in float32 as it decodes.
-  const bool upcast = vae->config().force_upcast && dtype == torch::kFloat16;
-  if (upcast) vae->to(torch::kFloat32);
-  models::Posterior post;
-  try {
-    post = vae->encode(pixel_values.to(sd_.device(), upcast ? torch::kFloat32 : dtype));
-  } catch (...) {
-    if (upcast) vae->to(dtype);
-    throw;
-  }
-  if (upcast) vae->to(dtype);
+  auto post = models::with_upcasting(
+      *vae, sd_.device(), [&](torch::ScalarType dt) { return vae->encode(pixel_values.to(sd_.device(), dt)); },
+      [](const models::Posterior& p) { return (torch::isfinite(p.mean).all() & torch::isfinite(p.std).all()).item<bool>(); });
   return {post.mean.to(torch::kFloat32), post.std.to(torch::kFloat32)};
 }
 
