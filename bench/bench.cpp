@@ -4,7 +4,8 @@
 //                                 (random weights); --train only the training rows; --vae only
 //                                 the SD 1.x VAE decoding PX pixels whole and in tiles (CPU);
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
-//                                 and checks CUDA outputs against the CPU's
+//                                 and checks CUDA outputs against the CPU's; --graph-train
+//                                 (with --device cuda) only the captured training step
 //   bench load-unet FILE          (internal) loads a full-size SD 1.x UNet from FILE as fp16 and
 //                                 prints its peak resident memory; run in a fresh process
 #include <sys/resource.h>
@@ -31,6 +32,7 @@
 #include "models/unet.h"
 #include "models/vae.h"
 #include "pipeline/pipeline.h"
+#include "train/captured_step.h"
 #include "train/trainer.h"
 #ifdef BIOESP_BENCH_CUDA_MEMORY
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -245,6 +247,85 @@ int load_unet(const std::string& path) {
   return 0;
 }
 
+// A whole 512 px LoRA training step captured as a CUDA graph (train::CapturedStep) against the
+// trainer's eager step on the same inputs: the time, and how far three steps of each drift apart
+// from the same start (in bf16 two eager runs drift too, which gives the scale).
+Row graph_train_row(const torch::Device& dev, int repeat) {
+  Row r{"  same, 512 px, bf16, captured as a CUDA graph", {}};
+  try {
+    torch::AutoGradMode grad(true);
+    auto sd = sd1_random(dev, torch::kBFloat16);
+    train::Trainer tr(*sd, train::Setup{});
+    at::Generator gen = at::detail::createCPUGenerator(0);
+    const int res = 512;
+    train::StepInputs in;
+    in.pixel_values = at::rand({1, 3, res, res}, gen) * 2 - 1;
+    in.vae_eps = at::randn({1, 4, res / 8, res / 8}, gen);
+    in.noise = at::randn({1, 4, res / 8, res / 8}, gen);
+    in.timesteps = at::randint(0, 1000, {1}, gen, torch::kLong);
+    in.encoder_hidden_states = at::randn({1, 77, 768}, gen);
+    std::vector<torch::Tensor> params, start;
+    for (const auto& [name, t] : tr.parameters()) {
+      params.push_back(t);
+      start.push_back(t.detach().clone());
+    }
+    auto reset = [&] {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < params.size(); ++i) {
+        params[i].copy_(start[i]);
+        tr.optimizer().exp_avg()[i].zero_();
+        tr.optimizer().exp_avg_sq()[i].zero_();
+      }
+      tr.optimizer().set_steps(0);
+    };
+    auto snapshot = [&] {
+      std::vector<torch::Tensor> out;
+      for (const auto& p : params) out.push_back(p.detach().clone());
+      return out;
+    };
+    auto eager_run = [&] {
+      reset();
+      for (int i = 0; i < 3; ++i) {
+        tr.backward(in, 1);
+        tr.update(1e-4);
+      }
+      return snapshot();
+    };
+    // Relative L2 distance between what two runs changed from the start.
+    auto change_distance = [&](const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+      double num = 0, den = 0;
+      for (size_t i = 0; i < a.size(); ++i) {
+        num += (a[i] - b[i]).pow(2).sum().item<double>();
+        den += (b[i] - start[i]).pow(2).sum().item<double>();
+      }
+      return std::sqrt(num / den);
+    };
+    const auto eager = eager_run();
+    const double eager_drift = change_distance(eager_run(), eager);
+    auto eager_s = time_it(1, repeat * 5, [&] {
+      tr.backward(in, 1);
+      tr.update(1e-4);
+    });
+    std::sort(eager_s.begin(), eager_s.end());
+
+    reset();
+    train::CapturedStep step(tr, in);
+    for (int i = 0; i < 3; ++i) step.run(in, 1e-4);
+    const double graph_drift = change_distance(snapshot(), eager);
+    cuda_reset_peak();
+    r.seconds = time_it(3, repeat * 5, [&] { step.run(in, 1e-4); });
+    r.peak_mib = cuda_peak_mib();
+    char note[160];
+    std::snprintf(note, sizeof note,
+                  "3-step LoRA change vs eager: relative L2 %.2g (two eager runs: %.2g); eager step %.3f s; target 60 ms",
+                  graph_drift, eager_drift, eager_s[eager_s.size() / 2]);
+    r.note = note;
+  } catch (const std::exception& e) {
+    r.note = std::string("failed: ") + std::string(e.what()).substr(0, 160);
+  }
+  return r;
+}
+
 // CPU rows: wall time, and the peak resident memory of the measured calls (after a reset).
 Measure cpu_measure(int repeat) {
   return [repeat](const std::string& what, const std::function<void()>& fn) {
@@ -437,6 +518,8 @@ int bench_cuda(bool full, int repeat) {
 #endif
       rows.push_back(r);
     }
+    sd.reset();
+    rows.push_back(graph_train_row(dev, repeat));
   }
   print(rows);
   return 0;
@@ -447,16 +530,22 @@ int bench_cuda(bool full, int repeat) {
 int main(int argc, char** argv) {
   torch::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
-  bool full = false, cuda = false, train_only = false;
+  bool full = false, cuda = false, train_only = false, graph_train = false;
   int vae_px = 0;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
     else if (std::strcmp(argv[i], "--train") == 0) train_only = true;
+    else if (std::strcmp(argv[i], "--graph-train") == 0) graph_train = true;
     else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train] [--vae PX] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train] [--vae PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+  }
+  if (cuda && graph_train) {
+    at::globalContext().setBenchmarkCuDNN(true);
+    print({graph_train_row(torch::Device(torch::kCUDA), repeat)});
+    return 0;
   }
   if (cuda) return bench_cuda(full, repeat);
   if (vae_px > 0) {

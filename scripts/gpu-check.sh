@@ -40,10 +40,21 @@ for mp in fp16 bf16 no; do
   /usr/bin/time -f "train $mp: %e s wall" "$root/build-gpu/bioesp" train --model "$ref/models/tiny-sd1" \
     --data "$out/data" --prompt "criatura especulativa colombiana" --resolution 128 --steps 30 --batch 2 --seed 1 \
     --mixed-precision $mp --device cuda --validation-prompt "criatura" --validation-steps 10 --quiet \
-    --out "$out/train-$mp" 2>&1 | tail -n 3
+    --out "$out/train-$mp" 2>&1 | grep -v "DreamBooth works best" | tail -n 3
   tail -n 1 "$out/train-$mp/train_log.jsonl"
 done
-rm -rf "$out"/train-*/checkpoints
+# bf16 and fp32 once more with the step captured as a CUDA graph (BIOESP_CUDA_GRAPHS=1): the
+# trained LoRA against the eager one.
+for mp in bf16 no; do
+  BIOESP_CUDA_GRAPHS=1 /usr/bin/time -f "train $mp, captured: %e s wall" "$root/build-gpu/bioesp" train \
+    --model "$ref/models/tiny-sd1" --data "$out/data" --prompt "criatura especulativa colombiana" --resolution 128 \
+    --steps 30 --batch 2 --seed 1 --mixed-precision $mp --device cuda --validation-prompt "criatura" \
+    --validation-steps 10 --quiet --out "$out/graph-$mp" 2>&1 | grep -v "DreamBooth works best" | tail -n 3
+  tail -n 1 "$out/graph-$mp/train_log.jsonl"
+  python3 "$root/scripts/compare_lora.py" "$out/graph-$mp/pytorch_lora_weights.safetensors" \
+    "$out/train-$mp/pytorch_lora_weights.safetensors"
+done
+rm -rf "$out"/train-*/checkpoints "$out"/graph-*/checkpoints
 "$root/build-gpu/bioesp" generate --model "$ref/models/tiny-sd1" --device cuda --prompt "criatura especulativa colombiana" \
   --negative-prompt "blurry, low quality" --steps 10 --scheduler ddim --seed 1234 --quiet --out "$out/cuda.png" && echo "generate on cuda: ok"
 "$root/build-gpu/bioesp" generate --model "$ref/models/tiny-sd1" --device cuda --dtype f16 --prompt "colibrí" \

@@ -17,15 +17,20 @@ Scheduler::Scheduler(SchedulerConfig c) : c_(std::move(c)) {
 
 double Scheduler::alpha_cumprod(int64_t t) const { return alphas_cumprod_[t].item<float>(); }
 
+const torch::Tensor& Scheduler::alphas_cumprod_on(const torch::Device& device) const {
+  if (!alphas_on_device_.defined() || alphas_on_device_.device() != device) alphas_on_device_ = alphas_cumprod_.to(device);
+  return alphas_on_device_;
+}
+
 torch::Tensor Scheduler::add_noise(const torch::Tensor& x, const torch::Tensor& noise, const torch::Tensor& t) const {
-  auto ac = alphas_cumprod_.to(x.device()).index_select(0, t.to(x.device()).to(torch::kLong)).to(x.scalar_type());
+  auto ac = alphas_cumprod_on(x.device()).index_select(0, t.to(x.device()).to(torch::kLong)).to(x.scalar_type());
   auto shape = std::vector<int64_t>(x.dim(), 1);
   shape[0] = -1;
   return ac.sqrt().view(shape) * x + (1 - ac).sqrt().view(shape) * noise;
 }
 
 torch::Tensor Scheduler::velocity(const torch::Tensor& x, const torch::Tensor& noise, const torch::Tensor& t) const {
-  auto ac = alphas_cumprod_.to(x.device()).index_select(0, t.to(x.device()).to(torch::kLong)).to(x.scalar_type());
+  auto ac = alphas_cumprod_on(x.device()).index_select(0, t.to(x.device()).to(torch::kLong)).to(x.scalar_type());
   auto shape = std::vector<int64_t>(x.dim(), 1);
   shape[0] = -1;
   return ac.sqrt().view(shape) * noise - (1 - ac).sqrt().view(shape) * x;

@@ -63,11 +63,15 @@ class Scheduler {
   // The v-prediction target sqrt(ᾱ)·ε - sqrt(1-ᾱ)·x.
   torch::Tensor velocity(const torch::Tensor& sample, const torch::Tensor& noise, const torch::Tensor& t) const;
   const torch::Tensor& alphas_cumprod() const { return alphas_cumprod_; }
+  // The same on `device`, copied once (a copy per training step would cost a host round trip and
+  // stop CUDA graph capture). Not for concurrent use from several threads.
+  const torch::Tensor& alphas_cumprod_on(const torch::Device& device) const;
 
  protected:
   double alpha_cumprod(int64_t t) const;  // ᾱ_t as float32, widened
   SchedulerConfig c_;
   torch::Tensor alphas_cumprod_;  // float32, [num_train_timesteps]
+  mutable torch::Tensor alphas_on_device_;
   std::vector<double> timesteps_;
   int steps_ = 0;
 };

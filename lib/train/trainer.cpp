@@ -4,10 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/strings.h"
@@ -18,6 +20,7 @@
 #include "models/checkpoint.h"
 #include "models/layers.h"
 #include "models/loader.h"
+#include "train/captured_step.h"
 #include "train/dataset.h"
 
 namespace bioesp::train {
@@ -120,6 +123,12 @@ std::pair<torch::Tensor, torch::Tensor> Trainer::encode(const torch::Tensor& pix
 }
 
 double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* gen) {
+  auto l = loss(in, gen);
+  (l * (scaler_.scale() / accumulation)).backward();
+  return l.item<double>();
+}
+
+torch::Tensor Trainer::loss(const StepInputs& in, at::Generator* gen) {
   const auto device = sd_.device();
   const auto dtype = dtype_of(*sd_.unet());
   torch::Tensor latents = in.latents;
@@ -160,7 +169,7 @@ double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* 
   torch::Tensor loss;
   if (s_.snr_gamma > 0) {
     // min-SNR-γ (Hang et al. 2023) as diffusers' scripts weight it.
-    auto ac = noise_->alphas_cumprod().to(device).index_select(0, t.slice(0, 0, n));
+    auto ac = noise_->alphas_cumprod_on(device).index_select(0, t.slice(0, 0, n));
     auto snr = ac / (1 - ac);
     auto w = torch::minimum(snr, torch::full_like(snr, s_.snr_gamma));
     w = noise_->config().prediction_type == "v_prediction" ? w / (snr + 1) : w / snr;
@@ -169,8 +178,7 @@ double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* 
     loss = torch::mse_loss(p, y);
   }
   if (in.prior > 0) loss = loss + s_.prior_weight * torch::mse_loss(pred.slice(0, n), target.slice(0, n));
-  (loss * (scaler_.scale() / accumulation)).backward();
-  return loss.item<double>();
+  return loss;
 }
 
 double Trainer::update(double lr) {
@@ -555,10 +563,32 @@ std::string run(const RunOptions& o) {
     draw(o.validation_prompt, setup.seed, 0, o.out + "/validation/" + format_step("step-%06d.png", step));
   };
 
+  // On CUDA with BIOESP_CUDA_GRAPHS=1, a step runs as one captured graph where the setup allows
+  // (see CapturedStep). Opt-in while its final losses differ from eager training's by more than
+  // eager runs in different precisions differ from each other (docs/performance.md).
+  std::unique_ptr<CapturedStep> captured;
+  const char* graphs = std::getenv("BIOESP_CUDA_GRAPHS");
+  bool try_capture = sd->device().is_cuda() && graphs && std::string(graphs) == "1";
+  auto capture = [&](const StepInputs& in) {
+    try_capture = false;
+    const std::string why = CapturedStep::unsupported(tr, o.grad_accum);
+    if (!why.empty()) {
+      if (o.log) o.log(BIOESP_LOG_INFO, "training steps run eagerly: " + why);
+      return;
+    }
+    try {
+      captured = std::make_unique<CapturedStep>(tr, in);
+      if (o.log) o.log(BIOESP_LOG_INFO, "training steps run as a captured CUDA graph");
+    } catch (const std::exception& e) {
+      if (o.log) o.log(BIOESP_LOG_WARNING, std::string("capturing the training step failed; training eagerly: ") + e.what());
+    }
+  };
+
   auto started = Clock::now();
   const int first = st.step;
   while (st.step < total) {
-    double loss = 0;
+    const double lr = learning_rate(schedule, base_lr, st.step);
+    double loss = 0, norm = 0;
     for (int a = 0; a < o.grad_accum; ++a) {
       StepInputs in;
       std::vector<const Example*> batch;
@@ -598,10 +628,11 @@ std::string run(const RunOptions& o) {
         for (const auto* e : batch) h.push_back(embed(e->caption));
         in.encoder_hidden_states = torch::stack(h);
       }
-      loss += tr.backward(in, o.grad_accum, &gen) / o.grad_accum;
+      if (try_capture) capture(in);
+      if (captured) std::tie(loss, norm) = captured->run(in, lr);
+      else loss += tr.backward(in, o.grad_accum, &gen) / o.grad_accum;
     }
-    const double lr = learning_rate(schedule, base_lr, st.step);
-    const double norm = tr.update(lr);
+    if (!captured) norm = tr.update(lr);
     ++st.step;
 
     Progress p;

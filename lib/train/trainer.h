@@ -60,6 +60,9 @@ class Trainer {
   // Forward and backward of one micro-batch; gradients accumulate, the loss is divided by
   // `accumulation` for the backward pass. Returns the loss (undivided). `gen` feeds LoRA dropout.
   double backward(const StepInputs& in, int accumulation, at::Generator* gen = nullptr);
+  // The loss of one micro-batch as a tensor, without a host synchronisation when the inputs are
+  // on the model's device already (what a captured step records).
+  torch::Tensor loss(const StepInputs& in, at::Generator* gen = nullptr);
   // Clips, then one AdamW step at `lr`; returns the gradient norm before clipping. A step whose
   // fp16 gradients overflowed is skipped (returns a non-finite norm).
   double update(double lr);
@@ -70,6 +73,7 @@ class Trainer {
   AdamW& optimizer() { return *adam_; }
   GradScaler& scaler() { return scaler_; }
   const Setup& setup() const { return s_; }
+  torch::Device device() const { return sd_.device(); }
   const sched::Scheduler& noise_schedule() const { return *noise_; }
   // The VAE posterior of images in [-1, 1] (mean, std), float32, without gradients.
   std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& pixel_values);
