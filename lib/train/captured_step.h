@@ -16,8 +16,7 @@ namespace bioesp::train {
 
 class CapturedStep {
  public:
-  // Empty when `tr` can train captured with micro-batches like `in`, `accumulation` of them a
-  // step; otherwise why not.
+  // Empty when `tr` can train captured with `accumulation` micro-batches a step; otherwise why not.
   static std::string unsupported(const Trainer& tr, int accumulation);
   // Warms up on `first` and captures; the warm-up steps are undone (parameters and optimizer
   // state restored), also when capturing fails (which throws).
