@@ -22,18 +22,20 @@ const torch::Tensor& Scheduler::alphas_cumprod_on(const torch::Device& device) c
   return alphas_on_device_;
 }
 
-torch::Tensor Scheduler::add_noise(const torch::Tensor& x, const torch::Tensor& noise, const torch::Tensor& t) const {
-  auto ac = alphas_cumprod_on(x.device()).index_select(0, t.to(x.device()).to(torch::kLong)).to(x.scalar_type());
+torch::Tensor Scheduler::alphas_for(const torch::Tensor& x, const torch::Tensor& t) const {
   auto shape = std::vector<int64_t>(x.dim(), 1);
   shape[0] = -1;
-  return ac.sqrt().view(shape) * x + (1 - ac).sqrt().view(shape) * noise;
+  return alphas_cumprod_on(x.device()).index_select(0, t.to(x.device()).to(torch::kLong)).to(x.scalar_type()).view(shape);
+}
+
+torch::Tensor Scheduler::add_noise(const torch::Tensor& x, const torch::Tensor& noise, const torch::Tensor& t) const {
+  auto ac = alphas_for(x, t);
+  return ac.sqrt() * x + (1 - ac).sqrt() * noise;
 }
 
 torch::Tensor Scheduler::velocity(const torch::Tensor& x, const torch::Tensor& noise, const torch::Tensor& t) const {
-  auto ac = alphas_cumprod_on(x.device()).index_select(0, t.to(x.device()).to(torch::kLong)).to(x.scalar_type());
-  auto shape = std::vector<int64_t>(x.dim(), 1);
-  shape[0] = -1;
-  return ac.sqrt().view(shape) * noise - (1 - ac).sqrt().view(shape) * x;
+  auto ac = alphas_for(x, t);
+  return ac.sqrt() * noise - (1 - ac).sqrt() * x;
 }
 
 torch::Tensor Scheduler::add_noise_at(const torch::Tensor& x, const torch::Tensor& noise, int64_t step) {

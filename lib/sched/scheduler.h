@@ -69,6 +69,8 @@ class Scheduler {
 
  protected:
   double alpha_cumprod(int64_t t) const;  // ᾱ_t as float32, widened
+  // ᾱ at training timesteps t ([B]) in x's dtype and device, shaped [B, 1, …] to scale x.
+  torch::Tensor alphas_for(const torch::Tensor& x, const torch::Tensor& t) const;
   SchedulerConfig c_;
   torch::Tensor alphas_cumprod_;  // float32, [num_train_timesteps]
   mutable torch::Tensor alphas_on_device_;
