@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "config/model_config.h"
+#include "bioesp.h"
 #include "io/file.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -597,6 +598,23 @@ int main(int argc, char** argv) {
     r.peak_mib = peak_rss_mib();
     r.note = "per image";
     rows.push_back(r);
+  }
+  if (const char* embedded = bioesp_embedded_model()) {
+    auto sd = pipeline::StableDiffusion::load(embedded, {});
+    pipeline::GenerateOptions g;
+    g.prompts = {"lagarto mariposa"};
+    g.steps = 25;
+    g.guidance = 5;
+    const int threads = torch::get_num_threads();
+    for (int n : {threads, 1}) {
+      torch::set_num_threads(n);
+      Row r{"embedded model (criaturas), 64 px, 25 steps, CFG, " + std::to_string(n) + " thread(s)",
+            time_it(1, repeat, [&] { sd->generate(g); })};
+      r.peak_mib = peak_rss_mib();
+      r.note = "per image, load excluded; target < 3 s on 2 cores";
+      rows.push_back(r);
+    }
+    torch::set_num_threads(threads);
   }
   if (full) {
     json configs = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));

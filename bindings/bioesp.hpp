@@ -463,6 +463,19 @@ struct TrainOptions {
   std::string validation_prompt;
   int validation_every = 0, validation_steps = 25;
   bool save_kohya = false;
+  // Training from scratch (see new_model).
+  bool train_vae = false;
+  double kl_weight = 1e-6;
+  double tag_dropout = 0, caption_dropout = 0;
+  bool shuffle_tags = false, save_half = false;
+};
+
+// A model folder to train from scratch: fresh weights from `configs`, a vocabulary from the
+// captions of `data`.
+struct NewModelOptions {
+  std::string configs, data, out;
+  int vocab_size = 0;
+  long long seed = 0;
 };
 
 // Training progress: subclass and override on_step; return false to cancel (a checkpoint is
@@ -620,6 +633,12 @@ inline std::string train(const TrainOptions& o, TrainProgress* progress) {
   c.validation_every = o.validation_every;
   c.validation_steps = o.validation_steps;
   c.save_kohya = o.save_kohya ? 1 : 0;
+  c.train_vae = o.train_vae ? 1 : 0;
+  c.kl_weight = static_cast<float>(o.kl_weight);
+  c.tag_dropout = static_cast<float>(o.tag_dropout);
+  c.caption_dropout = static_cast<float>(o.caption_dropout);
+  c.shuffle_tags = o.shuffle_tags ? 1 : 0;
+  c.save_half = o.save_half ? 1 : 0;
   c.out = detail::or_null(o.out);
   detail::TrainTrampoline t;
   if (progress) {
@@ -635,6 +654,27 @@ inline std::string train(const TrainOptions& o, TrainProgress* progress) {
   }
   check(s);
   return detail::take_string(result);
+}
+
+// Writes the new model folder and returns its path.
+inline std::string new_model(const NewModelOptions& o) {
+  bioesp_new_model_options c;
+  bioesp_new_model_options_init(&c);
+  c.configs = detail::or_null(o.configs);
+  c.data = detail::or_null(o.data);
+  c.out = detail::or_null(o.out);
+  c.vocab_size = o.vocab_size;
+  c.seed = static_cast<uint64_t>(o.seed);
+  char* result = nullptr;
+  check(bioesp_new_model(&c, &result));
+  return detail::take_string(result);
+}
+
+// The model that ships with bioesp (what the command line draws with when none is named); ""
+// when it is not installed.
+inline std::string embedded_model() {
+  const char* m = bioesp_embedded_model();
+  return m ? m : "";
 }
 
 // Downloads a model into the Hub cache; returns its snapshot folder.

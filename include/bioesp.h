@@ -264,6 +264,11 @@ BIOESP_API void bioesp_save_options_init(bioesp_save_options* options);
  * extension (.png, .jpg, .jpeg), atomically. */
 BIOESP_API bioesp_status bioesp_images_save(const bioesp_images* images, size_t index, const char* path,
                                             const bioesp_save_options* options);
+/* One image of all of them in rows of `columns` (batch order: one row per prompt when columns is
+ * the images per prompt), each scaled to `cell` pixels square (0: the first image's size), with
+ * 2-pixel white gaps. Free *out with bioesp_images_free. */
+BIOESP_API bioesp_status bioesp_images_grid(const bioesp_images* images, uint32_t columns, uint32_t cell,
+                                            bioesp_images** out);
 
 /* ---------------------------------------------------------------------------------------------
  * Models and generation
@@ -549,12 +554,45 @@ typedef struct bioesp_train_options {
   void* progress_user;
   bioesp_log_fn log;
   void* log_user;
+  /* Training from scratch (see bioesp_new_model). */
+  int train_vae;              /* the VAE alone, on L1 reconstruction + KL; saves a model folder
+                                 whose VAE config gets the scaling_factor its latents need */
+  float kl_weight;            /* default 1e-6, against the summed L1 (CompVis' weighting) */
+  float tag_dropout;          /* captions as comma-separated tags: drop each with this
+                                 probability (one stays); default 0 */
+  int shuffle_tags;           /* shuffle the kept tags */
+  float caption_dropout;      /* train on the empty caption this often, which classifier-free
+                                 guidance needs in a model of its own; default 0 */
+  int save_half;              /* model folders (full, VAE) written in float16 */
 } bioesp_train_options;
 
 BIOESP_API void bioesp_train_options_init(bioesp_train_options* options);
 /* Trains; on success *result_path (when not NULL) receives the saved LoRA file or model folder,
  * freed with bioesp_string_free. Blocks; run it on a thread of yours to keep a UI alive. */
 BIOESP_API bioesp_status bioesp_train(const bioesp_train_options* options, char** result_path);
+
+typedef struct bioesp_new_model_options {
+  size_t struct_size;
+  const char* configs;        /* folder with unet/, text_encoder/ and vae/ config.json and
+                                 scheduler/scheduler_config.json (model_index.json optional) */
+  const char* data;           /* a dataset (as bioesp_train reads it) whose captions the
+                                 vocabulary is learned from */
+  int vocab_size;             /* 0: the text encoder config's vocab_size */
+  uint64_t seed;
+  const char* out;            /* a folder that does not exist yet */
+  bioesp_log_fn log;
+  void* log_user;
+} bioesp_new_model_options;
+
+BIOESP_API void bioesp_new_model_options_init(bioesp_new_model_options* options);
+/* Writes a diffusers model folder with freshly initialised weights and a CLIP BPE vocabulary
+ * learned from the captions, to train from scratch: bioesp_train with train_vae first, then with
+ * full and train_text_encoder. On success *result_path (when not NULL) receives the folder. */
+BIOESP_API bioesp_status bioesp_new_model(const bioesp_new_model_options* options, char** result_path);
+
+/* The model that ships with bioesp (a small model of animals and plants, trained by bioesp on
+ * Noto Emoji art), installed beside the library; NULL when it cannot be found. Static storage. */
+BIOESP_API const char* bioesp_embedded_model(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Hugging Face Hub: models into the cache huggingface_hub shares, and publishing

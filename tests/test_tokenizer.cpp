@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "io/file.h"
+#include "text/bpe_builder.h"
 #include "text/clip_tokenizer.h"
 #include "text/unicode.h"
 extern "C" {
@@ -91,8 +92,43 @@ static void test_broken_folders(void** state) {
   expect_broken("{\"a\": 0}", "#version: 0.2\n", BIOESP_ERR_FORMAT, "no merges");
 }
 
+// A vocabulary learned from captions: CLIP's layout, read back by the tokenizer, frequent words
+// whole, rare ones in pieces that decode to the text, the same files on every run.
+static void test_learned_vocabulary(void** state) {
+  (void)state;
+  std::vector<std::string> captions;
+  for (int i = 0; i < 20; ++i) captions.push_back("lagarto, lizard, reptil, animal");
+  for (int i = 0; i < 5; ++i) captions.push_back("colibrí, hummingbird, ave, bird, animal");
+  captions.push_back("frailejón, planta");
+  const std::string a = temp_dir(), b = temp_dir();
+  const int size = bioesp::text::build_clip_bpe(captions, 550, a);
+  assert_int_equal(size, 550);
+  assert_int_equal(bioesp::text::build_clip_bpe(captions, 550, b), 550);
+  for (const char* f : {"/vocab.json", "/merges.txt"})
+    assert_true(bioesp::io::read_text_file(a + f) == bioesp::io::read_text_file(b + f));
+  json vocab = json::parse(bioesp::io::read_text_file(a + "/vocab.json"));
+  assert_int_equal(vocab.size(), 550);
+  assert_int_equal(vocab["<|endoftext|>"].get<int>(), 549);
+  ClipTokenizer tok(a);
+  assert_int_equal(tok.tokenize("lagarto").size(), 1);  // frequent: one token
+  assert_int_equal(tok.tokenize("Lagarto  ANIMAL").size(), 2);
+  assert_true(tok.tokenize("frailejón").size() > 1);   // once: pieces
+  for (const char* text : {"lagarto colibrí", "frailejón", "cactus jaguar 🦎"})
+    assert_string_equal(tok.decode(tok.encode(text).ids).c_str(), text);
+  // A small corpus stops early: no pair occurs twice any more.
+  const std::string c = temp_dir();
+  assert_true(bioesp::text::build_clip_bpe({"ab"}, 5000, c) == 514);
+  try {
+    bioesp::text::build_clip_bpe(captions, 100, temp_dir());
+    fail_msg("a vocabulary smaller than the byte symbols was accepted");
+  } catch (const bioesp::Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_INVALID_ARGUMENT);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_learned_vocabulary),
       cmocka_unit_test(test_golden_prompts),
       cmocka_unit_test(test_normalisation),
       cmocka_unit_test(test_broken_folders),

@@ -15,6 +15,7 @@
 #include "models/loader.h"
 #include "pipeline/pipeline.h"
 #include "train/lr_schedule.h"
+#include "train/scratch.h"
 #include "train/trainer.h"
 extern "C" {
 #include "support/testutil.h"
@@ -270,6 +271,106 @@ static void test_prior_preservation(void** state) {
   assert_int_equal(generated, 0);
 }
 
+// Captions as tags: dropped, shuffled, or dropped whole, reproducibly; nothing when all is off.
+static void test_caption_variation(void** state) {
+  (void)state;
+  const std::string caption = "lagarto, lizard, reptil, animal";
+  at::Generator g1 = at::detail::createCPUGenerator(1), g2 = at::detail::createCPUGenerator(1);
+  assert_string_equal(train::vary_caption(caption, 0, false, 0, g1).c_str(), caption.c_str());
+  int empty = 0, reordered = 0;
+  for (int i = 0; i < 400; ++i) {
+    std::string a = train::vary_caption(caption, 0.5, true, 0.1, g1), b = train::vary_caption(caption, 0.5, true, 0.1, g2);
+    assert_string_equal(a.c_str(), b.c_str());
+    if (a.empty()) { ++empty; continue; }
+    size_t at = 0, last = 0;
+    bool in_order = true;
+    for (size_t start = 0; start <= a.size();) {
+      size_t comma = std::min(a.find(", ", start), a.size());
+      size_t where = caption.find(a.substr(start, comma - start));
+      assert_true(where != std::string::npos);  // every tag is one of the caption's
+      in_order = in_order && (at == 0 || where > last);
+      last = where, ++at;
+      start = comma + 2;
+    }
+    reordered += !in_order;
+  }
+  print_message("empty %d / 400, reordered %d\n", empty, reordered);
+  assert_true(empty > 20 && empty < 70);
+  assert_true(reordered > 50);
+}
+
+// From scratch on the tiny model's configs: a new folder with a vocabulary learned from the
+// captions that the pipeline loads; the VAE stage lowers its loss and measures the scaling
+// factor; the UNet and text encoder stage (captions varied) saves a float16 folder that draws.
+static void test_from_scratch(void** state) {
+  (void)state;
+  const std::string data = make_dataset(4);
+  const char* captions[] = {"lagarto, lizard, animal", "loro, parrot, ave, bird", "cactus, planta, plant", "lagarto, loro"};
+  for (int i = 0; i < 4; ++i) write_file((data + "/img" + std::to_string(i) + ".txt").c_str(), captions[i], std::strlen(captions[i]));
+  train::NewModelOptions n;
+  n.configs = model_dir();
+  n.data = data;
+  n.vocab_size = 560;
+  n.seed = 3;
+  n.out = path_join(temp_dir(), "new");
+  assert_string_equal(train::new_model(n).c_str(), n.out.c_str());
+  auto te = json::parse(io::read_text_file(n.out + "/text_encoder/config.json"));
+  auto vocab = json::parse(io::read_text_file(n.out + "/tokenizer/vocab.json"));
+  assert_int_equal(te["vocab_size"].get<int>(), static_cast<int>(vocab.size()));
+  assert_true(vocab.size() > 514 && vocab.size() <= 560);
+  assert_int_equal(te["eos_token_id"].get<int>(), vocab["<|endoftext|>"].get<int>());
+  try {
+    train::new_model(n);
+    fail_msg("an existing folder was overwritten");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_INVALID_ARGUMENT);
+  }
+
+  auto v = run_options(data, path_join(temp_dir(), "vae"));
+  v.model = n.out;
+  v.setup.vae = true;
+  v.setup.dropout = 0;
+  v.steps = 16;
+  v.batch = 2;
+  v.grad_accum = 1;
+  v.lr = 2e-3;
+  v.random_crop = false;
+  v.lr_schedule.name = "constant";
+  std::vector<double> losses;
+  v.progress = [&](const train::Progress& p) {
+    if (p.stage == "train") losses.push_back(p.loss);
+    return true;
+  };
+  assert_string_equal(train::run(v).c_str(), v.out.c_str());
+  double first = (losses[0] + losses[1] + losses[2] + losses[3]) / 4, last = 0;
+  for (size_t i = losses.size() - 4; i < losses.size(); ++i) last += losses[i] / 4;
+  print_message("VAE loss %.4f → %.4f\n", first, last);
+  assert_true(last < 0.8 * first);
+  double scaling = json::parse(io::read_text_file(v.out + "/vae/config.json"))["scaling_factor"].get<double>();
+  print_message("scaling factor %.4f\n", scaling);
+  assert_true(std::isfinite(scaling) && scaling > 0 && std::fabs(scaling - 0.18215) > 1e-3);
+
+  auto f = run_options(data, path_join(temp_dir(), "full"));
+  f.model = v.out;
+  f.setup.full = f.setup.train_text_encoder = true;
+  f.setup.dropout = 0;
+  f.steps = 2;
+  f.grad_accum = 1;
+  f.tag_dropout = 0.5;
+  f.shuffle_tags = true;
+  f.caption_dropout = 0.2;
+  f.save_dtype = torch::kFloat16;
+  train::run(f);
+  auto unet = io::read_safetensors(f.out + "/unet/diffusion_pytorch_model.safetensors");
+  assert_true(unet.tensors.front().dtype == io::DType::F16);
+  auto sd = pipeline::StableDiffusion::load(f.out, {});
+  pipeline::GenerateOptions g;
+  g.prompts = {"lagarto loro"};
+  g.steps = 2;
+  auto img = sd->generate(g);
+  assert_true(torch::isfinite(img).all().item<bool>());
+}
+
 static void expect_error(const train::RunOptions& o, bioesp_status status, const char* fragment) {
   try {
     train::run(o);
@@ -310,6 +411,17 @@ static void test_bad_input(void** state) {
   o.mixed_precision = "fp8";
   expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "mixed precision");
   o.mixed_precision = "no";
+  o.setup.vae = true;
+  o.cache_latents = true;
+  expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "cached latents");
+  o.cache_latents = false;
+  o.mixed_precision = "bf16";
+  expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "float32 weights");
+  o.mixed_precision = "no";
+  o.setup.vae = false;
+  o.caption_dropout = 1;
+  expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "dropout");
+  o.caption_dropout = 0;
 
   // A checkpoint of another rank is refused, and left in place.
   o.checkpoint_every = 1;
@@ -325,6 +437,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parity_with_diffusers), cmocka_unit_test(test_lr_schedules),
       cmocka_unit_test(test_resize), cmocka_unit_test(test_resume_is_bit_identical),
-      cmocka_unit_test(test_gradient_checkpointing), cmocka_unit_test(test_prior_preservation), cmocka_unit_test(test_bad_input)};
+      cmocka_unit_test(test_gradient_checkpointing), cmocka_unit_test(test_prior_preservation), cmocka_unit_test(test_caption_variation),
+      cmocka_unit_test(test_from_scratch), cmocka_unit_test(test_bad_input)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

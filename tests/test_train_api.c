@@ -163,6 +163,52 @@ static void test_full_fine_tune_loads(void** state) {
   assert_non_null(strstr(bioesp_last_error(), "float32"));
 }
 
+/* From scratch through the C API: a new model folder with its vocabulary learned from the
+ * captions, then its VAE trained and saved in float16. */
+static void test_from_scratch(void** state) {
+  (void)state;
+  bioesp_new_model_options n;
+  bioesp_new_model_options_init(&n);
+  assert_int_equal(bioesp_new_model(&n, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "configs"));
+  assert_int_equal(bioesp_new_model(NULL, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  n.configs = path_join(ref_dir(), "models/tiny-sd1");
+  n.data = path_join(temp_dir(), "nowhere");
+  n.out = path_join(temp_dir(), "new");
+  assert_int_equal(bioesp_new_model(&n, NULL), BIOESP_ERR_NOT_FOUND);
+  assert_false(file_exists(n.out));  /* nothing half-written */
+  n.data = data_dir;
+  char* folder = NULL;
+  /* Images without captions give no words to learn. */
+  assert_int_equal(bioesp_new_model(&n, &folder), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_null(folder);
+  for (int i = 0; i < 3; ++i) {
+    char name[4200];
+    snprintf(name, sizeof name, "%s/%d.txt", data_dir, i);
+    write_file(name, "colibrí, lagarto", strlen("colibrí, lagarto"));
+  }
+  assert_int_equal(bioesp_new_model(&n, &folder), BIOESP_OK);
+  assert_string_equal(folder, n.out);
+  bioesp_string_free(folder);
+
+  bioesp_train_options o = base_options(path_join(temp_dir(), "vae"));
+  o.model = n.out;
+  o.train_vae = 1;
+  o.save_half = 1;
+  o.steps = 2;
+  char* result = NULL;
+  assert_int_equal(bioesp_train(&o, &result), BIOESP_OK);
+  bioesp_model* model = NULL;
+  assert_int_equal(bioesp_model_load(result, NULL, &model), BIOESP_OK);
+  bioesp_model_free(model);
+  bioesp_string_free(result);
+  for (int i = 0; i < 3; ++i) {
+    char name[4200];
+    snprintf(name, sizeof name, "%s/%d.txt", data_dir, i);
+    remove(name);
+  }
+}
+
 static void test_bad_options(void** state) {
   (void)state;
   assert_int_equal(bioesp_train(NULL, NULL), BIOESP_ERR_INVALID_ARGUMENT);
@@ -187,6 +233,7 @@ static void test_bad_options(void** state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_encoder_lora), cmocka_unit_test(test_cancel_then_resume),
-      cmocka_unit_test(test_full_fine_tune_loads), cmocka_unit_test(test_bad_options)};
+      cmocka_unit_test(test_full_fine_tune_loads), cmocka_unit_test(test_from_scratch),
+      cmocka_unit_test(test_bad_options)};
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -139,7 +139,11 @@ function options(Type, fields) {
 const fetch = (fields) => call(() => native.fetch(options(native.FetchOptions, fields), null));
 const prepare = (fields) => call(() => native.prepare(options(native.PrepareOptions, fields), null));
 const train = (fields) => call(() => native.train(options(native.TrainOptions, fields), null));
+const newModel = (fields) => call(() => native.new_model(options(native.NewModelOptions, fields)));
 const pull = (fields) => call(() => native.pull(options(native.PullOptions, fields), null));
 const push = (fields) => call(() => native.push(options(native.PushOptions, fields), null));
 
-module.exports = { Model, Image, BioespError, version: native.version, fetch, prepare, train, pull, push };
+module.exports = {
+  Model, Image, BioespError, version: native.version, embeddedModel: native.embedded_model,
+  fetch, prepare, train, newModel, pull, push,
+};

@@ -102,6 +102,7 @@ def _fill(o, settings):
 
 
 _native_fetch, _native_prepare, _native_train, _native_pull, _native_push = fetch, prepare, train, pull, push
+_native_new_model = new_model
 
 
 def fetch(out, progress=None, titles=(), **settings):
@@ -124,6 +125,11 @@ def train(model, data, out, progress=None, **settings):
     if progress is not None and not isinstance(progress, TrainProgress):
         progress = _FunctionTrainProgress(progress)
     return _native_train(_fill(TrainOptions(), dict(settings, model=model, data=data, out=out)), progress)
+
+
+def new_model(configs, data, out, **settings):
+    """new_model("configs/", "dataset/", "new/", seed=1) -> a model folder to train from scratch."""
+    return _native_new_model(_fill(NewModelOptions(), dict(settings, configs=configs, data=data, out=out)))
 
 
 def pull(repo, progress=None, include=(), **settings):

@@ -58,7 +58,8 @@ int cmd_animate(int argc, char** argv) {
     else if (strcmp(a, "--out") == 0) out = v;
     else { fprintf(stderr, "bioesp animate: unknown option %s\n", a); return 2; }
   }
-  if (!model_path) { fprintf(stderr, "bioesp animate: name a model with --model or BIOESP_MODEL\n"); return 2; }
+  if (!model_path || !*model_path) model_path = bioesp_embedded_model();
+  if (!model_path) { fprintf(stderr, "bioesp animate: name a model with --model or BIOESP_MODEL (the embedded one is not installed)\n"); return 2; }
   if (o.num_prompts == 0) { fprintf(stderr, "bioesp animate: give at least one --prompt\n"); return 2; }
   if (o.num_seeds == 0) seeds[o.num_seeds++] = random_seed();
   if (o.num_prompts < 2 && o.num_seeds < 2) {

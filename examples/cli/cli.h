@@ -25,6 +25,7 @@ int steps_progress(void* user, const bioesp_progress* p);
 int files_progress(void* user, const bioesp_progress* p);
 
 int cmd_train(int argc, char** argv);
+int cmd_new_model(int argc, char** argv);
 int cmd_pull(int argc, char** argv);
 int cmd_animate(int argc, char** argv);
 int cmd_push(int argc, char** argv);

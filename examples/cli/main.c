@@ -23,7 +23,7 @@ static const char* const kUsage =
     "  generate --prompt TEXT [options]\n"
     "      Draws images with a Stable Diffusion model. Options:\n"
     "        --model DIR|FILE|ID     diffusers folder, single file or Hub id ORG/NAME[@REV]\n"
-    "                                (default: $BIOESP_MODEL)\n"
+    "                                (default: $BIOESP_MODEL, else the embedded model)\n"
     "        --config DIR            configs and tokenizer for a single file\n"
     "        --prompt TEXT           repeatable: a batch of prompts\n"
     "        --negative-prompt TEXT  --steps N (50)  --guidance F (7.5)  --seed N (random)\n"
@@ -37,12 +37,14 @@ static const char* const kUsage =
     "        --vae-tiles PX          decode in PX-pixel tiles: large images in less memory,\n"
     "                                the same pixels\n"
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
+    "        --grid COLS [--grid-cell PX]   all images in one picture, COLS per row (a row per\n"
+    "                                prompt when COLS is --num-images), cells scaled to PX\n"
     "        --quiet                 no progress bar\n"
     "\n"
     "  animate --prompt A [--prompt B ...] [--seed N ...] [options]\n"
     "      Morphs between creatures: keyframes are prompts and seeds (as many of each, or one\n"
     "      of either); frames interpolate the starting noise spherically and the text\n"
-    "      embeddings linearly. Options: --model DIR|FILE|ID ($BIOESP_MODEL)  --frames N (16)\n"
+    "      embeddings linearly. Options: --model DIR|FILE|ID ($BIOESP_MODEL, else embedded)  --frames N (16)\n"
     "      --fps F (8)  --pingpong  --no-loop  --quality Q (80)  --steps N (25)  --guidance F\n"
     "      --negative-prompt TEXT  --scheduler NAME  --width W --height H  --lora FILE|ID[:S]\n"
     "      --vae-tiles PX  --threads N  --quiet  --out creature.gif|.mp4|.webm|FOLDER (PNG frames)\n"
@@ -75,8 +77,16 @@ static const char* const kUsage =
     "        --seed N  --checkpoint-every N  --checkpoints-kept N (3)  --resume\n"
     "        --validation-prompt TEXT  --validation-every N  --validation-steps N (25)\n"
     "        --kohya                  also write kohya_lora.safetensors\n"
+    "        --tag-dropout F  --shuffle-tags  --caption-dropout F   vary comma-separated captions\n"
+    "        --train-vae [--kl-weight F (1e-6)]   the VAE alone (training from scratch)\n"
+    "        --save-half              write a model folder in float16\n"
     "        --device cpu|cuda  --threads N  --quiet\n"
     "      Ctrl-C writes a checkpoint; run again with --resume to continue.\n"
+    "\n"
+    "  new-model --configs DIR --data DIR --out DIR [--vocab-size N] [--seed N]\n"
+    "      A model folder to train from scratch: weights initialised from the component configs,\n"
+    "      a CLIP BPE vocabulary learned from the dataset's captions. Then train --train-vae, then\n"
+    "      train --full --train-text-encoder (scripts/embedded-model/train.sh does it all).\n"
     "\n"
     "  pull ORG/NAME[@REVISION] [--include GLOB]... [--variant fp16] [--offline]\n"
     "      Downloads a model from the Hugging Face Hub into the cache huggingface_hub shares\n"
@@ -383,6 +393,7 @@ uint64_t random_seed(void) {
 static int cmd_generate(int argc, char** argv) {
   const char* model_path = getenv("BIOESP_MODEL");
   const char* out_path = "creature.png";
+  uint32_t grid_columns = 0, grid_cell = 0;
   const char* init_path = NULL;
   const char* prompts[MAX_PROMPTS];
   const char* loras[MAX_LORAS];
@@ -442,13 +453,23 @@ static int cmd_generate(int argc, char** argv) {
       else if (strcmp(v, "bf16") == 0) mo.dtype = BIOESP_DTYPE_BF16;
       else { fprintf(stderr, "bioesp generate: --dtype is f32, f16 or bf16\n"); return 2; }
     } else if (strcmp(a, "--out") == 0) out_path = v;
+    else if (strcmp(a, "--grid") == 0) {
+      if (!parse_long(a, v, &n)) return 2;
+      if (n < 1 || n > 1024) { fprintf(stderr, "bioesp generate: --grid needs 1 to 1024 columns\n"); return 2; }
+      grid_columns = (uint32_t)n;
+    } else if (strcmp(a, "--grid-cell") == 0) {
+      if (!parse_long(a, v, &n)) return 2;
+      if (n < 0 || n > 8192) { fprintf(stderr, "bioesp generate: --grid-cell is 0 to 8192 pixels\n"); return 2; }
+      grid_cell = (uint32_t)n;
+    }
     else {
       fprintf(stderr, "bioesp generate: unknown option %s\n", a);
       return 2;
     }
   }
   if (num_prompts == 0) { fprintf(stderr, "bioesp generate: --prompt is required\n"); return 2; }
-  if (!model_path) { fprintf(stderr, "bioesp generate: name a model with --model or BIOESP_MODEL\n"); return 2; }
+  if (!model_path || !*model_path) model_path = bioesp_embedded_model();
+  if (!model_path) { fprintf(stderr, "bioesp generate: name a model with --model or BIOESP_MODEL (the embedded one is not installed)\n"); return 2; }
   if (!have_seed) {
     go.seed = random_seed();
     fprintf(stderr, "bioesp: seed %llu\n", (unsigned long long)go.seed);
@@ -474,6 +495,12 @@ static int cmd_generate(int argc, char** argv) {
   bioesp_status st = bioesp_generate(model, &go, &images);
   if (st == BIOESP_ERR_CANCELLED) { fprintf(stderr, "\nbioesp generate: %s\n", bioesp_last_error()); rc = 130; goto done; }
   if (st != BIOESP_OK) { fail_with("generate"); goto done; }
+  if (grid_columns) {
+    bioesp_images* sheet = NULL;
+    if (bioesp_images_grid(images, grid_columns, grid_cell, &sheet) != BIOESP_OK) { fail_with("grid"); goto done; }
+    bioesp_images_free(images);
+    images = sheet;
+  }
   size_t count = 0;
   bioesp_images_count(images, &count);
   for (size_t i = 0; i < count; ++i) {
@@ -508,6 +535,7 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
   if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 2, argv + 2);
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
+  if (strcmp(cmd, "new-model") == 0) return cmd_new_model(argc - 2, argv + 2);
   if (strcmp(cmd, "fetch") == 0) return cmd_fetch(argc - 2, argv + 2);
   if (strcmp(cmd, "pull") == 0) return cmd_pull(argc - 2, argv + 2);
   if (strcmp(cmd, "animate") == 0) return cmd_animate(argc - 2, argv + 2);

@@ -59,7 +59,10 @@ int cmd_train(int argc, char** argv) {
       {"--checkpoints-kept", INT, &o.checkpoints_kept}, {"--resume", FLAG, &o.resume},
       {"--validation-prompt", TEXT, &o.validation_prompt}, {"--validation-every", INT, &o.validation_every},
       {"--validation-steps", INT, &o.validation_steps}, {"--kohya", FLAG, &o.save_kohya}, {"--out", TEXT, &o.out},
-      {"--device", TEXT, &device}, {"--threads", INT, &o.threads}, {"--quiet", FLAG, &quiet}};
+      {"--device", TEXT, &device}, {"--threads", INT, &o.threads}, {"--quiet", FLAG, &quiet},
+      {"--train-vae", FLAG, &o.train_vae}, {"--kl-weight", FLOAT, &o.kl_weight},
+      {"--tag-dropout", FLOAT, &o.tag_dropout}, {"--shuffle-tags", FLAG, &o.shuffle_tags},
+      {"--caption-dropout", FLOAT, &o.caption_dropout}, {"--save-half", FLAG, &o.save_half}};
   for (int i = 0; i < argc; ++i) {
     const char* a = argv[i];
     if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
@@ -106,6 +109,33 @@ int cmd_train(int argc, char** argv) {
     return 130;
   }
   if (st != BIOESP_OK) return fail_with("train");
+  fprintf(stderr, "bioesp: wrote %s\n", result);
+  bioesp_string_free(result);
+  return 0;
+}
+
+int cmd_new_model(int argc, char** argv) {
+  bioesp_new_model_options o;
+  bioesp_new_model_options_init(&o);
+  o.log = print_log;
+  for (int i = 0; i < argc; ++i) {
+    const char* a = argv[i];
+    if (i + 1 >= argc) { fprintf(stderr, "bioesp new-model: unknown option or missing value: %s\n", a); return 2; }
+    const char* v = argv[++i];
+    long n;
+    if (strcmp(a, "--configs") == 0) o.configs = v;
+    else if (strcmp(a, "--data") == 0) o.data = v;
+    else if (strcmp(a, "--out") == 0) o.out = v;
+    else if (strcmp(a, "--vocab-size") == 0) { if (!parse_long(a, v, &n)) return 2; o.vocab_size = (int)n; }
+    else if (strcmp(a, "--seed") == 0) { if (!parse_long(a, v, &n) || n < 0) return 2; o.seed = (uint64_t)n; }
+    else { fprintf(stderr, "bioesp new-model: unknown option %s\n", a); return 2; }
+  }
+  if (!o.configs || !o.data || !o.out) {
+    fprintf(stderr, "bioesp new-model: --configs, --data and --out are required\n");
+    return 2;
+  }
+  char* result = NULL;
+  if (bioesp_new_model(&o, &result) != BIOESP_OK) return fail_with("new-model");
   fprintf(stderr, "bioesp: wrote %s\n", result);
   bioesp_string_free(result);
   return 0;

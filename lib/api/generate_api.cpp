@@ -15,6 +15,7 @@
 #include "hub/pull.h"
 #include "image/animation.h"
 #include "image/image_io.h"
+#include "image/resize.h"
 #include "pipeline/pipeline.h"
 
 using namespace bioesp;
@@ -180,6 +181,16 @@ const char* bioesp_images_setting(const bioesp_images* images, size_t index, con
   for (const auto& [k, v] : images->list[index].text)
     if (k == key) return v.c_str();
   return nullptr;
+}
+
+bioesp_status bioesp_images_grid(const bioesp_images* images, uint32_t columns, uint32_t cell, bioesp_images** out) {
+  return guard([&] {
+    require(images && out, "images and out must not be NULL");
+    *out = nullptr;
+    auto set = std::make_unique<bioesp_images>();
+    set->list.push_back(image::grid(images->list, columns, cell));
+    *out = set.release();
+  });
 }
 
 void bioesp_save_options_init(bioesp_save_options* o) {

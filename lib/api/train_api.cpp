@@ -4,6 +4,7 @@
 #include "api/device.h"
 #include "api/guard.h"
 #include "hub/pull.h"
+#include "train/scratch.h"
 #include "train/trainer.h"
 
 using namespace bioesp;
@@ -32,6 +33,7 @@ void bioesp_train_options_init(bioesp_train_options* o) {
   o->device = BIOESP_DEVICE_CPU;
   o->checkpoints_kept = 3;
   o->validation_steps = 25;
+  o->kl_weight = 1e-6f;
 }
 
 bioesp_status bioesp_train(const bioesp_train_options* options, char** result_path) {
@@ -87,6 +89,12 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     r.validation_every = o.validation_every;
     r.validation_steps = o.validation_steps;
     r.save_kohya = o.save_kohya != 0;
+    r.setup.vae = o.train_vae != 0;
+    r.setup.kl_weight = o.kl_weight;
+    r.tag_dropout = o.tag_dropout;
+    r.shuffle_tags = o.shuffle_tags != 0;
+    r.caption_dropout = o.caption_dropout;
+    r.save_dtype = o.save_half ? torch::kFloat16 : torch::kFloat32;
     r.out = o.out;
     r.log = c_logger(o.log, o.log_user);
     if (o.progress) {
@@ -107,6 +115,30 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     }
     std::string result = train::run(r);
     if (result_path) *result_path = dup_string(result);
+  });
+}
+
+void bioesp_new_model_options_init(bioesp_new_model_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+}
+
+bioesp_status bioesp_new_model(const bioesp_new_model_options* options, char** result_path) {
+  return guard([&] {
+    if (result_path) *result_path = nullptr;
+    require(options != nullptr, "options must not be NULL");
+    auto o = read_options(options, bioesp_new_model_options_init);
+    require(o.configs && o.data && o.out, "configs, data and out must be set");
+    train::NewModelOptions n;
+    n.configs = o.configs;
+    n.data = o.data;
+    n.vocab_size = o.vocab_size;
+    n.seed = o.seed;
+    n.out = o.out;
+    n.log = c_logger(o.log, o.log_user);
+    std::string path = train::new_model(n);
+    if (result_path) *result_path = dup_string(path);
   });
 }
 

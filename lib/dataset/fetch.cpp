@@ -107,9 +107,9 @@ void write_manifest(const std::string& dir, const std::vector<std::string>& line
 void write_attribution(const std::string& dir, const std::vector<std::string>& lines) {
   std::ostringstream o;
   o << "# Attribution\n\n"
-    << "The images in this folder come from Wikimedia Commons. Each is used under the license named\n"
-    << "below; the authors are credited as the licenses require. Derived works of CC BY-SA images\n"
-    << "(including models trained on them, where they are derived works) must be shared alike.\n\n";
+    << "Each image in this folder is used under the license named with it below, and its authors are\n"
+    << "credited as the license requires. Derived works of CC BY-SA images (including models trained\n"
+    << "on them, where they are derived works) must be shared alike.\n\n";
   bool share_alike = false;
   for (const auto& l : lines) {
     json j = json::parse(l, nullptr, false);

@@ -131,4 +131,26 @@ void flip_horizontal(Image& img) {
   }
 }
 
+Image grid(const std::vector<Image>& images, uint32_t columns, uint32_t cell) {
+  if (images.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "a grid needs at least one image");
+  if (columns == 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "a grid needs at least one column");
+  const uint32_t w = cell ? cell : images[0].width, h = cell ? cell : images[0].height, gap = 2;
+  if (w == 0 || h == 0 || w > 8192 || h > 8192) fail(BIOESP_ERR_INVALID_ARGUMENT, "grid cells must be 1 to 8192 pixels");
+  const uint32_t cols = std::min<uint32_t>(columns, static_cast<uint32_t>(images.size()));
+  const uint32_t rows = static_cast<uint32_t>((images.size() + cols - 1) / cols);
+  Image out;
+  out.channels = 3;
+  out.width = cols * w + (cols - 1) * gap;
+  out.height = rows * h + (rows - 1) * gap;
+  out.pixels.assign(static_cast<size_t>(out.width) * out.height * 3, 255);
+  for (size_t i = 0; i < images.size(); ++i) {
+    Image c = composite(images[i], {255, 255, 255});
+    if (c.width != w || c.height != h) c = resize(c, w, h);
+    const size_t x0 = (i % cols) * (w + gap), y0 = (i / cols) * (h + gap);
+    for (uint32_t y = 0; y < h; ++y)
+      std::copy_n(&c.pixels[static_cast<size_t>(y) * w * 3], w * 3, &out.pixels[((y0 + y) * out.width + x0) * 3]);
+  }
+  return out;
+}
+
 }  // namespace bioesp::image

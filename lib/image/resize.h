@@ -24,5 +24,8 @@ Box center_square(const Image& src);
 Image composite(const Image& img, const std::array<uint8_t, 3>& background);
 // Mirrors left-right in place.
 void flip_horizontal(Image& img);
+// A contact sheet: the images (RGB, or composited over white) in rows of `columns`, each scaled
+// to `cell` pixels square (0: the first image's size, others fitted to it), 2-pixel white gaps.
+Image grid(const std::vector<Image>& images, uint32_t columns, uint32_t cell);
 
 }  // namespace bioesp::image

@@ -1,5 +1,8 @@
 #include "models/layers.h"
 
+#include <cmath>
+#include <cstring>
+
 namespace bioesp::models {
 
 namespace {
@@ -93,17 +96,24 @@ torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) { return torch::e
 void initialise_random(torch::nn::Module& m, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
   torch::NoGradGuard no_grad;
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  auto ends_with = [](const std::string& s, const char* tail) {
+    const size_t n = std::strlen(tail);
+    return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+  };
   for (auto& p : m.named_parameters()) {
     const std::string& name = p.key();
     torch::Tensor& t = p.value();
-    bool norm = name.find("norm") != std::string::npos;
-    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
+    if (ends_with(name, "bias")) {
       t.zero_();
-    } else if (norm && t.dim() == 1) {
+    } else if (t.dim() == 1) {  // norm scales
       t.fill_(1.0);
+    } else if (ends_with(name, "token_embedding.weight") || ends_with(name, "position_embedding.weight")) {
+      t.copy_(at::normal(0.0, 0.02, t.sizes(), gen, f32));
     } else {
-      auto cpu = at::normal(0.0, 0.02, t.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32));
-      t.copy_(cpu);
+      // PyTorch's default for Linear and Conv2d (Kaiming uniform with a = √5): U(±1/√fan_in).
+      const double bound = 1.0 / std::sqrt(static_cast<double>(t.numel() / t.size(0)));
+      t.copy_(at::rand(t.sizes(), gen, f32).mul_(2 * bound).sub_(bound));
     }
   }
 }

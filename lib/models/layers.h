@@ -113,9 +113,10 @@ class EmbeddingImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Embedding);
 
-// Fills every parameter as the libraries initialise them (normal(0, 0.02) for matrices and
-// embeddings, ones/zeros for norms, zero biases), from a seeded generator: models with random
-// weights for benchmarks and for training from scratch.
+// Fills every parameter as the libraries initialise them (PyTorch's U(±1/√fan_in) for linear and
+// convolution weights, CLIP's normal(0, 0.02) for token and position embeddings, ones/zeros for
+// norms, zero biases), from a seeded generator: models with random weights for benchmarks and for
+// training from scratch.
 void initialise_random(torch::nn::Module& m, uint64_t seed);
 
 }  // namespace bioesp::models

@@ -1,9 +1,11 @@
 #include "pipeline/pipeline.h"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "io/file.h"
+#include "io/safetensors.h"
 #include "io/weights.h"
 #include "models/layers.h"
 #include "models/loader.h"
@@ -109,6 +111,57 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   sd->unet_->eval();
   sd->vae_->eval();
   return sd;
+}
+
+namespace {
+
+void write_component(const std::string& dir, torch::nn::Module& m, const std::string& file, torch::ScalarType dtype) {
+  std::vector<io::Tensor> tensors;
+  for (const auto& p : m.named_parameters()) tensors.push_back(models::from_torch(p.key(), p.value().to(dtype)));
+  io::make_directories(dir);
+  io::write_safetensors(dir + "/" + file, tensors, {{"format", "pt"}});
+}
+
+// diffusers' model index for a Stable Diffusion folder whose scheduler is `scheduler_class`.
+std::string model_index(const std::string& scheduler_class) {
+  nlohmann::ordered_json j = {{"_class_name", "StableDiffusionPipeline"},
+                              {"_diffusers_version", "0.30.0"},
+                              {"feature_extractor", nlohmann::json::array({nullptr, nullptr})},
+                              {"requires_safety_checker", false},
+                              {"safety_checker", nlohmann::json::array({nullptr, nullptr})},
+                              {"scheduler", nlohmann::json::array({"diffusers", scheduler_class})},
+                              {"text_encoder", nlohmann::json::array({"transformers", "CLIPTextModel"})},
+                              {"tokenizer", nlohmann::json::array({"transformers", "CLIPTokenizer"})},
+                              {"unet", nlohmann::json::array({"diffusers", "UNet2DConditionModel"})},
+                              {"vae", nlohmann::json::array({"diffusers", "AutoencoderKL"})}};
+  return j.dump(2) + "\n";
+}
+
+}  // namespace
+
+void StableDiffusion::save(const std::string& out, const std::string& config_dir, torch::ScalarType dtype) {
+  torch::NoGradGuard no_grad;
+  write_component(out + "/unet", *unet_, "diffusion_pytorch_model.safetensors", dtype);
+  write_component(out + "/text_encoder", *text_encoder_, "model.safetensors", dtype);
+  write_component(out + "/vae", *vae_, "diffusion_pytorch_model.safetensors", dtype);
+  auto copy = [&](const std::string& rel) {
+    if (config_dir != out) io::copy_file(config_dir + "/" + rel, out + "/" + rel);
+  };
+  for (const char* c : {"unet", "text_encoder", "vae"}) copy(std::string(c) + "/config.json");
+  io::make_directories(out + "/tokenizer");
+  for (const auto& n : io::list_directory(config_dir + "/tokenizer"))
+    if (io::is_file(config_dir + "/tokenizer/" + n)) copy("tokenizer/" + n);
+  io::make_directories(out + "/scheduler");
+  io::write_file_atomically(out + "/scheduler/scheduler_config.json", [&](std::FILE* f) {
+    io::write_bytes(f, scheduler_config_.data(), scheduler_config_.size(), out);
+  });
+  if (io::is_file(config_dir + "/model_index.json")) {
+    copy("model_index.json");
+  } else {
+    auto sched = nlohmann::json::parse(scheduler_config_, nullptr, false);
+    const std::string text = model_index(sched.is_object() ? sched.value("_class_name", "PNDMScheduler") : "PNDMScheduler");
+    io::write_file_atomically(out + "/model_index.json", [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), out); });
+  }
 }
 
 void StableDiffusion::add_lora(const std::string& path, double scale, const std::string& name) {

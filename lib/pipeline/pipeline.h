@@ -80,12 +80,17 @@ class StableDiffusion {
  public:
   // A diffusers folder (model_index.json) or a single-file checkpoint with options.config_dir.
   static std::unique_ptr<StableDiffusion> load(const std::string& path, const LoadOptions& options);
-  // Freshly initialised weights (normal(0, 0.02), as the libraries initialise) from component
+  // Freshly initialised weights (models::initialise_random) from component
   // configs (JSON text), with the tokenizer and scheduler of folder `dir`: benchmarks of
   // full-size architectures without downloads, and training from scratch.
   static std::unique_ptr<StableDiffusion> create(const std::string& dir, const std::string& text_encoder_config,
                                                  const std::string& unet_config, const std::string& vae_config,
                                                  const LoadOptions& options, uint64_t seed);
+
+  // A complete diffusers folder: the weights from memory in `dtype`, the component configs,
+  // tokenizer and model index from folder `config_dir` (which may be `out` itself), the
+  // scheduler config as loaded.
+  void save(const std::string& out, const std::string& config_dir, torch::ScalarType dtype);
 
   // Images [N, H, W, 3] in [0, 1], float32 on the CPU, in batch order (prompt-major).
   torch::Tensor generate(const GenerateOptions& options);
@@ -110,12 +115,12 @@ class StableDiffusion {
   const std::string& scheduler_config() const { return scheduler_config_; }
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
+  int latent_factor() const;  // image pixels per latent
 
  private:
   StableDiffusion() = default;
   // Tokenizer and scheduler config from `dir` (a pipeline folder or a config folder).
   void load_text_and_schedule(const std::string& dir);
-  int latent_factor() const;  // image pixels per latent
   // Width and height for a request (0: the UNet's native size); refuses other than positive
   // multiples of 8.
   std::pair<int, int> output_size(int width, int height) const;

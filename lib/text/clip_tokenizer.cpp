@@ -1,6 +1,7 @@
 #include "text/clip_tokenizer.h"
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -67,6 +68,34 @@ std::vector<std::u32string> pre_tokenize(const std::u32string& s) {
 
 }  // namespace
 
+const std::array<std::string, 256>& byte_symbols() {
+  static const std::array<std::string, 256> table = [] {
+    std::array<std::string, 256> t;
+    int n = 0;
+    for (int b = 0; b < 256; ++b) {
+      bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+      utf8_append(t[b], printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++));
+    }
+    return t;
+  }();
+  return table;
+}
+
+std::vector<std::string> clip_words(const std::string& text) {
+  std::u32string u = nfc(utf8_decode(text));
+  std::u32string folded;  // \s+ → " "
+  for (char32_t c : u) {
+    if (is_space(c)) {
+      if (folded.empty() || folded.back() != U' ') folded += U' ';
+    } else {
+      folded += c;
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& w : pre_tokenize(to_lower(folded))) out.push_back(utf8_encode(w));
+  return out;
+}
+
 ClipTokenizer::ClipTokenizer(const std::string& dir) {
   const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
   if (!io::is_file(vocab_path)) fail(BIOESP_ERR_IO, "tokenizer: missing " + vocab_path);
@@ -99,14 +128,7 @@ ClipTokenizer::ClipTokenizer(const std::string& dir) {
   }
   if (ranks_.empty()) fail(BIOESP_ERR_FORMAT, merges_path + ": no merges");
 
-  // GPT-2's byte ↔ printable-character table.
-  int n = 0;
-  for (int b = 0; b < 256; ++b) {
-    bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    char32_t u = printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + n++);
-    utf8_append(byte_to_unicode_[b], u);
-    unicode_to_byte_[u] = static_cast<uint8_t>(b);
-  }
+  for (int b = 0; b < 256; ++b) unicode_to_byte_[utf8_decode(byte_symbols()[b])[0]] = static_cast<uint8_t>(b);
 
   json config = read_json_or_empty(dir + "/tokenizer_config.json");
   json special = read_json_or_empty(dir + "/special_tokens_map.json");
@@ -139,7 +161,7 @@ std::vector<int64_t> ClipTokenizer::bpe(const std::string& word) const {
     if (it != cache_.end()) return it->second;
   }
   std::vector<std::string> sym;
-  for (unsigned char b : word) sym.push_back(byte_to_unicode_[b]);
+  for (unsigned char b : word) sym.push_back(byte_symbols()[b]);
   if (sym.empty()) return {};
   sym.back() += "</w>";
   while (sym.size() > 1) {
@@ -181,18 +203,8 @@ std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
   while (pos <= text.size()) {
     size_t s = text.find(kStart, pos), e = text.find(kEnd, pos);
     size_t next = std::min(s, e);
-    std::string piece = text.substr(pos, next == std::string::npos ? std::string::npos : next - pos);
-    std::u32string u = nfc(utf8_decode(piece));
-    std::u32string folded;  // \s+ → " "
-    for (char32_t c : u) {
-      if (is_space(c)) {
-        if (folded.empty() || folded.back() != U' ') folded += U' ';
-      } else {
-        folded += c;
-      }
-    }
-    for (const auto& w : pre_tokenize(to_lower(folded))) {
-      auto part = bpe(utf8_encode(w));
+    for (const auto& w : clip_words(text.substr(pos, next == std::string::npos ? std::string::npos : next - pos))) {
+      auto part = bpe(w);
       ids.insert(ids.end(), part.begin(), part.end());
     }
     if (next == std::string::npos) break;

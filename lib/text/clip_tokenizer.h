@@ -3,6 +3,7 @@
 // with "</w>" word ends; bos/eos; padding and truncation to model_max_length.
 #pragma once
 
+#include <array>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -16,6 +17,11 @@ struct Encoding {
   bool truncated = false;
   std::string removed;              // the text that truncation cut, decoded
 };
+
+// The words BPE sees: NFC, whitespace folded, lower-cased, split by CLIP's pattern (UTF-8).
+std::vector<std::string> clip_words(const std::string& text);
+// GPT-2's byte → printable-character table that byte-level BPE symbols are written in.
+const std::array<std::string, 256>& byte_symbols();
 
 class ClipTokenizer {
  public:
@@ -39,7 +45,6 @@ class ClipTokenizer {
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<std::string> tokens_;  // id → token
   std::unordered_map<std::string, int> ranks_;
-  std::string byte_to_unicode_[256];
   std::unordered_map<char32_t, uint8_t> unicode_to_byte_;
   int64_t bos_ = 0, eos_ = 0, pad_ = 0, unk_ = 0;
   int max_length_ = 77;

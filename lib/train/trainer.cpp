@@ -55,13 +55,17 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
   const auto& pt = noise_->config().prediction_type;
   if (pt != "epsilon" && pt != "v_prediction")
     fail(BIOESP_ERR_UNSUPPORTED, "training supports epsilon and v_prediction models, not '" + pt + "'");
-  if (s.full) {
-    auto add_all = [&](torch::nn::Module& m, const std::string& component) {
-      for (auto& p : m.named_parameters()) {
-        p.value().set_requires_grad(true);
-        params_.emplace_back(component + "." + p.key(), p.value());
-      }
-    };
+  if (s.vae && (s.full || s.train_text_encoder))
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "the VAE trains on its own: not with the UNet or the text encoder");
+  auto add_all = [&](torch::nn::Module& m, const std::string& component) {
+    for (auto& p : m.named_parameters()) {
+      p.value().set_requires_grad(true);
+      params_.emplace_back(component + "." + p.key(), p.value());
+    }
+  };
+  if (s.vae) {
+    add_all(*sd.vae(), "vae");
+  } else if (s.full) {
     add_all(*sd.unet(), "unet");
     if (s.train_text_encoder) add_all(*sd.text_encoder(), "text_encoder");
   } else {
@@ -77,7 +81,7 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
 }
 
 Trainer::~Trainer() {
-  if (s_.full) {
+  if (s_.full || s_.vae) {
     for (auto& p : params_) p.second.set_requires_grad(false);
   } else {
     lora::detach(*sd_.unet(), kAdapter);
@@ -130,6 +134,18 @@ double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* 
 
 torch::Tensor Trainer::loss(const StepInputs& in, at::Generator* gen) {
   const auto device = sd_.device();
+  if (s_.vae) {
+    // L1 reconstruction of a posterior sample plus the KL to N(0, 1), both summed per image as
+    // CompVis' autoencoder does, then divided by the pixel values so the rate does not depend on
+    // the resolution.
+    if (!in.pixel_values.defined() || !in.vae_eps.defined())
+      fail(BIOESP_ERR_INVALID_ARGUMENT, "a VAE training step needs pixel values and VAE noise");
+    auto x = in.pixel_values.to(device, torch::kFloat32);
+    auto post = sd_.vae()->encode(x);
+    auto recon = sd_.vae()->decode(post.sample(in.vae_eps.to(device, torch::kFloat32)));
+    auto kl = 0.5 * (post.mean.pow(2) + post.std.pow(2) - 1 - 2 * torch::log(post.std));
+    return ((recon - x).abs().sum() + s_.kl_weight * kl.sum()) / x.numel();
+  }
   const auto dtype = dtype_of(*sd_.unet());
   torch::Tensor latents = in.latents;
   if (!latents.defined()) {
@@ -201,7 +217,7 @@ double Trainer::update(double lr) {
 
 void Trainer::save_lora(const std::string& path, const std::vector<std::pair<std::string, std::string>>& metadata,
                         bool kohya) const {
-  if (s_.full) fail(BIOESP_ERR_INVALID_ARGUMENT, "a full fine-tune has no LoRA to save");
+  if (s_.full || s_.vae) fail(BIOESP_ERR_INVALID_ARGUMENT, "a full fine-tune has no LoRA to save");
   const double factor = (s_.alpha > 0 ? s_.alpha : s_.rank) / static_cast<double>(s_.rank);
   std::vector<io::Tensor> tensors;
   for (const auto& [name, t] : params_) {
@@ -230,6 +246,31 @@ void Trainer::save_lora(const std::string& path, const std::vector<std::pair<std
 // ------------------------------------------------------------------------------------------------
 // A full run
 
+std::string vary_caption(const std::string& caption, double tag_dropout, bool shuffle, double caption_dropout,
+                         at::Generator& gen) {
+  auto draw = [&] { return at::rand({1}, gen).item<double>(); };
+  if (caption_dropout > 0 && draw() < caption_dropout) return "";
+  std::vector<std::string> tags;
+  for (size_t start = 0; start <= caption.size();) {
+    size_t comma = std::min(caption.find(',', start), caption.size());
+    std::string t = caption.substr(start, comma - start);
+    t.erase(0, t.find_first_not_of(' '));
+    t.erase(t.find_last_not_of(' ') + 1);
+    if (!t.empty()) tags.push_back(t);
+    start = comma + 1;
+  }
+  if (tags.empty()) return caption;
+  std::vector<std::string> kept;
+  for (const auto& t : tags)
+    if (!(tag_dropout > 0 && draw() < tag_dropout)) kept.push_back(t);
+  if (kept.empty()) kept.push_back(tags[static_cast<size_t>(draw() * tags.size()) % tags.size()]);
+  if (shuffle)
+    for (size_t i = kept.size(); i > 1; --i) std::swap(kept[i - 1], kept[static_cast<size_t>(draw() * i) % i]);
+  std::string out;
+  for (const auto& t : kept) out += (out.empty() ? "" : ", ") + t;
+  return out;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -255,6 +296,8 @@ std::string model_fingerprint(pipeline::StableDiffusion& sd) {
                 sd.unet()->conv_out->weight.to(torch::kDouble).abs().sum().item<double>());
   return buf;
 }
+
+const char* mode_name(const Setup& s) { return s.vae ? "vae" : s.full ? "full" : "lora"; }
 
 std::string shortest(double v) {
   char buf[32];
@@ -323,7 +366,7 @@ void save_checkpoint(const std::string& dir, Trainer& tr, const RunState& st, at
             {"prior.position", std::to_string(st.prior.position)},
             {"prior.epoch", std::to_string(st.prior.epoch)},
             {"model", fingerprint},
-            {"mode", s.full ? "full" : "lora"},
+            {"mode", mode_name(s)},
             {"rank", std::to_string(s.rank)},
             {"scaler.scale", std::to_string(tr.scaler().state_scale())},
             {"scaler.growth", std::to_string(tr.scaler().state_growth())}};
@@ -344,11 +387,11 @@ void load_checkpoint(const std::string& path, Trainer& tr, RunState& st, at::Gen
                      const std::string& fingerprint) {
   auto set = io::read_safetensors(path);
   const auto& s = tr.setup();
-  if (meta_get(set.metadata, "mode") != (s.full ? "full" : "lora"))
+  if (meta_get(set.metadata, "mode") != mode_name(s))
     fail(BIOESP_ERR_MISMATCH, path + ": this checkpoint is from a " + meta_get(set.metadata, "mode") + " training");
   if (meta_get(set.metadata, "model") != fingerprint)
     fail(BIOESP_ERR_MISMATCH, path + ": this checkpoint was trained from another base model");
-  if (!s.full && meta_get(set.metadata, "rank") != std::to_string(s.rank))
+  if (!s.full && !s.vae && meta_get(set.metadata, "rank") != std::to_string(s.rank))
     fail(BIOESP_ERR_MISMATCH, path + ": this checkpoint has LoRA rank " + meta_get(set.metadata, "rank") + ", not " +
                                   std::to_string(s.rank));
   auto get = [&](const std::string& name, const torch::Tensor& like) {
@@ -385,27 +428,26 @@ void load_checkpoint(const std::string& path, Trainer& tr, RunState& st, at::Gen
   tr.scaler().restore(std::stod(meta_get(set.metadata, "scaler.scale")), std::stoi(meta_get(set.metadata, "scaler.growth")));
 }
 
-void write_component(const std::string& dir, torch::nn::Module& m, const std::string& file) {
-  std::vector<io::Tensor> tensors;
-  for (const auto& p : m.named_parameters()) tensors.push_back(models::from_torch(p.key(), p.value()));
-  io::make_directories(dir);
-  io::write_safetensors(dir + "/" + file, tensors, {{"format", "pt"}});
-}
-
-// A complete diffusers folder: weights from memory, configs and tokenizer from the source.
-void save_pipeline(const std::string& out, pipeline::StableDiffusion& sd, const std::string& config_dir) {
-  write_component(out + "/unet", *sd.unet(), "diffusion_pytorch_model.safetensors");
-  write_component(out + "/text_encoder", *sd.text_encoder(), "model.safetensors");
-  write_component(out + "/vae", *sd.vae(), "diffusion_pytorch_model.safetensors");
-  for (const char* c : {"unet", "text_encoder", "vae"}) io::copy_file(config_dir + "/" + c + "/config.json", out + "/" + c + "/config.json");
-  io::make_directories(out + "/tokenizer");
-  for (const auto& n : io::list_directory(config_dir + "/tokenizer"))
-    if (io::is_file(config_dir + "/tokenizer/" + n)) io::copy_file(config_dir + "/tokenizer/" + n, out + "/tokenizer/" + n);
-  io::make_directories(out + "/scheduler");
-  io::write_file_atomically(out + "/scheduler/scheduler_config.json", [&](std::FILE* f) {
-    io::write_bytes(f, sd.scheduler_config().data(), sd.scheduler_config().size(), out);
-  });
-  if (io::is_file(config_dir + "/model_index.json")) io::copy_file(config_dir + "/model_index.json", out + "/model_index.json");
+// As the Stable Diffusion authors chose 0.18215: the reciprocal of the standard deviation of
+// posterior samples of the training images, so the UNet sees latents of unit variance.
+void set_scaling_factor(const std::string& out, pipeline::StableDiffusion& sd, const std::vector<Example>& examples,
+                        int resolution, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  std::vector<torch::Tensor> samples;
+  for (size_t i = 0; i < examples.size(); i += 16) {
+    std::vector<torch::Tensor> px;
+    for (size_t k = i; k < std::min(examples.size(), i + 16); ++k) px.push_back(pixels(examples[k], resolution, false, false, gen));
+    auto post = sd.vae()->encode(torch::stack(px).to(sd.device()));
+    samples.push_back(post.sample(at::randn(post.mean.sizes(), gen).to(sd.device())).cpu());
+  }
+  const double std = torch::cat(samples).std().item<double>();
+  if (!(std > 0) || !std::isfinite(std)) fail(BIOESP_ERR_INTERNAL, "the trained VAE's latents have no spread; train longer or lower the rate");
+  const std::string path = out + "/vae/config.json";
+  auto j = nlohmann::ordered_json::parse(io::read_text_file(path));
+  j["scaling_factor"] = 1.0 / std;
+  const std::string text = j.dump(2) + "\n";
+  io::write_file_atomically(path, [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), path); });
 }
 
 void check_options(const RunOptions& o) {
@@ -420,9 +462,14 @@ void check_options(const RunOptions& o) {
   if (o.mixed_precision != "no" && o.mixed_precision != "fp16" && o.mixed_precision != "bf16")
     bad("mixed precision is no, fp16 or bf16 (got '" + o.mixed_precision + "')");
   if (o.mixed_precision == "fp16" && o.device.is_cpu()) bad("fp16 training needs CUDA; on the CPU use bf16 or no");
-  if (o.setup.full && o.mixed_precision != "no")
-    bad("full fine-tuning keeps float32 weights; use --mixed-precision no (LoRA trains in fp16/bf16)");
+  if ((o.setup.full || o.setup.vae) && o.mixed_precision != "no")
+    bad("full and VAE training keep float32 weights; use --mixed-precision no (LoRA trains in fp16/bf16)");
+  for (double p : {o.tag_dropout, o.caption_dropout})
+    if (!(p >= 0 && p < 1)) bad("tag and caption dropout are probabilities in [0, 1)");
+  if (o.save_dtype != torch::kFloat32 && o.save_dtype != torch::kFloat16 && o.save_dtype != torch::kBFloat16)
+    bad("model folders are saved in float32, float16 or bfloat16");
   if (!o.class_data.empty() && o.class_prompt.empty()) bad("a class folder needs a class prompt");
+  if (o.setup.vae && (o.cache_latents || !o.class_data.empty())) bad("VAE training takes neither cached latents nor class images");
   if (o.checkpoint_every < 0 || o.validation_every < 0) bad("checkpoint and validation intervals must be ≥ 0");
   validate(o.lr_schedule);
 }
@@ -508,7 +555,9 @@ std::string run(const RunOptions& o) {
     }
   }
 
-  // Frozen text encoder: each caption is encoded once.
+  // Frozen text encoder: each caption is encoded once (varied captions, too many to keep, each
+  // time).
+  const bool varied = o.tag_dropout > 0 || o.shuffle_tags || o.caption_dropout > 0;
   std::map<std::string, torch::Tensor> text_cache;
   auto ids_of = [&](const std::string& caption) {
     auto e = sd->tokenizer().encode(caption);
@@ -520,7 +569,7 @@ std::string run(const RunOptions& o) {
     if (it != text_cache.end()) return it->second;
     torch::NoGradGuard no_grad;
     auto h = sd->text_encoder()->encode(ids_of(caption).unsqueeze(0).to(sd->device()), 0).squeeze(0);
-    return text_cache[caption] = h;
+    return varied ? h : text_cache[caption] = h;
   };
   // Cached latents: the VAE posterior of each centre crop, once.
   std::vector<std::pair<torch::Tensor, torch::Tensor>> cached, cached_prior;
@@ -554,10 +603,12 @@ std::string run(const RunOptions& o) {
 
   const double scaling = sd->vae()->config().scaling_factor;
   const int64_t T = tr.noise_schedule().config().num_train_timesteps;
-  const int64_t lh = o.resolution / 8;
-  const int64_t C = sd->unet()->config().in_channels;
+  if (o.resolution % sd->latent_factor())
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "resolution must be a multiple of " + std::to_string(sd->latent_factor()) + " for this VAE");
+  const int64_t lh = o.resolution / sd->latent_factor();
+  const int64_t C = sd->vae()->config().latent_channels;
   auto validate_image = [&](int step) {
-    if (o.validation_prompt.empty()) return;
+    if (o.validation_prompt.empty() || setup.vae) return;  // the UNet does not change
     stage("validate", step, total);
     io::make_directories(o.out + "/validation");
     draw(o.validation_prompt, setup.seed, 0, o.out + "/validation/" + format_step("step-%06d.png", step));
@@ -616,17 +667,16 @@ std::string run(const RunOptions& o) {
         in.pixel_values = torch::stack(px);
         in.vae_eps = at::randn({B, C, lh, lh}, gen);
       }
-      in.noise = at::randn({B, C, lh, lh}, gen);
-      if (setup.noise_offset > 0) in.noise = in.noise + setup.noise_offset * at::randn({B, C, 1, 1}, gen);
-      in.timesteps = at::randint(0, T, {B}, gen, torch::kLong);
-      if (setup.train_text_encoder) {
-        std::vector<torch::Tensor> ids;
-        for (const auto* e : batch) ids.push_back(ids_of(e->caption));
-        in.input_ids = torch::stack(ids);
-      } else {
-        std::vector<torch::Tensor> h;
-        for (const auto* e : batch) h.push_back(embed(e->caption));
-        in.encoder_hidden_states = torch::stack(h);
+      if (!setup.vae) {
+        in.noise = at::randn({B, C, lh, lh}, gen);
+        if (setup.noise_offset > 0) in.noise = in.noise + setup.noise_offset * at::randn({B, C, 1, 1}, gen);
+        in.timesteps = at::randint(0, T, {B}, gen, torch::kLong);
+        std::vector<std::string> captions;
+        for (const auto* e : batch)
+          captions.push_back(varied ? vary_caption(e->caption, o.tag_dropout, o.shuffle_tags, o.caption_dropout, gen) : e->caption);
+        std::vector<torch::Tensor> t;
+        for (const auto& c : captions) t.push_back(setup.train_text_encoder ? ids_of(c) : embed(c));
+        (setup.train_text_encoder ? in.input_ids : in.encoder_hidden_states) = torch::stack(t);
       }
       if (try_capture) capture(in);
       if (captured) std::tie(loss, norm) = captured->run(in, lr);
@@ -657,8 +707,9 @@ std::string run(const RunOptions& o) {
   // The dataset's credits travel with the result: `bioesp push` lists them in the model card.
   if (io::is_file(o.data + "/manifest.jsonl")) io::copy_file(o.data + "/manifest.jsonl", o.out + "/dataset_manifest.jsonl");
   std::string result;
-  if (setup.full) {
-    save_pipeline(o.out, *sd, config_dir);
+  if (setup.full || setup.vae) {
+    sd->save(o.out, config_dir, o.save_dtype);
+    if (setup.vae) set_scaling_factor(o.out, *sd, examples, o.resolution, setup.seed);
     result = o.out;
   } else {
     Meta meta{{"format", "pt"},

@@ -28,6 +28,8 @@ struct Setup {
   std::vector<std::string> text_targets{"q_proj", "k_proj", "v_proj", "out_proj"};
   bool train_text_encoder = false;
   bool full = false;         // every UNet weight (and the text encoder's when train_text_encoder)
+  bool vae = false;          // every VAE weight, on reconstruction + KL (a from-scratch model's first stage)
+  double kl_weight = 1e-6;   // the VAE's KL term against its L1 reconstruction, both summed (CompVis' weighting)
   AdamWOptions adam;
   double max_grad_norm = 1.0;
   double prior_weight = 1.0;
@@ -68,7 +70,7 @@ class Trainer {
   double update(double lr);
 
   // Trainable tensors under their saved names ("unet.<module>.lora.down.weight", or
-  // "unet.<param>" when training fully), in a fixed order.
+  // "unet.<param>" / "vae.<param>" when training fully), in a fixed order.
   const std::vector<std::pair<std::string, torch::Tensor>>& parameters() const { return params_; }
   AdamW& optimizer() { return *adam_; }
   GradScaler& scaler() { return scaler_; }
@@ -108,6 +110,11 @@ struct RunOptions {
   int num_class_images = 0;          // with a class folder: generate up to this many first
   int resolution = 512;
   bool random_crop = false, flip = false, use_captions = true, cache_latents = false;
+  // Captions as comma-separated tags: each tag dropped with this probability (one always stays),
+  // the kept ones shuffled; and the whole caption replaced by "" with caption_dropout, which
+  // classifier-free guidance needs in a model trained from scratch.
+  double tag_dropout = 0, caption_dropout = 0;
+  bool shuffle_tags = false;
   int steps = 0, epochs = 1;         // steps > 0 wins over epochs
   int batch = 1, grad_accum = 1;
   double lr = 1e-4;
@@ -121,6 +128,7 @@ struct RunOptions {
   std::string validation_prompt;
   int validation_every = 0, validation_steps = 25;
   bool save_kohya = false;
+  torch::ScalarType save_dtype = torch::kFloat32;  // of a saved model folder (full, VAE)
   std::string out;                   // folder
   io::Logger log;
   // Return false to cancel: a checkpoint is written first, then BIOESP_ERR_CANCELLED.
@@ -129,5 +137,10 @@ struct RunOptions {
 
 // Runs and returns the path of the saved result (the LoRA file, or the model folder).
 std::string run(const RunOptions& o);
+
+// A caption as training feeds it: tags dropped and shuffled, or dropped whole (see RunOptions).
+std::string vary_caption(const std::string& caption, double tag_dropout, bool shuffle, double caption_dropout,
+                         at::Generator& gen);
+
 
 }  // namespace bioesp::train

@@ -1,0 +1,93 @@
+// Writes the embedded model's card (README.md, Hugging Face style) to stdout: data, licenses,
+// authors, settings, steps and the loss curves, from the model folder and its training logs.
+//
+//   node model_card.mjs MODEL_DIR DATASET_DIR VAE_STEPS UNET_STEPS SEED
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [model, dataset, vaeSteps, unetSteps, seed] = process.argv.slice(2);
+const lines = (p) => fs.readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const json = (p) => JSON.parse(fs.readFileSync(path.join(model, p), 'utf8'));
+const manifest = lines(path.join(dataset, 'manifest.jsonl'));
+const bytes = (dir) => fs.readdirSync(path.join(model, dir)).reduce((n, f) => n + fs.statSync(path.join(model, dir, f)).size, 0);
+
+// A loss curve as a table: the mean loss over each tenth of the run.
+function curve(log) {
+  const rows = [];
+  const per = Math.ceil(log.length / 10);
+  for (let i = 0; i < log.length; i += per) {
+    const part = log.slice(i, i + per);
+    const mean = part.reduce((s, r) => s + r.loss, 0) / part.length;
+    rows.push(`| ${part[0].step}–${part[part.length - 1].step} | ${mean.toFixed(4)} |`);
+  }
+  return ['| steps | mean loss |', '| --- | --- |', ...rows].join('\n');
+}
+
+const unet = json('unet/config.json'), vae = json('vae/config.json'), te = json('text_encoder/config.json');
+const captions = manifest.slice(0, 5).map((m) => `- \`${m.file}\`: ${m.caption}`).join('\n');
+console.log(`---
+license: apache-2.0
+library_name: diffusers
+pipeline_tag: text-to-image
+language: [es, en]
+tags: [bioesp, stable-diffusion, emoji, animals, plants]
+---
+
+# criaturas — bioesp's embedded text-to-image model
+
+A small Stable Diffusion–format pipeline (${unet.sample_size * 2 ** (vae.block_out_channels.length - 1)} px images) trained from
+scratch by [bioesp](../../README.md) itself, so \`bioesp generate\` draws animals, plants and their
+speculative hybrids on a fresh machine with no download. Prompts are names in Spanish or English,
+one or several: "lagarto", "mariposa", "hummingbird", "cactus tigre".
+
+It loads in diffusers' \`StableDiffusionPipeline\` as well (the same folder layout and configs).
+
+## Data
+
+${manifest.length} pictures of animals, plants, fruit and vegetables from Google's **Noto Emoji**
+(${manifest[0].credit.split(';')[0]}), licensed under the **Apache License 2.0**
+(https://www.apache.org/licenses/LICENSE-2.0); names and keywords in Spanish and English from
+emojibase-data (MIT). Each picture is credited in [ATTRIBUTION.md](ATTRIBUTION.md). This model is a
+derived work of those pictures and is distributed under the same Apache License 2.0.
+Captions are the names and keywords as comma-separated tags, for example:
+
+${captions}
+
+Eight pictures (leopard, duck, crocodile, honeybee, tulip, pear, dolphin, hamster) are held out of
+training; bioesp's tests measure the model's denoising loss on them.
+
+## Architecture
+
+| component | configuration | weights |
+| --- | --- | --- |
+| tokenizer | CLIP byte-level BPE learned from the captions, ${te.vocab_size} tokens | |
+| text encoder | CLIPTextModel, ${te.num_hidden_layers} layers, width ${te.hidden_size} | ${(bytes('text_encoder') / 1e6).toFixed(1)} MB |
+| UNet | UNet2DConditionModel, channels ${unet.block_out_channels.join('/')}, ${unet.layers_per_block} layers per block | ${(bytes('unet') / 1e6).toFixed(1)} MB |
+| VAE | AutoencoderKL, channels ${vae.block_out_channels.join('/')}, ${vae.latent_channels} latent channels, factor ${2 ** (vae.block_out_channels.length - 1)}, scaling factor ${vae.scaling_factor.toFixed(4)} | ${(bytes('vae') / 1e6).toFixed(1)} MB |
+
+Weights are float16 safetensors.
+
+## Training
+
+All with bioesp commands, by \`scripts/embedded-model/train.sh\` (seed ${seed}):
+
+1. \`bioesp prepare\`: 64 px, padded on white.
+2. \`bioesp new-model\`: weights initialised from the configs, the vocabulary learned from the captions.
+3. \`bioesp train --train-vae\`: ${vaeSteps} steps, batch 16, AdamW 1e-3 (cosine, 50 warm-up steps),
+   L1 + 1e-6 KL, horizontal flips.
+4. \`bioesp train --full --train-text-encoder\`: ${unetSteps} steps, batch 32, AdamW 1e-3 (cosine, 100
+   warm-up steps), min-SNR γ 5, half of the tags dropped and the rest shuffled, the empty caption 10 %
+   of the time (classifier-free guidance), horizontal flips.
+
+VAE loss (L1 per pixel value + KL):
+
+${curve(lines(path.join(model, 'train_log_vae.jsonl')))}
+
+UNet and text encoder loss (noise prediction, min-SNR weighted):
+
+${curve(lines(path.join(model, 'train_log.jsonl')))}
+
+## Limits
+
+64 px pictures in the style of emoji; it knows the ${manifest.length} beings of its data and mixes
+them, nothing else. Names outside the captions fall back to their word pieces.`);
