@@ -43,6 +43,18 @@ sleep 3; kill -INT $pid; rc=0; wait $pid || rc=$?
 [ "$rc" -eq 130 ] || { echo "interrupted generate exited $rc"; exit 1; }
 [ ! -e "$tmp/int.png" ]
 
+# With no model named: $BIOESP_MODEL, else the embedded model (a 64 px, complete folder).
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{print $3 * 256 + $4 "x" $7 * 256 + $8}'; }
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$cli" inspect "$root/models/criaturas" --expected >/dev/null
+BIOESP_MODEL= "$cli" generate --prompt "lagarto" --steps 3 --seed 1 --quiet --out "$tmp/e.png"
+[ "$(png_size "$tmp/e.png")" = 64x64 ]
+# --grid: two prompts × two images → one sheet, a row per prompt, 40 px cells, 2 px gaps
+"$cli" generate --model "$m" --prompt a --prompt b --num-images 2 --steps 2 --seed 1 --grid 2 --grid-cell 40 \
+  --quiet --out "$tmp/grid.png"
+[ "$(png_size "$tmp/grid.png")" = 82x82 ] && [ ! -e "$tmp/grid-0.png" ]
+fails --model "$m" --prompt x --grid 0 --quiet;          grep -q 'grid' "$tmp/err.txt"
+
 # bioesp animate: a morph to a WebM and to PNG frames; the ends are the single generations.
 anim() { "$cli" animate --model "$m" --prompt colibrí --prompt lagarto --seed 3 --seed 4 --frames 4 --steps 2 \
   --width 64 --height 64 --quiet "$@"; }

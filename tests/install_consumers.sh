@@ -13,7 +13,10 @@ libdir=$(dirname "$(find "$prefix" -name 'libbioesp.so.0')")
 
 PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --exists bioesp
 cc "$consumer/main.c" $(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --cflags --libs bioesp) -o "$prefix/with-pkgconfig"
-LD_LIBRARY_PATH=$libdir "$prefix/with-pkgconfig"
+LD_LIBRARY_PATH=$libdir "$prefix/with-pkgconfig" > "$prefix/out.txt"
+# The installed library finds the model installed beside it, not the one in the source tree.
+grep -q "^embedded model: $prefix/lib.*/\.\./share/bioesp/criaturas\$" "$prefix/out.txt" || { cat "$prefix/out.txt"; exit 1; }
+[ -f "$prefix/share/bioesp/criaturas/unet/diffusion_pytorch_model.safetensors" ]
 
 cmake -S "$consumer" -B "$prefix/consumer-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/consumer-build" >/dev/null

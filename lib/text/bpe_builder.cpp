@@ -39,18 +39,7 @@ int build_clip_bpe(const std::vector<std::string>& texts, int vocab_size, const 
     if (!best) break;
     const auto [a, b] = *best;
     merges.emplace_back(a, b);
-    for (auto& [sym, n] : words) {
-      std::vector<std::string> next;
-      for (size_t i = 0; i < sym.size(); ++i) {
-        if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
-          next.push_back(a + b);
-          ++i;
-        } else {
-          next.push_back(sym[i]);
-        }
-      }
-      sym.swap(next);
-    }
+    for (auto& word : words) merge_pair(word.first, a, b);
   }
 
   nlohmann::ordered_json vocab = nlohmann::ordered_json::object();

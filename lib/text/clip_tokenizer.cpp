@@ -81,6 +81,19 @@ const std::array<std::string, 256>& byte_symbols() {
   return table;
 }
 
+void merge_pair(std::vector<std::string>& symbols, const std::string& a, const std::string& b) {
+  std::vector<std::string> next;
+  for (size_t i = 0; i < symbols.size(); ++i) {
+    if (i + 1 < symbols.size() && symbols[i] == a && symbols[i + 1] == b) {
+      next.push_back(a + b);
+      ++i;
+    } else {
+      next.push_back(symbols[i]);
+    }
+  }
+  symbols.swap(next);
+}
+
 std::vector<std::string> clip_words(const std::string& text) {
   std::u32string u = nfc(utf8_decode(text));
   std::u32string folded;  // \s+ → " "
@@ -172,18 +185,7 @@ std::vector<int64_t> ClipTokenizer::bpe(const std::string& word) const {
       if (it != ranks_.end() && it->second < best) { best = it->second; at = i; }
     }
     if (best == INT_MAX) break;
-    // Merge every occurrence of the best pair, left to right.
-    std::string a = sym[at], b = sym[at + 1];
-    std::vector<std::string> next;
-    for (size_t i = 0; i < sym.size(); ++i) {
-      if (i + 1 < sym.size() && sym[i] == a && sym[i + 1] == b) {
-        next.push_back(a + b);
-        ++i;
-      } else {
-        next.push_back(sym[i]);
-      }
-    }
-    sym.swap(next);
+    merge_pair(sym, std::string(sym[at]), std::string(sym[at + 1]));
   }
   std::vector<int64_t> ids;
   for (const auto& s : sym) {

@@ -20,6 +20,8 @@ struct Encoding {
 
 // The words BPE sees: NFC, whitespace folded, lower-cased, split by CLIP's pattern (UTF-8).
 std::vector<std::string> clip_words(const std::string& text);
+// Replaces every occurrence of the adjacent pair (a, b), left to right, by a + b.
+void merge_pair(std::vector<std::string>& symbols, const std::string& a, const std::string& b);
 // GPT-2's byte → printable-character table that byte-level BPE symbols are written in.
 const std::array<std::string, 256>& byte_symbols();
 

@@ -38,14 +38,14 @@ tags: [bioesp, stable-diffusion, emoji, animals, plants]
 A small Stable Diffusion–format pipeline (${unet.sample_size * 2 ** (vae.block_out_channels.length - 1)} px images) trained from
 scratch by [bioesp](../../README.md) itself, so \`bioesp generate\` draws animals, plants and their
 speculative hybrids on a fresh machine with no download. Prompts are names in Spanish or English,
-one or several: "lagarto", "mariposa", "hummingbird", "cactus tigre".
+one or several: "lagarto", "mariposa", "parrot", "cactus tigre".
 
 It loads in diffusers' \`StableDiffusionPipeline\` as well (the same folder layout and configs).
 
 ## Data
 
 ${manifest.length} pictures of animals, plants, fruit and vegetables from Google's **Noto Emoji**
-(${manifest[0].credit.split(';')[0]}), licensed under the **Apache License 2.0**
+(npm ${manifest[0].credit.split(' (npm)')[0]}), licensed under the **Apache License 2.0**
 (https://www.apache.org/licenses/LICENSE-2.0); names and keywords in Spanish and English from
 emojibase-data (MIT). Each picture is credited in [ATTRIBUTION.md](ATTRIBUTION.md). This model is a
 derived work of those pictures and is distributed under the same Apache License 2.0.

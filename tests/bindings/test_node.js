@@ -14,6 +14,8 @@ function rssKiB() {
 }
 
 (async () => {
+  // The model that ships with bioesp is found from the binding too.
+  assert.ok(fs.existsSync(bioesp.embeddedModel() + '/model_index.json'), bioesp.embeddedModel());
   const model = new bioesp.Model(modelDir);
   let ticks = 0;
   const timer = setInterval(() => ticks++, 1);

@@ -1,5 +1,6 @@
 """The Python binding: the C API's bytes, progress, cancel, a callback's own exception, errors as
 exceptions, async jobs without the GIL, no leaks. Usage: test_python.py MODEL REFERENCE_PIXELS"""
+import os
 import sys
 import threading
 
@@ -14,6 +15,9 @@ def rss_kib():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
 
+
+# The model that ships with bioesp is found from the binding too.
+assert os.path.isfile(os.path.join(bioesp.embedded_model(), "model_index.json")), bioesp.embedded_model()
 
 with bioesp.Model(model_dir) as model:
     seen = []

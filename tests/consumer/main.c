@@ -8,5 +8,12 @@ int main(void) {
     return 1;
   }
   printf("consumer linked bioesp %s\n", bioesp_version_string());
+  /* The embedded model installed beside the library (install_consumers checks where). */
+  const char* model = bioesp_embedded_model();
+  if (!model) {
+    fprintf(stderr, "the embedded model was not found\n");
+    return 1;
+  }
+  printf("embedded model: %s\n", model);
   return 0;
 }
