@@ -49,6 +49,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 "$cli" inspect "$root/models/criaturas" --expected >/dev/null
 BIOESP_MODEL= "$cli" generate --prompt "lagarto" --steps 3 --seed 1 --quiet --out "$tmp/e.png"
 [ "$(png_size "$tmp/e.png")" = 64x64 ]
+BIOESP_MODEL= "$cli" generate --prompt "lagarto" --steps 3 --seed 1 --quiet --out "$tmp/e2.png"
+cmp "$tmp/e.png" "$tmp/e2.png"  # same seed, same bytes
 # --grid: two prompts × two images → one sheet, a row per prompt, 40 px cells, 2 px gaps
 "$cli" generate --model "$m" --prompt a --prompt b --num-images 2 --steps 2 --seed 1 --grid 2 --grid-cell 40 \
   --quiet --out "$tmp/grid.png"
