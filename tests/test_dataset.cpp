@@ -120,6 +120,14 @@ static void test_api_answers(void** state) {
     }
   }
   assert_true(dataset::parse_api_response(R"({"batchcomplete": true})").files.empty());  // an empty category
+  // Numbers no integer holds (found by fuzz_commons: 1.5e21 cast to int64 was undefined) read as unknown.
+  auto odd = dataset::parse_api_response(R"({"query": {"pages": [{"title": "File:C.jpg", "imageinfo": [
+      {"size": 1.55556e21, "width": 4000.0, "height": 18446744073709551615, "thumbwidth": -1e300}]}]}})");
+  assert_int_equal(odd.files.size(), 1);
+  assert_int_equal(odd.files[0].size, 0);
+  assert_int_equal(odd.files[0].width, 4000);
+  assert_int_equal(odd.files[0].height, 0);
+  assert_int_equal(odd.files[0].thumb_width, 0);
 }
 
 // A 4×2 JPEG-able image: left half red, right half blue.

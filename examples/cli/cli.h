@@ -31,5 +31,6 @@ int cmd_animate(int argc, char** argv);
 int cmd_push(int argc, char** argv);
 int cmd_fetch(int argc, char** argv);
 int cmd_prepare(int argc, char** argv);
+int cmd_studio(int argc, char** argv);
 
 #endif

@@ -101,6 +101,15 @@ static const char* const kUsage =
     "      every dataset image. Options: --message TEXT  --base-model ID  --dataset DIR\n"
     "      --endpoint URL  --retries N  --retry-delay S  --quiet\n"
     "\n"
+    "  studio [--model DIR|FILE|ID] [--dir DIR] [--port N] [options]\n"
+    "      The workshop studio in the browser: generate (live progress, cancel), a gallery\n"
+    "      whose pictures keep their settings, datasets with their authors and licenses, and\n"
+    "      LoRA training with a live loss chart; Spanish and English. Listens on 127.0.0.1\n"
+    "      only. Options: --dir DIR (bioesp-studio: gallery/, trainings/, datasets/, loras/)\n"
+    "      --datasets DIR  --loras DIR  --port N (7860; 0: any free port)  --lang es|en\n"
+    "      --host ADDR (other machines may connect: no password)  --device cpu|cuda\n"
+    "      --threads N\n"
+    "\n"
     "  --version   print the library version\n"
     "  --help      print this help\n";
 
@@ -541,6 +550,14 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "animate") == 0) return cmd_animate(argc - 2, argv + 2);
   if (strcmp(cmd, "push") == 0) return cmd_push(argc - 2, argv + 2);
   if (strcmp(cmd, "prepare") == 0) return cmd_prepare(argc - 2, argv + 2);
+  if (strcmp(cmd, "studio") == 0) {
+#ifdef BIOESP_CLI_STUDIO
+    return cmd_studio(argc - 2, argv + 2);
+#else
+    fprintf(stderr, "bioesp: this build has no studio (cpp-httplib was not found when it was built)\n");
+    return 2;
+#endif
+  }
   fprintf(stderr, "bioesp: unknown command '%s'\n%s", cmd, kUsage);
   return 2;
 }

@@ -1,6 +1,7 @@
 #include "dataset/commons.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -30,8 +31,16 @@ int64_t get_int(const json& obj, const char* key) {
   if (!obj.is_object()) return 0;
   auto it = obj.find(key);
   if (it == obj.end()) return 0;
+  // A number that does not fit (1e21, 2^64 - 1, NaN) is as unknown as a missing one.
+  if (it->is_number_unsigned()) {
+    const uint64_t u = it->get<uint64_t>();
+    return u <= uint64_t(INT64_MAX) ? int64_t(u) : 0;
+  }
   if (it->is_number_integer()) return it->get<int64_t>();
-  if (it->is_number()) return static_cast<int64_t>(it->get<double>());
+  if (it->is_number()) {
+    const double d = it->get<double>();
+    return d > -9.2e18 && d < 9.2e18 ? static_cast<int64_t>(d) : 0;
+  }
   return 0;
 }
 

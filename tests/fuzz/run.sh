@@ -34,6 +34,10 @@ open(seeds + "/commons/v2.json", "w").write(json.dumps(v2))
 open(seeds + "/commons/v1.json", "w").write(json.dumps(v1))
 open(seeds + "/commons/error.json", "w").write(json.dumps({"error": {"code": "maxlag", "info": "lag", "lag": 5}}))
 PY
+# Inputs that once failed stay in the seeds, so a fixed bug stays fixed.
+for t in safetensors pickle config commons image; do
+  if [ -d "$root/tests/fuzz/regressions/$t" ]; then cp "$root/tests/fuzz/regressions/$t"/* "$seeds/$t/"; fi
+done
 # Seed images: a small PNG and JPEG drawn by the main build's bioesp, when it is there.
 for ext in png jpg; do
   [ -x "$root/build/bioesp" ] && "$root/build/bioesp" generate --model "$ref/models/tiny-sd1" --prompt x --steps 1 \

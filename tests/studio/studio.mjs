@@ -1,0 +1,210 @@
+// The studio in headless Chromium against the tiny reference model: generate with live progress,
+// reuse a picture's settings (the same picture again), cancel, the dataset's attribution, a LoRA
+// training with its loss chart and validation pictures, stop and resume, Spanish and English,
+// and the safety rules (other hosts, other sites, paths, sizes).
+import { chromium } from "playwright-core";
+import http from "node:http";
+import assert from "node:assert/strict";
+
+const [base, dir] = process.argv.slice(2);
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium" });
+const errors = [];
+const page = await browser.newPage({ locale: "en-US" });
+page.on("pageerror", (e) => errors.push(String(e)));
+page.setDefaultTimeout(60000);
+const step = (what) => console.log(`studio: ${what}`);
+
+const setRange = (sel, v) => page.$eval(sel, (e, v) => { e.value = v; e.dispatchEvent(new Event("input")); }, String(v));
+const bytes = async (path) => Buffer.from(await (await fetch(base + path)).arrayBuffer());
+const loaded = (sel) => page.waitForFunction((s) => { const e = document.querySelectorAll(s); return e.length && [...e].every((i) => i.complete && i.naturalWidth > 0); }, sel);
+// Every text #gen-status shows, to see progress that passes quickly.
+const watchStatus = () => page.evaluate(() => {
+  window.seen = [];
+  new MutationObserver(() => window.seen.push(document.getElementById("gen-status").textContent))
+    .observe(document.getElementById("gen-status"), { childList: true, characterData: true, subtree: true });
+});
+const generated = async () => {
+  await page.waitForSelector("#gen-status[data-state]");
+  return page.$eval("#gen-status", (e) => e.dataset.state);
+};
+
+try {
+  await page.goto(base);
+  step("English for an English browser, Spanish on a click");
+  await page.waitForFunction(() => document.querySelector("[data-tab=generate]").textContent === "Generate");
+  await page.click("#lang");
+  assert.equal(await page.textContent("[data-tab=generate]"), "Generar");
+  assert.equal(await page.textContent("#generate-btn"), "Generar");
+  assert.equal(await page.getAttribute("html", "lang"), "es");
+  await page.click("#lang");
+  assert.equal(await page.textContent("#generate-btn"), "Generate");
+
+  step("generate two pictures with live progress");
+  await page.fill("#prompt", "lagarto colibrí");
+  await setRange("#steps", 6);
+  await setRange("#images", 2);
+  assert.equal(await page.textContent("output[for=steps]"), "6");
+  await page.fill("#seed", "1234");
+  await page.selectOption("#scheduler", "euler");
+  await watchStatus();
+  await page.click("#generate-btn");
+  assert.equal(await generated(), "done");
+  const seen = await page.evaluate(() => window.seen);
+  assert.ok(seen.some((s) => /^image 1\/2 · step \d+\/6$/.test(s)), `progress of image 1: ${seen}`);
+  assert.ok(seen.some((s) => /^image 2\/2 · step \d+\/6$/.test(s)), `progress of image 2: ${seen}`);
+  assert.equal(await page.$eval("#gen-progress", (e) => e.value), 1);
+  assert.equal(await page.locator("#results img").count(), 2);
+  await loaded("#results img");
+
+  step("the gallery keeps each picture's settings; reuse draws the same picture");
+  await page.click("[data-tab=gallery]");
+  await page.waitForFunction(() => document.querySelectorAll("#gallery-list .picture").length === 2);
+  const second = page.locator('#gallery-list img[title="lagarto colibrí · 1235"]');
+  const file = await second.evaluate((e) => e.parentElement.dataset.file);
+  await second.click();
+  await page.waitForSelector("#detail[open]");
+  assert.equal(await page.textContent('#detail-settings dd[data-key="seed"]'), "1235");
+  assert.equal(await page.textContent('#detail-settings dd[data-key="scheduler"]'), "euler");
+  await page.click("#detail-reuse");
+  assert.equal(await page.inputValue("#seed"), "1235");
+  assert.equal(await page.inputValue("#prompt"), "lagarto colibrí");
+  assert.equal(await page.inputValue("#images"), "1");
+  assert.equal(await page.inputValue("#scheduler"), "euler");
+  await page.click("#generate-btn");
+  assert.equal(await generated(), "done");
+  const again = await page.$eval("#results .picture", (e) => e.dataset.file);
+  assert.notEqual(again, file);
+  assert.ok((await bytes(`/files/gallery/${again}`)).equals(await bytes(`/files/gallery/${file}`)), "reused settings, other pixels");
+  await page.click("#seed-reuse");
+  assert.equal(await page.inputValue("#seed"), "1235");
+  await page.click("#seed-random");
+  assert.equal(await page.inputValue("#seed"), "");
+
+  step("cancel a long run");
+  const before = (await (await fetch(base + "/api/gallery")).json()).length;
+  await setRange("#steps", 100);
+  await setRange("#images", 8);
+  await watchStatus();
+  await page.click("#generate-btn");
+  await page.waitForFunction(() => window.seen.some((s) => /step [1-9]/.test(s)));
+  await page.click("#cancel-btn");
+  assert.equal(await generated(), "cancelled");
+  assert.ok(await page.isEnabled("#generate-btn"));
+  const after = (await (await fetch(base + "/api/gallery")).json()).length;
+  assert.ok(after - before < 8, `a cancelled run of 8 drew ${after - before}`);
+
+  step("the dataset view shows who made each picture and its license");
+  await page.click("[data-tab=datasets]");
+  await page.waitForSelector('.card[data-file="bee.png"]');
+  const bee = page.locator('.card[data-file="bee.png"]');
+  assert.equal(await bee.locator(".author").textContent(), "Google (Noto Emoji)");
+  assert.equal(await bee.locator(".license").textContent(), "Apache-2.0");
+  assert.match(await bee.locator(".caption").textContent(), /abeja, honeybee/);
+  assert.equal(await bee.locator(".license a").getAttribute("href"), "https://www.apache.org/licenses/LICENSE-2.0");
+  await loaded(".card img");
+  assert.match(await page.textContent("#dataset-info"), /^8 images · with ATTRIBUTION.md$/);
+
+  step("train a LoRA: loss chart, validation pictures, then draw with it");
+  await page.click("[data-tab=train]");
+  await page.waitForFunction(() => document.querySelector("#train-dataset").value === "heldout");
+  await page.fill("#train-name", "t1");
+  await page.fill("#train-steps", "4");
+  await page.fill("#train-resolution", "64");
+  await page.fill("#train-vevery", "2");
+  await page.fill("#train-cevery", "2");
+  await page.click("#train-btn");
+  await page.waitForSelector("#train-status[data-state]", { timeout: 300000 });
+  assert.equal(await page.$eval("#train-status", (e) => e.dataset.state), "done");
+  assert.equal(await page.$eval("#loss-chart", (e) => e.dataset.points), "4");
+  assert.match(await page.getAttribute("#loss-chart", "aria-label"), /^step 4: [0-9.e-]+$/);
+  assert.ok(await page.locator("#validation img").count() >= 2);
+  await loaded("#validation img");
+  await page.waitForFunction(() => /finished/.test(document.querySelector('#runs li[data-run="t1"]')?.textContent));
+  await page.click("[data-tab=generate]");
+  await page.waitForSelector('#lora option[value="t1"]', { state: "attached" });
+  await page.selectOption("#lora", "t1");
+  await setRange("#lora_scale", 0.5);
+  await setRange("#steps", 3);
+  await setRange("#images", 1);
+  await page.click("#generate-btn");
+  assert.equal(await generated(), "done");
+  await page.click("#results .picture");
+  assert.equal(await page.textContent('#detail-settings dd[data-key="lora"]'), "t1");
+  assert.equal(await page.textContent('#detail-settings dd[data-key="lora_scale"]'), "0.5");
+  await page.click("#detail-close");
+
+  step("stop a training and resume it from its checkpoint");
+  await page.click("[data-tab=train]");
+  await page.fill("#train-name", "t2");
+  await page.fill("#train-steps", "400");
+  await page.fill("#train-vevery", "0");
+  await page.fill("#train-cevery", "0");
+  await page.click("#train-btn");
+  await page.waitForFunction(() => +document.querySelector("#loss-chart").dataset.points >= 2, null, { timeout: 300000 });
+  await page.click("#train-cancel");
+  await page.waitForSelector("#train-status[data-state=stopped]", { timeout: 300000 });
+  const stopped = (await (await fetch(base + "/api/trainings/t2")).json()).log.length;
+  assert.ok(stopped >= 2 && stopped < 400, `stopped after ${stopped}`);
+  await page.click('#runs li[data-run="t2"] .resume');
+  await page.waitForFunction((n) => +(/^step (\d+):/.exec(document.querySelector("#loss-chart").getAttribute("aria-label")) || [])[1] > n, stopped);
+  await page.click("#train-cancel");
+  await page.waitForSelector("#train-status[data-state=stopped]", { timeout: 300000 });
+  const log = (await (await fetch(base + "/api/trainings/t2")).json()).log.map((p) => p[0]);
+  assert.ok(log.length > stopped, `resumed: ${log.length} steps after ${stopped}`);
+  assert.deepEqual(log, log.map((_, i) => i + 1), "the resumed run continues the step count");
+
+  step("a second page sees the first one's work");
+  const other = await browser.newPage({ locale: "es-CO" });
+  await other.goto(base);
+  await other.waitForFunction(() => document.querySelector("#generate-btn").textContent === "Generar");
+  await page.click("[data-tab=generate]");
+  await page.selectOption("#lora", "");
+  await page.click("#generate-btn");
+  await other.waitForFunction(() => document.querySelector("#gallery-list .picture") || true);
+  assert.equal(await generated(), "done");
+  await other.click("[data-tab=gallery]");
+  const total = (await (await fetch(base + "/api/gallery")).json()).length;
+  await other.waitForFunction((n) => document.querySelectorAll("#gallery-list .picture").length === n, total);
+
+  step("delete a picture from the gallery");
+  await page.click("[data-tab=gallery]");
+  await page.click(`#gallery-list [data-file="${file}"]`);
+  await page.click("#detail-delete");
+  await page.waitForFunction((f) => !document.querySelector(`#gallery-list [data-file="${f}"]`), file);
+  assert.equal((await fetch(`${base}/files/gallery/${file}`)).status, 404);
+
+  step("safety");
+  const url = new URL(base);
+  const raw = (path, { method = "GET", headers = {}, body } = {}) => new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path, method, headers }, (res) => {
+      let text = "";
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode, text }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+  const json = { "Content-Type": "application/json" };
+  assert.equal((await raw("/api/info", { headers: { Host: "evil.example" } })).status, 403);
+  assert.equal((await raw("/api/info", { headers: { Host: `localhost:${url.port}` } })).status, 200);
+  assert.equal((await raw("/api/generate", { method: "POST", headers: { ...json, Origin: "http://evil.example" }, body: '{"prompt":"x"}' })).status, 403);
+  assert.equal((await raw("/api/generate", { method: "POST", headers: { "Content-Type": "text/plain" }, body: '{"prompt":"x"}' })).status, 415);
+  assert.equal((await raw("/api/generate", { method: "POST", headers: json, body: "{" })).status, 400);
+  const big = await raw("/api/generate", { method: "POST", headers: json, body: JSON.stringify({ prompt: "x".repeat(100000) }) });
+  assert.equal(big.status, 413);
+  const steps = await raw("/api/generate", { method: "POST", headers: json, body: '{"prompt":"x","steps":100000}' });
+  assert.equal(steps.status, 400);
+  assert.match(steps.text, /steps must be between 1 and 500/);
+  assert.equal((await raw("/api/generate", { method: "POST", headers: json, body: '{"prompt":"x","lora":"../../etc/passwd"}' })).status, 400);
+  for (const p of ["/files/gallery/..%2F..%2F..%2Fetc%2Fpasswd", "/files/gallery/../../etc/passwd",
+                   "/files/datasets/heldout/manifest.jsonl", "/files/datasets/heldout/.hidden.png",
+                   "/files/datasets/%2Fetc%2Fpasswd", "/api/datasets/..", "/api/trainings/..%2F..%2F"])
+    assert.ok([400, 404].includes((await raw(p)).status), p);
+  assert.equal((await raw("/api/train", { method: "POST", headers: json, body: '{"dataset":"../../"}' })).status, 400);
+  assert.equal((await raw("/api/train", { method: "POST", headers: json, body: '{"dataset":"heldout","name":"t1"}' })).status, 409);
+
+  assert.deepEqual(errors, [], "errors in the page");
+  step("ok");
+} finally {
+  await browser.close();
+}
