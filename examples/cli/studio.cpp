@@ -114,16 +114,21 @@ fs::path confined(const fs::path& root, const std::string& rel) {
   return r.compare(0, b.size(), b) == 0 ? real : fs::path{};
 }
 
-bool is_picture(const fs::path& p) {
+// The only files the studio serves: pictures and animations, by their extension; else nullptr.
+const char* media_type(const fs::path& p) {
   std::string e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(), ::tolower);
-  return e == ".png" || e == ".jpg" || e == ".jpeg";
+  if (e == ".png") return "image/png";
+  if (e == ".jpg" || e == ".jpeg") return "image/jpeg";
+  if (e == ".gif") return "image/gif";
+  if (e == ".mp4") return "video/mp4";
+  if (e == ".webm") return "video/webm";
+  return nullptr;
 }
 
-const char* picture_type(const fs::path& p) {
-  std::string e = p.extension().string();
-  std::transform(e.begin(), e.end(), e.begin(), ::tolower);
-  return e == ".png" ? "image/png" : "image/jpeg";
+bool is_picture(const fs::path& p) {
+  const char* t = media_type(p);
+  return t && (std::strcmp(t, "image/png") == 0 || std::strcmp(t, "image/jpeg") == 0);
 }
 
 // Events for every open page: a numbered log the /api/events streams follow.
@@ -169,9 +174,21 @@ struct Settings {
   uint64_t seed = 0;
 };
 
+// A morph between two gallery pictures: their prompts and seeds are the keyframes; the other
+// settings are the first picture's.
+struct Animation {
+  std::string from, to, format = "gif";
+  std::vector<std::string> prompts;
+  std::vector<uint64_t> seeds;
+  int frames = 16;
+  double fps = 8;
+  bool pingpong = false;
+};
+
 struct GenJob {
   std::string id;
   Settings s;
+  std::unique_ptr<Animation> animation;  // set: an animation job
   std::atomic<bool> cancel{false};
   int image = 0;            // the image being drawn, from 0
   int64_t last_event = 0;   // ms; progress events at most every 100 ms
@@ -201,8 +218,9 @@ class Studio {
  public:
   explicit Studio(Config c) : cfg_(std::move(c)) {
     gallery_ = cfg_.dir / "gallery";
+    animations_ = gallery_ / "animations";
     trainings_ = cfg_.dir / "trainings";
-    fs::create_directories(gallery_);
+    fs::create_directories(animations_);
     fs::create_directories(trainings_);
     fs::create_directories(cfg_.datasets);
     if (!cfg_.loras.empty()) fs::create_directories(cfg_.loras);
@@ -349,6 +367,14 @@ class Studio {
     svr.Post("/api/generate", guarded([this](const httplib::Request& req, httplib::Response& res) {
       reply(res, json{{"id", submit(settings_of(body_of(req)))}}, 202);
     }));
+    svr.Post("/api/animate", guarded([this](const httplib::Request& req, httplib::Response& res) {
+      reply(res, json{{"id", submit_animation(body_of(req))}}, 202);
+    }));
+    svr.Get("/api/animations", guarded([this](const httplib::Request&, httplib::Response& res) { reply(res, animations()); }));
+    svr.Delete(R"(/api/animations/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+      remove_animation(req.matches[1]);
+      reply(res, json{{"ok", true}});
+    }));
     svr.Post(R"(/api/jobs/([A-Za-z0-9-]+)/cancel)", guarded([this](const httplib::Request& req, httplib::Response& res) {
       cancel_job(req.matches[1]);
       reply(res, json{{"ok", true}});
@@ -379,9 +405,9 @@ class Studio {
       const std::string area = req.matches[1];
       const fs::path root = area == "gallery" ? gallery_ : area == "datasets" ? cfg_.datasets : trainings_;
       const fs::path p = confined(root, req.matches[2]);
-      if (p.empty() || !is_picture(p) || !fs::is_regular_file(p)) throw HttpError(404, "no such picture");
+      if (p.empty() || !media_type(p) || !fs::is_regular_file(p)) throw HttpError(404, "no such picture");
       res.set_header("Cache-Control", "no-cache");
-      res.set_content(read_file(p), picture_type(p));
+      res.set_content(read_file(p), media_type(p));
     }));
   }
 
@@ -526,14 +552,16 @@ class Studio {
   }
 
   static json job_json(const GenJob& j, const char* state) {
-    json out{{"id", j.id}, {"state", state}, {"image", j.image}, {"images", j.s.images}};
+    json out{{"id", j.id}, {"kind", j.animation ? "animate" : "generate"}, {"state", state}, {"image", j.image},
+             {"images", j.animation ? 1 : j.s.images}};
     if (std::strcmp(state, "running") != 0) out["settings"] = settings_json(j.s);  // not with every step
     return out;
   }
 
-  std::string submit(const Settings& s) {
+  std::string submit(const Settings& s, std::unique_ptr<Animation> animation = nullptr) {
     auto job = std::make_shared<GenJob>();
     job->s = s;
+    job->animation = std::move(animation);
     {
       std::lock_guard<std::mutex> lock(jobs_m_);
       if (queue_.size() >= kMaxQueued) throw HttpError(429, "too many queued runs; wait or cancel some");
@@ -589,7 +617,8 @@ class Studio {
       std::string state = "done", error;
       try {
         use_lora(job->s);
-        for (job->image = 0; job->image < job->s.images; ++job->image) {
+        if (job->animation) animate(*job);
+        for (job->image = 0; !job->animation && job->image < job->s.images; ++job->image) {
           if (job->cancel) break;
           draw(*job);
         }
@@ -683,6 +712,118 @@ class Studio {
       if (e.is_object() && fs::is_regular_file(gallery_ / e.value("file", ""))) out.push_back(e);
     }
     return out;
+  }
+
+  // A gallery picture's saved settings.
+  json entry_of(const std::string& file) {
+    const fs::path p = confined(gallery_, file);
+    if (p.empty() || !is_picture(p) || !fs::is_regular_file(p)) throw HttpError(400, "no gallery picture " + file);
+    fs::path meta = p;
+    meta.replace_extension(".json");
+    json e = json::parse(read_file(meta), nullptr, false);
+    if (!e.is_object()) throw HttpError(400, file + " has no saved settings");
+    return e;
+  }
+
+  std::string submit_animation(const json& j) {
+    auto a = std::make_unique<Animation>();
+    a->from = text_field(j, "from");
+    a->to = text_field(j, "to");
+    const json from = entry_of(a->from), to = entry_of(a->to);
+    a->frames = static_cast<int>(number_field(j, "frames", 16, 2, 240));
+    a->fps = number_field(j, "fps", 8, 1, 60);
+    a->pingpong = j.value("pingpong", false);
+    a->format = text_field(j, "format");
+    if (a->format.empty()) a->format = "gif";
+    if (a->format != "gif" && a->format != "mp4" && a->format != "webm") throw HttpError(400, "format: gif, mp4 or webm");
+    a->prompts = {from.value("prompt", ""), to.value("prompt", "")};
+    a->seeds = {from.value("seed", uint64_t(0)), to.value("seed", uint64_t(0))};
+    json first = from;
+    first["images"] = 1;
+    first["seed"] = 0;
+    if (!first.value("lora", std::string()).empty() && !lora_files().count(first.value("lora", std::string())))
+      first["lora"] = "";  // a LoRA deleted since: the animation is drawn without it
+    Settings s = settings_of(first);
+    return submit(s, std::move(a));
+  }
+
+  // The frames (progress counts denoising steps over all of them), written as GIF, MP4 or WebM
+  // to gallery/animations/ with a JSON file of their settings.
+  void animate(GenJob& job) {
+    const Settings& s = job.s;
+    const Animation& a = *job.animation;
+    std::vector<const char*> prompts;
+    for (const auto& p : a.prompts) prompts.push_back(p.c_str());
+    bioesp_animate_options ao;
+    bioesp_animate_options_init(&ao);
+    ao.prompts = prompts.data();
+    ao.num_prompts = prompts.size();
+    ao.seeds = a.seeds.data();
+    ao.num_seeds = a.seeds.size();
+    ao.frames = a.frames;
+    ao.pingpong = a.pingpong;
+    ao.negative_prompt = s.negative_prompt.c_str();
+    ao.steps = s.steps;
+    ao.guidance = static_cast<float>(s.guidance);
+    ao.scheduler = s.scheduler.empty() ? nullptr : s.scheduler.c_str();
+    ao.width = s.width;
+    ao.height = s.height;
+    std::pair<Studio*, GenJob*> user{this, &job};
+    ao.progress = on_progress;
+    ao.progress_user = &user;
+    bioesp_images* frames = nullptr;
+    if (bioesp_animate(model_, &ao, &frames) != BIOESP_OK) throw std::runtime_error(last_error("animation"));
+    std::unique_ptr<bioesp_images, void (*)(bioesp_images*)> owned(frames, bioesp_images_free);
+    size_t count = 0;
+    bioesp_images_count(frames, &count);
+    const std::string name = std::to_string(now_ms()) + "-" + job.id + "." + a.format;
+    bioesp_animation_options opt;
+    bioesp_animation_options_init(&opt);
+    opt.fps = a.fps;
+    if (bioesp_images_save_animation(frames, (animations_ / name).c_str(), &opt) != BIOESP_OK)
+      throw std::runtime_error(last_error("saving the animation"));
+    json entry = settings_json(s);
+    entry.erase("images");
+    entry.erase("seed");
+    entry.erase("prompt");
+    entry["prompts"] = a.prompts;
+    entry["seeds"] = a.seeds;
+    entry["from"] = a.from;
+    entry["to"] = a.to;
+    entry["frames"] = count;
+    entry["fps"] = a.fps;
+    entry["pingpong"] = a.pingpong;
+    entry["format"] = a.format;
+    entry["file"] = "animations/" + name;
+    entry["model"] = cfg_.model;
+    entry["created"] = now_ms();
+    write_atomically(animations_ / (name + ".json"), entry.dump(2) + "\n");
+    bus_.publish("animation", json{{"job", job.id}, {"entry", entry}});
+  }
+
+  json animations() {
+    std::vector<fs::path> files;
+    std::error_code ec;
+    for (const auto& d : fs::directory_iterator(animations_, ec))
+      if (d.path().extension() == ".json" && d.path().filename().string()[0] != '.') files.push_back(d.path());
+    std::sort(files.rbegin(), files.rend());
+    json out = json::array();
+    for (const auto& f : files) {
+      if (out.size() >= 200) break;
+      json e = json::parse(read_file(f), nullptr, false);
+      if (e.is_object() && fs::is_regular_file(gallery_ / e.value("file", ""))) out.push_back(e);
+    }
+    return out;
+  }
+
+  void remove_animation(const std::string& file) {
+    const fs::path p = confined(animations_, file);
+    if (p.empty() || !media_type(p) || is_picture(p) || !fs::is_regular_file(p)) throw HttpError(404, "no such animation");
+    fs::path meta = p;
+    meta += ".json";
+    fs::remove(meta);
+    fs::remove(p);
+    bus_.publish("removed", json{{"file", "animations/" + file}});
   }
 
   void remove_picture(const std::string& file) {
@@ -921,7 +1062,7 @@ class Studio {
   }
 
   Config cfg_;
-  fs::path gallery_, trainings_;
+  fs::path gallery_, animations_, trainings_;
   int port_ = 0;
   bioesp_model* model_ = nullptr;
   EventBus bus_;

@@ -101,7 +101,7 @@ std::map<std::string, json> read_manifest(const std::string& dir, const std::str
 void write_manifest(const std::string& dir, const std::vector<std::string>& lines) {
   std::string text;
   for (const auto& l : lines) text += l + "\n";
-  io::write_file_atomically(dir + "/manifest.jsonl", [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), dir); });
+  io::write_text_file(dir + "/manifest.jsonl", text);
 }
 
 void write_attribution(const std::string& dir, const std::vector<std::string>& lines) {
@@ -125,8 +125,7 @@ void write_attribution(const std::string& dir, const std::vector<std::string>& l
     share_alike = share_alike || to_lower(license).find("sa") != std::string::npos;
   }
   if (share_alike) o << "\nSome images are CC BY-SA: adaptations must carry the same license.\n";
-  std::string text = o.str();
-  io::write_file_atomically(dir + "/ATTRIBUTION.md", [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), dir); });
+  io::write_text_file(dir + "/ATTRIBUTION.md", o.str());
 }
 
 FetchReport fetch(const FetchOptions& o) {

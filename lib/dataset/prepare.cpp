@@ -163,8 +163,7 @@ PrepareReport prepare(const PrepareOptions& o) {
       if (!sp.empty() && caption.find(sp) == std::string::npos) caption += ", " + sp;
     }
     image::write_png(o.out + "/" + file, square(img, o.size, o.crop, o.background));
-    io::write_file_atomically(o.out + "/" + file.substr(0, file.size() - 4) + ".txt",
-                              [&](std::FILE* f) { io::write_bytes(f, caption.data(), caption.size(), o.out); });
+    io::write_text_file(o.out + "/" + file.substr(0, file.size() - 4) + ".txt", caption);
     j["source_file"] = name;
     j["source_sha1"] = sum;
     j["source_width"] = img.width;

@@ -63,7 +63,7 @@ void Cache::write_ref(const std::string& revision, const std::string& commit) co
   const std::string ref = dir_ + "/refs/" + revision;
   if (io::is_file(ref) && io::read_text_file(ref) == commit) return;
   io::make_directories(parent_of(ref));
-  io::write_file_atomically(ref, [&](std::FILE* f) { io::write_bytes(f, commit.data(), commit.size(), ref); });
+  io::write_text_file(ref, commit);
 }
 
 void Cache::link(const std::string& commit, const std::string& path, const std::string& etag) const {

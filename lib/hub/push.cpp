@@ -228,7 +228,7 @@ PushResult push(const PushOptions& o) {
       close(fd);
       tmp_card = name;
     }
-    io::write_file_atomically(tmp_card, [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), tmp_card); });
+    io::write_text_file(tmp_card, text);
     files.emplace_back("README.md", tmp_card);
   }
   struct RemoveTemp {

@@ -85,6 +85,10 @@ void write_bytes(std::FILE* f, const void* data, size_t n, const std::string& pa
     fail(BIOESP_ERR_IO, "cannot write " + path + ": " + errno_text());
 }
 
+void write_text_file(const std::string& path, const std::string& text) {
+  write_file_atomically(path, [&](std::FILE* f) { write_bytes(f, text.data(), text.size(), path); });
+}
+
 void write_file_atomically(const std::string& path, const std::function<void(std::FILE*)>& write) {
   std::string tmp = path + ".tmp-" + std::to_string(getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -41,6 +41,9 @@ bool is_file(const std::string& path);
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::FILE*)>& write);
 
+// Writes text (or any bytes in a string) atomically, as write_file_atomically.
+void write_text_file(const std::string& path, const std::string& text);
+
 // fwrite that throws an I/O error (disk full) naming the path.
 void write_bytes(std::FILE* f, const void* data, size_t n, const std::string& path);
 

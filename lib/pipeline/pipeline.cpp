@@ -152,15 +152,13 @@ void StableDiffusion::save(const std::string& out, const std::string& config_dir
   for (const auto& n : io::list_directory(config_dir + "/tokenizer"))
     if (io::is_file(config_dir + "/tokenizer/" + n)) copy("tokenizer/" + n);
   io::make_directories(out + "/scheduler");
-  io::write_file_atomically(out + "/scheduler/scheduler_config.json", [&](std::FILE* f) {
-    io::write_bytes(f, scheduler_config_.data(), scheduler_config_.size(), out);
-  });
+  io::write_text_file(out + "/scheduler/scheduler_config.json", scheduler_config_);
   if (io::is_file(config_dir + "/model_index.json")) {
     copy("model_index.json");
   } else {
     auto sched = nlohmann::json::parse(scheduler_config_, nullptr, false);
-    const std::string text = model_index(sched.is_object() ? sched.value("_class_name", "PNDMScheduler") : "PNDMScheduler");
-    io::write_file_atomically(out + "/model_index.json", [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), out); });
+    io::write_text_file(out + "/model_index.json",
+                        model_index(sched.is_object() ? sched.value("_class_name", "PNDMScheduler") : "PNDMScheduler"));
   }
 }
 

@@ -66,9 +66,7 @@ int build_clip_bpe(const std::vector<std::string>& texts, int vocab_size, const 
   config["do_lower_case"] = true;
   config["errors"] = "replace";
   io::make_directories(dir);
-  auto write = [&](const std::string& name, const std::string& text) {
-    io::write_file_atomically(dir + "/" + name, [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), dir); });
-  };
+  auto write = [&](const std::string& name, const std::string& text) { io::write_text_file(dir + "/" + name, text); };
   write("vocab.json", vocab.dump());
   write("merges.txt", merges_text);
   write("tokenizer_config.json", config.dump(2) + "\n");

@@ -24,12 +24,12 @@ std::string trim(std::string s) {
   return s.substr(i);
 }
 
-}  // namespace
-
-std::vector<Example> load_examples(const std::string& dir, const DatasetOptions& o, const io::Logger& log) {
-  if (!io::is_directory(dir)) fail(BIOESP_ERR_NOT_FOUND, dir + ": no such folder");
-  std::map<std::string, std::string> manifest;  // file name → caption
-  if (o.use_captions && io::is_file(dir + "/manifest.jsonl")) {
+// Each picture's caption: its manifest.jsonl entry, else <name>.txt, else the prompt.
+class Captions {
+ public:
+  Captions(const std::string& dir, const DatasetOptions& o) : dir_(dir), o_(o) {
+    if (!io::is_directory(dir)) fail(BIOESP_ERR_NOT_FOUND, dir + ": no such folder");
+    if (!o.use_captions || !io::is_file(dir + "/manifest.jsonl")) return;
     std::istringstream in(io::read_text_file(dir + "/manifest.jsonl"));
     std::string line;
     int n = 0;
@@ -39,9 +39,40 @@ std::vector<Example> load_examples(const std::string& dir, const DatasetOptions&
       auto j = nlohmann::json::parse(line, nullptr, false);
       if (j.is_discarded() || !j.is_object() || !j.contains("file") || !j["file"].is_string())
         fail(BIOESP_ERR_FORMAT, dir + "/manifest.jsonl:" + std::to_string(n) + ": not a manifest line (a JSON object with \"file\")");
-      if (j.contains("caption") && j["caption"].is_string()) manifest[j["file"].get<std::string>()] = j["caption"];
+      if (j.contains("caption") && j["caption"].is_string()) manifest_[j["file"].get<std::string>()] = j["caption"];
     }
   }
+
+  std::string of(const std::string& name) const {
+    std::string caption = o_.prompt;
+    if (o_.use_captions) {
+      auto m = manifest_.find(name);
+      if (m != manifest_.end()) caption = m->second;
+      else if (io::is_file(dir_ + "/" + stem(name) + ".txt")) caption = trim(io::read_text_file(dir_ + "/" + stem(name) + ".txt"));
+    }
+    if (caption.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, dir_ + "/" + name + " has no caption and no prompt was given");
+    return caption;
+  }
+
+ private:
+  std::string dir_;
+  const DatasetOptions& o_;
+  std::map<std::string, std::string> manifest_;  // file name → caption
+};
+
+}  // namespace
+
+std::vector<std::string> captions(const std::string& dir, const DatasetOptions& o) {
+  Captions c(dir, o);
+  std::vector<std::string> out;
+  for (const auto& name : io::list_directory(dir))
+    if (image::is_image_file_name(name)) out.push_back(c.of(name));
+  if (out.empty()) fail(BIOESP_ERR_NOT_FOUND, dir + ": no PNG or JPEG images in this folder");
+  return out;
+}
+
+std::vector<Example> load_examples(const std::string& dir, const DatasetOptions& o, const io::Logger& log) {
+  const Captions captions(dir, o);
   std::vector<Example> out;
   std::vector<std::string> skipped;
   for (const auto& name : io::list_directory(dir)) {
@@ -58,17 +89,7 @@ std::vector<Example> load_examples(const std::string& dir, const DatasetOptions&
       skipped.push_back(name);
       continue;
     }
-    e.caption = o.prompt;
-    if (o.use_captions) {
-      auto m = manifest.find(name);
-      if (m != manifest.end()) {
-        e.caption = m->second;
-      } else if (io::is_file(dir + "/" + stem(name) + ".txt")) {
-        e.caption = trim(io::read_text_file(dir + "/" + stem(name) + ".txt"));
-      }
-    }
-    if (e.caption.empty())
-      fail(BIOESP_ERR_INVALID_ARGUMENT, e.path + " has no caption and no prompt was given");
+    e.caption = captions.of(name);
     out.push_back(std::move(e));
   }
   if (out.empty())

@@ -27,6 +27,9 @@ struct DatasetOptions {
 // Unreadable or corrupt images are skipped with a warning; none left is an error.
 std::vector<Example> load_examples(const std::string& dir, const DatasetOptions& o, const io::Logger& log);
 
+// The captions of the folder's pictures, as load_examples finds them, without decoding a picture.
+std::vector<std::string> captions(const std::string& dir, const DatasetOptions& o);
+
 // [3, R, R] in [-1, 1]: a centre or random square crop, optionally mirrored with probability ½.
 torch::Tensor pixels(const Example& e, int resolution, bool random_crop, bool flip, at::Generator& gen);
 

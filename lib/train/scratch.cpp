@@ -23,8 +23,7 @@ ordered_json read_config(const std::string& path) {
 }
 
 void write_json(const std::string& path, const ordered_json& j) {
-  const std::string text = j.dump(2) + "\n";
-  io::write_file_atomically(path, [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), path); });
+  io::write_text_file(path, j.dump(2) + "\n");
 }
 
 void remove_tree(const std::string& path) {
@@ -47,16 +46,13 @@ std::string new_model(const NewModelOptions& o) {
   auto sched = read_config(o.configs + "/scheduler/scheduler_config.json");
   const int vocab_size = o.vocab_size > 0 ? o.vocab_size : te.value("vocab_size", 49408);
 
-  DatasetOptions d;
-  d.resolution = 8;  // only the captions are used
-  std::vector<std::string> captions;
-  for (const auto& e : load_examples(o.data, d, o.log)) captions.push_back(e.caption);
+  const std::vector<std::string> texts = captions(o.data, DatasetOptions{});
 
   // Everything is written into a sibling folder that is renamed into place at the end.
   const std::string part = o.out + ".part";
   if (io::exists(part)) fail(BIOESP_ERR_INVALID_ARGUMENT, part + ": left by an interrupted run; remove it first");
   try {
-    const int size = text::build_clip_bpe(captions, vocab_size, part + "/tokenizer");
+    const int size = text::build_clip_bpe(texts, vocab_size, part + "/tokenizer");
     text::ClipTokenizer tok(part + "/tokenizer");
     te["vocab_size"] = size;
     te["bos_token_id"] = tok.bos();
@@ -74,7 +70,7 @@ std::string new_model(const NewModelOptions& o) {
     auto sd = pipeline::StableDiffusion::create(part, te.dump(), unet.dump(), vae.dump(), lo, o.seed);
     sd->save(part, part, torch::kFloat32);
     if (o.log)
-      o.log(BIOESP_LOG_INFO, "vocabulary of " + std::to_string(size) + " tokens from " + std::to_string(captions.size()) + " captions");
+      o.log(BIOESP_LOG_INFO, "vocabulary of " + std::to_string(size) + " tokens from " + std::to_string(texts.size()) + " captions");
     if (std::rename(part.c_str(), o.out.c_str()) != 0) fail(BIOESP_ERR_IO, o.out + ": cannot move the new model into place");
   } catch (...) {
     remove_tree(part);

@@ -446,8 +446,7 @@ void set_scaling_factor(const std::string& out, pipeline::StableDiffusion& sd, c
   const std::string path = out + "/vae/config.json";
   auto j = nlohmann::ordered_json::parse(io::read_text_file(path));
   j["scaling_factor"] = 1.0 / std;
-  const std::string text = j.dump(2) + "\n";
-  io::write_file_atomically(path, [&](std::FILE* f) { io::write_bytes(f, text.data(), text.size(), path); });
+  io::write_text_file(path, j.dump(2) + "\n");
 }
 
 void check_options(const RunOptions& o) {
@@ -597,9 +596,7 @@ std::string run(const RunOptions& o) {
       if (!j.is_discarded() && j.value("step", 1 << 30) <= st.step) log_lines += line + "\n";
     }
   }
-  auto write_log = [&] {
-    io::write_file_atomically(log_path, [&](std::FILE* f) { io::write_bytes(f, log_lines.data(), log_lines.size(), log_path); });
-  };
+  auto write_log = [&] { io::write_text_file(log_path, log_lines); };
 
   const double scaling = sd->vae()->config().scaling_factor;
   const int64_t T = tr.noise_schedule().config().num_train_timesteps;

@@ -80,7 +80,30 @@ try {
   await page.click("#seed-random");
   assert.equal(await page.inputValue("#seed"), "");
 
+  step("animate from one gallery picture to another");
+  await page.click("[data-tab=gallery]");
+  await page.click('#gallery-list img[title="lagarto colibrí · 1234"]');
+  await page.click("#detail-from");
+  assert.ok(await page.isDisabled("#anim-btn"), "an animation needs both ends");
+  await page.locator('#gallery-list img[title="lagarto colibrí · 1235"]').first().click();
+  await page.click("#detail-to");
+  await setRange("#anim-frames", 4);
+  await page.check("#anim-pingpong");
+  await page.click("#anim-btn");
+  await page.waitForSelector("#anim-status[data-state]");
+  assert.equal(await page.$eval("#anim-status", (e) => e.dataset.state), "done");
+  await loaded("#animations .animation img");
+  const anim = (await (await fetch(base + "/api/animations")).json())[0];
+  assert.deepEqual(anim.seeds, [1234, 1235]);
+  assert.equal(anim.frames, 6);  // 4, and back without repeating the ends
+  const gif = await bytes(`/files/gallery/${anim.file}`);
+  assert.equal(gif.subarray(0, 6).toString(), "GIF89a");
+  let frames = 0;
+  for (let i = 0; i + 2 < gif.length; ++i) if (gif[i] === 0x21 && gif[i + 1] === 0xf9 && gif[i + 2] === 0x04) ++frames;
+  assert.equal(frames, 6, "frames in the GIF");
+
   step("cancel a long run");
+  await page.click("[data-tab=generate]");
   const before = (await (await fetch(base + "/api/gallery")).json()).length;
   await setRange("#steps", 100);
   await setRange("#images", 8);
@@ -153,18 +176,19 @@ try {
   assert.ok(log.length > stopped, `resumed: ${log.length} steps after ${stopped}`);
   assert.deepEqual(log, log.map((_, i) => i + 1), "the resumed run continues the step count");
 
-  step("a second page sees the first one's work");
+  step("a second page follows the first one's work");
   const other = await browser.newPage({ locale: "es-CO" });
   await other.goto(base);
   await other.waitForFunction(() => document.querySelector("#generate-btn").textContent === "Generar");
+  await other.click("[data-tab=gallery]");
+  const shown = (await (await fetch(base + "/api/gallery")).json()).length;
+  await other.waitForFunction((n) => document.querySelectorAll("#gallery-list .picture").length === n, shown);
   await page.click("[data-tab=generate]");
   await page.selectOption("#lora", "");
   await page.click("#generate-btn");
-  await other.waitForFunction(() => document.querySelector("#gallery-list .picture") || true);
   assert.equal(await generated(), "done");
-  await other.click("[data-tab=gallery]");
-  const total = (await (await fetch(base + "/api/gallery")).json()).length;
-  await other.waitForFunction((n) => document.querySelectorAll("#gallery-list .picture").length === n, total);
+  await other.waitForFunction((n) => document.querySelectorAll("#gallery-list .picture").length === n, shown + 1);
+  await other.close();
 
   step("delete a picture from the gallery");
   await page.click("[data-tab=gallery]");
@@ -198,6 +222,7 @@ try {
   assert.equal((await raw("/api/generate", { method: "POST", headers: json, body: '{"prompt":"x","lora":"../../etc/passwd"}' })).status, 400);
   for (const p of ["/files/gallery/..%2F..%2F..%2Fetc%2Fpasswd", "/files/gallery/../../etc/passwd",
                    "/files/datasets/heldout/manifest.jsonl", "/files/datasets/heldout/.hidden.png",
+                   "/files/gallery/animations/..%2F..%2Fgallery", "/api/animations/x.png",
                    "/files/datasets/%2Fetc%2Fpasswd", "/api/datasets/..", "/api/trainings/..%2F..%2F"])
     assert.ok([400, 404].includes((await raw(p)).status), p);
   assert.equal((await raw("/api/train", { method: "POST", headers: json, body: '{"dataset":"../../"}' })).status, 400);

@@ -29,6 +29,10 @@ const TEXT = {
     s_prompt: "descripción", s_negative_prompt: "negativa", s_seed: "semilla", s_steps: "pasos", s_guidance: "guía",
     s_scheduler: "muestreador", s_width: "ancho", s_height: "alto", s_lora: "LoRA", s_lora_scale: "fuerza del LoRA",
     s_model: "modelo", s_created: "creada",
+    animations: "Animaciones", anim_hint: "Elige en la galería una imagen de inicio y una de final: la animación pasa de una criatura a la otra.",
+    anim_from: "Inicio", anim_to: "Final", frames: "Cuadros", fps: "Cuadros por segundo", format: "Formato",
+    pingpong: "ida y vuelta", animate: "Animar", as_from: "Inicio de animación", as_to: "Final de animación",
+    anim_progress: (s, n) => `paso ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} cuadros`,
   },
   en: {
     studio: "studio", tab_generate: "Generate", tab_gallery: "Gallery", tab_datasets: "Datasets", tab_train: "Train",
@@ -57,11 +61,16 @@ const TEXT = {
     s_prompt: "prompt", s_negative_prompt: "negative", s_seed: "seed", s_steps: "steps", s_guidance: "guidance",
     s_scheduler: "scheduler", s_width: "width", s_height: "height", s_lora: "LoRA", s_lora_scale: "LoRA strength",
     s_model: "model", s_created: "created",
+    animations: "Animations", anim_hint: "Pick a start and an end picture in the gallery: the animation morphs one creature into the other.",
+    anim_from: "Start", anim_to: "End", frames: "Frames", fps: "Frames per second", format: "Format",
+    pingpong: "ping-pong", animate: "Animate", as_from: "Animation start", as_to: "Animation end",
+    anim_progress: (s, n) => `step ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} frames`,
   },
 };
 
 const $ = (id) => document.getElementById(id);
-const state = { lang: "es", info: null, job: null, lastSeed: null, detail: null, run: null, points: [] };
+const state = { lang: "es", info: null, job: null, lastSeed: null, detail: null, run: null, points: [],
+  animFrom: null, animTo: null, animJob: null };
 const t = (key, ...args) => {
   const v = TEXT[state.lang][key];
   return typeof v === "function" ? v(...args) : v ?? key;
@@ -169,7 +178,49 @@ function setRunning(job) {
   $("cancel-btn").disabled = !job;
 }
 
+function onAnimationJob(j) {
+  const status = $("anim-status"), bar = $("anim-progress");
+  if (j.state === "queued") status.textContent = t("queued");
+  if (j.state === "running" && j.steps) {
+    status.textContent = t("anim_progress", j.step, j.steps);
+    bar.value = j.step / j.steps;
+  }
+  if (["done", "cancelled", "failed"].includes(j.state)) {
+    status.textContent = t(j.state) + (j.error ? `: ${j.error}` : "");
+    status.dataset.state = j.state;
+    if (j.state === "done") bar.value = 1;
+    state.animJob = null;
+    updateAnimButtons();
+    if (j.error) showError(j.error);
+  }
+}
+
+function updateAnimButtons() {
+  $("anim-btn").disabled = !!state.animJob || !state.animFrom || !state.animTo;
+  $("anim-cancel").disabled = !state.animJob;
+}
+
+function animation(entry) {
+  const src = `/files/gallery/${entry.file.split("/").map(encodeURIComponent).join("/")}`;
+  const media = entry.format === "gif" ? el("img", { src, alt: t("anim_caption", entry) })
+    : el("video", { src, controls: "", loop: "", muted: "", playsinline: "" });
+  const remove = el("button", { class: "small", onclick: async () => {
+    try { await api(`/api/animations/${encodeURIComponent(entry.file.split("/").pop())}`, undefined, "DELETE"); } catch (e) { showError(e.message); }
+  } }, t("delete"));
+  return el("figure", { class: "animation", "data-file": entry.file }, media, el("figcaption", {}, t("anim_caption", entry), " ", remove));
+}
+
+function setKeyframe(which, entry) {
+  state[which === "from" ? "animFrom" : "animTo"] = entry.file;
+  const img = $(which === "from" ? "anim-from" : "anim-to");
+  img.src = `/files/gallery/${encodeURIComponent(entry.file)}`;
+  img.alt = entry.prompt;
+  img.dataset.keyframe = entry.file;
+  updateAnimButtons();
+}
+
 function onJob(j) {
+  if (state.animJob && j.id === state.animJob) return onAnimationJob(j);
   if (!state.job || j.id !== state.job) return;
   const status = $("gen-status"), bar = $("gen-progress");
   if (j.state === "queued") status.textContent = t("queued");
@@ -215,10 +266,11 @@ function showDetail(entry) {
 
 async function loadGallery() {
   try {
-    const list = await api("/api/gallery");
+    const [list, anims] = await Promise.all([api("/api/gallery"), api("/api/animations")]);
     const g = $("gallery-list");
     g.replaceChildren(...list.map(picture));
     g.dataset.loaded = "1";
+    $("animations").replaceChildren(...anims.map(animation));
   } catch (e) { showError(e.message); }
 }
 
@@ -363,7 +415,12 @@ function listen(after) {
     const e = JSON.parse(m.data);
     if (e.type === "job") onJob(e);
     else if (e.type === "image") onImage(e);
-    else if (e.type === "removed") document.querySelectorAll(`[data-file="${CSS.escape(e.file)}"]`).forEach((n) => n.remove());
+    else if (e.type === "animation") { if ($("gallery-list").dataset.loaded) $("animations").prepend(animation(e.entry)); }
+    else if (e.type === "removed") {
+      document.querySelectorAll(`[data-file="${CSS.escape(e.file)}"]`).forEach((n) => n.remove());
+      for (const [key, id] of [["animFrom", "anim-from"], ["animTo", "anim-to"]])
+        if (state[key] === e.file) { state[key] = null; $(id).removeAttribute("src"); updateAnimButtons(); }
+    }
     else if (e.type === "train") onTrain(e);
   };
 }
@@ -406,12 +463,32 @@ async function start() {
   $("dataset-pick").addEventListener("change", (e) => showDataset(e.target.value));
   $("train-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
+    state.points = [];  // the last run's chart goes at once
+    drawChart();
+    $("validation").replaceChildren();
     const f = new FormData($("train-form")), body = {};
     for (const [k, v] of f.entries()) body[k] = v;
     startTraining(body);
   });
   $("train-cancel").addEventListener("click", async () => {
     try { await api("/api/train/cancel", {}); } catch (e) { showError(e.message); }
+  });
+  $("detail-from").addEventListener("click", () => { setKeyframe("from", state.detail); $("detail").close(); state.detail = null; });
+  $("detail-to").addEventListener("click", () => { setKeyframe("to", state.detail); $("detail").close(); state.detail = null; });
+  $("anim-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("anim-progress").value = 0;
+    delete $("anim-status").dataset.state;
+    try {
+      const { id } = await api("/api/animate", { from: state.animFrom, to: state.animTo, frames: +$("anim-frames").value,
+        fps: +$("anim-fps").value, format: $("anim-format").value, pingpong: $("anim-pingpong").checked });
+      state.animJob = id;
+      updateAnimButtons();
+      $("anim-status").textContent = t("queued");
+    } catch (e) { showError(e.message); }
+  });
+  $("anim-cancel").addEventListener("click", async () => {
+    if (state.animJob) try { await api(`/api/jobs/${state.animJob}/cancel`, {}); } catch (e) { showError(e.message); }
   });
   $("detail-close").addEventListener("click", () => { $("detail").close(); state.detail = null; });
   $("detail-reuse").addEventListener("click", () => { const d = state.detail; $("detail").close(); state.detail = null; reuse(d); });
