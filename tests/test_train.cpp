@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "models/loader.h"
 #include "pipeline/pipeline.h"
+#include "train/dataset.h"
 #include "train/lr_schedule.h"
 #include "train/scratch.h"
 #include "train/trainer.h"
@@ -399,6 +400,21 @@ static void test_bad_input(void** state) {
   write_file((corrupt + "/a.jpg").c_str(), "not a jpeg", 10);
   o.data = corrupt;
   expect_error(o, BIOESP_ERR_FORMAT, "could be read");
+  // Captions alone (for a vocabulary) do not decode the pictures: the manifest's, a .txt, the prompt.
+  write_file((corrupt + "/b.png").c_str(), "not a png", 9);
+  write_file((corrupt + "/b.txt").c_str(), " dos \n", 6);
+  write_file((corrupt + "/manifest.jsonl").c_str(), "{\"file\": \"a.jpg\", \"caption\": \"uno\"}\n", 36);
+  write_file((corrupt + "/c.jpg").c_str(), "x", 1);
+  train::DatasetOptions d;
+  d.prompt = "tres";
+  assert_true((train::captions(corrupt, d) == std::vector<std::string>{"uno", "dos", "tres"}));
+  d.prompt = "";
+  try {
+    train::captions(corrupt, d);
+    fail_msg("a picture without a caption was accepted");
+  } catch (const Error& e) {
+    assert_non_null(std::strstr(e.what(), "c.jpg has no caption"));
+  }
   o.data = data;
   // A model folder without its noise schedule.
   std::string noschedule = path_join(temp_dir(), "noschedule");
