@@ -357,7 +357,18 @@ static void test_bad_requests(void** state) {
                    BIOESP_OK);
   assert_int_equal(bioesp_model_set_lora_scale(model, "k", 0.25f), BIOESP_OK);
   assert_int_equal(bioesp_model_set_lora_scale(model, "nope", 0.25f), BIOESP_ERR_NOT_FOUND);
+  /* the images record the LoRAs they were drawn with, as given, with their scales */
+  char expected[4200];
+  snprintf(expected, sizeof expected, "%s:0.25", path_join(ref_dir(), "golden/tiny-sd1/lora/kohya_lora.safetensors"));
+  g = golden_options();
+  g.steps = 1;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_OK);
+  assert_string_equal(bioesp_images_setting(out, 0, "loras"), expected);
+  bioesp_images_free(out);
   assert_int_equal(bioesp_model_remove_lora(model, "k"), BIOESP_OK);
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_OK);
+  assert_null(bioesp_images_setting(out, 0, "loras"));
+  bioesp_images_free(out);
   /* Models that are missing or half there */
   bioesp_model* m = NULL;
   assert_int_equal(bioesp_model_load(path_join(temp_dir(), "nowhere"), NULL, &m), BIOESP_ERR_NOT_FOUND);

@@ -8,6 +8,8 @@
 // only pictures.
 #include <bioesp.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -51,6 +53,20 @@ constexpr size_t kMaxText = 2000;
 
 std::atomic<bool> g_stop{false};
 void on_signal(int) { g_stop = true; }
+
+// The desktop's browser (xdg-open), detached (forked twice, so no child is left to reap); the
+// URL is printed either way.
+void open_browser(const std::string& url) {
+  const pid_t child = fork();
+  if (child == 0) {
+    if (fork() == 0) {
+      execlp("xdg-open", "xdg-open", url.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    _exit(0);
+  }
+  if (child > 0) waitpid(child, nullptr, 0);
+}
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -169,8 +185,9 @@ class EventBus {
 
 struct Settings {
   std::string prompt, negative_prompt, scheduler, lora;
+  std::string init;  // a gallery picture to start from (img2img), or none
   int images = 1, steps = 25, width = 0, height = 0;
-  double guidance = 7.5, lora_scale = 1.0;
+  double guidance = 7.5, lora_scale = 1.0, strength = 0.6;
   uint64_t seed = 0;
 };
 
@@ -209,7 +226,7 @@ struct Config {
   std::string model, host = "127.0.0.1", lang;
   int port = 7860;
   fs::path dir = "bioesp-studio", datasets, loras;
-  bool remote = false;
+  bool remote = false, open = false;
   int threads = 0;
   bioesp_device device = BIOESP_DEVICE_CPU;
 };
@@ -275,8 +292,11 @@ class Studio {
       svr.stop();
     });
     const std::string shown = cfg_.host.find(':') != std::string::npos ? "[" + cfg_.host + "]" : cfg_.host;
-    std::printf("bioesp studio: http://%s:%d/\n", shown == "0.0.0.0" ? "127.0.0.1" : shown.c_str(), port);
+    const std::string url = "http://" + (shown == "0.0.0.0" || shown == "[::]" ? std::string("127.0.0.1") : shown) + ":" +
+                            std::to_string(port) + "/";
+    std::printf("bioesp studio: %s\n", url.c_str());
     std::fflush(stdout);
+    if (cfg_.open) open_browser(url);
     if (cfg_.remote) std::fprintf(stderr, "bioesp studio: open to other machines on %s (no password)\n", cfg_.host.c_str());
     svr.listen_after_bind();
     g_stop = true;
@@ -542,13 +562,20 @@ class Studio {
     s.lora = text_field(j, "lora");
     if (!s.lora.empty() && !lora_files().count(s.lora)) throw HttpError(400, "no LoRA named " + s.lora);
     s.lora_scale = number_field(j, "lora_scale", 1.0, -4, 4);
+    s.init = text_field(j, "init");
+    if (!s.init.empty()) {
+      const fs::path p = confined(gallery_, s.init);
+      if (p.empty() || !is_picture(p) || !fs::is_regular_file(p)) throw HttpError(400, "no gallery picture " + s.init);
+    }
+    s.strength = number_field(j, "strength", 0.6, 0.01, 1);
     return s;
   }
 
   static json settings_json(const Settings& s) {
     return json{{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"images", s.images},
                 {"steps", s.steps}, {"guidance", s.guidance}, {"width", s.width}, {"height", s.height},
-                {"seed", s.seed}, {"scheduler", s.scheduler}, {"lora", s.lora}, {"lora_scale", s.lora_scale}};
+                {"seed", s.seed}, {"scheduler", s.scheduler}, {"lora", s.lora}, {"lora_scale", s.lora_scale},
+                {"init", s.init}, {"strength", s.strength}};
   }
 
   static json job_json(const GenJob& j, const char* state) {
@@ -676,6 +703,19 @@ class Studio {
     std::pair<Studio*, GenJob*> user{this, &job};
     go.progress = on_progress;
     go.progress_user = &user;
+    // img2img: the picture's own size; it stays loaded until the generation is done.
+    std::unique_ptr<bioesp_images, void (*)(bioesp_images*)> init(nullptr, bioesp_images_free);
+    bioesp_image init_image;
+    if (!s.init.empty()) {
+      bioesp_images* loaded = nullptr;
+      if (bioesp_images_load((gallery_ / s.init).c_str(), &loaded) != BIOESP_OK) throw std::runtime_error(last_error(s.init));
+      init.reset(loaded);
+      init_image.struct_size = sizeof init_image;
+      bioesp_images_get(loaded, 0, &init_image);
+      go.init_image = &init_image;
+      go.strength = static_cast<float>(s.strength);
+      go.width = go.height = 0;
+    }
     bioesp_images* images = nullptr;
     if (bioesp_generate(model_, &go, &images) != BIOESP_OK) throw std::runtime_error(last_error("generation"));
     std::unique_ptr<bioesp_images, void (*)(bioesp_images*)> owned(images, bioesp_images_free);
@@ -741,6 +781,7 @@ class Studio {
     json first = from;
     first["images"] = 1;
     first["seed"] = 0;
+    first["init"] = "";  // animations start from noise
     if (!first.value("lora", std::string()).empty() && !lora_files().count(first.value("lora", std::string())))
       first["lora"] = "";  // a LoRA deleted since: the animation is drawn without it
     Settings s = settings_of(first);
@@ -1100,6 +1141,7 @@ int cmd_studio(int argc, char** argv) {
     else if (a == "--loras" && has) loras = argv[++i];
     else if (a == "--host" && has) c.host = argv[++i];
     else if (a == "--lang" && has) c.lang = argv[++i];
+    else if (a == "--open") c.open = true;
     else if (a == "--port" && has) {
       if (!parse_long("--port", argv[++i], &n) || n < 0 || n > 65535) return 2;
       c.port = static_cast<int>(n);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -30,6 +31,8 @@ struct bioesp_model {
   std::mutex jobs_mutex;
   std::condition_variable jobs_done;
   int jobs = 0;    // live worker threads
+  // name → (the file or Hub id as given, scale): recorded with the images drawn with them.
+  std::map<std::string, std::pair<std::string, float>> loras;
 };
 
 namespace {
@@ -96,13 +99,23 @@ std::string format_number(double v) {
   return s.str();
 }
 
+// The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), for the images' settings.
+// Called with the model's `use` lock held.
+std::string lora_setting(const bioesp_model& m) {
+  std::string out;
+  for (const auto& [name, lora] : m.loras) out += (out.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
+  return out;
+}
+
 std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
   r.g.progress = progress;
   r.g.truncated = truncation_warning(r.log, r.log_user);
   torch::Tensor images;
+  std::string loras;
   {
     std::lock_guard<std::mutex> lock(model->use);
     images = model->sd->generate(r.g);
+    loras = lora_setting(*model);
   }
   auto out = std::make_unique<bioesp_images>();
   out->list = pipeline::to_images(images);
@@ -122,6 +135,7 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
                 {"clip_skip", std::to_string(g.clip_skip)},
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
+    if (!loras.empty()) img.text.emplace_back("loras", loras);
   }
   return out;
 }
@@ -248,21 +262,25 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
     a.settings.truncated = truncation_warning(o.log, o.log_user);
     a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;
+    std::string loras;
     {
       std::lock_guard<std::mutex> lock(model->use);
       rendered = model->sd->animate(a);
+      loras = lora_setting(*model);
     }
     auto out = std::make_unique<bioesp_images>();
     out->list = pipeline::to_images(rendered);
     std::string prompts, seeds;
     for (const auto& p : a.prompts) prompts += (prompts.empty() ? "" : " | ") + p;
     for (auto v : a.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(v);
-    for (size_t i = 0; i < out->list.size(); ++i)
+    for (size_t i = 0; i < out->list.size(); ++i) {
       out->list[i].text = {{"keyframe_prompts", prompts}, {"keyframe_seeds", seeds}, {"frame", std::to_string(i)},
                            {"frames", std::to_string(a.frames)}, {"negative_prompt", a.settings.negative_prompt},
                            {"steps", std::to_string(a.settings.steps)}, {"guidance", format_number(a.settings.guidance)},
                            {"scheduler", a.settings.scheduler.empty() ? "default" : a.settings.scheduler},
                            {"software", std::string("bioesp ") + bioesp_version_string()}};
+      if (!loras.empty()) out->list[i].text.emplace_back("loras", loras);
+    }
     if (o.pingpong)
       for (size_t i = out->list.size() - 1; i-- > 1;) out->list.push_back(out->list[i]);
     *frames = out.release();
@@ -335,6 +353,7 @@ bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* path, float
     require(model && path && name, "model, path and name must not be NULL");
     std::lock_guard<std::mutex> lock(model->use);
     model->sd->add_lora(hub::resolve_lora(path, nullptr), scale, name);
+    model->loras[name] = {path, scale};
   });
 }
 
@@ -344,6 +363,7 @@ bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name,
     require(std::isfinite(scale), "scale must be finite");
     std::lock_guard<std::mutex> lock(model->use);
     if (!model->sd->set_lora_scale(name, scale)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
+    model->loras[name].second = scale;
   });
 }
 
@@ -352,6 +372,7 @@ bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
     require(model && name, "model and name must not be NULL");
     std::lock_guard<std::mutex> lock(model->use);
     if (!model->sd->remove_lora(name)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
+    model->loras.erase(name);
   });
 }
 

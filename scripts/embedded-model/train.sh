@@ -4,16 +4,16 @@
 # `bioesp new-model`, the VAE, then the UNet and text encoder together, the model card and the
 # sample grid in docs/. Every stage is resumable: run it again after an interruption.
 #
-#   scripts/embedded-model/train.sh            # CPU (about 80 minutes on 2 cores)
-#   BIOESP_DEVICE=cuda scripts/embedded-model/train.sh
+#   scripts/embedded-model/train.sh   # a GPU when there is one bioesp can use, else the CPU
+#                                     # (about 80 minutes on 2 cores)
 #
 # Environment: BIOESP (the bioesp binary, default build/bioesp), WORK (default
-# build/embedded-model), VAE_STEPS, UNET_STEPS, BIOESP_DEVICE (cpu|cuda), SEED.
+# build/embedded-model), VAE_STEPS, UNET_STEPS, BIOESP_DEVICE (cpu|cuda: no detection), SEED.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIOESP=${BIOESP:-build/bioesp}
 WORK=${WORK:-build/embedded-model}
-DEVICE=${BIOESP_DEVICE:-cpu}
+DEVICE=${BIOESP_DEVICE:-}
 SEED=${SEED:-7}
 VAE_STEPS=${VAE_STEPS:-1500}
 UNET_STEPS=${UNET_STEPS:-2500}
@@ -41,6 +41,17 @@ fi
 
 # 2. A model folder with fresh weights and a vocabulary learned from the captions.
 [ -d "$WORK/new" ] || "$BIOESP" new-model --configs "$HERE/configs" --data "$WORK/dataset" --out "$WORK/new" --seed "$SEED"
+
+# The device: CUDA when this bioesp build can draw one step with it (a CPU-only build on a
+# machine with a GPU cannot), else the CPU.
+if [ -z "$DEVICE" ]; then
+  DEVICE=cpu
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 &&
+     "$BIOESP" generate --model "$WORK/new" --prompt probe --steps 1 --device cuda --quiet --out "$WORK/probe.png" 2>/dev/null; then
+    DEVICE=cuda
+  fi
+  echo "train.sh: training on $DEVICE"
+fi
 
 # 3. The VAE: L1 reconstruction + KL; its scaling factor is measured at the end.
 [ -f "$WORK/vae/model_index.json" ] || "$BIOESP" train --train-vae --model "$WORK/new" --data "$WORK/dataset" \

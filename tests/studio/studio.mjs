@@ -39,6 +39,9 @@ try {
   await page.click("#lang");
   assert.equal(await page.textContent("#generate-btn"), "Generate");
 
+  await page.click("#generate-btn");
+  assert.equal(await page.textContent("#error"), "Write a prompt.");
+
   step("generate two pictures with live progress");
   await page.fill("#prompt", "lagarto colibrí");
   await setRange("#steps", 6);
@@ -79,6 +82,31 @@ try {
   assert.equal(await page.inputValue("#seed"), "1235");
   await page.click("#seed-random");
   assert.equal(await page.inputValue("#seed"), "");
+
+  step("vary a picture: img2img from the gallery");
+  await page.click("[data-tab=gallery]");
+  const first = await page.$eval('#gallery-list img[title="lagarto colibrí · 1234"]', (e) => e.parentElement.dataset.file);
+  await page.click('#gallery-list img[title="lagarto colibrí · 1234"]');
+  await page.click("#detail-vary");
+  assert.ok(await page.isVisible("#init-row"));
+  assert.ok(await page.isDisabled("#width"));
+  assert.equal(await page.inputValue("#seed"), "");
+  await setRange("#strength", 0.3);
+  await page.fill("#seed", "99");
+  await page.click("#generate-btn");
+  assert.equal(await generated(), "done");
+  const varied = await page.$eval("#results .picture", (e) => e.dataset.file);
+  // Drawn from the picture (the tiny model's random weights keep no likeness to measure): its
+  // size, not the form's, and the img2img strength in the PNG's settings.
+  const png = await bytes(`/files/gallery/${varied}`);
+  assert.equal(png.readUInt32BE(16), (await bytes(`/files/gallery/${first}`)).readUInt32BE(16));
+  assert.match(png.toString("latin1"), /strength\x00+0\.3/, "the PNG records the img2img strength");
+  await page.click("#results .picture");
+  assert.equal(await page.textContent('#detail-settings dd[data-key="init"]'), first);
+  assert.equal(await page.textContent('#detail-settings dd[data-key="strength"]'), "0.3");
+  await page.click("#detail-close");
+  await page.click("#init-clear");
+  assert.ok(await page.isHidden("#init-row"));
 
   step("animate from one gallery picture to another");
   await page.click("[data-tab=gallery]");
@@ -154,6 +182,8 @@ try {
   await page.click("#results .picture");
   assert.equal(await page.textContent('#detail-settings dd[data-key="lora"]'), "t1");
   assert.equal(await page.textContent('#detail-settings dd[data-key="lora_scale"]'), "0.5");
+  const withLora = await page.$eval("#results .picture", (e) => e.dataset.file);
+  assert.ok((await bytes(`/files/gallery/${withLora}`)).includes("t1/pytorch_lora_weights.safetensors:0.5"), "the PNG names its LoRA");
   await page.click("#detail-close");
 
   step("stop a training and resume it from its checkpoint");

@@ -19,7 +19,7 @@ const TEXT = {
     loss: "Pérdida", validation: "Imágenes de validación", runs: "Entrenamientos",
     reuse: "Reusar la configuración", delete: "Borrar", close: "Cerrar",
     queued: "en cola…", progress: (i, n, s, t) => `imagen ${i}/${n} · paso ${s}/${t}`,
-    done: "listo", cancelled: "cancelado", failed: "falló", no_datasets: "No hay conjuntos de datos en la carpeta de datos.",
+    need_prompt: "Escribe una descripción.", done: "listo", cancelled: "cancelado", failed: "falló", no_datasets: "No hay conjuntos de datos en la carpeta de datos.",
     dataset_info: (n, a) => `${n} imágenes` + (a ? " · con ATTRIBUTION.md" : ""),
     by: "por", license: "licencia", source: "fuente", no_caption: "(sin descripción)",
     train_progress: (stage, s, t, eta) => `${stage} ${s}/${t}` + (eta > 0 ? ` · faltan ${Math.round(eta)} s` : ""),
@@ -32,6 +32,8 @@ const TEXT = {
     animations: "Animaciones", anim_hint: "Elige en la galería una imagen de inicio y una de final: la animación pasa de una criatura a la otra.",
     anim_from: "Inicio", anim_to: "Final", frames: "Cuadros", fps: "Cuadros por segundo", format: "Formato",
     pingpong: "ida y vuelta", animate: "Animar", as_from: "Inicio de animación", as_to: "Final de animación",
+    strength: "Cuánto cambia", init_clear: "Empezar desde ruido", vary: "Variar esta imagen", s_init: "a partir de",
+    s_strength: "cuánto cambia",
     anim_progress: (s, n) => `paso ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} cuadros`,
   },
   en: {
@@ -51,7 +53,7 @@ const TEXT = {
     loss: "Loss", validation: "Validation images", runs: "Trainings",
     reuse: "Reuse these settings", delete: "Delete", close: "Close",
     queued: "queued…", progress: (i, n, s, t) => `image ${i}/${n} · step ${s}/${t}`,
-    done: "done", cancelled: "cancelled", failed: "failed", no_datasets: "No datasets in the datasets folder.",
+    need_prompt: "Write a prompt.", done: "done", cancelled: "cancelled", failed: "failed", no_datasets: "No datasets in the datasets folder.",
     dataset_info: (n, a) => `${n} images` + (a ? " · with ATTRIBUTION.md" : ""),
     by: "by", license: "license", source: "source", no_caption: "(no caption)",
     train_progress: (stage, s, t, eta) => `${stage} ${s}/${t}` + (eta > 0 ? ` · ${Math.round(eta)} s left` : ""),
@@ -64,13 +66,15 @@ const TEXT = {
     animations: "Animations", anim_hint: "Pick a start and an end picture in the gallery: the animation morphs one creature into the other.",
     anim_from: "Start", anim_to: "End", frames: "Frames", fps: "Frames per second", format: "Format",
     pingpong: "ping-pong", animate: "Animate", as_from: "Animation start", as_to: "Animation end",
+    strength: "How much it changes", init_clear: "Start from noise", vary: "Vary this picture", s_init: "starting from",
+    s_strength: "how much it changes",
     anim_progress: (s, n) => `step ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} frames`,
   },
 };
 
 const $ = (id) => document.getElementById(id);
 const state = { lang: "es", info: null, job: null, lastSeed: null, detail: null, run: null, points: [],
-  animFrom: null, animTo: null, animJob: null };
+  animFrom: null, animTo: null, animJob: null, init: null };
 const t = (key, ...args) => {
   const v = TEXT[state.lang][key];
   return typeof v === "function" ? v(...args) : v ?? key;
@@ -147,7 +151,22 @@ function formSettings() {
     images: +$("images").value, steps: +$("steps").value, guidance: +$("guidance").value,
     width: +$("width").value, height: +$("height").value, seed: seed === "" ? -1 : Number(seed),
     scheduler: $("scheduler").value, lora: $("lora").value, lora_scale: +$("lora_scale").value,
+    init: state.init || "", strength: +$("strength").value,
   };
+}
+
+// img2img from a gallery picture (its size replaces width and height), or none.
+function setInit(file, strength) {
+  state.init = file || null;
+  $("init-row").hidden = !file;
+  $("width").disabled = $("height").disabled = !!file;
+  if (file) {
+    $("init-img").src = `/files/gallery/${encodeURIComponent(file)}`;
+    if (strength) $("strength").value = strength;
+  } else {
+    $("init-img").removeAttribute("src");
+  }
+  syncOutputs();
 }
 
 function syncOutputs() {
@@ -167,6 +186,7 @@ function reuse(entry) {
   if (entry.lora && ![...$("lora").options].some((o) => o.value === entry.lora)) $("lora").append(el("option", { value: entry.lora }, entry.lora));
   $("lora").value = entry.lora ?? "";
   $("lora_scale").value = entry.lora_scale ?? 1;
+  setInit(entry.init, entry.strength);
   syncOutputs();
   showTab("generate");
   $("prompt").focus();
@@ -255,9 +275,9 @@ function showDetail(entry) {
   $("detail-img").alt = entry.prompt;
   const dl = $("detail-settings");
   dl.replaceChildren();
-  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "lora", "lora_scale", "model", "created"]) {
+  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
     let v = entry[k];
-    if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora)) continue;
+    if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora) || (k === "strength" && !entry.init)) continue;
     if (k === "created") v = new Date(v).toLocaleString(state.lang);
     dl.append(el("dt", {}, t("s_" + k)), el("dd", { "data-key": k }, String(v)));
   }
@@ -420,6 +440,7 @@ function listen(after) {
       document.querySelectorAll(`[data-file="${CSS.escape(e.file)}"]`).forEach((n) => n.remove());
       for (const [key, id] of [["animFrom", "anim-from"], ["animTo", "anim-to"]])
         if (state[key] === e.file) { state[key] = null; $(id).removeAttribute("src"); updateAnimButtons(); }
+      if (state.init === e.file) setInit(null);
     }
     else if (e.type === "train") onTrain(e);
   };
@@ -446,8 +467,12 @@ async function start() {
   for (const r of document.querySelectorAll("input[type=range]")) r.addEventListener("input", syncOutputs);
   $("seed-random").addEventListener("click", () => ($("seed").value = ""));
   $("seed-reuse").addEventListener("click", () => { if (state.lastSeed != null) $("seed").value = state.lastSeed; });
+  $("prompt").addEventListener("keydown", (ev) => {  // Ctrl+Enter draws
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && !$("generate-btn").disabled) $("gen-form").requestSubmit();
+  });
   $("gen-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    if (!$("prompt").value.trim()) { showError(t("need_prompt")); $("prompt").focus(); return; }
     $("results").replaceChildren();
     $("gen-progress").value = 0;
     delete $("gen-status").dataset.state;
@@ -473,6 +498,15 @@ async function start() {
   $("train-cancel").addEventListener("click", async () => {
     try { await api("/api/train/cancel", {}); } catch (e) { showError(e.message); }
   });
+  $("detail-vary").addEventListener("click", () => {
+    const d = state.detail;
+    $("detail").close();
+    state.detail = null;
+    reuse(d);
+    setInit(d.file, null);
+    $("seed").value = "";
+  });
+  $("init-clear").addEventListener("click", () => setInit(null));
   $("detail-from").addEventListener("click", () => { setKeyframe("from", state.detail); $("detail").close(); state.detail = null; });
   $("detail-to").addEventListener("click", () => { setKeyframe("to", state.detail); $("detail").close(); state.detail = null; });
   $("anim-form").addEventListener("submit", async (ev) => {
