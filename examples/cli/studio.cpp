@@ -739,20 +739,24 @@ class Studio {
     bus_.publish("image", json{{"job", job.id}, {"entry", entry}});
   }
 
-  json gallery() {
+  // The JSON files saved beside pictures (or animations) in `dir`, newest first, whose file is
+  // still there.
+  json saved_entries(const fs::path& dir, size_t limit) {
     std::vector<fs::path> files;
     std::error_code ec;
-    for (const auto& d : fs::directory_iterator(gallery_, ec))
+    for (const auto& d : fs::directory_iterator(dir, ec))
       if (d.path().extension() == ".json" && d.path().filename().string()[0] != '.') files.push_back(d.path());
     std::sort(files.rbegin(), files.rend());
     json out = json::array();
     for (const auto& f : files) {
-      if (out.size() >= 500) break;
+      if (out.size() >= limit) break;
       json e = json::parse(read_file(f), nullptr, false);
       if (e.is_object() && fs::is_regular_file(gallery_ / e.value("file", ""))) out.push_back(e);
     }
     return out;
   }
+
+  json gallery() { return saved_entries(gallery_, 500); }
 
   // A gallery picture's saved settings.
   json entry_of(const std::string& file) {
@@ -842,20 +846,7 @@ class Studio {
     bus_.publish("animation", json{{"job", job.id}, {"entry", entry}});
   }
 
-  json animations() {
-    std::vector<fs::path> files;
-    std::error_code ec;
-    for (const auto& d : fs::directory_iterator(animations_, ec))
-      if (d.path().extension() == ".json" && d.path().filename().string()[0] != '.') files.push_back(d.path());
-    std::sort(files.rbegin(), files.rend());
-    json out = json::array();
-    for (const auto& f : files) {
-      if (out.size() >= 200) break;
-      json e = json::parse(read_file(f), nullptr, false);
-      if (e.is_object() && fs::is_regular_file(gallery_ / e.value("file", ""))) out.push_back(e);
-    }
-    return out;
-  }
+  json animations() { return saved_entries(animations_, 200); }
 
   void remove_animation(const std::string& file) {
     const fs::path p = confined(animations_, file);
