@@ -108,7 +108,8 @@ static const char* const kUsage =
     "      only. Options: --dir DIR (bioesp-studio: gallery/, trainings/, datasets/, loras/)\n"
     "      --datasets DIR  --loras DIR  --port N (7860; 0: any free port)  --lang es|en\n"
     "      --host ADDR (other machines may connect: no password)  --device cpu|cuda\n"
-    "      --threads N  --open (open it in the desktop's browser)\n"
+    "      --threads N  --open (open it in the desktop's browser)  --contact EMAIL|URL and\n"
+    "      --commons-api URL (datasets from Wikimedia Commons, as bioesp fetch)\n"
     "\n"
     "  --version   print the library version\n"
     "  --help      print this help\n";

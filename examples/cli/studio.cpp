@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -222,8 +223,18 @@ struct TrainRun {
   std::string stage;
 };
 
+// Building a dataset from Wikimedia Commons: fetch into downloads/NAME, then prepare into the
+// datasets folder.
+struct FetchRun {
+  std::string name;
+  json settings;
+  std::atomic<bool> cancel{false};
+  int64_t last_event = 0;
+  std::vector<std::string> skipped;  // why files were left out, and retries (the log), capped
+};
+
 struct Config {
-  std::string model, host = "127.0.0.1", lang;
+  std::string model, host = "127.0.0.1", lang, commons_api, contact;
   int port = 7860;
   fs::path dir = "bioesp-studio", datasets, loras;
   bool remote = false, open = false;
@@ -237,6 +248,7 @@ class Studio {
     gallery_ = cfg_.dir / "gallery";
     animations_ = gallery_ / "animations";
     trainings_ = cfg_.dir / "trainings";
+    downloads_ = cfg_.dir / "downloads";
     fs::create_directories(animations_);
     fs::create_directories(trainings_);
     fs::create_directories(cfg_.datasets);
@@ -257,6 +269,11 @@ class Studio {
       if (training_) training_->cancel = true;  // the trainer writes a checkpoint first: resumable
     }
     if (trainer_.joinable()) trainer_.join();
+    {
+      std::lock_guard<std::mutex> lock(fetch_m_);
+      if (fetching_) fetching_->cancel = true;
+    }
+    if (fetcher_.joinable()) fetcher_.join();
     if (model_) bioesp_model_free(model_);
   }
 
@@ -407,6 +424,15 @@ class Studio {
     svr.Get("/api/datasets", guarded([this](const httplib::Request&, httplib::Response& res) { reply(res, datasets()); }));
     svr.Get(R"(/api/datasets/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
       reply(res, dataset(req.matches[1]));
+    }));
+    svr.Post("/api/datasets/fetch", guarded([this](const httplib::Request& req, httplib::Response& res) {
+      reply(res, json{{"name", start_fetch(body_of(req))}}, 202);
+    }));
+    svr.Post("/api/datasets/fetch/cancel", guarded([this](const httplib::Request&, httplib::Response& res) {
+      std::lock_guard<std::mutex> lock(fetch_m_);
+      if (!fetching_) throw HttpError(409, "no download is running");
+      fetching_->cancel = true;
+      reply(res, json{{"ok", true}});
     }));
     svr.Get("/api/trainings", guarded([this](const httplib::Request&, httplib::Response& res) { reply(res, trainings()); }));
     svr.Get(R"(/api/trainings/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
@@ -925,6 +951,104 @@ class Studio {
     return json{{"name", name}, {"items", items}, {"attribution", fs::exists(dir / "ATTRIBUTION.md")}};
   }
 
+  // A new dataset from Commons: a category, an upload campaign or a search; licenses and
+  // restrictions as bioesp fetch checks them; credits kept in the manifest and ATTRIBUTION.md.
+  std::string start_fetch(const json& j) {
+    const std::string source = text_field(j, "source"), value = text_field(j, "value");
+    if (source != "category" && source != "campaign" && source != "search") throw HttpError(400, "source: category, campaign or search");
+    if (value.empty()) throw HttpError(400, "name a category, campaign or search");
+    std::string name = text_field(j, "name");
+    if (name.empty()) {
+      for (unsigned char c : value) name += std::isalnum(c) || c >= 0x80 ? static_cast<char>(c) : '-';
+      if (name.size() > 60) name.resize(60);
+      while (!name.empty() && static_cast<unsigned char>(name.back()) >= 0x80) name.pop_back();  // no half letter
+    }
+    if (!safe_name(name)) throw HttpError(400, "a dataset's name cannot contain / or start with a dot");
+    if (fs::exists(cfg_.datasets / name)) throw HttpError(409, "a dataset named " + name + " exists; choose another name");
+    std::string crop = text_field(j, "crop");
+    if (crop.empty()) crop = "center";
+    if (crop != "center" && crop != "attention" && crop != "pad") throw HttpError(400, "crop: center, attention or pad");
+    int size = size_field(j, "size");
+    if (size == 0) size = native_size() > 0 ? native_size() : 512;
+    if (size < 64) throw HttpError(400, "size must be at least 64");
+    auto run = std::make_shared<FetchRun>();
+    run->name = name;
+    run->settings = json{{"source", source}, {"value", value}, {"limit", static_cast<int>(number_field(j, "limit", 50, 1, 5000))},
+                         {"size", size}, {"crop", crop}, {"caption", text_field(j, "caption")},
+                         {"species", j.value("species", true)}};
+    std::lock_guard<std::mutex> lock(fetch_m_);
+    if (fetching_) throw HttpError(409, "dataset " + fetching_->name + " is being made; one at a time");
+    fetching_ = run;
+    if (fetcher_.joinable()) fetcher_.join();  // the last one's thread, finished
+    bus_.publish("fetch", json{{"name", name}, {"state", "starting"}, {"settings", run->settings}});
+    fetcher_ = std::thread([this, run] { fetch(*run); });
+    return name;
+  }
+
+  static int on_fetch(void* user, const bioesp_progress* p) {
+    auto* self = static_cast<std::pair<Studio*, FetchRun*>*>(user);
+    FetchRun& run = *self->second;
+    const int64_t t = now_ms();
+    if (p->current == p->total || t - run.last_event >= 200) {
+      run.last_event = t;
+      self->first->bus_.publish("fetch", json{{"name", run.name}, {"state", "running"}, {"stage", p->stage},
+                                              {"current", p->current}, {"total", p->total}, {"item", p->item ? p->item : ""}});
+    }
+    return run.cancel || g_stop ? 1 : 0;
+  }
+
+  static void on_fetch_log(void* user, bioesp_log_level level, const char* message) {
+    auto* self = static_cast<std::pair<Studio*, FetchRun*>*>(user);
+    if (level < BIOESP_LOG_INFO || self->second->skipped.size() >= 500) return;
+    self->second->skipped.push_back(message);
+    self->first->bus_.publish("fetch", json{{"name", self->second->name}, {"state", "running"}, {"note", message}});
+  }
+
+  void fetch(FetchRun& run) {
+    const json& s = run.settings;
+    const std::string value = s["value"], source = s["source"], crop = s["crop"], caption = s["caption"];
+    const std::string raw = (downloads_ / run.name).string(), out = (cfg_.datasets / run.name).string();
+    std::pair<Studio*, FetchRun*> user{this, &run};
+    bioesp_fetch_options fo;
+    bioesp_fetch_options_init(&fo);
+    fo.source = source == "category" ? BIOESP_SOURCE_CATEGORY : source == "campaign" ? BIOESP_SOURCE_CAMPAIGN : BIOESP_SOURCE_SEARCH;
+    fo.value = value.c_str();
+    fo.limit = s["limit"];
+    fo.contact = cfg_.contact.empty() ? nullptr : cfg_.contact.c_str();
+    fo.api = cfg_.commons_api.empty() ? nullptr : cfg_.commons_api.c_str();
+    fo.out = raw.c_str();
+    fo.progress = on_fetch;
+    fo.progress_user = &user;
+    fo.log = on_fetch_log;
+    fo.log_user = &user;
+    size_t downloaded = 0, skipped = 0, prepared = 0, dropped = 0;
+    json j{{"name", run.name}};
+    bioesp_status st = bioesp_fetch(&fo, &downloaded, &skipped);
+    if (st == BIOESP_OK) {
+      bioesp_prepare_options po;
+      bioesp_prepare_options_init(&po);
+      po.in = raw.c_str();
+      po.out = out.c_str();
+      po.size = s["size"];
+      po.crop = crop.c_str();
+      po.caption = caption.empty() ? nullptr : caption.c_str();
+      po.caption_from_metadata = s["species"].get<bool>();
+      po.progress = on_fetch;
+      po.progress_user = &user;
+      po.log = on_fetch_log;
+      po.log_user = &user;
+      st = bioesp_prepare(&po, &prepared, &dropped);
+    }
+    if (st == BIOESP_OK) j["state"] = "done";
+    else if (st == BIOESP_ERR_CANCELLED) j["state"] = "stopped";
+    else j["state"] = "failed", j["error"] = last_error("dataset");
+    j["downloaded"] = downloaded, j["skipped"] = skipped, j["prepared"] = prepared;
+    j["notes"] = run.skipped;
+    std::lock_guard<std::mutex> lock(fetch_m_);  // who asks after this event finds it finished
+    bus_.publish("fetch", j);
+    fetching_.reset();
+  }
+
   // --- Training ----------------------------------------------------------------------------
 
   static int on_train(void* user, const bioesp_train_progress* p) {
@@ -1094,7 +1218,7 @@ class Studio {
   }
 
   Config cfg_;
-  fs::path gallery_, animations_, trainings_;
+  fs::path gallery_, animations_, trainings_, downloads_;
   int port_ = 0;
   bioesp_model* model_ = nullptr;
   EventBus bus_;
@@ -1107,6 +1231,10 @@ class Studio {
   bool quit_ = false;
   std::thread worker_;
   std::string lora_;  // the file (and its time) attached as "studio"; only the worker touches it
+
+  std::mutex fetch_m_;
+  std::shared_ptr<FetchRun> fetching_;  // the running one
+  std::thread fetcher_;
 
   std::mutex train_m_;
   std::shared_ptr<TrainRun> training_;  // the running one
@@ -1133,6 +1261,8 @@ int cmd_studio(int argc, char** argv) {
     else if (a == "--host" && has) c.host = argv[++i];
     else if (a == "--lang" && has) c.lang = argv[++i];
     else if (a == "--open") c.open = true;
+    else if (a == "--contact" && has) c.contact = argv[++i];
+    else if (a == "--commons-api" && has) c.commons_api = argv[++i];
     else if (a == "--port" && has) {
       if (!parse_long("--port", argv[++i], &n) || n < 0 || n > 65535) return 2;
       c.port = static_cast<int>(n);

@@ -23,6 +23,8 @@ const watchStatus = () => page.evaluate(() => {
   new MutationObserver(() => window.seen.push(document.getElementById("gen-status").textContent))
     .observe(document.getElementById("gen-status"), { childList: true, characterData: true, subtree: true });
 });
+const raw_status = async (path, body) =>
+  (await fetch(base + path, { method: "POST", headers: { "Content-Type": "application/json" }, body })).status;
 const generated = async () => {
   await page.waitForSelector("#gen-status[data-state]");
   return page.$eval("#gen-status", (e) => e.dataset.state);
@@ -154,6 +156,30 @@ try {
   assert.equal(await bee.locator(".license a").getAttribute("href"), "https://www.apache.org/licenses/LICENSE-2.0");
   await loaded(".card img");
   assert.match(await page.textContent("#dataset-info"), /^8 images · with ATTRIBUTION.md$/);
+
+  step("a dataset from Wikimedia Commons (a loopback one): listed, downloaded, prepared, credited");
+  await page.click("#fetch-box summary");
+  assert.equal(await page.inputValue("#fetch-source"), "campaign");
+  assert.equal(await page.inputValue("#fetch-value"), "Biodiversidad en Colombia 2025");
+  await page.fill("#fetch-name", "aves");
+  await page.fill("#fetch-size", "64");
+  await page.selectOption("#fetch-crop", "pad");
+  await page.click("#fetch-btn");
+  await page.waitForSelector("#fetch-status[data-state]", { timeout: 120000 });
+  assert.equal(await page.$eval("#fetch-status", (e) => e.dataset.state), "done");
+  assert.equal(await page.textContent("#fetch-status"), "done: 2 pictures (2 downloaded, 1 left out)");
+  assert.match(await page.textContent("#fetch-notes"), /Flor nonfree\.jpg: license 'CC BY-NC 4\.0' is not among the allowed/);
+  await page.waitForFunction(() => document.querySelector("#dataset-pick").value === "aves");
+  await page.waitForSelector('.card[data-file="Ave 1.png"]');
+  const ave = page.locator('.card[data-file="Ave 1.png"]');
+  assert.equal(await ave.locator(".author").textContent(), "Ana María & José");
+  assert.equal(await ave.locator(".license").textContent(), "CC BY-SA 4.0");
+  assert.match(await ave.locator(".caption").textContent(), /Colibri coruscans/);
+  await loaded(".card img");
+  assert.equal(await page.$eval('.card[data-file="Ave 1.png"] img', (e) => e.naturalWidth), 64);
+  assert.equal((await raw_status("/api/datasets/fetch", '{"source":"campaign","value":"x","name":"aves"}')), 409);
+  await page.selectOption("#dataset-pick", "heldout");
+  await page.waitForSelector('.card[data-file="bee.png"]');
 
   step("train a LoRA: loss chart, validation pictures, then draw with it");
   await page.click("[data-tab=train]");

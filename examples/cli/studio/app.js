@@ -32,6 +32,14 @@ const TEXT = {
     animations: "Animaciones", anim_hint: "Elige en la galería una imagen de inicio y una de final: la animación pasa de una criatura a la otra.",
     anim_from: "Inicio", anim_to: "Final", frames: "Cuadros", fps: "Cuadros por segundo", format: "Formato",
     pingpong: "ida y vuelta", animate: "Animar", as_from: "Inicio de animación", as_to: "Final de animación",
+    fetch_title: "Nuevo conjunto desde Wikimedia Commons",
+    fetch_hint: "Solo imágenes con licencia libre (CC0, dominio público, CC BY, CC BY-SA); cada una guarda su autoría y licencia.",
+    source: "Fuente", source_campaign: "Campaña", source_category: "Categoría", source_search: "Búsqueda",
+    fetch_value: "Nombre o texto", fetch_limit: "Cuántas imágenes", fetch_size: "Tamaño (0: el del modelo)", crop: "Recorte",
+    crop_center: "centro", crop_attention: "donde hay más detalle", crop_pad: "imagen entera, con márgenes",
+    fetch_start: "Descargar y preparar",
+    fetch_stage: (stage, c, n) => ({ list: "buscando", download: "descargando", prepare: "preparando" }[stage] || stage) + (n ? ` ${c}/${n}` : ""),
+    fetch_done: (d) => `listo: ${d.prepared} imágenes (${d.downloaded} descargadas, ${d.skipped} descartadas)`,
     strength: "Cuánto cambia", init_clear: "Empezar desde ruido", vary: "Variar esta imagen", s_init: "a partir de",
     s_strength: "cuánto cambia",
     anim_progress: (s, n) => `paso ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} cuadros`,
@@ -66,6 +74,14 @@ const TEXT = {
     animations: "Animations", anim_hint: "Pick a start and an end picture in the gallery: the animation morphs one creature into the other.",
     anim_from: "Start", anim_to: "End", frames: "Frames", fps: "Frames per second", format: "Format",
     pingpong: "ping-pong", animate: "Animate", as_from: "Animation start", as_to: "Animation end",
+    fetch_title: "New dataset from Wikimedia Commons",
+    fetch_hint: "Only freely licensed pictures (CC0, public domain, CC BY, CC BY-SA); each keeps its authors and license.",
+    source: "Source", source_campaign: "Campaign", source_category: "Category", source_search: "Search",
+    fetch_value: "Name or text", fetch_limit: "How many pictures", fetch_size: "Size (0: the model's)", crop: "Crop",
+    crop_center: "centre", crop_attention: "where the detail is", crop_pad: "whole picture, padded",
+    fetch_start: "Download and prepare",
+    fetch_stage: (stage, c, n) => ({ list: "listing", download: "downloading", prepare: "preparing" }[stage] || stage) + (n ? ` ${c}/${n}` : ""),
+    fetch_done: (d) => `done: ${d.prepared} pictures (${d.downloaded} downloaded, ${d.skipped} left out)`,
     strength: "How much it changes", init_clear: "Start from noise", vary: "Vary this picture", s_init: "starting from",
     s_strength: "how much it changes",
     anim_progress: (s, n) => `step ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} frames`,
@@ -295,11 +311,11 @@ async function loadGallery() {
 }
 
 // --- datasets ---------------------------------------------------------------------------------
-async function loadDatasets() {
+async function loadDatasets(pick) {
   try {
     const list = await api("/api/datasets");
     for (const id of ["dataset-pick", "train-dataset"]) {
-      const s = $(id), keep = s.value;
+      const s = $(id), keep = (id === "dataset-pick" && pick) || s.value;
       s.replaceChildren(...list.map((d) => el("option", { value: d.name }, `${d.name} (${d.images})`)));
       if (keep) s.value = keep;
     }
@@ -327,6 +343,35 @@ async function showDataset(name) {
         el("figcaption", {}, el("p", { class: "caption" }, it.caption || t("no_caption")), credit));
     }));
   } catch (e) { showError(e.message); }
+}
+
+function onFetch(e) {
+  const status = $("fetch-status");
+  if (e.state === "starting") {
+    state.fetching = e.name;
+    $("fetch-notes").replaceChildren();
+    delete status.dataset.state;
+    $("fetch-progress").value = 0;
+  } else if (e.name !== state.fetching) {
+    if (state.fetching || e.state !== "running") return;
+    state.fetching = e.name;  // started from another page
+  }
+  $("fetch-btn").disabled = !!state.fetching;
+  $("fetch-cancel").disabled = !state.fetching;
+  if (e.note) $("fetch-notes").append(el("li", {}, e.note));
+  if (e.state === "running" && e.stage) {
+    status.textContent = t("fetch_stage", e.stage, e.current, e.total);
+    if (e.total) $("fetch-progress").value = e.current / e.total;
+  }
+  if (["done", "stopped", "failed"].includes(e.state)) {
+    status.textContent = e.state === "done" ? t("fetch_done", e) : t("state_" + e.state) + (e.error ? `: ${e.error}` : "");
+    status.dataset.state = e.state;
+    if (e.error) showError(e.error);
+    state.fetching = null;
+    $("fetch-btn").disabled = false;
+    $("fetch-cancel").disabled = true;
+    if (e.state === "done") loadDatasets(e.name);
+  }
 }
 
 // --- training ---------------------------------------------------------------------------------
@@ -443,6 +488,7 @@ function listen(after) {
       if (state.init === e.file) setInit(null);
     }
     else if (e.type === "train") onTrain(e);
+    else if (e.type === "fetch") onFetch(e);
   };
 }
 
@@ -484,6 +530,15 @@ async function start() {
   });
   $("cancel-btn").addEventListener("click", async () => {
     if (state.job) try { await api(`/api/jobs/${state.job}/cancel`, {}); } catch (e) { showError(e.message); }
+  });
+  $("fetch-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {};
+    for (const [k, v] of new FormData($("fetch-form")).entries()) body[k] = v;
+    try { await api("/api/datasets/fetch", body); } catch (e) { showError(e.message); }
+  });
+  $("fetch-cancel").addEventListener("click", async () => {
+    try { await api("/api/datasets/fetch/cancel", {}); } catch (e) { showError(e.message); }
   });
   $("dataset-pick").addEventListener("change", (e) => showDataset(e.target.value));
   $("train-form").addEventListener("submit", (ev) => {
