@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -84,21 +85,19 @@ std::string last_error(const std::string& what) {
   return what + ": " + (e && *e ? e : "unknown error");
 }
 
-// Writes through a temporary file and a rename, so readers never see half a file.
+// Writes through a temporary file, flushed to disk and renamed, so that neither a reader nor a
+// crash ever finds half a file (as the library writes its own).
 void write_atomically(const fs::path& path, const std::string& text) {
   fs::path tmp = path;
   tmp += ".tmp-" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw std::runtime_error("cannot write " + path.string());
-    }
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  bool ok = f && std::fwrite(text.data(), 1, text.size(), f) == text.size() && std::fflush(f) == 0 && fsync(fileno(f)) == 0;
+  if (f && std::fclose(f) != 0) ok = false;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    throw std::runtime_error("cannot write " + path.string() + ": " + why);
   }
-  fs::rename(tmp, path);
 }
 
 std::string read_file(const fs::path& path) {
