@@ -26,7 +26,7 @@ cp -r "$here/data/criaturas-heldout" "$tmp/studio/datasets/heldout"
 "$cli" studio --model "$m" --dir "$tmp/studio" --port 0 --threads 1 --contact test@example.org \
   --commons-api "http://127.0.0.1:$(cat "$tmp/port")/plain/w/api.php" >"$tmp/out.txt" 2>"$tmp/err.txt" &
 pid=$!
-for _ in $(seq 100); do grep -q '^bioesp studio: http' "$tmp/out.txt" && break; sleep 0.2; done
+for _ in $(seq 100); do grep -qs '^bioesp studio: http' "$tmp/out.txt" && break; sleep 0.2; done
 url=$(sed -n 's|^bioesp studio: \(http://[^ ]*\)/$|\1|p' "$tmp/out.txt")
 [ -n "$url" ] || { cat "$tmp/err.txt"; exit 1; }
 cp "$here/studio/studio.mjs" "$node_dir/studio.mjs"  # beside its node_modules

@@ -80,6 +80,28 @@ struct HttpError : std::runtime_error {
   HttpError(int s, const std::string& m) : std::runtime_error(m), status(s) {}
 };
 
+// The page's language for this request's messages: its X-Bioesp-Lang header ("es"), else English.
+thread_local bool t_spanish = false;
+
+std::string say(const std::string& en, const std::string& es) { return t_spanish ? es : en; }
+
+// A request field as the page labels it.
+std::string field(const std::string& key) {
+  static const std::map<std::string, std::string> es = {
+      {"prompt", "descripción"}, {"negative_prompt", "descripción negativa"}, {"images", "imágenes"},
+      {"steps", "pasos"}, {"guidance", "guía"}, {"width", "ancho"}, {"height", "alto"}, {"seed", "semilla"},
+      {"scheduler", "muestreador"}, {"lora_scale", "fuerza del LoRA"}, {"init", "imagen de partida"},
+      {"strength", "cuánto cambia"}, {"frames", "cuadros"}, {"fps", "cuadros por segundo"},
+      {"format", "formato"}, {"from", "inicio"}, {"to", "final"}, {"source", "fuente"},
+      {"value", "nombre o texto"}, {"limit", "cuántas imágenes"}, {"size", "tamaño"}, {"crop", "recorte"},
+      {"name", "nombre"}, {"caption", "descripción"}, {"dataset", "conjunto de datos"}, {"rank", "rango"},
+      {"learning_rate", "tasa de aprendizaje"}, {"resolution", "resolución"}, {"batch_size", "lote"},
+      {"validation_prompt", "descripción de validación"}, {"validation_every", "validar cada"},
+      {"checkpoint_every", "punto de control cada"}};
+  auto it = es.find(key);
+  return t_spanish && it != es.end() ? it->second : key;
+}
+
 std::string last_error(const std::string& what) {
   const char* e = bioesp_last_error();
   return what + ": " + (e && *e ? e : "unknown error");
@@ -326,23 +348,24 @@ class Studio {
 
   // Loopback-only studios answer only to loopback names; POSTs must be JSON from this origin.
   httplib::Server::HandlerResponse screen(const httplib::Request& req, httplib::Response& res) {
+    t_spanish = req.get_header_value("X-Bioesp-Lang") == "es";
     const std::string host = req.get_header_value("Host");
     if (!cfg_.remote) {
       const std::string p = ":" + std::to_string(port_);
       const bool bare = port_ == 80 && (host == "127.0.0.1" || host == "localhost" || host == "[::1]");
       if (!bare && host != "127.0.0.1" + p && host != "localhost" + p && host != "[::1]" + p) {
-        reply_error(res, 403, "this studio answers only on 127.0.0.1 (start it with --host to open it)");
+        reply_error(res, 403, say("this studio answers only on 127.0.0.1 (start it with --host to open it)", "este estudio solo responde en 127.0.0.1 (--host lo abre a otras máquinas)"));
         return httplib::Server::HandlerResponse::Handled;
       }
     }
     if (req.method == "POST" || req.method == "DELETE") {
       const std::string origin = req.get_header_value("Origin");
       if (!origin.empty() && origin != "http://" + host) {
-        reply_error(res, 403, "requests from other sites are refused");
+        reply_error(res, 403, say("requests from other sites are refused", "no se aceptan pedidos de otros sitios"));
         return httplib::Server::HandlerResponse::Handled;
       }
       if (req.method == "POST" && req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
-        reply_error(res, 415, "send JSON (Content-Type: application/json)");
+        reply_error(res, 415, say("send JSON (Content-Type: application/json)", "envía JSON (Content-Type: application/json)"));
         return httplib::Server::HandlerResponse::Handled;
       }
     }
@@ -365,12 +388,13 @@ class Studio {
   template <typename F>
   static httplib::Server::Handler guarded(F f) {
     return [f](const httplib::Request& req, httplib::Response& res) {
+      t_spanish = req.get_header_value("X-Bioesp-Lang") == "es";  // this handler's thread
       try {
         f(req, res);
       } catch (const HttpError& e) {
         reply_error(res, e.status, e.what());
       } catch (const json::exception& e) {
-        reply_error(res, 400, std::string("bad JSON: ") + e.what());
+        reply_error(res, 400, say("bad JSON: ", "JSON inválido: ") + e.what());
       } catch (const std::exception& e) {
         reply_error(res, 500, e.what());
       }
@@ -379,7 +403,7 @@ class Studio {
 
   static json body_of(const httplib::Request& req) {
     json j = json::parse(req.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw HttpError(400, "the body is not a JSON object");
+    if (j.is_discarded() || !j.is_object()) throw HttpError(400, say("the body is not a JSON object", "el cuerpo no es un objeto JSON"));
     return j;
   }
 
@@ -429,7 +453,7 @@ class Studio {
     }));
     svr.Post("/api/datasets/fetch/cancel", guarded([this](const httplib::Request&, httplib::Response& res) {
       std::lock_guard<std::mutex> lock(fetch_m_);
-      if (!fetching_) throw HttpError(409, "no download is running");
+      if (!fetching_) throw HttpError(409, say("no download is running", "no hay ninguna descarga en curso"));
       fetching_->cancel = true;
       reply(res, json{{"ok", true}});
     }));
@@ -442,7 +466,7 @@ class Studio {
     }));
     svr.Post("/api/train/cancel", guarded([this](const httplib::Request&, httplib::Response& res) {
       std::lock_guard<std::mutex> lock(train_m_);
-      if (!training_) throw HttpError(409, "no training is running");
+      if (!training_) throw HttpError(409, say("no training is running", "no hay ningún entrenamiento en curso"));
       training_->cancel = true;
       reply(res, json{{"ok", true}});
     }));
@@ -450,7 +474,7 @@ class Studio {
       const std::string area = req.matches[1];
       const fs::path root = area == "gallery" ? gallery_ : area == "datasets" ? cfg_.datasets : trainings_;
       const fs::path p = confined(root, req.matches[2]);
-      if (p.empty() || !media_type(p) || !fs::is_regular_file(p)) throw HttpError(404, "no such picture");
+      if (p.empty() || !media_type(p) || !fs::is_regular_file(p)) throw HttpError(404, say("no such picture", "no existe esa imagen"));
       res.set_header("Cache-Control", "no-cache");
       res.set_content(read_file(p), media_type(p));
     }));
@@ -536,9 +560,9 @@ class Studio {
 
   static std::string text_field(const json& j, const char* key) {
     if (!j.contains(key) || j[key].is_null()) return "";
-    if (!j[key].is_string()) throw HttpError(400, std::string(key) + " must be text");
+    if (!j[key].is_string()) throw HttpError(400, field(key) + say(" must be text", ": debe ser texto"));
     std::string s = j[key];
-    if (s.size() > kMaxText) throw HttpError(400, std::string(key) + " is longer than 2000 bytes");
+    if (s.size() > kMaxText) throw HttpError(400, field(key) + say(" is longer than 2000 bytes", ": más de 2000 bytes"));
     return s;
   }
 
@@ -550,13 +574,13 @@ class Studio {
       const std::string s = j[key];
       char* end;
       v = std::strtod(s.c_str(), &end);
-      if (*end) throw HttpError(400, std::string(key) + " must be a number");
+      if (*end) throw HttpError(400, field(key) + say(" must be a number", ": debe ser un número"));
     } else {
-      throw HttpError(400, std::string(key) + " must be a number");
+      throw HttpError(400, field(key) + say(" must be a number", ": debe ser un número"));
     }
     if (!(v >= lo && v <= hi)) {
       std::ostringstream m;
-      m << key << " must be between " << lo << " and " << hi;
+      m << field(key) << say(" must be between ", ": debe estar entre ") << lo << say(" and ", " y ") << hi;
       throw HttpError(400, m.str());
     }
     return v;
@@ -564,14 +588,14 @@ class Studio {
 
   static int size_field(const json& j, const char* key) {
     const int v = static_cast<int>(number_field(j, key, 0, 0, 2048));
-    if (v % 8) throw HttpError(400, std::string(key) + " must be a multiple of 8");
+    if (v % 8) throw HttpError(400, field(key) + say(" must be a multiple of 8", ": debe ser múltiplo de 8"));
     return v;
   }
 
   Settings settings_of(const json& j) {
     Settings s;
     s.prompt = text_field(j, "prompt");
-    if (s.prompt.empty()) throw HttpError(400, "write a prompt");
+    if (s.prompt.empty()) throw HttpError(400, say("write a prompt", "escribe una descripción"));
     s.negative_prompt = text_field(j, "negative_prompt");
     s.images = static_cast<int>(number_field(j, "images", 1, 1, 16));
     s.steps = static_cast<int>(number_field(j, "steps", 25, 1, 500));
@@ -583,14 +607,14 @@ class Studio {
     s.scheduler = text_field(j, "scheduler");
     if (!s.scheduler.empty() && std::find_if(std::begin(kSchedulers), std::end(kSchedulers),
                                              [&](const char* k) { return s.scheduler == k; }) == std::end(kSchedulers))
-      throw HttpError(400, "unknown scheduler " + s.scheduler);
+      throw HttpError(400, say("unknown scheduler ", "muestreador desconocido: ") + s.scheduler);
     s.lora = text_field(j, "lora");
-    if (!s.lora.empty() && !lora_files().count(s.lora)) throw HttpError(400, "no LoRA named " + s.lora);
+    if (!s.lora.empty() && !lora_files().count(s.lora)) throw HttpError(400, say("no LoRA named ", "no hay ningún LoRA llamado ") + s.lora);
     s.lora_scale = number_field(j, "lora_scale", 1.0, -4, 4);
     s.init = text_field(j, "init");
     if (!s.init.empty()) {
       const fs::path p = confined(gallery_, s.init);
-      if (p.empty() || !is_picture(p) || !fs::is_regular_file(p)) throw HttpError(400, "no gallery picture " + s.init);
+      if (p.empty() || !is_picture(p) || !fs::is_regular_file(p)) throw HttpError(400, say("no gallery picture ", "no está en la galería: ") + s.init);
     }
     s.strength = number_field(j, "strength", 0.6, 0.01, 1);
     return s;
@@ -616,7 +640,7 @@ class Studio {
     job->animation = std::move(animation);
     {
       std::lock_guard<std::mutex> lock(jobs_m_);
-      if (queue_.size() >= kMaxQueued) throw HttpError(429, "too many queued runs; wait or cancel some");
+      if (queue_.size() >= kMaxQueued) throw HttpError(429, say("too many queued runs; wait or cancel some", "demasiados pedidos en cola; espera o cancela alguno"));
       job->id = "g" + std::to_string(++job_counter_);
       queue_.push_back(job);
       jobs_cv_.notify_all();
@@ -634,7 +658,7 @@ class Studio {
         return;
       }
       auto it = std::find_if(queue_.begin(), queue_.end(), [&](const auto& j) { return j->id == id; });
-      if (it == queue_.end()) throw HttpError(404, "no running or queued job " + id);
+      if (it == queue_.end()) throw HttpError(404, say("no running or queued job ", "no hay ningún trabajo en curso o en cola: ") + id);
       removed = *it;
       queue_.erase(it);
     }
@@ -786,11 +810,11 @@ class Studio {
   // A gallery picture's saved settings.
   json entry_of(const std::string& file) {
     const fs::path p = confined(gallery_, file);
-    if (p.empty() || !is_picture(p) || !fs::is_regular_file(p)) throw HttpError(400, "no gallery picture " + file);
+    if (p.empty() || !is_picture(p) || !fs::is_regular_file(p)) throw HttpError(400, say("no gallery picture ", "no está en la galería: ") + file);
     fs::path meta = p;
     meta.replace_extension(".json");
     json e = json::parse(read_file(meta), nullptr, false);
-    if (!e.is_object()) throw HttpError(400, file + " has no saved settings");
+    if (!e.is_object()) throw HttpError(400, file + say(" has no saved settings", " no tiene su configuración guardada"));
     return e;
   }
 
@@ -804,7 +828,7 @@ class Studio {
     a->pingpong = j.value("pingpong", false);
     a->format = text_field(j, "format");
     if (a->format.empty()) a->format = "gif";
-    if (a->format != "gif" && a->format != "mp4" && a->format != "webm") throw HttpError(400, "format: gif, mp4 or webm");
+    if (a->format != "gif" && a->format != "mp4" && a->format != "webm") throw HttpError(400, say("format: gif, mp4 or webm", "formato: gif, mp4 o webm"));
     a->prompts = {from.value("prompt", ""), to.value("prompt", "")};
     a->seeds = {from.value("seed", uint64_t(0)), to.value("seed", uint64_t(0))};
     json first = from;
@@ -875,7 +899,7 @@ class Studio {
 
   void remove_animation(const std::string& file) {
     const fs::path p = confined(animations_, file);
-    if (p.empty() || !media_type(p) || is_picture(p) || !fs::is_regular_file(p)) throw HttpError(404, "no such animation");
+    if (p.empty() || !media_type(p) || is_picture(p) || !fs::is_regular_file(p)) throw HttpError(404, say("no such animation", "no existe esa animación"));
     fs::path meta = p;
     meta += ".json";
     fs::remove(meta);
@@ -884,9 +908,9 @@ class Studio {
   }
 
   void remove_picture(const std::string& file) {
-    if (!safe_name(file) || fs::path(file).extension() != ".png") throw HttpError(400, "not a gallery picture");
+    if (!safe_name(file) || fs::path(file).extension() != ".png") throw HttpError(400, say("not a gallery picture", "no es una imagen de la galería"));
     const fs::path png = confined(gallery_, file);
-    if (png.empty() || !fs::exists(png)) throw HttpError(404, "no such picture");
+    if (png.empty() || !fs::exists(png)) throw HttpError(404, say("no such picture", "no existe esa imagen"));
     fs::path meta = png;
     meta.replace_extension(".json");
     fs::remove(meta);
@@ -915,7 +939,7 @@ class Studio {
   // A dataset's pictures with caption, author and license (manifest.jsonl, else <image>.txt).
   json dataset(const std::string& name) {
     const fs::path dir = confined(cfg_.datasets, name);
-    if (dir.empty() || !fs::is_directory(dir)) throw HttpError(404, "no dataset named " + name);
+    if (dir.empty() || !fs::is_directory(dir)) throw HttpError(404, say("no dataset named ", "no hay ningún conjunto de datos llamado ") + name);
     std::map<std::string, json> manifest;
     std::istringstream lines(read_file(dir / "manifest.jsonl"));
     std::string line;
@@ -954,29 +978,29 @@ class Studio {
   // restrictions as bioesp fetch checks them; credits kept in the manifest and ATTRIBUTION.md.
   std::string start_fetch(const json& j) {
     const std::string source = text_field(j, "source"), value = text_field(j, "value");
-    if (source != "category" && source != "campaign" && source != "search") throw HttpError(400, "source: category, campaign or search");
-    if (value.empty()) throw HttpError(400, "name a category, campaign or search");
+    if (source != "category" && source != "campaign" && source != "search") throw HttpError(400, say("source: category, campaign or search", "fuente: categoría, campaña o búsqueda"));
+    if (value.empty()) throw HttpError(400, say("name a category, campaign or search", "escribe una categoría, campaña o búsqueda"));
     std::string name = text_field(j, "name");
     if (name.empty()) {
       for (unsigned char c : value) name += std::isalnum(c) || c >= 0x80 ? static_cast<char>(c) : '-';
       if (name.size() > 60) name.resize(60);
       while (!name.empty() && static_cast<unsigned char>(name.back()) >= 0x80) name.pop_back();  // no half letter
     }
-    if (!safe_name(name)) throw HttpError(400, "a dataset's name cannot contain / or start with a dot");
-    if (fs::exists(cfg_.datasets / name)) throw HttpError(409, "a dataset named " + name + " exists; choose another name");
+    if (!safe_name(name)) throw HttpError(400, say("a dataset's name cannot contain / or start with a dot", "el nombre de un conjunto no puede tener / ni empezar con un punto"));
+    if (fs::exists(cfg_.datasets / name)) throw HttpError(409, say("a dataset named " + name + " exists; choose another name", "ya existe un conjunto llamado " + name + "; elige otro nombre"));
     std::string crop = text_field(j, "crop");
     if (crop.empty()) crop = "center";
-    if (crop != "center" && crop != "attention" && crop != "pad") throw HttpError(400, "crop: center, attention or pad");
+    if (crop != "center" && crop != "attention" && crop != "pad") throw HttpError(400, say("crop: center, attention or pad", "recorte: center, attention o pad"));
     int size = size_field(j, "size");
     if (size == 0) size = native_size() > 0 ? native_size() : 512;
-    if (size < 64) throw HttpError(400, "size must be at least 64");
+    if (size < 64) throw HttpError(400, say("size must be at least 64", "el tamaño debe ser al menos 64"));
     auto run = std::make_shared<FetchRun>();
     run->name = name;
     run->settings = json{{"source", source}, {"value", value}, {"limit", static_cast<int>(number_field(j, "limit", 50, 1, 5000))},
                          {"size", size}, {"crop", crop}, {"caption", text_field(j, "caption")},
                          {"species", j.value("species", true)}};
     std::lock_guard<std::mutex> lock(fetch_m_);
-    if (fetching_) throw HttpError(409, "dataset " + fetching_->name + " is being made; one at a time");
+    if (fetching_) throw HttpError(409, say("dataset " + fetching_->name + " is being made; one at a time", "se está armando el conjunto " + fetching_->name + "; uno a la vez"));
     fetching_ = run;
     if (fetcher_.joinable()) fetcher_.join();  // the last one's thread, finished
     bus_.publish("fetch", json{{"name", name}, {"state", "starting"}, {"settings", run->settings}});
@@ -1090,14 +1114,14 @@ class Studio {
   std::string start_training(const json& j) {
     const std::string data = text_field(j, "dataset");
     const fs::path data_dir = confined(cfg_.datasets, data);
-    if (data.empty() || data_dir.empty() || !fs::is_directory(data_dir)) throw HttpError(400, "pick a dataset");
+    if (data.empty() || data_dir.empty() || !fs::is_directory(data_dir)) throw HttpError(400, say("pick a dataset", "elige un conjunto de datos"));
     std::string name = text_field(j, "name");
     if (name.empty()) name = data + "-" + std::to_string(now_ms() / 1000);
-    if (!safe_name(name)) throw HttpError(400, "a training's name cannot contain / or start with a dot");
+    if (!safe_name(name)) throw HttpError(400, say("a training's name cannot contain / or start with a dot", "el nombre de un entrenamiento no puede tener / ni empezar con un punto"));
     const bool resume = j.value("resume", false);
     const fs::path out = trainings_ / name;
-    if (resume && !fs::is_directory(out / "checkpoints")) throw HttpError(409, "training " + name + " has no checkpoint to resume from");
-    if (!resume && fs::exists(out)) throw HttpError(409, "a training named " + name + " exists: resume it or choose another name");
+    if (resume && !fs::is_directory(out / "checkpoints")) throw HttpError(409, say("training " + name + " has no checkpoint to resume from", "el entrenamiento " + name + " no tiene un punto de control desde donde seguir"));
+    if (!resume && fs::exists(out)) throw HttpError(409, say("a training named " + name + " exists: resume it or choose another name", "ya existe un entrenamiento llamado " + name + ": continúalo o elige otro nombre"));
 
     json settings = resume && fs::exists(out / "studio.json") ? json::parse(read_file(out / "studio.json")) : json::object();
     if (!resume) {
@@ -1123,7 +1147,7 @@ class Studio {
     run->settings = settings;
     {
       std::lock_guard<std::mutex> lock(train_m_);
-      if (training_) throw HttpError(409, "training " + training_->name + " is running; one at a time");
+      if (training_) throw HttpError(409, say("training " + training_->name + " is running; one at a time", "el entrenamiento " + training_->name + " está en curso; uno a la vez"));
       fs::create_directories(out);
       if (!resume) write_atomically(out / "studio.json", settings.dump(2) + "\n");
       for (const auto& v : validation_pictures(out)) run->validation.insert(v);
@@ -1212,7 +1236,7 @@ class Studio {
 
   json training(const std::string& name) {
     const fs::path dir = confined(trainings_, name);
-    if (dir.empty() || !fs::is_directory(dir)) throw HttpError(404, "no training named " + name);
+    if (dir.empty() || !fs::is_directory(dir)) throw HttpError(404, say("no training named ", "no hay ningún entrenamiento llamado ") + name);
     return run_summary(dir);
   }
 

@@ -183,7 +183,8 @@ try {
 
   step("train a LoRA: loss chart, validation pictures, then draw with it");
   await page.click("[data-tab=train]");
-  await page.waitForFunction(() => document.querySelector("#train-dataset").value === "heldout");
+  await page.waitForSelector('#train-dataset option[value="heldout"]', { state: "attached" });
+  await page.selectOption("#train-dataset", "heldout");
   await page.fill("#train-name", "t1");
   await page.fill("#train-steps", "4");
   await page.fill("#train-resolution", "64");
@@ -244,6 +245,13 @@ try {
   await page.click("#generate-btn");
   assert.equal(await generated(), "done");
   await other.waitForFunction((n) => document.querySelectorAll("#gallery-list .picture").length === n, shown + 1);
+  await other.click("[data-tab=train]");
+  await other.waitForSelector('#train-dataset option[value="heldout"]', { state: "attached" });
+  await other.selectOption("#train-dataset", "heldout");
+  await other.fill("#train-name", "t1");
+  await other.click("#train-btn");
+  await other.waitForFunction(() => !document.querySelector("#error").hidden);
+  assert.equal(await other.textContent("#error"), "ya existe un entrenamiento llamado t1: continúalo o elige otro nombre");
   await other.close();
 
   step("delete a picture from the gallery");
@@ -275,6 +283,8 @@ try {
   const steps = await raw("/api/generate", { method: "POST", headers: json, body: '{"prompt":"x","steps":100000}' });
   assert.equal(steps.status, 400);
   assert.match(steps.text, /steps must be between 1 and 500/);
+  const pasos = await raw("/api/generate", { method: "POST", headers: { ...json, "X-Bioesp-Lang": "es" }, body: '{"prompt":"x","steps":100000}' });
+  assert.match(pasos.text, /pasos: debe estar entre 1 y 500/);
   assert.equal((await raw("/api/generate", { method: "POST", headers: json, body: '{"prompt":"x","lora":"../../etc/passwd"}' })).status, 400);
   for (const p of ["/files/gallery/..%2F..%2F..%2Fetc%2Fpasswd", "/files/gallery/../../etc/passwd",
                    "/files/datasets/heldout/manifest.jsonl", "/files/datasets/heldout/.hidden.png",

@@ -126,8 +126,9 @@ function showError(message) {
 }
 
 async function api(path, body, method) {
-  const init = body === undefined ? { method: method || "GET" }
-    : { method: method || "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const headers = { "X-Bioesp-Lang": state.lang };  // the server's messages in the page's language
+  const init = body === undefined ? { method: method || "GET", headers }
+    : { method: method || "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const r = await fetch(path, init);
   const j = await r.json().catch(() => ({}));
   if (!r.ok) throw new Error(j.error || `${r.status} ${r.statusText}`);
