@@ -164,6 +164,16 @@ const char* media_type(const fs::path& p) {
   return nullptr;
 }
 
+// The folders under root a page may name (datasets, trainings), sorted.
+std::vector<fs::path> subfolders(const fs::path& root) {
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  for (const auto& d : fs::directory_iterator(root, ec))
+    if (d.is_directory() && safe_name(d.path().filename().string())) dirs.push_back(d.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
 bool is_picture(const fs::path& p) {
   const char* t = media_type(p);
   return t && (std::strcmp(t, "image/png") == 0 || std::strcmp(t, "image/jpeg") == 0);
@@ -923,11 +933,7 @@ class Studio {
   json datasets() {
     json out = json::array();
     std::error_code ec;
-    std::vector<fs::path> dirs;
-    for (const auto& d : fs::directory_iterator(cfg_.datasets, ec))
-      if (d.is_directory() && safe_name(d.path().filename().string())) dirs.push_back(d.path());
-    std::sort(dirs.begin(), dirs.end());
-    for (const auto& d : dirs) {
+    for (const auto& d : subfolders(cfg_.datasets)) {
       size_t n = 0;
       for (const auto& f : fs::directory_iterator(d, ec))
         if (f.is_regular_file() && is_picture(f.path())) ++n;
@@ -1221,12 +1227,7 @@ class Studio {
 
   json trainings() {
     json out = json::array();
-    std::error_code ec;
-    std::vector<fs::path> dirs;
-    for (const auto& d : fs::directory_iterator(trainings_, ec))
-      if (d.is_directory() && safe_name(d.path().filename().string())) dirs.push_back(d.path());
-    std::sort(dirs.begin(), dirs.end());
-    for (const auto& d : dirs) {
+    for (const auto& d : subfolders(trainings_)) {
       json r = run_summary(d);
       r.erase("log");
       out.push_back(r);
