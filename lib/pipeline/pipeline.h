@@ -121,6 +121,9 @@ class StableDiffusion {
   StableDiffusion() = default;
   // Tokenizer and scheduler config from `dir` (a pipeline folder or a config folder).
   void load_text_and_schedule(const std::string& dir);
+  // The tokenizer's ids must index the text encoder's token table and its prompts fit its
+  // positions; otherwise the first prompt fails deep in LibTorch ("index out of range in self").
+  void check_tokenizer() const;
   // Width and height for a request (0: the UNet's native size); refuses other than positive
   // multiples of 8.
   std::pair<int, int> output_size(int width, int height) const;

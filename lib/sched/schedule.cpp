@@ -43,8 +43,22 @@ torch::Tensor Scheduler::add_noise_at(const torch::Tensor& x, const torch::Tenso
   return add_noise(x, noise, t);
 }
 
+namespace {
+
+// A beta is a noise variance: from 0 (excluded) to 1 (excluded, or no signal is left).
+void check_beta(double b, const std::string& key) {
+  if (!(b > 0 && b < 1)) fail(BIOESP_ERR_FORMAT, "scheduler: " + key + " = " + std::to_string(b) + " is not between 0 and 1");
+}
+
+}  // namespace
+
 torch::Tensor make_betas(const SchedulerConfig& c) {
   const int n = c.num_train_timesteps;
+  for (size_t i = 0; i < c.trained_betas.size(); ++i) check_beta(c.trained_betas[i], "trained_betas[" + std::to_string(i) + "]");
+  if (c.trained_betas.empty() && c.beta_schedule != "squaredcos_cap_v2") {
+    check_beta(c.beta_start, "beta_start");
+    check_beta(c.beta_end, "beta_end");
+  }
   torch::Tensor betas;
   if (!c.trained_betas.empty()) {
     if (static_cast<int>(c.trained_betas.size()) != n)
