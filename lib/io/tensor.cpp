@@ -145,9 +145,10 @@ Tensor byte_range(const Tensor& t, size_t begin, size_t n) {
 }
 
 void read_bytes(const Tensor& t, void* dst) {
+  if (t.nbytes == 0) return;
   if (t.data) std::memcpy(dst, t.data, t.nbytes);
   else if (t.file) t.file->read(t.offset, dst, t.nbytes);
-  else if (t.nbytes) fail(BIOESP_ERR_UNSUPPORTED, t.name + " has no data");
+  else fail(BIOESP_ERR_UNSUPPORTED, t.name + " has no data");
 }
 
 void read_elements(const Tensor& t, DType to, void* dst) {
