@@ -30,6 +30,14 @@ std::string read_config(const std::string& dir, const std::string& component) {
 
 }  // namespace
 
+std::string read_scheduler_config(const std::string& path) {
+  if (io::is_file(path)) return io::read_text_file(path);
+  if (!io::is_directory(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or scheduler config");
+  for (const char* file : {"/scheduler/scheduler_config.json", "/scheduler_config.json"})
+    if (io::exists(path + file)) return io::read_text_file(path + file);  // a FIFO is refused by name, not skipped
+  return kDefaultScheduler;
+}
+
 std::vector<image::Image> to_images(const torch::Tensor& images) {
   auto u8 = (images * 255).round().clamp(0, 255).to(torch::kUInt8).contiguous().cpu();
   std::vector<image::Image> out;
@@ -92,9 +100,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
 void StableDiffusion::load_text_and_schedule(const std::string& dir) {
   if (!io::is_directory(dir + "/tokenizer")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer/ is missing");
   tokenizer_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer");
-  scheduler_config_ = io::exists(dir + "/scheduler/scheduler_config.json")
-                          ? io::read_text_file(dir + "/scheduler/scheduler_config.json")
-                          : kDefaultScheduler;
+  scheduler_config_ = read_scheduler_config(dir);
   sched::make_scheduler(scheduler_config_);  // validates it now rather than at the first image
 }
 
@@ -270,6 +276,10 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
 
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
   scheduler->set_timesteps(g.steps);
+  if (std::isnan(g.eta)) fail(BIOESP_ERR_INVALID_ARGUMENT, "eta must be a number");
+  if (g.eta >= 0) scheduler->set_eta(g.eta);
+  // img2img starts part-way along the schedule (LCM draws a grid from the first part instead).
+  const int64_t begin = img2img ? scheduler->start_at_strength(g.strength) : 0;
   // An offset schedule (PNDM's steps_offset 1) reaches past the last training timestep when the
   // steps are as many as those timesteps: diffusers fails there with an index error.
   const int trained = scheduler->config().num_train_timesteps;
@@ -285,18 +295,12 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   }
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(gen.device());
   const std::vector<int64_t> shape{N, uc.in_channels, height / factor, width / factor};
-  int64_t begin = 0;
   torch::Tensor latents;
   const double scaling = vae_->config().scaling_factor;
   models::TileOptions tiles;
   tiles.tile_sample_size = g.vae_tile_size;
   auto decode = [&](const torch::Tensor& z) { return g.vae_tile_size > 0 ? vae_->decode_tiled(z, tiles) : vae_->decode(z); };
   if (img2img) {
-    const int64_t n = static_cast<int64_t>(scheduler->timesteps().size());
-    const int init = std::min(static_cast<int>(g.steps * g.strength), g.steps);
-    begin = std::max(g.steps - init, 0);
-    if (begin >= n) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength leaves no denoising step");
-    scheduler->set_begin_index(begin);
     auto image = g.init_image.dim() == 3 ? g.init_image.unsqueeze(0) : g.init_image;
     if (image.size(0) != 1 && image.size(0) != N)
       fail(BIOESP_ERR_INVALID_ARGUMENT, "give one init image, or one per generated image");
