@@ -27,6 +27,7 @@
 #include "files.h"
 #include "rules.h"
 #include "strings.h"
+#include "studio.h"
 
 namespace studio {
 namespace {
@@ -243,12 +244,8 @@ int Connections::bind(const std::string& host, int port) {
 
 void Connections::run() {
   std::vector<std::thread> workers;
-  for (int i = 0; i < rules::workers; ++i) workers.emplace_back([this] { impl_->work(); });
-  try {
-    impl_->loop();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bioesp studio: connections: %s\n", e.what());
-  }
+  for (int i = 0; i < rules::workers; ++i) workers.emplace_back([this] { contained("a worker", [this] { impl_->work(); }); });
+  contained("connections", [this] { impl_->loop(); });
   {
     std::lock_guard<std::mutex> lock(impl_->m);
     impl_->quit = true;
