@@ -3,8 +3,9 @@
 
 hostile.py URL DIR [TEST ...]: a running studio at URL whose folder is DIR (with datasets/heldout). Checks
 that 100 open event streams and 30 slow clients (headers or a body a line at a time) starve no
-ordinary request (each answered within a second) and are cut at their deadline; that bodies are
-capped whatever their transfer encoding; that a request with two Host headers is refused; that
+ordinary request (each answered within a second) and are cut at their deadline; that clients who
+do not take their answers cannot make the studio hold more than its budget of them; that bodies
+are capped whatever their transfer encoding; that a request with two Host headers is refused; that
 damaged files (a name that is not UTF-8, a gallery JSON of the wrong type) leave every listing
 answering with the rest; that JSON of the wrong type is refused by name; and, last, that a
 training resumed from a studio.json of the wrong type is refused and the studio lives on.
@@ -172,6 +173,33 @@ def follow(streams, slow):
           f"{min(t or 0 for t in cut):.1f}–{max(t or 0 for t in cut):.1f} s", flush=True)
 
 
+def slow_readers():
+    print("hostile: clients that do not take their answers", flush=True)
+    big = os.path.join(DIR, "gallery", "0-big.png")
+    with open(big, "wb") as f:
+        f.write(b"\x89PNG" + b"\0" * (40 << 20))
+    ask = f"GET /files/gallery/0-big.png HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    readers = []
+    try:
+        for _ in range(20):  # 800 MB asked for, none of it read
+            s = connect()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(ask)
+            readers.append(s)
+        time.sleep(2)
+        status, _ = raw(f"GET /files/gallery/0-big.png HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")
+        check(status == 503, f"a 40 MB file is refused while 256 MiB of answers wait ({status})")
+        status, seconds = timed_get("/api/info")
+        check(status == 200 and seconds < 1, f"small answers still go ({status}, {seconds:.2f} s)")
+    finally:
+        for s in readers:
+            s.close()
+    time.sleep(1)
+    status, body = raw(f"GET /files/gallery/0-big.png HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n", timeout=30)
+    check(status == 200 and len(body) == 4 + (40 << 20), f"once they are gone, it is served ({status}, {len(body)} bytes)")
+    os.remove(big)
+
+
 def bodies():
     print("hostile: bodies capped whatever their transfer encoding", flush=True)
     s = connect(timeout=10)
@@ -282,7 +310,7 @@ def bad_resume():
     check(status == 200, f"the studio lives on ({status})")
 
 
-tests = [hosts, bodies, wrong_types, damaged_files, starvation, bad_resume]
+tests = [hosts, bodies, slow_readers, wrong_types, damaged_files, starvation, bad_resume]
 for test in [t for t in tests if t.__name__ in sys.argv[3:]] or tests:
     try:
         test()

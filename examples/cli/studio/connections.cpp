@@ -60,6 +60,7 @@ struct Conn {
 
 thread_local Conn* t_serving = nullptr;
 thread_local std::atomic<size_t>* t_streams = nullptr;
+thread_local std::atomic<size_t>* t_unsent = nullptr;
 
 // httplib reads the request from memory and writes its answer to memory.
 class BufferedStream final : public httplib::Stream {
@@ -176,6 +177,7 @@ struct Connections::Impl {
   int listener = -1, waker = -1;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> streams{0};
+  std::atomic<size_t> unsent{0};             // summed by the polling thread after each round
   std::vector<std::unique_ptr<Conn>> conns;  // the polling thread's
   Clock::time_point accept_paused_until;
 
@@ -264,6 +266,8 @@ void Connections::wake() {
   [[maybe_unused]] ssize_t n = ::write(impl_->waker, &one, sizeof one);  // full: a wake is pending anyway
 }
 
+size_t Connections::unsent() { return t_unsent ? t_unsent->load() : 0; }
+
 bool Connections::follow_events(uint64_t after) {
   if (!t_serving || t_streams->fetch_add(1) >= rules::max_event_streams) {
     if (t_serving) --*t_streams;
@@ -303,6 +307,10 @@ void Connections::Impl::loop() {
     if (fds[0].revents & POLLIN) accept_all();
     expire(Clock::now());
     conns.erase(std::remove_if(conns.begin(), conns.end(), [](const auto& c) { return c->fd < 0; }), conns.end());
+    size_t waiting = 0;
+    for (const auto& c : conns)
+      if (c->state != Conn::State::serving) waiting += c->out.size() - c->sent;
+    unsent = waiting;
   }
 }
 
@@ -332,6 +340,7 @@ void Connections::Impl::serve_one(Conn& c) {
   bool close = false;
   t_serving = &c;
   t_streams = &streams;
+  t_unsent = &unsent;
   try {
     serve(stream, last, &close);
   } catch (const std::exception& e) {  // httplib answers a handler's exception; this is httplib's own

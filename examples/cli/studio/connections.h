@@ -42,6 +42,9 @@ class Connections {
   // event stream that follows the events after `after`. False when rules::max_event_streams are
   // open (the handler then refuses).
   static bool follow_events(uint64_t after);
+  // From a request handler: the bytes of answers that clients have not taken yet (a handler about
+  // to answer with a large file checks it against rules::max_unsent).
+  static size_t unsent();
 
  private:
   struct Impl;

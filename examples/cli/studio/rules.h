@@ -16,6 +16,7 @@ constexpr size_t max_connections = 512;   // open at once (the longest-waiting i
 constexpr size_t max_event_streams = 256; // pages following the studio
 constexpr size_t max_event_backlog = 1 << 20;  // bytes of events a page has not taken yet
 constexpr int event_heartbeat_seconds = 15;
+constexpr size_t max_unsent = 256 << 20;  // bytes of answers clients have not taken yet: no new file beyond
 constexpr int workers = 4;                // threads that serve complete requests
 constexpr size_t max_text = 2000;         // bytes of a prompt or any other text field
 

@@ -160,6 +160,8 @@ struct Server::Impl {
     const fs::path f = confined(root, req.matches[2]);
     std::error_code ec;
     if (f.empty() || !media_type(f) || !fs::is_regular_file(f, ec)) throw HttpError(404, say("no_such_picture"));
+    const uintmax_t size = fs::file_size(f, ec);
+    if (ec || Connections::unsent() + size > rules::max_unsent) throw HttpError(503, say("busy_answers"));
     res.set_header("Cache-Control", "no-cache");
     res.set_content(read_file(f), media_type(f));
   }
