@@ -8,13 +8,17 @@ namespace {
 constexpr size_t kKept = 2000;
 }
 
+void EventBus::on_publish(std::function<void()> f) {
+  std::lock_guard<std::mutex> lock(m_);
+  notify_ = std::move(f);
+}
+
 void EventBus::publish(const std::string& type, nlohmann::json data) {
   data["type"] = type;
-  {
-    std::lock_guard<std::mutex> lock(m_);
-    events_.emplace_back(next_++, json_text(data));
-    while (events_.size() > kKept) events_.pop_front();
-  }
+  std::string text = json_text(data);
+  std::lock_guard<std::mutex> lock(m_);
+  events_.emplace_back(next_++, std::move(text));
+  while (events_.size() > kKept) events_.pop_front();
   if (notify_) notify_();
 }
 

@@ -224,7 +224,7 @@ struct Server::Impl {
 };
 
 Server::Server(Parts parts) : impl_(std::make_unique<Impl>(parts)) {}
-Server::~Server() = default;
+Server::~Server() { impl_->p.bus.on_publish(nullptr); }  // the parts outlive the connections
 
 int Server::bind() { return impl_->port = impl_->connections.bind(impl_->p.cfg.host, impl_->p.cfg.port); }
 void Server::run() { impl_->connections.run(); }
