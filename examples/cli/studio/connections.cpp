@@ -192,6 +192,7 @@ struct Connections::Impl {
   void serve_one(Conn& c);
   void take_served();
   void feed();
+  void feed_one(Conn& c);
   void accept_all();
   bool make_room();
   void expire(Clock::time_point now);
@@ -376,19 +377,22 @@ void Connections::Impl::take_served() {
 }
 
 void Connections::Impl::feed() {
-  for (auto& c : conns) {
-    if (c->fd < 0 || c->state != Conn::State::events) continue;
-    std::string text = events(&c->after);
-    if (text.empty()) continue;
-    if (c->out.size() - c->sent + text.size() > rules::max_event_backlog) {
-      close(*c);  // a page that does not read; its EventSource reconnects from the last event it has
-      continue;
-    }
-    c->out.erase(0, c->sent);
-    c->sent = 0;
-    if (c->out.empty()) c->send_deadline = Clock::now() + std::chrono::seconds(rules::write_seconds);
-    c->out += text;
-    send_some(*c);
+  for (auto& c : conns)
+    if (c->fd >= 0 && c->state == Conn::State::events) feed_one(*c);
+}
+
+// Sends the stream's new events as far as its client takes them, in pieces of at most
+// rules::max_event_backlog: the next is taken from the log only once the last is sent, so a page
+// catching up on many gets them as it reads, and one that does not read holds one piece until its
+// write deadline closes it (its EventSource reconnects from the last event it has).
+void Connections::Impl::feed_one(Conn& c) {
+  while (c.fd >= 0 && !c.pending()) {
+    std::string text = events(&c.after, rules::max_event_backlog);
+    if (text.empty()) return;
+    c.out = std::move(text);
+    c.sent = 0;
+    c.send_deadline = Clock::now() + std::chrono::seconds(rules::write_seconds);
+    send_some(c);
   }
 }
 
@@ -452,7 +456,10 @@ void Connections::Impl::expire(Clock::time_point now) {
 
 void Connections::Impl::handle(Conn& c, short revents) {
   if (revents & (POLLERR | POLLNVAL)) return close(c);
-  if (revents & (POLLOUT | POLLHUP)) send_some(c);  // after a hang-up the send fails and closes
+  if (revents & (POLLOUT | POLLHUP)) {
+    send_some(c);  // after a hang-up the send fails and closes
+    if (c.fd >= 0 && c.state == Conn::State::events && !c.pending()) feed_one(c);
+  }
   if (c.fd < 0 || !(revents & (POLLIN | POLLHUP))) return;
   if (c.state == Conn::State::reading && c.pending()) return;  // the answer first
   const bool open = receive(c);

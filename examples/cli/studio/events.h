@@ -21,9 +21,9 @@ class EventBus {
 
   void publish(const std::string& type, nlohmann::json data);
   uint64_t last();
-  // The events after *after as server-sent-event text ("id: N\ndata: {...}\n\n" each), moving
-  // *after to the last one.
-  std::string since(uint64_t* after);
+  // The events after *after as server-sent-event text ("id: N\ndata: {...}\n\n" each), as many
+  // as fit in `budget` bytes (one at least), moving *after to the last one given.
+  std::string since(uint64_t* after, size_t budget);
 
  private:
   std::mutex m_;

@@ -80,7 +80,7 @@ struct Server::Impl {
   explicit Impl(Parts parts)
       : p(parts),
         connections([this](httplib::Stream& s, bool last, bool* close) { routes.serve(s, last, close); },
-                    [this](uint64_t* after) { return p.bus.since(after); }) {
+                    [this](uint64_t* after, size_t budget) { return p.bus.since(after, budget); }) {
     p.bus.on_publish([this] { connections.wake(); });
     routes.set_payload_max_length(rules::max_body);
     routes.set_keep_alive_max_count(rules::keep_alive_requests);  // what the Keep-Alive header says
