@@ -89,8 +89,17 @@ void write_text_file(const std::string& path, const std::string& text) {
   write_file_atomically(path, [&](std::FILE* f) { write_bytes(f, text.data(), text.size(), path); });
 }
 
+namespace {
+const char* const kTemporary = ".tmp-";
+}
+
+bool is_temporary_name(const std::string& name) {
+  const size_t at = name.rfind(kTemporary);
+  return at != std::string::npos && at > 0 && at + std::strlen(kTemporary) < name.size();
+}
+
 void write_file_atomically(const std::string& path, const std::function<void(std::FILE*)>& write) {
-  std::string tmp = path + ".tmp-" + std::to_string(getpid());
+  std::string tmp = path + kTemporary + std::to_string(getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(BIOESP_ERR_IO, "cannot create " + tmp + ": " + errno_text());
   try {
