@@ -36,6 +36,8 @@ static const char* const kUsage =
     "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
     "        --vae-tiles PX          decode in PX-pixel tiles: large images in less memory,\n"
     "                                the same pixels\n"
+    "        --tiling none|x|y|both  textures that repeat without seams along those axes\n"
+    "        --background opaque|transparent   transparent: a plain backdrop matted away (RGBA PNG)\n"
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
     "        --grid COLS [--grid-cell PX]   all images in one picture, COLS per row (a row per\n"
     "                                prompt when COLS is --num-images), cells scaled to PX\n"
@@ -452,6 +454,8 @@ static int cmd_generate(int argc, char** argv) {
       loras[num_loras++] = v;
     } else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
     else if (strcmp(a, "--vae-tiles") == 0) { if (!parse_long(a, v, &n)) return 2; go.vae_tile_size = (int)n; }
+    else if (strcmp(a, "--tiling") == 0) go.tiling = v;
+    else if (strcmp(a, "--background") == 0) go.background = v;
     else if (strcmp(a, "--threads") == 0) { if (!parse_long(a, v, &n)) return 2; mo.threads = (int)n; }
     else if (strcmp(a, "--device") == 0) {
       if (strcmp(v, "cpu") == 0) mo.device = BIOESP_DEVICE_CPU;

@@ -234,6 +234,9 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   if (!std::isfinite(g.guidance) || g.guidance < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "guidance must be a finite number ≥ 0");
   if (g.images_per_prompt < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "images per prompt must be at least 1");
   if (img2img && !(g.strength > 0 && g.strength <= 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength must be in (0, 1]");
+  if (g.tiling.any() && g.vae_tile_size > 0)
+    fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
+  models::WrapScope wrap({unet_.get(), vae_.get()}, g.tiling);
 
   const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
   const bool cfg = g.guidance > 1.0;
