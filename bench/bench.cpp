@@ -1,6 +1,7 @@
 // bench — prints a table of times and peak memory for bioesp's networks, generation and training.
 //   bench [--full] [--train] [--vae PX] [--repeat N] [--device cuda]
-//                                 tiny-model rows always; --full adds the full-size SD 1.x rows
+//                                 tiny-model rows always (with a ControlNet's cost per step);
+//                                 --full adds the full-size SD 1.x rows
 //                                 (random weights); --train only the training rows; --vae only
 //                                 the SD 1.x VAE decoding PX pixels whole and in tiles (CPU);
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
@@ -30,6 +31,7 @@
 #include "models/layers.h"
 #include "models/loader.h"
 #include "models/clip_text.h"
+#include "models/controlnet.h"
 #include "models/unet.h"
 #include "models/vae.h"
 #include "pipeline/pipeline.h"
@@ -102,6 +104,40 @@ void vae_tile_rows(std::vector<Row>& rows, models::AutoencoderKLImpl& vae, int p
     r.note = note;
     rows.push_back(r);
   }
+}
+
+// ControlNetModel.from_unet's config: the UNet's down path, the default conditioning embedding.
+config::ControlNetConfig controlnet_config(const config::UNetConfig& unet) {
+  config::ControlNetConfig c;
+  c.unet = unet;
+  return c;
+}
+
+// A CFG denoising step's UNet alone and with a ControlNet in front (residuals added), in the same
+// run: the ControlNet's added cost per step.
+void control_step_rows(std::vector<Row>& rows, const std::string& what, models::UNet2DConditionModelImpl& unet,
+                       models::ControlNetModelImpl& net, const torch::Tensor& x, const torch::Tensor& t,
+                       const torch::Tensor& ctx, const Measure& measure) {
+  const auto p = unet.parameters().front();
+  auto image = torch::rand({x.size(0), 3, x.size(2) * 8, x.size(3) * 8}).to(p.device(), p.scalar_type());
+  Row plain = measure(what + ", UNet alone", [&] { unet.forward(x, t, ctx); });
+  Row with = measure("  same, ControlNet + UNet", [&] {
+    auto r = net.forward(x, t, ctx, image, 1.0, false);
+    models::UNetExtra extra;
+    extra.down_block_additional_residuals = r.down;
+    extra.mid_block_additional_residual = r.mid;
+    unet.forward(x, t, ctx, extra);
+  });
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  char note[96];
+  std::snprintf(note, sizeof note, "ControlNet adds %.3f s per step (+%.0f%%)", median(with.seconds) - median(plain.seconds),
+                100 * (median(with.seconds) / median(plain.seconds) - 1));
+  with.note = note;
+  rows.push_back(plain);
+  rows.push_back(with);
 }
 
 void print(const std::vector<Row>& rows) {
@@ -446,6 +482,20 @@ int bench_cuda(bool full, int repeat) {
     }
     auto sd = sd1_random(dev, torch::kFloat16);
     {
+      models::BuildScope scope(torch::TensorOptions().device(dev).dtype(torch::kFloat16));
+      models::ControlNetModel net(controlnet_config(sd1_unet_config()));
+      models::initialise_random(*net, 1);
+      auto x = torch::randn({2, 4, 64, 64}, torch::TensorOptions().device(dev).dtype(torch::kFloat16));
+      auto ctx = torch::randn({2, 77, 768}, torch::TensorOptions().device(dev).dtype(torch::kFloat16));
+      auto t = torch::tensor({999.0, 999.0}).to(dev);
+      control_step_rows(rows, "SD 1.x step, 64x64 latents, batch 2, fp16", *sd->unet(), *net, x, t, ctx,
+                        [&](const std::string& what, const std::function<void()>& fn) {
+                          Row r{what, sync_time(3, repeat * 5, fn)};
+                          r.peak_mib = cuda_peak_mib();
+                          return r;
+                        });
+    }
+    {
       auto z = torch::randn({1, 4, 64, 64}, torch::TensorOptions().device(dev).dtype(torch::kFloat16));
       Row r{"SD 1.x VAE decode 512 px, fp16 weights", sync_time(2, repeat * 3, [&] { sd->vae()->decode(z); })};
       r.peak_mib = cuda_peak_mib();
@@ -587,6 +637,13 @@ int main(int argc, char** argv) {
     Row r{"tiny UNet forward, 16x16 latents, batch 2, fp32", time_it(2, repeat * 10, [&] { unet->forward(x, t, ctx); })};
     r.peak_mib = peak_rss_mib();
     rows.push_back(r);
+    auto net = pipeline::load_controlnet(reference() + "/golden/control/controlnet", "", torch::kCPU, torch::kFloat32, {});
+    control_step_rows(rows, "tiny step, 16x16 latents, batch 2, fp32", *unet, *net, x, t, ctx,
+                      [&](const std::string& what, const std::function<void()>& fn) {
+                        Row row{what, time_it(2, repeat * 10, fn)};
+                        row.peak_mib = peak_rss_mib();
+                        return row;
+                      });
   }
   {
     auto sd = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {});
@@ -649,6 +706,9 @@ int main(int argc, char** argv) {
       std::sort(r.seconds.begin(), r.seconds.end());
       step_s = r.seconds[r.seconds.size() / 2];
       rows.push_back(r);
+      models::ControlNetModel net(controlnet_config(sd1_unet_config()));
+      models::initialise_random(*net, 1);
+      control_step_rows(rows, "SD 1.x step, 64x64 latents, batch 2, fp32", *unet, *net, x, t, ctx, cpu_measure(repeat));
     }
     Row image{"SD 1.x image, 512 px, 25 steps (text + 25 steps + VAE, from the rows above)",
               {text_s + 25 * step_s + vae_s}};

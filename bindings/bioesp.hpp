@@ -173,6 +173,37 @@ struct ModelOptions {
   int threads = 0;             // 0: LibTorch's choice (process-wide)
 };
 
+class Model;
+
+// A ControlNet loaded once for a model (its device and dtype), reused by any number of
+// generations; copies share it. Freed with the last copy (or close()).
+class ControlNet {
+ public:
+  ControlNet() = default;
+  ControlNet(Model& model, const std::string& path);
+  void close() { net_.reset(); }
+#ifndef SWIG
+  bioesp_controlnet* handle() const {
+    if (!net_) throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: the ControlNet was closed");
+    return net_.get();
+  }
+#endif
+
+ private:
+  std::shared_ptr<bioesp_controlnet> net_;
+};
+
+// One ControlNet of a generation (see bioesp_control): a loaded ControlNet, or a path loaded
+// for that generation; its control image; how it is applied.
+struct Control {
+  ControlNet controlnet;
+  std::string path;        // used when controlnet was never loaded
+  Image image;
+  std::string preprocess;  // "", "none", "canny", "scribble"
+  double scale = 1.0;
+  double start = 0.0, end = 1.0;
+};
+
 struct GenerateOptions {
   std::vector<std::string> prompts;  // one batch entry each
   std::string negative_prompt;
@@ -189,8 +220,15 @@ struct GenerateOptions {
   std::string tiling;                // "x", "y", "both": repeats without seams; "": none
   std::string background;            // "transparent": an RGBA sprite; "": opaque
   Image init_image;                  // img2img when it has pixels
+  std::vector<Control> controls;     // ControlNets, summed
+  bool guess_mode = false;
+  Image mask;                        // inpainting (with init_image) when it has pixels: white repaints
+  double mask_blur = 0;
+  int padding_mask_crop = 0;
+  int outpaint_left = 0, outpaint_top = 0, outpaint_right = 0, outpaint_bottom = 0;
 
   void add_prompt(const std::string& p) { prompts.push_back(p); }
+  void add_control(const Control& c) { controls.push_back(c); }
 };
 
 // Keyframes (prompts and seeds; as many of each, or one of either) and fixed settings.
@@ -214,14 +252,21 @@ struct AnimateOptions {
 #ifndef SWIG
 namespace detail {
 
-// The C options for `o`; `keep` owns the prompt pointers.
-inline bioesp_generate_options to_c(const GenerateOptions& o, std::vector<const char*>& keep) {
+// What the C options point to, alive for the call.
+struct Keep {
+  std::vector<const char*> prompts;
+  std::vector<bioesp_control> controls;
+};
+
+// The C options for `o`; `keep` owns the prompt pointers and the controls.
+inline bioesp_generate_options to_c(const GenerateOptions& o, Keep& keep) {
   bioesp_generate_options c;
   bioesp_generate_options_init(&c);
-  keep.clear();
-  for (const auto& p : o.prompts) keep.push_back(p.c_str());
-  c.prompts = keep.data();
-  c.num_prompts = keep.size();
+  keep.prompts.clear();
+  keep.controls.clear();
+  for (const auto& p : o.prompts) keep.prompts.push_back(p.c_str());
+  c.prompts = keep.prompts.data();
+  c.num_prompts = keep.prompts.size();
   c.negative_prompt = o.negative_prompt.empty() ? nullptr : o.negative_prompt.c_str();
   c.steps = o.steps;
   c.guidance = static_cast<float>(o.guidance);
@@ -237,6 +282,28 @@ inline bioesp_generate_options to_c(const GenerateOptions& o, std::vector<const 
   c.tiling = o.tiling.empty() ? nullptr : o.tiling.c_str();
   c.background = o.background.empty() ? nullptr : o.background.c_str();
   if (o.init_image.view().pixels) c.init_image = &o.init_image.view();
+  for (const auto& k : o.controls) {
+    bioesp_control b;
+    bioesp_control_init(&b);
+    b.controlnet = k.path.empty() ? k.controlnet.handle() : nullptr;
+    b.path = k.path.empty() ? nullptr : k.path.c_str();
+    b.image = k.image.view().pixels ? &k.image.view() : nullptr;
+    b.preprocess = k.preprocess.empty() ? nullptr : k.preprocess.c_str();
+    b.scale = static_cast<float>(k.scale);
+    b.start = static_cast<float>(k.start);
+    b.end = static_cast<float>(k.end);
+    keep.controls.push_back(b);
+  }
+  c.controls = keep.controls.data();
+  c.num_controls = keep.controls.size();
+  c.guess_mode = o.guess_mode ? 1 : 0;
+  if (o.mask.view().pixels) c.mask = &o.mask.view();
+  c.mask_blur = static_cast<float>(o.mask_blur);
+  c.padding_mask_crop = o.padding_mask_crop;
+  c.outpaint_left = o.outpaint_left;
+  c.outpaint_top = o.outpaint_top;
+  c.outpaint_right = o.outpaint_right;
+  c.outpaint_bottom = o.outpaint_bottom;
   return c;
 }
 
@@ -323,7 +390,7 @@ class Model {
   Images generate(const GenerateOptions& o) { return generate(o, nullptr); }
   // progress may be null.
   Images generate(const GenerateOptions& o, Progress* progress) {
-    std::vector<const char*> keep;
+    detail::Keep keep;
     bioesp_generate_options c = detail::to_c(o, keep);
     detail::Trampoline t;
     t.attach(progress, c);
@@ -337,7 +404,7 @@ class Model {
   Job* generate_async(const GenerateOptions& o) { return generate_async(o, nullptr); }
   // The progress object is called on the job's worker thread; keep it alive until the job ends.
   Job* generate_async(const GenerateOptions& o, Progress* progress) {
-    std::vector<const char*> keep;
+    detail::Keep keep;
     bioesp_generate_options c = detail::to_c(o, keep);
     std::unique_ptr<detail::Trampoline> t;
     if (progress) {
@@ -387,6 +454,13 @@ class Model {
   }
   void remove_lora(const std::string& name) { check(bioesp_model_remove_lora(handle(), name.c_str())); }
 
+#ifndef SWIG
+  bioesp_model* handle() const {
+    if (!model_) throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: the model was closed");
+    return model_;
+  }
+#endif
+
  private:
   void open(const std::string& path, const ModelOptions& o) {
     bioesp_model_options c;
@@ -402,12 +476,14 @@ class Model {
     c.threads = o.threads;
     check(bioesp_model_load(path.c_str(), &c, &model_));
   }
-  bioesp_model* handle() const {
-    if (!model_) throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: the model was closed");
-    return model_;
-  }
   bioesp_model* model_ = nullptr;
 };
+
+inline ControlNet::ControlNet(Model& model, const std::string& path) {
+  bioesp_controlnet* out = nullptr;
+  check(bioesp_controlnet_load(model.handle(), path.c_str(), &out));
+  net_.reset(out, bioesp_controlnet_free);
+}
 
 // ---- Datasets, training and the Hub: blocking calls (run them on a thread of the host's).
 

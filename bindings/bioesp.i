@@ -185,6 +185,7 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 %ignore bioesp_host::Error;
 %ignore bioesp_host::Bytes;
 %ignore bioesp_host::GenerateOptions::prompts;
+%ignore bioesp_host::GenerateOptions::controls;
 %ignore bioesp_host::AnimateOptions::prompts;
 %ignore bioesp_host::AnimateOptions::seeds;
 %ignore bioesp_host::FetchOptions::titles;

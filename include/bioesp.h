@@ -320,6 +320,33 @@ BIOESP_API bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* 
 BIOESP_API bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name, float scale);
 BIOESP_API bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name);
 
+/* ControlNets: a diffusers ControlNetModel folder (config.json and its weights), a Hub id of one,
+ * or an original single file as published for SD 1.5 (control_v11p_sd15_canny.pth, ...; renamed
+ * as diffusers' from_single_file renames it). Loaded once, for `model`'s device and dtype and
+ * checked against its UNet: one made for another base (SD 2.x's for SD 1.x) is refused with
+ * BIOESP_ERR_MISMATCH naming the config value that differs. A ControlNet may serve any number of
+ * generations (and models of its base) and may be freed while jobs that use it still run. */
+typedef struct bioesp_controlnet bioesp_controlnet;
+BIOESP_API bioesp_status bioesp_controlnet_load(bioesp_model* model, const char* path, bioesp_controlnet** out);
+BIOESP_API void bioesp_controlnet_free(bioesp_controlnet* controlnet);
+
+/* One ControlNet of a generation (several are summed, as diffusers' MultiControlNetModel). */
+typedef struct bioesp_control {
+  size_t struct_size;
+  bioesp_controlnet* controlnet; /* loaded with bioesp_controlnet_load; or NULL and `path` */
+  const char* path;              /* a ControlNet loaded for this generation only */
+  const bioesp_image* image;     /* the control image, any size: resized to the output (Lanczos);
+                                    without width and height the first one sets the output size */
+  const char* preprocess;        /* NULL or "none": the image as it is (depth maps, poses, edges made
+                                    elsewhere); "canny": its edges as ControlNet's canny annotator
+                                    finds them (OpenCV's Canny, thresholds 100 and 200); "scribble":
+                                    the lines of a drawing, white on black (scribble, lineart) */
+  float scale;                   /* controlnet_conditioning_scale, default 1 */
+  float start, end;              /* control_guidance_start / _end: the share of the steps it acts
+                                    on, default 0 and 1 */
+} bioesp_control;
+BIOESP_API void bioesp_control_init(bioesp_control* control);
+
 typedef struct bioesp_generate_options {
   size_t struct_size;
   const char* const* prompts; /* num_prompts prompts, one batch entry each */
@@ -361,6 +388,27 @@ typedef struct bioesp_generate_options {
                                   0 (deterministic) to 1 (TCD's choice for one step). Negative
                                   (default): the scheduler's own, 0 for ddim, 0.3 for tcd. Other
                                   schedulers refuse a value */
+  const bioesp_control* controls; /* num_controls ControlNets (txt2img and img2img), an array of
+                                  structs made by one bioesp_control_init (one struct_size) */
+  size_t num_controls;
+  int guess_mode;              /* nonzero: the ControlNets see only the prompt's half of the CFG
+                                  batch, their residuals scaled from 0.1 (shallow) to 1 (deep) */
+  const bioesp_image* mask;    /* inpainting, with init_image: white repaints, black keeps (gray or
+                                  RGB, any size: resized to the init image and cut at 50%). An
+                                  inpainting model (9-channel UNet) sees the mask; any other is
+                                  blended with the noised original outside it at every step.
+                                  strength 1 repaints from pure noise. The result keeps the init
+                                  image's pixels outside the mask (blended across a blurred edge) */
+  float mask_blur;             /* the mask blurred first by a Gaussian of this radius in pixels
+                                  (diffusers' mask_processor.blur, PIL's GaussianBlur); default 0 */
+  int padding_mask_crop;       /* > 0: the model sees only the region around the mask, widened by
+                                  this many pixels and to the image's aspect ratio, at the image's
+                                  size; the result is pasted back. 0: the whole image */
+  int outpaint_left, outpaint_top, outpaint_right, outpaint_bottom;
+                               /* outpainting, with init_image: the canvas grows by these many
+                                  pixels on each side (filled by extending the edges), the new area
+                                  is painted (with `mask`, if given, as well) and the canvas is cut
+                                  to multiples of 8; default 0 */
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);

@@ -5,6 +5,7 @@ set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 m="$ref/models/tiny-sd1"
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{print $3 * 256 + $4 "x" $7 * 256 + $8}'; }
 "$cli" generate --model "$m" --prompt "colibrí" --prompt "frailejón" --num-images 2 --steps 3 --seed 1 \
   --scheduler euler_a --quiet --out "$tmp/x.png"
 for i in 0 1 2 3; do [ -s "$tmp/x-$i.png" ] || { echo "missing x-$i.png"; exit 1; }; done
@@ -33,6 +34,20 @@ fails --model "$m" --prompt x --lora "$ref/workshop/model_lora.ckpt" --quiet; gr
 fails --model "$m";                                      grep -q -- '--prompt is required' "$tmp/err.txt"
 fails --model "$m" --prompt x --vae-tiles -8 --quiet;    grep -q 'tile size' "$tmp/err.txt"
 fails --model "$m" --prompt x --steps 1000 --quiet;      grep -q 'go past the model' "$tmp/err.txt"  # PNDM's offset
+# ControlNets, inpainting and outpainting (test_control_api checks the pixels)
+cn="$ref/golden/control/controlnet"
+"$cli" generate --model "$m" --prompt "colibrí" --steps 2 --seed 1 --quiet --out "$tmp/cn.png" \
+  --control "$cn:$tmp/a.png:0.8" --control "$ref/golden/control/controlnet_2:$tmp/b.png" --preprocess canny \
+  --control-window 0,0.5 --guess-mode
+grep -q "controlnet:0.8:0-0.5 (canny)" "$tmp/cn.png"
+"$cli" generate --model "$m" --prompt "colibrí" --steps 2 --seed 1 --quiet --out "$tmp/paint.png" \
+  --init-image "$tmp/a.png" --mask "$tmp/b.png" --mask-blur 4 --outpaint 8,0,16,0
+[ "$(png_size "$tmp/paint.png")" = 152x128 ]
+grep -q "outpaint" "$tmp/paint.png"
+fails --model "$m" --prompt x --control "$cn" --quiet;   grep -q 'CONTROLNET:IMAGE' "$tmp/err.txt"
+fails --model "$m" --prompt x --control "$cn:$tmp/a.png" --preprocess edges --quiet; grep -q 'none, canny or scribble' "$tmp/err.txt"
+fails --model "$m" --prompt x --mask "$tmp/b.png" --quiet; grep -q 'need an init image' "$tmp/err.txt"
+fails --model "$m" --prompt x --outpaint 1,2,3 --quiet;  grep -q '4 comma-separated' "$tmp/err.txt"
 # VAE tiles (test_generate checks the pixels)
 "$cli" generate --model "$m" --prompt "colibrí" --steps 2 --seed 1 --width 192 --vae-tiles 64 --quiet --out "$tmp/tiled.png"
 [ -s "$tmp/tiled.png" ]
@@ -44,7 +59,6 @@ sleep 3; kill -INT $pid; rc=0; wait $pid || rc=$?
 [ ! -e "$tmp/int.png" ]
 
 # With no model named: $BIOESP_MODEL, else the embedded model (a 64 px, complete folder).
-png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{print $3 * 256 + $4 "x" $7 * 256 + $8}'; }
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$cli" inspect "$root/models/criaturas" --expected >/dev/null
 BIOESP_MODEL= "$cli" generate --prompt "lagarto" --steps 3 --seed 1 --quiet --out "$tmp/e.png"

@@ -35,6 +35,23 @@ class ModelOptions:
     threads: int
     def __init__(self) -> None: ...
 
+class ControlNet:
+    """A ControlNet loaded once for a model; copies share it."""
+    def __init__(self, model: "Model", path: str) -> None: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "ControlNet": ...
+    def __exit__(self, *exc: object) -> None: ...
+
+class Control:
+    controlnet: ControlNet
+    path: str
+    image: Image
+    preprocess: str  # "", "none", "canny", "scribble"
+    scale: float
+    start: float
+    end: float
+    def __init__(self) -> None: ...
+
 class GenerateOptions:
     negative_prompt: str
     steps: int
@@ -51,8 +68,17 @@ class GenerateOptions:
     tiling: str
     background: str
     init_image: Image
+    guess_mode: bool
+    mask: Image
+    mask_blur: float
+    padding_mask_crop: int
+    outpaint_left: int
+    outpaint_top: int
+    outpaint_right: int
+    outpaint_bottom: int
     def __init__(self) -> None: ...
     def add_prompt(self, prompt: str) -> None: ...
+    def add_control(self, control: Control) -> None: ...
 
 class Job:
     def state(self) -> str: ...
@@ -73,7 +99,10 @@ class Model:
                  steps: int = ..., guidance: float = ..., seed: int = ..., scheduler: str = ...,
                  width: int = ..., height: int = ..., images_per_prompt: int = ...,
                  clip_skip: int = ..., strength: float = ..., init_image: Image = ...,
-                 vae_tile_size: int = ..., tiling: str = ..., background: str = ...) -> List[Image]: ...
+                 vae_tile_size: int = ..., tiling: str = ..., background: str = ...,
+                 controls: Iterable[Control] = ..., guess_mode: bool = ..., mask: Image = ...,
+                 mask_blur: float = ..., padding_mask_crop: int = ..., outpaint_left: int = ...,
+                 outpaint_top: int = ..., outpaint_right: int = ..., outpaint_bottom: int = ...) -> List[Image]: ...
     def generate_async(self, prompt: Union[str, Iterable[str], GenerateOptions, None] = ...,
                        progress: Union[ProgressFn, Progress, None] = ..., **settings: object) -> Job: ...
     def animate(self, prompts: Union[str, Iterable[str]], seeds: Union[int, Iterable[int]],

@@ -29,6 +29,10 @@ def _options(prompt, settings):
     for p in [prompt] if isinstance(prompt, str) else list(prompt or []):
         o.add_prompt(p)
     for key, value in settings.items():
+        if key == "controls":
+            for c in value:
+                o.add_control(c)
+            continue
         if key.startswith("_") or not hasattr(o, key):
             raise TypeError("unknown setting: " + key)
         setattr(o, key, value)
@@ -150,6 +154,8 @@ Model.generate_async = _generate_async
 Model.animate = _animate
 Model.__enter__ = lambda self: self
 Model.__exit__ = lambda self, *exc: self.close()
+ControlNet.__enter__ = lambda self: self
+ControlNet.__exit__ = lambda self, *exc: self.close()
 Job._take = Job.take
 Job.take = _images
 Job.__enter__ = lambda self: self

@@ -34,6 +34,12 @@ static const char* const kUsage =
     "        --width W --height H    multiples of 8 (default: the model's size)\n"
     "        --num-images N          images per prompt\n"
     "        --init-image FILE --strength F   img2img (strength 0.8)\n"
+    "        --control FILE|ID:IMAGE[:SCALE]  a ControlNet and its control image (repeatable,\n"
+    "                                summed); --control-window START,END (0,1)  --guess-mode\n"
+    "        --preprocess none|canny|scribble  what the control images are made into first\n"
+    "        --mask FILE             inpainting the init image: white repaints (strength 1)\n"
+    "        --mask-blur PX  --padding-mask-crop PX   a soft edge; paint only the mask's region\n"
+    "        --outpaint L,T,R,B      grow the init image's canvas and paint the new area\n"
     "        --lora FILE|ID[:SCALE]  repeatable\n"
     "        --clip-skip N  --device cpu|cuda  --dtype f32|f16|bf16  --threads N\n"
     "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
@@ -331,6 +337,7 @@ static int cmd_inspect(int argc, char** argv) {
 
 #define MAX_PROMPTS 64
 #define MAX_LORAS 16
+#define MAX_CONTROLS 8
 
 int parse_long(const char* flag, const char* text, long* out) {
   char* end;
@@ -422,15 +429,55 @@ uint64_t random_seed(void) {
   return seed & 0xFFFFFFFFull;
 }
 
+/* --control FILE|ID:IMAGE[:SCALE] into its parts (in `buf`). */
+static int parse_control(const char* spec, char* buf, size_t size, const char** net, const char** image, double* scale) {
+  snprintf(buf, size, "%s", spec);
+  char* colon = strchr(buf, ':');
+  if (!colon || colon == buf || !colon[1]) {
+    fprintf(stderr, "bioesp generate: --control needs CONTROLNET:IMAGE[:SCALE], not '%s'\n", spec);
+    return 0;
+  }
+  *colon = 0;
+  *net = buf;
+  *image = colon + 1;
+  *scale = 1.0;
+  char* last = strrchr(colon + 1, ':');
+  char* end;
+  if (last && last[1]) {
+    double v = strtod(last + 1, &end);
+    if (!*end) { *scale = v; *last = 0; }
+  }
+  return 1;
+}
+
+/* "A,B,C,D" into n numbers. */
+static int parse_numbers(const char* flag, const char* text, double* out, int n) {
+  const char* p = text;
+  for (int i = 0; i < n; ++i) {
+    char* end;
+    out[i] = strtod(p, &end);
+    if (end == p || (i + 1 < n ? *end != ',' : *end != 0)) {
+      fprintf(stderr, "bioesp generate: %s needs %d comma-separated numbers, not '%s'\n", flag, n, text);
+      return 0;
+    }
+    p = end + 1;
+  }
+  return 1;
+}
+
 static int cmd_generate(int argc, char** argv) {
   const char* model_path = getenv("BIOESP_MODEL");
   const char* out_path = "creature.png";
   uint32_t grid_columns = 0, grid_cell = 0;
   const char* init_path = NULL;
+  const char* mask_path = NULL;
   const char* prompts[MAX_PROMPTS];
   const char* loras[MAX_LORAS];
-  size_t num_prompts = 0, num_loras = 0;
-  int quiet = 0, have_seed = 0;
+  const char* control_specs[MAX_CONTROLS];
+  size_t num_prompts = 0, num_loras = 0, num_controls = 0;
+  int quiet = 0, have_seed = 0, have_strength = 0;
+  double window[2] = {0, 1};
+  const char* preprocess = NULL;
   bioesp_model_options mo;
   bioesp_model_options_init(&mo);
   mo.log = print_log;
@@ -444,6 +491,7 @@ static int cmd_generate(int argc, char** argv) {
     double d;
     if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
     if (strcmp(a, "--device-generator") == 0) { go.device_generator = 1; continue; }
+    if (strcmp(a, "--guess-mode") == 0) { go.guess_mode = 1; continue; }
     if (!v) {
       fprintf(stderr, "bioesp generate: %s needs a value\n", a);
       return 2;
@@ -468,7 +516,20 @@ static int cmd_generate(int argc, char** argv) {
     else if (strcmp(a, "--height") == 0) { if (!parse_long(a, v, &n)) return 2; go.height = (int)n; }
     else if (strcmp(a, "--num-images") == 0) { if (!parse_long(a, v, &n)) return 2; go.images_per_prompt = (int)n; }
     else if (strcmp(a, "--init-image") == 0) init_path = v;
-    else if (strcmp(a, "--strength") == 0) { if (!parse_double(a, v, &d)) return 2; go.strength = (float)d; }
+    else if (strcmp(a, "--strength") == 0) { if (!parse_double(a, v, &d)) return 2; go.strength = (float)d; have_strength = 1; }
+    else if (strcmp(a, "--control") == 0) {
+      if (num_controls == MAX_CONTROLS) { fprintf(stderr, "bioesp generate: at most %d ControlNets\n", MAX_CONTROLS); return 2; }
+      control_specs[num_controls++] = v;
+    } else if (strcmp(a, "--control-window") == 0) { if (!parse_numbers(a, v, window, 2)) return 2; }
+    else if (strcmp(a, "--preprocess") == 0) preprocess = v;
+    else if (strcmp(a, "--mask") == 0) mask_path = v;
+    else if (strcmp(a, "--mask-blur") == 0) { if (!parse_double(a, v, &d)) return 2; go.mask_blur = (float)d; }
+    else if (strcmp(a, "--padding-mask-crop") == 0) { if (!parse_long(a, v, &n)) return 2; go.padding_mask_crop = (int)n; }
+    else if (strcmp(a, "--outpaint") == 0) {
+      double m[4];
+      if (!parse_numbers(a, v, m, 4)) return 2;
+      go.outpaint_left = (int)m[0], go.outpaint_top = (int)m[1], go.outpaint_right = (int)m[2], go.outpaint_bottom = (int)m[3];
+    }
     else if (strcmp(a, "--lora") == 0) {
       if (num_loras == MAX_LORAS) { fprintf(stderr, "bioesp generate: at most %d LoRAs\n", MAX_LORAS); return 2; }
       loras[num_loras++] = v;
@@ -512,13 +573,22 @@ static int cmd_generate(int argc, char** argv) {
   go.num_prompts = num_prompts;
   go.progress = steps_progress;
   go.progress_user = &quiet;
+  /* Inpainting repaints from noise unless asked otherwise, as diffusers' inpainting pipeline. */
+  const int painting = mask_path || go.outpaint_left || go.outpaint_top || go.outpaint_right || go.outpaint_bottom;
+  if (painting && !have_strength) go.strength = 1.0f;
   catch_sigint();
 
   bioesp_model* model = NULL;
-  bioesp_images *init = NULL, *images = NULL;
+  bioesp_images *init = NULL, *mask = NULL, *images = NULL;
+  bioesp_images* control_images[MAX_CONTROLS] = {0};
+  bioesp_controlnet* nets[MAX_CONTROLS] = {0};
+  bioesp_control controls[MAX_CONTROLS];
+  bioesp_image views[MAX_CONTROLS];
+  char control_buf[MAX_CONTROLS][4096];
   int rc = 1;
-  bioesp_image init_view = {0};
+  bioesp_image init_view = {0}, mask_view = {0};
   init_view.struct_size = sizeof init_view;
+  mask_view.struct_size = sizeof mask_view;
   if (bioesp_model_load(model_path, &mo, &model) != BIOESP_OK) return fail_with(model_path);
   if (!attach_loras(model, loras, num_loras)) goto done;
   if (init_path) {
@@ -526,6 +596,30 @@ static int cmd_generate(int argc, char** argv) {
     bioesp_images_get(init, 0, &init_view);
     go.init_image = &init_view;
   }
+  if (mask_path) {
+    if (bioesp_images_load(mask_path, &mask) != BIOESP_OK) { fail_with(mask_path); goto done; }
+    bioesp_images_get(mask, 0, &mask_view);
+    go.mask = &mask_view;
+  }
+  for (size_t k = 0; k < num_controls; ++k) {
+    const char *net, *picture;
+    double scale;
+    if (!parse_control(control_specs[k], control_buf[k], sizeof control_buf[k], &net, &picture, &scale)) { rc = 2; goto done; }
+    if (bioesp_controlnet_load(model, net, &nets[k]) != BIOESP_OK) { fail_with(net); goto done; }
+    if (bioesp_images_load(picture, &control_images[k]) != BIOESP_OK) { fail_with(picture); goto done; }
+    memset(&views[k], 0, sizeof views[k]);
+    views[k].struct_size = sizeof views[k];
+    bioesp_images_get(control_images[k], 0, &views[k]);
+    bioesp_control_init(&controls[k]);
+    controls[k].controlnet = nets[k];
+    controls[k].image = &views[k];
+    controls[k].scale = (float)scale;
+    controls[k].start = (float)window[0];
+    controls[k].end = (float)window[1];
+    controls[k].preprocess = preprocess;
+  }
+  go.controls = controls;
+  go.num_controls = num_controls;
   bioesp_status st = bioesp_generate(model, &go, &images);
   if (st == BIOESP_ERR_CANCELLED) { fprintf(stderr, "\nbioesp generate: %s\n", bioesp_last_error()); rc = 130; goto done; }
   if (st != BIOESP_OK) { fail_with("generate"); goto done; }
@@ -547,6 +641,11 @@ static int cmd_generate(int argc, char** argv) {
 done:
   bioesp_images_free(images);
   bioesp_images_free(init);
+  bioesp_images_free(mask);
+  for (size_t k = 0; k < num_controls; ++k) {
+    bioesp_images_free(control_images[k]);
+    bioesp_controlnet_free(nets[k]);
+  }
   bioesp_model_free(model);
   return rc;
 }

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "api/control.h"
 #include "api/device.h"
 #include "api/guard.h"
 #include "hub/pull.h"
@@ -47,6 +48,7 @@ struct Request {
   void* log_user = nullptr;
   std::string tiling = "none";  // as given: recorded with the images
   bool transparent = false;     // background "transparent": a plain backdrop, then a matte
+  api::ImageRequest images;     // ControlNets to load, settings of the controls and mask
 };
 
 // What a transparent background asks of every prompt: a backdrop the matte can take away.
@@ -78,18 +80,6 @@ bool parse_background(const std::string& b) {
   return b == "transparent";
 }
 
-torch::Tensor image_tensor(const bioesp_image& img) {
-  require(img.pixels != nullptr && img.width > 0 && img.height > 0, "init image has no pixels");
-  require(img.channels == 1 || img.channels == 3 || img.channels == 4, "init image must have 1, 3 or 4 channels");
-  const int64_t w = img.width - img.width % 8, h = img.height - img.height % 8;
-  if (w == 0 || h == 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "init image smaller than 8×8");
-  auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels), {img.height, img.width, img.channels}, torch::kUInt8);
-  // Gray repeats into RGB; alpha is dropped as PIL's convert("RGB") does; crop to multiples of 8.
-  t = img.channels == 1 ? t.expand({img.height, img.width, 3}) : t.slice(2, 0, 3);
-  t = t.slice(0, 0, h).slice(1, 0, w);
-  return t.permute({2, 0, 1}).to(torch::kFloat32) / 127.5 - 1.0;
-}
-
 Request make_request(const bioesp_generate_options* options) {
   bioesp_generate_options o = read_options(options, bioesp_generate_options_init);
   require(o.prompts != nullptr && o.num_prompts > 0, "no prompts given");
@@ -111,7 +101,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.strength = o.strength;
   r.g.vae_tile_size = o.vae_tile_size;
   r.g.eta = o.eta;
-  if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
+  r.images = api::set_images(o, r.g);
   r.progress = o.progress;
   r.progress_user = o.progress_user;
   r.log = o.log;
@@ -143,6 +133,8 @@ std::string lora_setting(const bioesp_model& m) {
 std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
   r.g.progress = progress;
   r.g.truncated = truncation_warning(r.log, r.log_user);
+  for (size_t i = 0; i < r.images.paths.size(); ++i)
+    if (!r.images.paths[i].empty()) r.g.controls[i].net = api::load_controlnet(*model->sd, r.images.paths[i], c_logger(r.log, r.log_user));
   pipeline::GenerateOptions drawn = r.g;
   if (r.transparent)
     for (auto& p : drawn.prompts) p += kPlainBackdrop;
@@ -177,6 +169,7 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
     if (r.transparent) img.text.emplace_back("background", "transparent");
     if (g.eta >= 0) img.text.emplace_back("eta", format_number(g.eta));
     if (!loras.empty()) img.text.emplace_back("loras", loras);
+    img.text.insert(img.text.end(), r.images.recorded.begin(), r.images.recorded.end());
   }
   return out;
 }
@@ -405,6 +398,17 @@ bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name,
     std::lock_guard<std::mutex> lock(model->use);
     if (!model->sd->set_lora_scale(name, scale)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras[name].second = scale;
+  });
+}
+
+bioesp_status bioesp_controlnet_load(bioesp_model* model, const char* path, bioesp_controlnet** out) {
+  return guard([&] {
+    require(model && path && out, "model, path and out must not be NULL");
+    *out = nullptr;
+    auto c = std::make_unique<bioesp_controlnet>();
+    c->net = api::load_controlnet(*model->sd, path, nullptr);
+    c->path = path;
+    *out = c.release();
   });
 }
 

@@ -50,54 +50,69 @@ int norm_groups(const std::vector<int64_t>& channels) {
   return g;
 }
 
+// What a UNet and a ControlNet show alike in their down path's shapes: blocks, widths, attention.
+std::vector<int64_t> down_path(const Shapes& s, json& c) {
+  int blocks = s.count("down_blocks.", ".resnets.0.conv1.weight");
+  if (blocks == 0) fail(BIOESP_ERR_UNSUPPORTED, s.component + ": no down blocks found");
+  std::vector<int64_t> channels;
+  json down = json::array();
+  int64_t cross = 0;
+  bool linear = false;
+  for (int i = 0; i < blocks; ++i) {
+    std::string b = "down_blocks." + std::to_string(i);
+    channels.push_back(s.shape(b + ".resnets.0.conv1.weight", 4)[0]);
+    bool attn = s.has(b + ".attentions.0.proj_in.weight");
+    down.push_back(attn ? "CrossAttnDownBlock2D" : "DownBlock2D");
+    if (attn) {
+      cross = s.shape(b + ".attentions.0.transformer_blocks.0.attn2.to_k.weight", 2)[1];
+      // A linear projection (SD 2.x) or a 1×1 convolution (SD 1.x).
+      linear = s.find(b + ".attentions.0.proj_in.weight")->shape.size() == 2;
+    }
+  }
+  c["block_out_channels"] = channels;
+  c["norm_num_groups"] = norm_groups(channels);
+  c["down_block_types"] = down;
+  c["layers_per_block"] = s.count("down_blocks.0.resnets.", ".conv1.weight");
+  c["in_channels"] = s.shape("conv_in.weight", 4)[1];
+  c["cross_attention_dim"] = cross;
+  c["use_linear_projection"] = linear;
+  // SD 1.x (CLIP-L, 768) has 8 heads per block; SD 2.x has 64-dimensional heads.
+  if (cross == 768) {
+    c["attention_head_dim"] = 8;
+  } else {
+    json heads = json::array();
+    for (int64_t ch : channels) heads.push_back(std::max<int64_t>(1, ch / 64));
+    c["attention_head_dim"] = heads;
+  }
+  c["transformer_layers_per_block"] = s.count("down_blocks.0.attentions.0.transformer_blocks.", ".norm1.weight");
+  if (c["transformer_layers_per_block"] == 0) c["transformer_layers_per_block"] = 1;
+  return channels;
+}
+
 }  // namespace
 
 std::string infer_config(const io::WeightSet& set, const std::string& component) {
   Shapes s{set, component};
   json c;
   if (component == "unet") {
-    int blocks = s.count("down_blocks.", ".resnets.0.conv1.weight");
-    if (blocks == 0) fail(BIOESP_ERR_UNSUPPORTED, "unet: no down blocks found");
-    std::vector<int64_t> channels;
-    json down = json::array(), up = json::array();
-    int64_t cross = 0;
-    bool linear = false;
-    for (int i = 0; i < blocks; ++i) {
-      std::string b = "down_blocks." + std::to_string(i);
-      channels.push_back(s.shape(b + ".resnets.0.conv1.weight", 4)[0]);
-      bool attn = s.has(b + ".attentions.0.proj_in.weight");
-      down.push_back(attn ? "CrossAttnDownBlock2D" : "DownBlock2D");
-      if (attn) {
-        cross = s.shape(b + ".attentions.0.transformer_blocks.0.attn2.to_k.weight", 2)[1];
-        // A linear projection (SD 2.x) or a 1×1 convolution (SD 1.x).
-        linear = s.find(b + ".attentions.0.proj_in.weight")->shape.size() == 2;
-      }
-    }
-    for (int i = 0; i < blocks; ++i)
+    std::vector<int64_t> channels = down_path(s, c);
+    json up = json::array();
+    for (size_t i = 0; i < channels.size(); ++i)
       up.push_back(s.has("up_blocks." + std::to_string(i) + ".attentions.0.proj_in.weight") ? "CrossAttnUpBlock2D" : "UpBlock2D");
-    c["block_out_channels"] = channels;
-    c["norm_num_groups"] = norm_groups(channels);
-    c["down_block_types"] = down;
     c["up_block_types"] = up;
-    c["layers_per_block"] = s.count("down_blocks.0.resnets.", ".conv1.weight");
-    c["in_channels"] = s.shape("conv_in.weight", 4)[1];
     c["out_channels"] = s.shape("conv_out.weight", 4)[0];
-    c["cross_attention_dim"] = cross;
-    c["use_linear_projection"] = linear;
-    // SD 1.x (CLIP-L, 768) has 8 heads per block; SD 2.x has 64-dimensional heads.
-    if (cross == 768) {
-      c["attention_head_dim"] = 8;
-      c["sample_size"] = 64;
-    } else {
-      json heads = json::array();
-      for (int64_t ch : channels) heads.push_back(std::max<int64_t>(1, ch / 64));
-      c["attention_head_dim"] = heads;
-      c["sample_size"] = 96;
-    }
+    c["sample_size"] = c["cross_attention_dim"] == 768 ? 64 : 96;
     if (s.has("add_embedding.linear_1.weight"))
       fail(BIOESP_ERR_UNSUPPORTED, "unet: SDXL single files need a config folder (--config)");
-    c["transformer_layers_per_block"] = s.count("down_blocks.0.attentions.0.transformer_blocks.", ".norm1.weight");
-    if (c["transformer_layers_per_block"] == 0) c["transformer_layers_per_block"] = 1;
+  } else if (component == "controlnet") {
+    down_path(s, c);
+    const std::string e = "controlnet_cond_embedding.";
+    auto conv_in = s.shape(e + "conv_in.weight", 4);
+    c["conditioning_channels"] = conv_in[1];
+    std::vector<int64_t> widths{conv_in[0]};
+    for (int k = 1; s.has(e + "blocks." + std::to_string(k) + ".weight"); k += 2)
+      widths.push_back(s.shape(e + "blocks." + std::to_string(k) + ".weight", 4)[0]);
+    c["conditioning_embedding_out_channels"] = widths;
   } else if (component == "vae") {
     int blocks = s.count("encoder.down_blocks.", ".resnets.0.conv1.weight");
     if (blocks == 0) fail(BIOESP_ERR_UNSUPPORTED, "vae: no encoder blocks found");

@@ -1,5 +1,5 @@
 // Component configs inferred from tensor shapes, for single-file checkpoints that come without
-// a diffusers folder: SD 1.x and 2.x UNets, VAEs and CLIP / OpenCLIP text encoders.
+// a diffusers folder: SD 1.x and 2.x UNets and ControlNets, VAEs and CLIP / OpenCLIP text encoders.
 #pragma once
 
 #include <string>
@@ -8,7 +8,7 @@
 
 namespace bioesp::config {
 
-// config.json text for `component` ("unet", "vae", "text_encoder") of a set already renamed to
+// config.json text for `component` ("unet", "controlnet", "vae", "text_encoder") of a set already renamed to
 // diffusers names; throws UNSUPPORTED naming what could not be recognised.
 std::string infer_config(const io::WeightSet& set, const std::string& component);
 

@@ -171,21 +171,18 @@ CLIPTextConfig parse_clip_text(const std::string& text, const std::string& what)
   return c;
 }
 
-UNetConfig parse_unet(const std::string& text, const std::string& what) {
-  json j = parse(text, what);
-  Reader r{j, what};
-  UNetConfig c;
-  c.sample_size = r.positive("sample_size", c.sample_size);
+namespace {
+
+// What the UNet and the ControlNet share: the input, the time embedding, the down blocks, the
+// mid block and their attention; `n` blocks of `down_block_types`.
+void read_down_path(const Reader& r, UNetConfig& c) {
+  const std::string& what = r.what;
   c.in_channels = r.positive("in_channels", c.in_channels);
-  c.out_channels = r.positive("out_channels", c.out_channels);
-  c.center_input_sample = r.boolean("center_input_sample", false);
   c.flip_sin_to_cos = r.boolean("flip_sin_to_cos", true);
   c.freq_shift = r.number("freq_shift", 0);
   if (c.freq_shift < 0 || c.freq_shift > 1) r.bad("freq_shift", "a number from 0 to 1");
   c.down_block_types = r.strings("down_block_types", {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
                                                       "CrossAttnDownBlock2D", "DownBlock2D"});
-  c.up_block_types = r.strings("up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
-                                                  "CrossAttnUpBlock2D"});
   c.mid_block_type = r.string("mid_block_type", c.mid_block_type);
   size_t n = c.down_block_types.size();
   c.block_out_channels = r.per_block("block_out_channels", 0, n);
@@ -193,28 +190,13 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
     if (n != 4) fail(BIOESP_ERR_FORMAT, what + ": 'block_out_channels' is needed for " + std::to_string(n) + " blocks");
     c.block_out_channels = {320, 640, 1280, 1280};
   }
-  if (c.up_block_types.size() != n)
-    fail(BIOESP_ERR_FORMAT, what + ": down_block_types and up_block_types differ in length");
   for (const auto& t : c.down_block_types)
     if (t != "CrossAttnDownBlock2D" && t != "DownBlock2D")
       fail(BIOESP_ERR_UNSUPPORTED, what + ": down block type '" + t + "' is not supported");
-  for (const auto& t : c.up_block_types)
-    if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D")
-      fail(BIOESP_ERR_UNSUPPORTED, what + ": up block type '" + t + "' is not supported");
   if (c.mid_block_type != "UNetMidBlock2DCrossAttn")
     fail(BIOESP_ERR_UNSUPPORTED, what + ": mid_block_type '" + c.mid_block_type + "' is not supported");
   c.layers_per_block = r.per_block("layers_per_block", 2, n, kMaxLayers);
   c.transformer_layers_per_block = r.per_block("transformer_layers_per_block", 1, n, kMaxLayers);
-  if (const json* rev = r.get("reverse_transformer_layers_per_block")) {
-    // A list per up block of per-layer counts; bioesp takes one count per block.
-    if (!rev->is_array() || rev->size() != n) r.bad("reverse_transformer_layers_per_block", "a list per up block");
-    for (const auto& b : *rev) {
-      int v = b.is_array() && !b.empty() && b[0].is_number_integer() ? b[0].get<int>()
-              : b.is_number_integer() ? b.get<int>() : 0;
-      if (v <= 0 || v > kMaxLayers) r.bad("reverse_transformer_layers_per_block", "integers from 1 to 256");
-      c.reverse_transformer_layers_per_block.push_back(v);
-    }
-  }
   // diffusers' historical naming: attention_head_dim is the number of heads unless
   // num_attention_heads is given.
   if (r.get("num_attention_heads")) c.num_attention_heads = r.per_block("num_attention_heads", 8, n);
@@ -237,6 +219,45 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
   c.norm_eps = r.positive_number("norm_eps", 1e-5);
   c.use_linear_projection = r.boolean("use_linear_projection", false);
   c.upcast_attention = r.boolean("upcast_attention", false);
+  for (int ch : c.block_out_channels)
+    if (ch % c.norm_num_groups) fail(BIOESP_ERR_FORMAT, what + ": block_out_channels must divide into norm_num_groups");
+  for (size_t i = 0; i < n; ++i)
+    if (c.block_out_channels[i] % c.num_attention_heads[i])
+      fail(BIOESP_ERR_FORMAT, what + ": block " + std::to_string(i) + "'s channels are not divisible by its heads");
+  r.unsupported_unless("act_fn", "silu");
+  r.unsupported_unless("resnet_time_scale_shift", "default");
+  for (const char* k : {"class_embed_type", "num_class_embeds", "encoder_hid_dim", "encoder_hid_dim_type"})
+    r.must_be_null(k);
+}
+
+}  // namespace
+
+UNetConfig parse_unet(const std::string& text, const std::string& what) {
+  json j = parse(text, what);
+  Reader r{j, what};
+  UNetConfig c;
+  read_down_path(r, c);
+  const size_t n = c.down_block_types.size();
+  c.sample_size = r.positive("sample_size", c.sample_size);
+  c.out_channels = r.positive("out_channels", c.out_channels);
+  c.center_input_sample = r.boolean("center_input_sample", false);
+  c.up_block_types = r.strings("up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
+                                                  "CrossAttnUpBlock2D"});
+  if (c.up_block_types.size() != n)
+    fail(BIOESP_ERR_FORMAT, what + ": down_block_types and up_block_types differ in length");
+  for (const auto& t : c.up_block_types)
+    if (t != "CrossAttnUpBlock2D" && t != "UpBlock2D")
+      fail(BIOESP_ERR_UNSUPPORTED, what + ": up block type '" + t + "' is not supported");
+  if (const json* rev = r.get("reverse_transformer_layers_per_block")) {
+    // A list per up block of per-layer counts; bioesp takes one count per block.
+    if (!rev->is_array() || rev->size() != n) r.bad("reverse_transformer_layers_per_block", "a list per up block");
+    for (const auto& b : *rev) {
+      int v = b.is_array() && !b.empty() && b[0].is_number_integer() ? b[0].get<int>()
+              : b.is_number_integer() ? b.get<int>() : 0;
+      if (v <= 0 || v > kMaxLayers) r.bad("reverse_transformer_layers_per_block", "integers from 1 to 256");
+      c.reverse_transformer_layers_per_block.push_back(v);
+    }
+  }
   c.addition_embed_type = r.string("addition_embed_type", "");
   if (!c.addition_embed_type.empty() && c.addition_embed_type != "text_time")
     fail(BIOESP_ERR_UNSUPPORTED, what + ": addition_embed_type '" + c.addition_embed_type + "' is not supported");
@@ -244,14 +265,7 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
     c.addition_time_embed_dim = r.positive("addition_time_embed_dim", 256);
     c.projection_class_embeddings_input_dim = r.positive("projection_class_embeddings_input_dim", 2816);
   }
-  for (int ch : c.block_out_channels)
-    if (ch % c.norm_num_groups) fail(BIOESP_ERR_FORMAT, what + ": block_out_channels must divide into norm_num_groups");
-  for (size_t i = 0; i < n; ++i)
-    if (c.block_out_channels[i] % c.num_attention_heads[i])
-      fail(BIOESP_ERR_FORMAT, what + ": block " + std::to_string(i) + "'s channels are not divisible by its heads");
-  r.unsupported_unless("act_fn", "silu");
   r.unsupported_unless("time_embedding_type", "positional");
-  r.unsupported_unless("resnet_time_scale_shift", "default");
   r.unsupported_unless("attention_type", "default");
   r.unsupported_unless("conv_in_kernel", 3);
   r.unsupported_unless("conv_out_kernel", 3);
@@ -259,10 +273,31 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
   r.unsupported_unless("resnet_skip_time_act", false);
   r.unsupported_unless("resnet_out_scale_factor", 1.0);
   r.unsupported_unless("class_embeddings_concat", false);
-  for (const char* k : {"class_embed_type", "num_class_embeds", "encoder_hid_dim", "encoder_hid_dim_type",
-                        "time_cond_proj_dim", "time_embedding_dim", "time_embedding_act_fn", "timestep_post_act",
+  for (const char* k : {"time_cond_proj_dim", "time_embedding_dim", "time_embedding_act_fn", "timestep_post_act",
                         "cross_attention_norm", "mid_block_only_cross_attention"})
     r.must_be_null(k);
+  return c;
+}
+
+ControlNetConfig parse_controlnet(const std::string& text, const std::string& what) {
+  json j = parse(text, what);
+  Reader r{j, what};
+  ControlNetConfig c;
+  read_down_path(r, c.unet);
+  c.unet.up_block_types.clear();
+  c.conditioning_channels = r.positive("conditioning_channels", c.conditioning_channels);
+  if (r.get("conditioning_embedding_out_channels")) {
+    const size_t n = r.get("conditioning_embedding_out_channels")->is_array()
+                         ? r.get("conditioning_embedding_out_channels")->size() : 0;
+    if (n < 1 || n > kMaxBlocks) r.bad("conditioning_embedding_out_channels", "a list of 1 to 16 widths");
+    c.conditioning_embedding_out_channels = r.per_block("conditioning_embedding_out_channels", 0, n);
+  }
+  const std::string order = r.string("controlnet_conditioning_channel_order", "rgb");
+  if (order != "rgb" && order != "bgr") r.bad("controlnet_conditioning_channel_order", "\"rgb\" or \"bgr\"");
+  c.bgr = order == "bgr";
+  c.global_pool_conditions = r.boolean("global_pool_conditions", false);
+  // SDXL's ControlNets add text and time embeddings; bioesp's are for SD 1.x and 2.x.
+  r.must_be_null("addition_embed_type");
   return c;
 }
 

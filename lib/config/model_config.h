@@ -58,6 +58,16 @@ struct UNetConfig {
   int time_embedding_dim() const { return block_out_channels.front() * 4; }
 };
 
+// ControlNetModel: a copy of the UNet's down path and mid block (the fields of `unet` they use;
+// its up fields stay empty) with a conditioning embedding for the control image.
+struct ControlNetConfig {
+  UNetConfig unet;
+  int conditioning_channels = 3;
+  std::vector<int> conditioning_embedding_out_channels{16, 32, 96, 256};
+  bool bgr = false;                    // controlnet_conditioning_channel_order "bgr": flipped to RGB
+  bool global_pool_conditions = false; // residuals averaged over space (the shuffle ControlNet)
+};
+
 struct VAEConfig {
   int in_channels = 3, out_channels = 3, latent_channels = 4;
   std::vector<std::string> down_block_types{"DownEncoderBlock2D"}, up_block_types{"UpDecoderBlock2D"};
@@ -79,5 +89,6 @@ std::string from_python_json(const std::string& text);
 CLIPTextConfig parse_clip_text(const std::string& json_text, const std::string& what);
 UNetConfig parse_unet(const std::string& json_text, const std::string& what);
 VAEConfig parse_vae(const std::string& json_text, const std::string& what);
+ControlNetConfig parse_controlnet(const std::string& json_text, const std::string& what);
 
 }  // namespace bioesp::config

@@ -9,45 +9,52 @@ namespace bioesp::image {
 
 namespace {
 
+// PIL's lanczos_filter: sinc(x)·sinc(x/3) on [-3, 3).
 double lanczos3(double x) {
-  x = std::fabs(x);
-  if (x < 1e-9) return 1.0;
-  if (x >= 3.0) return 0.0;
-  const double px = M_PI * x;
-  return 3.0 * std::sin(px) * std::sin(px / 3.0) / (px * px);
+  auto sinc = [](double v) { return v == 0.0 ? 1.0 : std::sin(v * M_PI) / (v * M_PI); };
+  return -3.0 <= x && x < 3.0 ? sinc(x) * sinc(x / 3) : 0.0;
 }
 
-// Per output index: first source index and normalised weights.
+// PIL's resampling weights in 8-bit fixed point (PRECISION_BITS = 22): per output index the
+// first source index, the taps, and their weights.
+constexpr int kPrecision = 22;
+
 struct Taps {
-  std::vector<int> first;
-  std::vector<std::vector<float>> w;
+  std::vector<int> first, count;
+  std::vector<std::vector<int32_t>> w;
 };
 
+// precompute_coeffs and normalize_coeffs_8bpc of PIL's Resample.c.
 Taps taps(double in0, double in1, uint32_t in_size, uint32_t out_size) {
   const double scale = (in1 - in0) / out_size;
-  const double stretch = std::max(scale, 1.0);  // wider support when shrinking
-  const double support = 3.0 * stretch;
+  const double filterscale = std::max(scale, 1.0);  // wider support when shrinking
+  const double support = 3.0 * filterscale;
   Taps t;
   t.first.resize(out_size);
+  t.count.resize(out_size);
   t.w.resize(out_size);
   for (uint32_t i = 0; i < out_size; ++i) {
     const double center = in0 + (i + 0.5) * scale;
-    int lo = std::max(0, static_cast<int>(std::floor(center - support + 0.5)));
-    int hi = std::min(static_cast<int>(in_size), static_cast<int>(std::floor(center + support + 0.5)));
-    if (hi <= lo) hi = std::min<int>(lo + 1, in_size), lo = hi - 1;
+    const int lo = std::max(0, static_cast<int>(center - support + 0.5));
+    const int hi = std::min(static_cast<int>(in_size), static_cast<int>(center + support + 0.5));
+    const double ss = 1.0 / filterscale;
+    std::vector<double> k;
     double sum = 0;
-    std::vector<float>& w = t.w[i];
-    for (int j = lo; j < hi; ++j) {
-      double v = lanczos3((j - center + 0.5) / stretch);
-      w.push_back(static_cast<float>(v));
-      sum += v;
+    for (int x = lo; x < hi; ++x) {
+      k.push_back(lanczos3((x - center + 0.5) * ss));
+      sum += k.back();
     }
-    if (sum != 0)
-      for (float& v : w) v = static_cast<float>(v / sum);
+    for (double v : k) {
+      const double n = sum != 0.0 ? v / sum : v;
+      t.w[i].push_back(static_cast<int32_t>(n < 0 ? -0.5 + n * (1 << kPrecision) : 0.5 + n * (1 << kPrecision)));
+    }
     t.first[i] = lo;
+    t.count[i] = std::max(hi - lo, 0);
   }
   return t;
 }
+
+uint8_t clip8(int64_t acc) { return static_cast<uint8_t>(std::clamp<int64_t>(acc >> kPrecision, 0, 255)); }
 
 }  // namespace
 
@@ -55,38 +62,42 @@ Image resize(const Image& src, uint32_t out_w, uint32_t out_h, const Box& box) {
   if (!src.width || !src.height || !out_w || !out_h) fail(BIOESP_ERR_INVALID_ARGUMENT, "resize: empty image");
   if (box.x0 < 0 || box.y0 < 0 || box.x1 > src.width || box.y1 > src.height || box.x1 <= box.x0 || box.y1 <= box.y0)
     fail(BIOESP_ERR_INVALID_ARGUMENT, "resize: the box lies outside the image");
+  // PIL's ImagingResampleInner: a horizontal pass (to 8 bits) over the rows the vertical pass
+  // needs, then the vertical pass; a pass the size and box do not call for is skipped.
   const uint32_t c = src.channels;
   const Taps tx = taps(box.x0, box.x1, src.width, out_w), ty = taps(box.y0, box.y1, src.height, out_h);
-  // Horizontal pass over the rows the vertical pass needs, in float.
-  const int row0 = ty.first.front();
-  int row1 = 0;
-  for (uint32_t i = 0; i < out_h; ++i) row1 = std::max<int>(row1, ty.first[i] + static_cast<int>(ty.w[i].size()));
-  const size_t rows = row1 - row0;
-  std::vector<float> mid(rows * out_w * c);
-  for (size_t r = 0; r < rows; ++r) {
-    const uint8_t* in = src.pixels.data() + (row0 + r) * src.width * c;
-    float* out = mid.data() + r * out_w * c;
-    for (uint32_t x = 0; x < out_w; ++x) {
-      const auto& w = tx.w[x];
-      const uint8_t* p = in + static_cast<size_t>(tx.first[x]) * c;
-      for (uint32_t ch = 0; ch < c; ++ch) {
-        float acc = 0;
-        for (size_t k = 0; k < w.size(); ++k) acc += w[k] * p[k * c + ch];
-        out[x * c + ch] = acc;
-      }
+  const bool horizontal = out_w != src.width || box.x0 != 0 || box.x1 != out_w;
+  const bool vertical = out_h != src.height || box.y0 != 0 || box.y1 != out_h;
+  const int row0 = ty.first.front(), row1 = ty.first.back() + ty.count.back();
+  Image mid;
+  if (horizontal) {
+    mid.width = out_w, mid.height = static_cast<uint32_t>(row1 - row0), mid.channels = c;
+    mid.pixels.resize(static_cast<size_t>(mid.width) * mid.height * c);
+    for (uint32_t r = 0; r < mid.height; ++r) {
+      const uint8_t* in = src.pixels.data() + static_cast<size_t>(row0 + r) * src.width * c;
+      uint8_t* out = mid.pixels.data() + static_cast<size_t>(r) * out_w * c;
+      for (uint32_t x = 0; x < out_w; ++x)
+        for (uint32_t ch = 0; ch < c; ++ch) {
+          int64_t acc = int64_t{1} << (kPrecision - 1);
+          for (int k = 0; k < tx.count[x]; ++k) acc += in[static_cast<size_t>(tx.first[x] + k) * c + ch] * int64_t{tx.w[x][k]};
+          out[x * c + ch] = clip8(acc);
+        }
     }
   }
+  const Image& from = horizontal ? mid : src;
+  const int shift = horizontal ? row0 : 0;
+  if (!vertical) return horizontal ? mid : src;
   Image dst;
   dst.width = out_w, dst.height = out_h, dst.channels = c;
   dst.pixels.resize(static_cast<size_t>(out_w) * out_h * c);
+  const size_t stride = static_cast<size_t>(from.width) * c;
   for (uint32_t y = 0; y < out_h; ++y) {
-    const auto& w = ty.w[y];
-    const float* base = mid.data() + static_cast<size_t>(ty.first[y] - row0) * out_w * c;
+    const uint8_t* base = from.pixels.data() + static_cast<size_t>(ty.first[y] - shift) * stride;
     uint8_t* out = dst.pixels.data() + static_cast<size_t>(y) * out_w * c;
-    for (uint32_t i = 0; i < out_w * c; ++i) {
-      float acc = 0;
-      for (size_t k = 0; k < w.size(); ++k) acc += w[k] * base[k * out_w * c + i];
-      out[i] = static_cast<uint8_t>(std::clamp(std::lround(acc), 0L, 255L));
+    for (size_t i = 0; i < static_cast<size_t>(out_w) * c; ++i) {
+      int64_t acc = int64_t{1} << (kPrecision - 1);
+      for (int k = 0; k < ty.count[y]; ++k) acc += base[k * stride + i] * int64_t{ty.w[y][k]};
+      out[i] = clip8(acc);
     }
   }
   return dst;

@@ -1,6 +1,7 @@
-// Resampling for datasets: a separable Lanczos-3 filter that widens its support on downscale
-// (antialiasing, as PIL's Image.resize with LANCZOS), over a source box, so crops and resizes
-// happen in one pass without stretching.
+// Resampling for datasets and for diffusers' image processors: PIL's Image.resize with LANCZOS,
+// number for number (its 8-bit fixed-point weights, its rounding between the horizontal and the
+// vertical pass), with a support that widens on downscale (antialiasing), over a source box, so
+// crops and resizes happen in one pass without stretching.
 #pragma once
 
 #include <array>

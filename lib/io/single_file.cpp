@@ -209,6 +209,71 @@ std::vector<LdmTarget> map_ldm_key(const std::string& key, const LdmLayout& layo
   return {t};
 }
 
+bool looks_like_ldm_controlnet(const WeightSet& set) {
+  for (const auto& t : set.tensors)
+    if (starts_with(t.name, "control_model.") || starts_with(t.name, "input_hint_block.")) return true;
+  return false;
+}
+
+std::string map_controlnet_key(const std::string& key, int L, int hint_last) {
+  std::string k = key;
+  int i;
+  if (take_prefix(k, "zero_convs.") && take_index(k, &i) && take_prefix(k, "0."))
+    return "controlnet_down_blocks." + std::to_string(i) + "." + k;
+  if (take_prefix(k, "middle_block_out.0.")) return "controlnet_mid_block." + k;
+  if (take_prefix(k, "input_hint_block.") && take_index(k, &i)) {
+    // Convolutions at even indices (SiLUs between them): conv_in, the blocks, conv_out.
+    if (i == 0) return "controlnet_cond_embedding.conv_in." + k;
+    if (i == hint_last) return "controlnet_cond_embedding.conv_out." + k;
+    if (i % 2 || i > hint_last) return "";
+    return "controlnet_cond_embedding.blocks." + std::to_string(i / 2 - 1) + "." + k;
+  }
+  // The copied encoder keeps the UNet's names.
+  for (const char* p : {"time_embed.", "input_blocks.", "middle_block."})
+    if (starts_with(k, p)) return map_unet(k, L);
+  return "";
+}
+
+WeightSet ldm_controlnet_to_diffusers(const WeightSet& set, std::vector<std::string>* ignored) {
+  // diffusers takes control_model.* when the file has them, else every key.
+  bool prefixed = false;
+  for (const auto& t : set.tensors) prefixed = prefixed || starts_with(t.name, "control_model.");
+  auto own = [&](const std::string& name) {
+    std::string k = name;
+    return !prefixed || take_prefix(k, "control_model.") ? k : std::string();
+  };
+  int layers = -1, hint_last = -1;
+  for (const auto& t : set.tensors) {
+    std::string k = own(t.name);
+    int i, j;
+    if (take_prefix(k, "input_hint_block.") && take_index(k, &i)) hint_last = std::max(hint_last, i);
+    else if (take_prefix(k, "input_blocks.") && take_index(k, &i) && take_index(k, &j) && j == 0 &&
+             starts_with(k, "op.") && (layers < 0 || i - 1 < layers))
+      layers = i - 1;
+  }
+  if (hint_last < 0) fail(BIOESP_ERR_FORMAT, "not a ControlNet: no input_hint_block (the control image's encoder)");
+  WeightSet out;
+  out.format = set.format;
+  out.metadata = set.metadata;
+  std::set<std::string> seen;
+  for (const auto& src : set.tensors) {
+    const std::string k = own(src.name);
+    const std::string name = k.empty() ? "" : map_controlnet_key(k, layers < 0 ? 2 : layers, hint_last);
+    if (name.empty()) {
+      if (ignored) ignored->push_back(src.name);
+      continue;
+    }
+    if (!seen.insert(name).second)
+      fail(BIOESP_ERR_FORMAT, "two tensors of the ControlNet map to " + name + " (the second is " + src.name + ")");
+    Tensor t = src;
+    t.component = "controlnet";
+    t.name = name;
+    out.tensors.push_back(std::move(t));
+  }
+  out.sort();
+  return out;
+}
+
 WeightSet ldm_to_diffusers(const WeightSet& set, const LdmLayout& layout,
                            std::vector<std::string>* ignored) {
   WeightSet out;

@@ -31,4 +31,17 @@ std::vector<LdmTarget> map_ldm_key(const std::string& key, const LdmLayout& layo
 WeightSet ldm_to_diffusers(const WeightSet& set, const LdmLayout& layout,
                            std::vector<std::string>* ignored);
 
+// Original ControlNet files as published for SD 1.5 (lllyasviel's: control_model.*, alone or
+// beside the base model's keys; the SD 2.1 ones without the prefix): time_embed, input_blocks,
+// middle_block, zero_convs, middle_block_out, input_hint_block.
+bool looks_like_ldm_controlnet(const WeightSet& set);
+// The diffusers ControlNetModel name of one key (control_model. already taken off), as diffusers'
+// convert_controlnet_checkpoint renames it; "" for keys that are not the ControlNet's. The first
+// downsampler sits at input_blocks.(layers_per_block + 1); `hint_last` is input_hint_block's
+// last index (its output conv).
+std::string map_controlnet_key(const std::string& key, int layers_per_block, int hint_last);
+// The ControlNet's tensors of an original file, renamed, in component "controlnet"; `ignored`
+// receives the keys left out (the base model's, EMA copies).
+WeightSet ldm_controlnet_to_diffusers(const WeightSet& set, std::vector<std::string>* ignored);
+
 }  // namespace bioesp::io

@@ -26,6 +26,54 @@ torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim, bool flip_
   return emb;
 }
 
+BlockOptions block_options(const config::UNetConfig& c, size_t i, bool cross) {
+  BlockOptions b;
+  b.temb_channels = c.time_embedding_dim();
+  b.cross_attention = cross;
+  b.groups = c.norm_num_groups;
+  b.eps = c.norm_eps;
+  b.downsample_padding = c.downsample_padding;
+  b.transformer.heads = c.num_attention_heads[i];
+  b.transformer.cross_attention_dim = c.cross_attention_dim[i];
+  b.transformer.use_linear_projection = c.use_linear_projection;
+  b.transformer.only_cross_attention = c.only_cross_attention[i];
+  b.transformer.upcast_attention = c.upcast_attention;
+  b.transformer.layers = c.transformer_layers_per_block[i];
+  return b;
+}
+
+torch::nn::ModuleList make_down_blocks(const config::UNetConfig& c) {
+  const auto& ch = c.block_out_channels;
+  torch::nn::ModuleList blocks;
+  int64_t out = ch[0];
+  for (size_t i = 0; i < ch.size(); ++i) {
+    BlockOptions b = block_options(c, i, c.down_block_types[i] == "CrossAttnDownBlock2D");
+    b.in_channels = out;
+    out = ch[i];
+    b.out_channels = out;
+    b.layers = c.layers_per_block[i];
+    b.add_sample = i + 1 < ch.size();
+    blocks->push_back(DownBlock(b));
+  }
+  return blocks;
+}
+
+MidBlock make_mid_block(const config::UNetConfig& c) {
+  BlockOptions mid = block_options(c, c.block_out_channels.size() - 1, true);
+  mid.in_channels = c.block_out_channels.back();
+  mid.layers = 1;
+  mid.output_scale_factor = c.mid_block_scale_factor;
+  return MidBlock(mid);
+}
+
+torch::Tensor embed_time(TimestepEmbedding& embedding, const config::UNetConfig& c, const torch::Tensor& timestep,
+                         const torch::Tensor& sample) {
+  auto t = timestep.to(sample.device());
+  if (t.dim() == 0) t = t.reshape({1});
+  t = t.expand({sample.size(0)});
+  return embedding(timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift).to(sample.scalar_type()));
+}
+
 UNet2DConditionModelImpl::UNet2DConditionModelImpl(const config::UNetConfig& c) : c_(c) {
   const auto& ch = c.block_out_channels;
   const size_t n = ch.size();
@@ -34,45 +82,13 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const config::UNetConfig& c) 
   time_embedding = register_module("time_embedding", TimestepEmbedding(ch[0], temb));
   if (c.addition_embed_type == "text_time")
     add_embedding = register_module("add_embedding", TimestepEmbedding(c.projection_class_embeddings_input_dim, temb));
+  down_blocks = register_module("down_blocks", make_down_blocks(c));
+  mid_block = register_module("mid_block", make_mid_block(c));
 
-  auto block_options = [&](size_t i, bool cross) {
-    BlockOptions b;
-    b.temb_channels = temb;
-    b.cross_attention = cross;
-    b.groups = c.norm_num_groups;
-    b.eps = c.norm_eps;
-    b.downsample_padding = c.downsample_padding;
-    b.transformer.heads = c.num_attention_heads[i];
-    b.transformer.cross_attention_dim = c.cross_attention_dim[i];
-    b.transformer.use_linear_projection = c.use_linear_projection;
-    b.transformer.only_cross_attention = c.only_cross_attention[i];
-    b.transformer.upcast_attention = c.upcast_attention;
-    b.transformer.layers = c.transformer_layers_per_block[i];
-    return b;
-  };
-
-  int64_t out = ch[0];
-  for (size_t i = 0; i < n; ++i) {
-    BlockOptions b = block_options(i, c.down_block_types[i] == "CrossAttnDownBlock2D");
-    b.in_channels = out;
-    out = ch[i];
-    b.out_channels = out;
-    b.layers = c.layers_per_block[i];
-    b.add_sample = i + 1 < n;
-    down_blocks->push_back(DownBlock(b));
-  }
-  register_module("down_blocks", down_blocks);
-
-  BlockOptions mid = block_options(n - 1, true);
-  mid.in_channels = ch[n - 1];
-  mid.layers = 1;
-  mid.output_scale_factor = c.mid_block_scale_factor;
-  mid_block = register_module("mid_block", MidBlock(mid));
-
-  out = ch[n - 1];
+  int64_t out = ch[n - 1];
   for (size_t i = 0; i < n; ++i) {
     size_t r = n - 1 - i;  // the matching down block
-    BlockOptions b = block_options(r, c.up_block_types[i] == "CrossAttnUpBlock2D");
+    BlockOptions b = block_options(c, r, c.up_block_types[i] == "CrossAttnUpBlock2D");
     if (!c.reverse_transformer_layers_per_block.empty())
       b.transformer.layers = c.reverse_transformer_layers_per_block[i];
     b.prev_output_channels = out;
@@ -92,25 +108,28 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const config::UNetConfig& c) 
 
 torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, const torch::Tensor& timestep,
                                                 const torch::Tensor& context, const UNetExtra& extra) {
-  const int64_t B = sample.size(0);
-  auto t = timestep.to(sample.device());
-  if (t.dim() == 0) t = t.reshape({1});
-  t = t.expand({B});
-  auto emb = time_embedding(
-      timestep_embedding(t, c_.block_out_channels[0], c_.flip_sin_to_cos, c_.freq_shift).to(sample.scalar_type()));
+  auto emb = embed_time(time_embedding, c_, timestep, sample);
   if (add_embedding) {
     if (!extra.text_embeds.defined() || !extra.time_ids.defined())
       fail(BIOESP_ERR_INVALID_ARGUMENT, "this UNet (addition_embed_type text_time) needs text_embeds and time_ids");
     auto time = timestep_embedding(extra.time_ids.flatten(), c_.addition_time_embed_dim, c_.flip_sin_to_cos,
                                    c_.freq_shift)
-                    .reshape({B, -1});
+                    .reshape({sample.size(0), -1});
     emb = emb + add_embedding(torch::cat({extra.text_embeds, time}, -1).to(emb.scalar_type()));
   }
   auto x = c_.center_input_sample ? 2 * sample - 1.0 : sample;
   x = conv_in(x);
   std::vector<torch::Tensor> skips{x};
   for (const auto& b : *down_blocks) x = b->as<DownBlock>()->forward(x, emb, context, skips);
+  const auto& residuals = extra.down_block_additional_residuals;
+  if (!residuals.empty()) {
+    if (residuals.size() != skips.size() || !extra.mid_block_additional_residual.defined())
+      fail(BIOESP_ERR_MISMATCH, "a ControlNet gives " + std::to_string(residuals.size()) + " down residuals but this UNet makes " +
+                                    std::to_string(skips.size()) + " (and a mid residual)");
+    for (size_t i = 0; i < skips.size(); ++i) skips[i] = skips[i] + residuals[i];
+  }
   x = mid_block(x, emb, context);
+  if (!residuals.empty()) x = x + extra.mid_block_additional_residual;
   for (const auto& b : *up_blocks) x = b->as<UpBlock>()->forward(x, emb, context, skips);
   return conv_out(F::silu(conv_norm_out(x)));
 }

@@ -24,7 +24,20 @@ torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim, bool flip_
 struct UNetExtra {
   torch::Tensor text_embeds;  // SDXL: pooled text embedding [B, 1280]
   torch::Tensor time_ids;     // SDXL: [B, 6]
+  // A ControlNet's residuals, added to the skips (conv_in's and each down layer's) and to the
+  // mid block's output, as diffusers' down_block_additional_residuals and
+  // mid_block_additional_residual.
+  std::vector<torch::Tensor> down_block_additional_residuals;
+  torch::Tensor mid_block_additional_residual;
 };
+
+// What the UNet and the ControlNet build alike from a UNet config: the options of block i, the
+// down blocks, the mid block, and the time embedding of `timestep` for `sample`'s batch.
+BlockOptions block_options(const config::UNetConfig& c, size_t i, bool cross);
+torch::nn::ModuleList make_down_blocks(const config::UNetConfig& c);
+MidBlock make_mid_block(const config::UNetConfig& c);
+torch::Tensor embed_time(TimestepEmbedding& embedding, const config::UNetConfig& c, const torch::Tensor& timestep,
+                         const torch::Tensor& sample);
 
 class UNet2DConditionModelImpl : public torch::nn::Module {
  public:

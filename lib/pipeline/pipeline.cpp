@@ -14,6 +14,8 @@
 
 namespace bioesp::pipeline {
 
+namespace F = torch::nn::functional;
+
 namespace {
 
 // SD 1.x's scheduler, for single files that come without a folder.
@@ -244,23 +246,84 @@ std::pair<int, int> StableDiffusion::output_size(int width, int height) const {
   return {width, height};
 }
 
+torch::Tensor StableDiffusion::encode_sample(const torch::Tensor& init, int64_t N, at::Generator& gen, int tile_size) {
+  auto image = (init.dim() == 3 ? init.unsqueeze(0) : init).to(device_, dtype_);
+  if (image.size(0) != 1 && image.size(0) != N) fail(BIOESP_ERR_INVALID_ARGUMENT, "give one init image, or one per generated image");
+  models::TileOptions tiles;
+  tiles.tile_sample_size = tile_size;
+  auto post = tile_size > 0 ? vae_->encode_tiled(image, tiles) : vae_->encode(image);
+  auto eps = at::randn(post.mean.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device()));
+  auto latents = post.sample(eps.to(device_, dtype_)) * vae_->config().scaling_factor;
+  return latents.size(0) == N ? latents : latents.expand({N, -1, -1, -1}).contiguous();
+}
+
+torch::Tensor StableDiffusion::start_inpainting(const InpaintImages& in, const GenerateOptions& g, sched::Scheduler& scheduler,
+                                                int64_t begin, int64_t N, at::Generator& gen, InpaintLatents& out) {
+  const bool nine = unet_->config().in_channels == 9, pure = g.strength == 1.0;
+  torch::Tensor image_latents;
+  if (!nine || !pure) image_latents = encode_sample(in.image, N, gen, g.vae_tile_size);
+  const int64_t h = in.image.size(2) / latent_factor(), w = in.image.size(3) / latent_factor();
+  auto noise = at::randn({N, vae_->config().latent_channels, h, w}, gen,
+                         torch::TensorOptions().dtype(torch::kFloat32).device(gen.device()))
+                   .to(device_, dtype_);
+  auto latents = pure ? noise * scheduler.init_noise_sigma() : scheduler.add_noise_at(image_latents, noise, begin);
+  out.mask = F::interpolate(in.mask, F::InterpolateFuncOptions().size(std::vector<int64_t>{h, w}).mode(torch::kNearest))
+                 .expand({N, -1, -1, -1})
+                 .to(device_, dtype_);
+  // Drawn for ordinary UNets too (diffusers encodes the masked image either way): the generator
+  // then moves on alike for the scheduler's noise.
+  auto masked = encode_sample(in.image * (in.mask < 0.5), N, gen, g.vae_tile_size);
+  if (nine) {
+    out.masked_latents = masked;
+  } else {
+    out.image_latents = image_latents;
+    out.noise = noise;
+  }
+  return latents;
+}
+
 torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   torch::NoGradGuard no_grad;
   const auto& uc = unet_->config();
   const int factor = latent_factor();
-  const bool img2img = g.init_image.defined();
+  const bool img2img = g.init_image.defined(), inpaint = !g.mask.pixels.empty();
   if (g.prompts.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no prompt");
   if (g.vae_tile_size < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "the VAE tile size is 0 (whole) or a size in pixels");
+  if (inpaint && !img2img) fail(BIOESP_ERR_INVALID_ARGUMENT, "a mask needs an init image: the picture to paint into");
+  if (uc.in_channels == 9 && !inpaint)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "this is an inpainting model (its UNet takes 9 channels): give an init image and a mask");
+  if (uc.in_channels != vae_->config().latent_channels && uc.in_channels != 9)
+    fail(BIOESP_ERR_UNSUPPORTED, "a UNet of " + std::to_string(uc.in_channels) + " input channels is neither an ordinary (" +
+                                     std::to_string(vae_->config().latent_channels) + ") nor an inpainting one (9)");
+  if (inpaint && g.init_image.dim() == 4 && g.init_image.size(0) != 1)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "inpainting takes one init image");
+  if (!std::isfinite(g.mask_blur)) fail(BIOESP_ERR_INVALID_ARGUMENT, "the mask blur must be a number");
+  InpaintImages painted;
+  if (inpaint) painted = prepare_inpainting(to_image(g.init_image.dim() == 4 ? g.init_image[0] : g.init_image), g.mask,
+                                            g.mask_blur, g.padding_mask_crop);
+  const torch::Tensor init = inpaint ? painted.image : g.init_image;
+  int want_w = g.width, want_h = g.height;
+  if (!img2img && !g.controls.empty()) {
+    const auto [cw, ch] = control_size(g.controls.front());
+    if (want_w == 0) want_w = cw;
+    if (want_h == 0) want_h = ch;
+  }
   const auto [width, height] =
-      img2img ? output_size(static_cast<int>(g.init_image.size(-1)), static_cast<int>(g.init_image.size(-2)))
-              : output_size(g.width, g.height);
+      img2img ? output_size(static_cast<int>(init.size(-1)), static_cast<int>(init.size(-2))) : output_size(want_w, want_h);
   if (g.steps < 1 || g.steps > 1000) fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be between 1 and 1000");
   if (!std::isfinite(g.guidance) || g.guidance < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "guidance must be a finite number ≥ 0");
   if (g.images_per_prompt < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "images per prompt must be at least 1");
   if (img2img && !(g.strength > 0 && g.strength <= 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength must be in (0, 1]");
   if (g.tiling.any() && g.vae_tile_size > 0)
     fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
-  models::WrapScope wrap({unet_.get(), vae_.get()}, g.tiling);
+  std::vector<Control> controls = g.controls;
+  for (auto& c : controls) {
+    models::check_fits(c.net->config(), uc, vae_->config().latent_channels);
+    if (painted.crop) c.image = crop_image(c.image, *painted.crop);
+  }
+  std::vector<torch::nn::Module*> wrapped{unet_.get(), vae_.get()};
+  for (const auto& c : controls) wrapped.push_back(c.net.ptr().get());
+  models::WrapScope wrap(wrapped, g.tiling);
 
   const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
   const bool cfg = g.guidance > 1.0;
@@ -273,6 +336,7 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
     embeds = torch::cat({negative, embeds});
   }
   embeds = embeds.to(dtype_);
+  const ControlStep control(controls, g.guess_mode, width, height, N, cfg, device_, dtype_);
 
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
   scheduler->set_timesteps(g.steps);
@@ -294,21 +358,17 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
     gen.set_current_seed(g.seed);
   }
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(gen.device());
-  const std::vector<int64_t> shape{N, uc.in_channels, height / factor, width / factor};
+  const std::vector<int64_t> shape{N, vae_->config().latent_channels, height / factor, width / factor};
   torch::Tensor latents;
   const double scaling = vae_->config().scaling_factor;
   models::TileOptions tiles;
   tiles.tile_sample_size = g.vae_tile_size;
   auto decode = [&](const torch::Tensor& z) { return g.vae_tile_size > 0 ? vae_->decode_tiled(z, tiles) : vae_->decode(z); };
-  if (img2img) {
-    auto image = g.init_image.dim() == 3 ? g.init_image.unsqueeze(0) : g.init_image;
-    if (image.size(0) != 1 && image.size(0) != N)
-      fail(BIOESP_ERR_INVALID_ARGUMENT, "give one init image, or one per generated image");
-    image = image.to(device_, dtype_);
-    auto post = g.vae_tile_size > 0 ? vae_->encode_tiled(image, tiles) : vae_->encode(image);
-    auto eps = at::randn(post.mean.sizes(), gen, opts).to(device_, dtype_);
-    auto init_latents = post.sample(eps) * scaling;
-    if (init_latents.size(0) != N) init_latents = init_latents.expand({N, -1, -1, -1}).contiguous();
+  InpaintLatents paint;
+  if (inpaint) {
+    latents = start_inpainting(painted, g, *scheduler, begin, N, gen, paint);
+  } else if (img2img) {
+    auto init_latents = encode_sample(init, N, gen, g.vae_tile_size);
     auto noise = at::randn(shape, gen, opts).to(device_, dtype_);
     latents = scheduler->add_noise_at(init_latents, noise, begin);
   } else {
@@ -323,22 +383,25 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   const auto& ts = scheduler->timesteps();
   const int total = static_cast<int>(ts.size() - begin);
   for (size_t i = begin; i < ts.size(); ++i) {
-    auto input = cfg ? torch::cat({latents, latents}) : latents;
-    input = scheduler->scale_model_input(input, i);
+    auto scaled = scheduler->scale_model_input(cfg ? torch::cat({latents, latents}) : latents, i);
     auto t = torch::tensor(ts[i], torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-    auto noise = unet_->forward(input, t, embeds);
+    auto extra = control.residuals(scaled, t, embeds, static_cast<int64_t>(i - begin), total);
+    auto input = paint.masked_latents.defined() ? paint.unet_input(scaled, cfg) : scaled;
+    auto noise = unet_->forward(input, t, embeds, extra);
     if (cfg) {
       auto parts = noise.chunk(2);
       noise = parts[0] + g.guidance * (parts[1] - parts[0]);
     }
     latents = scheduler->step(noise, i, latents, &gen);
+    if (paint.image_latents.defined()) latents = paint.blend(latents, *scheduler, i);
     if (g.progress && !g.progress(static_cast<int>(i - begin + 1), total)) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
   }
   auto z = latents / scaling;
   auto image = models::with_upcasting(
       *vae_, device_, [&](torch::ScalarType dt) { return decode(z.to(dt)); },
       [](const torch::Tensor& x) { return torch::isfinite(x).all().item<bool>(); });
-  return (image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).contiguous().cpu();
+  auto images = (image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).contiguous().cpu();
+  return inpaint ? composite(images, painted) : images;
 }
 
 torch::Tensor slerp(const torch::Tensor& a, const torch::Tensor& b, double t) {

@@ -16,6 +16,8 @@
 #include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/control.h"
+#include "pipeline/inpaint.h"
 #include "text/clip_tokenizer.h"
 
 namespace bioesp::pipeline {
@@ -59,6 +61,17 @@ struct GenerateOptions {
   // DDIM's η, TCD's γ: the share of fresh noise per step, in [0, 1]; < 0: the scheduler's own
   // (DDIM 0, TCD 0.3). Other schedulers refuse a value.
   double eta = -1;
+  // ControlNets (txt2img and img2img): their residuals join the UNet's at every step of their
+  // windows, summed. Without width and height the first control image sets the size.
+  std::vector<Control> controls;
+  bool guess_mode = false;
+  // Inpainting, with one init image: white repaints, black keeps (see prepare_inpainting for
+  // sizes, blur and crop). An inpainting UNet (9 input channels) gets the mask and masked image;
+  // an ordinary one is blended with the noised original outside the mask at every step. strength
+  // 1 starts from pure noise. The result keeps the original's pixels outside the mask.
+  image::Image mask;
+  double mask_blur = 0;
+  int padding_mask_crop = 0;
 };
 
 // A sequence morphing between keyframes: each keyframe is a prompt and a seed; frame j of
@@ -138,6 +151,13 @@ class StableDiffusion {
   // Width and height for a request (0: the UNet's native size); refuses other than positive
   // multiples of 8.
   std::pair<int, int> output_size(int width, int height) const;
+  // A VAE posterior sample for `image` ([B, 3, H, W] in [-1, 1]) × the scaling factor, with the
+  // generator's draw, for N images.
+  torch::Tensor encode_sample(const torch::Tensor& image, int64_t N, at::Generator& gen, int tile_size);
+  // Inpainting's starting latents and what every step needs, drawing from `gen` in diffusers'
+  // order: the original's latents (ordinary UNets, or strength < 1), the noise, the masked image's.
+  torch::Tensor start_inpainting(const InpaintImages& in, const GenerateOptions& g, sched::Scheduler& scheduler,
+                                 int64_t begin, int64_t N, at::Generator& gen, InpaintLatents& out);
   std::unique_ptr<text::ClipTokenizer> tokenizer_;
   models::CLIPTextModel text_encoder_{nullptr};
   models::UNet2DConditionModel unet_{nullptr};

@@ -7,9 +7,10 @@ src=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 model="$ref/models/tiny-sd1"
-"$reference" "$model" "$tmp/pixels.raw"
+"$reference" "$model" "$tmp/pixels.raw" "$ref/golden/control/controlnet" "$tmp/control.raw" "$tmp/inpaint.raw"
 case "$host" in
-  python) PYTHONPATH="$build/python" python3 "$src/test_python.py" "$model" "$tmp/pixels.raw" ;;
+  python) PYTHONPATH="$build/python" python3 "$src/test_python.py" "$model" "$tmp/pixels.raw" \
+            "$ref/golden/control/controlnet" "$tmp/control.raw" "$tmp/inpaint.raw" ;;
   java)
     javac -nowarn -cp "$build/java/bioesp.jar" -d "$tmp" "$src/BindingTest.java"
     java -Xcheck:jni -cp "$build/java/bioesp.jar:$tmp" -Djava.library.path="$build/java" BindingTest "$model" "$tmp/pixels.raw"

@@ -1,12 +1,17 @@
 """The Python binding: the C API's bytes, progress, cancel, a callback's own exception, errors as
-exceptions, async jobs without the GIL, no leaks. Usage: test_python.py MODEL REFERENCE_PIXELS"""
+exceptions, async jobs without the GIL, ControlNets and masks, no leaks.
+Usage: test_python.py MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS"""
 import os
+import struct
 import sys
+import tempfile
 import threading
+import zlib
 
 import bioesp
 
 model_dir, reference = sys.argv[1], open(sys.argv[2], "rb").read()
+controlnet_dir, control_reference, inpaint_reference = sys.argv[3], open(sys.argv[4], "rb").read(), open(sys.argv[5], "rb").read()
 settings = dict(steps=3, seed=42, width=64, height=64)
 
 
@@ -73,6 +78,31 @@ with bioesp.Model(model_dir) as model:
     o.add_prompt("colibrí lagarto")
     o.steps, o.seed, o.width, o.height = 3, 42, 64, 64
     assert model.generate(o)[0].pixels() == reference
+
+    # A ControlNet and a mask: the C API's bytes (tests/bindings/reference.c draws the same).
+    with tempfile.TemporaryDirectory() as tmp:
+        image.save(os.path.join(tmp, "picture.png"))
+        picture = bioesp.Images.load(os.path.join(tmp, "picture.png")).get(0)
+        with bioesp.ControlNet(model, controlnet_dir) as net:
+            c = bioesp.Control()
+            c.controlnet, c.image, c.preprocess, c.scale = net, picture, "canny", 0.7
+            [steered] = model.generate("colibrí lagarto", controls=[c], **settings)
+        assert steered.pixels() == control_reference, "the binding's ControlNet picture differs from the C API's"
+        assert steered.setting("controlnets").endswith(":0.7 (canny)"), steered.setting("controlnets")
+        rows = b"".join(b"\0" + bytes(255 if x >= 32 else 0 for x in range(64)) for _ in range(64))
+        png = b"\x89PNG\r\n\x1a\n"
+        for kind, data in ((b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0, 0, 0)), (b"IDAT", zlib.compress(rows)), (b"IEND", b"")):
+            png += struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        open(os.path.join(tmp, "mask.png"), "wb").write(png)
+        mask = bioesp.Images.load(os.path.join(tmp, "mask.png")).get(0)
+        [painted] = model.generate("colibrí lagarto", init_image=picture, mask=mask, strength=1.0, **settings)
+        assert painted.pixels() == inpaint_reference, "the binding's inpainted picture differs from the C API's"
+        try:
+            c.controlnet = bioesp.ControlNet()
+            model.generate("x", controls=[c], **settings)
+            raise AssertionError("a control with a ControlNet never loaded was taken")
+        except ValueError as e:
+            assert "closed" in str(e), e
 
     # Animations: frames as Images, the ends equal single generations, saved as a GIF.
     import os, tempfile
