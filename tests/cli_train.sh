@@ -53,7 +53,7 @@ fails() {
 }
 fails --model "$m" --data "$tmp/data" --prompt x --resolution 100 --out "$tmp/o";  grep -q 'multiple of 8' "$tmp/err.txt"
 fails --model "$m" --data "$tmp/nowhere" --prompt x --out "$tmp/o";               grep -q 'no such folder' "$tmp/err.txt"
-fails --model "$m" --data "$tmp/data" --prompt x --lr-scheduler exp --out "$tmp/o"; grep -q "unknown learning-rate" "$tmp/err.txt"
+fails --model "$m" --data "$tmp/data" --prompt x --lr-scheduler exp --out "$tmp/o"; grep -q "lr_scheduler: must be one of constant," "$tmp/err.txt"
 fails --model "$m" --data "$tmp/data" --out "$tmp/o" --rank;                       grep -q 'needs a value' "$tmp/err.txt"
 fails --model "$m" --data "$tmp/data" --prompt x --mixed-precision fp16 --out "$tmp/o"; grep -q 'needs CUDA' "$tmp/err.txt"
 echo ok

@@ -94,9 +94,7 @@ static void test_bad_requests(void** state) {
   g.prompts = {"colibrí"};
   g.steps = 2;
   auto w = g; w.width = 100; refused(w, BIOESP_ERR_INVALID_ARGUMENT, "multiples of 8");
-  auto n = g; n.guidance = NAN; refused(n, BIOESP_ERR_INVALID_ARGUMENT, "guidance");
-  auto neg = g; neg.guidance = -1; refused(neg, BIOESP_ERR_INVALID_ARGUMENT, "guidance");
-  auto z = g; z.steps = 0; refused(z, BIOESP_ERR_INVALID_ARGUMENT, "steps");
+  // (steps, guidance and the other ranges are the options table's, checked at the C API: test_generate)
   auto s = g; s.scheduler = "k_lms"; refused(s, BIOESP_ERR_INVALID_ARGUMENT, "unknown scheduler");
   auto e = g; e.prompts.clear(); refused(e, BIOESP_ERR_INVALID_ARGUMENT, "no prompt");
   // a progress callback that says stop cancels within one step

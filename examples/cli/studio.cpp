@@ -48,7 +48,20 @@ extern "C" const size_t bioesp_studio_index_html_size, bioesp_studio_app_js_size
 
 namespace {
 
-const char* const kSchedulers[] = {"pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "unipc"};
+// The library's one list of schedulers.
+const std::vector<std::string>& schedulers() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    size_t count = 0;
+    bioesp_scheduler_count(&count);
+    for (size_t i = 0; i < count; ++i) {
+      const char* name = nullptr;
+      if (bioesp_scheduler_name(i, &name) == BIOESP_OK) n.emplace_back(name);
+    }
+    return n;
+  }();
+  return names;
+}
 constexpr size_t kMaxBody = 64 * 1024;
 constexpr size_t kMaxQueued = 32;
 constexpr size_t kMaxText = 2000;
@@ -530,7 +543,7 @@ class Studio {
     return json{{"version", bioesp_version_string()},
                 {"model", cfg_.model},
                 {"native_size", native_size()},
-                {"schedulers", std::vector<std::string>(std::begin(kSchedulers), std::end(kSchedulers))},
+                {"schedulers", schedulers()},
                 {"loras", loras},
                 {"lang", cfg_.lang},
                 {"event", bus_.last()},
@@ -615,8 +628,7 @@ class Studio {
     const double seed = number_field(j, "seed", -1, -1, 4294967295.0);
     s.seed = seed < 0 ? random_seed() : static_cast<uint64_t>(seed);
     s.scheduler = text_field(j, "scheduler");
-    if (!s.scheduler.empty() && std::find_if(std::begin(kSchedulers), std::end(kSchedulers),
-                                             [&](const char* k) { return s.scheduler == k; }) == std::end(kSchedulers))
+    if (!s.scheduler.empty() && std::find(schedulers().begin(), schedulers().end(), s.scheduler) == schedulers().end())
       throw HttpError(400, say("unknown scheduler ", "muestreador desconocido: ") + s.scheduler);
     s.lora = text_field(j, "lora");
     if (!s.lora.empty() && !lora_files().count(s.lora)) throw HttpError(400, say("no LoRA named ", "no hay ningún LoRA llamado ") + s.lora);

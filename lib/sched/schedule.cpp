@@ -172,11 +172,6 @@ void must(const json& j, const char* key, const json& allowed) {
 
 }  // namespace
 
-const std::vector<std::string>& scheduler_names() {
-  static const std::vector<std::string> names = {"pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "unipc", "ddpm"};
-  return names;
-}
-
 std::unique_ptr<Scheduler> make_scheduler_exact(const std::string& name, const std::string& text) {
   json j = parse(text);
   SchedulerConfig c;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "sched/names.h"
+
 namespace bioesp::sched {
 
 struct SchedulerConfig {
@@ -27,9 +29,6 @@ struct SchedulerConfig {
   int solver_order = 2;
   bool rescale_betas_zero_snr = false;
 };
-
-// Names: pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, ddpm.
-const std::vector<std::string>& scheduler_names();
 
 // The model's own scheduler from its config (by _class_name), or `name` carrying over the
 // model's training schedule (betas, prediction type, offset) and taking the rest from the
