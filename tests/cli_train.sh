@@ -1,7 +1,7 @@
 #!/bin/sh
 # bioesp train with the tiny reference model: a dataset made by bioesp itself, LoRA training with
 # checkpoints, validation images and kohya output, the result used by generate, Ctrl-C + resume,
-# and errors.
+# SIGTERM and SIGHUP, and errors.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -47,6 +47,28 @@ else
 fi
 cmp "$tmp/straight/pytorch_lora_weights.safetensors" "$tmp/cut/pytorch_lora_weights.safetensors" ||
   { echo "resumed weights differ"; exit 1; }
+
+# SIGTERM and SIGHUP stop a training as Ctrl-C does: a checkpoint first (also with no checkpoint
+# interval), then exit 128 + the signal; --resume continues from it.
+for sig in TERM:15 HUP:1; do
+  name=${sig%:*} number=${sig#*:}
+  "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps 100000 --seed 3 \
+    --checkpoint-every 0 --out "$tmp/sig-$name" 2>"$tmp/sig.txt" &
+  pid=$!
+  n=0
+  while ! grep -q 'loss' "$tmp/sig.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+  kill -$name $pid
+  rc=0; wait $pid || rc=$?
+  [ $rc -eq $((128 + number)) ] || { echo "SIG$name: exit $rc"; cat "$tmp/sig.txt"; exit 1; }
+  grep -q "interrupted (signal $number); writing a checkpoint" "$tmp/sig.txt"
+  ckpt=$(ls "$tmp/sig-$name/checkpoints/" | grep '^checkpoint-[0-9]*\.safetensors$') ||
+    { echo "SIG$name wrote no checkpoint"; exit 1; }
+  step=$(echo "$ckpt" | sed 's/checkpoint-0*\([0-9]*\)\.safetensors/\1/')
+  "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps $((step + 1)) --seed 3 --quiet \
+    --resume --out "$tmp/sig-$name" 2>/dev/null
+  [ -s "$tmp/sig-$name/pytorch_lora_weights.safetensors" ]
+  [ "$(wc -l < "$tmp/sig-$name/train_log.jsonl")" -eq $((step + 1)) ]
+done
 
 fails() {
   if "$cli" train "$@" >/dev/null 2>"$tmp/err.txt"; then echo "accepted: $*"; exit 1; fi
