@@ -18,6 +18,14 @@
  *  - Paths and strings are UTF-8.
  *  - Thread-safety: functions without a handle are safe from any thread. A handle may be used
  *    from several threads only where its functions say so; otherwise serialise calls on it.
+ *  - Blocking: calls that load or write files, reach the network or compute (bioesp_model_load,
+ *    the LoRA calls, bioesp_generate, bioesp_animate, bioesp_train, bioesp_fetch, bioesp_pull,
+ *    ...) return when the work is done. A game's frame or a UI's event loop calls only these,
+ *    which never wait for a generation: bioesp_generate_async, bioesp_job_poll,
+ *    bioesp_job_cancel, bioesp_job_take on a finished job, bioesp_images_count/get/setting and
+ *    bioesp_last_error. bioesp_job_wait waits up to its timeout; bioesp_job_free and
+ *    bioesp_model_free wait for a running job to stop (cancelled: within one denoising step);
+ *    the LoRA calls wait for a generation running on the model to finish.
  */
 #ifndef BIOESP_H
 #define BIOESP_H
@@ -340,6 +348,15 @@ typedef struct bioesp_generate_options {
   int vae_tile_size;           /* > 0: the VAE decodes (and encodes the init image) in tiles of
                                   this many pixels a side, for images larger than memory allows;
                                   the image equals the untiled one. 0: whole */
+  const char* tiling;          /* textures that repeat without seams: "x", "y" or "both" pad every
+                                  UNet and VAE convolution circularly along those axes (A1111's
+                                  tiling), for this generation only; NULL or "none": zeros, as
+                                  before. Not combined with vae_tile_size */
+  const char* background;      /* "transparent": sprites. Each prompt gets ", plain white
+                                  background" appended, and an alpha matte grown from the border
+                                  colour makes the images RGBA (4 channels; the opaque pixels keep
+                                  the drawn colours). It fails where the creature touches the
+                                  border or shares the backdrop's colour. NULL or "opaque": RGB */
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
@@ -364,7 +381,8 @@ typedef enum bioesp_job_state {
   BIOESP_JOB_DONE = 2,     /* finished: take the images or the error */
 } bioesp_job_state;
 
-/* The options (and the strings and init image they point to) are copied. */
+/* Returns at once (a frame may call it): the options (and the strings and init image they
+ * point to) are copied, the job starts on a thread of its own. */
 BIOESP_API bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_options* options,
                                                bioesp_job** out);
 /* State and progress; never blocks. Safe from any thread. */
@@ -375,9 +393,12 @@ BIOESP_API bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* f
 /* Asks the job to stop; it ends within one denoising step with BIOESP_ERR_CANCELLED. Safe from
  * any thread, including the job's own progress callback. */
 BIOESP_API bioesp_status bioesp_job_cancel(bioesp_job* job);
-/* A finished job's images (once), or its failure status with its message in bioesp_last_error. */
+/* A finished job's images (once), or its failure status with its message in bioesp_last_error.
+ * Never blocks: a job that is not done yet is refused (poll first). */
 BIOESP_API bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out);
-/* Cancels the job if it still runs, waits for it and frees it. Not from the job's own callback. */
+/* Cancels the job if it still runs, waits for its thread to end and frees it. Not from the job's
+ * own callback; a frame hands it to a thread of its own (the thread ends within a denoising
+ * step, at once for a finished job). */
 BIOESP_API void bioesp_job_free(bioesp_job* job);
 
 /* ---------------------------------------------------------------------------------------------

@@ -14,10 +14,11 @@
 #include "io/safetensors.h"
 #include "models/loader.h"
 #include "pipeline/pipeline.h"
+#include "train/batches.h"
 #include "train/dataset.h"
 #include "train/lr_schedule.h"
 #include "train/scratch.h"
-#include "train/trainer.h"
+#include "train/run.h"
 extern "C" {
 #include "support/testutil.h"
 }

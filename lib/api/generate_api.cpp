@@ -18,6 +18,7 @@
 #include "hub/pull.h"
 #include "image/animation.h"
 #include "image/image_io.h"
+#include "image/matte.h"
 #include "image/resize.h"
 #include "pipeline/pipeline.h"
 
@@ -106,7 +107,29 @@ struct Request {
   pipeline::GenerateOptions g;
   bioesp_progress_fn progress = nullptr;
   void* progress_user = nullptr;
+  std::string tiling;        // as given ("" for none): recorded with the images
+  bool transparent = false;  // background "transparent": a plain backdrop, then a matte
 };
+
+// What a transparent background asks of every prompt: a backdrop the matte can take away.
+constexpr const char* kPlainBackdrop = ", plain white background";
+// The text encoder reads 77 tokens; longer prompts are cut, and beyond this size refused before
+// the tokenizer spends its time on them.
+constexpr size_t kMaxPromptBytes = 64 * 1024;
+
+// A prompt (NULL items are refused by the options table), within its size.
+std::string checked_prompt(const char* p, const char* what) {
+  const size_t n = std::strlen(p);
+  if (n > kMaxPromptBytes)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, std::string(what) + " is " + std::to_string(n) + " bytes; at most " +
+                                          std::to_string(kMaxPromptBytes) + " are accepted (the text encoder reads 77 tokens)");
+  return p;
+}
+
+// The tiling choice (none, x, y, both; checked by the options table) as the axes that wrap.
+models::Wrap wrap_of(const std::string& tiling) {
+  return {tiling == "x" || tiling == "both", tiling == "y" || tiling == "both"};
+}
 
 torch::Tensor image_tensor(const bioesp_image& img) {
   require(img.pixels != nullptr && img.width > 0 && img.height > 0, "init image has no pixels");
@@ -131,8 +154,8 @@ std::function<void(const std::string&)> truncation_warning(bioesp_log_fn log, vo
 template <class O>
 pipeline::GenerateOptions settings_of(const O& o) {
   pipeline::GenerateOptions g;
-  g.prompts.assign(o.prompts, o.prompts + o.num_prompts);
-  if (o.negative_prompt) g.negative_prompt = o.negative_prompt;
+  for (size_t i = 0; i < o.num_prompts; ++i) g.prompts.push_back(checked_prompt(o.prompts[i], "a prompt"));
+  if (o.negative_prompt) g.negative_prompt = checked_prompt(o.negative_prompt, "the negative prompt");
   g.steps = o.steps;
   g.guidance = o.guidance;
   if (o.scheduler) g.scheduler = o.scheduler;
@@ -154,6 +177,9 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.images_per_prompt = o.images_per_prompt;
   r.g.strength = o.strength;
   if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
+  if (o.tiling && std::strcmp(o.tiling, "none") != 0) r.tiling = o.tiling;
+  r.g.tiling = wrap_of(r.tiling);
+  r.transparent = o.background && std::strcmp(o.background, "transparent") == 0;
   r.progress = o.progress;
   r.progress_user = o.progress_user;
   return r;
@@ -176,12 +202,16 @@ std::string lora_setting(const bioesp_model& m) {
 // Draws the request's images; the caller holds the model's turn.
 std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
   r.g.progress = progress;
-  torch::Tensor images = model->sd->generate(r.g);
+  pipeline::GenerateOptions drawn = r.g;
+  if (r.transparent)
+    for (auto& p : drawn.prompts) p += kPlainBackdrop;
+  torch::Tensor images = model->sd->generate(drawn);
   const std::string loras = lora_setting(*model);
   auto out = std::make_unique<bioesp_images>();
   out->list = pipeline::to_images(images);
   for (size_t i = 0; i < out->list.size(); ++i) {
     image::Image& img = out->list[i];
+    if (r.transparent) img = image::matte(img);
     const auto& g = r.g;
     size_t prompt = static_cast<size_t>(i / g.images_per_prompt);
     img.text = {{"prompt", g.prompts[prompt]},
@@ -196,6 +226,9 @@ std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::
                 {"clip_skip", std::to_string(g.clip_skip)},
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
+    // Recorded only when set, so default images stay byte for byte what they were.
+    if (!r.tiling.empty()) img.text.emplace_back("tiling", r.tiling);
+    if (r.transparent) img.text.emplace_back("background", "transparent");
     if (!loras.empty()) img.text.emplace_back("loras", loras);
   }
   return out;

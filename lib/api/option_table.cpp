@@ -165,6 +165,10 @@ Kind generate() {
   log_rows<O>(rows);
   rows.push_back(F(device_generator, Bool).about("draw the noise on the model's device (other images than the CPU's)"));
   rows.push_back(vae_tile_size<O>());
+  rows.push_back(F(tiling, Text).one_of({"none", "x", "y", "both"})
+                     .about("textures that repeat without seams along these axes (unset: none; not with vae_tile_size)"));
+  rows.push_back(F(background, Text).one_of({"opaque", "transparent"})
+                     .about("transparent: a sprite, its plain backdrop matted away into RGBA (unset: opaque)"));
   return k;
 }
 

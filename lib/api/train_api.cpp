@@ -6,7 +6,7 @@
 #include "api/options.h"
 #include "hub/pull.h"
 #include "train/scratch.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 using namespace bioesp;
 

@@ -229,6 +229,9 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   const auto [width, height] =
       img2img ? output_size(static_cast<int>(g.init_image.size(-1)), static_cast<int>(g.init_image.size(-2)))
               : output_size(g.width, g.height);
+  if (g.tiling.any() && g.vae_tile_size > 0)
+    fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
+  models::WrapScope wrap({unet_.get(), vae_.get()}, g.tiling);
 
   const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
   const bool cfg = g.guidance > 1.0;

@@ -46,6 +46,9 @@ struct GenerateOptions {
   // > 0: the VAE decodes (and encodes init images) in tiles of this many pixels, for images
   // larger than memory allows; the result equals the untiled one (see models::TileOptions).
   int vae_tile_size = 0;
+  // Textures that repeat without seams: every UNet and VAE convolution pads circularly along
+  // these axes, for this generation only.
+  models::Wrap tiling;
   // Called after each denoising step with (done, total); return false to cancel, which throws
   // BIOESP_ERR_CANCELLED within one step.
   std::function<bool(int, int)> progress;
