@@ -116,9 +116,21 @@ static int cmd_expected(const char* path, bioesp_weights_options* opt) {
   return missing || unexpected || mismatched ? 1 : 0;
 }
 
+/* The scheduler a name gives the model at `path`, as JSON. */
+static int print_scheduler(const char* path, const char* name, long steps) {
+  char* json = NULL;
+  if (bioesp_scheduler_describe(path, name, (int)steps, &json) != BIOESP_OK) return fail_with(path);
+  printf("%s\n", json);
+  bioesp_string_free(json);
+  return 0;
+}
+
 static int cmd_inspect(int argc, char** argv) {
   const char* path = NULL;
+  const char* scheduler = NULL;
   int expected = 0;
+  long steps = 0;
+  cli_int steps_flag = {&steps, 1, 1000};
   bioesp_weights_options opt;
   bioesp_weights_options_init(&opt);
   opt.log = print_log;
@@ -126,12 +138,15 @@ static int cmd_inspect(int argc, char** argv) {
       {NULL, "PATH", "a weight file (safetensors, .ckpt/.pt/.bin, a sharded index), a diffusers folder or a Hub id",
        cli_text, &path},
       {"expected", NULL, "compare with the tensors the architecture's configs expect (exit 1 on any difference)",
-       cli_switch, &expected}};
+       cli_switch, &expected},
+      {"scheduler", "NAME[:KEY=VALUE,...]", "print as JSON the full config the model's scheduler gets under that name "
+       "(\"\": its own), as diffusers' from_config builds it, with its timesteps", cli_text, &scheduler},
+      {"steps", "N", "the steps of --scheduler's timesteps (default 50)", cli_integer, &steps_flag}};
   const cli_command command = {
       "inspect", "PATH [options]",
       "Lists the tensors of a weight file or diffusers folder: format, name, dtype, shape, parameter count,\n"
       "metadata, and for LoRA files the flavour, rank and target modules. --config implies --to-diffusers.\n",
-      {{BIOESP_OPTIONS_WEIGHTS, &opt}}, 1, own, 2, NULL, NULL};
+      {{BIOESP_OPTIONS_WEIGHTS, &opt}}, 1, own, sizeof own / sizeof own[0], NULL, NULL};
   int rc;
   cli_args* args = cli_parse(&command, argc, argv, &rc);
   if (!args) return rc;
@@ -140,6 +155,8 @@ static int cmd_inspect(int argc, char** argv) {
     fprintf(stderr, "bioesp inspect: missing PATH (see bioesp inspect --help)\n");
     return 2;
   }
+  if (steps && !scheduler) scheduler = "";
+  if (scheduler) return print_scheduler(path, scheduler, steps ? steps : 50);
   if (opt.config_dir) opt.to_diffusers = 1;
   if (expected) return cmd_expected(path, &opt);
   bioesp_weights* w = NULL;

@@ -176,6 +176,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.device_generator = o.device_generator != 0;
   r.g.images_per_prompt = o.images_per_prompt;
   r.g.strength = o.strength;
+  r.g.eta = o.eta;
   if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
   if (o.tiling && std::strcmp(o.tiling, "none") != 0) r.tiling = o.tiling;
   r.g.tiling = wrap_of(r.tiling);
@@ -229,6 +230,7 @@ std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::
     // Recorded only when set, so default images stay byte for byte what they were.
     if (!r.tiling.empty()) img.text.emplace_back("tiling", r.tiling);
     if (r.transparent) img.text.emplace_back("background", "transparent");
+    if (g.eta >= 0) img.text.emplace_back("eta", format_number(g.eta));
     if (!loras.empty()) img.text.emplace_back("loras", loras);
   }
   return out;
@@ -515,6 +517,7 @@ void bioesp_generate_options_init(bioesp_generate_options* o) {
   o->guidance = 7.5f;
   o->images_per_prompt = 1;
   o->strength = 0.8f;
+  o->eta = -1.0f;
 }
 
 bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options, bioesp_images** out) {

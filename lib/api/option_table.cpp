@@ -86,7 +86,8 @@ Row guidance() {
 }
 template <class O>
 Row scheduler() {
-  return F(scheduler, Text).one_of(sched::scheduler_names()).about("the sampler (unset: the model's own)");
+  return F(scheduler, Text).one_of(sched::scheduler_names()).with_settings().about(
+      "the sampler, optionally with from_config settings as NAME:KEY=VALUE,… (unset: the model's own)");
 }
 template <class O>
 void size_rows(std::vector<Row>& rows) {
@@ -169,6 +170,8 @@ Kind generate() {
                      .about("textures that repeat without seams along these axes (unset: none; not with vae_tile_size)"));
   rows.push_back(F(background, Text).one_of({"opaque", "transparent"})
                      .about("transparent: a sprite, its plain backdrop matted away into RGBA (unset: opaque)"));
+  rows.push_back(F(eta, Float).at_most(1).about(
+      "DDIM's eta and TCD's gamma: the share of fresh noise per step, 0 to 1 (negative: the scheduler's own)"));
   return k;
 }
 

@@ -49,6 +49,7 @@ struct Row {
   bool min_open = false, max_open = false;
   std::vector<std::string> choices;  // Enum: value i is choices[i]; Text: the allowed strings
   std::string choices_text;          // "a|b|c"
+  bool settings = false;             // Text: "choice:settings" too (the scheduler's from_config keys)
   const char* count = nullptr;       // lists: the field holding the length
   const char* hidden = nullptr;      // why it is not set by name
 
@@ -61,6 +62,7 @@ struct Row {
   Row& at_most(double hi) { max = hi; return *this; }
   Row& below(double hi) { max = hi, max_open = true; return *this; }
   Row& one_of(std::vector<std::string> c);
+  Row& with_settings() { settings = true; return *this; }
   Row& counted_by(const char* c) { count = c; return *this; }
   Row& not_exposed(const char* why) { hidden = why; return *this; }
 };

@@ -180,6 +180,24 @@ size_t parse_choice(const Row& r, const char* text) {
   bad_text(r, "one of " + choices_list(r), text);
 }
 
+// A choice with settings after ':' ("euler:timestep_spacing=trailing"; ":…" keeps the default
+// choice): only the name before the ':' is checked.
+bool with_settings(const Row& r, const char* text) {
+  const char* colon = std::strchr(text, ':');
+  if (!r.settings || !colon) return false;
+  const std::string name(text, colon);
+  if (!name.empty()) parse_choice(r, name.c_str());
+  return true;
+}
+
+// A string choice: NULL for "" (its default), the caller's text when it carries settings, else
+// the table's own copy of the name.
+const char* stored_choice(const Row& r, const char* text) {
+  if (!text || !*text) return nullptr;
+  if (with_settings(r, text)) return text;
+  return r.choices[parse_choice(r, text)].c_str();
+}
+
 void parse_rgb(const Row& r, const char* text, char* p) {
   const char* hex = text[0] == '#' ? text + 1 : text;
   unsigned v[3];
@@ -191,7 +209,7 @@ void parse_rgb(const Row& r, const char* text, char* p) {
 
 void set_text(const Row& r, const char* text, char* p) {
   if (r.store == Store::String) return store(p, text);
-  if (r.store == Store::Text) return store(p, text && *text ? r.choices[parse_choice(r, text)].c_str() : nullptr);
+  if (r.store == Store::Text) return store(p, stored_choice(r, text));
   if (!text) fail(BIOESP_ERR_INVALID_ARGUMENT, std::string(r.name) + ": the text must not be NULL");
   switch (r.store) {
     case Store::Bool: return store(p, parse_bool(r, text));
@@ -287,7 +305,7 @@ void check_row(const Kind& k, const void* options, const Row& r) {
     }
     case Store::Text: {
       const char* s = load<const char*>(p);
-      if (s && *s) parse_choice(r, s);
+      if (s && *s && !with_settings(r, s)) parse_choice(r, s);
       return;
     }
     case Store::Strings:

@@ -1,7 +1,6 @@
 #include "generation.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <iterator>
 
 #include "request.h"
@@ -57,7 +56,7 @@ struct Generation::Picture {
 
 Generation::Generation(const Config& cfg, bioesp_model* model, EventBus& bus, Gallery& gallery)
     : cfg_(cfg), model_(model), bus_(bus), gallery_(gallery) {
-  follower_ = std::thread([this] { follow(); });
+  follower_ = std::thread([this] { contained("generation", [this] { follow(); }); });
 }
 
 Generation::~Generation() {
@@ -306,12 +305,7 @@ void Generation::follow() {
       if (submitted) run = submitted_.front();
       else run = alone_ = waiting_.front(), waiting_.pop_front();  // it needs the model alone
     }
-    try {
-      if (submitted) finish(*run);
-      else alone(*run);
-    } catch (const std::exception& e) {  // nothing may leave this thread
-      std::fprintf(stderr, "bioesp studio: run %s: %s\n", run->id.c_str(), e.what());
-    }
+    contained(run->id.c_str(), [&] { submitted ? finish(*run) : alone(*run); });
     std::lock_guard<std::mutex> lock(m_);
     if (!submitted) {
       alone_.reset();
