@@ -40,7 +40,7 @@ fails --model "$m" --prompt x --steps 1000 --quiet;      grep -q 'go past the mo
 # (signalled once a step has run: before the handler is installed, a background job ignores SIGINT)
 "$cli" generate --model "$m" --prompt x --steps 999 --out "$tmp/int.png" 2>"$tmp/int.txt" &
 pid=$!
-n=0; while ! grep -q '/999 steps' "$tmp/int.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+n=0; while ! grep -q '[0-9]/[0-9]* steps' "$tmp/int.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
 kill -INT $pid; rc=0; wait $pid || rc=$?
 [ "$rc" -eq 130 ] || { echo "interrupted generate exited $rc"; exit 1; }
 [ ! -e "$tmp/int.png" ]
