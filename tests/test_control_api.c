@@ -175,6 +175,7 @@ static void test_controlnets_match_diffusers(void** state) {
   bioesp_controlnet* own = NULL;
   check(bioesp_controlnet_load(model, control_path("controlnet"), &own));
   c[0].controlnet = own;
+  c[0].scale = 0.8f; /* StableDiffusionControlNetImg2ImgPipeline's default conditioning scale */
   g.num_controls = 1;
   g.init_image = &init.view;
   g.strength = 0.6f;
@@ -418,7 +419,7 @@ static void test_bad_requests(void** state) {
   c.controlnet = NULL;
   expect_error(model, &g, BIOESP_ERR_INVALID_ARGUMENT, "names no ControlNet");
   g.controls = NULL;
-  expect_error(model, &g, BIOESP_ERR_INVALID_ARGUMENT, "controls is NULL");
+  expect_error(model, &g, BIOESP_ERR_INVALID_ARGUMENT, "controls: NULL");
   g.num_controls = 0;
   g.mask = &edges.view;
   expect_error(model, &g, BIOESP_ERR_INVALID_ARGUMENT, "need an init image");
@@ -427,7 +428,7 @@ static void test_bad_requests(void** state) {
   expect_error(model, &g, BIOESP_ERR_INVALID_ARGUMENT, "need an init image");
   g.init_image = &init.view;
   g.outpaint_left = -8;
-  expect_error(model, &g, BIOESP_ERR_INVALID_ARGUMENT, "margins");
+  expect_error(model, &g, BIOESP_ERR_INVALID_ARGUMENT, "outpaint_left");
   g.outpaint_left = 0;
   g.mask = &edges.view;
   g.padding_mask_crop = -1;

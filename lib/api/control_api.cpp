@@ -37,7 +37,7 @@ torch::Tensor init_tensor(const image::Image& img) {
 }
 
 models::ControlNetModel load_controlnet(pipeline::StableDiffusion& sd, const std::string& path, const io::Logger& log) {
-  auto net = pipeline::load_controlnet(hub::resolve_model(path, log), "", sd.device(), sd.dtype(), log);
+  auto net = pipeline::load_controlnet(hub::resolve_model(path, log), "", sd.device(), sd.dtype(), log, &sd.unet()->config());
   models::check_fits(net->config(), sd.unet()->config(), sd.vae()->config().latent_channels);
   return net;
 }
@@ -71,7 +71,6 @@ image::Image cut_like_init(image::Image mask, uint32_t init_w, uint32_t init_h) 
 ImageRequest set_images(const bioesp_generate_options& o, pipeline::GenerateOptions& g) {
   ImageRequest r;
   auto& recorded = r.recorded;
-  require(o.num_controls == 0 || o.controls, "controls is NULL");
   require(o.num_controls <= 16, "at most 16 ControlNets at once");
   std::string listed;
   // The caller's array strides by the struct_size it was compiled with (an older one is shorter).

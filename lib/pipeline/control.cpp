@@ -10,9 +10,10 @@
 namespace bioesp::pipeline {
 
 models::ControlNetModel load_controlnet(const std::string& path, const std::string& variant, torch::Device device,
-                                        torch::ScalarType dtype, const io::Logger& log) {
+                                        torch::ScalarType dtype, const io::Logger& log, const config::UNetConfig* base) {
   io::WeightSet weights;
   std::string config;
+  bool inferred = false;
   if (io::is_directory(path)) {
     if (!io::is_file(path + "/config.json"))
       fail(BIOESP_ERR_NOT_FOUND, path + ": not a ControlNet folder (no config.json)");
@@ -34,10 +35,17 @@ models::ControlNetModel load_controlnet(const std::string& path, const std::stri
       for (auto& t : weights.tensors) t.component = "controlnet";
     }
     config = config::infer_config(weights, "controlnet");
+    inferred = true;
   }
   const std::string what = path + " (controlnet)";
+  config::ControlNetConfig c = config::parse_controlnet(config, what);
+  if (inferred && base && base->num_attention_heads.size() == c.unet.num_attention_heads.size()) {
+    c.unet.num_attention_heads = base->num_attention_heads;
+    c.unet.norm_num_groups = base->norm_num_groups;
+    c.unet.norm_eps = base->norm_eps;
+  }
   models::BuildScope scope(torch::TensorOptions().dtype(dtype).device(device));
-  auto net = models::build_checked<models::ControlNetModel>(config::parse_controlnet(config, what), what);
+  auto net = models::build_checked<models::ControlNetModel>(c, what);
   models::load_state(*net, weights, "controlnet", what);
   net->eval();
   return net;

@@ -128,8 +128,6 @@ torch::Tensor composite(const torch::Tensor& images, const InpaintImages& in) {
 
 std::pair<image::Image, image::Image> outpaint(const image::Image& picture, const image::Image* mask, int left, int top,
                                                int right, int bottom) {
-  for (int m : {left, top, right, bottom})
-    if (m < 0 || m > 8192) fail(BIOESP_ERR_INVALID_ARGUMENT, "outpainting margins must be from 0 to 8192 pixels");
   const uint32_t W = picture.width + left + right, H = picture.height + top + bottom, c = picture.channels;
   if (static_cast<uint64_t>(W) * H > image::kMaxPixels) fail(BIOESP_ERR_INVALID_ARGUMENT, "the outpainted canvas is too large");
   image::Image canvas, painted;

@@ -74,19 +74,27 @@ with bioesp.Model(model_dir) as model:
     assert again.pixels() == reference
     assert steps, "no progress from the job's worker thread"
     assert ticks, "another Python thread could not run during generation"
-    o = bioesp.GenerateOptions()
-    o.add_prompt("colibrí lagarto")
-    o.steps, o.seed, o.width, o.height = 3, 42, 64, 64
+    o = bioesp.Options("generate")
+    o.add("prompts", "colibrí lagarto")
+    for name, text in [("steps", "3"), ("seed", "42"), ("width", "64"), ("height", "64")]:
+        o.set(name, text)
     assert model.generate(o)[0].pixels() == reference
+    # img2img through a keyword: the init image is an Image; a bad value names the field.
+    [varied] = model.generate("colibrí", init_image=image, strength=0.5, **settings)
+    assert varied.setting("strength") == "0.5"
+    try:
+        model.generate("x", steps=0)
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "steps: must be between 1 and 1000, not 0" in str(e), e
+    assert "ddpm" in bioesp.schedulers()
 
     # A ControlNet and a mask: the C API's bytes (tests/bindings/reference.c draws the same).
     with tempfile.TemporaryDirectory() as tmp:
         image.save(os.path.join(tmp, "picture.png"))
         picture = bioesp.Images.load(os.path.join(tmp, "picture.png")).get(0)
-        with bioesp.ControlNet(model, controlnet_dir) as net:
-            c = bioesp.Control()
-            c.controlnet, c.image, c.preprocess, c.scale = net, picture, "canny", 0.7
-            [steered] = model.generate("colibrí lagarto", controls=[c], **settings)
+        net = bioesp.ControlNet(model, controlnet_dir)
+        [steered] = model.generate("colibrí lagarto", controls=[(net, picture, 0.7, 0.0, 1.0, "canny")], **settings)
         assert steered.pixels() == control_reference, "the binding's ControlNet picture differs from the C API's"
         assert steered.setting("controlnets").endswith(":0.7 (canny)"), steered.setting("controlnets")
         rows = b"".join(b"\0" + bytes(255 if x >= 32 else 0 for x in range(64)) for _ in range(64))
@@ -97,19 +105,26 @@ with bioesp.Model(model_dir) as model:
         mask = bioesp.Images.load(os.path.join(tmp, "mask.png")).get(0)
         [painted] = model.generate("colibrí lagarto", init_image=picture, mask=mask, strength=1.0, **settings)
         assert painted.pixels() == inpaint_reference, "the binding's inpainted picture differs from the C API's"
+        net.close()
         try:
-            c.controlnet = bioesp.ControlNet()
-            model.generate("x", controls=[c], **settings)
-            raise AssertionError("a control with a ControlNet never loaded was taken")
+            model.generate("x", controls=[(net, picture)], **settings)
+            raise AssertionError("a closed ControlNet was taken")
         except ValueError as e:
             assert "closed" in str(e), e
+        try:
+            model.generate("x", controls=[(bioesp.ControlNet(model, controlnet_dir), picture, 1.0, 0.9, 0.1)], **settings)
+            raise AssertionError("a control window that ends before it starts was taken")
+        except ValueError as e:
+            assert "start" in str(e), e
 
     # Animations: frames as Images, the ends equal single generations, saved as a GIF.
     import os, tempfile
     frames = model.animate(["colibrí lagarto", "frailejón"], [42, 43], frames=3, steps=3, width=64, height=64)
     assert len(frames) == 3 and frames[0].pixels() == reference
     with tempfile.TemporaryDirectory() as tmp:
-        frames.save_animation(os.path.join(tmp, "morph.gif"), 8.0, True, 80)
+        frames.save_animation(os.path.join(tmp, "morph.gif"), fps=8.0, loop=True, quality=80)
+        image.save(os.path.join(tmp, "c.jpg"), jpeg_quality=40)
+        assert open(os.path.join(tmp, "c.jpg"), "rb").read(2) == b"\xff\xd8"
         assert open(os.path.join(tmp, "morph.gif"), "rb").read(6) == b"GIF89a"
 
 # Errors as exceptions with the message.
@@ -138,11 +153,15 @@ with tempfile.TemporaryDirectory() as tmp:
         os.mkdir(os.path.join(tmp, "fotos"))
         for i, p in enumerate(["colibrí", "rana", "tucán"]):
             m.generate(p, steps=2, seed=i, width=64, height=64)[0].save(os.path.join(tmp, "fotos", "%d.png" % i))
-    counts = bioesp.prepare(os.path.join(tmp, "fotos"), os.path.join(tmp, "dataset"), size=64, caption="criatura")
+    counts = bioesp.prepare(os.path.join(tmp, "fotos"), os.path.join(tmp, "dataset"), size=64, caption="criatura",
+                            background="102030", crop="pad")
     assert (counts.done, counts.skipped) == (3, 0)
     losses = []
+    # fields the old bindings lacked: the optimizer's betas, epsilon and weight decay, the device index
     lora = bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora"), prompt="criatura",
-                        resolution=64, steps=2, seed=1, progress=lambda stage, step, total, loss, lr, eta: losses.append(loss))
+                        resolution=64, steps=2, seed=1, adam_beta1=0.8, adam_beta2=0.99, adam_epsilon=1e-6,
+                        adam_weight_decay=0, device_index=0,
+                        progress=lambda stage, step, total, loss, lr, eta: losses.append(loss))
     assert lora.endswith("pytorch_lora_weights.safetensors") and os.path.exists(lora) and losses
     try:
         bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora2"), prompt="x", resolution=64,
