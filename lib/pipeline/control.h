@@ -16,9 +16,9 @@ namespace bioesp::pipeline {
 
 // A diffusers ControlNetModel folder (config.json and its weights, `variant` preferred), or one
 // weights file: diffusers-named or an original ControlNet (io::looks_like_ldm_controlnet), with
-// the config inferred from its shapes — and its attention heads, which shapes do not show, from
-// `base` (the UNet it is made for, as ControlNetModel.from_unet copies them) when given. In
-// `dtype` on `device`.
+// the config inferred from its shapes — and what shapes do not show (attention heads, norm
+// groups and epsilon) from `base`, the UNet it is made for, as ControlNetModel.from_unet copies
+// them, when given. In `dtype` on `device`.
 models::ControlNetModel load_controlnet(const std::string& path, const std::string& variant, torch::Device device,
                                         torch::ScalarType dtype, const io::Logger& log,
                                         const config::UNetConfig* base = nullptr);
