@@ -328,8 +328,11 @@ typedef struct bioesp_generate_options {
   int steps;                   /* default 50 */
   float guidance;              /* default 7.5; classifier-free guidance when > 1 */
   uint64_t seed;               /* CPU generator seed, as torch.Generator("cpu").manual_seed */
-  const char* scheduler;       /* pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc;
-                                  NULL: the model's own */
+  const char* scheduler;       /* NULL: the model's own; else a name (pndm, ddim, euler, euler_a,
+                                  dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm, tcd), built from the
+                                  model's scheduler config as diffusers' from_config builds it,
+                                  optionally with from_config settings: "euler:timestep_spacing=
+                                  trailing" (see bioesp_scheduler_describe) */
   int width, height;           /* multiples of 8; 0: the model's native size */
   int images_per_prompt;       /* default 1 */
   int clip_skip;               /* 0: the last layer */
@@ -354,9 +357,21 @@ typedef struct bioesp_generate_options {
                                   colour makes the images RGBA (4 channels; the opaque pixels keep
                                   the drawn colours). It fails where the creature touches the
                                   border or shares the backdrop's colour. NULL or "opaque": RGB */
+  float eta;                   /* DDIM's eta and TCD's gamma: the share of fresh noise in each step,
+                                  0 (deterministic) to 1 (TCD's choice for one step). Negative
+                                  (default): the scheduler's own, 0 for ddim, 0.3 for tcd. Other
+                                  schedulers refuse a value */
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
+/* What a scheduler name gives a model, as JSON in *json (free with bioesp_string_free):
+ * {"scheduler", "class" (diffusers'), "config" (every key as diffusers holds it after
+ * from_config, with "_use_default_values"), "steps", "timesteps", "sigmas" (schedulers in sigma
+ * space), "init_noise_sigma"} for `steps` steps. `path` is a model folder (or Hub id, pulled as
+ * bioesp_model_load pulls it), a scheduler folder or a scheduler_config.json; NULL: the embedded
+ * model. `name` as bioesp_generate_options.scheduler (NULL: the model's own). Infinite config
+ * values (lambda_min_clipped's default) are written as null. */
+BIOESP_API bioesp_status bioesp_scheduler_describe(const char* path, const char* name, int steps, char** json);
 /* Generates images (prompt-major: all images of prompt 0, then prompt 1, ...) into a set the
  * caller frees with bioesp_images_free. */
 BIOESP_API bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options,

@@ -11,7 +11,7 @@ static const char* const kUsage =
     "usage: bioesp <command> [options]\n"
     "\n"
     "commands:\n"
-    "  inspect PATH [--to-diffusers] [--config DIR] [--expected]\n"
+    "  inspect PATH [--to-diffusers] [--config DIR] [--expected] [--scheduler NAME] [--steps N]\n"
     "      List the tensors of a weight file (safetensors, .ckpt/.pt/.bin, sharded index)\n"
     "      or a diffusers folder: format, name, dtype, shape, parameter count, metadata,\n"
     "      and for LoRA files the flavour, rank and target modules. --to-diffusers renames\n"
@@ -19,6 +19,9 @@ static const char* const kUsage =
     "      folder describing its architecture; otherwise inferred from the shapes).\n"
     "      --expected compares the tensors present with those the architecture's configs\n"
     "      expect and lists the missing, unexpected and mismatched ones (exit 1 if any).\n"
+    "      --scheduler NAME[:KEY=VALUE,...] (\"\" for the model's own) prints as JSON the full\n"
+    "      config the model's scheduler gets under that name, as diffusers' from_config builds\n"
+    "      it, and its timesteps and sigmas for --steps N (50).\n"
     "\n"
     "  generate --prompt TEXT [options]\n"
     "      Draws images with a Stable Diffusion model. Options:\n"
@@ -224,8 +227,19 @@ static int cmd_expected(const char* path, bioesp_weights_options* opt) {
   return missing || unexpected || mismatched ? 1 : 0;
 }
 
+/* The scheduler a name gives the model at `path`, as JSON. */
+static int print_scheduler(const char* path, const char* name, long steps) {
+  char* json = NULL;
+  if (bioesp_scheduler_describe(path, name, (int)steps, &json) != BIOESP_OK) return fail_with(path);
+  printf("%s\n", json);
+  bioesp_string_free(json);
+  return 0;
+}
+
 static int cmd_inspect(int argc, char** argv) {
   const char* path = NULL;
+  const char* scheduler = NULL;
+  long steps = 50;
   int expected = 0;
   bioesp_weights_options opt;
   bioesp_weights_options_init(&opt);
@@ -238,6 +252,11 @@ static int cmd_inspect(int argc, char** argv) {
     } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
       opt.config_dir = argv[++i];
       opt.to_diffusers = 1;
+    } else if (strcmp(argv[i], "--scheduler") == 0 && i + 1 < argc) {
+      scheduler = argv[++i];
+    } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
+      if (!parse_long("--steps", argv[++i], &steps)) return 2;
+      if (!scheduler) scheduler = "";
     } else if (argv[i][0] == '-') {
       fprintf(stderr, "bioesp inspect: unknown option %s\n", argv[i]);
       return 2;
@@ -252,6 +271,7 @@ static int cmd_inspect(int argc, char** argv) {
     fprintf(stderr, "bioesp inspect: missing PATH\n%s", kUsage);
     return 2;
   }
+  if (scheduler) return print_scheduler(path, scheduler, steps);
   if (expected) return cmd_expected(path, &opt);
   bioesp_weights* w = NULL;
   if (bioesp_weights_open(path, &opt, &w) != BIOESP_OK) return fail_with(path);

@@ -110,6 +110,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.clip_skip = o.clip_skip;
   r.g.strength = o.strength;
   r.g.vae_tile_size = o.vae_tile_size;
+  r.g.eta = o.eta;
   if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
   r.progress = o.progress;
   r.progress_user = o.progress_user;
@@ -174,6 +175,7 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
     // Recorded only when set, so default images stay byte for byte what they were.
     if (r.tiling != "none") img.text.emplace_back("tiling", r.tiling);
     if (r.transparent) img.text.emplace_back("background", "transparent");
+    if (g.eta >= 0) img.text.emplace_back("eta", format_number(g.eta));
     if (!loras.empty()) img.text.emplace_back("loras", loras);
   }
   return out;
@@ -423,6 +425,7 @@ void bioesp_generate_options_init(bioesp_generate_options* o) {
   o->guidance = 7.5f;
   o->images_per_prompt = 1;
   o->strength = 0.8f;
+  o->eta = -1.0f;
 }
 
 bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options, bioesp_images** out) {
