@@ -37,9 +37,11 @@ fails --model "$m" --prompt x --steps 1000 --quiet;      grep -q 'go past the mo
 "$cli" generate --model "$m" --prompt "colibrí" --steps 2 --seed 1 --width 192 --vae-tiles 64 --quiet --out "$tmp/tiled.png"
 [ -s "$tmp/tiled.png" ]
 # Ctrl-C stops a generation within a step, writing nothing (exit 130)
-"$cli" generate --model "$m" --prompt x --steps 999 --quiet --out "$tmp/int.png" 2>/dev/null &
+# (signalled once a step has run: before the handler is installed, a background job ignores SIGINT)
+"$cli" generate --model "$m" --prompt x --steps 999 --out "$tmp/int.png" 2>"$tmp/int.txt" &
 pid=$!
-sleep 3; kill -INT $pid; rc=0; wait $pid || rc=$?
+n=0; while ! grep -q '/999 steps' "$tmp/int.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+kill -INT $pid; rc=0; wait $pid || rc=$?
 [ "$rc" -eq 130 ] || { echo "interrupted generate exited $rc"; exit 1; }
 [ ! -e "$tmp/int.png" ]
 

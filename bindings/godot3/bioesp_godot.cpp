@@ -188,6 +188,8 @@ struct Generation {
   std::string prompt;
   const char* prompts[1] = {nullptr};
   std::map<std::string, std::string> texts;  // the Text settings, pointed to by options
+  std::vector<uint8_t> init_pixels;          // init_image's, as RGBA
+  bioesp_image init_image{};
   bioesp_generate_options options;
   std::map<std::string, std::pair<std::string, float>> loras;  // name → (file, scale), as at generate()
   std::string error;  // a refused setting: reported instead of running
@@ -200,15 +202,40 @@ struct Generation {
   Generation& operator=(const Generation&) = delete;
 };
 
+// img2img's start: a Godot Image, copied as RGBA8 (the main thread's only pixel copy).
+std::string set_init_image(Generation& g, const godot_variant* v) {
+  godot_object* obj = type_of(v) == GODOT_VARIANT_TYPE_OBJECT ? api->godot_variant_as_object(v) : nullptr;
+  auto source = Variant::of_object(obj);
+  if (!obj || string_of(call(source.get(), "get_class", {}).get()) != "Image")
+    return std::string("setting \"init_image\" must be an Image, not ") + type_name(type_of(v));
+  auto image = call(source.get(), "duplicate", {});
+  auto rgba8 = Variant::of_int(5);  // Image.FORMAT_RGBA8
+  call(image.get(), "convert", {rgba8.get()});
+  const int64_t w = api->godot_variant_as_int(call(image.get(), "get_width", {}).get());
+  const int64_t h = api->godot_variant_as_int(call(image.get(), "get_height", {}).get());
+  auto data = call(image.get(), "get_data", {});
+  godot_pool_byte_array bytes = api->godot_variant_as_pool_byte_array(data.get());
+  godot_pool_byte_array_read_access* r = api->godot_pool_byte_array_read(&bytes);
+  const uint8_t* p = api->godot_pool_byte_array_read_access_ptr(r);
+  g.init_pixels.assign(p, p + api->godot_pool_byte_array_size(&bytes));
+  api->godot_pool_byte_array_read_access_destroy(r);
+  api->godot_pool_byte_array_destroy(&bytes);
+  if (w <= 0 || h <= 0 || g.init_pixels.size() != static_cast<size_t>(w * h * 4)) return "setting \"init_image\" is an empty Image";
+  g.init_image = bioesp_image{sizeof(bioesp_image), static_cast<uint32_t>(w), static_cast<uint32_t>(h), 4, g.init_pixels.data()};
+  g.options.init_image = &g.init_image;
+  return "";
+}
+
 // Sets one setting; "" or what is wrong with it.
 std::string set_field(Generation& g, const std::string& key, const godot_variant* v) {
+  if (key == "init_image") return set_init_image(g, v);
   const Field* f = nullptr;
   for (const auto& candidate : kFields)
     if (key == candidate.name) f = &candidate;
   if (!f) {
     std::string known;
     for (const auto& candidate : kFields) known += (known.empty() ? "" : ", ") + std::string(candidate.name);
-    return "unknown setting \"" + key + "\" (settings: " + known + ")";
+    return "unknown setting \"" + key + "\" (settings: " + known + ", init_image)";
   }
   char* field = reinterpret_cast<char*>(&g.options) + f->offset;
   const godot_variant_type t = type_of(v);

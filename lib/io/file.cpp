@@ -111,9 +111,18 @@ void write_text_file(const std::string& path, const std::string& text) {
   write_file_atomically(path, [&](std::FILE* f) { write_bytes(f, text.data(), text.size(), path); });
 }
 
+namespace {
+const char* const kTemporary = ".tmp-";
+}
+
+bool is_temporary_name(const std::string& name) {
+  const size_t at = name.rfind(kTemporary);
+  return at != std::string::npos && at > 0 && at + std::strlen(kTemporary) < name.size();
+}
+
 int create_temporary(const std::string& path, const std::string& suffix, std::string* name) {
   static std::atomic<uint64_t> counter{0};
-  const std::string stem = path + ".tmp-" + std::to_string(getpid()) + "-";
+  const std::string stem = path + kTemporary + std::to_string(getpid()) + "-";
   while (true) {
     *name = stem + std::to_string(counter++) + suffix;
     int fd = ::open(name->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);

@@ -63,6 +63,9 @@ int create_temporary(const std::string& path, const std::string& suffix, std::st
 // untouched.
 void write_file_atomically(const std::string& path,
                            const std::function<void(std::FILE*)>& write);
+// Whether a file name is one of write_file_atomically's temporaries (left behind only when the
+// process died mid-write).
+bool is_temporary_name(const std::string& name);
 
 // Writes text (or any bytes in a string) atomically, as write_file_atomically.
 void write_text_file(const std::string& path, const std::string& text);

@@ -238,6 +238,7 @@ std::string run(const RunOptions& o) {
   auto sd = load_model(o);
   auto examples = load_examples(o.data, dataset_options(o), o.log);
   io::make_directories(o.out);
+  const OutputFolder folder(o.out, o.log);
   auto prior = class_images(o, *sd, stage);
 
   Setup setup = o.setup;
@@ -254,7 +255,7 @@ std::string run(const RunOptions& o) {
   // captions, dropout), so a checkpoint of its state resumes the run bit for bit.
   at::Generator gen = at::detail::createCPUGenerator(setup.seed);
   RunState st;
-  if (o.resume) checkpoints.resume(tr, st, gen);
+  if (o.resume) checkpoints.resume(tr, st, gen, static_cast<int64_t>(examples.size()), static_cast<int64_t>(prior.size()), total);
   Batches batches(o, *sd, tr, examples, prior, stage);
   TrainLog log(o.out + "/train_log.jsonl", st.step);
   Steps steps(tr, o.grad_accum, o.log);
@@ -273,8 +274,8 @@ std::string run(const RunOptions& o) {
     p.eta_seconds = p.seconds_per_step * (total - st.step);
     const bool go_on = report(p);
     if (!go_on || (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0 && st.step < total)) {
+      log.write();  // first: a checkpoint never covers steps the log lacks
       checkpoints.save(tr, st, gen);
-      log.write();
     }
     if (!go_on) fail(BIOESP_ERR_CANCELLED, "training cancelled at step " + std::to_string(st.step) + "; a checkpoint was written, --resume continues");
     if (o.validation_every > 0 && st.step % o.validation_every == 0 && st.step < total) validate(o, *sd, st.step, total, stage);

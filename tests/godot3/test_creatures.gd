@@ -136,6 +136,7 @@ func run():
 		var image = texture.get_data()
 		check(image != null and image.get_format() == Image.FORMAT_RGB8, "an RGB8 image")
 		check(image != null and not_blank(image), "the creature is not blank")
+	var first_image = e[2].get_data() if e[0] == "finished" else null
 	var steps = progress_of(e[1])
 	var expected = []
 	for i in range(8):
@@ -172,6 +173,12 @@ func run():
 	check(e[0] == "failed" and "tiling must be none, x, y or both" in e[2], "bad tiling: %s" % [e])
 	e = yield(generate(node, "x", {"steps": 3}), "completed")
 	check(e[0] == "finished", "the node still draws after refusals: %s" % [e])
+
+	# img2img from the first creature (an Image as init_image), and something else refused.
+	e = yield(generate(node, "lagarto mariposa", {"init_image": first_image, "strength": 0.5, "steps": 8}), "completed")
+	check(e[0] == "finished" and e[2].get_width() == 64, "img2img: %s" % [e])
+	e = yield(generate(node, "x", {"init_image": "a picture"}, false), "completed")
+	check(e[0] == "failed" and "must be an Image" in e[2], "init_image not an Image: %s" % [e])
 
 	# Tiling and transparent sprites reach bioesp.
 	e = yield(generate(node, "cactus", {"steps": 4, "tiling": "both"}), "completed")
