@@ -250,14 +250,9 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   const int factor = latent_factor();
   const bool img2img = g.init_image.defined();
   if (g.prompts.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no prompt");
-  if (g.vae_tile_size < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "the VAE tile size is 0 (whole) or a size in pixels");
   const auto [width, height] =
       img2img ? output_size(static_cast<int>(g.init_image.size(-1)), static_cast<int>(g.init_image.size(-2)))
               : output_size(g.width, g.height);
-  if (g.steps < 1 || g.steps > 1000) fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be between 1 and 1000");
-  if (!std::isfinite(g.guidance) || g.guidance < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "guidance must be a finite number ≥ 0");
-  if (g.images_per_prompt < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "images per prompt must be at least 1");
-  if (img2img && !(g.strength > 0 && g.strength <= 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength must be in (0, 1]");
   if (g.tiling.any() && g.vae_tile_size > 0)
     fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
   models::WrapScope wrap({unet_.get(), vae_.get()}, g.tiling);
@@ -363,7 +358,6 @@ torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
   if ((o.prompts.size() != 1 && o.prompts.size() != keys) || (o.seeds.size() != 1 && o.seeds.size() != keys))
     fail(BIOESP_ERR_INVALID_ARGUMENT, "give as many prompts as seeds (or one of either): they are the keyframes");
   if (keys < 2) fail(BIOESP_ERR_INVALID_ARGUMENT, "an animation needs two keyframes: two prompts or two seeds");
-  if (o.frames < 2 || o.frames > 10000) fail(BIOESP_ERR_INVALID_ARGUMENT, "frames must be between 2 and 10000");
   if (o.settings.init_image.defined()) fail(BIOESP_ERR_INVALID_ARGUMENT, "animations start from noise, not an init image");
   const int factor = latent_factor();
   const auto [width, height] = output_size(o.settings.width, o.settings.height);
