@@ -332,7 +332,8 @@ def wrong_types():
                                  ("/api/generate", {"prompt": "x", "steps": 2.5}, "steps"),
                                  ("/api/generate", {"prompt": "x", "tiling": "z"}, "tiling"),
                                  ("/api/train", {"dataset": "heldout", "threads": 2}, "threads"),
-                                 ("/api/train", {"dataset": "heldout", "adam_beta1": 1}, "adam_beta1")]:
+                                 ("/api/train", {"dataset": "heldout", "adam_beta1": 1}, "adam_beta1"),
+                                 ("/api/generate", {"prompt": "x", "strength": 0}, "strength")]:
         status, answer = request("POST", path, payload)
         text = json.dumps(answer)
         check(status == 400 and field in text and "json.exception" not in text,

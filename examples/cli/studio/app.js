@@ -469,12 +469,12 @@ function listen(after) {
 
 async function start() {
   await Promise.all(["es", "en"].map(async (l) => { TEXT[l] = await api(`/strings.${l}.json`); }));
-  state.info = await api("/api/info");
+  const [info, options] = await Promise.all([api("/api/info"), api("/api/options")]);
+  state.info = info;
   showSkipped("info-skipped", state.info.skipped);
   const saved = localStorage.getItem("bioesp-lang");
   state.lang = saved || state.info.lang || ((navigator.language || "es").startsWith("es") ? "es" : "en");
   for (const s of state.info.schedulers) $("scheduler").append(el("option", { value: s }, s));
-  const options = await api("/api/options");
   buildSettings(options, $("gen-form"), ["generate"]);
   buildSettings(options, $("anim-form"), ["animate", "animation"]);
   buildSettings(options, $("fetch-form"), ["fetch", "prepare"]);
@@ -569,6 +569,7 @@ async function start() {
     state.detail = null;
     try { await api(`/api/gallery/${encodeURIComponent(d.file)}`, undefined, "DELETE"); } catch (e) { showError(e.message); }
   });
+  document.documentElement.dataset.ready = "1";  // every control answers from now on
 }
 
 start().catch((e) => showError(e.message));

@@ -117,10 +117,12 @@ std::vector<std::string> choices_of(const bioesp_option& o) {
 std::string number_of(bioesp_options_kind kind, const bioesp_option& o, const json& request) {
   const auto [lo, hi] = range_of(kind, o);
   const double v = number_field(request, o.name, 0, lo, hi);
-  if (whole(o.type) && v != std::floor(v)) throw HttpError(400, say("must_be_whole", {{"field", field_name(o.name)}}));
+  const std::string field = field_name(o.name);
+  if (whole(o.type) && v != std::floor(v)) throw HttpError(400, say("must_be_whole", {{"field", field}}));
+  if (o.min_exclusive && v == o.min) throw HttpError(400, say("must_be_above", {{"field", field}, {"lo", number_text(o.min)}}));
+  if (o.max_exclusive && v == o.max) throw HttpError(400, say("must_be_below", {{"field", field}, {"hi", number_text(o.max)}}));
   const rules::Limit* l = limit_of(kind, o.name);
-  if (l && l->multiple_of_8 && std::fmod(v, 8) != 0)
-    throw HttpError(400, say("must_be_multiple_of_8", {{"field", field_name(o.name)}}));
+  if (l && l->multiple_of_8 && std::fmod(v, 8) != 0) throw HttpError(400, say("must_be_multiple_of_8", {{"field", field}}));
   const json& j = request[o.name];
   return j.is_string() ? j.get<std::string>() : j.dump();
 }
