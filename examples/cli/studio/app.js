@@ -474,7 +474,7 @@ async function start() {
   showSkipped("info-skipped", state.info.skipped);
   const saved = localStorage.getItem("bioesp-lang");
   state.lang = saved || state.info.lang || ((navigator.language || "es").startsWith("es") ? "es" : "en");
-  for (const s of state.info.schedulers) $("scheduler").append(el("option", { value: s }, s));
+  for (const s of options.generate.scheduler.choices) $("scheduler").append(el("option", { value: s }, s));
   buildSettings(options, $("gen-form"), ["generate"]);
   buildSettings(options, $("anim-form"), ["animate", "animation"]);
   buildSettings(options, $("fetch-form"), ["fetch", "prepare"]);

@@ -66,18 +66,6 @@ Generation::~Generation() {
     for (auto& p : run->pictures) bioesp_job_free(p->job);
 }
 
-// The library's one list of schedulers.
-std::vector<std::string> Generation::schedulers() {
-  std::vector<std::string> names;
-  size_t count = 0;
-  bioesp_scheduler_count(&count);
-  for (size_t i = 0; i < count; ++i) {
-    const char* name = nullptr;
-    if (bioesp_scheduler_name(i, &name) == BIOESP_OK) names.emplace_back(name);
-  }
-  return names;
-}
-
 std::map<std::string, fs::path> Generation::loras(json& skipped) {
   std::map<std::string, fs::path> out;
   for (const auto& d : listing(cfg_.trainings, true, skipped)) {

@@ -62,7 +62,6 @@ class Generation {
   json running();
   // The LoRAs a page may pick, by name: trained here, or files in --loras.
   std::map<std::string, fs::path> loras(json& skipped);
-  static std::vector<std::string> schedulers();
 
  private:
   struct Run;

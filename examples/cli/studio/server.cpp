@@ -130,7 +130,6 @@ struct Server::Impl {
     return json{{"version", bioesp_version_string()},
                 {"model", p.cfg.model},
                 {"native_size", p.cfg.native_size},
-                {"schedulers", Generation::schedulers()},
                 {"loras", loras},
                 {"lang", p.cfg.lang},
                 {"event", p.bus.last()},
