@@ -100,7 +100,7 @@ def other_value(row):
     if row["type"] == "bool":
         return not row["default"]
     if row["type"] == "choice":
-        return next(c for c in row["choices"] if c != row["default"])
+        return next(c for c in reversed(row["choices"]) if c != row["default"])
     if row["type"] in ("text", "rgb"):
         return "colibrí"
     for v in (row.get("max"), row.get("min")):
