@@ -26,20 +26,17 @@ torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim, bool flip_
   return emb;
 }
 
-BlockOptions block_options(const config::UNetConfig& c, size_t i, bool cross) {
-  BlockOptions b;
+void set_shared(BlockOptions& b, const config::UNetConfig& c, size_t i, bool cross) {
   b.temb_channels = c.time_embedding_dim();
   b.cross_attention = cross;
   b.groups = c.norm_num_groups;
   b.eps = c.norm_eps;
-  b.downsample_padding = c.downsample_padding;
   b.transformer.heads = c.num_attention_heads[i];
   b.transformer.cross_attention_dim = c.cross_attention_dim[i];
   b.transformer.use_linear_projection = c.use_linear_projection;
   b.transformer.only_cross_attention = c.only_cross_attention[i];
   b.transformer.upcast_attention = c.upcast_attention;
   b.transformer.layers = c.transformer_layers_per_block[i];
-  return b;
 }
 
 torch::nn::ModuleList make_down_blocks(const config::UNetConfig& c) {
@@ -47,21 +44,24 @@ torch::nn::ModuleList make_down_blocks(const config::UNetConfig& c) {
   torch::nn::ModuleList blocks;
   int64_t out = ch[0];
   for (size_t i = 0; i < ch.size(); ++i) {
-    BlockOptions b = block_options(c, i, c.down_block_types[i] == "CrossAttnDownBlock2D");
+    DownBlockOptions b;
+    set_shared(b, c, i, c.down_block_types[i] == "CrossAttnDownBlock2D");
     b.in_channels = out;
     out = ch[i];
     b.out_channels = out;
-    b.layers = c.layers_per_block[i];
-    b.add_sample = i + 1 < ch.size();
+    b.resnets = c.layers_per_block[i];
+    b.downsample = i + 1 < ch.size();
+    b.downsample_padding = c.downsample_padding;
     blocks->push_back(DownBlock(b));
   }
   return blocks;
 }
 
 MidBlock make_mid_block(const config::UNetConfig& c) {
-  BlockOptions mid = block_options(c, c.block_out_channels.size() - 1, true);
-  mid.in_channels = c.block_out_channels.back();
-  mid.layers = 1;
+  MidBlockOptions mid;
+  set_shared(mid, c, c.block_out_channels.size() - 1, true);
+  mid.channels = c.block_out_channels.back();
+  mid.attention_layers = 1;
   mid.output_scale_factor = c.mid_block_scale_factor;
   return MidBlock(mid);
 }
@@ -88,15 +88,16 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const config::UNetConfig& c) 
   int64_t out = ch[n - 1];
   for (size_t i = 0; i < n; ++i) {
     size_t r = n - 1 - i;  // the matching down block
-    BlockOptions b = block_options(c, r, c.up_block_types[i] == "CrossAttnUpBlock2D");
+    UpBlockOptions b;
+    set_shared(b, c, r, c.up_block_types[i] == "CrossAttnUpBlock2D");
     if (!c.reverse_transformer_layers_per_block.empty())
       b.transformer.layers = c.reverse_transformer_layers_per_block[i];
     b.prev_output_channels = out;
     out = ch[r];
     b.out_channels = out;
-    b.in_channels = ch[r == 0 ? 0 : r - 1];
-    b.layers = c.layers_per_block[r] + 1;
-    b.add_sample = i + 1 < n;
+    b.last_skip_channels = ch[r == 0 ? 0 : r - 1];
+    b.resnets = c.layers_per_block[r] + 1;
+    b.upsample = i + 1 < n;
     up_blocks->push_back(UpBlock(b));
   }
   register_module("up_blocks", up_blocks);

@@ -31,9 +31,10 @@ struct UNetExtra {
   torch::Tensor mid_block_additional_residual;
 };
 
-// What the UNet and the ControlNet build alike from a UNet config: the options of block i, the
-// down blocks, the mid block, and the time embedding of `timestep` for `sample`'s batch.
-BlockOptions block_options(const config::UNetConfig& c, size_t i, bool cross);
+// What the UNet and the ControlNet build alike from a UNet config: what block i shares (time
+// embedding, norms, attention), the down blocks, the mid block, and the time embedding of
+// `timestep` for `sample`'s batch.
+void set_shared(BlockOptions& b, const config::UNetConfig& c, size_t i, bool cross);
 torch::nn::ModuleList make_down_blocks(const config::UNetConfig& c);
 MidBlock make_mid_block(const config::UNetConfig& c);
 torch::Tensor embed_time(TimestepEmbedding& embedding, const config::UNetConfig& c, const torch::Tensor& timestep,
