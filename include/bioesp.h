@@ -515,10 +515,14 @@ typedef struct bioesp_train_progress {
   double learning_rate;
   double seconds_per_step; /* average since this run (or resume) started */
   double eta_seconds;
+  int world_size;          /* processes training together (1 alone); the loss is their mean */
+  double samples_per_second; /* of all processes together */
 } bioesp_train_progress;
 
 /* Return nonzero to cancel: during "train" a checkpoint is written first, then bioesp_train
- * returns BIOESP_ERR_CANCELLED; resume_training continues from it. */
+ * returns BIOESP_ERR_CANCELLED; resume_training continues from it. Across processes every rank's
+ * callback is asked each step; when any cancels, all stop after that step and rank 0 writes the
+ * one checkpoint. */
 typedef int (*bioesp_train_progress_fn)(void* user, const bioesp_train_progress* progress);
 
 typedef struct bioesp_train_options {
@@ -585,6 +589,20 @@ typedef struct bioesp_train_options {
   float caption_dropout;      /* train on the empty caption this often, which classifier-free
                                  guidance needs in a model of its own; default 0 */
   int save_half;              /* model folders (full, VAE) written in float16 */
+  /* Training across processes (data parallel on PyTorch's c10d, as torchrun launches it): every
+   * process calls bioesp_train with the same options and its own process_rank; they meet at
+   * rank 0's master_addr:master_port; rank 0 alone writes to `out`. */
+  int world_size;             /* processes; 0 (default): torchrun's WORLD_SIZE, RANK, LOCAL_RANK,
+                                 LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT where set, else 1 */
+  int process_rank;           /* 0 to world_size - 1 (with world_size > 0) */
+  int local_rank;             /* its place on this machine: with CUDA, the GPU it takes */
+  const char* master_addr;    /* where rank 0 hosts the rendezvous; default 127.0.0.1 */
+  int master_port;            /* default 29500 */
+  const char* backend;        /* "gloo", "nccl" or "auto" (default: nccl for CUDA where the
+                                 build has it, else gloo) */
+  float timeout;              /* seconds to join and to wait for any other rank; default 1800.
+                                 A rank that dies, freezes or fails stops the others within it,
+                                 with an error naming the rank */
 } bioesp_train_options;
 
 BIOESP_API void bioesp_train_options_init(bioesp_train_options* options);

@@ -24,6 +24,10 @@ int steps_progress(void* user, const bioesp_progress* p);
 /* A files progress bar (fetch, prepare, pull, push); `user` points to an int "quiet" flag. */
 int files_progress(void* user, const bioesp_progress* p);
 
+/* bioesp train --nproc N: runs `bioesp train ARGS` as N ranks on this machine and returns the
+ * exit code (a failed rank's, else the first nonzero, else 0). */
+int launch_workers(int nproc, int argc, char** argv, double timeout);
+
 int cmd_train(int argc, char** argv);
 int cmd_new_model(int argc, char** argv);
 int cmd_pull(int argc, char** argv);

@@ -1,5 +1,5 @@
 /* bioesp train: option parsing over bioesp_train_options, a progress bar with the loss, and
- * Ctrl-C turned into a clean cancel (checkpoint first). */
+ * Ctrl-C turned into a clean cancel (checkpoint first); --nproc N starts N ranks (launch.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +13,10 @@ static int train_progress(void* user, const bioesp_train_progress* p) {
       int width = 24, filled = p->total ? p->step * width / p->total : 0;
       fprintf(stderr, "\r[");
       for (int i = 0; i < width; ++i) fputc(i < filled ? '#' : '.', stderr);
-      fprintf(stderr, "] %d/%d  loss %.4f  lr %.2e  %.2f s/step  eta %.0f s   ", p->step, p->total, p->loss,
-              p->learning_rate, p->seconds_per_step, p->eta_seconds);
+      fprintf(stderr, "] %d/%d  loss %.4f  lr %.2e  %.2f s/step  %.1f samples/s  eta %.0f s", p->step, p->total,
+              p->loss, p->learning_rate, p->seconds_per_step, p->samples_per_second, p->eta_seconds);
+      if (p->world_size > 1) fprintf(stderr, "  %d processes", p->world_size);
+      fprintf(stderr, "   ");
       if (p->step == p->total) fputc('\n', stderr);
     } else if (p->total > 0) {
       fprintf(stderr, "\r%s %d/%d   ", p->stage, p->step + 1, p->total);
@@ -22,8 +24,13 @@ static int train_progress(void* user, const bioesp_train_progress* p) {
       fprintf(stderr, "bioesp: %s\n", p->stage);
     }
   }
-  if (interrupted()) fprintf(stderr, "\nbioesp: interrupted; writing a checkpoint\n");
+  if (interrupted() && !quiet) fprintf(stderr, "\nbioesp: interrupted; writing a checkpoint\n");
   return interrupted();
+}
+
+/* The ranks after the first say only what is wrong, and which rank says it. */
+static void worker_log(void* user, bioesp_log_level level, const char* message) {
+  if (level >= BIOESP_LOG_WARNING) fprintf(stderr, "bioesp (rank %d): %s\n", *(const int*)user, message);
 }
 
 enum kind { INT, FLOAT, TEXT, FLAG, CLEAR };
@@ -37,7 +44,7 @@ int cmd_train(int argc, char** argv) {
   bioesp_train_options o;
   bioesp_train_options_init(&o);
   o.log = print_log;
-  int quiet = 0, have_seed = 0;
+  int quiet = 0, have_seed = 0, nproc = 1;
   const char* device = "cpu";
   const struct option_spec specs[] = {
       {"--model", TEXT, &o.model}, {"--config", TEXT, &o.config_dir}, {"--data", TEXT, &o.data},
@@ -62,7 +69,10 @@ int cmd_train(int argc, char** argv) {
       {"--device", TEXT, &device}, {"--threads", INT, &o.threads}, {"--quiet", FLAG, &quiet},
       {"--train-vae", FLAG, &o.train_vae}, {"--kl-weight", FLOAT, &o.kl_weight},
       {"--tag-dropout", FLOAT, &o.tag_dropout}, {"--shuffle-tags", FLAG, &o.shuffle_tags},
-      {"--caption-dropout", FLOAT, &o.caption_dropout}, {"--save-half", FLAG, &o.save_half}};
+      {"--caption-dropout", FLOAT, &o.caption_dropout}, {"--save-half", FLAG, &o.save_half},
+      {"--nproc", INT, &nproc}, {"--world-size", INT, &o.world_size}, {"--process-rank", INT, &o.process_rank},
+      {"--local-rank", INT, &o.local_rank}, {"--master-addr", TEXT, &o.master_addr},
+      {"--master-port", INT, &o.master_port}, {"--backend", TEXT, &o.backend}, {"--timeout", FLOAT, &o.timeout}};
   for (int i = 0; i < argc; ++i) {
     const char* a = argv[i];
     if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
@@ -95,9 +105,38 @@ int cmd_train(int argc, char** argv) {
   if (strcmp(device, "cpu") == 0) o.device = BIOESP_DEVICE_CPU;
   else if (strcmp(device, "cuda") == 0) o.device = BIOESP_DEVICE_CUDA;
   else { fprintf(stderr, "bioesp train: --device is cpu or cuda\n"); return 2; }
+  if (nproc > 1) {
+    if (o.world_size > 1 || getenv("WORLD_SIZE")) { fprintf(stderr, "bioesp train: --nproc starts the ranks itself: not with --world-size or WORLD_SIZE\n"); return 2; }
+    /* Every rank on the same seed: the workers get it as an argument. */
+    char seed[32];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)(have_seed ? o.seed : random_seed()));
+    if (!have_seed) fprintf(stderr, "bioesp: seed %s\n", seed);
+    char** args = malloc(((size_t)argc + 2) * sizeof *args);
+    if (!args) return 1;
+    int n = 0;
+    for (int i = 0; i < argc; ++i) {
+      if (strcmp(argv[i], "--nproc") == 0 || strcmp(argv[i], "--seed") == 0) { ++i; continue; }
+      args[n++] = argv[i];
+    }
+    args[n++] = "--seed";
+    args[n++] = seed;
+    int code = launch_workers(nproc, n, args, o.timeout);
+    free(args);
+    return code;
+  }
+  if (nproc < 1) { fprintf(stderr, "bioesp train: --nproc is at least 1\n"); return 2; }
+  const char* env_world = getenv("WORLD_SIZE");
+  const int world = o.world_size > 0 ? o.world_size : env_world ? atoi(env_world) : 1;
+  int rank = o.world_size > 0 ? o.process_rank : getenv("RANK") ? atoi(getenv("RANK")) : 0;
+  if (world > 1 && !have_seed) { fprintf(stderr, "bioesp train: training across processes needs --seed (the same on every rank)\n"); return 2; }
   if (!have_seed) {
     o.seed = random_seed();
     fprintf(stderr, "bioesp: seed %llu\n", (unsigned long long)o.seed);
+  }
+  if (rank > 0) {
+    quiet = 1;
+    o.log = worker_log;
+    o.log_user = &rank;
   }
   o.progress = train_progress;
   o.progress_user = &quiet;
