@@ -103,5 +103,5 @@ grep -q 'cannot reach the rendezvous' "$tmp/e1.txt"
 if RANK=0 WORLD_SIZE=3 MASTER_PORT=$(free_port) train --steps 2 --timeout 3 --out "$tmp/e" 2>"$tmp/e.txt"; then exit 1; fi
 grep -q 'only 1 of 3 ranks joined' "$tmp/e.txt"
 if train --steps 2 --backend mpi --out "$tmp/e" 2>"$tmp/e.txt"; then exit 1; fi
-grep -q "backend 'mpi' is not gloo, nccl or auto" "$tmp/e.txt"
+grep -q "one of auto, gloo, nccl, not 'mpi'" "$tmp/e.txt"
 echo ok

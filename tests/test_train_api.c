@@ -232,7 +232,11 @@ static void test_bad_options(void** state) {
   o = base_options(path_join(temp_dir(), "bad"));
   o.backend = "mpi";
   assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_INVALID_ARGUMENT);
-  assert_non_null(strstr(bioesp_last_error(), "backend 'mpi' is not gloo, nccl or auto"));
+  assert_non_null(strstr(bioesp_last_error(), "backend: must be one of auto, gloo, nccl, not 'mpi'"));
+  o = base_options(path_join(temp_dir(), "bad"));
+  o.master_port = 70000;
+  assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "master_port: must be between 1 and 65535"));
   o = base_options(path_join(temp_dir(), "bad"));
   o.world_size = 2;
   o.process_rank = 2;

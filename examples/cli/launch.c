@@ -1,7 +1,7 @@
 /* bioesp train --nproc N: N training processes on this machine, started as torchrun
  * --nproc-per-node N starts them (RANK, LOCAL_RANK, WORLD_SIZE, LOCAL_WORLD_SIZE, MASTER_ADDR,
- * MASTER_PORT), each one `bioesp train` with the same arguments. Ctrl-C reaches the workers once,
- * through the launcher; a worker that dies is named, and any that outlive the timeout after it
+ * MASTER_PORT), each one `bioesp train` with the same arguments. Ctrl-C, SIGTERM or SIGHUP reaches
+ * the workers once, through the launcher; a worker that dies is named, and any that outlive the timeout after it
  * are killed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -83,7 +83,7 @@ int launch_workers(int nproc, int argc, char** argv, double timeout) {
   pid_t* pids = calloc((size_t)nproc, sizeof *pids);
   int* codes = calloc((size_t)nproc, sizeof *codes);
   if (!pids || !codes) return 1;
-  catch_sigint();
+  catch_interrupts();
   int alive = 0, failed = -1, forwarded = 0;
   for (int r = 0; r < nproc; ++r) {
     pids[r] = start_worker(r, nproc, port, argc, argv);
@@ -107,7 +107,7 @@ int launch_workers(int nproc, int argc, char** argv, double timeout) {
         pids[r] = 0;
         --alive;
         codes[r] = exit_code(status);
-        if (codes[r] == 0 || (forwarded && codes[r] == 130) || failed >= 0) break;
+        if (codes[r] == 0 || (forwarded && codes[r] == interrupted_status()) || failed >= 0) break;
         failed = r;
         if (WIFSIGNALED(status)) fprintf(stderr, "bioesp train: rank %d was killed by signal %d (%s)\n", r, WTERMSIG(status), strsignal(WTERMSIG(status)));
         else fprintf(stderr, "bioesp train: rank %d exited with status %d\n", r, codes[r]);
@@ -117,7 +117,7 @@ int launch_workers(int nproc, int argc, char** argv, double timeout) {
     }
     if (interrupted() && !forwarded) {
       for (int r = 0; r < nproc; ++r)
-        if (pids[r] > 0) kill(pids[r], SIGINT);
+        if (pids[r] > 0) kill(pids[r], interrupted());
       forwarded = 1;
     }
     if (deadline > 0 && now() > deadline) {

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/error.h"
+
 namespace bioesp::models {
 
 namespace {
@@ -17,6 +19,14 @@ torch::Tensor param(torch::nn::Module& m, const char* name, at::IntArrayRef shap
 BuildScope::BuildScope(torch::TensorOptions options) : previous_(current) { current = options; }
 BuildScope::~BuildScope() { current = previous_; }
 torch::TensorOptions build_options() { return current; }
+
+void check_parameter_count(torch::nn::Module& m, const std::string& what) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  if (n > kMaxParameters)
+    fail(BIOESP_ERR_UNSUPPORTED, what + ": the config asks for " + std::to_string(n) + " parameters, more than the " +
+                                     std::to_string(kMaxParameters) + " a component may hold");
+}
 
 namespace {
 thread_local c10::optional<at::Generator> dropout_gen;

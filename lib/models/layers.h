@@ -20,6 +20,22 @@ class BuildScope {
 };
 torch::TensorOptions build_options();
 
+// The most parameters one component may hold (SDXL's UNet has 2.6 billion).
+constexpr int64_t kMaxParameters = int64_t{1} << 32;
+// Refuses a model of more than kMaxParameters, naming `what`.
+void check_parameter_count(torch::nn::Module& m, const std::string& what);
+
+// Builds a component from its config once the same build on the meta device (which allocates
+// nothing) has shown it within kMaxParameters.
+template <class Model, class Config>
+Model build_checked(const Config& config, const std::string& what) {
+  {
+    BuildScope meta(build_options().device(torch::kMeta));
+    check_parameter_count(*Model(config), what);
+  }
+  return Model(config);
+}
+
 // A low-rank adapter on a layer: out += scale · up(down(x)), kept apart from the weights so
 // that scales change and adapters come and go without reloading or drifting the base model.
 struct Adapter {

@@ -388,7 +388,13 @@ std::string run(const RunOptions& options) {
   check_options(options);
   RunOptions o = options;
   // As torchrun's convention has it, each rank takes its machine's LOCAL_RANK-th GPU.
-  if (o.distributed.world_size > 1 && o.device.is_cuda()) o.device = torch::Device(torch::kCUDA, o.distributed.local_rank);
+  if (o.distributed.world_size > 1 && o.device.is_cuda()) {
+    const int local = o.distributed.local_rank, gpus = static_cast<int>(torch::cuda::device_count());
+    if (local >= gpus)
+      fail(BIOESP_ERR_INVALID_ARGUMENT, "local rank " + std::to_string(local) + " takes GPU " + std::to_string(local) +
+                                            ", but this machine has " + std::to_string(gpus));
+    o.device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(local));
+  }
   auto report = [&](const Progress& p) { return !o.progress || o.progress(p); };
   const Stage stage = [&](const char* name, int done, int total) {
     Progress p;

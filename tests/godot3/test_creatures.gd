@@ -136,6 +136,7 @@ func run():
 		var image = texture.get_data()
 		check(image != null and image.get_format() == Image.FORMAT_RGB8, "an RGB8 image")
 		check(image != null and not_blank(image), "the creature is not blank")
+	var first_image = e[2].get_data() if e[0] == "finished" else null
 	var steps = progress_of(e[1])
 	var expected = []
 	for i in range(8):
@@ -157,7 +158,7 @@ func run():
 
 	# Settings that bioesp refuses, or that are not settings: failed with the message.
 	e = yield(generate(node, "x", {"width": -64}, false), "completed")
-	check(e[0] == "failed" and "width and height must be positive multiples of 8" in e[2], "negative size: %s" % [e])
+	check(e[0] == "failed" and "width: must be between 0 and 16384, not -64" in e[2], "negative size: %s" % [e])
 	var huge = "a"
 	while huge.length() < 10 * 1024 * 1024:
 		huge += huge
@@ -167,11 +168,17 @@ func run():
 	e = yield(generate(node, "x", {"stepz": 3}, false), "completed")
 	check(e[0] == "failed" and "unknown setting \"stepz\"" in e[2], "unknown setting: %s" % [e])
 	e = yield(generate(node, "x", {"steps": "many"}, false), "completed")
-	check(e[0] == "failed" and "must be a whole number" in e[2], "wrong type: %s" % [e])
+	check(e[0] == "failed" and "steps: must be an integer, not 'many'" in e[2], "wrong type: %s" % [e])
 	e = yield(generate(node, "x", {"tiling": "diagonal"}, false), "completed")
-	check(e[0] == "failed" and "tiling must be none, x, y or both" in e[2], "bad tiling: %s" % [e])
+	check(e[0] == "failed" and "tiling: must be one of none, x, y, both, not 'diagonal'" in e[2], "bad tiling: %s" % [e])
 	e = yield(generate(node, "x", {"steps": 3}), "completed")
 	check(e[0] == "finished", "the node still draws after refusals: %s" % [e])
+
+	# img2img from the first creature (an Image as init_image), and something else refused.
+	e = yield(generate(node, "lagarto mariposa", {"init_image": first_image, "strength": 0.5, "steps": 8}), "completed")
+	check(e[0] == "finished" and e[2].get_width() == 64, "img2img: %s" % [e])
+	e = yield(generate(node, "x", {"init_image": "a picture"}, false), "completed")
+	check(e[0] == "failed" and "must be an Image" in e[2], "init_image not an Image: %s" % [e])
 
 	# Tiling and transparent sprites reach bioesp.
 	e = yield(generate(node, "cactus", {"steps": 4, "tiling": "both"}), "completed")

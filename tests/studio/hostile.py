@@ -3,8 +3,9 @@
 
 hostile.py URL DIR [TEST ...]: a running studio at URL whose folder is DIR (with datasets/heldout). Checks
 that 100 open event streams and 30 slow clients (headers or a body a line at a time) starve no
-ordinary request (each answered within a second) and are cut at their deadline; that bodies are
-capped whatever their transfer encoding; that a request with two Host headers is refused; that
+ordinary request (each answered within a second) and are cut at their deadline; that clients who
+do not take their answers cannot make the studio hold more than its budget of them; that bodies
+are capped whatever their transfer encoding; that a request with two Host headers is refused; that
 damaged files (a name that is not UTF-8, a gallery JSON of the wrong type) leave every listing
 answering with the rest; that JSON of the wrong type is refused by name; and, last, that a
 training resumed from a studio.json of the wrong type is refused and the studio lives on.
@@ -51,15 +52,16 @@ def read_response(s):
         return 0, b""
     status = int(lines[0].split()[1])
     length = next((int(l.split(":", 1)[1]) for l in lines[1:] if l.lower().startswith("content-length:")), None)
+    body = bytearray(body)
     while length is None or len(body) < length:
         try:
-            chunk = s.recv(65536)
+            chunk = s.recv(1 << 20)
         except (ConnectionResetError, socket.timeout):
             break
         if not chunk:
             break
         body += chunk
-    return status, body
+    return status, bytes(body)
 
 
 def raw(text, body=b"", timeout=5):
@@ -125,26 +127,30 @@ def event_stream():
     return s
 
 
+slow = []  # started by starvation(), checked by slow_clients_cut() once the other tests ran beside them
+
+
 def starvation():
     print("hostile: 100 event streams and 30 slow clients", flush=True)
     streams = []
     try:
         streams += [event_stream() for _ in range(100)]
-        slow = [SlowClient(body=i % 6 == 0) for i in range(30)]
+        slow.extend(SlowClient(body=i % 6 == 0) for i in range(30))
         for c in slow:
             c.start()
-        follow(streams, slow)
+        follow(streams)
     finally:
         for s in streams:
             s.close()
 
 
-def follow(streams, slow):
+def follow(streams):
     time.sleep(1.5)  # every slow client is in, and has sent a line or two
     times = [timed_get(p) for p in ["/api/info", "/api/gallery", "/api/datasets", "/", "/app.js"] * 4]
     check(all(status == 200 for status, _ in times), f"ordinary requests answered: {[s for s, _ in times]}")
     worst = max(t for _, t in times)
     check(worst < 1.0, f"every ordinary request within a second (slowest {worst:.2f} s)")
+    print(f"hostile: slowest ordinary request {worst:.3f} s", flush=True)
     # The streams are live: each sees the events of a generation started now.
     status, job = request("POST", "/api/generate", {"prompt": "x", "steps": 1, "width": 64, "height": 64})
     check(status == 202, f"a generation starts beside them ({status} {job})")
@@ -162,14 +168,75 @@ def follow(streams, slow):
             pass
         seen += data.startswith(b"HTTP/1.1 200") and b'"type":"job"' in data
     check(seen == 100, f"all 100 event streams received the job's events ({seen})")
+
+
+def slow_clients_cut():
+    print("hostile: the slow clients (there all along) were cut at their deadline", flush=True)
     for c in slow:
         c.join(timeout=20)
     cut = [c.cut_after for c in slow]
     check(all(t is not None and t < 12 for t in cut), f"slow clients cut at their deadline: {cut}")
     answers = {c.answer[:12] for c in slow}
     check(answers == {b"HTTP/1.1 408"}, f"slow clients told why (408): {answers}")
-    print(f"hostile: slowest ordinary request {worst:.3f} s; slow clients cut after "
-          f"{min(t or 0 for t in cut):.1f}–{max(t or 0 for t in cut):.1f} s", flush=True)
+    if all(cut):
+        print(f"hostile: slow clients cut after {min(cut):.1f}–{max(cut):.1f} s", flush=True)
+
+
+def catch_up():
+    print("hostile: a page that reconnects catches up on what it missed", flush=True)
+    for i in range(32):  # events to miss: more than one piece (256 KiB) of them
+        request("POST", "/api/generate", {"prompt": f"{i} " + "x" * 1900, "negative_prompt": "y" * 1900, "steps": 1,
+                                          "width": 64, "height": 64})
+    for _ in range(600):
+        _, info = request("GET", "/api/info")
+        if not info["running"]:
+            break
+        time.sleep(0.1)
+    last = info["event"]
+    for header, first in [("", 1), (f"Last-Event-ID: {max(last - 5, 0)}\r\n", max(last - 4, 1))]:
+        s = connect(timeout=10)
+        s.sendall(f"GET /api/events?after=0 HTTP/1.1\r\nHost: {HOST}\r\n{header}\r\n".encode())
+        data, ids = b"", []
+        try:
+            while not ids or ids[-1] < last:
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                data += chunk
+                ids = [int(l[4:]) for l in data.decode("utf-8", "replace").split("\n") if l.startswith("id: ")]
+        except OSError:
+            pass
+        s.close()
+        check(ids and ids[-1] >= last and ids == list(range(ids[0], ids[-1] + 1)) and (not header or ids[0] == first),
+              f"events {ids[:3]}…{ids[-3:]} up to {last}, none missing{' from ' + str(first) if header else ''} ({len(data)} bytes)")
+        check(header or len(data) > 256 << 10, f"the whole log is more than one piece ({len(data)} bytes)")
+
+
+def slow_readers():
+    print("hostile: clients that do not take their answers", flush=True)
+    big = os.path.join(DIR, "gallery", "0-big.png")
+    with open(big, "wb") as f:
+        f.write(b"\x89PNG" + b"\0" * (40 << 20))
+    ask = f"GET /files/gallery/0-big.png HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+    readers = []
+    try:
+        for _ in range(20):  # 800 MB asked for, none of it read
+            s = connect()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.sendall(ask)
+            readers.append(s)
+        time.sleep(2)
+        status, _ = raw(f"GET /files/gallery/0-big.png HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n")
+        check(status == 503, f"a 40 MB file is refused while 256 MiB of answers wait ({status})")
+        status, seconds = timed_get("/api/info")
+        check(status == 200 and seconds < 1, f"small answers still go ({status}, {seconds:.2f} s)")
+    finally:
+        for s in readers:
+            s.close()
+    time.sleep(1)
+    status, body = raw(f"GET /files/gallery/0-big.png HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n", timeout=30)
+    check(status == 200 and len(body) == 4 + (40 << 20), f"once they are gone, it is served ({status}, {len(body)} bytes)")
+    os.remove(big)
 
 
 def bodies():
@@ -282,12 +349,14 @@ def bad_resume():
     check(status == 200, f"the studio lives on ({status})")
 
 
-tests = [hosts, bodies, wrong_types, damaged_files, starvation, bad_resume]
+tests = [hosts, starvation, catch_up, bodies, slow_readers, wrong_types, damaged_files, slow_clients_cut, bad_resume]
 for test in [t for t in tests if t.__name__ in sys.argv[3:]] or tests:
+    began = time.monotonic()
     try:
         test()
     except Exception as e:  # a test that cannot reach the studio fails, and the others still run
         check(False, f"{test.__name__}: {type(e).__name__}: {e}")
+    print(f"hostile: ({test.__name__}: {time.monotonic() - began:.1f} s)", flush=True)
 if failures:
     sys.exit(f"hostile: {len(failures)} failed")
 print("hostile: ok")

@@ -27,6 +27,7 @@
 #include "files.h"
 #include "rules.h"
 #include "strings.h"
+#include "studio.h"
 
 namespace studio {
 namespace {
@@ -59,6 +60,7 @@ struct Conn {
 
 thread_local Conn* t_serving = nullptr;
 thread_local std::atomic<size_t>* t_streams = nullptr;
+thread_local std::atomic<size_t>* t_unsent = nullptr;
 
 // httplib reads the request from memory and writes its answer to memory.
 class BufferedStream final : public httplib::Stream {
@@ -175,6 +177,7 @@ struct Connections::Impl {
   int listener = -1, waker = -1;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> streams{0};
+  std::atomic<size_t> unsent{0};             // summed by the polling thread after each round
   std::vector<std::unique_ptr<Conn>> conns;  // the polling thread's
   Clock::time_point accept_paused_until;
 
@@ -189,6 +192,7 @@ struct Connections::Impl {
   void serve_one(Conn& c);
   void take_served();
   void feed();
+  void feed_one(Conn& c);
   void accept_all();
   bool make_room();
   void expire(Clock::time_point now);
@@ -243,12 +247,8 @@ int Connections::bind(const std::string& host, int port) {
 
 void Connections::run() {
   std::vector<std::thread> workers;
-  for (int i = 0; i < rules::workers; ++i) workers.emplace_back([this] { impl_->work(); });
-  try {
-    impl_->loop();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bioesp studio: connections: %s\n", e.what());
-  }
+  for (int i = 0; i < rules::workers; ++i) workers.emplace_back([this] { contained("a worker", [this] { impl_->work(); }); });
+  contained("connections", [this] { impl_->loop(); });
   {
     std::lock_guard<std::mutex> lock(impl_->m);
     impl_->quit = true;
@@ -266,6 +266,8 @@ void Connections::wake() {
   const uint64_t one = 1;
   [[maybe_unused]] ssize_t n = ::write(impl_->waker, &one, sizeof one);  // full: a wake is pending anyway
 }
+
+size_t Connections::unsent() { return t_unsent ? t_unsent->load() : 0; }
 
 bool Connections::follow_events(uint64_t after) {
   if (!t_serving || t_streams->fetch_add(1) >= rules::max_event_streams) {
@@ -306,6 +308,10 @@ void Connections::Impl::loop() {
     if (fds[0].revents & POLLIN) accept_all();
     expire(Clock::now());
     conns.erase(std::remove_if(conns.begin(), conns.end(), [](const auto& c) { return c->fd < 0; }), conns.end());
+    size_t waiting = 0;
+    for (const auto& c : conns)
+      if (c->state != Conn::State::serving) waiting += c->out.size() - c->sent;
+    unsent = waiting;
   }
 }
 
@@ -335,6 +341,7 @@ void Connections::Impl::serve_one(Conn& c) {
   bool close = false;
   t_serving = &c;
   t_streams = &streams;
+  t_unsent = &unsent;
   try {
     serve(stream, last, &close);
   } catch (const std::exception& e) {  // httplib answers a handler's exception; this is httplib's own
@@ -370,19 +377,22 @@ void Connections::Impl::take_served() {
 }
 
 void Connections::Impl::feed() {
-  for (auto& c : conns) {
-    if (c->fd < 0 || c->state != Conn::State::events) continue;
-    std::string text = events(&c->after);
-    if (text.empty()) continue;
-    if (c->out.size() - c->sent + text.size() > rules::max_event_backlog) {
-      close(*c);  // a page that does not read; its EventSource reconnects from the last event it has
-      continue;
-    }
-    c->out.erase(0, c->sent);
-    c->sent = 0;
-    if (c->out.empty()) c->send_deadline = Clock::now() + std::chrono::seconds(rules::write_seconds);
-    c->out += text;
-    send_some(*c);
+  for (auto& c : conns)
+    if (c->fd >= 0 && c->state == Conn::State::events) feed_one(*c);
+}
+
+// Sends the stream's new events as far as its client takes them, in pieces of at most
+// rules::max_event_backlog: the next is taken from the log only once the last is sent, so a page
+// catching up on many gets them as it reads, and one that does not read holds one piece until its
+// write deadline closes it (its EventSource reconnects from the last event it has).
+void Connections::Impl::feed_one(Conn& c) {
+  while (c.fd >= 0 && !c.pending()) {
+    std::string text = events(&c.after, rules::max_event_backlog);
+    if (text.empty()) return;
+    c.out = std::move(text);
+    c.sent = 0;
+    c.send_deadline = Clock::now() + std::chrono::seconds(rules::write_seconds);
+    send_some(c);
   }
 }
 
@@ -446,7 +456,10 @@ void Connections::Impl::expire(Clock::time_point now) {
 
 void Connections::Impl::handle(Conn& c, short revents) {
   if (revents & (POLLERR | POLLNVAL)) return close(c);
-  if (revents & (POLLOUT | POLLHUP)) send_some(c);  // after a hang-up the send fails and closes
+  if (revents & (POLLOUT | POLLHUP)) {
+    send_some(c);  // after a hang-up the send fails and closes
+    if (c.fd >= 0 && c.state == Conn::State::events && !c.pending()) feed_one(c);
+  }
   if (c.fd < 0 || !(revents & (POLLIN | POLLHUP))) return;
   if (c.state == Conn::State::reading && c.pending()) return;  // the answer first
   const bool open = receive(c);

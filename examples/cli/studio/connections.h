@@ -23,8 +23,9 @@ class Connections {
   // Serves one complete request read from `stream`, writing the answer to it (httplib's
   // process_request); `last`: the connection closes after it; *close: it must close anyway.
   using Serve = std::function<void(httplib::Stream& stream, bool last, bool* close)>;
-  // The events after *after as text to send, moving *after past them.
-  using Events = std::function<std::string(uint64_t* after)>;
+  // The events after *after as text to send, about `budget` bytes at most (one event at least),
+  // moving *after past them.
+  using Events = std::function<std::string(uint64_t* after, size_t budget)>;
 
   Connections(Serve serve, Events events);
   ~Connections();
@@ -42,6 +43,9 @@ class Connections {
   // event stream that follows the events after `after`. False when rules::max_event_streams are
   // open (the handler then refuses).
   static bool follow_events(uint64_t after);
+  // From a request handler: the bytes of answers that clients have not taken yet (a handler about
+  // to answer with a large file checks it against rules::max_unsent).
+  static size_t unsent();
 
  private:
   struct Impl;

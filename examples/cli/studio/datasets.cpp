@@ -40,7 +40,7 @@ json Datasets::one(const std::string& name) {
   std::map<std::string, json> manifest;
   std::istringstream lines(read_file(dir / "manifest.jsonl"));
   for (std::string line; std::getline(lines, line);) {
-    json j = json::parse(line, nullptr, false);
+    json j = parse_json(line);
     if (j.is_object() && j.contains("file") && j["file"].is_string()) manifest[j["file"]] = j;
   }
   json items = json::array(), skipped = json::array();

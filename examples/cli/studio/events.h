@@ -15,15 +15,15 @@ namespace studio {
 
 class EventBus {
  public:
-  // Called after every publish, from the publishing thread (the connections wake up for it). Set
-  // once, before any thread publishes.
-  void on_publish(std::function<void()> f) { notify_ = std::move(f); }
+  // Called after every publish, from the publishing thread, under the log's lock (the connections
+  // wake up for it); an empty one stops the calls (the connections are going).
+  void on_publish(std::function<void()> f);
 
   void publish(const std::string& type, nlohmann::json data);
   uint64_t last();
-  // The events after *after as server-sent-event text ("id: N\ndata: {...}\n\n" each), moving
-  // *after to the last one.
-  std::string since(uint64_t* after);
+  // The events after *after as server-sent-event text ("id: N\ndata: {...}\n\n" each), as many
+  // as fit in `budget` bytes (one at least), moving *after to the last one given.
+  std::string since(uint64_t* after, size_t budget);
 
  private:
   std::mutex m_;

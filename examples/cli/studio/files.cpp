@@ -121,6 +121,7 @@ std::string read_file(const fs::path& path) {
 
 std::string json_text(const json& j, int indent) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
 
-json read_json(const fs::path& path) { return json::parse(read_file(path), nullptr, false); }
+json parse_json(const std::string& text) { return json::parse(text, nullptr, false); }
+json read_json(const fs::path& path) { return parse_json(read_file(path)); }
 
 }  // namespace studio

@@ -39,7 +39,9 @@ std::string read_file(const fs::path& path);
 
 // JSON text that never throws: bytes that are not UTF-8 (a file name, a caption) become U+FFFD.
 std::string json_text(const json& j, int indent = -1);
-// The JSON in a file; discarded (is_discarded()) when missing or not JSON.
+// JSON from text, or from a file; discarded (is_discarded()) when it is not JSON. The only parser
+// instance of the studio (nlohmann's parser costs seconds to compile in every file that uses it).
+json parse_json(const std::string& text);
 json read_json(const fs::path& path);
 
 }  // namespace studio

@@ -1,7 +1,6 @@
 #include "generation.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <iterator>
 
 #include "request.h"
@@ -14,8 +13,6 @@ extern "C" {
 
 namespace studio {
 namespace {
-
-const char* const kSchedulers[] = {"pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "unipc"};
 
 json settings_json(const Settings& s) {
   return json{{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"images", s.images},
@@ -59,7 +56,7 @@ struct Generation::Picture {
 
 Generation::Generation(const Config& cfg, bioesp_model* model, EventBus& bus, Gallery& gallery)
     : cfg_(cfg), model_(model), bus_(bus), gallery_(gallery) {
-  follower_ = std::thread([this] { follow(); });
+  follower_ = std::thread([this] { contained("generation", [this] { follow(); }); });
 }
 
 Generation::~Generation() {
@@ -76,7 +73,17 @@ Generation::~Generation() {
     for (auto& p : run->pictures) bioesp_job_free(p->job);
 }
 
-std::vector<std::string> Generation::schedulers() { return {std::begin(kSchedulers), std::end(kSchedulers)}; }
+// The library's one list of schedulers.
+std::vector<std::string> Generation::schedulers() {
+  std::vector<std::string> names;
+  size_t count = 0;
+  bioesp_scheduler_count(&count);
+  for (size_t i = 0; i < count; ++i) {
+    const char* name = nullptr;
+    if (bioesp_scheduler_name(i, &name) == BIOESP_OK) names.emplace_back(name);
+  }
+  return names;
+}
 
 std::map<std::string, fs::path> Generation::loras(json& skipped) {
   std::map<std::string, fs::path> out;
@@ -298,12 +305,7 @@ void Generation::follow() {
       if (submitted) run = submitted_.front();
       else run = alone_ = waiting_.front(), waiting_.pop_front();  // it needs the model alone
     }
-    try {
-      if (submitted) finish(*run);
-      else alone(*run);
-    } catch (const std::exception& e) {  // nothing may leave this thread
-      std::fprintf(stderr, "bioesp studio: run %s: %s\n", run->id.c_str(), e.what());
-    }
+    contained(run->id.c_str(), [&] { submitted ? finish(*run) : alone(*run); });
     std::lock_guard<std::mutex> lock(m_);
     if (!submitted) {
       alone_.reset();

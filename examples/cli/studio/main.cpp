@@ -34,6 +34,16 @@ std::string last_error(const std::string& what) {
   return what + ": " + (e && *e ? e : "unknown error");
 }
 
+void contained(const char* what, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bioesp studio: %s: %s\n", what, e.what());
+  } catch (...) {
+    std::fprintf(stderr, "bioesp studio: %s: an unknown exception\n", what);
+  }
+}
+
 namespace {
 
 std::atomic<bool> g_stop{false};

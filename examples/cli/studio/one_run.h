@@ -10,6 +10,7 @@
 
 #include "request.h"
 #include "strings.h"
+#include "studio.h"
 
 namespace studio {
 
@@ -30,7 +31,7 @@ class OneRun {
     started();
     running_ = run;
     try {
-      thread_ = std::thread([run, work] { work(*run); });
+      thread_ = std::thread([run, work] { contained(run->name.c_str(), [&] { work(*run); }); });
     } catch (...) {
       running_.reset();
       throw;

@@ -15,7 +15,7 @@ bool absent(const json& j, const char* key) { return !j.contains(key) || j[key].
 }  // namespace
 
 json body_of(const std::string& body) {
-  json j = json::parse(body, nullptr, false);
+  json j = parse_json(body);
   if (j.is_discarded() || !j.is_object()) throw HttpError(400, say("not_json_object"));
   return j;
 }

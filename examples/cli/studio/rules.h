@@ -14,8 +14,9 @@ constexpr int write_seconds = 10;         // for a client to take the next bytes
 constexpr int keep_alive_requests = 100;  // on one connection
 constexpr size_t max_connections = 512;   // open at once (the longest-waiting idle one makes room)
 constexpr size_t max_event_streams = 256; // pages following the studio
-constexpr size_t max_event_backlog = 1 << 20;  // bytes of events a page has not taken yet
+constexpr size_t max_event_backlog = 256 << 10;  // bytes of events sent to a page at once
 constexpr int event_heartbeat_seconds = 15;
+constexpr size_t max_unsent = 256 << 20;  // bytes of answers clients have not taken yet: no new file beyond
 constexpr int workers = 4;                // threads that serve complete requests
 constexpr size_t max_text = 2000;         // bytes of a prompt or any other text field
 

@@ -80,7 +80,7 @@ struct Server::Impl {
   explicit Impl(Parts parts)
       : p(parts),
         connections([this](httplib::Stream& s, bool last, bool* close) { routes.serve(s, last, close); },
-                    [this](uint64_t* after) { return p.bus.since(after); }) {
+                    [this](uint64_t* after, size_t budget) { return p.bus.since(after, budget); }) {
     p.bus.on_publish([this] { connections.wake(); });
     routes.set_payload_max_length(rules::max_body);
     routes.set_keep_alive_max_count(rules::keep_alive_requests);  // what the Keep-Alive header says
@@ -160,6 +160,8 @@ struct Server::Impl {
     const fs::path f = confined(root, req.matches[2]);
     std::error_code ec;
     if (f.empty() || !media_type(f) || !fs::is_regular_file(f, ec)) throw HttpError(404, say("no_such_picture"));
+    const uintmax_t size = fs::file_size(f, ec);
+    if (ec || Connections::unsent() + size > rules::max_unsent) throw HttpError(503, say("busy_answers"));
     res.set_header("Cache-Control", "no-cache");
     res.set_content(read_file(f), media_type(f));
   }
@@ -222,7 +224,7 @@ struct Server::Impl {
 };
 
 Server::Server(Parts parts) : impl_(std::make_unique<Impl>(parts)) {}
-Server::~Server() = default;
+Server::~Server() { impl_->p.bus.on_publish(nullptr); }  // the parts outlive the connections
 
 int Server::bind() { return impl_->port = impl_->connections.bind(impl_->p.cfg.host, impl_->p.cfg.port); }
 void Server::run() { impl_->connections.run(); }

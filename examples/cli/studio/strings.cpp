@@ -3,7 +3,7 @@
 #include <map>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
+#include "files.h"
 
 extern "C" const unsigned char bioesp_studio_strings_en_json[], bioesp_studio_strings_es_json[];
 extern "C" const size_t bioesp_studio_strings_en_json_size, bioesp_studio_strings_es_json_size;
@@ -20,7 +20,7 @@ struct Table {
 
 Table load(const unsigned char* data, size_t size) {
   Table t{std::string(reinterpret_cast<const char*>(data), size), {}};
-  const nlohmann::json words = nlohmann::json::parse(t.text);
+  const json words = parse_json(t.text);  // built in: it is JSON
   for (const auto& [key, value] : words.items()) t.words[key] = value.get<std::string>();
   return t;
 }

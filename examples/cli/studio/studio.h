@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 namespace studio {
@@ -34,5 +35,8 @@ struct Config {
 int64_t now_ms();
 // "what: <the library's last error on this thread>"
 std::string last_error(const std::string& what);
+// Runs a thread's body: whatever it throws is reported on stderr and stops there, never the
+// studio (each body answers its own failures first; this is the last resort).
+void contained(const char* what, const std::function<void()>& body);
 
 }  // namespace studio

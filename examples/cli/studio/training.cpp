@@ -181,7 +181,7 @@ json Training::summary(const fs::path& dir) {
   json log = json::array();
   std::istringstream lines(read_file(dir / "train_log.jsonl"));
   for (std::string line; std::getline(lines, line);) {
-    const json l = json::parse(line, nullptr, false);
+    const json l = parse_json(line);
     if (l.is_object() && l.contains("step") && l["step"].is_number_integer() && l.contains("loss") && l["loss"].is_number())
       log.push_back({l["step"], l["loss"]});
   }
