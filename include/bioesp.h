@@ -568,7 +568,7 @@ typedef struct bioesp_train_options {
   int batch_size;             /* default 1 */
   int grad_accumulation;      /* default 1 */
   float learning_rate;        /* default 1e-4 */
-  int scale_lr;               /* multiply the rate by batch size × accumulation */
+  int scale_lr;               /* multiply the rate by batch size × accumulation × processes */
   const char* lr_scheduler;   /* constant (default), constant_with_warmup, linear, cosine,
                                  cosine_with_restarts, polynomial */
   int lr_warmup_steps;

@@ -283,7 +283,7 @@ void train_data_rows(std::vector<Row>& rows) {
 void train_optimizer_rows(std::vector<Row>& rows) {
   using O = bioesp_train_options;
   rows.push_back(F(learning_rate, Float).above(0).cli("lr").about("the learning rate"));
-  rows.push_back(F(scale_lr, Bool).about("multiply the rate by batch size × accumulation"));
+  rows.push_back(F(scale_lr, Bool).about("multiply the rate by batch size × accumulation × processes"));
   rows.push_back(F(lr_scheduler, Text).one_of(train::lr_schedule_names()).about("the learning-rate schedule (unset: constant)"));
   rows.push_back(F(lr_warmup_steps, Int).at_least(0).cli("warmup").about("steps of linear warm-up"));
   rows.push_back(F(lr_cycles, Int).at_least(1).about("cosine_with_restarts: cycles"));
