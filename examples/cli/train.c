@@ -117,7 +117,7 @@ int cmd_train(int argc, char** argv) {
   char* result = NULL;
   bioesp_status st = bioesp_train(&o, &result);
   if (st == BIOESP_ERR_CANCELLED) {
-    fprintf(stderr, "bioesp train: %s\n", bioesp_last_error());
+    if (rank == 0) fprintf(stderr, "bioesp train: %s\n", bioesp_last_error());  /* once, not once a rank */
     return interrupted_status();
   }
   if (st != BIOESP_OK) return fail_with("train");
