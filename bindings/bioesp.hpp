@@ -186,6 +186,7 @@ struct GenerateOptions {
   double strength = 0.8;             // img2img
   bool device_generator = false;
   int vae_tile_size = 0;             // > 0: decode in tiles of this many pixels (same image)
+  std::string prompt_syntax = "plain";  // "plain" (as diffusers) or "weighted" (as A1111)
   Image init_image;                  // img2img when it has pixels
 
   void add_prompt(const std::string& p) { prompts.push_back(p); }
@@ -204,6 +205,7 @@ struct AnimateOptions {
   int width = 0, height = 0;
   int clip_skip = 0;
   int vae_tile_size = 0;
+  std::string prompt_syntax = "plain";
 
   void add_prompt(const std::string& p) { prompts.push_back(p); }
   void add_seed(long long seed) { seeds.push_back(seed); }
@@ -211,6 +213,12 @@ struct AnimateOptions {
 
 #ifndef SWIG
 namespace detail {
+
+inline bioesp_prompt_syntax prompt_syntax(const std::string& name) {
+  if (name == "plain") return BIOESP_PROMPT_PLAIN;
+  if (name == "weighted") return BIOESP_PROMPT_WEIGHTED;
+  throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: prompt_syntax is \"plain\" or \"weighted\"");
+}
 
 // The C options for `o`; `keep` owns the prompt pointers.
 inline bioesp_generate_options to_c(const GenerateOptions& o, std::vector<const char*>& keep) {
@@ -232,6 +240,7 @@ inline bioesp_generate_options to_c(const GenerateOptions& o, std::vector<const 
   c.strength = static_cast<float>(o.strength);
   c.device_generator = o.device_generator ? 1 : 0;
   c.vae_tile_size = o.vae_tile_size;
+  c.prompt_syntax = prompt_syntax(o.prompt_syntax);
   if (o.init_image.view().pixels) c.init_image = &o.init_image.view();
   return c;
 }
@@ -366,6 +375,7 @@ class Model {
     c.height = o.height;
     c.clip_skip = o.clip_skip;
     c.vae_tile_size = o.vae_tile_size;
+    c.prompt_syntax = detail::prompt_syntax(o.prompt_syntax);
     detail::Trampoline t;
     t.attach(progress, c);
     bioesp_images* out = nullptr;
@@ -382,6 +392,20 @@ class Model {
     check(bioesp_model_set_lora_scale(handle(), name.c_str(), static_cast<float>(scale)));
   }
   void remove_lora(const std::string& name) { check(bioesp_model_remove_lora(handle(), name.c_str())); }
+
+  // Textual inversion: token "" is the token the file names, else the file's stem.
+  void add_embedding(const std::string& path, const std::string& token) {
+    check(bioesp_model_add_embedding(handle(), path.c_str(), token.empty() ? nullptr : token.c_str()));
+  }
+  void remove_embedding(const std::string& token) { check(bioesp_model_remove_embedding(handle(), token.c_str())); }
+  // The attached embeddings' tokens, sorted, one per line.
+  std::string embeddings() {
+    char* lines = nullptr;
+    check(bioesp_model_embeddings(handle(), &lines));
+    std::string out = lines;
+    bioesp_string_free(lines);
+    return out;
+  }
 
  private:
   void open(const std::string& path, const ModelOptions& o) {

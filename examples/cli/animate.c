@@ -15,7 +15,8 @@ int cmd_animate(int argc, char** argv) {
   const char* prompts[MAX_KEYS];
   uint64_t seeds[MAX_KEYS];
   const char* loras[MAX_KEYS];
-  size_t num_loras = 0;
+  const char* embeddings[MAX_KEYS];
+  size_t num_loras = 0, num_embeddings = 0;
   const char* model_path = getenv("BIOESP_MODEL");
   const char* out = "creature.gif";
   int quiet = 0;
@@ -43,7 +44,10 @@ int cmd_animate(int argc, char** argv) {
     } else if (strcmp(a, "--lora") == 0) {
       if (num_loras == MAX_KEYS) { fprintf(stderr, "bioesp animate: too many LoRAs\n"); return 2; }
       loras[num_loras++] = v;
-    }
+    } else if (strcmp(a, "--embedding") == 0) {
+      if (num_embeddings == MAX_KEYS) { fprintf(stderr, "bioesp animate: too many embeddings\n"); return 2; }
+      embeddings[num_embeddings++] = v;
+    } else if (strcmp(a, "--prompt-syntax") == 0) { if (!parse_prompt_syntax("animate", v, &o.prompt_syntax)) return 2; }
     else if (strcmp(a, "--frames") == 0) { if (!parse_long(a, v, &n)) return 2; o.frames = (int)n; }
     else if (strcmp(a, "--fps") == 0) { if (!parse_double(a, v, &d)) return 2; save.fps = d; }
     else if (strcmp(a, "--quality") == 0) { if (!parse_long(a, v, &n)) return 2; save.quality = (int)n; }
@@ -76,7 +80,7 @@ int cmd_animate(int argc, char** argv) {
   bioesp_images* frames = NULL;
   if (bioesp_model_load(model_path, &mo, &model) != BIOESP_OK) return fail_with(model_path);
   int rc = 1;
-  if (!attach_loras(model, loras, num_loras)) goto done;
+  if (!attach_loras(model, loras, num_loras) || !attach_embeddings(model, embeddings, num_embeddings)) goto done;
   bioesp_status st = bioesp_animate(model, &o, &frames);
   if (st == BIOESP_ERR_CANCELLED) { fprintf(stderr, "\nbioesp animate: %s\n", bioesp_last_error()); rc = 130; goto done; }
   if (st != BIOESP_OK) { fail_with("animate"); goto done; }

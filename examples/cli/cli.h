@@ -18,6 +18,11 @@ int interrupted(void);
 
 /* Attaches FILE|ID[:SCALE] LoRAs as lora0, lora1, …; 0 (after printing why) on failure. */
 int attach_loras(bioesp_model* model, const char* const* specs, size_t n);
+/* Attaches FILE[:TOKEN] textual-inversion embeddings (a FILE that exists as given is taken whole);
+ * 0 (after printing why) on failure. */
+int attach_embeddings(bioesp_model* model, const char* const* specs, size_t n);
+/* --prompt-syntax plain|weighted for `command`; 0 (after printing why) for another value. */
+int parse_prompt_syntax(const char* command, const char* text, bioesp_prompt_syntax* out);
 /* A denoising-steps progress bar (generate, animate); `user` points to an int "quiet" flag;
  * asks to stop after Ctrl-C. */
 int steps_progress(void* user, const bioesp_progress* p);

@@ -32,6 +32,10 @@ static const char* const kUsage =
     "        --num-images N          images per prompt\n"
     "        --init-image FILE --strength F   img2img (strength 0.8)\n"
     "        --lora FILE|ID[:SCALE]  repeatable\n"
+    "        --prompt-syntax plain|weighted   plain (default): as diffusers, 77 tokens;\n"
+    "                                weighted: as A1111, (x:1.3) [x] BREAK, any length\n"
+    "        --embedding FILE[:TOKEN]  textual inversion (.pt, .safetensors); TOKEN: the\n"
+    "                                file's own or its stem. Repeatable\n"
     "        --clip-skip N  --device cpu|cuda  --dtype f32|f16|bf16  --threads N\n"
     "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
     "        --vae-tiles PX          decode in PX-pixel tiles: large images in less memory,\n"
@@ -47,7 +51,8 @@ static const char* const kUsage =
     "      embeddings linearly. Options: --model DIR|FILE|ID ($BIOESP_MODEL, else embedded)  --frames N (16)\n"
     "      --fps F (8)  --pingpong  --no-loop  --quality Q (80)  --steps N (25)  --guidance F\n"
     "      --negative-prompt TEXT  --scheduler NAME  --width W --height H  --lora FILE|ID[:S]\n"
-    "      --vae-tiles PX  --threads N  --quiet  --out creature.gif|.mp4|.webm|FOLDER (PNG frames)\n"
+    "      --prompt-syntax plain|weighted  --embedding FILE[:TOKEN]  --vae-tiles PX  --threads N\n"
+    "      --quiet  --out creature.gif|.mp4|.webm|FOLDER (PNG frames)\n"
     "\n"
     "  fetch --category NAME | --campaign NAME | --search TEXT | --titles FILE --out DIR [options]\n"
     "      Downloads openly licensed images from Wikimedia Commons with their authors and\n"
@@ -363,6 +368,36 @@ int attach_loras(bioesp_model* model, const char* const* specs, size_t n) {
   return 1;
 }
 
+int attach_embeddings(bioesp_model* model, const char* const* specs, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    char file[4096];
+    const char* token = NULL;
+    snprintf(file, sizeof file, "%s", specs[i]);
+    char* colon = strrchr(file, ':');
+    FILE* whole = fopen(specs[i], "rb");
+    if (whole) fclose(whole);
+    if (!whole && colon && colon[1]) {
+      *colon = 0;
+      token = colon + 1;
+    }
+    if (bioesp_model_add_embedding(model, file, token) != BIOESP_OK) {
+      fail_with(file);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+int parse_prompt_syntax(const char* command, const char* text, bioesp_prompt_syntax* out) {
+  if (strcmp(text, "plain") == 0) *out = BIOESP_PROMPT_PLAIN;
+  else if (strcmp(text, "weighted") == 0) *out = BIOESP_PROMPT_WEIGHTED;
+  else {
+    fprintf(stderr, "bioesp %s: --prompt-syntax is plain or weighted\n", command);
+    return 0;
+  }
+  return 1;
+}
+
 /* PATH for one image; PATH with -i before the extension for several. */
 static void output_name(const char* path, size_t i, size_t n, char* out, size_t size) {
   if (n == 1) {
@@ -407,7 +442,8 @@ static int cmd_generate(int argc, char** argv) {
   const char* init_path = NULL;
   const char* prompts[MAX_PROMPTS];
   const char* loras[MAX_LORAS];
-  size_t num_prompts = 0, num_loras = 0;
+  const char* embeddings[MAX_LORAS];
+  size_t num_prompts = 0, num_loras = 0, num_embeddings = 0;
   int quiet = 0, have_seed = 0;
   bioesp_model_options mo;
   bioesp_model_options_init(&mo);
@@ -450,7 +486,11 @@ static int cmd_generate(int argc, char** argv) {
     else if (strcmp(a, "--lora") == 0) {
       if (num_loras == MAX_LORAS) { fprintf(stderr, "bioesp generate: at most %d LoRAs\n", MAX_LORAS); return 2; }
       loras[num_loras++] = v;
-    } else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
+    } else if (strcmp(a, "--embedding") == 0) {
+      if (num_embeddings == MAX_LORAS) { fprintf(stderr, "bioesp generate: at most %d embeddings\n", MAX_LORAS); return 2; }
+      embeddings[num_embeddings++] = v;
+    } else if (strcmp(a, "--prompt-syntax") == 0) { if (!parse_prompt_syntax("generate", v, &go.prompt_syntax)) return 2; }
+    else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
     else if (strcmp(a, "--vae-tiles") == 0) { if (!parse_long(a, v, &n)) return 2; go.vae_tile_size = (int)n; }
     else if (strcmp(a, "--threads") == 0) { if (!parse_long(a, v, &n)) return 2; mo.threads = (int)n; }
     else if (strcmp(a, "--device") == 0) {
@@ -496,7 +536,7 @@ static int cmd_generate(int argc, char** argv) {
   bioesp_image init_view = {0};
   init_view.struct_size = sizeof init_view;
   if (bioesp_model_load(model_path, &mo, &model) != BIOESP_OK) return fail_with(model_path);
-  if (!attach_loras(model, loras, num_loras)) goto done;
+  if (!attach_loras(model, loras, num_loras) || !attach_embeddings(model, embeddings, num_embeddings)) goto done;
   if (init_path) {
     if (bioesp_images_load(init_path, &init) != BIOESP_OK) { fail_with(init_path); goto done; }
     bioesp_images_get(init, 0, &init_view);

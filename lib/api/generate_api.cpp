@@ -33,6 +33,7 @@ struct bioesp_model {
   int jobs = 0;    // live worker threads
   // name → (the file or Hub id as given, scale): recorded with the images drawn with them.
   std::map<std::string, std::pair<std::string, float>> loras;
+  std::map<std::string, std::string> embeddings;  // token → the file as given, recorded alike
 };
 
 namespace {
@@ -58,6 +59,14 @@ torch::Tensor image_tensor(const bioesp_image& img) {
   return t.permute({2, 0, 1}).to(torch::kFloat32) / 127.5 - 1.0;
 }
 
+pipeline::PromptSyntax prompt_syntax(bioesp_prompt_syntax s) {
+  if (s == BIOESP_PROMPT_PLAIN) return pipeline::PromptSyntax::Plain;
+  if (s == BIOESP_PROMPT_WEIGHTED) return pipeline::PromptSyntax::Weighted;
+  fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt_syntax must be BIOESP_PROMPT_PLAIN or BIOESP_PROMPT_WEIGHTED");
+}
+
+const char* syntax_name(pipeline::PromptSyntax s) { return s == pipeline::PromptSyntax::Weighted ? "weighted" : "plain"; }
+
 Request make_request(const bioesp_generate_options* options) {
   bioesp_generate_options o = read_options(options, bioesp_generate_options_init);
   require(o.prompts != nullptr && o.num_prompts > 0, "no prompts given");
@@ -76,6 +85,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.height = o.height;
   r.g.images_per_prompt = o.images_per_prompt;
   r.g.clip_skip = o.clip_skip;
+  r.g.syntax = prompt_syntax(o.prompt_syntax);
   r.g.strength = o.strength;
   r.g.vae_tile_size = o.vae_tile_size;
   if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
@@ -99,11 +109,15 @@ std::string format_number(double v) {
   return s.str();
 }
 
-// The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), for the images' settings.
-// Called with the model's `use` lock held.
-std::string lora_setting(const bioesp_model& m) {
-  std::string out;
-  for (const auto& [name, lora] : m.loras) out += (out.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
+// The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), and the embeddings as
+// "FILE:TOKEN; ..." (by token), for the images' settings. Called with the model's `use` lock held.
+std::vector<std::pair<std::string, std::string>> model_settings(const bioesp_model& m) {
+  std::string loras, embeddings;
+  for (const auto& [name, lora] : m.loras) loras += (loras.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
+  for (const auto& [token, file] : m.embeddings) embeddings += (embeddings.empty() ? "" : "; ") + file + ":" + token;
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!loras.empty()) out.emplace_back("loras", loras);
+  if (!embeddings.empty()) out.emplace_back("embeddings", embeddings);
   return out;
 }
 
@@ -111,11 +125,11 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
   r.g.progress = progress;
   r.g.truncated = truncation_warning(r.log, r.log_user);
   torch::Tensor images;
-  std::string loras;
+  std::vector<std::pair<std::string, std::string>> attached;
   {
     std::lock_guard<std::mutex> lock(model->use);
     images = model->sd->generate(r.g);
-    loras = lora_setting(*model);
+    attached = model_settings(*model);
   }
   auto out = std::make_unique<bioesp_images>();
   out->list = pipeline::to_images(images);
@@ -133,9 +147,10 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
                 {"width", std::to_string(img.width)},
                 {"height", std::to_string(img.height)},
                 {"clip_skip", std::to_string(g.clip_skip)},
+                {"prompt_syntax", syntax_name(g.syntax)},
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
-    if (!loras.empty()) img.text.emplace_back("loras", loras);
+    img.text.insert(img.text.end(), attached.begin(), attached.end());
   }
   return out;
 }
@@ -258,15 +273,16 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
     a.settings.width = o.width;
     a.settings.height = o.height;
     a.settings.clip_skip = o.clip_skip;
+    a.settings.syntax = prompt_syntax(o.prompt_syntax);
     a.settings.vae_tile_size = o.vae_tile_size;
     a.settings.truncated = truncation_warning(o.log, o.log_user);
     a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;
-    std::string loras;
+    std::vector<std::pair<std::string, std::string>> attached;
     {
       std::lock_guard<std::mutex> lock(model->use);
       rendered = model->sd->animate(a);
-      loras = lora_setting(*model);
+      attached = model_settings(*model);
     }
     auto out = std::make_unique<bioesp_images>();
     out->list = pipeline::to_images(rendered);
@@ -278,8 +294,9 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
                            {"frames", std::to_string(a.frames)}, {"negative_prompt", a.settings.negative_prompt},
                            {"steps", std::to_string(a.settings.steps)}, {"guidance", format_number(a.settings.guidance)},
                            {"scheduler", a.settings.scheduler.empty() ? "default" : a.settings.scheduler},
+                           {"prompt_syntax", syntax_name(a.settings.syntax)},
                            {"software", std::string("bioesp ") + bioesp_version_string()}};
-      if (!loras.empty()) out->list[i].text.emplace_back("loras", loras);
+      out->list[i].text.insert(out->list[i].text.end(), attached.begin(), attached.end());
     }
     if (o.pingpong)
       for (size_t i = out->list.size() - 1; i-- > 1;) out->list.push_back(out->list[i]);
@@ -373,6 +390,36 @@ bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
     std::lock_guard<std::mutex> lock(model->use);
     if (!model->sd->remove_lora(name)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras.erase(name);
+  });
+}
+
+bioesp_status bioesp_model_add_embedding(bioesp_model* model, const char* path, const char* token) {
+  return guard([&] {
+    require(model && path, "model and path must not be NULL");
+    std::lock_guard<std::mutex> lock(model->use);
+    model->embeddings[model->sd->add_embedding(path, token ? token : "")] = path;
+  });
+}
+
+bioesp_status bioesp_model_remove_embedding(bioesp_model* model, const char* token) {
+  return guard([&] {
+    require(model && token, "model and token must not be NULL");
+    std::lock_guard<std::mutex> lock(model->use);
+    if (!model->sd->remove_embedding(token)) fail(BIOESP_ERR_NOT_FOUND, std::string("no embedding with the token ") + token);
+    model->embeddings.erase(token);
+  });
+}
+
+bioesp_status bioesp_model_embeddings(bioesp_model* model, char** tokens) {
+  return guard([&] {
+    require(model && tokens, "model and tokens must not be NULL");
+    *tokens = nullptr;
+    std::string lines;
+    {
+      std::lock_guard<std::mutex> lock(model->use);
+      for (const auto& e : model->embeddings) lines += e.first + "\n";
+    }
+    *tokens = dup_string(lines);
   });
 }
 

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds the fuzz targets with clang (ASan + UBSan) and runs each for SECONDS (default 60; as
 # many at once as there are cores),
-# seeded with small inputs, the reference data's configs and pickles, MediaWiki answers and
-# small PNG/JPEG files.
+# seeded with small inputs, the reference data's configs and pickles, MediaWiki answers,
+# small PNG/JPEG files and A1111 prompts (windowed with the reference tokenizer).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
@@ -12,7 +12,7 @@ cmake -S "$root" -B "$build" -G Ninja -DBIOESP_FUZZ=ON -DCMAKE_C_COMPILER=clang 
 cmake --build "$build"
 seeds=$(mktemp -d /tmp/bioesp-fuzz-XXXXXX)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds/safetensors" "$seeds/pickle" "$seeds/config" "$seeds/commons" "$seeds/image"
+mkdir -p "$seeds/safetensors" "$seeds/pickle" "$seeds/config" "$seeds/commons" "$seeds/image" "$seeds/prompt"
 for c in unet vae text_encoder; do cp "$ref/models/tiny-sd1/$c/config.json" "$seeds/config/$c.json"; done
 python3 - "$ref" "$seeds" <<'PY'
 import json, struct, sys, zipfile
@@ -33,9 +33,12 @@ v1 = {"query": {"pages": {"1": {"pageid": 1, "title": "File:A.jpg", "imageinfo":
 open(seeds + "/commons/v2.json", "w").write(json.dumps(v2))
 open(seeds + "/commons/v1.json", "w").write(json.dumps(v1))
 open(seeds + "/commons/error.json", "w").write(json.dumps({"error": {"code": "maxlag", "info": "lag", "lag": 5}}))
+for i, p in enumerate(["a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).", "(colibr\u00ed:1.3) BREAK helecho",
+                       "\\(literal\\] (unbalanced [x", "(x: \uff11.5 ) <bichito>, (bichito:1.2) " + "cat, " * 40]):
+    open(seeds + "/prompt/%d.txt" % i, "w").write(p)
 PY
 # Inputs that once failed stay in the seeds, so a fixed bug stays fixed.
-for t in safetensors pickle config commons image; do
+for t in safetensors pickle config commons image prompt; do
   if [ -d "$root/tests/fuzz/regressions/$t" ]; then cp "$root/tests/fuzz/regressions/$t"/* "$seeds/$t/"; fi
 done
 # Seed images: a small PNG and JPEG drawn by the main build's bioesp, when it is there.
@@ -55,14 +58,15 @@ run_one() {
   fi
 }
 slots=$(nproc)
-for t in safetensors pickle config commons image; do
+export BIOESP_REFERENCE_DIR="$ref"  # fuzz_prompt windows with the reference tokenizer
+for t in safetensors pickle config commons image prompt; do
   while [ "$(jobs -rp | wc -l)" -ge "$slots" ]; do wait -n || true; done
   echo "fuzz_$t: ${seconds}s"
   run_one "$t" &
 done
 wait
 passed=0 failed=0
-for t in safetensors pickle config commons image; do
+for t in safetensors pickle config commons image prompt; do
   if [ "$(cat "$seeds/$t.result")" = ok ]; then
     echo "fuzz_$t:"; tail -n 5 "$seeds/$t.log"
     passed=$((passed + 1))
