@@ -8,14 +8,17 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "api/device.h"
 #include "api/guard.h"
+#include "api/options.h"
 #include "hub/pull.h"
 #include "image/animation.h"
 #include "image/image_io.h"
+#include "image/matte.h"
 #include "image/resize.h"
 #include "pipeline/pipeline.h"
 
@@ -25,13 +28,75 @@ struct bioesp_images {
   std::vector<image::Image> list;
 };
 
+namespace {
+
+// Callers take the model one at a time, first come first served (a std::mutex promises no
+// order): a ticket when they ask, the model when their number comes up.
+class Turns {
+ public:
+  uint64_t take() {
+    std::lock_guard<std::mutex> lock(m_);
+    return next_++;
+  }
+  // Waits for turn `t`; gives it up and returns false when `stop()` says so first.
+  template <class Stop>
+  bool wait(uint64_t t, Stop stop) {
+    std::unique_lock<std::mutex> lock(m_);
+    changed_.wait(lock, [&] { return serving_ == t || stop(); });
+    if (serving_ == t) return true;
+    skipped_.insert(t);
+    return false;
+  }
+  // Ends the turn being served (or gives up turn `t` before it came).
+  void done() {
+    std::lock_guard<std::mutex> lock(m_);
+    advance();
+  }
+  void give_up(uint64_t t) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (serving_ == t) advance();
+    else skipped_.insert(t);
+  }
+  // Makes waiters look at their stop condition again.
+  void wake() {
+    { std::lock_guard<std::mutex> lock(m_); }
+    changed_.notify_all();
+  }
+
+ private:
+  void advance() {
+    ++serving_;
+    while (skipped_.erase(serving_)) ++serving_;
+    changed_.notify_all();
+  }
+  std::mutex m_;
+  std::condition_variable changed_;
+  uint64_t next_ = 0, serving_ = 0;
+  std::set<uint64_t> skipped_;
+};
+
+// Holds the model for one synchronous call, in its turn.
+class Hold {
+ public:
+  explicit Hold(Turns& t) : turns_(t) { turns_.wait(turns_.take(), [] { return false; }); }
+  ~Hold() { turns_.done(); }
+  Hold(const Hold&) = delete;
+  Hold& operator=(const Hold&) = delete;
+
+ private:
+  Turns& turns_;
+};
+
+}  // namespace
+
 struct bioesp_model {
   std::unique_ptr<pipeline::StableDiffusion> sd;
-  std::mutex use;  // one generation (or LoRA change) at a time
+  Turns turns;     // one generation (or LoRA change) at a time, in the order asked
   std::mutex jobs_mutex;
   std::condition_variable jobs_done;
   int jobs = 0;    // live worker threads
   // name → (the file or Hub id as given, scale): recorded with the images drawn with them.
+  // Changed and read in the model's turn.
   std::map<std::string, std::pair<std::string, float>> loras;
   std::map<std::string, std::string> embeddings;  // token → the file as given, recorded alike
 };
@@ -43,9 +108,29 @@ struct Request {
   pipeline::GenerateOptions g;
   bioesp_progress_fn progress = nullptr;
   void* progress_user = nullptr;
-  bioesp_log_fn log = nullptr;
-  void* log_user = nullptr;
+  std::string tiling;        // as given ("" for none): recorded with the images
+  bool transparent = false;  // background "transparent": a plain backdrop, then a matte
 };
+
+// What a transparent background asks of every prompt: a backdrop the matte can take away.
+constexpr const char* kPlainBackdrop = ", plain white background";
+// The text encoder reads 77 tokens (weighted: at most 32 windows of 75); longer prompts are cut
+// or refused, and beyond this size refused before the tokenizer spends its time on them.
+constexpr size_t kMaxPromptBytes = 64 * 1024;
+
+// A prompt (NULL items are refused by the options table), within its size.
+std::string checked_prompt(const char* p, const char* what) {
+  const size_t n = std::strlen(p);
+  if (n > kMaxPromptBytes)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, std::string(what) + " is " + std::to_string(n) + " bytes; at most " +
+                                          std::to_string(kMaxPromptBytes) + " are accepted");
+  return p;
+}
+
+// The tiling choice (none, x, y, both; checked by the options table) as the axes that wrap.
+models::Wrap wrap_of(const std::string& tiling) {
+  return {tiling == "x" || tiling == "both", tiling == "y" || tiling == "both"};
+}
 
 torch::Tensor image_tensor(const bioesp_image& img) {
   require(img.pixels != nullptr && img.width > 0 && img.height > 0, "init image has no pixels");
@@ -59,48 +144,48 @@ torch::Tensor image_tensor(const bioesp_image& img) {
   return t.permute({2, 0, 1}).to(torch::kFloat32) / 127.5 - 1.0;
 }
 
-pipeline::PromptSyntax prompt_syntax(bioesp_prompt_syntax s) {
-  if (s == BIOESP_PROMPT_PLAIN) return pipeline::PromptSyntax::Plain;
-  if (s == BIOESP_PROMPT_WEIGHTED) return pipeline::PromptSyntax::Weighted;
-  fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt_syntax must be BIOESP_PROMPT_PLAIN or BIOESP_PROMPT_WEIGHTED");
-}
-
-const char* syntax_name(pipeline::PromptSyntax s) { return s == pipeline::PromptSyntax::Weighted ? "weighted" : "plain"; }
-
-Request make_request(const bioesp_generate_options* options) {
-  bioesp_generate_options o = read_options(options, bioesp_generate_options_init);
-  require(o.prompts != nullptr && o.num_prompts > 0, "no prompts given");
-  Request r;
-  for (size_t i = 0; i < o.num_prompts; ++i) {
-    require(o.prompts[i] != nullptr, "a prompt is NULL");
-    r.g.prompts.emplace_back(o.prompts[i]);
-  }
-  if (o.negative_prompt) r.g.negative_prompt = o.negative_prompt;
-  r.g.steps = o.steps;
-  r.g.guidance = o.guidance;
-  r.g.seed = o.seed;
-  r.g.device_generator = o.device_generator != 0;
-  if (o.scheduler) r.g.scheduler = o.scheduler;
-  r.g.width = o.width;
-  r.g.height = o.height;
-  r.g.images_per_prompt = o.images_per_prompt;
-  r.g.clip_skip = o.clip_skip;
-  r.g.syntax = prompt_syntax(o.prompt_syntax);
-  r.g.strength = o.strength;
-  r.g.vae_tile_size = o.vae_tile_size;
-  if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
-  r.progress = o.progress;
-  r.progress_user = o.progress_user;
-  r.log = o.log;
-  r.log_user = o.log_user;
-  return r;
-}
-
 // The pipeline's truncated-prompt notice as a warning through a C log callback.
 std::function<void(const std::string&)> truncation_warning(bioesp_log_fn log, void* user) {
   return [log, user](const std::string& cut) {
     if (log) log(user, BIOESP_LOG_WARNING, ("prompt truncated to the text encoder's 77 tokens; cut: " + cut).c_str());
   };
+}
+
+// The settings generate and animate share, from either struct (checked against the table).
+template <class O>
+pipeline::GenerateOptions settings_of(const O& o) {
+  pipeline::GenerateOptions g;
+  for (size_t i = 0; i < o.num_prompts; ++i) g.prompts.push_back(checked_prompt(o.prompts[i], "a prompt"));
+  if (o.negative_prompt) g.negative_prompt = checked_prompt(o.negative_prompt, "the negative prompt");
+  g.steps = o.steps;
+  g.guidance = o.guidance;
+  if (o.scheduler) g.scheduler = o.scheduler;
+  g.width = o.width;
+  g.height = o.height;
+  g.clip_skip = o.clip_skip;
+  g.vae_tile_size = o.vae_tile_size;
+  g.syntax = o.prompt_syntax == BIOESP_PROMPT_WEIGHTED ? pipeline::PromptSyntax::Weighted : pipeline::PromptSyntax::Plain;
+  g.truncated = truncation_warning(o.log, o.log_user);
+  return g;
+}
+
+Request make_request(const bioesp_generate_options* options) {
+  bioesp_generate_options o = read_checked(BIOESP_OPTIONS_GENERATE, options, bioesp_generate_options_init);
+  require(o.num_prompts > 0, "no prompts given");
+  Request r;
+  r.g = settings_of(o);
+  r.g.seed = o.seed;
+  r.g.device_generator = o.device_generator != 0;
+  r.g.images_per_prompt = o.images_per_prompt;
+  r.g.strength = o.strength;
+  r.g.eta = o.eta;
+  if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
+  if (o.tiling && std::strcmp(o.tiling, "none") != 0) r.tiling = o.tiling;
+  r.g.tiling = wrap_of(r.tiling);
+  r.transparent = o.background && std::strcmp(o.background, "transparent") == 0;
+  r.progress = o.progress;
+  r.progress_user = o.progress_user;
+  return r;
 }
 
 std::string format_number(double v) {
@@ -110,7 +195,7 @@ std::string format_number(double v) {
 }
 
 // The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), and the embeddings as
-// "FILE:TOKEN; ..." (by token), for the images' settings. Called with the model's `use` lock held.
+// "FILE:TOKEN; ..." (by token), for the images' settings. Called in the model's turn.
 std::vector<std::pair<std::string, std::string>> model_settings(const bioesp_model& m) {
   std::string loras, embeddings;
   for (const auto& [name, lora] : m.loras) loras += (loras.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
@@ -121,20 +206,19 @@ std::vector<std::pair<std::string, std::string>> model_settings(const bioesp_mod
   return out;
 }
 
-std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
+// Draws the request's images; the caller holds the model's turn.
+std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
   r.g.progress = progress;
-  r.g.truncated = truncation_warning(r.log, r.log_user);
-  torch::Tensor images;
-  std::vector<std::pair<std::string, std::string>> attached;
-  {
-    std::lock_guard<std::mutex> lock(model->use);
-    images = model->sd->generate(r.g);
-    attached = model_settings(*model);
-  }
+  pipeline::GenerateOptions drawn = r.g;
+  if (r.transparent)
+    for (auto& p : drawn.prompts) p += kPlainBackdrop;
+  torch::Tensor images = model->sd->generate(drawn);
+  const auto attached = model_settings(*model);
   auto out = std::make_unique<bioesp_images>();
   out->list = pipeline::to_images(images);
   for (size_t i = 0; i < out->list.size(); ++i) {
     image::Image& img = out->list[i];
+    if (r.transparent) img = image::matte(img);
     const auto& g = r.g;
     size_t prompt = static_cast<size_t>(i / g.images_per_prompt);
     img.text = {{"prompt", g.prompts[prompt]},
@@ -147,9 +231,13 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
                 {"width", std::to_string(img.width)},
                 {"height", std::to_string(img.height)},
                 {"clip_skip", std::to_string(g.clip_skip)},
-                {"prompt_syntax", syntax_name(g.syntax)},
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
+    // Recorded only when set, so default images stay byte for byte what they were.
+    if (!r.tiling.empty()) img.text.emplace_back("tiling", r.tiling);
+    if (r.transparent) img.text.emplace_back("background", "transparent");
+    if (g.eta >= 0) img.text.emplace_back("eta", format_number(g.eta));
+    if (g.syntax == pipeline::PromptSyntax::Weighted) img.text.emplace_back("prompt_syntax", "weighted");
     img.text.insert(img.text.end(), attached.begin(), attached.end());
   }
   return out;
@@ -160,6 +248,7 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
 struct bioesp_job {
   bioesp_model* model = nullptr;
   Request request;
+  uint64_t turn = 0;
   std::thread worker;
   mutable std::mutex m;
   std::condition_variable changed;
@@ -170,6 +259,64 @@ struct bioesp_job {
   std::string error;
   std::unique_ptr<bioesp_images> result;
   bool taken = false;
+
+  // The worker thread: waits for the job's turn (QUEUED), holds the model (RUNNING), finishes.
+  void work() {
+    std::unique_ptr<bioesp_images> images;
+    bioesp_status s = guard([&] {
+      if (!model->turns.wait(turn, [this] { return cancel.load(); })) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+      struct Release {
+        Turns& turns;
+        ~Release() { turns.done(); }
+      } release{model->turns};
+      set_state(BIOESP_JOB_RUNNING);
+      if (cancel.load()) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+      images = draw(model, request, [this](int done, int all) { return on_step(done, all); });
+    });
+    {
+      std::lock_guard<std::mutex> lock(m);
+      status = s;
+      error = s == BIOESP_OK ? "" : bioesp_last_error();
+      result = std::move(images);
+      state = BIOESP_JOB_DONE;
+    }
+    changed.notify_all();
+    finished_with_model();
+  }
+
+  bool on_step(int done, int all) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      step = static_cast<uint64_t>(done);
+      total = static_cast<uint64_t>(all);
+    }
+    if (!call_progress(request.progress, request.progress_user, "denoise", step, total)) return false;
+    return !cancel.load();
+  }
+
+  void set_state(bioesp_job_state s) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      state = s;
+    }
+    changed.notify_all();
+  }
+
+  // Asks the job to end; a queued one ends at once, without waiting for its turn. While the job
+  // is not done its model exists (bioesp_model_free waits for it), and it cannot finish while
+  // `m` is held here.
+  void stop() {
+    cancel = true;
+    std::lock_guard<std::mutex> lock(m);
+    if (state != BIOESP_JOB_DONE) model->turns.wake();
+  }
+
+  // The model may be freed once every job that counted itself has said so.
+  void finished_with_model() {
+    std::lock_guard<std::mutex> lock(model->jobs_mutex);
+    --model->jobs;
+    model->jobs_done.notify_all();
+  }
 };
 
 extern "C" {
@@ -195,13 +342,10 @@ bioesp_status bioesp_images_count(const bioesp_images* images, size_t* out) {
 
 bioesp_status bioesp_images_get(const bioesp_images* images, size_t index, bioesp_image* out) {
   return guard([&] {
-    require(images && out && out->struct_size >= sizeof(bioesp_image), "images and out (with struct_size) must be set");
+    require(images != nullptr, "images must not be NULL");
     if (index >= images->list.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "image index out of range");
     const auto& img = images->list[index];
-    out->width = img.width;
-    out->height = img.height;
-    out->channels = img.channels;
-    out->pixels = img.pixels.data();
+    write_output(out, bioesp_image{0, img.width, img.height, img.channels, img.pixels.data()});
   });
 }
 
@@ -234,7 +378,7 @@ bioesp_status bioesp_images_save(const bioesp_images* images, size_t index, cons
   return guard([&] {
     require(images && path, "images and path must not be NULL");
     if (index >= images->list.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "image index out of range");
-    auto o = read_options(options, bioesp_save_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_SAVE, options, bioesp_save_options_init);
     std::string p = path, ext = p.substr(p.find_last_of('.') == std::string::npos ? p.size() : p.find_last_of('.'));
     for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (ext == ".png") image::write_png(p, images->list[index]);
@@ -256,31 +400,17 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
   return guard([&] {
     require(model && options && frames, "model, options and frames must not be NULL");
     *frames = nullptr;
-    auto o = read_options(options, bioesp_animate_options_init);
-    require(o.num_prompts == 0 || o.prompts, "prompts is NULL");
-    require(o.num_seeds == 0 || o.seeds, "seeds is NULL");
+    auto o = read_checked(BIOESP_OPTIONS_ANIMATE, options, bioesp_animate_options_init);
     pipeline::AnimateOptions a;
-    for (size_t i = 0; i < o.num_prompts; ++i) {
-      require(o.prompts[i] != nullptr, "a prompt is NULL");
-      a.prompts.emplace_back(o.prompts[i]);
-    }
+    a.settings = settings_of(o);
+    a.prompts = std::move(a.settings.prompts);
     a.seeds.assign(o.seeds, o.seeds + o.num_seeds);
     a.frames = o.frames;
-    if (o.negative_prompt) a.settings.negative_prompt = o.negative_prompt;
-    a.settings.steps = o.steps;
-    a.settings.guidance = o.guidance;
-    if (o.scheduler) a.settings.scheduler = o.scheduler;
-    a.settings.width = o.width;
-    a.settings.height = o.height;
-    a.settings.clip_skip = o.clip_skip;
-    a.settings.syntax = prompt_syntax(o.prompt_syntax);
-    a.settings.vae_tile_size = o.vae_tile_size;
-    a.settings.truncated = truncation_warning(o.log, o.log_user);
     a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;
     std::vector<std::pair<std::string, std::string>> attached;
     {
-      std::lock_guard<std::mutex> lock(model->use);
+      Hold hold(model->turns);
       rendered = model->sd->animate(a);
       attached = model_settings(*model);
     }
@@ -294,8 +424,8 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
                            {"frames", std::to_string(a.frames)}, {"negative_prompt", a.settings.negative_prompt},
                            {"steps", std::to_string(a.settings.steps)}, {"guidance", format_number(a.settings.guidance)},
                            {"scheduler", a.settings.scheduler.empty() ? "default" : a.settings.scheduler},
-                           {"prompt_syntax", syntax_name(a.settings.syntax)},
                            {"software", std::string("bioesp ") + bioesp_version_string()}};
+      if (a.settings.syntax == pipeline::PromptSyntax::Weighted) out->list[i].text.emplace_back("prompt_syntax", "weighted");
       out->list[i].text.insert(out->list[i].text.end(), attached.begin(), attached.end());
     }
     if (o.pingpong)
@@ -316,8 +446,7 @@ void bioesp_animation_options_init(bioesp_animation_options* o) {
 bioesp_status bioesp_images_save_animation(const bioesp_images* frames, const char* path, const bioesp_animation_options* options) {
   return guard([&] {
     require(frames && path, "frames and path must not be NULL");
-    auto o = read_options(options, bioesp_animation_options_init);
-    require(o.quality >= 1 && o.quality <= 100, "quality must be between 1 and 100");
+    auto o = read_checked(BIOESP_OPTIONS_ANIMATION, options, bioesp_animation_options_init);
     image::AnimationOptions a;
     a.fps = o.fps;
     a.loop = o.loop != 0;
@@ -338,18 +467,13 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
   return guard([&] {
     require(path && out, "path and out must not be NULL");
     *out = nullptr;
-    auto o = read_options(options, bioesp_model_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_MODEL, options, bioesp_model_options_init);
     pipeline::LoadOptions lo;
     lo.log = c_logger(o.log, o.log_user);
     if (o.config_dir) lo.config_dir = hub::resolve_model(o.config_dir, lo.log);
     if (o.variant) lo.variant = o.variant;
     lo.device = device_from(o.device, o.device_index);
-    switch (o.dtype) {
-      case BIOESP_DTYPE_F32: lo.dtype = torch::kFloat32; break;
-      case BIOESP_DTYPE_F16: lo.dtype = torch::kFloat16; break;
-      case BIOESP_DTYPE_BF16: lo.dtype = torch::kBFloat16; break;
-      default: fail(BIOESP_ERR_INVALID_ARGUMENT, "dtype must be F32, F16 or BF16");
-    }
+    lo.dtype = o.dtype == BIOESP_DTYPE_F16 ? torch::kFloat16 : o.dtype == BIOESP_DTYPE_BF16 ? torch::kBFloat16 : torch::kFloat32;
     if (o.threads > 0) torch::set_num_threads(o.threads);
     auto m = std::make_unique<bioesp_model>();
     m->sd = pipeline::StableDiffusion::load(hub::resolve_model(path, lo.log), lo);
@@ -368,7 +492,7 @@ void bioesp_model_free(bioesp_model* model) {
 bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* path, float scale, const char* name) {
   return guard([&] {
     require(model && path && name, "model, path and name must not be NULL");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     model->sd->add_lora(hub::resolve_lora(path, nullptr), scale, name);
     model->loras[name] = {path, scale};
   });
@@ -378,7 +502,7 @@ bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name,
   return guard([&] {
     require(model && name, "model and name must not be NULL");
     require(std::isfinite(scale), "scale must be finite");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     if (!model->sd->set_lora_scale(name, scale)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras[name].second = scale;
   });
@@ -387,7 +511,7 @@ bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name,
 bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
   return guard([&] {
     require(model && name, "model and name must not be NULL");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     if (!model->sd->remove_lora(name)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras.erase(name);
   });
@@ -396,7 +520,7 @@ bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
 bioesp_status bioesp_model_add_embedding(bioesp_model* model, const char* path, const char* token) {
   return guard([&] {
     require(model && path, "model and path must not be NULL");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     model->embeddings[model->sd->add_embedding(path, token ? token : "")] = path;
   });
 }
@@ -404,7 +528,7 @@ bioesp_status bioesp_model_add_embedding(bioesp_model* model, const char* path, 
 bioesp_status bioesp_model_remove_embedding(bioesp_model* model, const char* token) {
   return guard([&] {
     require(model && token, "model and token must not be NULL");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     if (!model->sd->remove_embedding(token)) fail(BIOESP_ERR_NOT_FOUND, std::string("no embedding with the token ") + token);
     model->embeddings.erase(token);
   });
@@ -416,7 +540,7 @@ bioesp_status bioesp_model_embeddings(bioesp_model* model, char** tokens) {
     *tokens = nullptr;
     std::string lines;
     {
-      std::lock_guard<std::mutex> lock(model->use);
+      Hold hold(model->turns);
       for (const auto& e : model->embeddings) lines += e.first + "\n";
     }
     *tokens = dup_string(lines);
@@ -431,6 +555,7 @@ void bioesp_generate_options_init(bioesp_generate_options* o) {
   o->guidance = 7.5f;
   o->images_per_prompt = 1;
   o->strength = 0.8f;
+  o->eta = -1.0f;
 }
 
 bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options, bioesp_images** out) {
@@ -441,7 +566,8 @@ bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options
     auto progress = [&r](int done, int total) {
       return call_progress(r.progress, r.progress_user, "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total));
     };
-    *out = run(model, r, progress).release();
+    Hold hold(model->turns);
+    *out = draw(model, r, progress).release();
   });
 }
 
@@ -452,46 +578,19 @@ bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_o
     auto job = std::make_unique<bioesp_job>();
     job->model = model;
     job->request = make_request(options);
+    job->turn = model->turns.take();  // the order of submission is the order of running
     {
       std::lock_guard<std::mutex> lock(model->jobs_mutex);
       ++model->jobs;
     }
-    bioesp_job* j = job.get();
-    j->worker = std::thread([j] {
-      auto progress = [j](int done, int total) {
-        {
-          std::lock_guard<std::mutex> lock(j->m);
-          j->state = BIOESP_JOB_RUNNING;
-          j->step = static_cast<uint64_t>(done);
-          j->total = static_cast<uint64_t>(total);
-        }
-        Request& r = j->request;
-        if (!call_progress(r.progress, r.progress_user, "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total)))
-          return false;
-        return !j->cancel.load();
-      };
-      std::unique_ptr<bioesp_images> result;
-      bioesp_status status = guard([&] {
-        if (j->cancel.load()) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
-        {
-          std::lock_guard<std::mutex> lock(j->m);
-          j->state = BIOESP_JOB_RUNNING;
-        }
-        result = run(j->model, j->request, progress);
-      });
-      {
-        std::lock_guard<std::mutex> lock(j->m);
-        j->status = status;
-        j->error = status == BIOESP_OK ? "" : bioesp_last_error();
-        j->result = std::move(result);
-        j->state = BIOESP_JOB_DONE;
-      }
-      j->changed.notify_all();
-      bioesp_model* model = j->model;
-      std::lock_guard<std::mutex> lock(model->jobs_mutex);
-      --model->jobs;
-      model->jobs_done.notify_all();
-    });
+    try {
+      bioesp_job* j = job.get();
+      j->worker = std::thread([j] { j->work(); });
+    } catch (...) {
+      model->turns.give_up(job->turn);
+      job->finished_with_model();
+      throw;
+    }
     *out = job.release();
   });
 }
@@ -520,7 +619,7 @@ bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* finished) {
 bioesp_status bioesp_job_cancel(bioesp_job* job) {
   return guard([&] {
     require(job != nullptr, "job must not be NULL");
-    job->cancel = true;
+    job->stop();
   });
 }
 
@@ -539,7 +638,7 @@ bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out) {
 
 void bioesp_job_free(bioesp_job* job) {
   if (!job) return;
-  job->cancel = true;
+  job->stop();
   if (job->worker.joinable()) job->worker.join();
   delete job;
 }

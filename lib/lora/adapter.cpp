@@ -1,6 +1,7 @@
 #include "lora/adapter.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -15,6 +16,23 @@ namespace {
 
 // alpha / rank, or 1 when the file gives no alpha.
 double factor(const Pair& p) { return p.alpha > 0 ? p.alpha / static_cast<double>(p.down.shape.at(0)) : 1.0; }
+
+// Beyond float16's range a LoRA turns every image black (or NaN) instead of failing.
+constexpr double kMaxMagnitude = 65504;
+
+// A LoRA matrix's values, refused by name unless they are floating point, finite and within range.
+torch::Tensor checked_values(const io::Tensor& t) {
+  if (!io::dtype_is_float(t.dtype))
+    fail(BIOESP_ERR_FORMAT, t.name + ": LoRA weights must be floating point, not " + io::dtype_name(t.dtype));
+  torch::Tensor v = models::to_torch(t);
+  if (v.numel() == 0) return v;
+  auto f = v.to(torch::kFloat32);
+  if (!torch::isfinite(f).all().item<bool>()) fail(BIOESP_ERR_FORMAT, t.name + ": holds NaN or infinite values");
+  double m = f.abs().max().item<double>();
+  if (m > kMaxMagnitude)
+    fail(BIOESP_ERR_FORMAT, t.name + ": holds values up to " + std::to_string(m) + ", beyond the ±65504 of float16");
+  return v;
+}
 
 }  // namespace
 
@@ -47,7 +65,8 @@ Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<s
       std::string target = it != kohya.end() ? it->second.first + "/" + it->second.second : key;
       if (t.numel() != 1 || !io::dtype_is_float(t.dtype)) fail(BIOESP_ERR_FORMAT, t.name + ": alpha is not a scalar");
       float a;
-      io::convert_elements(t.data, t.dtype, &a, io::DType::F32, 1);
+      io::read_elements(t, io::DType::F32, &a);
+      if (!std::isfinite(a) || std::fabs(a) > kMaxMagnitude) fail(BIOESP_ERR_FORMAT, t.name + ": alpha " + std::to_string(a) + " is not a usable scale");
       alphas[target] = a;
       if (it == kohya.end()) unknown.push_back(t.name);
       continue;
@@ -88,8 +107,8 @@ Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<s
   }
   for (auto& [component, pairs] : out)
     for (auto& [module, p] : pairs) {
-      if (!p.down.data || !p.up.data)
-        fail(BIOESP_ERR_FORMAT, "LoRA for " + component + "." + module + " lacks its " + (p.down.data ? "up" : "down") + " matrix");
+      if (!p.down.has_data() || !p.up.has_data())
+        fail(BIOESP_ERR_FORMAT, "LoRA for " + component + "." + module + " lacks its " + (p.down.has_data() ? "up" : "down") + " matrix");
       auto a = alphas.find(component + "/" + module);
       if (a != alphas.end()) p.alpha = a->second;
     }
@@ -122,8 +141,8 @@ void attach(torch::nn::Module& root, const std::map<std::string, Pair>& pairs, c
     }
     models::Adapter a;
     a.name = name;
-    a.down = models::to_torch(p.down).to(device, dtype);
-    a.up = models::to_torch(p.up).to(device, dtype);
+    a.down = checked_values(p.down).to(device, dtype);
+    a.up = checked_values(p.up).to(device, dtype);
     if (a.down.data_ptr() == p.down.data) a.down = a.down.clone();
     if (a.up.data_ptr() == p.up.data) a.up = a.up.clone();
     a.factor = factor(p);

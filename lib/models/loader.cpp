@@ -5,7 +5,6 @@
 
 #include "core/error.h"
 #include "core/strings.h"
-#include "io/file.h"
 
 namespace bioesp::models {
 
@@ -61,7 +60,11 @@ io::Tensor from_torch(const std::string& name, const torch::Tensor& t) {
 
 torch::Tensor to_torch(const io::Tensor& t) {
   std::vector<int64_t> shape(t.shape.begin(), t.shape.end());
-  return torch::from_blob(const_cast<uint8_t*>(t.data), shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));
+  auto options = torch::TensorOptions().dtype(scalar_type(t.dtype));
+  if (t.data || !t.file) return torch::from_blob(const_cast<uint8_t*>(t.data), shape, options);
+  auto out = torch::empty(shape, options);
+  io::read_bytes(t, out.data_ptr());
+  return out;
 }
 
 std::string LoadReport::describe(const std::string& what) const {
@@ -110,8 +113,11 @@ LoadReport load_state(torch::nn::Module& m, const io::WeightSet& set, const std:
     const io::Tensor& src = *it->second;
     if (!io::dtype_is_float(src.dtype) && src.dtype != io::DType::I64)
       fail(BIOESP_ERR_FORMAT, what + ": tensor " + src.name + " has dtype " + io::dtype_name(src.dtype));
-    param.copy_(to_torch(src));
-    if (src.mapped) io::release_mapped_pages(src.data, src.nbytes);
+    // Straight from the file into the parameter when nothing needs converting.
+    if (!src.data && param.is_cpu() && param.is_contiguous() && param.scalar_type() == scalar_type(src.dtype))
+      io::read_bytes(src, param.data_ptr());
+    else
+      param.copy_(to_torch(src));
   }
   return report;
 }

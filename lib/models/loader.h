@@ -8,7 +8,8 @@
 
 namespace bioesp::models {
 
-// A read-only view of a file tensor (no copy); clone it before writing.
+// The tensor's values: a read-only view of bytes in memory (no copy; clone it before writing),
+// or a tensor of its own read from the file.
 torch::Tensor to_torch(const io::Tensor& t);
 // A file tensor holding a contiguous CPU copy of `t` (for writers).
 io::Tensor from_torch(const std::string& name, const torch::Tensor& t);

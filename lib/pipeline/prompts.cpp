@@ -126,9 +126,7 @@ bool StableDiffusion::remove_embedding(const std::string& token) {
 }
 
 void StableDiffusion::install_embeddings(const std::vector<Embedding>& embeddings) {
-  const int64_t vocab = text_encoder_->config().vocab_size;
-  if (static_cast<int64_t>(tokenizer_->vocab_size()) > vocab)
-    fail(BIOESP_ERR_MISMATCH, "the tokenizer has more ids than the text encoder's " + std::to_string(vocab));
+  const int64_t vocab = text_encoder_->config().vocab_size;  // past the tokenizer's (check_tokenizer)
   std::vector<text::AddedToken> tokens;
   std::vector<torch::Tensor> vectors;
   int64_t next = vocab;

@@ -50,12 +50,12 @@ class ClipTokenizer {
   int64_t unit_length(int64_t id) const;
   // The id of a vocabulary entry (such as ",</w>"), or -1.
   int64_t find(const std::string& token) const;
-  size_t vocab_size() const { return tokens_.size(); }
 
   int64_t bos() const { return bos_; }
   int64_t eos() const { return eos_; }
   int64_t pad() const { return pad_; }
   int max_length() const { return max_length_; }
+  int64_t vocab_size() const { return static_cast<int64_t>(tokens_.size()); }  // the largest id + 1
 
  private:
   std::vector<int64_t> bpe(const std::string& word) const;

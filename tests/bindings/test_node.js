@@ -41,6 +41,12 @@ function rssKiB() {
   assert.throws(() => new bioesp.Model('/nonexistent/model'),
     (e) => e instanceof bioesp.BioespError && /no such model folder or file/.test(e.message));
   assert.throws(() => model.generateSync('x', { colour: 'red' }), /unknown setting: colour/);
+  assert.throws(() => model.generateSync('x', { steps: 0 }),
+    (e) => e instanceof bioesp.BioespError && /steps: must be between 1 and 1000, not 0/.test(e.message));
+  assert.ok(bioesp.schedulers().includes('ddpm'));
+  assert.ok(bioesp.settings('train').includes('adam_epsilon') && bioesp.settings('fetch').includes('allow_restricted'));
+  const [varied] = await model.generate('colibrí', { ...settings, init_image: image, strength: 0.5 });
+  assert.strictEqual(varied.setting('strength'), '0.5');
   const morph = model.animate(['colibrí lagarto', 'frailejón'], [42, 43], { frames: 3, steps: 3, width: 64, height: 64 });
   assert.strictEqual(morph.frames.length, 3);
   assert.ok(morph.frames[0].pixels.equals(reference), 'the first frame is not the single generation');

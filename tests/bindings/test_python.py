@@ -69,10 +69,20 @@ with bioesp.Model(model_dir) as model:
     assert again.pixels() == reference
     assert steps, "no progress from the job's worker thread"
     assert ticks, "another Python thread could not run during generation"
-    o = bioesp.GenerateOptions()
-    o.add_prompt("colibrí lagarto")
-    o.steps, o.seed, o.width, o.height = 3, 42, 64, 64
+    o = bioesp.Options("generate")
+    o.add("prompts", "colibrí lagarto")
+    for name, text in [("steps", "3"), ("seed", "42"), ("width", "64"), ("height", "64")]:
+        o.set(name, text)
     assert model.generate(o)[0].pixels() == reference
+    # img2img through a keyword: the init image is an Image; a bad value names the field.
+    [varied] = model.generate("colibrí", init_image=image, strength=0.5, **settings)
+    assert varied.setting("strength") == "0.5"
+    try:
+        model.generate("x", steps=0)
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "steps: must be between 1 and 1000, not 0" in str(e), e
+    assert "ddpm" in bioesp.schedulers()
 
     # Weighted prompts and a textual-inversion embedding (diffusers' layout, written here).
     import json, struct, tempfile
@@ -84,7 +94,7 @@ with bioesp.Model(model_dir) as model:
         header = json.dumps({"<bichito>": {"dtype": "F32", "shape": [2, 32], "data_offsets": [0, 256]}}).encode()
         path = os.path.join(tmp, "learned_embeds.safetensors")
         open(path, "wb").write(struct.pack("<Q", len(header)) + header + struct.pack("<64f", *[i / 64 for i in range(64)]))
-        model.add_embedding(path, "")
+        model.add_embedding(path)  # the token the file names
         assert model.embeddings() == "<bichito>\n"
         drawn = model.generate("a <bichito>", prompt_syntax="weighted", **settings)[0]
         assert drawn.setting("embeddings") == path + ":<bichito>"
@@ -94,14 +104,16 @@ with bioesp.Model(model_dir) as model:
         model.generate("x", prompt_syntax="markdown", **settings)
         raise AssertionError("no error")
     except ValueError as e:
-        assert "plain" in str(e), e
+        assert "prompt_syntax: must be one of plain, weighted, not 'markdown'" in str(e), e
 
     # Animations: frames as Images, the ends equal single generations, saved as a GIF.
     import os, tempfile
     frames = model.animate(["colibrí lagarto", "frailejón"], [42, 43], frames=3, steps=3, width=64, height=64)
     assert len(frames) == 3 and frames[0].pixels() == reference
     with tempfile.TemporaryDirectory() as tmp:
-        frames.save_animation(os.path.join(tmp, "morph.gif"), 8.0, True, 80)
+        frames.save_animation(os.path.join(tmp, "morph.gif"), fps=8.0, loop=True, quality=80)
+        image.save(os.path.join(tmp, "c.jpg"), jpeg_quality=40)
+        assert open(os.path.join(tmp, "c.jpg"), "rb").read(2) == b"\xff\xd8"
         assert open(os.path.join(tmp, "morph.gif"), "rb").read(6) == b"GIF89a"
 
 # Errors as exceptions with the message.
@@ -130,11 +142,15 @@ with tempfile.TemporaryDirectory() as tmp:
         os.mkdir(os.path.join(tmp, "fotos"))
         for i, p in enumerate(["colibrí", "rana", "tucán"]):
             m.generate(p, steps=2, seed=i, width=64, height=64)[0].save(os.path.join(tmp, "fotos", "%d.png" % i))
-    counts = bioesp.prepare(os.path.join(tmp, "fotos"), os.path.join(tmp, "dataset"), size=64, caption="criatura")
+    counts = bioesp.prepare(os.path.join(tmp, "fotos"), os.path.join(tmp, "dataset"), size=64, caption="criatura",
+                            background="102030", crop="pad")
     assert (counts.done, counts.skipped) == (3, 0)
     losses = []
+    # fields the old bindings lacked: the optimizer's betas, epsilon and weight decay, the device index
     lora = bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora"), prompt="criatura",
-                        resolution=64, steps=2, seed=1, progress=lambda stage, step, total, loss, lr, eta: losses.append(loss))
+                        resolution=64, steps=2, seed=1, adam_beta1=0.8, adam_beta2=0.99, adam_epsilon=1e-6,
+                        adam_weight_decay=0, device_index=0,
+                        progress=lambda stage, step, total, loss, lr, eta: losses.append(loss))
     assert lora.endswith("pytorch_lora_weights.safetensors") and os.path.exists(lora) and losses
     try:
         bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora2"), prompt="x", resolution=64,
