@@ -88,7 +88,7 @@ function formSettings() {
     prompt: $("prompt").value, negative_prompt: $("negative_prompt").value,
     images: +$("images").value, steps: +$("steps").value, guidance: +$("guidance").value,
     width: +$("width").value, height: +$("height").value, seed: seed === "" ? -1 : Number(seed),
-    scheduler: $("scheduler").value, lora: $("lora").value, lora_scale: +$("lora_scale").value,
+    scheduler: $("scheduler").value, prompt_syntax: $("prompt_syntax").value, lora: $("lora").value, lora_scale: +$("lora_scale").value,
     init: state.init || "", strength: +$("strength").value,
   };
 }
@@ -121,6 +121,7 @@ function reuse(entry) {
   setSize("height", entry.height);
   $("seed").value = entry.seed;
   $("scheduler").value = entry.scheduler ?? "";
+  $("prompt_syntax").value = entry.prompt_syntax ?? "plain";  // pictures from before the choice were plain
   if (entry.lora && ![...$("lora").options].some((o) => o.value === entry.lora)) $("lora").append(el("option", { value: entry.lora }, entry.lora));
   $("lora").value = entry.lora ?? "";
   $("lora_scale").value = entry.lora_scale ?? 1;
@@ -214,7 +215,7 @@ function showDetail(entry) {
   $("detail-img").alt = entry.prompt;
   const dl = $("detail-settings");
   dl.replaceChildren();
-  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
+  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "prompt_syntax", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
     let v = entry[k];
     if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora) || (k === "strength" && !entry.init)) continue;
     if (k === "created") v = new Date(v).toLocaleString(state.lang);

@@ -23,7 +23,7 @@ const std::initializer_list<Field> kShared = {
     {"negative_prompt", Kind::text, false}, {"steps", Kind::count, false}, {"guidance", Kind::number, false},
     {"width", Kind::count, false}, {"height", Kind::count, false}, {"scheduler", Kind::text, false},
     {"lora", Kind::text, false}, {"lora_scale", Kind::number, false}, {"model", Kind::text, false},
-    {"created", Kind::number, false}};
+    {"created", Kind::number, false}, {"prompt_syntax", Kind::text, false}};
 const std::initializer_list<Field> kPicture = {
     {"file", Kind::text, true}, {"prompt", Kind::text, true}, {"seed", Kind::count, true},
     {"init", Kind::text, false}, {"strength", Kind::number, false}};

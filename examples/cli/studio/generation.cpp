@@ -18,7 +18,7 @@ json settings_json(const Settings& s) {
   return json{{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"images", s.images},
               {"steps", s.steps}, {"guidance", s.guidance}, {"width", s.width}, {"height", s.height},
               {"seed", s.seed}, {"scheduler", s.scheduler}, {"lora", s.lora}, {"lora_scale", s.lora_scale},
-              {"init", s.init}, {"strength", s.strength}};
+              {"init", s.init}, {"strength", s.strength}, {"prompt_syntax", s.prompt_syntax}};
 }
 
 using Images = std::unique_ptr<bioesp_images, void (*)(bioesp_images*)>;
@@ -32,6 +32,7 @@ void set_shared(const Settings& s, Options& o) {
   o.scheduler = s.scheduler.empty() ? nullptr : s.scheduler.c_str();
   o.width = s.width;
   o.height = s.height;
+  o.prompt_syntax = s.prompt_syntax == "weighted" ? BIOESP_PROMPT_WEIGHTED : BIOESP_PROMPT_PLAIN;
 }
 
 }  // namespace
@@ -85,6 +86,20 @@ std::vector<std::string> Generation::schedulers() {
   return names;
 }
 
+std::vector<std::string> Generation::prompt_syntaxes() {
+  std::vector<std::string> names = {"weighted"};
+  bioesp_option o{};
+  o.struct_size = sizeof o;
+  if (bioesp_option_find(BIOESP_OPTIONS_GENERATE, "prompt_syntax", &o) != BIOESP_OK) return names;
+  std::string rest = o.choices;  // "plain|weighted"
+  for (size_t at = 0; at <= rest.size();) {
+    const size_t bar = std::min(rest.find('|', at), rest.size());
+    if (rest.compare(at, bar - at, "weighted") != 0) names.push_back(rest.substr(at, bar - at));
+    at = bar + 1;
+  }
+  return names;
+}
+
 std::map<std::string, fs::path> Generation::loras(json& skipped) {
   std::map<std::string, fs::path> out;
   for (const auto& d : listing(cfg_.trainings, true, skipped)) {
@@ -116,6 +131,7 @@ Settings Generation::settings_of(const json& j) {
   const auto known = schedulers();
   if (!s.scheduler.empty() && std::find(known.begin(), known.end(), s.scheduler) == known.end())
     throw HttpError(400, say("unknown_scheduler", {{"name", s.scheduler}}));
+  s.prompt_syntax = choice_field(j, "prompt_syntax", prompt_syntaxes());
   s.lora = text_field(j, "lora");
   json skipped;
   if (!s.lora.empty() && !loras(skipped).count(s.lora)) throw HttpError(400, say("no_lora", {{"name", s.lora}}));
@@ -143,6 +159,7 @@ std::string Generation::animate(const json& request) {
   first["images"] = 1;
   first["seed"] = 0;
   first["init"] = "";  // animations start from noise
+  if (!first.contains("prompt_syntax")) first["prompt_syntax"] = "plain";  // drawn before the studio read weights
   json skipped;
   if (first.contains("lora") && !loras(skipped).count(first["lora"].get<std::string>()))
     first["lora"] = "";  // a LoRA deleted since: the animation is drawn without it

@@ -30,6 +30,7 @@ namespace studio {
 
 struct Settings {
   std::string prompt, negative_prompt, scheduler, lora;
+  std::string prompt_syntax = "weighted";  // as the galleries' prompts are written: (x:1.3), BREAK
   std::string init;  // a gallery picture to start from (img2img), or none
   int images = 1, steps = 25, width = 0, height = 0;
   double guidance = 7.5, lora_scale = 1.0, strength = 0.6;
@@ -61,6 +62,8 @@ class Generation {
   // The LoRAs a page may pick, by name: trained here, or files in --loras.
   std::map<std::string, fs::path> loras(json& skipped);
   static std::vector<std::string> schedulers();
+  // The library's prompt syntaxes, the studio's default (weighted) first.
+  static std::vector<std::string> prompt_syntaxes();
 
  private:
   struct Run;
