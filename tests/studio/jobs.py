@@ -5,9 +5,9 @@ Three runs submitted at once, the middle one with the LoRA named LORA (trained b
 run's pictures are drawn with its own LoRA or none (the library's jobs queue behind one another,
 but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
 the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
-were asked for. Prompts are read with A1111's weights unless the page asks for plain. Then a
-queued run cancelled before it starts draws nothing, and a running one cancelled stops within a
-step.
+were asked for. Prompts are read with A1111's weights unless the page asks for plain, and may
+name the embeddings of the studio's folder. Then a queued run cancelled before it starts draws
+nothing, and a running one cancelled stops within a step.
 """
 import json
 import socket
@@ -122,7 +122,7 @@ for run, lora in zip(runs, ["", LORA, ""]):
 order = [e["job"] for e in events.events if e["type"] == "image" and e["job"] in runs]
 check(order == sorted(order, key=runs.index), f"pictures saved in the runs' order: {order}")
 
-print("jobs: prompts read with weights unless the page asks for plain; other syntaxes refused", flush=True)
+print("jobs: prompts read with weights unless the page asks for plain; embeddings; other syntaxes refused", flush=True)
 for p in [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == runs[0]]:
     drawn = png_text(f"{DIR}/gallery/{p['file']}").get("prompt_syntax")
     check(p["prompt_syntax"] == "weighted" and drawn == "weighted", f"{p['file']}: weighted by default ({p['prompt_syntax']}, {drawn})")
@@ -131,6 +131,14 @@ check(status == 202 and events.wait_for(lambda e: finished(e, plain["id"])), f"a
 [p] = [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == plain["id"]] or [{}]
 check(p.get("prompt_syntax") == "plain" and "prompt_syntax" not in png_text(f"{DIR}/gallery/{p.get('file')}"),
       f"the plain picture says so (and its PNG as diffusers' would: nothing): {p}")
+status, info = request("GET", "/api/info")
+check(info["embeddings"] == ["bichito"] and [s["entry"] for s in info["skipped"]] == ["roto.pt"],
+      f"the embeddings folder's good file attached, the broken one reported ({info['embeddings']}, {info['skipped']})")
+status, run = request("POST", "/api/generate", dict(ask, prompt="un (bichito:1.2)", images=1))
+check(status == 202 and events.wait_for(lambda e: finished(e, run["id"])), f"a run naming the embedding is drawn ({status} {run})")
+files = [e["entry"]["file"] for e in events.events if e["type"] == "image" and e["job"] == run["id"]]
+drawn = png_text(f"{DIR}/gallery/{files[0]}").get("embeddings", "") if files else ""
+check(drawn.endswith("embeddings/bichito.safetensors:bichito"), f"its PNG names the embedding ({drawn})")
 status, answer = request("POST", "/api/generate", dict(ask, prompt_syntax="markdown"))
 check(status == 400 and "weighted, plain" in json.dumps(answer), f"prompt_syntax markdown is refused with the choices ({status} {answer})")
 

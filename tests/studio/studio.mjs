@@ -52,6 +52,7 @@ try {
   await page.fill("#seed", "1234");
   await page.selectOption("#scheduler", "euler");
   assert.equal(await page.inputValue("#prompt_syntax"), "weighted");  // the studio reads weights by default
+  assert.match(await page.textContent("#embeddings-hint"), /: bichito$/);  // cli_studio.sh's embedding
   await page.selectOption("#prompt_syntax", "plain");
   await watchStatus();
   await page.click("#generate-btn");

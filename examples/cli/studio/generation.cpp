@@ -57,6 +57,7 @@ struct Generation::Picture {
 
 Generation::Generation(const Config& cfg, bioesp_model* model, EventBus& bus, Gallery& gallery)
     : cfg_(cfg), model_(model), bus_(bus), gallery_(gallery) {
+  attach_embeddings();
   follower_ = std::thread([this] { contained("generation", [this] { follow(); }); });
 }
 
@@ -84,6 +85,22 @@ std::vector<std::string> Generation::schedulers() {
     if (bioesp_scheduler_name(i, &name) == BIOESP_OK) names.emplace_back(name);
   }
   return names;
+}
+
+void Generation::attach_embeddings() {
+  embeddings_.skipped = json::array();
+  for (const auto& f : listing(cfg_.embeddings, false, embeddings_.skipped)) {
+    const std::string e = f.extension().string();
+    if (e != ".pt" && e != ".safetensors" && e != ".bin") continue;
+    if (bioesp_model_add_embedding(model_, f.c_str(), nullptr) != BIOESP_OK)
+      skip(embeddings_.skipped, f.filename().string(), bioesp_last_error());
+  }
+  char* lines = nullptr;
+  if (bioesp_model_embeddings(model_, &lines) != BIOESP_OK) throw std::runtime_error(last_error("embeddings"));
+  const std::string all = lines;
+  bioesp_string_free(lines);
+  for (size_t at = 0, end; (end = all.find('\n', at)) != std::string::npos; at = end + 1)
+    embeddings_.tokens.push_back(all.substr(at, end - at));
 }
 
 std::vector<std::string> Generation::prompt_syntaxes() {
