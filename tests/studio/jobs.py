@@ -5,9 +5,10 @@ Three runs submitted at once, the middle one with the LoRA named LORA (trained b
 run's pictures are drawn with its own LoRA or none (the library's jobs queue behind one another,
 but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
 the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
-were asked for. Prompts are read with A1111's weights unless the page asks for plain, and may
-name the embeddings of the studio's folder. Then a queued run cancelled before it starts draws
-nothing, and a running one cancelled stops within a step.
+were asked for. Prompts are read with A1111's weights unless a run asks for plain, and may name
+the embeddings of the studio's folder. Then a queued run cancelled before it starts draws
+nothing, and a running one cancelled stops within a step. Meanwhile a run that sets every generate option GET /api/options
+offers the page, each to another value than its default, is queued with each of them as asked.
 """
 import json
 import socket
@@ -95,6 +96,24 @@ def png_text(path):
     return out
 
 
+def other_value(row):
+    """A value of the row's type and range that is not its default."""
+    if row["type"] == "bool":
+        return not row["default"]
+    if row["type"] == "choice":
+        return next(c for c in reversed(row["choices"]) if c != row["default"])
+    if row["type"] in ("text", "rgb"):
+        return "colibrí"
+    for v in (row.get("max"), row.get("min")):
+        if v is not None and v != row["default"]:
+            return int(v) if row["type"] in ("int", "uint64") else v
+    return row["default"] + 1
+
+
+def same(a, b):
+    return a == b or isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-6 * max(1, abs(b))
+
+
 def finished(e, run):
     return e["type"] == "job" and e["id"] == run and e["state"] in ("done", "cancelled", "failed")
 
@@ -122,7 +141,7 @@ for run, lora in zip(runs, ["", LORA, ""]):
 order = [e["job"] for e in events.events if e["type"] == "image" and e["job"] in runs]
 check(order == sorted(order, key=runs.index), f"pictures saved in the runs' order: {order}")
 
-print("jobs: prompts read with weights unless the page asks for plain; embeddings; other syntaxes refused", flush=True)
+print("jobs: prompts read with weights unless a run asks for plain; embeddings; other syntaxes refused", flush=True)
 for p in [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == runs[0]]:
     drawn = png_text(f"{DIR}/gallery/{p['file']}").get("prompt_syntax")
     check(p["prompt_syntax"] == "weighted" and drawn == "weighted", f"{p['file']}: weighted by default ({p['prompt_syntax']}, {drawn})")
@@ -130,7 +149,7 @@ status, plain = request("POST", "/api/generate", dict(ask, prompt="(x:1.2)", ima
 check(status == 202 and events.wait_for(lambda e: finished(e, plain["id"])), f"a plain run is drawn ({status} {plain})")
 [p] = [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == plain["id"]] or [{}]
 check(p.get("prompt_syntax") == "plain" and "prompt_syntax" not in png_text(f"{DIR}/gallery/{p.get('file')}"),
-      f"the plain picture says so (and its PNG as diffusers' would: nothing): {p}")
+      f"the plain picture says so (and its PNG, as diffusers' would, nothing): {p}")
 status, info = request("GET", "/api/info")
 check(info["embeddings"] == ["bichito"] and [s["entry"] for s in info["skipped"]] == ["roto.pt"],
       f"the embeddings folder's good file attached, the broken one reported ({info['embeddings']}, {info['skipped']})")
@@ -140,13 +159,24 @@ files = [e["entry"]["file"] for e in events.events if e["type"] == "image" and e
 drawn = png_text(f"{DIR}/gallery/{files[0]}").get("embeddings", "") if files else ""
 check(drawn.endswith("embeddings/bichito.safetensors:bichito"), f"its PNG names the embedding ({drawn})")
 status, answer = request("POST", "/api/generate", dict(ask, prompt_syntax="markdown"))
-check(status == 400 and "weighted, plain" in json.dumps(answer), f"prompt_syntax markdown is refused with the choices ({status} {answer})")
+check(status == 400 and "plain" in json.dumps(answer), f"prompt_syntax markdown is refused with the choices ({status} {answer})")
 
 print("jobs: a queued run cancelled before it starts, a running one cancelled", flush=True)
 _, first = request("POST", "/api/generate", dict(ask, steps=500, images=4, width=128, height=128))
 _, second = request("POST", "/api/generate", dict(ask, images=3))
 status, _ = request("POST", f"/api/jobs/{second['id']}/cancel", {})
 check(status == 200, f"the queued run is cancelled ({status})")
+_, options = request("GET", "/api/options")
+offered = {k: other_value(r) for k, r in options["generate"].items() if isinstance(r, dict)}
+status, every = request("POST", "/api/generate", dict(offered, prompt="x", images=1))
+check(status == 202, f"a run with every generate option offered is accepted ({status} {every})")
+if status == 202:
+    events.wait_for(lambda e: e["type"] == "job" and e["id"] == every["id"] and e["state"] == "queued", 10)
+    request("POST", f"/api/jobs/{every['id']}/cancel", {})
+    queued = [e for e in events.events if e["type"] == "job" and e["id"] == every["id"] and e["state"] == "queued"]
+    settings = queued[0]["settings"] if queued else {}
+    differ = {k: (v, settings.get(k)) for k, v in offered.items() if not same(settings.get(k), v)}
+    check(queued and not differ, f"the run is queued with every option as asked (asked, queued): {differ}")
 check(events.wait_for(lambda e: e["type"] == "job" and e["id"] == first["id"] and e["state"] == "running" and e.get("step", 0) >= 1),
       "the first run draws")
 status, running = request("GET", "/api/info")

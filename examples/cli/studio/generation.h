@@ -28,13 +28,15 @@
 
 namespace studio {
 
+// A run's settings: the studio's own (a picture per seed from `seed`, the LoRA, the gallery
+// picture to start from) and the generate options a page set, by name (options.h).
 struct Settings {
-  std::string prompt, negative_prompt, scheduler, lora;
-  std::string prompt_syntax = "weighted";  // as the galleries' prompts are written: (x:1.3), BREAK
+  std::string prompt, lora;
   std::string init;  // a gallery picture to start from (img2img), or none
-  int images = 1, steps = 25, width = 0, height = 0;
-  double guidance = 7.5, lora_scale = 1.0, strength = 0.6;
+  int images = 1;
   uint64_t seed = 0;
+  double lora_scale = 1.0;
+  json options;  // Fields::values of bioesp_generate_options
 };
 
 // The textual-inversion embeddings attached when the studio started: every .pt, .safetensors
@@ -45,14 +47,13 @@ struct Embeddings {
 };
 
 // A morph between two gallery pictures: their prompts and seeds are the keyframes; the other
-// settings are the first picture's.
+// animate options are the first picture's, unless the request sets them.
 struct Animation {
   std::string from, to, format = "gif";
   std::vector<std::string> prompts;
   std::vector<uint64_t> seeds;
-  int frames = 16;
-  double fps = 8;
-  bool pingpong = false;
+  json options;  // Fields::values of bioesp_animate_options
+  json file;     // of bioesp_animation_options
 };
 
 class Generation {
@@ -68,10 +69,7 @@ class Generation {
   json running();
   // The LoRAs a page may pick, by name: trained here, or files in --loras.
   std::map<std::string, fs::path> loras(json& skipped);
-  static std::vector<std::string> schedulers();
   const Embeddings& embeddings() const { return embeddings_; }
-  // The library's prompt syntaxes, the studio's default (weighted) first.
-  static std::vector<std::string> prompt_syntaxes();
 
  private:
   struct Run;
