@@ -324,6 +324,34 @@ BIOESP_API bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* 
 BIOESP_API bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name, float scale);
 BIOESP_API bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name);
 
+/* Textual-inversion embeddings: A1111's .pt (string_to_param, read by the restricted unpickler:
+ * a pickle that names code is refused) or .safetensors (emb_params), or diffusers'
+ * learned_embeds (.safetensors or .bin, {token: vectors}); one or several vectors, for SD 1.x
+ * (768 wide) or 2.x (1024). token NULL or "": the token a diffusers file names, else the file's
+ * stem ("bichito.pt" gives "bichito"). Prompts of either syntax then read the token as one unit
+ * wherever it stands as words (any case, also as "(bichito:1.2)"), as many tokens as it has
+ * vectors. Adding a token again replaces it. A width other than the text encoder's is refused
+ * with BIOESP_ERR_MISMATCH naming both. */
+BIOESP_API bioesp_status bioesp_model_add_embedding(bioesp_model* model, const char* path, const char* token);
+BIOESP_API bioesp_status bioesp_model_remove_embedding(bioesp_model* model, const char* token);
+/* The attached embeddings' tokens, sorted, one per line; free with bioesp_string_free. */
+BIOESP_API bioesp_status bioesp_model_embeddings(bioesp_model* model, char** tokens);
+
+/* How prompts (and negative prompts) are read. */
+typedef enum bioesp_prompt_syntax {
+  /* As diffusers: the first 75 tokens between bos and eos, a longer prompt cut with a warning
+   * through the log callback; brackets are words. The same seed gives diffusers' image. */
+  BIOESP_PROMPT_PLAIN = 0,
+  /* As AUTOMATIC1111's web UI: (x) weighs x ×1.1, [x] ÷1.1, (x:1.3) ×1.3, nested brackets
+   * multiply, \( \) \[ \] are the characters, unclosed brackets close at the end; BREAK starts a
+   * new window. Any length: windows of 75 tokens (words after a comma within the last 20 of a
+   * window move to the next), each encoded on its own, its hidden states scaled by the weights
+   * and rescaled to their unweighted mean, joined along the sequence; the negative prompt is
+   * filled with empty windows to the same length (or the prompt to the negative's). At most 32
+   * windows; brackets at most 256 deep; weights that are not numbers or not finite are refused. */
+  BIOESP_PROMPT_WEIGHTED = 1
+} bioesp_prompt_syntax;
+
 typedef struct bioesp_generate_options {
   size_t struct_size;
   const char* const* prompts; /* num_prompts prompts, one batch entry each */
@@ -365,6 +393,7 @@ typedef struct bioesp_generate_options {
                                   0 (deterministic) to 1 (TCD's choice for one step). Negative
                                   (default): the scheduler's own, 0 for ddim, 0.3 for tcd. Other
                                   schedulers refuse a value */
+  bioesp_prompt_syntax prompt_syntax; /* default BIOESP_PROMPT_PLAIN */
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
@@ -440,6 +469,8 @@ typedef struct bioesp_animate_options {
   bioesp_log_fn log;
   void* log_user;
   int vae_tile_size;          /* as in bioesp_generate_options */
+  bioesp_prompt_syntax prompt_syntax; /* default BIOESP_PROMPT_PLAIN; keyframes of other lengths
+                                         are filled with empty windows */
 } bioesp_animate_options;
 
 BIOESP_API void bioesp_animate_options_init(bioesp_animate_options* options);

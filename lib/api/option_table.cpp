@@ -104,6 +104,12 @@ Row vae_tile_size() {
   return F(vae_tile_size, Int).range(0, 16384).cli("vae-tiles").about(
       "decode (and encode) in tiles of this many pixels: big images in less memory, the same pixels (0: whole)");
 }
+template <class O>
+Row prompt_syntax() {
+  static_assert(BIOESP_PROMPT_PLAIN == 0 && BIOESP_PROMPT_WEIGHTED == 1, "prompt_syntax choices are in enum order");
+  return F(prompt_syntax, Enum).one_of({"plain", "weighted"}).about(
+      "plain: as diffusers (77 tokens, brackets are words); weighted: as A1111 ((x:1.3), [x], BREAK, any length)");
+}
 
 // Retries and the Hub's endpoint and token, which fetch, pull and push share.
 template <class O>
@@ -173,6 +179,7 @@ Kind generate() {
                      .about("transparent: a sprite, its plain backdrop matted away into RGBA (unset: opaque)"));
   rows.push_back(F(eta, Float).at_most(1).about(
       "DDIM's eta and TCD's gamma: the share of fresh noise per step, 0 to 1 (negative: the scheduler's own)"));
+  rows.push_back(prompt_syntax<O>());
   return k;
 }
 
@@ -194,6 +201,7 @@ Kind animate() {
   progress_rows<O>(rows);
   log_rows<O>(rows);
   rows.push_back(vae_tile_size<O>());
+  rows.push_back(prompt_syntax<O>());
   return k;
 }
 
