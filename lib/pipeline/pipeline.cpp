@@ -233,18 +233,6 @@ bool StableDiffusion::remove_lora(const std::string& name) {
   return a || b;
 }
 
-torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
-                                              const std::function<void(const std::string&)>& truncated) {
-  std::vector<int64_t> ids;
-  for (const auto& p : prompts) {
-    auto e = tokenizer_->encode(p);
-    if (e.truncated && truncated) truncated(e.removed);
-    ids.insert(ids.end(), e.ids.begin(), e.ids.end());
-  }
-  auto t = torch::tensor(ids, torch::kLong).view({static_cast<int64_t>(prompts.size()), -1}).to(device_);
-  return text_encoder_->encode(t, clip_skip);
-}
-
 int StableDiffusion::latent_factor() const { return 1 << (vae_->config().block_out_channels.size() - 1); }
 
 std::pair<int, int> StableDiffusion::output_size(int width, int height) const {
@@ -332,15 +320,7 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
 
   const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
   const bool cfg = g.guidance > 1.0;
-  auto embeds = g.prompt_embeds.defined() ? g.prompt_embeds.to(device_)
-                                          : encode_prompts(g.prompts, g.clip_skip, g.truncated).repeat_interleave(g.images_per_prompt, 0);
-  if (embeds.size(0) != N) fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt embeddings for another batch size");
-  if (cfg) {
-    auto negative = encode_prompts(std::vector<std::string>(B, g.negative_prompt), g.clip_skip, g.truncated)
-                        .repeat_interleave(g.images_per_prompt, 0);
-    embeds = torch::cat({negative, embeds});
-  }
-  embeds = embeds.to(dtype_);
+  auto embeds = conditioning(g, cfg).to(dtype_);
   const ControlStep control(controls, g.guess_mode, width, height, N, cfg, device_, dtype_);
 
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
@@ -440,11 +420,12 @@ torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
   auto seed_of = [&](size_t k) { return o.seeds[o.seeds.size() == 1 ? 0 : k]; };
   std::vector<torch::Tensor> embeds, noises;
   for (size_t k = 0; k < keys; ++k) {
-    embeds.push_back(encode_prompts({prompt_of(k)}, o.settings.clip_skip, o.settings.truncated));
+    embeds.push_back(encode_prompts({prompt_of(k)}, o.settings.clip_skip, o.settings.syntax, o.settings.truncated));
     at::Generator gen = at::detail::createCPUGenerator(seed_of(k));
     noises.push_back(at::randn({1, unet_->config().in_channels, height / factor, width / factor}, gen,
                                torch::TensorOptions().dtype(torch::kFloat32)));
   }
+  pad_to_longest(embeds, o.settings.clip_skip);
   std::vector<torch::Tensor> frames;
   for (int j = 0; j < o.frames; ++j) {
     const double x = static_cast<double>(j) * static_cast<double>(keys - 1) / (o.frames - 1);
