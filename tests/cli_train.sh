@@ -68,7 +68,7 @@ for sig in TERM:15 HUP:1; do
     --checkpoint-every 0 --out "$tmp/sig-$name" 2>"$tmp/sig-$name.txt" &
   pid=$!
   n=0
-  while ! grep -q 'loss' "$tmp/sig-$name.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+  while ! grep -q 'loss' "$tmp/sig-$name.txt" 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
   kill -$name $pid
   rc=0; wait $pid || rc=$?
   [ $rc -eq $((128 + number)) ] || { echo "SIG$name: exit $rc"; cat "$tmp/sig-$name.txt"; exit 1; }
