@@ -2,6 +2,9 @@
 // scheduler at 10 steps with CFG and a negative prompt, a batch without CFG, 64×192, img2img.
 #include <torch/torch.h>
 
+#include <errno.h>
+#include <unistd.h>
+
 #include <nlohmann/json.hpp>
 
 #include "config/model_config.h"
@@ -80,6 +83,52 @@ static void test_golden_cases(void** state) {
   assert_int_equal(cases, 10);
 }
 
+// tiny-sd1 with golden/fast's UNet with time_cond_proj_dim (LCM's guidance embedding).
+static std::string lcm_model() {
+  std::string dir = std::string(temp_dir()) + "/tiny-lcm";
+  io::make_directories(dir);
+  std::string tiny = path_join(ref_dir(), "models/tiny-sd1");
+  for (const char* part : {"model_index.json", "scheduler", "text_encoder", "tokenizer", "vae"})
+    if (symlink((tiny + "/" + part).c_str(), (dir + "/" + part).c_str()) != 0 && errno != EEXIST) fail_msg("symlink");
+  if (symlink(path_join(ref_dir(), "golden/fast/unet_lcm"), (dir + "/unet").c_str()) != 0 && errno != EEXIST) fail_msg("symlink");
+  return dir;
+}
+
+// An LCM UNet draws with its guidance embedding and no CFG batch: the pipeline's image equals a
+// loop written out by hand (prompt embedding, w = guidance − 1 embedded, UNet, scheduler steps,
+// VAE) over the few-step scheduler.
+static void test_lcm_pipeline(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto lcm = pipeline::StableDiffusion::load(lcm_model(), {});
+  pipeline::GenerateOptions g;
+  g.prompts = {"colibrí"};
+  g.negative_prompt = "ignored: no CFG batch";
+  g.steps = 4;
+  g.guidance = 8;
+  g.seed = 7;
+  g.scheduler = "ddim";
+  auto image = lcm->generate(g);
+
+  auto embeds = lcm->encode_prompts(g.prompts, 0);
+  models::UNetExtra extra;
+  extra.timestep_cond = models::guidance_embedding(torch::full({1}, 7.0f), 32);
+  auto scheduler = sched::make_scheduler(lcm->scheduler_config(), g.scheduler);
+  scheduler->set_timesteps(g.steps);
+  at::Generator gen = at::detail::createCPUGenerator(g.seed);
+  auto x = at::randn({1, 4, 16, 16}, gen, torch::TensorOptions().dtype(torch::kFloat32)) * scheduler->init_noise_sigma();
+  for (size_t i = 0; i < scheduler->timesteps().size(); ++i) {
+    auto t = torch::tensor(scheduler->timesteps()[i]);
+    auto out = lcm->unet()->forward(scheduler->scale_model_input(x, static_cast<int64_t>(i)), t, embeds, extra);
+    x = scheduler->step(out, static_cast<int64_t>(i), x, &gen);
+  }
+  auto want = (lcm->vae()->decode(x / lcm->vae()->config().scaling_factor) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1});
+  print_message("LCM pipeline vs the loop by hand: relative L2 %.2g\n", rel_err(image, want));
+  assert_true(rel_err(image, want) <= 1e-6);
+  g.guidance = 2;  // another w: another image
+  assert_true(rel_err(lcm->generate(g), image) > 1e-3);
+}
+
 static void test_bad_requests(void** state) {
   (void)state;
   auto refused = [](pipeline::GenerateOptions g, bioesp_status want, const char* fragment) {
@@ -131,6 +180,7 @@ int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_golden_cases),
+      cmocka_unit_test(test_lcm_pipeline),
       cmocka_unit_test(test_bad_requests),
       cmocka_unit_test(test_missing_model),
   };

@@ -1,9 +1,11 @@
 /* bioesp — the command-line tool. It uses only the public C API in bioesp.h. */
 #include <bioesp.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -36,6 +38,13 @@ static const char* const kUsage =
     "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
     "        --vae-tiles PX          decode in PX-pixel tiles: large images in less memory,\n"
     "                                the same pixels\n"
+    "        --vae DIR|FILE|ID       another autoencoder: a full VAE, or TAESD (madebyollin/taesd,\n"
+    "                                taesd_decoder.pth ...) drawing in a fraction of the time\n"
+    "        --preview-vae DIR|FILE|ID   a TAESD that decodes only the previews\n"
+    "        --preview-dir DIR --preview-every N   write what each image looks like every N\n"
+    "                                steps (DIR/step-0005-0.png ...)\n"
+    "        --cache-interval N --cache-branch B   step caching (DeepCache): a full UNet pass\n"
+    "                                every N steps, only the shallow branch to skip B between\n"
     "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
     "        --grid COLS [--grid-cell PX]   all images in one picture, COLS per row (a row per\n"
     "                                prompt when COLS is --num-images), cells scaled to PX\n"
@@ -400,11 +409,26 @@ uint64_t random_seed(void) {
   return seed & 0xFFFFFFFFull;
 }
 
+/* --preview-dir: each preview as DIR/step-SSSS-I.png (step, image in the batch). */
+static int write_preview(void* user, const bioesp_preview* p) {
+  char name[4096];
+  snprintf(name, sizeof name, "%s/step-%04d-%zu.png", (const char*)user, p->step, p->index);
+  bioesp_images* one = NULL;
+  if (bioesp_images_copy(&p->image, 1, &one) != BIOESP_OK || bioesp_images_save(one, 0, name, NULL) != BIOESP_OK) {
+    fail_with(name);
+    bioesp_images_free(one);
+    return 1;
+  }
+  bioesp_images_free(one);
+  return 0;
+}
+
 static int cmd_generate(int argc, char** argv) {
   const char* model_path = getenv("BIOESP_MODEL");
   const char* out_path = "creature.png";
   uint32_t grid_columns = 0, grid_cell = 0;
   const char* init_path = NULL;
+  const char* preview_dir = NULL;
   const char* prompts[MAX_PROMPTS];
   const char* loras[MAX_LORAS];
   size_t num_prompts = 0, num_loras = 0;
@@ -452,6 +476,12 @@ static int cmd_generate(int argc, char** argv) {
       loras[num_loras++] = v;
     } else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
     else if (strcmp(a, "--vae-tiles") == 0) { if (!parse_long(a, v, &n)) return 2; go.vae_tile_size = (int)n; }
+    else if (strcmp(a, "--vae") == 0) mo.vae = v;
+    else if (strcmp(a, "--preview-vae") == 0) mo.preview_vae = v;
+    else if (strcmp(a, "--preview-dir") == 0) preview_dir = v;
+    else if (strcmp(a, "--preview-every") == 0) { if (!parse_long(a, v, &n)) return 2; go.preview_every = (int)n; }
+    else if (strcmp(a, "--cache-interval") == 0) { if (!parse_long(a, v, &n)) return 2; go.cache_interval = (int)n; }
+    else if (strcmp(a, "--cache-branch") == 0) { if (!parse_long(a, v, &n)) return 2; go.cache_branch = (int)n; }
     else if (strcmp(a, "--threads") == 0) { if (!parse_long(a, v, &n)) return 2; mo.threads = (int)n; }
     else if (strcmp(a, "--device") == 0) {
       if (strcmp(v, "cpu") == 0) mo.device = BIOESP_DEVICE_CPU;
@@ -488,6 +518,15 @@ static int cmd_generate(int argc, char** argv) {
   go.num_prompts = num_prompts;
   go.progress = steps_progress;
   go.progress_user = &quiet;
+  if (preview_dir) {
+    if (mkdir(preview_dir, 0777) != 0 && errno != EEXIST) {
+      fprintf(stderr, "bioesp generate: %s: %s\n", preview_dir, strerror(errno));
+      return 1;
+    }
+    if (go.preview_every == 0) go.preview_every = 1;
+    go.preview = write_preview;
+    go.preview_user = (void*)preview_dir;
+  }
   catch_sigint();
 
   bioesp_model* model = NULL;

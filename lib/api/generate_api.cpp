@@ -33,6 +33,7 @@ struct bioesp_model {
   int jobs = 0;    // live worker threads
   // name → (the file or Hub id as given, scale): recorded with the images drawn with them.
   std::map<std::string, std::pair<std::string, float>> loras;
+  std::string vae;  // the autoencoder given in place of the model's VAE, as given
 };
 
 namespace {
@@ -42,6 +43,8 @@ struct Request {
   pipeline::GenerateOptions g;
   bioesp_progress_fn progress = nullptr;
   void* progress_user = nullptr;
+  bioesp_preview_fn preview = nullptr;
+  void* preview_user = nullptr;
   bioesp_log_fn log = nullptr;
   void* log_user = nullptr;
 };
@@ -79,11 +82,29 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.strength = o.strength;
   r.g.vae_tile_size = o.vae_tile_size;
   if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
+  require(o.preview_every >= 0, "preview_every must be 0 (no previews) or a number of steps");
+  require(!o.preview || o.preview_every > 0, "a preview callback needs preview_every ≥ 1");
+  r.g.preview_every = o.preview_every;
+  r.g.cache_interval = o.cache_interval;
+  r.g.cache_branch = o.cache_branch;
   r.progress = o.progress;
   r.progress_user = o.progress_user;
+  r.preview = o.preview;
+  r.preview_user = o.preview_user;
   r.log = o.log;
   r.log_user = o.log_user;
   return r;
+}
+
+// Hands previews to a C preview callback, one call per image; false when it asks to cancel.
+bool call_preview(bioesp_preview_fn fn, void* user, int done, int total, const std::vector<image::Image>& images) {
+  for (size_t i = 0; i < images.size() && fn; ++i) {
+    const image::Image& img = images[i];
+    bioesp_preview p{sizeof(bioesp_preview), done, total, i,
+                     bioesp_image{sizeof(bioesp_image), img.width, img.height, img.channels, img.pixels.data()}};
+    if (fn(user, &p) != 0) return false;
+  }
+  return true;
 }
 
 // The pipeline's truncated-prompt notice as a warning through a C log callback.
@@ -107,8 +128,13 @@ std::string lora_setting(const bioesp_model& m) {
   return out;
 }
 
-std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
+using PreviewSink = std::function<bool(int, int, const std::vector<image::Image>&)>;
+
+// Runs a request; `preview` (when set and the request asks for previews) receives them.
+std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress,
+                                   const PreviewSink& preview) {
   r.g.progress = progress;
+  if (r.g.preview_every > 0) r.g.preview = preview;
   r.g.truncated = truncation_warning(r.log, r.log_user);
   torch::Tensor images;
   std::string loras;
@@ -135,6 +161,11 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
                 {"clip_skip", std::to_string(g.clip_skip)},
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
+    if (g.cache_interval > 1) {
+      img.text.emplace_back("cache_interval", std::to_string(g.cache_interval));
+      img.text.emplace_back("cache_branch", std::to_string(g.cache_branch));
+    }
+    if (!model->vae.empty()) img.text.emplace_back("vae", model->vae);
     if (!loras.empty()) img.text.emplace_back("loras", loras);
   }
   return out;
@@ -155,6 +186,8 @@ struct bioesp_job {
   std::string error;
   std::unique_ptr<bioesp_images> result;
   bool taken = false;
+  std::vector<image::Image> preview;  // the latest previews, and the step they show
+  uint64_t preview_step = 0;
 };
 
 extern "C" {
@@ -170,6 +203,32 @@ bioesp_status bioesp_images_load(const char* path, bioesp_images** out) {
 }
 
 void bioesp_images_free(bioesp_images* images) { delete images; }
+
+bioesp_status bioesp_images_copy(const bioesp_image* images, size_t count, bioesp_images** out) {
+  return guard([&] {
+    require(out && (images || count == 0), "images and out must not be NULL");
+    *out = nullptr;
+    auto set = std::make_unique<bioesp_images>();
+    for (size_t i = 0; i < count; ++i) {
+      const bioesp_image& v = images[i];
+      require(v.pixels && v.width > 0 && v.height > 0, "an image has no pixels");
+      require(v.channels == 1 || v.channels == 3 || v.channels == 4, "images have 1, 3 or 4 channels");
+      image::Image img;
+      img.width = v.width;
+      img.height = v.height;
+      img.channels = v.channels == 1 ? 3 : v.channels;
+      const size_t n = size_t(v.width) * v.height;
+      if (v.channels == 1) {
+        img.pixels.reserve(n * 3);
+        for (size_t p = 0; p < n; ++p) img.pixels.insert(img.pixels.end(), 3, v.pixels[p]);
+      } else {
+        img.pixels.assign(v.pixels, v.pixels + n * v.channels);
+      }
+      set->list.push_back(std::move(img));
+    }
+    *out = set.release();
+  });
+}
 
 bioesp_status bioesp_images_count(const bioesp_images* images, size_t* out) {
   return guard([&] {
@@ -334,8 +393,11 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
       default: fail(BIOESP_ERR_INVALID_ARGUMENT, "dtype must be F32, F16 or BF16");
     }
     if (o.threads > 0) torch::set_num_threads(o.threads);
+    if (o.vae) lo.vae = hub::resolve_model(o.vae, lo.log);
+    if (o.preview_vae) lo.preview_vae = hub::resolve_model(o.preview_vae, lo.log);
     auto m = std::make_unique<bioesp_model>();
     m->sd = pipeline::StableDiffusion::load(hub::resolve_model(path, lo.log), lo);
+    if (o.vae) m->vae = o.vae;
     *out = m.release();
   });
 }
@@ -394,7 +456,12 @@ bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options
     auto progress = [&r](int done, int total) {
       return call_progress(r.progress, r.progress_user, "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total));
     };
-    *out = run(model, r, progress).release();
+    PreviewSink preview;
+    if (r.preview)
+      preview = [&r](int done, int total, const std::vector<image::Image>& images) {
+        return call_preview(r.preview, r.preview_user, done, total, images);
+      };
+    *out = run(model, r, progress, preview).release();
   });
 }
 
@@ -423,6 +490,15 @@ bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_o
           return false;
         return !j->cancel.load();
       };
+      auto preview = [j](int done, int total, const std::vector<image::Image>& images) {
+        {
+          std::lock_guard<std::mutex> lock(j->m);
+          j->preview = images;
+          j->preview_step = static_cast<uint64_t>(done);
+        }
+        const Request& r = j->request;
+        return call_preview(r.preview, r.preview_user, done, total, images) && !j->cancel.load();
+      };
       std::unique_ptr<bioesp_images> result;
       bioesp_status status = guard([&] {
         if (j->cancel.load()) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
@@ -430,7 +506,7 @@ bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_o
           std::lock_guard<std::mutex> lock(j->m);
           j->state = BIOESP_JOB_RUNNING;
         }
-        result = run(j->model, j->request, progress);
+        result = run(j->model, j->request, progress, preview);
       });
       {
         std::lock_guard<std::mutex> lock(j->m);
@@ -467,6 +543,19 @@ bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* finished) {
     if (timeout_ms < 0) job->changed.wait(lock, done);
     else job->changed.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
     if (finished) *finished = done() ? 1 : 0;
+  });
+}
+
+bioesp_status bioesp_job_preview(const bioesp_job* job, bioesp_images** out, uint64_t* step) {
+  return guard([&] {
+    require(job && out, "job and out must not be NULL");
+    *out = nullptr;
+    std::lock_guard<std::mutex> lock(job->m);
+    if (step) *step = job->preview_step;
+    if (job->preview.empty()) return;
+    auto set = std::make_unique<bioesp_images>();
+    set->list = job->preview;
+    *out = set.release();
   });
 }
 

@@ -56,10 +56,10 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   return out;
 }
 
-Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding)
+Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding, bool has_bias)
     : stride_(stride), padding_(padding) {
   weight = param(*this, "weight", {out, in, k, k});
-  bias = param(*this, "bias", {out});
+  if (has_bias) bias = param(*this, "bias", {out});
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {

@@ -57,6 +57,9 @@ class Scheduler {
   // Restarts multistep state at step index `begin` (img2img skips the first steps).
   virtual void set_begin_index(int64_t begin) { (void)begin; }
   const SchedulerConfig& config() const { return c_; }
+  // The clean sample that `model_output` at step index `step` predicts for `sample` (what live
+  // previews show). Changes no state and draws no noise (predict.cpp).
+  virtual torch::Tensor predict_original(const torch::Tensor& model_output, int64_t step, const torch::Tensor& sample) const;
 
   // DDPM forward process at integer training timesteps t ([B]): sqrt(ᾱ)·x + sqrt(1-ᾱ)·ε.
   torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, const torch::Tensor& t) const;
