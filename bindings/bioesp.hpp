@@ -186,6 +186,8 @@ struct GenerateOptions {
   double strength = 0.8;             // img2img
   bool device_generator = false;
   int vae_tile_size = 0;             // > 0: decode in tiles of this many pixels (same image)
+  std::string tiling;                // "x", "y", "both": repeats without seams; "": none
+  std::string background;            // "transparent": an RGBA sprite; "": opaque
   Image init_image;                  // img2img when it has pixels
 
   void add_prompt(const std::string& p) { prompts.push_back(p); }
@@ -232,6 +234,8 @@ inline bioesp_generate_options to_c(const GenerateOptions& o, std::vector<const 
   c.strength = static_cast<float>(o.strength);
   c.device_generator = o.device_generator ? 1 : 0;
   c.vae_tile_size = o.vae_tile_size;
+  c.tiling = o.tiling.empty() ? nullptr : o.tiling.c_str();
+  c.background = o.background.empty() ? nullptr : o.background.c_str();
   if (o.init_image.view().pixels) c.init_image = &o.init_image.view();
   return c;
 }

@@ -14,6 +14,14 @@
  *  - Paths and strings are UTF-8.
  *  - Thread-safety: functions without a handle are safe from any thread. A handle may be used
  *    from several threads only where its functions say so; otherwise serialise calls on it.
+ *  - Blocking: calls that load or write files, reach the network or compute (bioesp_model_load,
+ *    the LoRA calls, bioesp_generate, bioesp_animate, bioesp_train, bioesp_fetch, bioesp_pull,
+ *    ...) return when the work is done. A game's frame or a UI's event loop calls only these,
+ *    which never wait for a generation: bioesp_generate_async, bioesp_job_poll,
+ *    bioesp_job_cancel, bioesp_job_take on a finished job, bioesp_images_count/get/setting and
+ *    bioesp_last_error. bioesp_job_wait waits up to its timeout; bioesp_job_free and
+ *    bioesp_model_free wait for a running job to stop (cancelled: within one denoising step);
+ *    the LoRA calls wait for a generation running on the model to finish.
  */
 #ifndef BIOESP_H
 #define BIOESP_H
@@ -346,8 +354,11 @@ typedef struct bioesp_generate_options {
   int steps;                   /* default 50 */
   float guidance;              /* default 7.5; classifier-free guidance when > 1 */
   uint64_t seed;               /* CPU generator seed, as torch.Generator("cpu").manual_seed */
-  const char* scheduler;       /* pndm, ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc;
-                                  NULL: the model's own */
+  const char* scheduler;       /* NULL: the model's own; else a name (pndm, ddim, euler, euler_a,
+                                  dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm, tcd), built from the
+                                  model's scheduler config as diffusers' from_config builds it,
+                                  optionally with from_config settings: "euler:timestep_spacing=
+                                  trailing" (see bioesp_scheduler_describe) */
   int width, height;           /* multiples of 8; 0: the model's native size */
   int images_per_prompt;       /* default 1 */
   int clip_skip;               /* 0: the last layer */
@@ -364,6 +375,19 @@ typedef struct bioesp_generate_options {
                                   this many pixels a side, for images larger than memory allows;
                                   the image equals the untiled one. 0: whole (a tiny autoencoder
                                   always decodes whole) */
+  const char* tiling;          /* textures that repeat without seams: "x", "y" or "both" pad every
+                                  UNet and VAE convolution circularly along those axes (A1111's
+                                  tiling), for this generation only; NULL or "none": zeros, as
+                                  before. Not combined with vae_tile_size */
+  const char* background;      /* "transparent": sprites. Each prompt gets ", plain white
+                                  background" appended, and an alpha matte grown from the border
+                                  colour makes the images RGBA (4 channels; the opaque pixels keep
+                                  the drawn colours). It fails where the creature touches the
+                                  border or shares the backdrop's colour. NULL or "opaque": RGB */
+  float eta;                   /* DDIM's eta and TCD's gamma: the share of fresh noise in each step,
+                                  0 (deterministic) to 1 (TCD's choice for one step). Negative
+                                  (default): the scheduler's own, 0 for ddim, 0.3 for tcd. Other
+                                  schedulers refuse a value */
   /* Live previews every `preview_every` steps (after steps N, 2N, …: steps / N of them per image;
    * 0, the default: none). They go to `preview` once per image, and async jobs keep the latest
    * for bioesp_job_preview. The images made are the same with and without them. */
@@ -380,6 +404,14 @@ typedef struct bioesp_generate_options {
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
+/* What a scheduler name gives a model, as JSON in *json (free with bioesp_string_free):
+ * {"scheduler", "class" (diffusers'), "config" (every key as diffusers holds it after
+ * from_config, with "_use_default_values"), "steps", "timesteps", "sigmas" (schedulers in sigma
+ * space), "init_noise_sigma"} for `steps` steps. `path` is a model folder (or Hub id, pulled as
+ * bioesp_model_load pulls it), a scheduler folder or a scheduler_config.json; NULL: the embedded
+ * model. `name` as bioesp_generate_options.scheduler (NULL: the model's own). Infinite config
+ * values (lambda_min_clipped's default) are written as null. */
+BIOESP_API bioesp_status bioesp_scheduler_describe(const char* path, const char* name, int steps, char** json);
 /* Generates images (prompt-major: all images of prompt 0, then prompt 1, ...) into a set the
  * caller frees with bioesp_images_free. */
 BIOESP_API bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options,
@@ -396,7 +428,8 @@ typedef enum bioesp_job_state {
   BIOESP_JOB_DONE = 2,     /* finished: take the images or the error */
 } bioesp_job_state;
 
-/* The options (and the strings and init image they point to) are copied. */
+/* Returns at once (a frame may call it): the options (and the strings and init image they
+ * point to) are copied, the job starts on a thread of its own. */
 BIOESP_API bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_options* options,
                                                bioesp_job** out);
 /* State and progress; never blocks. Safe from any thread. */
@@ -411,9 +444,12 @@ BIOESP_API bioesp_status bioesp_job_preview(const bioesp_job* job, bioesp_images
 /* Asks the job to stop; it ends within one denoising step with BIOESP_ERR_CANCELLED. Safe from
  * any thread, including the job's own progress callback. */
 BIOESP_API bioesp_status bioesp_job_cancel(bioesp_job* job);
-/* A finished job's images (once), or its failure status with its message in bioesp_last_error. */
+/* A finished job's images (once), or its failure status with its message in bioesp_last_error.
+ * Never blocks: a job that is not done yet is refused (poll first). */
 BIOESP_API bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out);
-/* Cancels the job if it still runs, waits for it and frees it. Not from the job's own callback. */
+/* Cancels the job if it still runs, waits for its thread to end and frees it. Not from the job's
+ * own callback; a frame hands it to a thread of its own (the thread ends within a denoising
+ * step, at once for a finished job). */
 BIOESP_API void bioesp_job_free(bioesp_job* job);
 
 /* ---------------------------------------------------------------------------------------------

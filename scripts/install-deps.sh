@@ -12,12 +12,13 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libopenblas0-pthread \
   swig python3-dev default-jdk-headless mono-mcs mono-runtime \
   libgif-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
-  libcpp-httplib-dev chromium >/dev/null
+  libcpp-httplib-dev chromium godot3-server >/dev/null
 # libclang-rt-14-dev holds the fuzzer and sanitizer runtimes clang links (only recommended by clang).
 # OpenBLAS becomes the libblas.so.3 alternative that Debian's LibTorch calls for matrix products
 # (the reference BLAS it otherwise finds is some 30 times slower).
 # swig and the hosts' toolchains build and test the bindings (Python, Java, C#; Node uses the
 # machine's nodejs and its headers in /usr/include/node).
 # giflib and FFmpeg's libraries write animations (GIF, MP4, WebM).
+# godot3-server (Godot 3.2.3, headless) runs the Godot module's test.
 # cpp-httplib serves `bioesp studio`; its test drives Debian's Chromium with playwright-core
 # (fetched from npm by tests/cli_studio.sh into the build folder).

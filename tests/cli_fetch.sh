@@ -82,6 +82,19 @@ done_before=$(count "$tmp/int")
 "$cli" fetch --contact x --category Aves --api "$(api slow)" --out "$tmp/int" 2>&1 | grep -q "$((6 - done_before)) downloaded"
 [ "$(count "$tmp/int")" -eq 6 ]
 
+# A title longer than a file name may be is saved under a shortened name (its start, a hash of the
+# title, its extension) with the whole title in the manifest; a file that cannot be written (here
+# a folder stands where its download goes) is skipped with the reason, and the others are fetched.
+mkdir -p "$tmp/long/Ave 2.png.part"
+fetch --category "Aves" --api "$(api longtitle)" --out "$tmp/long" 2>"$tmp/err" || { cat "$tmp/err"; exit 1; }
+grep -q "Ave 2.png: cannot write .*Is a directory" "$tmp/err" || { cat "$tmp/err"; exit 1; }
+[ "$(count "$tmp/long")" -eq 5 ]
+long=$(ls "$tmp/long" | grep '^Rana cc0 de la selva')
+[ "$(printf %s "$long" | wc -c)" -le 200 ] && printf %s "$long" | grep -q -- '-[0-9a-f]\{12\}\.jpg$'
+grep -q '"title":"File:Rana cc0 de la selva húmeda del Chocó biogeográfico, de la selva.*fotografiada de noche.jpg"' "$tmp/long/manifest.jsonl"
+"$cli" prepare "$tmp/long" --size 64 --out "$tmp/long-p" --quiet 2>/dev/null
+[ "$(count "$tmp/long-p")" -eq 5 ]
+
 fails() { if "$cli" "$@" >/dev/null 2>"$tmp/err"; then echo "accepted: $*"; exit 1; fi; }
 fails fetch --category x --width 512 --api "$(api plain)" --out "$tmp/x"; grep -q "standard widths" "$tmp/err"
 fails fetch --category x --api "http://127.0.0.1:1/w/api.php" --retries 1 --out "$tmp/x"; grep -q "127.0.0.1" "$tmp/err"

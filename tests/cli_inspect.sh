@@ -25,6 +25,20 @@ sed 's/"cross_attention_dim": 32/"cross_attention_dim": 64/' "$ref/models/tiny-s
 printf '{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}' > "$tmp/model_index.json"
 if "$cli" inspect --expected "$tmp" > "$tmp/out.txt"; then echo "mismatch not reported"; exit 1; fi
 grep -q '^mismatched: unet/down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k.weight file \[32, 32\] vs architecture \[32, 64\]$' "$tmp/out.txt"
+# --scheduler: what a name gives the model, as diffusers' from_config builds it
+"$cli" inspect "$ref/models/tiny-sd1" --scheduler ddim --steps 10 > "$tmp/ddim.json"
+"$cli" inspect "$ref/models/tiny-sd1" --scheduler euler:timestep_spacing=trailing --steps 4 > "$tmp/euler.json"
+python3 - "$tmp/ddim.json" "$tmp/euler.json" <<'EOF'
+import json, sys
+ddim, euler = (json.load(open(p)) for p in sys.argv[1:])
+c = ddim["config"]
+assert ddim["class"] == "DDIMScheduler" and c["_class_name"] == "DDIMScheduler", ddim
+assert c["clip_sample"] is True and "clip_sample" in c["_use_default_values"] and c["steps_offset"] == 1, c
+assert c["skip_prk_steps"] is True and ddim["timesteps"] == [901, 801, 701, 601, 501, 401, 301, 201, 101, 1], ddim
+assert euler["timesteps"] == [999.0, 749.0, 499.0, 249.0] and len(euler["sigmas"]) == 5, euler
+EOF
+if "$cli" inspect "$ref/models/tiny-sd1" --scheduler heun 2>"$tmp/err.txt"; then echo "unknown scheduler accepted"; exit 1; fi
+grep -q "unknown scheduler 'heun'" "$tmp/err.txt"
 "$cli" --version | grep -q '^bioesp [0-9]*\.[0-9]*\.[0-9]*$'
 "$cli" --help | grep -q 'inspect PATH'
 if "$cli" inspect /nonexistent 2>err.txt >/dev/null; then echo "missing file accepted"; exit 1; fi

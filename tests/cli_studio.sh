@@ -1,12 +1,14 @@
 #!/bin/sh
 # bioesp studio in a real browser (headless Chromium driven by playwright-core from npm, installed
 # once into the build folder), against the tiny reference model and a loopback Commons
-# (tests/support/commons_server.py); then a clean stop on SIGTERM.
+# (tests/support/commons_server.py); then its runs on the library's jobs (tests/studio/jobs.py),
+# hostile clients over raw sockets (tests/studio/hostile.py) and a clean stop on SIGTERM. First, the two languages' tables against each other and their users.
 set -eu
 cli=$1 ref=$2 build=$3
 here=$(cd "$(dirname "$0")" && pwd)
 chromium=${CHROMIUM:-$(command -v chromium || command -v chromium-browser || true)}
 [ -n "$chromium" ] || { echo "cli_studio: Chromium is needed (Debian: apt-get install chromium)"; exit 1; }
+python3 "$here/studio/strings.py" "$here/../examples/cli/studio"
 node_dir=$build/studio-test
 if [ ! -d "$node_dir/node_modules/playwright-core" ]; then
   mkdir -p "$node_dir"
@@ -31,6 +33,8 @@ url=$(sed -n 's|^bioesp studio: \(http://[^ ]*\)/$|\1|p' "$tmp/out.txt")
 [ -n "$url" ] || { cat "$tmp/err.txt"; exit 1; }
 cp "$here/studio/studio.mjs" "$node_dir/studio.mjs"  # beside its node_modules
 CHROMIUM=$chromium node "$node_dir/studio.mjs" "$url" "$tmp/studio"
+python3 "$here/studio/jobs.py" "$url" "$tmp/studio" t1  # the runs on the library's jobs, with studio.mjs's LoRA
+python3 "$here/studio/hostile.py" "$url" "$tmp/studio"  # raw sockets: slow, many and hostile clients
 grep -q "bioesp/[0-9.]* (test@example.org)" "$tmp/commons.log"  # the studio's User-Agent names its contact
 kill -TERM "$pid"
 wait "$pid"  # exit status 0: stopped cleanly

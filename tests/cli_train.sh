@@ -48,6 +48,18 @@ fi
 cmp "$tmp/straight/pytorch_lora_weights.safetensors" "$tmp/cut/pytorch_lora_weights.safetensors" ||
   { echo "resumed weights differ"; exit 1; }
 
+# Ctrl-C without --checkpoint-every still leaves a checkpoint to resume from.
+"$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps 400 --seed 3 \
+  --out "$tmp/nockpt" 2>"$tmp/nockpt.txt" &
+pid=$!
+n=0
+while ! grep -q '/400  loss' "$tmp/nockpt.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+kill -INT $pid
+rc=0; wait $pid || rc=$?
+[ $rc -eq 130 ] || { echo "Ctrl-C: exit $rc"; cat "$tmp/nockpt.txt"; exit 1; }
+ls "$tmp/nockpt/checkpoints"/checkpoint-*.safetensors >/dev/null
+grep -q 'a checkpoint was written' "$tmp/nockpt.txt"
+
 fails() {
   if "$cli" train "$@" >/dev/null 2>"$tmp/err.txt"; then echo "accepted: $*"; exit 1; fi
 }

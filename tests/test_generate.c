@@ -213,34 +213,6 @@ static void test_img2img_inputs(void** state) {
   assert_int_equal(bioesp_images_load(junk, &loaded), BIOESP_ERR_UNSUPPORTED);
 }
 
-/* Writes a 16×16 JPEG of one colour in `space` (JCS_CMYK, JCS_GRAYSCALE or JCS_RGB). */
-static void write_test_jpeg(const char* path, J_COLOR_SPACE space, int components, const uint8_t* colour, int progressive) {
-  struct jpeg_compress_struct c;
-  struct jpeg_error_mgr err;
-  c.err = jpeg_std_error(&err);
-  jpeg_create_compress(&c);
-  FILE* f = fopen(path, "wb");
-  assert_non_null(f);
-  jpeg_stdio_dest(&c, f);
-  c.image_width = 16;
-  c.image_height = 16;
-  c.input_components = components;
-  c.in_color_space = space;
-  jpeg_set_defaults(&c);
-  jpeg_set_quality(&c, 100, TRUE);
-  if (progressive) jpeg_simple_progression(&c);
-  jpeg_start_compress(&c, TRUE);
-  uint8_t row[16 * 4];
-  for (int x = 0; x < 16; ++x) memcpy(row + x * components, colour, (size_t)components);
-  while (c.next_scanline < 16) {
-    JSAMPROW r = row;
-    jpeg_write_scanlines(&c, &r, 1);
-  }
-  jpeg_finish_compress(&c);
-  jpeg_destroy_compress(&c);
-  fclose(f);
-}
-
 static void expect_colour(const char* path, int r, int g, int b) {
   bioesp_images* set = NULL;
   if (bioesp_images_load(path, &set) != BIOESP_OK) fail_msg("%s: %s", path, bioesp_last_error());

@@ -5,6 +5,8 @@
 
 #include <unistd.h>
 
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -14,10 +16,12 @@
 #include "io/safetensors.h"
 #include "models/loader.h"
 #include "pipeline/pipeline.h"
+#include "train/batches.h"
+#include "train/checkpoint.h"
 #include "train/dataset.h"
 #include "train/lr_schedule.h"
 #include "train/scratch.h"
-#include "train/trainer.h"
+#include "train/run.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -31,6 +35,8 @@ extern "C" {
 
 using namespace bioesp;
 using nlohmann::json;
+
+static void expect_error(const train::RunOptions& o, bioesp_status status, const char* fragment);
 
 static std::string model_dir() { return path_join(ref_dir(), "models/tiny-sd1"); }
 
@@ -225,6 +231,96 @@ static void test_resume_is_bit_identical(void** state) {
   // The trained LoRA loads back into the pipeline as any LoRA file does.
   auto sd = pipeline::StableDiffusion::load(model_dir(), {});
   sd->add_lora(b, 1.0, "trained");
+}
+
+// Crafted checkpoints: each corrupt field of the newest makes --resume fall back to the one
+// before it (said in the log, the bad file renamed .corrupt) and the run still ends with the
+// straight run's weights; with every checkpoint corrupt the run stops and names the problem.
+static void test_corrupt_checkpoints(void** state) {
+  (void)state;
+  auto o = run_options(make_dataset(3), path_join(temp_dir(), "whole"));
+  o.steps = 4;
+  o.grad_accum = 1;
+  o.checkpoint_every = 1;
+  o.checkpoints_kept = 0;
+  const auto want = all_weights(train::run(o));
+  const std::string names[] = {"checkpoint-000001.safetensors", "checkpoint-000002.safetensors",
+                               "checkpoint-000003.safetensors"};
+  auto pristine = io::read_safetensors(o.out + "/checkpoints/" + names[2]);
+  using Meta = std::vector<std::pair<std::string, std::string>>;
+  using Edit = std::function<void(Meta&, std::map<std::string, torch::Tensor>&)>;
+  auto set_meta = [](const char* key, const char* value) {
+    return Edit([=](Meta& m, std::map<std::string, torch::Tensor>&) {
+      for (auto& [k, v] : m)
+        if (k == key) v = value;
+    });
+  };
+  auto set_tensor = [](const char* name, std::function<torch::Tensor(torch::Tensor)> f) {
+    return Edit([=](Meta&, std::map<std::string, torch::Tensor>& t) { t[name] = f(t[name]); });
+  };
+  const std::string lora = "unet.down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_k.lora.down.weight";
+  const std::string param = "param/" + lora, moment = "exp_avg_sq/" + lora;
+  const struct {
+    Edit edit;
+    const char* message;
+  } crafted[] = {
+      {set_tensor("order/data", [](torch::Tensor t) { t[0] = 7; return t; }), "'order/data' is not a permutation"},
+      {set_tensor("order/data", [](torch::Tensor t) { t[1] = -1; return t; }), "'order/data' is not a permutation"},
+      {set_tensor("order/data", [](torch::Tensor t) { return t.to(torch::kInt); }), "'order/data' is not a list of indices"},
+      {set_meta("step", "-4"), "'step' is '-4'"},
+      {set_meta("step", "3 steps"), "'step' is '3 steps'"},
+      {set_meta("step", "5"), "holds step 5 under the name of step 3"},
+      {set_meta("data.position", "99"), "'data.position' is '99'"},
+      {set_meta("data.epoch", "-1"), "'data.epoch' is '-1'"},
+      {set_meta("optimizer_steps", "9"), "'optimizer_steps' is '9'"},
+      {set_meta("scaler.scale", "nan"), "'scaler.scale' is 'nan'"},
+      {set_meta("bioesp.checkpoint", "7"), "not a bioesp checkpoint of format 1"},
+      {set_tensor(param.c_str(), [](torch::Tensor t) { t[0][0] = NAN; return t; }), "not finite"},
+      {set_tensor(moment.c_str(), [](torch::Tensor t) { t[0][0] = -1; return t; }), "negative values"},
+      {set_tensor("rng", [](torch::Tensor t) { return t.slice(0, 0, 10).clone(); }), "not a CPU random generator state"},
+  };
+  auto r = o;
+  r.resume = true;
+  std::vector<std::string> warnings;
+  r.log = [&](bioesp_log_level level, const std::string& m) {
+    if (level == BIOESP_LOG_WARNING) warnings.push_back(m);
+  };
+  int n = 0;
+  auto fresh = [&] {
+    r.out = path_join(temp_dir(), ("crafted" + std::to_string(n++)).c_str());
+    io::make_directories(r.out + "/checkpoints");
+    for (const auto& name : names) io::copy_file(o.out + "/checkpoints/" + name, r.out + "/checkpoints/" + name);
+    return r.out + "/checkpoints/" + names[2];
+  };
+  auto expect_fallback = [&](const char* message) {
+    warnings.clear();
+    assert_true(torch::equal(all_weights(train::run(r)), want));
+    bool said = false;
+    for (const auto& w : warnings) said = said || (w.find(message) != std::string::npos && w.find("trying the checkpoint before it") != std::string::npos);
+    if (!said) fail_msg("no warning containing '%s'", message);
+    assert_true(io::is_file(r.out + "/checkpoints/" + names[2] + ".corrupt"));
+  };
+  for (const auto& c : crafted) {
+    const std::string path = fresh();
+    Meta meta = pristine.metadata;
+    std::map<std::string, torch::Tensor> tensors;
+    for (const auto& t : pristine.tensors) tensors[t.name] = models::to_torch(t).clone();
+    c.edit(meta, tensors);
+    std::vector<io::Tensor> out;
+    for (const auto& [name, t] : tensors) out.push_back(models::from_torch(name, t));
+    io::write_safetensors(path, out, meta);
+    print_message("crafted: %s\n", c.message);
+    expect_fallback(c.message);
+  }
+  // A file cut short, as a full disk or a crash of the machine may leave it.
+  const std::string cut = fresh();
+  std::string bytes = io::read_text_file(cut);
+  write_file(cut.c_str(), bytes.data(), bytes.size() / 2);
+  expect_fallback("safetensors");
+  // Every checkpoint unusable: nothing to resume from, said with the newest's reason.
+  fresh();
+  for (const auto& name : names) write_file((r.out + "/checkpoints/" + name).c_str(), "junk", 4);
+  expect_error(r, BIOESP_ERR_FORMAT, "no usable checkpoint");
 }
 
 // Gradient checkpointing changes memory, not results: the same weights after three steps with
@@ -439,6 +535,12 @@ static void test_bad_input(void** state) {
   expect_error(o, BIOESP_ERR_INVALID_ARGUMENT, "dropout");
   o.caption_dropout = 0;
 
+  // One training at a time in a folder.
+  {
+    io::make_directories(o.out);
+    const train::OutputFolder held(o.out, nullptr);
+    expect_error(o, BIOESP_ERR_IO, "another training is writing to this folder");
+  }
   // A checkpoint of another rank is refused, and left in place.
   o.checkpoint_every = 1;
   o.steps = 2;
@@ -452,7 +554,7 @@ static void test_bad_input(void** state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_parity_with_diffusers), cmocka_unit_test(test_lr_schedules),
-      cmocka_unit_test(test_resize), cmocka_unit_test(test_resume_is_bit_identical),
+      cmocka_unit_test(test_resize), cmocka_unit_test(test_resume_is_bit_identical), cmocka_unit_test(test_corrupt_checkpoints),
       cmocka_unit_test(test_gradient_checkpointing), cmocka_unit_test(test_prior_preservation), cmocka_unit_test(test_caption_variation),
       cmocka_unit_test(test_from_scratch), cmocka_unit_test(test_bad_input)};
   return cmocka_run_group_tests(tests, NULL, NULL);

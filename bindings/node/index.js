@@ -17,7 +17,7 @@ function call(fn) {
 
 const SETTINGS = ['negative_prompt', 'steps', 'guidance', 'seed', 'scheduler', 'width', 'height',
   'images_per_prompt', 'clip_skip', 'strength', 'device_generator', 'init_image',
-  'vae_tile_size'];
+  'vae_tile_size', 'tiling', 'background'];
 
 function generateOptions(prompt, settings) {
   const o = new native.GenerateOptions();

@@ -48,6 +48,8 @@ class GenerateOptions:
     strength: float
     device_generator: bool
     vae_tile_size: int
+    tiling: str
+    background: str
     init_image: Image
     def __init__(self) -> None: ...
     def add_prompt(self, prompt: str) -> None: ...
@@ -71,7 +73,7 @@ class Model:
                  steps: int = ..., guidance: float = ..., seed: int = ..., scheduler: str = ...,
                  width: int = ..., height: int = ..., images_per_prompt: int = ...,
                  clip_skip: int = ..., strength: float = ..., init_image: Image = ...,
-                 vae_tile_size: int = ...) -> List[Image]: ...
+                 vae_tile_size: int = ..., tiling: str = ..., background: str = ...) -> List[Image]: ...
     def generate_async(self, prompt: Union[str, Iterable[str], GenerateOptions, None] = ...,
                        progress: Union[ProgressFn, Progress, None] = ..., **settings: object) -> Job: ...
     def animate(self, prompts: Union[str, Iterable[str]], seeds: Union[int, Iterable[int]],

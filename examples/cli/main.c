@@ -13,7 +13,7 @@ static const char* const kUsage =
     "usage: bioesp <command> [options]\n"
     "\n"
     "commands:\n"
-    "  inspect PATH [--to-diffusers] [--config DIR] [--expected]\n"
+    "  inspect PATH [--to-diffusers] [--config DIR] [--expected] [--scheduler NAME] [--steps N]\n"
     "      List the tensors of a weight file (safetensors, .ckpt/.pt/.bin, sharded index)\n"
     "      or a diffusers folder: format, name, dtype, shape, parameter count, metadata,\n"
     "      and for LoRA files the flavour, rank and target modules. --to-diffusers renames\n"
@@ -21,6 +21,9 @@ static const char* const kUsage =
     "      folder describing its architecture; otherwise inferred from the shapes).\n"
     "      --expected compares the tensors present with those the architecture's configs\n"
     "      expect and lists the missing, unexpected and mismatched ones (exit 1 if any).\n"
+    "      --scheduler NAME[:KEY=VALUE,...] (\"\" for the model's own) prints as JSON the full\n"
+    "      config the model's scheduler gets under that name, as diffusers' from_config builds\n"
+    "      it, and its timesteps and sigmas for --steps N (50).\n"
     "\n"
     "  generate --prompt TEXT [options]\n"
     "      Draws images with a Stable Diffusion model. Options:\n"
@@ -38,6 +41,8 @@ static const char* const kUsage =
     "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
     "        --vae-tiles PX          decode in PX-pixel tiles: large images in less memory,\n"
     "                                the same pixels\n"
+    "        --tiling none|x|y|both  textures that repeat without seams along those axes\n"
+    "        --background opaque|transparent   transparent: a plain backdrop matted away (RGBA PNG)\n"
     "        --vae DIR|FILE|ID       another autoencoder: a full VAE, or TAESD (madebyollin/taesd,\n"
     "                                taesd_decoder.pth ...) drawing in a fraction of the time\n"
     "        --preview-vae DIR|FILE|ID   a TAESD that decodes only the previews\n"
@@ -231,8 +236,19 @@ static int cmd_expected(const char* path, bioesp_weights_options* opt) {
   return missing || unexpected || mismatched ? 1 : 0;
 }
 
+/* The scheduler a name gives the model at `path`, as JSON. */
+static int print_scheduler(const char* path, const char* name, long steps) {
+  char* json = NULL;
+  if (bioesp_scheduler_describe(path, name, (int)steps, &json) != BIOESP_OK) return fail_with(path);
+  printf("%s\n", json);
+  bioesp_string_free(json);
+  return 0;
+}
+
 static int cmd_inspect(int argc, char** argv) {
   const char* path = NULL;
+  const char* scheduler = NULL;
+  long steps = 50;
   int expected = 0;
   bioesp_weights_options opt;
   bioesp_weights_options_init(&opt);
@@ -245,6 +261,11 @@ static int cmd_inspect(int argc, char** argv) {
     } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
       opt.config_dir = argv[++i];
       opt.to_diffusers = 1;
+    } else if (strcmp(argv[i], "--scheduler") == 0 && i + 1 < argc) {
+      scheduler = argv[++i];
+    } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
+      if (!parse_long("--steps", argv[++i], &steps)) return 2;
+      if (!scheduler) scheduler = "";
     } else if (argv[i][0] == '-') {
       fprintf(stderr, "bioesp inspect: unknown option %s\n", argv[i]);
       return 2;
@@ -259,6 +280,7 @@ static int cmd_inspect(int argc, char** argv) {
     fprintf(stderr, "bioesp inspect: missing PATH\n%s", kUsage);
     return 2;
   }
+  if (scheduler) return print_scheduler(path, scheduler, steps);
   if (expected) return cmd_expected(path, &opt);
   bioesp_weights* w = NULL;
   if (bioesp_weights_open(path, &opt, &w) != BIOESP_OK) return fail_with(path);
@@ -476,6 +498,8 @@ static int cmd_generate(int argc, char** argv) {
       loras[num_loras++] = v;
     } else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
     else if (strcmp(a, "--vae-tiles") == 0) { if (!parse_long(a, v, &n)) return 2; go.vae_tile_size = (int)n; }
+    else if (strcmp(a, "--tiling") == 0) go.tiling = v;
+    else if (strcmp(a, "--background") == 0) go.background = v;
     else if (strcmp(a, "--vae") == 0) mo.vae = v;
     else if (strcmp(a, "--preview-vae") == 0) mo.preview_vae = v;
     else if (strcmp(a, "--preview-dir") == 0) preview_dir = v;

@@ -22,6 +22,7 @@ public partial class Creature : Sprite2D
         options.add_prompt(Prompt);
         options.steps = 25;
         options.seed = 7;
+        options.background = "transparent";  // a sprite: RGBA, the plain backdrop matted away
         _job = _model.generate_async(options);
     }
 
@@ -31,8 +32,9 @@ public partial class Creature : Sprite2D
         using (Images images = _job.take())
         {
             Bioesp.Image picture = images.get(0);
-            var image = Godot.Image.CreateFromData((int)picture.width(), (int)picture.height(), false,
-                                                   Godot.Image.Format.Rgb8, picture.pixels());
+            var format = picture.channels() == 4 ? Godot.Image.Format.Rgba8 : Godot.Image.Format.Rgb8;
+            var image = Godot.Image.CreateFromData((int)picture.width(), (int)picture.height(), false, format,
+                                                   picture.pixels());
             Texture = ImageTexture.CreateFromImage(image);
         }
         _job.Dispose();

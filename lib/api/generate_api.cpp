@@ -16,6 +16,7 @@
 #include "hub/pull.h"
 #include "image/animation.h"
 #include "image/image_io.h"
+#include "image/matte.h"
 #include "image/resize.h"
 #include "pipeline/pipeline.h"
 
@@ -47,7 +48,38 @@ struct Request {
   void* preview_user = nullptr;
   bioesp_log_fn log = nullptr;
   void* log_user = nullptr;
+  std::string tiling = "none";  // as given: recorded with the images
+  bool transparent = false;     // background "transparent": a plain backdrop, then a matte
 };
+
+// What a transparent background asks of every prompt: a backdrop the matte can take away.
+constexpr const char* kPlainBackdrop = ", plain white background";
+// The text encoder reads 77 tokens; longer prompts are cut, and beyond this size refused before
+// the tokenizer spends its time on them.
+constexpr size_t kMaxPromptBytes = 64 * 1024;
+
+const char* checked_prompt(const char* p, const char* what) {
+  require(p != nullptr, (std::string(what) + " is NULL").c_str());
+  const size_t n = std::strlen(p);
+  if (n > kMaxPromptBytes)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, std::string(what) + " is " + std::to_string(n) + " bytes; at most " +
+                                          std::to_string(kMaxPromptBytes) + " are accepted (the text encoder reads 77 tokens)");
+  return p;
+}
+
+models::Wrap parse_tiling(const std::string& t) {
+  if (t == "none") return {};
+  if (t == "x") return {true, false};
+  if (t == "y") return {false, true};
+  if (t == "both") return {true, true};
+  fail(BIOESP_ERR_INVALID_ARGUMENT, "tiling must be none, x, y or both (got \"" + t + "\")");
+}
+
+bool parse_background(const std::string& b) {
+  if (b != "opaque" && b != "transparent")
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "background must be opaque or transparent (got \"" + b + "\")");
+  return b == "transparent";
+}
 
 torch::Tensor image_tensor(const bioesp_image& img) {
   require(img.pixels != nullptr && img.width > 0 && img.height > 0, "init image has no pixels");
@@ -65,11 +97,11 @@ Request make_request(const bioesp_generate_options* options) {
   bioesp_generate_options o = read_options(options, bioesp_generate_options_init);
   require(o.prompts != nullptr && o.num_prompts > 0, "no prompts given");
   Request r;
-  for (size_t i = 0; i < o.num_prompts; ++i) {
-    require(o.prompts[i] != nullptr, "a prompt is NULL");
-    r.g.prompts.emplace_back(o.prompts[i]);
-  }
-  if (o.negative_prompt) r.g.negative_prompt = o.negative_prompt;
+  for (size_t i = 0; i < o.num_prompts; ++i) r.g.prompts.emplace_back(checked_prompt(o.prompts[i], "a prompt"));
+  if (o.negative_prompt) r.g.negative_prompt = checked_prompt(o.negative_prompt, "the negative prompt");
+  if (o.tiling) r.tiling = o.tiling;
+  r.g.tiling = parse_tiling(r.tiling);
+  r.transparent = o.background && parse_background(o.background);
   r.g.steps = o.steps;
   r.g.guidance = o.guidance;
   r.g.seed = o.seed;
@@ -81,6 +113,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.clip_skip = o.clip_skip;
   r.g.strength = o.strength;
   r.g.vae_tile_size = o.vae_tile_size;
+  r.g.eta = o.eta;
   if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
   require(o.preview_every >= 0, "preview_every must be 0 (no previews) or a number of steps");
   require(!o.preview || o.preview_every > 0, "a preview callback needs preview_every ≥ 1");
@@ -136,17 +169,21 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
   r.g.progress = progress;
   if (r.g.preview_every > 0) r.g.preview = preview;
   r.g.truncated = truncation_warning(r.log, r.log_user);
+  pipeline::GenerateOptions drawn = r.g;
+  if (r.transparent)
+    for (auto& p : drawn.prompts) p += kPlainBackdrop;
   torch::Tensor images;
   std::string loras;
   {
     std::lock_guard<std::mutex> lock(model->use);
-    images = model->sd->generate(r.g);
+    images = model->sd->generate(drawn);
     loras = lora_setting(*model);
   }
   auto out = std::make_unique<bioesp_images>();
   out->list = pipeline::to_images(images);
   for (size_t i = 0; i < out->list.size(); ++i) {
     image::Image& img = out->list[i];
+    if (r.transparent) img = image::matte(img);
     const auto& g = r.g;
     size_t prompt = static_cast<size_t>(i / g.images_per_prompt);
     img.text = {{"prompt", g.prompts[prompt]},
@@ -161,6 +198,10 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
                 {"clip_skip", std::to_string(g.clip_skip)},
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
+    // Recorded only when set, so default images stay byte for byte what they were.
+    if (r.tiling != "none") img.text.emplace_back("tiling", r.tiling);
+    if (r.transparent) img.text.emplace_back("background", "transparent");
+    if (g.eta >= 0) img.text.emplace_back("eta", format_number(g.eta));
     if (g.cache_interval > 1) {
       img.text.emplace_back("cache_interval", std::to_string(g.cache_interval));
       img.text.emplace_back("cache_branch", std::to_string(g.cache_branch));
@@ -446,6 +487,7 @@ void bioesp_generate_options_init(bioesp_generate_options* o) {
   o->guidance = 7.5f;
   o->images_per_prompt = 1;
   o->strength = 0.8f;
+  o->eta = -1.0f;
 }
 
 bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options, bioesp_images** out) {

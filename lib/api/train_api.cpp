@@ -5,7 +5,7 @@
 #include "api/guard.h"
 #include "hub/pull.h"
 #include "train/scratch.h"
-#include "train/trainer.h"
+#include "train/run.h"
 
 using namespace bioesp;
 

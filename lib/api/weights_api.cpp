@@ -112,11 +112,11 @@ bioesp_status bioesp_weights_read(const bioesp_weights* w, size_t index, bioesp_
     require(dtype >= BIOESP_DTYPE_F32 && dtype <= BIOESP_DTYPE_BOOL, "unknown dtype");
     auto to = static_cast<io::DType>(dtype);
     size_t n = static_cast<size_t>(t.numel());
-    if (!t.data && n > 0) fail(BIOESP_ERR_UNSUPPORTED, t.name + " has no data: the handle describes an architecture");
+    if (!t.has_data() && n > 0) fail(BIOESP_ERR_UNSUPPORTED, t.name + " has no data: the handle describes an architecture");
     if (size / io::dtype_size(to) < n)
       fail(BIOESP_ERR_INVALID_ARGUMENT, t.name + " needs " + std::to_string(n * io::dtype_size(to)) +
                                             " bytes, the buffer has " + std::to_string(size));
-    io::convert_elements(t.data, t.dtype, dst, to, n);
+    io::read_elements(t, to, dst);
   });
 }
 
@@ -150,7 +150,7 @@ bioesp_status bioesp_weights_save_safetensors(const bioesp_weights* w, const cha
         fail(BIOESP_ERR_INVALID_ARGUMENT, "the weights hold several components (" + first_component + ", " +
                                               t.component + ", ...): name one");
       if (chosen.empty()) first_component = t.component;
-      if (!t.data && t.numel() > 0) fail(BIOESP_ERR_UNSUPPORTED, "an architecture handle has no data to save");
+      if (!t.has_data() && t.numel() > 0) fail(BIOESP_ERR_UNSUPPORTED, "an architecture handle has no data to save");
       chosen.push_back(&t);
     }
     if (chosen.empty()) fail(BIOESP_ERR_NOT_FOUND, "no tensors in component '" + want + "'");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "config/model_config.h"
 #include "core/error.h"
 
 namespace bioesp::config {
@@ -19,9 +20,18 @@ struct Shapes {
       if (t.component == component && t.name == name) return &t;
     return nullptr;
   }
-  std::vector<int64_t> shape(const std::string& name) const {
+  // The shape of a tensor that must have `rank` dimensions (4: a convolution, 2: a linear layer
+  // or an embedding).
+  std::vector<int64_t> shape(const std::string& name, size_t rank) const {
     const io::Tensor* t = find(name);
     if (!t) fail(BIOESP_ERR_UNSUPPORTED, component + ": cannot infer the architecture without " + name);
+    if (t->shape.size() != rank)
+      fail(BIOESP_ERR_FORMAT, component + ": " + name + " has " + std::to_string(t->shape.size()) + " dimensions, not " +
+                                  std::to_string(rank));
+    for (int64_t d : t->shape)
+      if (d < 1 || d > kMaxWidth)
+        fail(BIOESP_ERR_FORMAT, component + ": " + name + " has a dimension of " + std::to_string(d) +
+                                    " (a width from 1 to " + std::to_string(kMaxWidth) + " was expected)");
     return t->shape;
   }
   bool has(const std::string& name) const { return find(name) != nullptr; }
@@ -54,12 +64,13 @@ std::string infer_config(const io::WeightSet& set, const std::string& component)
     bool linear = false;
     for (int i = 0; i < blocks; ++i) {
       std::string b = "down_blocks." + std::to_string(i);
-      channels.push_back(s.shape(b + ".resnets.0.conv1.weight")[0]);
+      channels.push_back(s.shape(b + ".resnets.0.conv1.weight", 4)[0]);
       bool attn = s.has(b + ".attentions.0.proj_in.weight");
       down.push_back(attn ? "CrossAttnDownBlock2D" : "DownBlock2D");
       if (attn) {
-        cross = s.shape(b + ".attentions.0.transformer_blocks.0.attn2.to_k.weight")[1];
-        linear = s.shape(b + ".attentions.0.proj_in.weight").size() == 2;
+        cross = s.shape(b + ".attentions.0.transformer_blocks.0.attn2.to_k.weight", 2)[1];
+        // A linear projection (SD 2.x) or a 1×1 convolution (SD 1.x).
+        linear = s.find(b + ".attentions.0.proj_in.weight")->shape.size() == 2;
       }
     }
     for (int i = 0; i < blocks; ++i)
@@ -69,8 +80,8 @@ std::string infer_config(const io::WeightSet& set, const std::string& component)
     c["down_block_types"] = down;
     c["up_block_types"] = up;
     c["layers_per_block"] = s.count("down_blocks.0.resnets.", ".conv1.weight");
-    c["in_channels"] = s.shape("conv_in.weight")[1];
-    c["out_channels"] = s.shape("conv_out.weight")[0];
+    c["in_channels"] = s.shape("conv_in.weight", 4)[1];
+    c["out_channels"] = s.shape("conv_out.weight", 4)[0];
     c["cross_attention_dim"] = cross;
     c["use_linear_projection"] = linear;
     // SD 1.x (CLIP-L, 768) has 8 heads per block; SD 2.x has 64-dimensional heads.
@@ -92,23 +103,23 @@ std::string infer_config(const io::WeightSet& set, const std::string& component)
     if (blocks == 0) fail(BIOESP_ERR_UNSUPPORTED, "vae: no encoder blocks found");
     std::vector<int64_t> channels;
     for (int i = 0; i < blocks; ++i)
-      channels.push_back(s.shape("encoder.down_blocks." + std::to_string(i) + ".resnets.0.conv1.weight")[0]);
+      channels.push_back(s.shape("encoder.down_blocks." + std::to_string(i) + ".resnets.0.conv1.weight", 4)[0]);
     c["block_out_channels"] = channels;
     c["norm_num_groups"] = norm_groups(channels);
     c["down_block_types"] = json(std::vector<std::string>(blocks, "DownEncoderBlock2D"));
     c["up_block_types"] = json(std::vector<std::string>(blocks, "UpDecoderBlock2D"));
     c["layers_per_block"] = s.count("encoder.down_blocks.0.resnets.", ".conv1.weight");
-    c["latent_channels"] = s.shape("decoder.conv_in.weight")[1];
-    c["in_channels"] = s.shape("encoder.conv_in.weight")[1];
-    c["out_channels"] = s.shape("decoder.conv_out.weight")[0];
+    c["latent_channels"] = s.shape("decoder.conv_in.weight", 4)[1];
+    c["in_channels"] = s.shape("encoder.conv_in.weight", 4)[1];
+    c["out_channels"] = s.shape("decoder.conv_out.weight", 4)[0];
     c["sample_size"] = 512;
   } else if (component == "text_encoder") {
-    auto tok = s.shape("text_model.embeddings.token_embedding.weight");
+    auto tok = s.shape("text_model.embeddings.token_embedding.weight", 2);
     c["vocab_size"] = tok[0];
     c["hidden_size"] = tok[1];
-    c["max_position_embeddings"] = s.shape("text_model.embeddings.position_embedding.weight")[0];
+    c["max_position_embeddings"] = s.shape("text_model.embeddings.position_embedding.weight", 2)[0];
     c["num_hidden_layers"] = s.count("text_model.encoder.layers.", ".layer_norm1.weight");
-    c["intermediate_size"] = s.shape("text_model.encoder.layers.0.mlp.fc1.weight")[0];
+    c["intermediate_size"] = s.shape("text_model.encoder.layers.0.mlp.fc1.weight", 2)[0];
     c["num_attention_heads"] = std::max<int64_t>(1, tok[1] / 64);
     // CLIP-L (SD 1.x) uses quick_gelu; OpenCLIP-H (SD 2.x) uses gelu.
     c["hidden_act"] = tok[1] == 768 ? "quick_gelu" : "gelu";

@@ -1,5 +1,6 @@
 #include "config/model_config.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -39,16 +40,25 @@ struct Reader {
       bad(key, "an integer");
     return v->get<int>();
   }
-  int positive(const char* key, int def) const {
+  int bounded(const char* key, int def, int lo, int hi) const {
     int v = integer(key, def);
-    if (v <= 0) bad(key, "a positive integer");
+    if (v < lo || v > hi) bad(key, ("an integer from " + std::to_string(lo) + " to " + std::to_string(hi)).c_str());
     return v;
   }
+  // A width: channels, a hidden size, a vocabulary.
+  int positive(const char* key, int def) const { return bounded(key, def, 1, kMaxWidth); }
+  int layers(const char* key, int def) const { return bounded(key, def, 1, kMaxLayers); }
   double number(const char* key, double def) const {
     const json* v = get(key);
     if (!v) return def;
-    if (!v->is_number()) bad(key, "a number");
+    if (!v->is_number() || !std::isfinite(v->get<double>())) bad(key, "a finite number");
     return v->get<double>();
+  }
+  // Epsilons and scales: finite and above zero.
+  double positive_number(const char* key, double def) const {
+    double v = number(key, def);
+    if (!(v > 0)) bad(key, "a number above 0");
+    return v;
   }
   bool boolean(const char* key, bool def) const {
     const json* v = get(key);
@@ -65,7 +75,8 @@ struct Reader {
   std::vector<std::string> strings(const char* key, std::vector<std::string> def) const {
     const json* v = get(key);
     if (!v) return def;
-    if (!v->is_array() || v->empty()) bad(key, "a non-empty list of strings");
+    if (!v->is_array() || v->empty() || v->size() > kMaxBlocks)
+      bad(key, ("a list of 1 to " + std::to_string(kMaxBlocks) + " strings").c_str());
     std::vector<std::string> out;
     for (const auto& e : *v) {
       if (!e.is_string()) bad(key, "a non-empty list of strings");
@@ -73,22 +84,22 @@ struct Reader {
     }
     return out;
   }
-  // An int for every block, or one int for all of them.
-  std::vector<int> per_block(const char* key, int def, size_t blocks) const {
+  // An int from 1 to `hi` for every block, or one for all of them.
+  std::vector<int> per_block(const char* key, int def, size_t blocks, int hi = kMaxWidth) const {
     const json* v = get(key);
     if (!v) return std::vector<int>(blocks, def);
+    auto in_range = [&](const json& e) { return e.is_number_integer() && e.get<int64_t>() >= 1 && e.get<int64_t>() <= hi; };
+    const std::string range = "from 1 to " + std::to_string(hi);
     if (v->is_number_integer()) {
-      int x = v->get<int>();
-      if (x <= 0) bad(key, "positive");
-      return std::vector<int>(blocks, x);
+      if (!in_range(*v)) bad(key, ("an integer " + range).c_str());
+      return std::vector<int>(blocks, v->get<int>());
     }
     if (!v->is_array() || v->size() != blocks)
       fail(BIOESP_ERR_FORMAT, what + ": '" + key + "' must be an integer or a list of " +
                                   std::to_string(blocks) + " (one per block)");
     std::vector<int> out;
     for (const auto& e : *v) {
-      if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > (1 << 20))
-        bad(key, "a list of positive integers");
+      if (!in_range(e)) bad(key, ("a list of integers " + range).c_str());
       out.push_back(e.get<int>());
     }
     return out;
@@ -142,16 +153,17 @@ CLIPTextConfig parse_clip_text(const std::string& text, const std::string& what)
   c.hidden_size = r.positive("hidden_size", c.hidden_size);
   c.intermediate_size = r.positive("intermediate_size", c.intermediate_size);
   c.projection_dim = r.positive("projection_dim", c.projection_dim);
-  c.num_hidden_layers = r.positive("num_hidden_layers", c.num_hidden_layers);
+  c.num_hidden_layers = r.layers("num_hidden_layers", c.num_hidden_layers);
   c.num_attention_heads = r.positive("num_attention_heads", c.num_attention_heads);
   c.max_position_embeddings = r.positive("max_position_embeddings", c.max_position_embeddings);
   c.hidden_act = r.string("hidden_act", c.hidden_act);
   if (c.hidden_act != "quick_gelu" && c.hidden_act != "gelu")
     fail(BIOESP_ERR_UNSUPPORTED, what + ": hidden_act '" + c.hidden_act + "' is not supported");
-  c.layer_norm_eps = r.number("layer_norm_eps", c.layer_norm_eps);
-  c.pad_token_id = r.integer("pad_token_id", c.pad_token_id);
-  c.bos_token_id = r.integer("bos_token_id", c.bos_token_id);
-  c.eos_token_id = r.integer("eos_token_id", c.eos_token_id);
+  c.layer_norm_eps = r.positive_number("layer_norm_eps", c.layer_norm_eps);
+  // Token ids index the embedding table.
+  c.pad_token_id = r.bounded("pad_token_id", c.pad_token_id, 0, c.vocab_size - 1);
+  c.bos_token_id = r.bounded("bos_token_id", c.bos_token_id, 0, c.vocab_size - 1);
+  c.eos_token_id = r.bounded("eos_token_id", c.eos_token_id, 0, c.vocab_size - 1);
   if (c.hidden_size % c.num_attention_heads)
     fail(BIOESP_ERR_FORMAT, what + ": hidden_size is not divisible by num_attention_heads");
   auto archs = r.strings("architectures", {"CLIPTextModel"});
@@ -169,6 +181,7 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
   c.center_input_sample = r.boolean("center_input_sample", false);
   c.flip_sin_to_cos = r.boolean("flip_sin_to_cos", true);
   c.freq_shift = r.number("freq_shift", 0);
+  if (c.freq_shift < 0 || c.freq_shift > 1) r.bad("freq_shift", "a number from 0 to 1");
   c.down_block_types = r.strings("down_block_types", {"CrossAttnDownBlock2D", "CrossAttnDownBlock2D",
                                                       "CrossAttnDownBlock2D", "DownBlock2D"});
   c.up_block_types = r.strings("up_block_types", {"UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D",
@@ -190,15 +203,15 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
       fail(BIOESP_ERR_UNSUPPORTED, what + ": up block type '" + t + "' is not supported");
   if (c.mid_block_type != "UNetMidBlock2DCrossAttn")
     fail(BIOESP_ERR_UNSUPPORTED, what + ": mid_block_type '" + c.mid_block_type + "' is not supported");
-  c.layers_per_block = r.per_block("layers_per_block", 2, n);
-  c.transformer_layers_per_block = r.per_block("transformer_layers_per_block", 1, n);
+  c.layers_per_block = r.per_block("layers_per_block", 2, n, kMaxLayers);
+  c.transformer_layers_per_block = r.per_block("transformer_layers_per_block", 1, n, kMaxLayers);
   if (const json* rev = r.get("reverse_transformer_layers_per_block")) {
     // A list per up block of per-layer counts; bioesp takes one count per block.
     if (!rev->is_array() || rev->size() != n) r.bad("reverse_transformer_layers_per_block", "a list per up block");
     for (const auto& b : *rev) {
       int v = b.is_array() && !b.empty() && b[0].is_number_integer() ? b[0].get<int>()
               : b.is_number_integer() ? b.get<int>() : 0;
-      if (v <= 0) r.bad("reverse_transformer_layers_per_block", "positive integers");
+      if (v <= 0 || v > kMaxLayers) r.bad("reverse_transformer_layers_per_block", "integers from 1 to 256");
       c.reverse_transformer_layers_per_block.push_back(v);
     }
   }
@@ -218,10 +231,10 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
   } else {
     c.only_cross_attention.assign(n, false);
   }
-  c.downsample_padding = r.integer("downsample_padding", 1);
-  c.mid_block_scale_factor = r.number("mid_block_scale_factor", 1);
+  c.downsample_padding = r.bounded("downsample_padding", 1, 0, 64);
+  c.mid_block_scale_factor = r.positive_number("mid_block_scale_factor", 1);
   c.norm_num_groups = r.positive("norm_num_groups", 32);
-  c.norm_eps = r.number("norm_eps", 1e-5);
+  c.norm_eps = r.positive_number("norm_eps", 1e-5);
   c.use_linear_projection = r.boolean("use_linear_projection", false);
   c.upcast_attention = r.boolean("upcast_attention", false);
   c.addition_embed_type = r.string("addition_embed_type", "");
@@ -272,11 +285,12 @@ VAEConfig parse_vae(const std::string& text, const std::string& what) {
     if (t != "UpDecoderBlock2D") fail(BIOESP_ERR_UNSUPPORTED, what + ": up block type '" + t + "' is not supported");
   if (r.get("block_out_channels")) c.block_out_channels = r.per_block("block_out_channels", 64, n);
   else if (n != 1) fail(BIOESP_ERR_FORMAT, what + ": 'block_out_channels' is needed for " + std::to_string(n) + " blocks");
-  c.layers_per_block = r.positive("layers_per_block", 1);
+  c.layers_per_block = r.layers("layers_per_block", 1);
   c.norm_num_groups = r.positive("norm_num_groups", 32);
   c.sample_size = r.positive("sample_size", 32);
-  c.scaling_factor = r.number("scaling_factor", 0.18215);
-  c.shift_factor = r.number("shift_factor", 0);
+  c.scaling_factor = r.positive_number("scaling_factor", 0.18215);
+  // SD 3 and FLUX shift their latents (diffusers subtracts it before scaling); SD 1.x and 2.x do not.
+  r.unsupported_unless("shift_factor", 0.0);
   c.force_upcast = r.boolean("force_upcast", true);
   c.use_quant_conv = r.boolean("use_quant_conv", true);
   c.use_post_quant_conv = r.boolean("use_post_quant_conv", true);

@@ -8,6 +8,13 @@
 
 namespace bioesp::config {
 
+// What a config may ask for, checked before anything is built: layers in any one stack, blocks,
+// and any width (channels, hidden sizes, vocabularies, positions). The parameters a component
+// holds are bounded too (models::build_checked).
+constexpr int kMaxLayers = 256;
+constexpr int kMaxBlocks = 16;
+constexpr int kMaxWidth = 1 << 20;
+
 struct CLIPTextConfig {
   int vocab_size = 49408;
   int hidden_size = 512;
@@ -60,7 +67,6 @@ struct VAEConfig {
   int norm_num_groups = 32;
   int sample_size = 32;
   double scaling_factor = 0.18215;
-  double shift_factor = 0;
   bool force_upcast = true;
   bool use_quant_conv = true, use_post_quant_conv = true;
   bool mid_block_add_attention = true;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -35,6 +37,22 @@ bool matches_keywords(const FileInfo& f, const std::vector<std::string>& keyword
   return false;
 }
 
+// Folders take names of at most 255 bytes, and ".part" is added while downloading: a longer
+// name keeps its first bytes (whole UTF-8 characters), a hash of the title and its extension.
+constexpr size_t kMaxFileName = 200;
+
+std::string shortened(const std::string& name, const std::string& title) {
+  if (name.size() <= kMaxFileName) return name;
+  auto dot = name.rfind('.');
+  const std::string ext = dot != std::string::npos && name.size() - dot <= 8 ? name.substr(dot) : "";
+  Sha1 h;
+  h.update(title.data(), title.size());
+  const std::string tag = "-" + h.hex().substr(0, 12);
+  size_t keep = kMaxFileName - tag.size() - ext.size();
+  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+  return name.substr(0, keep) + tag + ext;
+}
+
 // A file name from a title: no folders, no control characters; the extension of what is served.
 std::string file_name(const FileInfo& f, const std::string& url) {
   std::string t = f.title;
@@ -47,7 +65,7 @@ std::string file_name(const FileInfo& f, const std::string& url) {
   auto dot = served.rfind('.'), own = name.rfind('.');
   std::string ext = dot == std::string::npos ? "" : to_lower(served.substr(dot));
   if (!ext.empty() && (own == std::string::npos || to_lower(name.substr(own)) != ext)) name += ext;
-  return name;
+  return shortened(name, f.title);
 }
 
 // Splitmix64: the same sample for the same seed on every platform.
@@ -202,8 +220,6 @@ FetchReport fetch(const FetchOptions& o) {
     file_of[i] = n;
   }
   std::atomic<size_t> cursor{0}, downloaded{0}, already{0};
-  std::exception_ptr fatal;
-  std::mutex fatal_mutex;
   auto worker = [&] {
     net::Client http(net::user_agent(o.contact), o.retry, [&] { return cancelled.load(); }, o.log);
     for (size_t i; !cancelled && (i = cursor++) < candidates.size();) {
@@ -235,7 +251,7 @@ FetchReport fetch(const FetchOptions& o) {
           }
           image::Image img;
           try {
-            img = image::read_image(part);
+            img = image::read_image(part, /*reduce=*/true);
           } catch (const Error& e) {
             std::remove(part.c_str());
             fail(BIOESP_ERR_FORMAT, std::string("the download is not a readable image: ") + e.what());
@@ -245,7 +261,8 @@ FetchReport fetch(const FetchOptions& o) {
             fail(BIOESP_ERR_MISMATCH, "the thumbnail is " + std::to_string(img.width) + "×" + std::to_string(img.height) +
                                           ", not the announced " + std::to_string(f.thumb_width) + "×" + std::to_string(f.thumb_height));
           }
-          if (std::rename(part.c_str(), path.c_str()) != 0) fail(BIOESP_ERR_IO, "cannot rename " + part);
+          if (std::rename(part.c_str(), path.c_str()) != 0)
+            fail(BIOESP_ERR_IO, "cannot rename " + part + ": " + std::strerror(errno));
           lines[i] = manifest_line(f, file_of[i], sum, o.original).dump();
           ++downloaded;
         }
@@ -254,13 +271,7 @@ FetchReport fetch(const FetchOptions& o) {
           cancelled = true;
           break;
         }
-        if (e.status() == BIOESP_ERR_IO) {  // the disk, not the file: stop everything
-          std::lock_guard<std::mutex> lock(fatal_mutex);
-          if (!fatal) fatal = std::current_exception();
-          cancelled = true;
-          break;
-        }
-        failure[i] = e.what();
+        failure[i] = e.what();  // this file is skipped with its reason (a write error too); the rest go on
       }
       ++done;
       tell(f.title);
@@ -281,7 +292,6 @@ FetchReport fetch(const FetchOptions& o) {
   }
   write_manifest(o.out, kept);
   write_attribution(o.out, kept);
-  if (fatal) std::rethrow_exception(fatal);
   if (cancelled) fail(BIOESP_ERR_CANCELLED, "fetch cancelled; finished files are kept and a rerun continues");
   return rep;
 }

@@ -132,7 +132,7 @@ PrepareReport prepare(const PrepareOptions& o) {
     image::Image img;
     try {
       sum = sha1_file(path);
-      img = image::read_image(path);
+      img = image::read_image(path, /*reduce=*/true);
     } catch (const Error& e) {
       skip(name, e.what());
       continue;

@@ -74,7 +74,7 @@ uint64_t file_size(const std::string& path) {
 // Files worth publishing: everything but training checkpoints, hidden and temporary files.
 void collect(const std::string& dir, const std::string& prefix, std::vector<LocalFile>& out) {
   for (const auto& n : io::list_directory(dir)) {
-    if (n[0] == '.' || n.find(".tmp-") != std::string::npos || ends_with(n, ".part") || ends_with(n, ".incomplete")) continue;
+    if (n[0] == '.' || io::is_temporary_name(n) || ends_with(n, ".part") || ends_with(n, ".incomplete")) continue;
     const std::string local = dir + "/" + n, rel = prefix.empty() ? n : prefix + "/" + n;
     if (io::is_directory(local)) {
       if (prefix.empty() && n == "checkpoints") continue;

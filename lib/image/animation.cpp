@@ -29,8 +29,12 @@ namespace bioesp::image {
 
 namespace {
 
+// A fresh temporary beside `path` (created empty, so no other writer takes its name) that the
+// encoders open by name; `ext` lets FFmpeg see the format.
 std::string temp_beside(const std::string& path, const std::string& ext) {
-  return path + ".tmp-" + std::to_string(::getpid()) + ext;
+  std::string name;
+  ::close(io::create_temporary(path, ext, &name));
+  return name;
 }
 
 void publish(const std::string& tmp, const std::string& path) {

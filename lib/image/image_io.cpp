@@ -2,6 +2,7 @@
 
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 
@@ -24,7 +25,7 @@ bool is_image_file_name(const std::string& name) {
 
 #ifndef BIOESP_HAVE_IMAGES
 
-Image read_image(const std::string& path) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
+Image read_image(const std::string& path, bool) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
 Image apply_orientation(Image img) { return img; }
 void write_png(const std::string& path, const Image&) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
 void write_jpeg(const std::string& path, const Image&, int) { fail(BIOESP_ERR_UNSUPPORTED, path + ": built without image support"); }
@@ -32,9 +33,6 @@ void write_jpeg(const std::string& path, const Image&, int) { fail(BIOESP_ERR_UN
 #else
 
 namespace {
-
-// 134 megapixels: a big panorama; more is refused before any pixel buffer is allocated.
-constexpr uint64_t kMaxPixels = 1ull << 27;
 
 // Buffers are sized in these out-of-line helpers, never inline in a function that called setjmp:
 // what such a function keeps in registers is undefined after libpng or libjpeg longjmp out of an
@@ -56,11 +54,14 @@ __attribute__((noinline)) void keep_text(Image& img, png_structp png, png_infop 
 
 struct File {
   std::FILE* f;
-  explicit File(const std::string& path, const char* mode) : f(std::fopen(path.c_str(), mode)) {}
-  ~File() {
-    if (f) std::fclose(f);
-  }
+  explicit File(const std::string& path) : f(io::open_stream(path)) {}
+  ~File() { std::fclose(f); }
 };
+
+std::string too_large(const std::string& path, uint64_t w, uint64_t h) {
+  return path + ": image of " + std::to_string(w) + "×" + std::to_string(h) + " pixels, more than the " +
+         std::to_string(kMaxPixels) + " (8192×8192) decoded";
+}
 
 // libpng reports errors through longjmp; the message is kept and rethrown after the jump.
 struct PngError {
@@ -73,11 +74,17 @@ void png_error_fn(png_structp png, png_const_charp msg) {
 }
 void png_warning_fn(png_structp, png_const_charp) {}
 
+// libpng allocates its rows, zlib state and chunks itself, the chunks at the length they claim
+// (1.6.39 checks that claim only for some of them): 8 MiB each at most, or the allocation fails
+// (an error, or an ancillary chunk skipped). The pixels are bioesp's, under kMaxPixels.
+png_voidp png_bounded_malloc(png_structp, png_alloc_size_t n) { return n <= (8u << 20) ? std::malloc(n) : nullptr; }
+void png_free_fn(png_structp, png_voidp p) { std::free(p); }
+
 Image read_png(const std::string& path) {
-  File file(path, "rb");
-  if (!file.f) fail(BIOESP_ERR_IO, "cannot open " + path);
+  File file(path);
   PngError err;
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
+  png_structp png = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn, nullptr,
+                                             png_bounded_malloc, png_free_fn);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!info) fail(BIOESP_ERR_OUT_OF_MEMORY, "libpng");
   Image img;
@@ -88,11 +95,12 @@ Image read_png(const std::string& path) {
   }
   png_init_io(png, file.f);
   png_set_user_limits(png, 1 << 15, 1 << 15);
+  png_set_chunk_cache_max(png, 1000);  // ancillary chunks kept
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   if (static_cast<uint64_t>(w) * h > kMaxPixels) {
     png_destroy_read_struct(&png, &info, nullptr);
-    fail(BIOESP_ERR_UNSUPPORTED, path + ": image too large (" + std::to_string(w) + "×" + std::to_string(h) + ")");
+    fail(BIOESP_ERR_UNSUPPORTED, too_large(path, w, h));
   }
   int type = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
   // Everything to 8-bit RGB(A): palettes expand, gray becomes RGB, 16 bits are stripped.
@@ -131,11 +139,13 @@ void jpeg_error_exit(j_common_ptr cinfo) {
   std::longjmp(e->jump, 1);
 }
 
-// libjpeg only warns about a truncated file and fills the rest with grey; that warning stops the
-// decode here, so a half-downloaded photo never passes for an image. Other warnings (extraneous
-// bytes, common in camera files) pass, as they do in PIL.
+// libjpeg only warns about a truncated file, or about data that ends (at the next marker) before
+// the picture does, and fills the rest with grey; those warnings stop the decode here, so a
+// half-downloaded photo, or a few bytes whose header claims 11000² pixels, never pass for an image.
+// Other warnings (extraneous bytes, common in camera files) pass, as they do in PIL.
 void jpeg_truncation_is_error(j_common_ptr cinfo, int level) {
-  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_error_exit(cinfo);
+  if (level < 0 && (cinfo->err->msg_code == JWRN_JPEG_EOF || cinfo->err->msg_code == JWRN_HIT_MARKER))
+    jpeg_error_exit(cinfo);
 }
 
 // The EXIF Orientation tag (1–8) of an APP1 marker, or 1.
@@ -163,9 +173,8 @@ int exif_orientation(const uint8_t* d, size_t n) {
   return 1;
 }
 
-Image read_jpeg(const std::string& path) {
-  File file(path, "rb");
-  if (!file.f) fail(BIOESP_ERR_IO, "cannot open " + path);
+Image read_jpeg(const std::string& path, bool reduce) {
+  File file(path);
   jpeg_decompress_struct cinfo;
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
@@ -185,14 +194,22 @@ Image read_jpeg(const std::string& path) {
     if (m->marker == JPEG_APP0 + 1 && img.orientation == 1) img.orientation = exif_orientation(m->data, m->data_length);
   const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
   cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;  // gray and YCbCr become RGB
+  // The size its header claims, checked before the decoder allocates anything for it. Progressive
+  // files keep every coefficient of the full size in memory, so only baseline ones are reduced.
+  cinfo.scale_num = 1;
+  for (cinfo.scale_denom = 1;; cinfo.scale_denom *= 2) {
+    jpeg_calc_output_dimensions(&cinfo);
+    if (static_cast<uint64_t>(cinfo.output_width) * cinfo.output_height <= kMaxPixels) break;
+    if (!reduce || cinfo.progressive_mode || cinfo.scale_denom == 8) {
+      std::string why = too_large(path, cinfo.image_width, cinfo.image_height);
+      jpeg_destroy_decompress(&cinfo);
+      fail(BIOESP_ERR_UNSUPPORTED, why);
+    }
+  }
   jpeg_start_decompress(&cinfo);
   img.width = cinfo.output_width;
   img.height = cinfo.output_height;
   img.channels = 3;
-  if (static_cast<uint64_t>(img.width) * img.height > kMaxPixels) {
-    jpeg_destroy_decompress(&cinfo);
-    fail(BIOESP_ERR_UNSUPPORTED, path + ": image too large");
-  }
   size_pixels(img);
   size_buffer(row, static_cast<size_t>(img.width) * cinfo.output_components);
   const bool inverted = cmyk && cinfo.saw_Adobe_marker;  // Adobe writes CMYK inverted
@@ -226,15 +243,14 @@ void check(const Image& img, const std::string& path) {
 
 }  // namespace
 
-Image read_image(const std::string& path) {
+Image read_image(const std::string& path, bool reduce) {
   unsigned char magic[8] = {};
   {
-    File f(path, "rb");
-    if (!f.f) fail(BIOESP_ERR_IO, "cannot open " + path);
+    File f(path);
     if (std::fread(magic, 1, 8, f.f) < 3) fail(BIOESP_ERR_FORMAT, path + ": too short to be an image");
   }
   if (std::memcmp(magic, "\x89PNG\r\n\x1a\n", 8) == 0) return read_png(path);
-  if (magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return apply_orientation(read_jpeg(path));
+  if (magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF) return apply_orientation(read_jpeg(path, reduce));
   fail(BIOESP_ERR_UNSUPPORTED, path + ": not a PNG or JPEG file");
 }
 

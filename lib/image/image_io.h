@@ -16,9 +16,14 @@ struct Image {
   int orientation = 1;  // EXIF orientation still to apply (1: upright, as read_image returns)
 };
 
+// The most pixels decoded from one file (8192 × 8192): a larger image is refused before any
+// pixel buffer is allocated, unless `reduce` lets a larger baseline JPEG decode at 1/2, 1/4 or
+// 1/8 of its size (libjpeg's DCT scaling; for pictures headed for a smaller square).
+constexpr uint64_t kMaxPixels = uint64_t{1} << 26;
+
 // PNG or JPEG, told apart by their signatures; always 8-bit RGB or RGBA, upright (a JPEG's EXIF
-// orientation applied, as diffusers' load_image does).
-Image read_image(const std::string& path);
+// orientation applied, as diffusers' load_image does). Only regular files are read.
+Image read_image(const std::string& path, bool reduce = false);
 // Turns pixels stored with EXIF orientation `img.orientation` upright.
 Image apply_orientation(Image img);
 // A name ending in .png, .jpg or .jpeg (any case): what folders of pictures are scanned for.

@@ -2,67 +2,89 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "core/error.h"
 
 namespace bioesp::io {
 
-Mapping::~Mapping() {
-  if (data && size) munmap(const_cast<uint8_t*>(data), size);
-}
-
 static std::string errno_text() { return std::strerror(errno); }
 
-std::shared_ptr<Mapping> map_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+static const char* kind_of(mode_t m) {
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISDIR(m)) return "a folder";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "something else";
+}
+
+ReadFile::~ReadFile() { ::close(fd_); }
+
+void ReadFile::read(uint64_t offset, void* dst, size_t n) const {
+  auto* p = static_cast<uint8_t*>(dst);
+  for (size_t done = 0; done < n;) {
+    ssize_t r = ::pread(fd_, p + done, n - done, static_cast<off_t>(offset + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) fail(BIOESP_ERR_IO, "cannot read " + path_ + ": " + errno_text());
+    if (r == 0)
+      fail(BIOESP_ERR_IO, path_ + ": the file ends before byte " + std::to_string(offset + n) + " (it was " +
+                              std::to_string(size_) + " bytes when opened: changed or truncated while in use)");
+    done += static_cast<size_t>(r);
+  }
+}
+
+// A descriptor of a regular file and its size.
+static int open_regular(const std::string& path, uint64_t* size) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) fail(BIOESP_ERR_IO, "cannot open " + path + ": " + errno_text());
   struct stat st {};
   if (fstat(fd, &st) != 0) {
+    std::string why = errno_text();
     ::close(fd);
-    fail(BIOESP_ERR_IO, "cannot stat " + path + ": " + errno_text());
+    fail(BIOESP_ERR_IO, "cannot stat " + path + ": " + why);
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail(BIOESP_ERR_IO, path + " is not a regular file");
+    fail(BIOESP_ERR_IO, path + " is not a regular file but " + std::string(kind_of(st.st_mode)));
   }
-  auto m = std::make_shared<Mapping>();
-  m->size = static_cast<size_t>(st.st_size);
-  if (m->size > 0) {
-    void* p = mmap(nullptr, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      m->size = 0;
-      fail(BIOESP_ERR_IO, "cannot map " + path + ": " + errno_text());
-    }
-    m->data = static_cast<const uint8_t*>(p);
-  }
-  ::close(fd);
-  return m;
+  *size = static_cast<uint64_t>(st.st_size);
+  return fd;
 }
 
-void release_mapped_pages(const void* data, size_t n) {
-  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t begin = (reinterpret_cast<uintptr_t>(data) + page - 1) & ~(page - 1);
-  uintptr_t end = (reinterpret_cast<uintptr_t>(data) + n) & ~(page - 1);
-  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+std::shared_ptr<const ReadFile> open_file(const std::string& path) {
+  uint64_t size = 0;
+  int fd = open_regular(path, &size);
+  return std::make_shared<ReadFile>(fd, path, size);
 }
 
-std::string read_text_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(BIOESP_ERR_IO, "cannot open " + path + ": " + errno_text());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) fail(BIOESP_ERR_IO, "cannot read " + path);
-  return ss.str();
+std::FILE* open_stream(const std::string& path) {
+  uint64_t size = 0;
+  int fd = open_regular(path, &size);
+  std::FILE* f = fdopen(fd, "rb");
+  if (!f) {
+    std::string why = errno_text();
+    ::close(fd);
+    fail(BIOESP_ERR_IO, "cannot read " + path + ": " + why);
+  }
+  return f;
+}
+
+std::string read_text_file(const std::string& path, uint64_t max_bytes) {
+  auto f = open_file(path);
+  if (f->size() > max_bytes)
+    fail(BIOESP_ERR_FORMAT, path + ": " + std::to_string(f->size()) + " bytes, more than the " +
+                                std::to_string(max_bytes) + " bytes read from a text file");
+  std::string text(static_cast<size_t>(f->size()), '\0');
+  f->read(0, text.data(), text.size());
+  return text;
 }
 
 bool is_directory(const std::string& path) {
@@ -89,10 +111,36 @@ void write_text_file(const std::string& path, const std::string& text) {
   write_file_atomically(path, [&](std::FILE* f) { write_bytes(f, text.data(), text.size(), path); });
 }
 
+namespace {
+const char* const kTemporary = ".tmp-";
+}
+
+bool is_temporary_name(const std::string& name) {
+  const size_t at = name.rfind(kTemporary);
+  return at != std::string::npos && at > 0 && at + std::strlen(kTemporary) < name.size();
+}
+
+int create_temporary(const std::string& path, const std::string& suffix, std::string* name) {
+  static std::atomic<uint64_t> counter{0};
+  const std::string stem = path + kTemporary + std::to_string(getpid()) + "-";
+  while (true) {
+    *name = stem + std::to_string(counter++) + suffix;
+    int fd = ::open(name->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0) return fd;
+    if (errno != EEXIST) fail(BIOESP_ERR_IO, "cannot create " + *name + ": " + errno_text());
+  }
+}
+
 void write_file_atomically(const std::string& path, const std::function<void(std::FILE*)>& write) {
-  std::string tmp = path + ".tmp-" + std::to_string(getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(BIOESP_ERR_IO, "cannot create " + tmp + ": " + errno_text());
+  std::string tmp;
+  int fd = create_temporary(path, "", &tmp);
+  std::FILE* f = fdopen(fd, "wb");
+  if (!f) {
+    std::string why = errno_text();
+    ::close(fd);
+    std::remove(tmp.c_str());
+    fail(BIOESP_ERR_IO, "cannot write " + tmp + ": " + why);
+  }
   try {
     write(f);
     if (std::fflush(f) != 0 || fsync(fileno(f)) != 0)
@@ -134,8 +182,15 @@ void make_directories(const std::string& path) {
 }
 
 void copy_file(const std::string& from, const std::string& to) {
-  auto m = map_file(from);
-  write_file_atomically(to, [&](std::FILE* f) { write_bytes(f, m->data, m->size, to); });
+  auto in = open_file(from);
+  write_file_atomically(to, [&](std::FILE* f) {
+    std::vector<uint8_t> buf(std::min<uint64_t>(in->size(), 1u << 20));
+    for (uint64_t at = 0; at < in->size(); at += buf.size()) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), in->size() - at));
+      in->read(at, buf.data(), n);
+      write_bytes(f, buf.data(), n, to);
+    }
+  });
 }
 
 }  // namespace bioesp::io

@@ -33,7 +33,7 @@ const char* const kAllowedCalls[] = {
 
 class Unpickler {
  public:
-  Unpickler(const uint8_t* d, size_t n, const std::string& what) : p_(d), end_(d + n), what_(what) {}
+  Unpickler(const uint8_t* d, size_t n, const std::string& what) : start_(d), p_(d), end_(d + n), what_(what) {}
 
   Result run() {
     while (true) {
@@ -49,6 +49,7 @@ class Unpickler {
   }
 
  private:
+  const uint8_t* start_;
   const uint8_t* p_;
   const uint8_t* end_;
   const std::string& what_;
@@ -57,6 +58,8 @@ class Unpickler {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, size_t> memo_;
   std::unordered_map<size_t, std::unordered_map<std::string, size_t>> dict_index_;
+  size_t references_ = 0;
+  uint64_t text_ = 0;  // bytes of strings built, at most twice the pickle (memo'd text re-encoded)
 
   [[noreturn]] void bad(const std::string& msg) { fail(BIOESP_ERR_FORMAT, what_ + ": pickle: " + msg); }
 
@@ -85,7 +88,16 @@ class Unpickler {
     return r;
   }
 
+  // Counts n more references against the limit.
+  void refer(size_t n) {
+    references_ += n;
+    if (references_ > kMaxReferences)
+      bad("more than " + std::to_string(kMaxReferences) + " references (stack, memo and container entries)");
+  }
   size_t make(Object o) {
+    if (objs_.size() >= kMaxObjects) bad("more than " + std::to_string(kMaxObjects) + " objects");
+    text_ += o.s.size();
+    if (text_ > 2 * static_cast<uint64_t>(end_ - start_) + 4096) bad("its strings add up to more than twice its size");
     objs_.push_back(std::move(o));
     return objs_.size() - 1;
   }
@@ -94,7 +106,10 @@ class Unpickler {
     o.kind = k;
     return make(std::move(o));
   }
-  void push(size_t i) { stack_.push_back(i); }
+  void push(size_t i) {
+    refer(1);
+    stack_.push_back(i);
+  }
   size_t pop() {
     if (stack_.empty() || (!marks_.empty() && stack_.size() <= marks_.back())) bad("stack underflow");
     size_t v = stack_.back();
@@ -129,6 +144,7 @@ class Unpickler {
     if (kv.size() % 2) bad("odd number of SETITEMS values");
     expect(dict, Kind::Dict, "a dict for SETITEM(S)");
     auto& index = dict_index_[dict];
+    refer(kv.size());
     for (size_t i = 0; i < kv.size(); i += 2) {
       // Keys are strings in practice: a repeated one replaces the value; others keep identity.
       std::string key = at(kv[i]).kind == Kind::Str ? "s" + at(kv[i]).s : "o" + std::to_string(kv[i]);
@@ -139,6 +155,7 @@ class Unpickler {
   }
   void append(size_t list, const std::vector<size_t>& v) {
     Object& l = expect(list, Kind::List, "a list for APPEND(S)");
+    refer(v.size());
     l.items.insert(l.items.end(), v.begin(), v.end());
   }
 
@@ -229,7 +246,10 @@ class Unpickler {
     bad("cannot call '" + fn + "'");
   }
 
-  void memo_put(uint64_t i) { memo_[i] = top(); }
+  void memo_put(uint64_t i) {
+    refer(1);
+    memo_[i] = top();
+  }
   size_t memo_get(uint64_t i) {
     auto it = memo_.find(i);
     if (it == memo_.end()) bad("memo key " + std::to_string(i) + " missing");
@@ -258,7 +278,7 @@ class Unpickler {
         return;
       }
       case 0x95: take(8); return;  // FRAME: framing is transparent here
-      case '(': marks_.push_back(stack_.size()); return;
+      case '(': refer(1), marks_.push_back(stack_.size()); return;
       case '}': push(make(Kind::Dict)); return;
       case ']': push(make(Kind::List)); return;
       case ')': push(tuple({})); return;

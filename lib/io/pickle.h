@@ -43,7 +43,14 @@ struct Result {
   size_t root = 0;
 };
 
-// Throws a format error for malformed input or refused globals; `what` names the source.
+// What one pickle may build: objects, and references to them (stack and memo slots, marks,
+// container entries). torch.save's pickles hold tens of thousands of each per checkpoint; the
+// limits keep a hostile one (a megabyte of MARK opcodes) within about a gigabyte.
+constexpr size_t kMaxObjects = 2'000'000;
+constexpr size_t kMaxReferences = 16'000'000;
+
+// Throws a format error for malformed input, refused globals or a pickle beyond the limits;
+// `what` names the source.
 Result load(const uint8_t* data, size_t size, const std::string& what);
 
 }  // namespace bioesp::io::pickle

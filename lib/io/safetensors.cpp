@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/error.h"
 #include "io/file.h"
@@ -11,11 +12,37 @@ namespace bioesp::io {
 
 using nlohmann::json;
 
-WeightSet parse_safetensors(const uint8_t* data, size_t size, std::shared_ptr<const void> owner,
-                            const std::string& what) {
+namespace {
+
+// The header's JSON; a key given twice in one object (JSON parsers keep the last, silently) is
+// refused, as is anything that is not an object.
+json parse_header(const uint8_t* text, uint64_t n, const std::string& what) {
+  std::vector<std::set<std::string>> keys;  // one set per open object
+  std::string repeated;
+  auto watch = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) keys.emplace_back();
+    else if (event == json::parse_event_t::object_end && !keys.empty()) keys.pop_back();
+    else if (event == json::parse_event_t::key && !keys.empty() && !keys.back().insert(parsed.get<std::string>()).second &&
+             repeated.empty())
+      repeated = parsed.get<std::string>();
+    return true;
+  };
+  json header;
+  try {
+    header = json::parse(text, text + n, watch);
+  } catch (const json::exception& e) {
+    fail(BIOESP_ERR_FORMAT, what + ": safetensors header is not valid JSON: " + e.what());
+  }
+  if (!repeated.empty()) fail(BIOESP_ERR_FORMAT, what + ": safetensors header names '" + repeated + "' twice");
+  if (!header.is_object()) fail(BIOESP_ERR_FORMAT, what + ": safetensors header is not an object");
+  return header;
+}
+
+// The header's 8-byte length, checked against the limit and the file's size.
+uint64_t header_length(const uint8_t* prefix, uint64_t size, const std::string& what) {
   if (size < 8) fail(BIOESP_ERR_FORMAT, what + ": too short for a safetensors header");
   uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | data[i];
+  for (int i = 7; i >= 0; --i) n = (n << 8) | prefix[i];
   if (n > kMaxSafetensorsHeader)
     fail(BIOESP_ERR_FORMAT, what + ": safetensors header of " + std::to_string(n) +
                                 " bytes exceeds the " + std::to_string(kMaxSafetensorsHeader) +
@@ -24,16 +51,12 @@ WeightSet parse_safetensors(const uint8_t* data, size_t size, std::shared_ptr<co
     fail(BIOESP_ERR_FORMAT, what + ": safetensors header of " + std::to_string(n) +
                                 " bytes runs past the end of the file (" + std::to_string(size) +
                                 " bytes)");
-  json header;
-  try {
-    header = json::parse(data + 8, data + 8 + n);
-  } catch (const json::exception& e) {
-    fail(BIOESP_ERR_FORMAT, what + ": safetensors header is not valid JSON: " + e.what());
-  }
-  if (!header.is_object()) fail(BIOESP_ERR_FORMAT, what + ": safetensors header is not an object");
+  return n;
+}
 
-  const uint8_t* base = data + 8 + n;
-  const uint64_t data_size = size - 8 - n;
+// The tensors a header describes, each with `offset` counted from the start of the data section
+// of `data_size` bytes.
+WeightSet index_header(const json& header, uint64_t data_size, const std::string& what) {
   WeightSet set;
   set.format = BIOESP_FORMAT_SAFETENSORS;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
@@ -47,6 +70,8 @@ WeightSet parse_safetensors(const uint8_t* data, size_t size, std::shared_ptr<co
       }
       continue;
     }
+    if (key.find('\0') != std::string::npos)
+      fail(BIOESP_ERR_FORMAT, what + ": a tensor name holds a NUL byte ('" + key.substr(0, key.find('\0')) + "\\0...')");
     const std::string where = what + ": tensor '" + key + "'";
     if (!value.is_object()) fail(BIOESP_ERR_FORMAT, where + " is not an object");
     auto dt = value.find("dtype");
@@ -76,9 +101,8 @@ WeightSet parse_safetensors(const uint8_t* data, size_t size, std::shared_ptr<co
     if (static_cast<uint64_t>(numel) > UINT64_MAX / esize || numel * esize != e - b)
       fail(BIOESP_ERR_FORMAT, where + ": shape × dtype size is not its byte length " +
                                   std::to_string(e - b));
-    t.data = base + b;
+    t.offset = b;
     t.nbytes = static_cast<size_t>(e - b);
-    t.owner = owner;
     ranges.emplace_back(b, e);
     set.tensors.push_back(std::move(t));
   }
@@ -90,10 +114,43 @@ WeightSet parse_safetensors(const uint8_t* data, size_t size, std::shared_ptr<co
   return set;
 }
 
+// A tensor's bytes into an open file, a chunk at a time when they are still in their own file.
+void write_tensor(std::FILE* f, const Tensor& t, const std::string& path) {
+  if (t.data || !t.file) return write_bytes(f, t.data, t.nbytes, path);
+  std::vector<uint8_t> buf(std::min<size_t>(t.nbytes, 4u << 20));
+  for (size_t at = 0; at < t.nbytes; at += buf.size()) {
+    size_t n = std::min(buf.size(), t.nbytes - at);
+    t.file->read(t.offset + at, buf.data(), n);
+    write_bytes(f, buf.data(), n, path);
+  }
+}
+
+}  // namespace
+
+WeightSet parse_safetensors(const uint8_t* data, size_t size, std::shared_ptr<const void> owner,
+                            const std::string& what) {
+  const uint64_t n = header_length(data, size, what);
+  WeightSet set = index_header(parse_header(data + 8, n, what), size - 8 - n, what);
+  for (auto& t : set.tensors) {
+    t.data = data + 8 + n + t.offset;
+    t.offset = 0;
+    t.owner = owner;
+  }
+  return set;
+}
+
 WeightSet read_safetensors(const std::string& path) {
-  auto m = map_file(path);
-  WeightSet set = parse_safetensors(m->data, m->size, m, path);
-  for (auto& t : set.tensors) t.mapped = true;
+  auto f = open_file(path);
+  uint8_t prefix[8] = {};
+  f->read(0, prefix, std::min<uint64_t>(8, f->size()));
+  const uint64_t n = header_length(prefix, f->size(), path);
+  std::vector<uint8_t> text(n);
+  f->read(8, text.data(), n);
+  WeightSet set = index_header(parse_header(text.data(), n, path), f->size() - 8 - n, path);
+  for (auto& t : set.tensors) {
+    t.file = f;
+    t.offset += 8 + n;
+  }
   return set;
 }
 
@@ -120,7 +177,7 @@ void write_safetensors(const std::string& path, const std::vector<const Tensor*>
   write_file_atomically(path, [&](std::FILE* f) {
     write_bytes(f, len, 8, path);
     write_bytes(f, text.data(), text.size(), path);
-    for (const Tensor* t : tensors) write_bytes(f, t->data, t->nbytes, path);
+    for (const Tensor* t : tensors) write_tensor(f, *t, path);
   });
 }
 

@@ -8,13 +8,16 @@
 namespace bioesp::io {
 namespace {
 
-// Splits "12.rest" into 12 and "rest".
+// Splits "12.rest" into 12 and "rest"; an index of more than six digits is no block's.
 bool take_index(std::string& s, int* out) {
   size_t dot = s.find('.');
-  if (dot == 0 || dot == std::string::npos) return false;
-  for (size_t i = 0; i < dot; ++i)
+  if (dot == 0 || dot == std::string::npos || dot > 6) return false;
+  int v = 0;
+  for (size_t i = 0; i < dot; ++i) {
     if (s[i] < '0' || s[i] > '9') return false;
-  *out = std::stoi(s.substr(0, dot));
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
   s.erase(0, dot + 1);
   return true;
 }
@@ -228,9 +231,9 @@ WeightSet ldm_to_diffusers(const WeightSet& set, const LdmLayout& layout,
       if (tg.chunk >= 0) {
         if (t.shape.empty() || t.shape[0] % 3)
           fail(BIOESP_ERR_FORMAT, src.name + ": fused in_proj whose first dimension is not divisible by 3");
+        const size_t third = src.nbytes / 3;
+        t = byte_range(t, third * tg.chunk, third);
         t.shape[0] /= 3;
-        t.nbytes /= 3;
-        t.data = src.data + t.nbytes * tg.chunk;
       }
       if (tg.squeeze_1x1 && t.shape.size() == 4 && t.shape[2] == 1 && t.shape[3] == 1) t.shape.resize(2);
       out.tensors.push_back(std::move(t));

@@ -116,17 +116,49 @@ bool dtype_from_name(const std::string& s, DType* out) {
   return false;
 }
 
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what) {
+  if (b != 0 && a > INT64_MAX / b) fail(BIOESP_ERR_FORMAT, what + ": sizes overflow");
+  return a * b;
+}
+
 int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& what) {
-  int64_t n = 1;
+  // A zero dimension empties the tensor but does not excuse the others from fitting.
+  int64_t nonzero = 1;
+  bool empty = false;
   for (int64_t d : shape) {
     if (d < 0) fail(BIOESP_ERR_FORMAT, what + ": negative dimension");
-    if (d != 0 && n > INT64_MAX / d) fail(BIOESP_ERR_FORMAT, what + ": shape overflows");
-    n *= d;
+    if (d == 0) empty = true;
+    else nonzero = checked_mul(nonzero, d, what);
   }
-  return n;
+  return empty ? 0 : nonzero;
 }
 
 int64_t Tensor::numel() const { return checked_numel(shape, name); }
+
+Tensor byte_range(const Tensor& t, size_t begin, size_t n) {
+  if (begin > t.nbytes || n > t.nbytes - begin) fail(BIOESP_ERR_INTERNAL, t.name + ": byte range outside the tensor");
+  Tensor out = t;
+  if (out.data) out.data += begin;
+  out.offset += begin;
+  out.nbytes = n;
+  return out;
+}
+
+void read_bytes(const Tensor& t, void* dst) {
+  if (t.nbytes == 0) return;
+  if (t.data) std::memcpy(dst, t.data, t.nbytes);
+  else if (t.file) t.file->read(t.offset, dst, t.nbytes);
+  else fail(BIOESP_ERR_UNSUPPORTED, t.name + " has no data");
+}
+
+void read_elements(const Tensor& t, DType to, void* dst) {
+  const size_t n = static_cast<size_t>(t.numel());
+  if (t.dtype == to) return read_bytes(t, dst);
+  if (t.data) return convert_elements(t.data, t.dtype, dst, to, n);
+  std::vector<uint8_t> buf(t.nbytes);
+  read_bytes(t, buf.data());
+  convert_elements(buf.data(), t.dtype, dst, to, n);
+}
 
 void convert_elements(const uint8_t* src, DType from, void* dst_v, DType to, size_t n) {
   auto* dst = static_cast<uint8_t*>(dst_v);

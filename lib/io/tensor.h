@@ -1,5 +1,6 @@
 // Tensors as weight files hold them, before any LibTorch is involved: a name, a dtype, a shape
-// and contiguous bytes kept alive by an owner (a file mapping or a buffer).
+// and contiguous bytes, either in memory kept alive by an owner or left in their file and read
+// when needed.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "bioesp.h"
+#include "io/file.h"
 
 namespace bioesp::io {
 
@@ -29,16 +31,29 @@ struct Tensor {
   std::string component;  // "" for plain files; "unet", "vae", ... for pipelines
   DType dtype = DType::F32;
   std::vector<int64_t> shape;
-  const uint8_t* data = nullptr;  // contiguous, row-major, little-endian
-  size_t nbytes = 0;
+  // Contiguous, row-major, little-endian bytes: in memory at `data`, or in `file` at `offset`.
+  const uint8_t* data = nullptr;
   std::shared_ptr<const void> owner;
-  bool mapped = false;  // data lies in a file mapping (its pages can be released after a copy)
+  std::shared_ptr<const ReadFile> file;
+  uint64_t offset = 0;
+  size_t nbytes = 0;
 
   int64_t numel() const;
+  bool has_data() const { return data || file; }
 };
+
+// n bytes from `begin` of a tensor's bytes, as a tensor of the same name and dtype (shape is the
+// caller's to set).
+Tensor byte_range(const Tensor& t, size_t begin, size_t n);
+// Copies the tensor's nbytes bytes to dst, from memory or from its file.
+void read_bytes(const Tensor& t, void* dst);
+// Copies its elements to dst converted to `to` (float ↔ float, or identical dtypes).
+void read_elements(const Tensor& t, DType to, void* dst);
 
 // Checked product of dimensions; throws a format error on negative dims or overflow.
 int64_t checked_numel(const std::vector<int64_t>& shape, const std::string& what);
+// a × b, or a format error naming `what` when it overflows (both non-negative).
+int64_t checked_mul(int64_t a, int64_t b, const std::string& what);
 
 // Converts `n` elements between dtypes (float ↔ float, or identical dtypes).
 void convert_elements(const uint8_t* src, DType from, void* dst, DType to, size_t n);

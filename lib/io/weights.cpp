@@ -2,7 +2,6 @@
 
 
 #include <algorithm>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -26,9 +25,19 @@ json read_json(const std::string& path) {
 }
 
 bool has_legacy_pickle_magic(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  auto f = open_file(path);
   unsigned char m[3] = {};
-  return in.read(reinterpret_cast<char*>(m), 3) && m[0] == 0x80 && m[2] == 0x8a;
+  if (f->size() < 3) return false;
+  f->read(0, m, 3);
+  return m[0] == 0x80 && m[2] == 0x8a;
+}
+
+// A component of model_index.json names a folder beside it: a plain name, never a path.
+void check_component_name(const std::string& dir, const std::string& name) {
+  if (name == "." || name == ".." || name.find('/') != std::string::npos || name.find('\\') != std::string::npos ||
+      name.find('\0') != std::string::npos)
+    fail(BIOESP_ERR_FORMAT, dir + "/model_index.json: component '" + name +
+                                "' is not a folder name inside the model folder (components cannot be paths)");
 }
 
 WeightSet read_sharded(const std::string& index_path) {
@@ -110,7 +119,7 @@ void read_component(const std::string& dir, const std::string& component, const 
 LdmLayout layout_from_configs(const std::string& dir) {
   LdmLayout l;
   auto get = [&](const std::string& file) -> json {
-    return is_file(dir + "/" + file) ? read_json(dir + "/" + file) : json::object();
+    return exists(dir + "/" + file) ? read_json(dir + "/" + file) : json::object();
   };
   json unet = get("unet/config.json"), vae = get("vae/config.json"), te = get("text_encoder/config.json");
   // diffusers' defaults when keys are absent.
@@ -129,11 +138,12 @@ WeightSet open_weights(const std::string& path, const OpenOptions& o) {
   WeightSet set;
   if (is_directory(path)) {
     set.format = BIOESP_FORMAT_DIFFUSERS;
-    if (is_file(path + "/model_index.json")) {
+    if (exists(path + "/model_index.json")) {
       json index = read_json(path + "/model_index.json");
       if (!index.is_object()) fail(BIOESP_ERR_FORMAT, path + "/model_index.json is not an object");
       for (const auto& [name, spec] : index.items()) {
         if (name.empty() || name[0] == '_' || !spec.is_array() || spec.size() != 2 || spec[0].is_null()) continue;
+        check_component_name(path, name);
         std::string sub = path + "/" + name;
         if (name == "tokenizer" || name == "tokenizer_2" || name == "scheduler" || name == "feature_extractor") continue;
         if (!is_directory(sub)) fail(BIOESP_ERR_NOT_FOUND, path + ": component folder " + name + " is missing");
@@ -145,7 +155,7 @@ WeightSet open_weights(const std::string& path, const OpenOptions& o) {
     set.sort();
     return set;
   }
-  if (!is_file(path)) fail(BIOESP_ERR_IO, "no such file or folder: " + path);
+  if (!exists(path)) fail(BIOESP_ERR_IO, "no such file or folder: " + path);
   set = read_file(path);
   if (o.to_diffusers && looks_like_ldm(set)) {
     LdmLayout layout = o.config_dir.empty() ? infer_ldm_layout(set) : layout_from_configs(o.config_dir);

@@ -1,6 +1,7 @@
 #include "lora/adapter.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 #include <sstream>
 
@@ -15,12 +16,6 @@ namespace {
 
 // alpha / rank, or 1 when the file gives no alpha.
 double factor(const Pair& p) { return p.alpha > 0 ? p.alpha / static_cast<double>(p.down.shape.at(0)) : 1.0; }
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 // Whether the matrices fit a layer of weight shape `w`: a Linear [out, in] takes down [r, in]
 // (or [r, in, 1, 1]); a Conv2d [out, in, k, k] takes down [r, in, k, k] as kohya and diffusers
@@ -39,6 +34,23 @@ std::string kohya_component(const std::string& stem) {
   if (stem.rfind("lora_te2_", 0) == 0) return "text_encoder_2";
   if (stem.rfind("lora_te_", 0) == 0 || stem.rfind("lora_te1_", 0) == 0) return "text_encoder";
   return "";
+}
+
+// Beyond float16's range a LoRA turns every image black (or NaN) instead of failing.
+constexpr double kMaxMagnitude = 65504;
+
+// A LoRA matrix's values, refused by name unless they are floating point, finite and within range.
+torch::Tensor checked_values(const io::Tensor& t) {
+  if (!io::dtype_is_float(t.dtype))
+    fail(BIOESP_ERR_FORMAT, t.name + ": LoRA weights must be floating point, not " + io::dtype_name(t.dtype));
+  torch::Tensor v = models::to_torch(t);
+  if (v.numel() == 0) return v;
+  auto f = v.to(torch::kFloat32);
+  if (!torch::isfinite(f).all().item<bool>()) fail(BIOESP_ERR_FORMAT, t.name + ": holds NaN or infinite values");
+  double m = f.abs().max().item<double>();
+  if (m > kMaxMagnitude)
+    fail(BIOESP_ERR_FORMAT, t.name + ": holds values up to " + std::to_string(m) + ", beyond the ±65504 of float16");
+  return v;
 }
 
 }  // namespace
@@ -72,7 +84,8 @@ Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<s
       std::string target = it != kohya.end() ? it->second.first + "/" + it->second.second : key;
       if (t.numel() != 1 || !io::dtype_is_float(t.dtype)) fail(BIOESP_ERR_FORMAT, t.name + ": alpha is not a scalar");
       float a;
-      io::convert_elements(t.data, t.dtype, &a, io::DType::F32, 1);
+      io::read_elements(t, io::DType::F32, &a);
+      if (!std::isfinite(a) || std::fabs(a) > kMaxMagnitude) fail(BIOESP_ERR_FORMAT, t.name + ": alpha " + std::to_string(a) + " is not a usable scale");
       alphas[target] = a;
       if (it == kohya.end()) unknown.push_back(t.name);
       continue;
@@ -116,8 +129,8 @@ Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<s
   }
   for (auto& [component, pairs] : out)
     for (auto& [module, p] : pairs) {
-      if (!p.down.data || !p.up.data)
-        fail(BIOESP_ERR_FORMAT, "LoRA for " + component + "." + module + " lacks its " + (p.down.data ? "up" : "down") + " matrix");
+      if (!p.down.has_data() || !p.up.has_data())
+        fail(BIOESP_ERR_FORMAT, "LoRA for " + component + "." + module + " lacks its " + (p.down.has_data() ? "up" : "down") + " matrix");
       auto a = alphas.find(component + "/" + module);
       if (a != alphas.end()) p.alpha = a->second;
     }
@@ -139,14 +152,14 @@ void attach(torch::nn::Module& root, const std::map<std::string, Pair>& pairs, c
     }
     auto w = layer->weight_shape();
     if (!fits(w, p.down.shape, p.up.shape)) {
-      mismatched.push_back(module + ": down " + shape_text(p.down.shape) + " up " + shape_text(p.up.shape) +
-                           " do not fit the layer's " + shape_text(w.vec()));
+      mismatched.push_back(module + ": down " + models::shape_text(p.down.shape) + " up " + models::shape_text(p.up.shape) +
+                           " do not fit the layer's " + models::shape_text(w));
       continue;
     }
     models::Adapter a;
     a.name = name;
-    a.down = models::to_torch(p.down).to(device, dtype);
-    a.up = models::to_torch(p.up).to(device, dtype);
+    a.down = checked_values(p.down).to(device, dtype);
+    a.up = checked_values(p.up).to(device, dtype);
     if (w.size() == 2) {  // 1×1 convolution matrices on a Linear
       a.down = a.down.flatten(1);
       a.up = a.up.flatten(1);

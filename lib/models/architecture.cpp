@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "models/clip_text.h"
+#include "models/layers.h"
 #include "models/loader.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -17,10 +18,10 @@ void add_expected(io::WeightSet& out, const std::string& component, const std::s
                   const std::string& what) {
   // Lazily allocated parameters: nothing is touched, so nothing becomes resident.
   std::shared_ptr<torch::nn::Module> m;
-  if (component == "unet") m = UNet2DConditionModel(config::parse_unet(config_text, what)).ptr();
-  else if (component == "vae") m = AutoencoderKL(config::parse_vae(config_text, what)).ptr();
+  if (component == "unet") m = build_checked<UNet2DConditionModel>(config::parse_unet(config_text, what), what).ptr();
+  else if (component == "vae") m = build_checked<AutoencoderKL>(config::parse_vae(config_text, what), what).ptr();
   else if (component == "text_encoder" || component == "text_encoder_2")
-    m = CLIPTextModel(config::parse_clip_text(config_text, what)).ptr();
+    m = build_checked<CLIPTextModel>(config::parse_clip_text(config_text, what), what).ptr();
   else return;
   for (const auto& [name, shape] : expected_tensors(*m)) {
     io::Tensor t;
@@ -42,7 +43,7 @@ io::WeightSet expected_weights(const std::string& path, const io::OpenOptions& o
     bool any = false;
     for (const char* c : kComponents) {
       std::string cfg = dir + "/" + c + "/config.json";
-      if (!io::is_file(cfg)) continue;
+      if (!io::exists(cfg)) continue;
       add_expected(out, c, io::read_text_file(cfg), cfg);
       any = true;
     }

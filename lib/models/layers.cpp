@@ -1,7 +1,10 @@
 #include "models/layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#include "core/error.h"
 
 namespace bioesp::models {
 
@@ -16,6 +19,14 @@ torch::Tensor param(torch::nn::Module& m, const char* name, at::IntArrayRef shap
 BuildScope::BuildScope(torch::TensorOptions options) : previous_(current) { current = options; }
 BuildScope::~BuildScope() { current = previous_; }
 torch::TensorOptions build_options() { return current; }
+
+void check_parameter_count(torch::nn::Module& m, const std::string& what) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  if (n > kMaxParameters)
+    fail(BIOESP_ERR_UNSUPPORTED, what + ": the config asks for " + std::to_string(n) + " parameters, more than the " +
+                                     std::to_string(kMaxParameters) + " a component may hold");
+}
 
 namespace {
 thread_local c10::optional<at::Generator> dropout_gen;
@@ -62,11 +73,38 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64
   if (has_bias) bias = param(*this, "bias", {out});
 }
 
-torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
-  auto out = torch::conv2d(x, weight, bias, {stride_, stride_}, {padding_, padding_});
-  for (const auto& a : adapters)
-    if (a.weight() != 0) out = out + a.delta(x, true, stride_, padding_);
+torch::Tensor pad2d(const torch::Tensor& x, int64_t left, int64_t right, int64_t top, int64_t bottom, Wrap wrap) {
+  auto out = x;
+  if (wrap.x && (left || right))
+    out = torch::cat({out.slice(3, out.size(3) - left), out, out.slice(3, 0, right)}, 3);
+  if (wrap.y && (top || bottom))
+    out = torch::cat({out.slice(2, out.size(2) - top), out, out.slice(2, 0, bottom)}, 2);
+  const std::vector<int64_t> zeros{wrap.x ? 0 : left, wrap.x ? 0 : right, wrap.y ? 0 : top, wrap.y ? 0 : bottom};
+  if (std::any_of(zeros.begin(), zeros.end(), [](int64_t p) { return p != 0; })) out = torch::constant_pad_nd(out, zeros);
   return out;
+}
+
+torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
+  // Wrapping pads here; otherwise conv2d pads with zeros itself (the untiled path is unchanged).
+  const auto in = wrap.any() ? pad2d(x, padding_, padding_, padding_, padding_, wrap) : x;
+  const int64_t p = wrap.any() ? 0 : padding_;
+  auto out = torch::conv2d(in, weight, bias, {stride_, stride_}, {p, p});
+  for (const auto& a : adapters)
+    if (a.weight() != 0) out = out + a.delta(in, true, stride_, p);
+  return out;
+}
+
+WrapScope::WrapScope(const std::vector<torch::nn::Module*>& roots, Wrap wrap) {
+  for (auto* root : roots)
+    for (const auto& m : root->modules())
+      if (auto* c = dynamic_cast<Conv2dImpl*>(m.get())) {
+        saved_.emplace_back(c, c->wrap);
+        c->wrap = wrap;
+      }
+}
+
+WrapScope::~WrapScope() {
+  for (auto& [conv, wrap] : saved_) conv->wrap = wrap;
 }
 
 Adaptable* adaptable(const std::shared_ptr<torch::nn::Module>& m) {

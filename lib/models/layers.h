@@ -20,6 +20,22 @@ class BuildScope {
 };
 torch::TensorOptions build_options();
 
+// The most parameters one component may hold (SDXL's UNet has 2.6 billion).
+constexpr int64_t kMaxParameters = int64_t{1} << 32;
+// Refuses a model of more than kMaxParameters, naming `what`.
+void check_parameter_count(torch::nn::Module& m, const std::string& what);
+
+// Builds a component from its config once the same build on the meta device (which allocates
+// nothing) has shown it within kMaxParameters.
+template <class Model, class Config>
+Model build_checked(const Config& config, const std::string& what) {
+  {
+    BuildScope meta(build_options().device(torch::kMeta));
+    check_parameter_count(*Model(config), what);
+  }
+  return Model(config);
+}
+
 // A low-rank adapter on a layer: out += scale · up(down(x)), kept apart from the weights so
 // that scales change and adapters come and go without reloading or drifting the base model.
 struct Adapter {
@@ -64,17 +80,42 @@ class LinearImpl : public torch::nn::Module, public Adaptable {
 };
 TORCH_MODULE(Linear);
 
+// The axes along which convolutions pad with the feature map's opposite edge (circular padding,
+// as A1111's "tiling" sets padding_mode="circular") instead of zeros: images then repeat
+// without seams along them.
+struct Wrap {
+  bool x = false, y = false;
+  bool any() const { return x || y; }
+};
+
+// x padded by left, right, top and bottom positions: the opposite edge's content along the
+// wrapped axes, zeros along the others.
+torch::Tensor pad2d(const torch::Tensor& x, int64_t left, int64_t right, int64_t top, int64_t bottom, Wrap wrap);
+
 class Conv2dImpl : public torch::nn::Module, public Adaptable {
  public:
   Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);
   at::IntArrayRef weight_shape() const override { return weight.sizes(); }
   torch::Tensor weight, bias;
+  Wrap wrap;  // how the padding is filled; set per generation through WrapScope
 
  private:
   int64_t stride_, padding_;
 };
 TORCH_MODULE(Conv2d);
+
+// Sets `wrap` on every Conv2d under the given modules while alive, then restores what each had.
+class WrapScope {
+ public:
+  WrapScope(const std::vector<torch::nn::Module*>& roots, Wrap wrap);
+  ~WrapScope();
+  WrapScope(const WrapScope&) = delete;
+  WrapScope& operator=(const WrapScope&) = delete;
+
+ private:
+  std::vector<std::pair<Conv2dImpl*, Wrap>> saved_;
+};
 
 // The layer as one that carries adapters (Linear, Conv2d), or nullptr.
 Adaptable* adaptable(const std::shared_ptr<torch::nn::Module>& m);

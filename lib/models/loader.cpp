@@ -5,7 +5,6 @@
 
 #include "core/error.h"
 #include "core/strings.h"
-#include "io/file.h"
 
 namespace bioesp::models {
 
@@ -25,14 +24,6 @@ torch::ScalarType scalar_type(io::DType t) {
     case io::DType::Bool: return torch::kBool;
   }
   fail(BIOESP_ERR_INTERNAL, "unknown dtype");
-}
-
-std::string shape_text(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
 }
 
 void list(std::ostringstream& o, const char* label, const std::vector<std::string>& names) {
@@ -61,7 +52,11 @@ io::Tensor from_torch(const std::string& name, const torch::Tensor& t) {
 
 torch::Tensor to_torch(const io::Tensor& t) {
   std::vector<int64_t> shape(t.shape.begin(), t.shape.end());
-  return torch::from_blob(const_cast<uint8_t*>(t.data), shape, torch::TensorOptions().dtype(scalar_type(t.dtype)));
+  auto options = torch::TensorOptions().dtype(scalar_type(t.dtype));
+  if (t.data || !t.file) return torch::from_blob(const_cast<uint8_t*>(t.data), shape, options);
+  auto out = torch::empty(shape, options);
+  io::read_bytes(t, out.data_ptr());
+  return out;
 }
 
 std::string LoadReport::describe(const std::string& what) const {
@@ -70,6 +65,14 @@ std::string LoadReport::describe(const std::string& what) const {
   list(o, "missing", missing);
   list(o, "unexpected", unexpected);
   list(o, "with other shapes (file vs model)", mismatched);
+  return o.str();
+}
+
+std::string shape_text(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
   return o.str();
 }
 
@@ -110,8 +113,11 @@ LoadReport load_state(torch::nn::Module& m, const io::WeightSet& set, const std:
     const io::Tensor& src = *it->second;
     if (!io::dtype_is_float(src.dtype) && src.dtype != io::DType::I64)
       fail(BIOESP_ERR_FORMAT, what + ": tensor " + src.name + " has dtype " + io::dtype_name(src.dtype));
-    param.copy_(to_torch(src));
-    if (src.mapped) io::release_mapped_pages(src.data, src.nbytes);
+    // Straight from the file into the parameter when nothing needs converting.
+    if (!src.data && param.is_cpu() && param.is_contiguous() && param.scalar_type() == scalar_type(src.dtype))
+      io::read_bytes(src, param.data_ptr());
+    else
+      param.copy_(to_torch(src));
   }
   return report;
 }

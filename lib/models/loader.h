@@ -8,10 +8,14 @@
 
 namespace bioesp::models {
 
-// A read-only view of a file tensor (no copy); clone it before writing.
+// The tensor's values: a read-only view of bytes in memory (no copy; clone it before writing),
+// or a tensor of its own read from the file.
 torch::Tensor to_torch(const io::Tensor& t);
 // A file tensor holding a contiguous CPU copy of `t` (for writers).
 io::Tensor from_torch(const std::string& name, const torch::Tensor& t);
+
+// "[a, b, c]", as errors show shapes.
+std::string shape_text(at::IntArrayRef shape);
 
 struct LoadReport {
   std::vector<std::string> missing, unexpected, mismatched;

@@ -32,7 +32,7 @@ Downsample2DImpl::Downsample2DImpl(int64_t channels, int64_t padding) : padding_
 }
 
 torch::Tensor Downsample2DImpl::forward(const torch::Tensor& x) {
-  if (padding_ == 0) return conv(F::pad(x, F::PadFuncOptions({0, 1, 0, 1})));
+  if (padding_ == 0) return conv(pad2d(x, 0, 1, 0, 1, conv->wrap));
   return conv(x);
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "io/file.h"
 
 extern "C" const char* bioesp_version_string(void);
 
@@ -239,7 +241,7 @@ void Client::download(const std::string& url, const std::string& part, const std
     struct stat st {};
     uint64_t have = stat(part.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
     std::FILE* f = std::fopen(part.c_str(), "ab");
-    if (!f) fail(BIOESP_ERR_IO, "cannot write " + part);
+    if (!f) fail(BIOESP_ERR_IO, "cannot write " + part + ": " + std::strerror(errno));
     Response r;
     Transfer t;
     t.response = &r;
@@ -256,9 +258,9 @@ void Client::download(const std::string& url, const std::string& part, const std
       if (r.status == 200 && have > 0) {
         // The server ignored Range and sent everything: keep only the fresh copy.
         std::FILE* whole = std::fopen(part.c_str(), "rb");
-        std::string tmp = part + ".restart";
-        std::FILE* out = std::fopen(tmp.c_str(), "wb");
-        if (!whole || !out) fail(BIOESP_ERR_IO, "cannot rewrite " + part);
+        std::string tmp;
+        std::FILE* out = fdopen(io::create_temporary(part, "", &tmp), "wb");
+        if (!whole || !out) fail(BIOESP_ERR_IO, "cannot rewrite " + part + ": " + std::strerror(errno));
         std::fseek(whole, static_cast<long>(have), SEEK_SET);
         char buf[1 << 16];
         size_t n;

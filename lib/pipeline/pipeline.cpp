@@ -25,11 +25,19 @@ const char* const kDefaultScheduler =
 
 std::string read_config(const std::string& dir, const std::string& component) {
   std::string path = dir + "/" + component + "/config.json";
-  if (!io::is_file(path)) fail(BIOESP_ERR_NOT_FOUND, dir + ": " + component + "/config.json is missing");
+  if (!io::exists(path)) fail(BIOESP_ERR_NOT_FOUND, dir + ": " + component + "/config.json is missing");
   return io::read_text_file(path);
 }
 
 }  // namespace
+
+std::string read_scheduler_config(const std::string& path) {
+  if (io::is_file(path)) return io::read_text_file(path);
+  if (!io::is_directory(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or scheduler config");
+  for (const char* file : {"/scheduler/scheduler_config.json", "/scheduler_config.json"})
+    if (io::exists(path + file)) return io::read_text_file(path + file);  // a FIFO is refused by name, not skipped
+  return kDefaultScheduler;
+}
 
 std::vector<image::Image> to_images(const torch::Tensor& images) {
   auto u8 = (images * 255).round().clamp(0, 255).to(torch::kUInt8).contiguous().cpu();
@@ -50,12 +58,12 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
   const bool folder = io::is_directory(path);
-  if (!folder && !io::is_file(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or file");
+  if (!folder && !io::exists(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or file");
   const std::string dir = folder ? path : o.config_dir;
   if (!folder && dir.empty())
     fail(BIOESP_ERR_INVALID_ARGUMENT, path + ": a single-file checkpoint has no tokenizer or configs; name a "
                                              "diffusers folder of the same architecture as its config folder");
-  if (folder && !io::is_file(path + "/model_index.json"))
+  if (folder && !io::exists(path + "/model_index.json"))
     fail(BIOESP_ERR_NOT_FOUND, path + ": not a diffusers pipeline folder (no model_index.json)");
   sd->load_text_and_schedule(dir);
 
@@ -75,14 +83,18 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     weights = io::open_weights(path, open);
   }
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
-  sd->text_encoder_ = models::CLIPTextModel(config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"));
+  sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(
+      config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
+  sd->check_tokenizer();
   models::load_state(*sd->text_encoder_, weights, "text_encoder", path + " (text_encoder)");
-  sd->unet_ = models::UNet2DConditionModel(config::parse_unet(read_config(dir, "unet"), "unet/config.json"));
+  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(config::parse_unet(read_config(dir, "unet"), "unet/config.json"),
+                                                                  "unet/config.json");
   models::load_state(*sd->unet_, weights, "unet", path + " (unet)");
   sd->text_encoder_->eval();
   sd->unet_->eval();
   if (o.vae.empty()) {
-    sd->vae_ = models::AutoencoderKL(config::parse_vae(read_config(dir, "vae"), "vae/config.json"));
+    sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(read_config(dir, "vae"), "vae/config.json"),
+                                                            "vae/config.json");
     models::load_state(*sd->vae_, weights, "vae", path + " (vae)");
     sd->vae_->eval();
   } else {
@@ -99,10 +111,20 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
 void StableDiffusion::load_text_and_schedule(const std::string& dir) {
   if (!io::is_directory(dir + "/tokenizer")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer/ is missing");
   tokenizer_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer");
-  scheduler_config_ = io::is_file(dir + "/scheduler/scheduler_config.json")
-                          ? io::read_text_file(dir + "/scheduler/scheduler_config.json")
-                          : kDefaultScheduler;
+  scheduler_config_ = read_scheduler_config(dir);
   sched::make_scheduler(scheduler_config_);  // validates it now rather than at the first image
+}
+
+void StableDiffusion::check_tokenizer() const {
+  const auto& c = text_encoder_->config();
+  if (tokenizer_->vocab_size() > c.vocab_size)
+    fail(BIOESP_ERR_MISMATCH, "the tokenizer has ids up to " + std::to_string(tokenizer_->vocab_size() - 1) +
+                                  " but the text encoder's vocab_size is " + std::to_string(c.vocab_size) +
+                                  ": tokenizer/ and text_encoder/ belong to different models");
+  if (tokenizer_->max_length() > c.max_position_embeddings)
+    fail(BIOESP_ERR_MISMATCH, "the tokenizer makes prompts of " + std::to_string(tokenizer_->max_length()) +
+                                  " tokens but the text encoder has " + std::to_string(c.max_position_embeddings) +
+                                  " positions (model_max_length in tokenizer/tokenizer_config.json)");
 }
 
 std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir, const std::string& te, const std::string& unet,
@@ -112,9 +134,11 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   sd->dtype_ = o.dtype;
   sd->load_text_and_schedule(dir);
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
-  sd->text_encoder_ = models::CLIPTextModel(config::parse_clip_text(te, "text_encoder config"));
-  sd->unet_ = models::UNet2DConditionModel(config::parse_unet(unet, "unet config"));
-  sd->vae_ = models::AutoencoderKL(config::parse_vae(vae, "vae config"));
+  sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(config::parse_clip_text(te, "text_encoder config"),
+                                                                   "text_encoder config");
+  sd->check_tokenizer();
+  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(config::parse_unet(unet, "unet config"), "unet config");
+  sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(vae, "vae config"), "vae config");
   models::initialise_random(*sd->text_encoder_, seed);
   models::initialise_random(*sd->unet_, seed + 1);
   models::initialise_random(*sd->vae_, seed + 2);
@@ -364,12 +388,19 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   if (g.cache_interval < 0) fail(BIOESP_ERR_INVALID_ARGUMENT, "the cache interval is 0 or 1 (off) or the steps between full passes");
   if (g.cache_interval > 1 && (g.cache_branch < 0 || g.cache_branch >= unet_->skip_count()))
     fail(BIOESP_ERR_INVALID_ARGUMENT, "the cache branch must be between 0 and " + std::to_string(unet_->skip_count() - 1));
+  if (g.tiling.any() && g.vae_tile_size > 0)
+    fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
+  models::WrapScope wrap({unet_.get(), tiny_vae_ ? static_cast<torch::nn::Module*>(tiny_vae_.get()) : vae_.get()}, g.tiling);
 
   const int64_t N = static_cast<int64_t>(g.prompts.size()) * g.images_per_prompt;
   const Conditioning cond = conditioning(g);
 
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
   scheduler->set_timesteps(g.steps);
+  if (std::isnan(g.eta)) fail(BIOESP_ERR_INVALID_ARGUMENT, "eta must be a number");
+  if (g.eta >= 0) scheduler->set_eta(g.eta);
+  // img2img starts part-way along the schedule (LCM draws a grid from the first part instead).
+  const int64_t begin = img2img ? scheduler->start_at_strength(g.strength) : 0;
   // An offset schedule (PNDM's steps_offset 1) reaches past the last training timestep when the
   // steps are as many as those timesteps: diffusers fails there with an index error.
   const int trained = scheduler->config().num_train_timesteps;
@@ -385,14 +416,8 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   }
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(gen.device());
   const std::vector<int64_t> shape{N, uc.in_channels, height / factor, width / factor};
-  int64_t begin = 0;
   torch::Tensor latents;
   if (img2img) {
-    const int64_t n = static_cast<int64_t>(scheduler->timesteps().size());
-    const int init = std::min(static_cast<int>(g.steps * g.strength), g.steps);
-    begin = std::max(g.steps - init, 0);
-    if (begin >= n) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength leaves no denoising step");
-    scheduler->set_begin_index(begin);
     auto init_latents = encode_image(g.init_image, N, gen, g.vae_tile_size);
     auto noise = at::randn(shape, gen, opts).to(device_, dtype_);
     latents = scheduler->add_noise_at(init_latents, noise, begin);

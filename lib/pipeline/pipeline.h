@@ -40,7 +40,7 @@ struct GenerateOptions {
   double guidance = 7.5;                  // classifier-free guidance when > 1
   uint64_t seed = 0;
   bool device_generator = false;          // draw noise on the model's device (faster, device-specific)
-  std::string scheduler;                  // "" = the model's own
+  std::string scheduler;                  // "" = the model's own; else a name (sched::make_scheduler)
   int width = 0, height = 0;              // 0 = the UNet's sample_size × 8
   int images_per_prompt = 1;
   int clip_skip = 0;
@@ -49,6 +49,9 @@ struct GenerateOptions {
   // > 0: the VAE decodes (and encodes init images) in tiles of this many pixels, for images
   // larger than memory allows; the result equals the untiled one (see models::TileOptions).
   int vae_tile_size = 0;
+  // Textures that repeat without seams: every UNet and VAE convolution pads circularly along
+  // these axes, for this generation only.
+  models::Wrap tiling;
   // Called after each denoising step with (done, total); return false to cancel, which throws
   // BIOESP_ERR_CANCELLED within one step.
   std::function<bool(int, int)> progress;
@@ -67,6 +70,9 @@ struct GenerateOptions {
   // embeddings [N, 77, D], and txt2img's starting noise [N, C, h, w] before init_noise_sigma.
   // The seed still drives the generator for the scheduler's own noise.
   torch::Tensor prompt_embeds, initial_noise;
+  // DDIM's η, TCD's γ: the share of fresh noise per step, in [0, 1]; < 0: the scheduler's own
+  // (DDIM 0, TCD 0.3). Other schedulers refuse a value.
+  double eta = -1;
 };
 
 // A sequence morphing between keyframes: each keyframe is a prompt and a seed; frame j of
@@ -82,6 +88,11 @@ struct AnimateOptions {
   // Called after each denoising step with (steps done over all frames, steps in all).
   std::function<bool(int, int)> progress;
 };
+
+// The scheduler config at `path`: a model or config folder's scheduler/scheduler_config.json, a
+// scheduler folder's scheduler_config.json, or such a file itself; SD 1.x's for a folder without
+// one (single-file checkpoints' config folders).
+std::string read_scheduler_config(const std::string& path);
 
 // Spherical interpolation between two tensors (linear where they are almost parallel);
 // exactly `a` at t = 0 and `b` at t = 1.
@@ -147,6 +158,9 @@ class StableDiffusion {
   StableDiffusion() = default;
   // Tokenizer and scheduler config from `dir` (a pipeline folder or a config folder).
   void load_text_and_schedule(const std::string& dir);
+  // The tokenizer's ids must index the text encoder's token table and its prompts fit its
+  // positions; otherwise the first prompt fails deep in LibTorch ("index out of range in self").
+  void check_tokenizer() const;
   // Width and height for a request (0: the UNet's native size); refuses other than positive
   // multiples of 8.
   std::pair<int, int> output_size(int width, int height) const;

@@ -5,64 +5,33 @@
 
 namespace bioesp::sched {
 
-namespace {
-// x0 and ε from a model output of any prediction type.
-void predictions(const SchedulerConfig& c, const torch::Tensor& out, const torch::Tensor& sample, double a,
-                 torch::Tensor* x0, torch::Tensor* eps) {
-  double b = 1 - a;
-  if (c.prediction_type == "epsilon") {
-    *x0 = (sample - std::sqrt(b) * out) / std::sqrt(a);
-    *eps = out;
-  } else if (c.prediction_type == "sample") {
-    *x0 = out;
-    *eps = (sample - std::sqrt(a) * out) / std::sqrt(b);
-  } else {
-    *x0 = std::sqrt(a) * sample - std::sqrt(b) * out;
-    *eps = std::sqrt(a) * out + std::sqrt(b) * sample;
-  }
-  if (c.clip_sample) *x0 = x0->clamp(-c.clip_sample_range, c.clip_sample_range);
-}
-}  // namespace
-
-void DDIM::set_timesteps(int steps) {
-  if (steps < 1 || steps > c_.num_train_timesteps)
-    fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be between 1 and " + std::to_string(c_.num_train_timesteps));
-  steps_ = steps;
-  auto t = spaced_timesteps(c_, steps);
-  timesteps_.assign(t.begin(), t.end());
+void DDIM::set_eta(double eta) {
+  if (!(eta >= 0 && eta <= 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "eta must be between 0 and 1");
+  eta_ = eta;
 }
 
-torch::Tensor DDIM::step(const torch::Tensor& out, int64_t i, const torch::Tensor& sample, at::Generator*) {
+torch::Tensor DDIM::step_float(const torch::Tensor& out, int64_t i, const torch::Tensor& sample, at::Generator* gen) {
   int64_t t = static_cast<int64_t>(timesteps_.at(i));
   int64_t prev = t - c_.num_train_timesteps / steps_;
   double a = alpha_cumprod(t);
-  double a_prev = prev >= 0 ? alpha_cumprod(prev) : (c_.set_alpha_to_one ? 1.0 : alpha_cumprod(0));
-  torch::Tensor x0, eps;
-  predictions(c_, out, sample, a, &x0, &eps);
-  return std::sqrt(a_prev) * x0 + std::sqrt(1 - a_prev) * eps;
+  double a_prev = prev >= 0 ? alpha_cumprod(prev) : final_alpha_cumprod();
+  const auto p = predict(out, sample, a);
+  // η scales the DDPM posterior's standard deviation (Song et al. 2021, eq. 16).
+  const double variance = (1 - a_prev) / (1 - a) * (1 - a / a_prev), std_dev = eta_ * std::sqrt(variance);
+  auto prev_sample = std::sqrt(a_prev) * clipped(p.x0) + std::sqrt(1 - a_prev - std_dev * std_dev) * p.eps;
+  if (eta_ > 0) prev_sample = prev_sample + std_dev * noise_like(out, gen);
+  return prev_sample;
 }
 
-void DDPM::set_timesteps(int steps) {
-  if (steps < 1 || steps > c_.num_train_timesteps)
-    fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be between 1 and " + std::to_string(c_.num_train_timesteps));
-  steps_ = steps;
-  auto t = spaced_timesteps(c_, steps);
-  timesteps_.assign(t.begin(), t.end());
-}
-
-torch::Tensor DDPM::step(const torch::Tensor& out, int64_t i, const torch::Tensor& sample, at::Generator* gen) {
+torch::Tensor DDPM::step_float(const torch::Tensor& out, int64_t i, const torch::Tensor& sample, at::Generator* gen) {
   int64_t t = static_cast<int64_t>(timesteps_.at(i));
   int64_t prev = t - c_.num_train_timesteps / steps_;
   double a = alpha_cumprod(t), a_prev = prev >= 0 ? alpha_cumprod(prev) : 1.0;
   double b = 1 - a, b_prev = 1 - a_prev, cur_a = a / a_prev, cur_b = 1 - cur_a;
-  torch::Tensor x0, eps;
-  predictions(c_, out, sample, a, &x0, &eps);
-  auto mean = (std::sqrt(a_prev) * cur_b / b) * x0 + (std::sqrt(cur_a) * b_prev / b) * sample;
+  auto mean = (std::sqrt(a_prev) * cur_b / b) * clipped(predict(out, sample, a).x0) + (std::sqrt(cur_a) * b_prev / b) * sample;
   if (t == 0) return mean;
-  auto noise = gen ? at::randn(out.sizes(), *gen, torch::TensorOptions().dtype(out.scalar_type()).device(gen->device())).to(out.device())
-                   : torch::randn_like(out);
   double variance = std::max(b_prev / b * cur_b, 1e-20);
-  return mean + std::sqrt(variance) * noise;
+  return mean + std::sqrt(variance) * noise_like(out, gen);
 }
 
 }  // namespace bioesp::sched

@@ -5,26 +5,38 @@
 
 namespace bioesp::sched {
 
-void MultistepScheduler::set_timesteps(int steps) {
-  if (steps < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be at least 1");
-  steps_ = steps;
+int MultistepScheduler::last_timestep() const {
   const int n = c_.num_train_timesteps;
+  if (!std::isfinite(c_.lambda_min_clipped)) return n;
+  // Cut the timesteps whose λ = log(α) - log(σ) (float32) lies below lambda_min_clipped.
+  auto ac = alphas_cumprod_;
+  auto lambdas = (ac.sqrt().log() - (1 - ac).sqrt().log()).to(torch::kFloat64);
+  return n - static_cast<int>((lambdas < c_.lambda_min_clipped).sum().item<int64_t>());
+}
+
+void MultistepScheduler::set_timesteps(int steps) {
+  check_steps(steps);
+  steps_ = steps;
+  const int last = last_timestep();
   std::vector<int64_t> t;
   // Spaced over steps + 1 points with the last dropped, as diffusers' multistep solvers do.
   if (c_.timestep_spacing == "linspace") {
-    for (int i = steps; i >= 1; --i) t.push_back(static_cast<int64_t>(std::nearbyint(double(n - 1) * i / steps)));
+    auto v = linspace(0, last - 1, steps + 1);
+    for (int i = steps; i >= 1; --i) t.push_back(static_cast<int64_t>(std::nearbyint(v[i])));
   } else if (c_.timestep_spacing == "leading") {
-    int ratio = n / (steps + 1);
+    const int ratio = last / (steps + 1);
     for (int i = steps; i >= 1; --i) t.push_back(static_cast<int64_t>(i) * ratio + c_.steps_offset);
+  } else if (c_.timestep_spacing == "trailing") {
+    for (double v : arange(last, 0, -double(c_.num_train_timesteps) / steps)) t.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
   } else {
-    t = spaced_timesteps(c_, steps);
+    fail(BIOESP_ERR_UNSUPPORTED, "scheduler: timestep_spacing '" + c_.timestep_spacing + "' is not supported");
   }
   auto train = train_sigmas(alphas_cumprod_);
   std::vector<double> td(t.begin(), t.end());
   if (c_.use_karras_sigmas) {
     std::vector<double> log_sigmas;
     for (double s : train) log_sigmas.push_back(std::log(s));
-    sigmas_ = karras_sigmas(train.front(), train.back(), steps);
+    sigmas_ = karras(train.front(), train.back(), steps);
     td.clear();
     for (double s : sigmas_) td.push_back(std::nearbyint(sigma_to_t(s, log_sigmas)));
     sigmas_.push_back(c_.final_sigmas_type == "zero" ? 0.0 : sigmas_.back());
@@ -63,9 +75,11 @@ torch::Tensor MultistepScheduler::convert(const torch::Tensor& out, int64_t i, c
   return out;
 }
 
-torch::Tensor DPMSolver::step(const torch::Tensor& out, int64_t i, const torch::Tensor& sample, at::Generator*) {
+torch::Tensor DPMSolver::step_float(const torch::Tensor& out, int64_t i, const torch::Tensor& sample, at::Generator*) {
   const int64_t n = static_cast<int64_t>(timesteps_.size());
-  bool lower_final = i == n - 1 && ((c_.lower_order_final && n < 15) || c_.final_sigmas_type == "zero");
+  // The last step is first order when asked for (euler_at_final), when lower_order_final holds
+  // and the schedule is short (< 15 steps), and always when it ends at σ = 0.
+  bool lower_final = i == n - 1 && (c_.euler_at_final || (c_.lower_order_final && n < 15) || c_.final_sigmas_type == "zero");
   auto m0 = convert(out, i, sample);
   outputs_.push_back(m0);
   while (static_cast<int>(outputs_.size()) > c_.solver_order) outputs_.pop_front();
@@ -75,7 +89,8 @@ torch::Tensor DPMSolver::step(const torch::Tensor& out, int64_t i, const torch::
   if (c_.solver_order == 1 || lower_order_nums_ < 1 || lower_final) {
     prev = (t.sigma / s0.sigma) * sample - (t.alpha * std::expm1(-h)) * m0;
   } else {
-    // Second order: the highest with solver_order 2 (lower_order_final only matters at order 3).
+    // Second order (midpoint). diffusers' other lower_order_final rule, second order on the
+    // second-to-last step, only lowers solver_order 3, which is refused.
     const AlphaSigma s1 = at(i - 1);
     const double r0 = (s0.lambda - s1.lambda) / h;
     auto d1 = (1.0 / r0) * (m0 - outputs_[outputs_.size() - 2]);

@@ -6,7 +6,7 @@
 namespace bioesp::sched {
 
 void PNDM::set_timesteps(int steps) {
-  if (steps < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be at least 1");
+  check_steps(steps);
   steps_ = steps;
   auto desc = spaced_timesteps(c_, steps);
   std::vector<int64_t> t(desc.rbegin(), desc.rend());  // ascending
@@ -22,17 +22,16 @@ void PNDM::set_timesteps(int steps) {
 
 torch::Tensor PNDM::prev_sample(const torch::Tensor& sample, int64_t t, int64_t prev, const torch::Tensor& eps_in) const {
   double a = alpha_cumprod(t);
-  double a_prev = prev >= 0 ? alpha_cumprod(prev) : (c_.set_alpha_to_one ? 1.0 : alpha_cumprod(0));
+  double a_prev = prev >= 0 ? alpha_cumprod(prev) : final_alpha_cumprod();
   double b = 1 - a, b_prev = 1 - a_prev;
-  torch::Tensor eps = eps_in;
-  if (c_.prediction_type == "v_prediction") eps = std::sqrt(a) * eps_in + std::sqrt(b) * sample;
-  else if (c_.prediction_type != "epsilon") fail(BIOESP_ERR_UNSUPPORTED, "PNDM supports epsilon and v_prediction");
+  // v-prediction as ε; the registry refuses sample prediction for PNDM.
+  auto eps = c_.prediction_type == "v_prediction" ? std::sqrt(a) * eps_in + std::sqrt(b) * sample : eps_in;
   double sample_coeff = std::sqrt(a_prev / a);
   double denom = a * std::sqrt(b_prev) + std::sqrt(a * b * a_prev);
   return sample_coeff * sample - (a_prev - a) * eps / denom;
 }
 
-torch::Tensor PNDM::step(const torch::Tensor& out, int64_t i, const torch::Tensor& sample_in, at::Generator*) {
+torch::Tensor PNDM::step_float(const torch::Tensor& out, int64_t i, const torch::Tensor& sample_in, at::Generator*) {
   int64_t t = static_cast<int64_t>(timesteps_.at(i));
   const int64_t ratio = c_.num_train_timesteps / steps_;
   int64_t prev = t - ratio;

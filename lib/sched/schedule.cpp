@@ -1,21 +1,65 @@
+// The Scheduler base class and the schedule arithmetic the classes share.
 #include <cmath>
-#include <nlohmann/json.hpp>
 
-#include "config/model_config.h"
 #include "core/error.h"
-#include "sched/classes.h"
 #include "sched/scheduler.h"
 
 namespace bioesp::sched {
 
-using nlohmann::json;
-
 Scheduler::Scheduler(SchedulerConfig c) : c_(std::move(c)) {
-  auto betas = make_betas(c_);
-  alphas_cumprod_ = torch::cumprod(1.0 - betas, 0);
+  alphas_cumprod_ = torch::cumprod(1.0 - make_betas(c_), 0);
+}
+
+torch::Tensor Scheduler::step(const torch::Tensor& out, int64_t i, const torch::Tensor& sample, at::Generator* gen) {
+  model_dtype_ = out.scalar_type();
+  if (model_dtype_ != torch::kHalf && model_dtype_ != torch::kBFloat16) return step_float(out, i, sample, gen);
+  return step_float(out.to(torch::kFloat32), i, sample.to(torch::kFloat32), gen).to(model_dtype_);
+}
+
+torch::Tensor Scheduler::noise_like(const torch::Tensor& like, at::Generator* gen) const {
+  auto opts = torch::TensorOptions().dtype(model_dtype_);
+  auto noise = gen ? at::randn(like.sizes(), *gen, opts.device(gen->device())) : torch::randn(like.sizes(), opts.device(like.device()));
+  return noise.to(like.device(), like.scalar_type());
+}
+
+void Scheduler::set_eta(double) {
+  fail(BIOESP_ERR_INVALID_ARGUMENT, "eta applies to the ddim and tcd schedulers; '" + c_.name + "' takes none");
+}
+
+void Scheduler::set_timesteps(int steps) {
+  check_steps(steps);
+  steps_ = steps;
+  auto t = spaced_timesteps(c_, steps);
+  timesteps_.assign(t.begin(), t.end());
+}
+
+int64_t Scheduler::start_at_strength(double strength) {
+  const int init = std::min(static_cast<int>(steps_ * strength), steps_);
+  const int64_t begin = std::max(steps_ - init, 0);
+  if (begin >= static_cast<int64_t>(timesteps_.size())) fail(BIOESP_ERR_INVALID_ARGUMENT, "strength leaves no denoising step");
+  set_begin_index(begin);
+  return begin;
+}
+
+void Scheduler::check_steps(int steps) const {
+  if (steps < 1 || steps > c_.num_train_timesteps)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "steps must be between 1 and " + std::to_string(c_.num_train_timesteps));
+}
+
+Scheduler::Prediction Scheduler::predict(const torch::Tensor& out, const torch::Tensor& sample, double a) const {
+  const double b = 1 - a;
+  if (c_.prediction_type == "epsilon") return {(sample - std::sqrt(b) * out) / std::sqrt(a), out};
+  if (c_.prediction_type == "sample") return {out, (sample - std::sqrt(a) * out) / std::sqrt(b)};
+  return {std::sqrt(a) * sample - std::sqrt(b) * out, std::sqrt(a) * out + std::sqrt(b) * sample};
+}
+
+torch::Tensor Scheduler::clipped(const torch::Tensor& x0) const {
+  return c_.clip_sample ? x0.clamp(-c_.clip_sample_range, c_.clip_sample_range) : x0;
 }
 
 double Scheduler::alpha_cumprod(int64_t t) const { return alphas_cumprod_[t].item<float>(); }
+
+double Scheduler::final_alpha_cumprod() const { return c_.set_alpha_to_one ? 1.0 : alpha_cumprod(0); }
 
 const torch::Tensor& Scheduler::alphas_cumprod_on(const torch::Device& device) const {
   if (!alphas_on_device_.defined() || alphas_on_device_.device() != device) alphas_on_device_ = alphas_cumprod_.to(device);
@@ -43,8 +87,22 @@ torch::Tensor Scheduler::add_noise_at(const torch::Tensor& x, const torch::Tenso
   return add_noise(x, noise, t);
 }
 
+namespace {
+
+// A beta is a noise variance: from 0 (excluded) to 1 (excluded, or no signal is left).
+void check_beta(double b, const std::string& key) {
+  if (!(b > 0 && b < 1)) fail(BIOESP_ERR_FORMAT, "scheduler: " + key + " = " + std::to_string(b) + " is not between 0 and 1");
+}
+
+}  // namespace
+
 torch::Tensor make_betas(const SchedulerConfig& c) {
   const int n = c.num_train_timesteps;
+  for (size_t i = 0; i < c.trained_betas.size(); ++i) check_beta(c.trained_betas[i], "trained_betas[" + std::to_string(i) + "]");
+  if (c.trained_betas.empty() && c.beta_schedule != "squaredcos_cap_v2") {
+    check_beta(c.beta_start, "beta_start");
+    check_beta(c.beta_end, "beta_end");
+  }
   torch::Tensor betas;
   if (!c.trained_betas.empty()) {
     if (static_cast<int>(c.trained_betas.size()) != n)
@@ -74,19 +132,35 @@ torch::Tensor make_betas(const SchedulerConfig& c) {
   return betas;
 }
 
+std::vector<double> linspace(double start, double stop, int num, bool endpoint) {
+  const int div = endpoint ? num - 1 : num;
+  const double step = div > 0 ? (stop - start) / div : 0.0;
+  std::vector<double> y;
+  for (int i = 0; i < num; ++i) y.push_back(i * step + start);
+  if (endpoint && num > 1) y.back() = stop;
+  return y;
+}
+
+std::vector<double> arange(double start, double stop, double step) {
+  // numpy fills from the first two values: start + i·((start + step) - start).
+  const double delta = (start + step) - start;
+  const double len = std::ceil((stop - start) / step);
+  std::vector<double> y;
+  for (int64_t i = 0; i < static_cast<int64_t>(len); ++i) y.push_back(start + i * delta);
+  return y;
+}
+
 std::vector<int64_t> spaced_timesteps(const SchedulerConfig& c, int steps) {
   const int n = c.num_train_timesteps;
   std::vector<int64_t> t;
   if (c.timestep_spacing == "linspace") {
-    for (int i = steps - 1; i >= 0; --i)
-      t.push_back(static_cast<int64_t>(std::nearbyint(steps == 1 ? 0.0 : double(n - 1) * i / (steps - 1))));
+    auto v = linspace(0, n - 1, steps);
+    for (auto it = v.rbegin(); it != v.rend(); ++it) t.push_back(static_cast<int64_t>(std::nearbyint(*it)));
   } else if (c.timestep_spacing == "leading") {
-    int ratio = n / steps;
+    const int ratio = n / steps;
     for (int i = steps - 1; i >= 0; --i) t.push_back(static_cast<int64_t>(i) * ratio + c.steps_offset);
   } else if (c.timestep_spacing == "trailing") {
-    double ratio = double(n) / steps;
-    for (double v = n; v > 0 && static_cast<int>(t.size()) < steps; v -= ratio)
-      t.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
+    for (double v : arange(n, 0, -double(n) / steps)) t.push_back(static_cast<int64_t>(std::nearbyint(v)) - 1);
   } else {
     fail(BIOESP_ERR_UNSUPPORTED, "scheduler: timestep_spacing '" + c.timestep_spacing + "' is not supported");
   }
@@ -116,10 +190,7 @@ std::vector<double> interp_sigmas(const std::vector<double>& sigmas, const std::
 std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int steps) {
   const double rho = 7.0, lo = std::pow(sigma_min, 1 / rho), hi = std::pow(sigma_max, 1 / rho);
   std::vector<double> out;
-  for (int i = 0; i < steps; ++i) {
-    double ramp = steps == 1 ? 0.0 : double(i) / (steps - 1);
-    out.push_back(std::pow(hi + ramp * (lo - hi), rho));
-  }
+  for (double ramp : linspace(0, 1, steps)) out.push_back(std::pow(hi + ramp * (lo - hi), rho));
   return out;
 }
 
@@ -133,136 +204,6 @@ double sigma_to_t(double sigma, const std::vector<double>& log_sigmas) {
   double lo = log_sigmas[low], hi = log_sigmas[low + 1];
   double w = std::clamp((lo - ls) / (lo - hi), 0.0, 1.0);
   return (1 - w) * low + w * (low + 1);
-}
-
-namespace {
-
-const std::vector<std::pair<std::string, std::string>> kClasses = {
-    {"PNDMScheduler", "pndm"},        {"DDIMScheduler", "ddim"},
-    {"EulerDiscreteScheduler", "euler"}, {"EulerAncestralDiscreteScheduler", "euler_a"},
-    {"DPMSolverMultistepScheduler", "dpmpp_2m"}, {"UniPCMultistepScheduler", "unipc"},
-    {"DDPMScheduler", "ddpm"}};
-
-json parse(const std::string& text) {
-  try {
-    json j = json::parse(config::from_python_json(text));
-    if (!j.is_object()) fail(BIOESP_ERR_FORMAT, "scheduler_config.json is not an object");
-    return j;
-  } catch (const json::exception& e) {
-    fail(BIOESP_ERR_FORMAT, std::string("scheduler_config.json: malformed JSON: ") + e.what());
-  }
-}
-
-template <class T>
-void read(const json& j, const char* key, T& out) {
-  auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return;
-  try {
-    out = it->get<T>();
-  } catch (const json::exception&) {
-    fail(BIOESP_ERR_FORMAT, std::string("scheduler config: '") + key + "' has the wrong type");
-  }
-}
-
-void must(const json& j, const char* key, const json& allowed) {
-  auto it = j.find(key);
-  if (it != j.end() && !it->is_null() && *it != allowed)
-    fail(BIOESP_ERR_UNSUPPORTED, std::string("scheduler config: '") + key + "' = " + it->dump() + " is not supported");
-}
-
-}  // namespace
-
-const std::vector<std::string>& scheduler_names() {
-  static const std::vector<std::string> names = {"pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "unipc", "ddpm"};
-  return names;
-}
-
-std::unique_ptr<Scheduler> make_scheduler_exact(const std::string& name, const std::string& text) {
-  json j = parse(text);
-  SchedulerConfig c;
-  // Class defaults, as diffusers declares them.
-  c.timestep_spacing = (name == "pndm" || name == "ddim" || name == "ddpm") ? "leading" : "linspace";
-  if (name == "pndm") c.set_alpha_to_one = false;
-  if (name == "dpmpp_2m_karras") c.use_karras_sigmas = true;
-  read(j, "num_train_timesteps", c.num_train_timesteps);
-  read(j, "beta_start", c.beta_start);
-  read(j, "beta_end", c.beta_end);
-  read(j, "beta_schedule", c.beta_schedule);
-  read(j, "trained_betas", c.trained_betas);
-  read(j, "prediction_type", c.prediction_type);
-  read(j, "timestep_spacing", c.timestep_spacing);
-  read(j, "steps_offset", c.steps_offset);
-  read(j, "clip_sample", c.clip_sample);
-  read(j, "clip_sample_range", c.clip_sample_range);
-  read(j, "set_alpha_to_one", c.set_alpha_to_one);
-  read(j, "use_karras_sigmas", c.use_karras_sigmas);
-  read(j, "final_sigmas_type", c.final_sigmas_type);
-  read(j, "lower_order_final", c.lower_order_final);
-  read(j, "solver_order", c.solver_order);
-  read(j, "rescale_betas_zero_snr", c.rescale_betas_zero_snr);
-  if (c.num_train_timesteps < 2 || c.num_train_timesteps > 100000)
-    fail(BIOESP_ERR_FORMAT, "scheduler config: num_train_timesteps out of range");
-  if (c.prediction_type != "epsilon" && c.prediction_type != "v_prediction" && c.prediction_type != "sample")
-    fail(BIOESP_ERR_UNSUPPORTED, "scheduler config: prediction_type '" + c.prediction_type + "' is not supported");
-  if (c.final_sigmas_type != "zero" && c.final_sigmas_type != "sigma_min")
-    fail(BIOESP_ERR_UNSUPPORTED, "scheduler config: final_sigmas_type '" + c.final_sigmas_type + "' is not supported");
-  must(j, "thresholding", false);
-  must(j, "use_exponential_sigmas", false);
-  must(j, "use_beta_sigmas", false);
-  must(j, "use_lu_lambdas", false);
-  must(j, "use_flow_sigmas", false);
-  must(j, "use_dynamic_shifting", false);
-  must(j, "timestep_type", "discrete");
-  must(j, "interpolation_type", "linear");
-  if (name == "pndm") {
-    must(j, "skip_prk_steps", true);
-    return std::make_unique<PNDM>(c);
-  }
-  if (name == "ddim") return std::make_unique<DDIM>(c);
-  if (name == "ddpm") {
-    must(j, "variance_type", "fixed_small");
-    return std::make_unique<DDPM>(c);
-  }
-  if (name == "euler") return std::make_unique<Euler>(c, false);
-  if (name == "euler_a") return std::make_unique<Euler>(c, true);
-  if (name == "dpmpp_2m" || name == "dpmpp_2m_karras") {
-    must(j, "algorithm_type", "dpmsolver++");
-    must(j, "solver_type", "midpoint");
-    must(j, "euler_at_final", false);
-    if (c.solver_order != 1 && c.solver_order != 2)
-      fail(BIOESP_ERR_UNSUPPORTED, "scheduler config: solver_order " + std::to_string(c.solver_order) + " is not supported");
-    return std::make_unique<DPMSolver>(c);
-  }
-  if (name == "unipc") {
-    must(j, "solver_type", "bh2");
-    must(j, "predict_x0", true);
-    must(j, "disable_corrector", json::array());
-    if (c.solver_order < 1 || c.solver_order > 3)
-      fail(BIOESP_ERR_UNSUPPORTED, "scheduler config: solver_order " + std::to_string(c.solver_order) + " is not supported");
-    return std::make_unique<UniPC>(c);
-  }
-  std::string known;
-  for (const auto& n : scheduler_names()) known += (known.empty() ? "" : ", ") + n;
-  fail(BIOESP_ERR_INVALID_ARGUMENT, "unknown scheduler '" + name + "' (known: " + known + ")");
-}
-
-std::unique_ptr<Scheduler> make_scheduler(const std::string& text, const std::string& name) {
-  json j = parse(text);
-  std::string own;
-  std::string cls = j.value("_class_name", "");
-  for (const auto& [c, n] : kClasses)
-    if (c == cls) own = n;
-  if (own == "dpmpp_2m" && j.value("use_karras_sigmas", false)) own = "dpmpp_2m_karras";
-  if (name.empty() || name == own) {
-    if (own.empty()) fail(BIOESP_ERR_UNSUPPORTED, "scheduler class '" + cls + "' is not supported; choose one by name");
-    return make_scheduler_exact(own, text);
-  }
-  // Another class: keep the model's training schedule, take the rest from the class defaults.
-  json carried = json::object();
-  for (const char* k : {"num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas",
-                        "prediction_type", "steps_offset", "set_alpha_to_one", "rescale_betas_zero_snr"})
-    if (j.contains(k)) carried[k] = j[k];
-  return make_scheduler_exact(name, carried.dump());
 }
 
 }  // namespace bioesp::sched

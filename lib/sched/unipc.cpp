@@ -1,5 +1,6 @@
-// UniPC (bh2, predicting x0): a predictor step, then at the next call a corrector that reuses the
-// new model output, as diffusers' UniPCMultistepScheduler.
+// UniPC (bh1 or bh2, predicting x0): a predictor step, then at the next call a corrector that
+// reuses the new model output, as diffusers' UniPCMultistepScheduler.
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -15,11 +16,11 @@ struct Coefficients {
   double h_phi_1, B_h;
 };
 
-Coefficients coefficients(double h, int order) {
+Coefficients coefficients(double h, int order, bool bh1) {
   const double hh = -h;  // predict_x0
   Coefficients c;
   c.h_phi_1 = std::expm1(hh);
-  c.B_h = std::expm1(hh);
+  c.B_h = bh1 ? hh : std::expm1(hh);
   double h_phi_k = c.h_phi_1 / hh - 1, factorial = 1;
   for (int i = 1; i <= order; ++i) {
     c.b.push_back(h_phi_k * factorial / c.B_h);
@@ -78,7 +79,7 @@ torch::Tensor UniPC::predictor(const torch::Tensor& x, int64_t i, int order) con
     d1s.push_back((outputs_[outputs_.size() - 1 - k] - m0) / rk);
   }
   rks.push_back(1.0);
-  Coefficients c = coefficients(h, order);
+  Coefficients c = coefficients(h, order, c_.solver_type == "bh1");
   auto x_t = (t.sigma / s0.sigma) * x - (t.alpha * c.h_phi_1) * m0;
   if (!d1s.empty()) {
     // Order 2 uses rho = 0.5, as diffusers does; higher orders solve the reduced system.
@@ -103,7 +104,7 @@ torch::Tensor UniPC::corrector(const torch::Tensor& model_t, const torch::Tensor
     d1s.push_back((outputs_[outputs_.size() - 1 - k] - m0) / rk);
   }
   rks.push_back(1.0);
-  Coefficients c = coefficients(h, order);
+  Coefficients c = coefficients(h, order, c_.solver_type == "bh1");
   std::vector<double> rhos = order == 1 ? std::vector<double>{0.5} : solve(rks, c.b, order);
   auto x_t = (t.sigma / s0.sigma) * x - (t.alpha * c.h_phi_1) * m0;
   torch::Tensor corr;
@@ -113,10 +114,12 @@ torch::Tensor UniPC::corrector(const torch::Tensor& model_t, const torch::Tensor
   return x_t - (t.alpha * c.B_h) * total;
 }
 
-torch::Tensor UniPC::step(const torch::Tensor& out, int64_t i, const torch::Tensor& sample_in, at::Generator*) {
+torch::Tensor UniPC::step_float(const torch::Tensor& out, int64_t i, const torch::Tensor& sample_in, at::Generator*) {
   auto converted = convert(out, i, sample_in);
   torch::Tensor sample = sample_in;
-  if (last_sample_.defined() && !outputs_.empty()) sample = corrector(converted, last_sample_, i, this_order_);
+  const auto& skip = c_.disable_corrector;
+  const bool correct = last_sample_.defined() && !outputs_.empty() && std::find(skip.begin(), skip.end(), i - 1) == skip.end();
+  if (correct) sample = corrector(converted, last_sample_, i, this_order_);
   outputs_.push_back(converted);
   while (static_cast<int>(outputs_.size()) > c_.solver_order) outputs_.pop_front();
   const int64_t n = static_cast<int64_t>(timesteps_.size());

@@ -26,7 +26,7 @@ std::string token_text(const json& v) {
 }
 
 json read_json_or_empty(const std::string& path) {
-  if (!io::is_file(path)) return json::object();
+  if (!io::exists(path)) return json::object();
   try {
     json j = json::parse(io::read_text_file(path));
     if (!j.is_object()) fail(BIOESP_ERR_FORMAT, path + ": not a JSON object");
@@ -111,8 +111,8 @@ std::vector<std::string> clip_words(const std::string& text) {
 
 ClipTokenizer::ClipTokenizer(const std::string& dir) {
   const std::string vocab_path = dir + "/vocab.json", merges_path = dir + "/merges.txt";
-  if (!io::is_file(vocab_path)) fail(BIOESP_ERR_IO, "tokenizer: missing " + vocab_path);
-  if (!io::is_file(merges_path)) fail(BIOESP_ERR_IO, "tokenizer: missing " + merges_path);
+  if (!io::exists(vocab_path)) fail(BIOESP_ERR_IO, "tokenizer: missing " + vocab_path);
+  if (!io::exists(merges_path)) fail(BIOESP_ERR_IO, "tokenizer: missing " + merges_path);
   json vocab = read_json_or_empty(vocab_path);
   for (const auto& [tok, id] : vocab.items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 24))

@@ -39,6 +39,7 @@ class ClipTokenizer {
   int64_t eos() const { return eos_; }
   int64_t pad() const { return pad_; }
   int max_length() const { return max_length_; }
+  int64_t vocab_size() const { return static_cast<int64_t>(tokens_.size()); }  // the largest id + 1
 
  private:
   std::vector<int64_t> bpe(const std::string& word) const;

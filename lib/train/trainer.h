@@ -1,12 +1,12 @@
-// DreamBooth fine-tuning as diffusers' train_dreambooth_lora.py / train_dreambooth.py do it:
-// LoRA adapters (or every UNet weight) trained on the noise-prediction loss with AdamW, resumable
-// checkpoints, validation images, and the result saved in diffusers' (and kohya's) layout.
+// The trainer of one model as diffusers' train_dreambooth_lora.py / train_dreambooth.py (and
+// CompVis' autoencoder, for a VAE of one's own) train it: LoRA adapters or every weight, the loss
+// of one micro-batch with every random draw given, backward, clipping and AdamW, and the LoRA
+// saved in diffusers' (and kohya's) layout. A whole run (data, checkpoints, validation, the saved
+// result) is train/run.h.
 #pragma once
 
 #include <torch/torch.h>
 
-#include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +87,9 @@ class Trainer {
  private:
   void add_adapters(torch::nn::Module& root, const std::string& component, const std::vector<std::string>& targets,
                     at::Generator& gen);
+  // The two objectives: the UNet's noise (or velocity) prediction, and the VAE's reconstruction.
+  torch::Tensor denoising_loss(const StepInputs& in, at::Generator* gen);
+  torch::Tensor vae_loss(const StepInputs& in);
   pipeline::StableDiffusion& sd_;
   Setup s_;
   std::unique_ptr<sched::Scheduler> noise_;
@@ -94,53 +97,5 @@ class Trainer {
   std::unique_ptr<AdamW> adam_;
   GradScaler scaler_;
 };
-
-// A whole training run from options, as `bioesp train` and bioesp_train() do it.
-struct Progress {
-  int step = 0, total = 0;
-  double loss = 0, lr = 0, seconds_per_step = 0, eta_seconds = 0;
-  std::string stage;  // "prepare", "class-images", "train", "validate", "save"
-};
-
-struct RunOptions {
-  std::string model;                 // diffusers folder, or single file with config_dir
-  std::string config_dir;
-  std::string data, prompt;          // instance images and prompt
-  std::string class_data, class_prompt;
-  int num_class_images = 0;          // with a class folder: generate up to this many first
-  int resolution = 512;
-  bool random_crop = false, flip = false, use_captions = true, cache_latents = false;
-  // Captions as comma-separated tags: each tag dropped with this probability (one always stays),
-  // the kept ones shuffled; and the whole caption replaced by "" with caption_dropout, which
-  // classifier-free guidance needs in a model trained from scratch.
-  double tag_dropout = 0, caption_dropout = 0;
-  bool shuffle_tags = false;
-  int steps = 0, epochs = 1;         // steps > 0 wins over epochs
-  int batch = 1, grad_accum = 1;
-  double lr = 1e-4;
-  bool scale_lr = false;
-  LrSchedule lr_schedule;
-  Setup setup;
-  std::string mixed_precision = "no";  // no, fp16, bf16
-  torch::Device device = torch::kCPU;
-  int checkpoint_every = 0, checkpoints_kept = 3;
-  bool resume = false;
-  std::string validation_prompt;
-  int validation_every = 0, validation_steps = 25;
-  bool save_kohya = false;
-  torch::ScalarType save_dtype = torch::kFloat32;  // of a saved model folder (full, VAE)
-  std::string out;                   // folder
-  io::Logger log;
-  // Return false to cancel: a checkpoint is written first, then BIOESP_ERR_CANCELLED.
-  std::function<bool(const Progress&)> progress;
-};
-
-// Runs and returns the path of the saved result (the LoRA file, or the model folder).
-std::string run(const RunOptions& o);
-
-// A caption as training feeds it: tags dropped and shuffled, or dropped whole (see RunOptions).
-std::string vary_caption(const std::string& caption, double tag_dropout, bool shuffle, double caption_dropout,
-                         at::Generator& gen);
-
 
 }  // namespace bioesp::train

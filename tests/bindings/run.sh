@@ -23,6 +23,9 @@ case "$host" in
     mcs -nologo -r:"$build/csharp/Bioesp.dll" -out:"$tmp/BindingTest.exe" "$src/BindingTest.cs"
     cp "$build/csharp/Bioesp.dll" "$tmp/"
     LD_LIBRARY_PATH="$build/csharp" mono "$tmp/BindingTest.exe" "$model" "$tmp/pixels.raw"
+    # The Godot 4 example compiles against the binding (and stubs of the Godot types it uses).
+    mcs -nologo -target:library -r:"$build/csharp/Bioesp.dll" -out:"$tmp/Creature.dll" \
+      "$src/../../examples/godot/Creature.cs" "$src/GodotStubs.cs"
     ;;
   *) echo "unknown host $host"; exit 2 ;;
 esac

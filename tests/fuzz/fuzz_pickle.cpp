@@ -10,9 +10,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     auto r = bioesp::io::pickle::load(data, size, "fuzz");
     auto get = [](const std::string&) {
-      bioesp::io::StorageBytes b;
+      bioesp::io::Tensor b;
+      b.dtype = bioesp::io::DType::U8;
       b.data = storage.data();
-      b.size = storage.size();
+      b.nbytes = storage.size();
       return b;
     };
     auto set = bioesp::io::tensors_from_pickle(r, get, "fuzz");

@@ -123,7 +123,7 @@ try {
   await page.waitForSelector("#anim-status[data-state]");
   assert.equal(await page.$eval("#anim-status", (e) => e.dataset.state), "done");
   await loaded("#animations .animation img");
-  const anim = (await (await fetch(base + "/api/animations")).json())[0];
+  const anim = (await (await fetch(base + "/api/animations")).json()).items[0];
   assert.deepEqual(anim.seeds, [1234, 1235]);
   assert.equal(anim.frames, 6);  // 4, and back without repeating the ends
   const gif = await bytes(`/files/gallery/${anim.file}`);
@@ -134,7 +134,7 @@ try {
 
   step("cancel a long run");
   await page.click("[data-tab=generate]");
-  const before = (await (await fetch(base + "/api/gallery")).json()).length;
+  const before = (await (await fetch(base + "/api/gallery")).json()).items.length;
   await setRange("#steps", 100);
   await setRange("#images", 8);
   await watchStatus();
@@ -143,7 +143,7 @@ try {
   await page.click("#cancel-btn");
   assert.equal(await generated(), "cancelled");
   assert.ok(await page.isEnabled("#generate-btn"));
-  const after = (await (await fetch(base + "/api/gallery")).json()).length;
+  const after = (await (await fetch(base + "/api/gallery")).json()).items.length;
   assert.ok(after - before < 8, `a cancelled run of 8 drew ${after - before}`);
 
   step("the dataset view shows who made each picture and its license");
@@ -238,7 +238,7 @@ try {
   await other.goto(base);
   await other.waitForFunction(() => document.querySelector("#generate-btn").textContent === "Generar");
   await other.click("[data-tab=gallery]");
-  const shown = (await (await fetch(base + "/api/gallery")).json()).length;
+  const shown = (await (await fetch(base + "/api/gallery")).json()).items.length;
   await other.waitForFunction((n) => document.querySelectorAll("#gallery-list .picture").length === n, shown);
   await page.click("[data-tab=generate]");
   await page.selectOption("#lora", "");

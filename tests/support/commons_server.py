@@ -12,6 +12,7 @@ generator=categorymembers / generator=search / titles, prop=imageinfo with extme
   flaky      files: 429 with Retry-After, 429 without, 503, and a connection dropped mid-file
   badfiles   one file's SHA-1 is announced wrong, one answers an HTML page, one JPEG is truncated
   slow       every file takes a second to arrive (for interrupting a fetch)
+  longtitle  the frog's title is over 300 bytes (longer than a file name may be)
 
 Every category answer carries two files and a continuation; when imageinfo is asked for thumbnails
 the first answer gives image info for only some pages and continues with iicontinue, as Commons
@@ -77,6 +78,12 @@ for name in sorted(os.listdir(IMAGES)):
     })
 
 
+def title_of(f, scenarios):
+    if "longtitle" in scenarios and f["name"].startswith("Rana"):
+        return "File:Rana cc0 " + "de la selva húmeda del Chocó biogeográfico, " * 7 + "fotografiada de noche.jpg"
+    return f["title"]
+
+
 def imageinfo(f, base, thumb_width, scenarios):
     sha1 = f["sha1"]
     if "badfiles" in scenarios and "wrongsha" in f["name"]:
@@ -84,7 +91,7 @@ def imageinfo(f, base, thumb_width, scenarios):
     info = {
         "size": len(f["data"]), "width": f["width"], "height": f["height"], "sha1": sha1, "mime": f["mime"],
         "url": base + "/files/" + urllib.parse.quote(f["name"]),
-        "descriptionurl": "https://commons.wikimedia.org/wiki/" + urllib.parse.quote(f["title"].replace(" ", "_")),
+        "descriptionurl": "https://commons.wikimedia.org/wiki/" + urllib.parse.quote(title_of(f, scenarios).replace(" ", "_")),
         "descriptionshorturl": "https://commons.wikimedia.org/w/index.php?curid=1",
         "extmetadata": {
             "LicenseShortName": {"value": f["license"], "source": "commons-desc-page"},
@@ -200,7 +207,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with_info = pages if with_info is None else with_info
         out = []
         for i, f in enumerate(pages):
-            p = {"pageid": 1000 + FILES.index(f), "ns": 6, "title": f["title"], "imagerepository": "local"}
+            p = {"pageid": 1000 + FILES.index(f), "ns": 6, "title": title_of(f, scenarios), "imagerepository": "local"}
             if f in with_info:
                 p["imageinfo"] = [imageinfo(f, base, thumb, scenarios)]
             out.append(p)

@@ -19,9 +19,18 @@ typedef struct zip_entry {
   const char* name;
   const void* data;
   size_t size;
+  int deflate; /* compressed (method 8) rather than stored */
 } zip_entry;
-/* Writes a zip archive with stored (uncompressed) entries. */
+/* Writes a zip archive; entries are stored unless they ask to be deflated. */
 void write_zip(const char* path, const zip_entry* entries, size_t n);
+
+/* Writes a 16×16 JPEG of one colour in libjpeg's `color_space` (JCS_CMYK, JCS_GRAYSCALE or
+ * JCS_RGB) with `components` channels, baseline or progressive. */
+void write_test_jpeg(const char* path, int color_space, int components, const uint8_t* colour, int progressive);
+
+/* Writes a PNG of `height` rows of 8-bit RGB given `rows_given` rows of pixels (3 × width bytes
+ * each); a PNG with fewer rows than it claims is truncated on purpose. */
+void write_test_png(const char* path, uint32_t width, uint32_t height, const uint8_t* pixels, uint32_t rows_given);
 
 /* Builds a safetensors image: header JSON text, then `data_size` bytes of data. Returns a malloc'd
  * buffer of *out_size bytes. */

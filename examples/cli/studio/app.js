@@ -1,100 +1,14 @@
 // bioesp studio page: forms over the studio's JSON API, live state from /api/events.
 "use strict";
 
-const TEXT = {
-  es: {
-    studio: "estudio", tab_generate: "Generar", tab_gallery: "Galería", tab_datasets: "Datos", tab_train: "Entrenar",
-    prompt: "Descripción", prompt_hint: "criatura especulativa colombiana, colibrí lagarto",
-    negative: "Descripción negativa", negative_hint: "borroso, texto", images: "Imágenes", steps: "Pasos",
-    guidance: "Guía", width: "Ancho", height: "Alto", seed: "Semilla", random: "aleatoria",
-    seed_random: "Semilla aleatoria", seed_reuse: "Reusar la última semilla", random_short: "azar", reuse_short: "última", scheduler: "Muestreador",
-    model_default: "el del modelo", lora: "LoRA", none: "ninguno", lora_scale: "Fuerza del LoRA",
-    generate: "Generar", cancel: "Cancelar", model_size: "el del modelo",
-    gallery_hint: "Cada imagen guarda su configuración: pulsa una para verla y reusarla.",
-    dataset: "Conjunto de datos", run_name: "Nombre", automatic: "automático",
-    instance_prompt: "Descripción de la instancia", train_steps: "Pasos", rank: "Rango",
-    learning_rate: "Tasa de aprendizaje", resolution: "Resolución (0: la del modelo)", batch: "Lote",
-    validation_prompt: "Descripción de validación", validation_every: "Validar cada (pasos)",
-    checkpoint_every: "Punto de control cada (pasos)", train_start: "Entrenar", train_cancel: "Detener",
-    loss: "Pérdida", validation: "Imágenes de validación", runs: "Entrenamientos",
-    reuse: "Reusar la configuración", delete: "Borrar", close: "Cerrar",
-    queued: "en cola…", progress: (i, n, s, t) => `imagen ${i}/${n} · paso ${s}/${t}`,
-    need_prompt: "Escribe una descripción.", done: "listo", cancelled: "cancelado", failed: "falló", no_datasets: "No hay conjuntos de datos en la carpeta de datos.",
-    dataset_info: (n, a) => `${n} imágenes` + (a ? " · con ATTRIBUTION.md" : ""),
-    by: "por", license: "licencia", source: "fuente", no_caption: "(sin descripción)",
-    train_progress: (stage, s, t, eta) => `${stage} ${s}/${t}` + (eta > 0 ? ` · faltan ${Math.round(eta)} s` : ""),
-    starting: "empezando…", running: "entrenando", stopped: "detenido (se puede continuar)", resume: "Continuar",
-    show: "Ver", state_done: "terminado", state_new: "nuevo", state_running: "en curso", state_stopped: "detenido",
-    state_failed: "falló", loss_at: (s, l) => `paso ${s}: ${l}`,
-    s_prompt: "descripción", s_negative_prompt: "negativa", s_seed: "semilla", s_steps: "pasos", s_guidance: "guía",
-    s_scheduler: "muestreador", s_width: "ancho", s_height: "alto", s_lora: "LoRA", s_lora_scale: "fuerza del LoRA",
-    s_model: "modelo", s_created: "creada",
-    animations: "Animaciones", anim_hint: "Elige en la galería una imagen de inicio y una de final: la animación pasa de una criatura a la otra.",
-    anim_from: "Inicio", anim_to: "Final", frames: "Cuadros", fps: "Cuadros por segundo", format: "Formato",
-    pingpong: "ida y vuelta", animate: "Animar", as_from: "Inicio de animación", as_to: "Final de animación",
-    fetch_title: "Nuevo conjunto desde Wikimedia Commons",
-    fetch_hint: "Solo imágenes con licencia libre (CC0, dominio público, CC BY, CC BY-SA); cada una guarda su autoría y licencia.",
-    source: "Fuente", source_campaign: "Campaña", source_category: "Categoría", source_search: "Búsqueda",
-    fetch_value: "Nombre o texto", fetch_limit: "Cuántas imágenes", fetch_size: "Tamaño (0: el del modelo)", crop: "Recorte",
-    crop_center: "centro", crop_attention: "donde hay más detalle", crop_pad: "imagen entera, con márgenes",
-    fetch_start: "Descargar y preparar",
-    fetch_stage: (stage, c, n) => ({ list: "buscando", download: "descargando", prepare: "preparando" }[stage] || stage) + (n ? ` ${c}/${n}` : ""),
-    fetch_done: (d) => `listo: ${d.prepared} imágenes (${d.downloaded} descargadas, ${d.skipped} descartadas)`,
-    strength: "Cuánto cambia", init_clear: "Empezar desde ruido", vary: "Variar esta imagen", s_init: "a partir de",
-    s_strength: "cuánto cambia",
-    anim_progress: (s, n) => `paso ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} cuadros`,
-  },
-  en: {
-    studio: "studio", tab_generate: "Generate", tab_gallery: "Gallery", tab_datasets: "Datasets", tab_train: "Train",
-    prompt: "Prompt", prompt_hint: "speculative Colombian creature, hummingbird lizard",
-    negative: "Negative prompt", negative_hint: "blurry, text", images: "Images", steps: "Steps",
-    guidance: "Guidance", width: "Width", height: "Height", seed: "Seed", random: "random",
-    seed_random: "Random seed", seed_reuse: "Reuse the last seed", random_short: "random", reuse_short: "last", scheduler: "Scheduler",
-    model_default: "the model's", lora: "LoRA", none: "none", lora_scale: "LoRA strength",
-    generate: "Generate", cancel: "Cancel", model_size: "the model's",
-    gallery_hint: "Every picture keeps its settings: click one to see and reuse them.",
-    dataset: "Dataset", run_name: "Name", automatic: "automatic",
-    instance_prompt: "Instance prompt", train_steps: "Steps", rank: "Rank",
-    learning_rate: "Learning rate", resolution: "Resolution (0: the model's)", batch: "Batch",
-    validation_prompt: "Validation prompt", validation_every: "Validate every (steps)",
-    checkpoint_every: "Checkpoint every (steps)", train_start: "Train", train_cancel: "Stop",
-    loss: "Loss", validation: "Validation images", runs: "Trainings",
-    reuse: "Reuse these settings", delete: "Delete", close: "Close",
-    queued: "queued…", progress: (i, n, s, t) => `image ${i}/${n} · step ${s}/${t}`,
-    need_prompt: "Write a prompt.", done: "done", cancelled: "cancelled", failed: "failed", no_datasets: "No datasets in the datasets folder.",
-    dataset_info: (n, a) => `${n} images` + (a ? " · with ATTRIBUTION.md" : ""),
-    by: "by", license: "license", source: "source", no_caption: "(no caption)",
-    train_progress: (stage, s, t, eta) => `${stage} ${s}/${t}` + (eta > 0 ? ` · ${Math.round(eta)} s left` : ""),
-    starting: "starting…", running: "training", stopped: "stopped (can be resumed)", resume: "Resume",
-    show: "Show", state_done: "finished", state_new: "new", state_running: "running", state_stopped: "stopped",
-    state_failed: "failed", loss_at: (s, l) => `step ${s}: ${l}`,
-    s_prompt: "prompt", s_negative_prompt: "negative", s_seed: "seed", s_steps: "steps", s_guidance: "guidance",
-    s_scheduler: "scheduler", s_width: "width", s_height: "height", s_lora: "LoRA", s_lora_scale: "LoRA strength",
-    s_model: "model", s_created: "created",
-    animations: "Animations", anim_hint: "Pick a start and an end picture in the gallery: the animation morphs one creature into the other.",
-    anim_from: "Start", anim_to: "End", frames: "Frames", fps: "Frames per second", format: "Format",
-    pingpong: "ping-pong", animate: "Animate", as_from: "Animation start", as_to: "Animation end",
-    fetch_title: "New dataset from Wikimedia Commons",
-    fetch_hint: "Only freely licensed pictures (CC0, public domain, CC BY, CC BY-SA); each keeps its authors and license.",
-    source: "Source", source_campaign: "Campaign", source_category: "Category", source_search: "Search",
-    fetch_value: "Name or text", fetch_limit: "How many pictures", fetch_size: "Size (0: the model's)", crop: "Crop",
-    crop_center: "centre", crop_attention: "where the detail is", crop_pad: "whole picture, padded",
-    fetch_start: "Download and prepare",
-    fetch_stage: (stage, c, n) => ({ list: "listing", download: "downloading", prepare: "preparing" }[stage] || stage) + (n ? ` ${c}/${n}` : ""),
-    fetch_done: (d) => `done: ${d.prepared} pictures (${d.downloaded} downloaded, ${d.skipped} left out)`,
-    strength: "How much it changes", init_clear: "Start from noise", vary: "Vary this picture", s_init: "starting from",
-    s_strength: "how much it changes",
-    anim_progress: (s, n) => `step ${s}/${n}`, anim_caption: (a) => `${a.prompts[0]} → ${a.prompts[1]} · ${a.frames} frames`,
-  },
-};
-
+// The words of both languages: the tables the server's own messages come from.
+const TEXT = {};
 const $ = (id) => document.getElementById(id);
 const state = { lang: "es", info: null, job: null, lastSeed: null, detail: null, run: null, points: [],
   animFrom: null, animTo: null, animJob: null, init: null };
-const t = (key, ...args) => {
-  const v = TEXT[state.lang][key];
-  return typeof v === "function" ? v(...args) : v ?? key;
-};
+// The text of `key` with its {blanks} filled from `blanks`.
+const t = (key, blanks = {}) =>
+  (TEXT[state.lang]?.[key] ?? key).replace(/\{(\w+)\}/g, (m, name) => (name in blanks ? String(blanks[name]) : m));
 
 function el(tag, props = {}, ...children) {
   const e = document.createElement(tag);
@@ -115,6 +29,13 @@ function applyLanguage() {
   $("lang").textContent = state.lang === "es" ? "EN" : "ES";
   fillSizes();
   if (state.detail) showDetail(state.detail);
+}
+
+// Entries a listing left out (a name that is not UTF-8, damaged settings), with the reasons.
+function showSkipped(id, skipped) {
+  const e = $(id);
+  e.hidden = !skipped.length;
+  e.textContent = t("skipped", { entries: skipped.map((s) => `${s.entry} (${s.reason})`).join("; ") });
 }
 
 function showError(message) {
@@ -219,7 +140,7 @@ function onAnimationJob(j) {
   const status = $("anim-status"), bar = $("anim-progress");
   if (j.state === "queued") status.textContent = t("queued");
   if (j.state === "running" && j.steps) {
-    status.textContent = t("anim_progress", j.step, j.steps);
+    status.textContent = t("anim_progress", { step: j.step, steps: j.steps });
     bar.value = j.step / j.steps;
   }
   if (["done", "cancelled", "failed"].includes(j.state)) {
@@ -239,12 +160,13 @@ function updateAnimButtons() {
 
 function animation(entry) {
   const src = `/files/gallery/${entry.file.split("/").map(encodeURIComponent).join("/")}`;
-  const media = entry.format === "gif" ? el("img", { src, alt: t("anim_caption", entry) })
+  const caption = t("anim_caption", { from: entry.prompts[0], to: entry.prompts[1], frames: entry.frames });
+  const media = entry.format === "gif" ? el("img", { src, alt: caption })
     : el("video", { src, controls: "", loop: "", muted: "", playsinline: "" });
   const remove = el("button", { class: "small", onclick: async () => {
     try { await api(`/api/animations/${encodeURIComponent(entry.file.split("/").pop())}`, undefined, "DELETE"); } catch (e) { showError(e.message); }
   } }, t("delete"));
-  return el("figure", { class: "animation", "data-file": entry.file }, media, el("figcaption", {}, t("anim_caption", entry), " ", remove));
+  return el("figure", { class: "animation", "data-file": entry.file }, media, el("figcaption", {}, caption, " ", remove));
 }
 
 function setKeyframe(which, entry) {
@@ -262,7 +184,7 @@ function onJob(j) {
   const status = $("gen-status"), bar = $("gen-progress");
   if (j.state === "queued") status.textContent = t("queued");
   if (j.state === "running" && j.steps) {
-    status.textContent = t("progress", j.image + 1, j.images, j.step, j.steps);
+    status.textContent = t("progress", { image: j.image + 1, images: j.images, step: j.step, steps: j.steps });
     bar.value = (j.image + j.step / j.steps) / j.images;
   }
   if (["done", "cancelled", "failed"].includes(j.state)) {
@@ -305,16 +227,18 @@ async function loadGallery() {
   try {
     const [list, anims] = await Promise.all([api("/api/gallery"), api("/api/animations")]);
     const g = $("gallery-list");
-    g.replaceChildren(...list.map(picture));
+    g.replaceChildren(...list.items.map(picture));
     g.dataset.loaded = "1";
-    $("animations").replaceChildren(...anims.map(animation));
+    $("animations").replaceChildren(...anims.items.map(animation));
+    showSkipped("gallery-skipped", [...list.skipped, ...anims.skipped]);
   } catch (e) { showError(e.message); }
 }
 
 // --- datasets ---------------------------------------------------------------------------------
 async function loadDatasets(pick) {
   try {
-    const list = await api("/api/datasets");
+    const { items: list, skipped } = await api("/api/datasets");
+    showSkipped("datasets-skipped", skipped);
     for (const id of ["dataset-pick", "train-dataset"]) {
       const s = $(id), keep = (id === "dataset-pick" && pick) || s.value;
       s.replaceChildren(...list.map((d) => el("option", { value: d.name }, `${d.name} (${d.images})`)));
@@ -329,7 +253,8 @@ async function showDataset(name) {
   if (!name) return;
   try {
     const d = await api(`/api/datasets/${encodeURIComponent(name)}`);
-    $("dataset-info").textContent = t("dataset_info", d.items.length, d.attribution);
+    $("dataset-info").textContent = t("dataset_info", { images: d.items.length }) + (d.attribution ? t("dataset_attribution") : "");
+    showSkipped("dataset-skipped", d.skipped);
     const safe = (u) => (/^https?:\/\//.test(u || "") ? u : null);
     $("dataset-items").replaceChildren(...d.items.map((it) => {
       const credit = el("p", { class: "credit" });
@@ -338,7 +263,7 @@ async function showDataset(name) {
         const lic = safe(it.license_url) ? el("a", { href: it.license_url, rel: "noopener noreferrer", target: "_blank" }, it.license) : it.license;
         credit.append(" · ", el("span", { class: "license" }, lic));
       }
-      if (safe(it.page_url)) credit.append(" · ", el("a", { href: it.page_url, rel: "noopener noreferrer", target: "_blank" }, t("source")));
+      if (safe(it.page_url)) credit.append(" · ", el("a", { href: it.page_url, rel: "noopener noreferrer", target: "_blank" }, t("source_link")));
       return el("figure", { class: "card", "data-file": it.file },
         el("img", { src: `/files/datasets/${encodeURIComponent(name)}/${encodeURIComponent(it.file)}`, alt: it.title || it.file, loading: "lazy" }),
         el("figcaption", {}, el("p", { class: "caption" }, it.caption || t("no_caption")), credit));
@@ -361,7 +286,7 @@ function onFetch(e) {
   $("fetch-cancel").disabled = !state.fetching;
   if (e.note) $("fetch-notes").append(el("li", {}, e.note));
   if (e.state === "running" && e.stage) {
-    status.textContent = t("fetch_stage", e.stage, e.current, e.total);
+    status.textContent = t("fetch_stage_" + e.stage) + (e.total ? t("fetch_count", e) : "");
     if (e.total) $("fetch-progress").value = e.current / e.total;
   }
   if (["done", "stopped", "failed"].includes(e.state)) {
@@ -394,7 +319,7 @@ function drawChart() {
     svg.append(e);
   }
   const last = pts[pts.length - 1];
-  svg.setAttribute("aria-label", t("loss_at", last[0], last[1].toPrecision(4)));
+  svg.setAttribute("aria-label", t("loss_at", { step: last[0], loss: last[1].toPrecision(4) }));
 }
 
 function addValidation(run, files) {
@@ -425,7 +350,7 @@ function onTrain(e) {
   drawChart();
   addValidation(e.name, e.validation || []);
   if (e.state === "running") {
-    $("train-status").textContent = t("train_progress", e.stage, e.step, e.total, e.eta);
+    $("train-status").textContent = t("train_progress", e) + (e.eta > 0 ? t("train_eta", { eta: Math.round(e.eta) }) : "");
     if (e.stage === "train" && e.total) $("train-progress").value = e.step / e.total;
   }
   if (["done", "stopped", "failed"].includes(e.state)) {
@@ -451,7 +376,8 @@ async function showRun(name) {
 
 async function loadRuns() {
   try {
-    const runs = await api("/api/trainings");
+    const { items: runs, skipped } = await api("/api/trainings");
+    showSkipped("runs-skipped", skipped);
     $("runs").replaceChildren(...runs.map((r) => el("li", { "data-run": r.name },
       `${r.name} · ${t("state_" + r.state)} `,
       el("button", { class: "small", onclick: () => showRun(r.name) }, t("show")),
@@ -494,7 +420,9 @@ function listen(after) {
 }
 
 async function start() {
+  await Promise.all(["es", "en"].map(async (l) => { TEXT[l] = await api(`/strings.${l}.json`); }));
   state.info = await api("/api/info");
+  showSkipped("info-skipped", state.info.skipped);
   const saved = localStorage.getItem("bioesp-lang");
   state.lang = saved || state.info.lang || ((navigator.language || "es").startsWith("es") ? "es" : "en");
   for (const s of state.info.schedulers) $("scheduler").append(el("option", { value: s }, s));

@@ -1,0 +1,448 @@
+#include "generation.h"
+
+#include <algorithm>
+#include <iterator>
+
+#include "request.h"
+#include "rules.h"
+#include "strings.h"
+
+extern "C" {
+#include "../cli.h"
+}
+
+namespace studio {
+namespace {
+
+const char* const kSchedulers[] = {"pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "unipc"};
+
+json settings_json(const Settings& s) {
+  return json{{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"images", s.images},
+              {"steps", s.steps}, {"guidance", s.guidance}, {"width", s.width}, {"height", s.height},
+              {"seed", s.seed}, {"scheduler", s.scheduler}, {"lora", s.lora}, {"lora_scale", s.lora_scale},
+              {"init", s.init}, {"strength", s.strength}};
+}
+
+using Images = std::unique_ptr<bioesp_images, void (*)(bioesp_images*)>;
+
+// The settings bioesp_generate_options and bioesp_animate_options share (by their fields' names).
+template <typename Options>
+void set_shared(const Settings& s, Options& o) {
+  o.negative_prompt = s.negative_prompt.c_str();
+  o.steps = s.steps;
+  o.guidance = static_cast<float>(s.guidance);
+  o.scheduler = s.scheduler.empty() ? nullptr : s.scheduler.c_str();
+  o.width = s.width;
+  o.height = s.height;
+}
+
+}  // namespace
+
+struct Generation::Run {
+  Generation* gen = nullptr;
+  std::string id;
+  Settings s;
+  std::unique_ptr<Animation> animation;
+  std::vector<std::unique_ptr<Picture>> pictures;  // its jobs, once submitted
+  std::atomic<bool> cancel{false};
+  std::string error;        // a failure while submitting its jobs
+  int64_t last_event = 0;   // an animation's progress events: at most every 100 ms
+};
+
+struct Generation::Picture {
+  Run* run = nullptr;
+  int index = 0;
+  bioesp_job* job = nullptr;
+  int64_t last_event = 0;   // progress events: at most every 100 ms
+};
+
+Generation::Generation(const Config& cfg, bioesp_model* model, EventBus& bus, Gallery& gallery)
+    : cfg_(cfg), model_(model), bus_(bus), gallery_(gallery) {
+  follower_ = std::thread([this] { contained("generation", [this] { follow(); }); });
+}
+
+Generation::~Generation() {
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    quit_ = true;
+    for (auto& run : submitted_)
+      for (auto& p : run->pictures) bioesp_job_cancel(p->job);
+    if (alone_) alone_->cancel = true;
+  }
+  cv_.notify_all();
+  follower_.join();
+  for (auto& run : submitted_)  // left by the follower when it stopped
+    for (auto& p : run->pictures) bioesp_job_free(p->job);
+}
+
+std::vector<std::string> Generation::schedulers() { return {std::begin(kSchedulers), std::end(kSchedulers)}; }
+
+std::map<std::string, fs::path> Generation::loras(json& skipped) {
+  std::map<std::string, fs::path> out;
+  for (const auto& d : listing(cfg_.trainings, true, skipped)) {
+    const fs::path f = d / "pytorch_lora_weights.safetensors";
+    std::error_code ec;
+    if (fs::is_regular_file(f, ec)) out[d.filename().string()] = f;
+  }
+  if (cfg_.loras.empty()) return out;
+  for (const auto& f : listing(cfg_.loras, false, skipped)) {
+    const std::string e = f.extension().string();
+    if (e == ".safetensors" || e == ".ckpt" || e == ".pt" || e == ".bin") out[f.filename().string()] = f;
+  }
+  return out;
+}
+
+Settings Generation::settings_of(const json& j) {
+  Settings s;
+  s.prompt = text_field(j, "prompt");
+  if (s.prompt.empty()) throw HttpError(400, say("need_prompt"));
+  s.negative_prompt = text_field(j, "negative_prompt");
+  s.images = int_field(j, "images", 1, 1, rules::max_images);
+  s.steps = int_field(j, "steps", 25, 1, rules::max_steps);
+  s.guidance = number_field(j, "guidance", 7.5, 0, 30);
+  s.width = size_field(j, "width");
+  s.height = size_field(j, "height");
+  const double seed = number_field(j, "seed", -1, -1, 4294967295.0);
+  s.seed = seed < 0 ? random_seed() : static_cast<uint64_t>(seed);
+  s.scheduler = text_field(j, "scheduler");
+  const auto known = schedulers();
+  if (!s.scheduler.empty() && std::find(known.begin(), known.end(), s.scheduler) == known.end())
+    throw HttpError(400, say("unknown_scheduler", {{"name", s.scheduler}}));
+  s.lora = text_field(j, "lora");
+  json skipped;
+  if (!s.lora.empty() && !loras(skipped).count(s.lora)) throw HttpError(400, say("no_lora", {{"name", s.lora}}));
+  s.lora_scale = number_field(j, "lora_scale", 1.0, -4, 4);
+  s.init = text_field(j, "init");
+  if (!s.init.empty()) gallery_.picture(s.init);
+  s.strength = number_field(j, "strength", 0.6, 0.01, 1);
+  return s;
+}
+
+std::string Generation::generate(const json& request) { return submit(settings_of(request), nullptr); }
+
+std::string Generation::animate(const json& request) {
+  auto a = std::make_unique<Animation>();
+  a->from = text_field(request, "from");
+  a->to = text_field(request, "to");
+  const json from = gallery_.entry(a->from), to = gallery_.entry(a->to);
+  a->frames = int_field(request, "frames", 16, 2, rules::max_frames);
+  a->fps = number_field(request, "fps", 8, 1, rules::max_fps);
+  a->pingpong = bool_field(request, "pingpong", false);
+  a->format = choice_field(request, "format", {"gif", "mp4", "webm"});
+  a->prompts = {from["prompt"].get<std::string>(), to["prompt"].get<std::string>()};  // entry() checked them
+  a->seeds = {from["seed"].get<uint64_t>(), to["seed"].get<uint64_t>()};
+  json first = from;
+  first["images"] = 1;
+  first["seed"] = 0;
+  first["init"] = "";  // animations start from noise
+  json skipped;
+  if (first.contains("lora") && !loras(skipped).count(first["lora"].get<std::string>()))
+    first["lora"] = "";  // a LoRA deleted since: the animation is drawn without it
+  return submit(settings_of(first), std::move(a));
+}
+
+std::string Generation::submit(Settings s, std::unique_ptr<Animation> animation) {
+  auto run = std::make_shared<Run>();
+  run->gen = this;
+  run->s = std::move(s);
+  run->animation = std::move(animation);
+  const auto pictures = [](const Run& r) { return r.animation ? size_t{1} : static_cast<size_t>(r.s.images); };
+  std::lock_guard<std::mutex> lock(m_);
+  size_t queued = pictures(*run);
+  for (const auto* q : {&waiting_, &submitted_})
+    for (const auto& r : *q) queued += pictures(*r);
+  if (waiting_.size() + submitted_.size() >= rules::max_queued_runs)
+    throw HttpError(429, say("too_many_queued", {{"max", std::to_string(rules::max_queued_runs)}}));
+  if (queued > rules::max_queued_pictures)
+    throw HttpError(429, say("too_many_pictures", {{"max", std::to_string(rules::max_queued_pictures)}}));
+  run->id = "g" + std::to_string(++counter_);
+  waiting_.push_back(run);
+  bus_.publish("job", run_json(*run, "queued"));
+  dispatch();
+  cv_.notify_all();
+  return run->id;
+}
+
+void Generation::cancel(const std::string& id) {
+  std::lock_guard<std::mutex> lock(m_);
+  auto has = [&](const auto& r) { return r->id == id; };
+  auto w = std::find_if(waiting_.begin(), waiting_.end(), has);
+  if (w != waiting_.end()) {
+    bus_.publish("job", run_json(**w, "cancelled"));
+    waiting_.erase(w);
+    return;
+  }
+  auto s = std::find_if(submitted_.begin(), submitted_.end(), has);
+  if (s != submitted_.end()) {
+    (*s)->cancel = true;
+    for (auto& p : (*s)->pictures) bioesp_job_cancel(p->job);
+    return;
+  }
+  if (alone_ && alone_->id == id) {
+    alone_->cancel = true;
+    return;
+  }
+  throw HttpError(404, say("no_job", {{"id", id}}));
+}
+
+json Generation::running() {
+  std::lock_guard<std::mutex> lock(m_);
+  const auto& run = !submitted_.empty() ? submitted_.front() : alone_;
+  if (!run) return nullptr;
+  json j = run_json(*run, "running");
+  for (const auto& p : run->pictures) {
+    bioesp_job_state state;
+    uint64_t step = 0, total = 0;
+    if (bioesp_job_poll(p->job, &state, &step, &total) == BIOESP_OK && state != BIOESP_JOB_DONE) {
+      j["image"] = p->index;
+      j["step"] = step;
+      j["steps"] = total;
+      break;
+    }
+  }
+  return j;
+}
+
+json Generation::run_json(const Run& run, const char* state) {
+  json out{{"id", run.id}, {"kind", run.animation ? "animate" : "generate"}, {"state", state}, {"image", 0},
+           {"images", run.animation ? 1 : run.s.images}};
+  if (std::string(state) != "running") out["settings"] = settings_json(run.s);  // not with every step
+  return out;
+}
+
+// A LoRA file and its time, then its strength: two runs with the same key draw alike.
+std::string Generation::lora_key(const Settings& s) {
+  if (s.lora.empty()) return "";
+  json skipped;
+  const auto files = loras(skipped);
+  auto it = files.find(s.lora);
+  if (it == files.end()) return "missing " + s.lora;
+  std::error_code ec;
+  const auto time = fs::last_write_time(it->second, ec).time_since_epoch().count();
+  return it->second.string() + "@" + std::to_string(time) + ":" + number_text(s.lora_scale);
+}
+
+void Generation::dispatch() {
+  while (!quit_ && !alone_ && !waiting_.empty() && !waiting_.front()->animation && lora_key(waiting_.front()->s) == attached_) {
+    start(*waiting_.front());
+    submitted_.push_back(waiting_.front());
+    waiting_.pop_front();
+  }
+}
+
+// One job per picture, in the library's queue behind the ones before.
+void Generation::start(Run& run) {
+  const Settings& s = run.s;
+  const char* prompt = s.prompt.c_str();
+  bioesp_generate_options go;
+  bioesp_generate_options_init(&go);
+  go.prompts = &prompt;
+  go.num_prompts = 1;
+  set_shared(s, go);
+  go.progress = on_progress;
+  Images init(nullptr, bioesp_images_free);
+  bioesp_image init_image{};
+  if (!s.init.empty()) {  // img2img at the picture's own size; the job keeps a copy
+    bioesp_images* loaded = nullptr;
+    if (bioesp_images_load((gallery_.dir() / s.init).c_str(), &loaded) != BIOESP_OK) {
+      run.error = last_error(s.init);
+      return;
+    }
+    init.reset(loaded);
+    init_image.struct_size = sizeof init_image;
+    bioesp_images_get(loaded, 0, &init_image);
+    go.init_image = &init_image;
+    go.strength = static_cast<float>(s.strength);
+    go.width = go.height = 0;
+  }
+  for (int i = 0; i < s.images; ++i) {
+    auto p = std::make_unique<Picture>();
+    p->run = &run;
+    p->index = i;
+    go.seed = s.seed + static_cast<uint64_t>(i);
+    go.progress_user = p.get();
+    if (bioesp_generate_async(model_, &go, &p->job) != BIOESP_OK) {
+      run.error = last_error("generation");
+      for (auto& q : run.pictures) bioesp_job_cancel(q->job);
+      return;
+    }
+    run.pictures.push_back(std::move(p));
+  }
+}
+
+// On the library's worker thread: the picture's progress for every page.
+int Generation::on_progress(void* user, const bioesp_progress* p) {
+  auto* pic = static_cast<Picture*>(user);
+  const int64_t t = now_ms();
+  if (p->current == p->total || t - pic->last_event >= 100) {
+    pic->last_event = t;
+    json j = run_json(*pic->run, "running");
+    j["image"] = pic->index;
+    j["step"] = p->current;
+    j["steps"] = p->total;
+    pic->run->gen->bus_.publish("job", j);
+  }
+  return 0;  // cancelling is bioesp_job_cancel's
+}
+
+void Generation::follow() {
+  for (;;) {
+    std::shared_ptr<Run> run;
+    bool submitted = false;
+    {
+      std::unique_lock<std::mutex> lock(m_);
+      cv_.wait(lock, [&] { return quit_ || !submitted_.empty() || !waiting_.empty(); });
+      if (quit_) return;
+      submitted = !submitted_.empty();
+      if (submitted) run = submitted_.front();
+      else run = alone_ = waiting_.front(), waiting_.pop_front();  // it needs the model alone
+    }
+    contained(run->id.c_str(), [&] { submitted ? finish(*run) : alone(*run); });
+    std::lock_guard<std::mutex> lock(m_);
+    if (!submitted) {
+      alone_.reset();
+    } else {
+      submitted_.pop_front();
+      for (auto& p : run->pictures) bioesp_job_free(p->job);  // done: no one reaches them any more
+    }
+    dispatch();
+  }
+}
+
+// Waits for the run's pictures in order, saving each as it comes.
+void Generation::finish(Run& run) {
+  std::string error = run.error;
+  for (auto& p : run.pictures) {
+    int finished = 0;
+    bioesp_job_wait(p->job, -1, &finished);
+    bioesp_images* taken = nullptr;
+    const bioesp_status st = bioesp_job_take(p->job, &taken);
+    Images images(taken, bioesp_images_free);
+    try {
+      if (st == BIOESP_OK) {
+        bioesp_image img;
+        img.struct_size = sizeof img;
+        bioesp_images_get(taken, 0, &img);
+        json entry = settings_json(run.s);
+        entry["images"] = 1;
+        entry["seed"] = run.s.seed + static_cast<uint64_t>(p->index);
+        entry["width"] = img.width;
+        entry["height"] = img.height;
+        entry["model"] = cfg_.model;
+        entry["job"] = run.id;
+        gallery_.save_picture(taken, std::to_string(now_ms()) + "-" + run.id + "-" + std::to_string(p->index), entry, run.id);
+      } else if (st != BIOESP_ERR_CANCELLED && error.empty()) {
+        error = last_error("generation");
+      }
+    } catch (const std::exception& e) {
+      if (error.empty()) error = e.what();
+    }
+    if (!error.empty())
+      for (auto& q : run.pictures) bioesp_job_cancel(q->job);  // the rest would fail alike
+  }
+  json j = run_json(run, run.cancel ? "cancelled" : error.empty() ? "done" : "failed");
+  if (!run.cancel && !error.empty()) j["error"] = error;
+  bus_.publish("job", j);
+}
+
+// With no job in the library: the run's LoRA is attached, then an animation is drawn here, or
+// the run's jobs join the queue.
+void Generation::alone(Run& run) {
+  std::string state = "done", error;
+  try {
+    if (run.cancel) state = "cancelled";
+    else use_lora(run.s);
+    if (run.animation && !run.cancel) draw_animation(run);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (run.cancel) state = "cancelled";
+  else if (!error.empty()) state = "failed";
+  std::lock_guard<std::mutex> lock(m_);
+  if (run.animation || state != "done") {
+    json j = run_json(run, state.c_str());
+    if (state == "failed") j["error"] = error;
+    bus_.publish("job", j);
+    return;
+  }
+  start(run);
+  submitted_.push_back(alone_);
+}
+
+void Generation::use_lora(const Settings& s) {
+  if (s.lora.empty()) {
+    if (!attached_.empty() && bioesp_model_remove_lora(model_, "studio") != BIOESP_OK) throw std::runtime_error(last_error("LoRA"));
+  } else {
+    json skipped;
+    const auto files = loras(skipped);
+    auto it = files.find(s.lora);
+    if (it == files.end()) throw std::runtime_error(say("no_lora", {{"name", s.lora}}));
+    const std::string key = lora_key(s), file = key.substr(0, key.rfind(':'));
+    const std::string was = attached_.substr(0, attached_.rfind(':'));
+    const float scale = static_cast<float>(s.lora_scale);
+    if (file != was && bioesp_model_add_lora(model_, it->second.c_str(), scale, "studio") != BIOESP_OK) {
+      const std::string why = last_error("LoRA " + s.lora);
+      bioesp_model_remove_lora(model_, "studio");  // whatever was attached, none is now
+      std::lock_guard<std::mutex> lock(m_);
+      attached_.clear();
+      throw std::runtime_error(why);
+    }
+    if (file == was && bioesp_model_set_lora_scale(model_, "studio", scale) != BIOESP_OK) throw std::runtime_error(last_error("LoRA strength"));
+  }
+  const std::string key = lora_key(s);
+  std::lock_guard<std::mutex> lock(m_);
+  attached_ = key;
+}
+
+int Generation::on_animation_progress(void* user, const bioesp_progress* p) {
+  auto* run = static_cast<Run*>(user);
+  const int64_t t = now_ms();
+  if (p->current == p->total || t - run->last_event >= 100) {
+    run->last_event = t;
+    json j = run_json(*run, "running");
+    j["step"] = p->current;
+    j["steps"] = p->total;
+    run->gen->bus_.publish("job", j);
+  }
+  return run->cancel ? 1 : 0;
+}
+
+// The frames (progress counts denoising steps over all of them), then the file and its entry.
+void Generation::draw_animation(Run& run) {
+  const Settings& s = run.s;
+  const Animation& a = *run.animation;
+  std::vector<const char*> prompts;
+  for (const auto& p : a.prompts) prompts.push_back(p.c_str());
+  bioesp_animate_options ao;
+  bioesp_animate_options_init(&ao);
+  ao.prompts = prompts.data();
+  ao.num_prompts = prompts.size();
+  ao.seeds = a.seeds.data();
+  ao.num_seeds = a.seeds.size();
+  ao.frames = a.frames;
+  ao.pingpong = a.pingpong;
+  set_shared(s, ao);
+  ao.progress = on_animation_progress;
+  ao.progress_user = &run;
+  bioesp_images* drawn = nullptr;
+  const bioesp_status st = bioesp_animate(model_, &ao, &drawn);
+  if (st == BIOESP_ERR_CANCELLED) return;
+  if (st != BIOESP_OK) throw std::runtime_error(last_error("animation"));
+  Images frames(drawn, bioesp_images_free);
+  size_t count = 0;
+  bioesp_images_count(drawn, &count);
+  json entry = settings_json(s);
+  for (const char* k : {"images", "seed", "prompt", "init", "strength"}) entry.erase(k);
+  entry["prompts"] = a.prompts;
+  entry["seeds"] = a.seeds;
+  entry["from"] = a.from;
+  entry["to"] = a.to;
+  entry["frames"] = count;
+  entry["fps"] = a.fps;
+  entry["pingpong"] = a.pingpong;
+  entry["format"] = a.format;
+  entry["model"] = cfg_.model;
+  gallery_.save_animation(drawn, std::to_string(now_ms()) + "-" + run.id + "." + a.format, a.fps, entry, run.id);
+}
+
+}  // namespace studio

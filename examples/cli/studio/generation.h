@@ -1,0 +1,99 @@
+// Pictures and animations for the pages, on the library's jobs. A run (one request) is one
+// bioesp_generate_async job per picture, seeded seed + its index so that any picture can be drawn
+// again alone; the library queues the jobs of one model in submission order, and its progress
+// callbacks become the "job" events (per picture and step). One thread (the follower) takes each
+// finished job, saves its picture to the gallery and reports the run.
+//
+// Two things a job cannot carry are held back here, in submission order: a LoRA is the model's
+// state, not a job's, so a run with another LoRA (or strength) waits until the jobs before it are
+// done and the follower has attached it; and an animation is the synchronous bioesp_animate
+// (there is no asynchronous one), which the follower runs when no job is queued.
+#pragma once
+#include <bioesp.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "events.h"
+#include "files.h"
+#include "gallery.h"
+#include "studio.h"
+
+namespace studio {
+
+struct Settings {
+  std::string prompt, negative_prompt, scheduler, lora;
+  std::string init;  // a gallery picture to start from (img2img), or none
+  int images = 1, steps = 25, width = 0, height = 0;
+  double guidance = 7.5, lora_scale = 1.0, strength = 0.6;
+  uint64_t seed = 0;
+};
+
+// A morph between two gallery pictures: their prompts and seeds are the keyframes; the other
+// settings are the first picture's.
+struct Animation {
+  std::string from, to, format = "gif";
+  std::vector<std::string> prompts;
+  std::vector<uint64_t> seeds;
+  int frames = 16;
+  double fps = 8;
+  bool pingpong = false;
+};
+
+class Generation {
+ public:
+  Generation(const Config& cfg, bioesp_model* model, EventBus& bus, Gallery& gallery);
+  ~Generation();  // cancels every run and waits for the library's jobs
+
+  // A page's request, checked (400 naming the field): the run's id.
+  std::string generate(const json& request);
+  std::string animate(const json& request);
+  void cancel(const std::string& id);
+  // The run being drawn ({"id", "kind", "state", "image", "images", "step", "steps"}), or null.
+  json running();
+  // The LoRAs a page may pick, by name: trained here, or files in --loras.
+  std::map<std::string, fs::path> loras(json& skipped);
+  static std::vector<std::string> schedulers();
+
+ private:
+  struct Run;
+  struct Picture;
+
+  Settings settings_of(const json& j);
+  std::string submit(Settings s, std::unique_ptr<Animation> animation);
+  void dispatch();  // with m_ held
+  void start(Run& run);  // with m_ held
+  void follow();
+  void finish(Run& run);
+  void alone(Run& run);
+  void use_lora(const Settings& s);
+  void draw_animation(Run& run);
+  std::string lora_key(const Settings& s);
+  static int on_progress(void* user, const bioesp_progress* p);
+  static int on_animation_progress(void* user, const bioesp_progress* p);
+  static json run_json(const Run& run, const char* state);
+
+  const Config& cfg_;
+  bioesp_model* model_;
+  EventBus& bus_;
+  Gallery& gallery_;
+
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Run>> waiting_;    // not given to the library yet, oldest first
+  std::deque<std::shared_ptr<Run>> submitted_;  // their jobs are in the library's queue
+  std::shared_ptr<Run> alone_;                  // the follower's: an animation or a LoRA change
+  std::string attached_;                        // lora_key of what the model has now
+  uint64_t counter_ = 0;
+  bool quit_ = false;
+  std::thread follower_;
+};
+
+}  // namespace studio

@@ -1,0 +1,214 @@
+#include "training.h"
+
+#include <cstring>
+#include <sstream>
+
+#include "request.h"
+#include "rules.h"
+#include "strings.h"
+
+namespace studio {
+namespace {
+
+std::vector<std::string> validation_pictures(const fs::path& out) {
+  json ignored;
+  std::vector<std::string> v;
+  for (const auto& f : listing(out / "validation", false, ignored))
+    if (f.extension() == ".png") v.push_back(f.filename().string());
+  return v;
+}
+
+}  // namespace
+
+struct Training::Run {
+  Training* owner = nullptr;
+  std::string name;
+  fs::path out;
+  json settings;
+  std::atomic<bool> cancel{false};
+  std::vector<std::pair<int, double>> pending;  // loss points not yet published
+  std::set<std::string> validation;             // validation pictures already announced
+  int64_t last_event = 0;
+  std::string stage;
+};
+
+Training::Training(const Config& cfg, EventBus& bus) : cfg_(cfg), bus_(bus) { fs::create_directories(cfg_.trainings); }
+Training::~Training() = default;
+std::string Training::running() { return runs_.running(); }
+
+// A training's settings from a request, or from its studio.json: every field checked.
+json Training::settings_of(const json& j, const std::string& dataset) {
+  json s{{"dataset", dataset},
+         {"prompt", text_field(j, "prompt")},
+         {"steps", int_field(j, "steps", 200, 1, rules::max_train_steps)},
+         {"rank", int_field(j, "rank", 4, 1, rules::max_rank)},
+         {"learning_rate", number_field(j, "learning_rate", 1e-4, 1e-7, 1)},
+         {"resolution", size_field(j, "resolution")},
+         {"batch_size", int_field(j, "batch_size", 1, 1, rules::max_batch)},
+         {"seed", static_cast<uint64_t>(number_field(j, "seed", 0, 0, 4294967295.0))},
+         {"validation_prompt", text_field(j, "validation_prompt")},
+         {"validation_every", int_field(j, "validation_every", 50, 0, rules::max_train_steps)},
+         {"checkpoint_every", int_field(j, "checkpoint_every", 50, 0, rules::max_train_steps)},
+         {"train_text_encoder", bool_field(j, "train_text_encoder", false)},
+         {"model", cfg_.model}};
+  if (s["prompt"].get<std::string>().empty()) s["prompt"] = "criatura especulativa colombiana";
+  if (s["resolution"] == 0) s["resolution"] = cfg_.native_size > 0 ? cfg_.native_size : 512;
+  return s;
+}
+
+// A resumed training's settings: its studio.json (or, without one, the request's), checked as a
+// request's; damage is a 400 that names the file and the field.
+json Training::saved_settings(const std::string& name, const json& request) {
+  const fs::path file = cfg_.trainings / name / "studio.json";
+  if (!fs::exists(file)) return settings_of(request, text_field(request, "dataset"));
+  const std::string shown = name + "/studio.json";
+  const json saved = read_json(file);
+  if (!saved.is_object()) throw HttpError(400, say("damaged_settings", {{"name", shown}, {"why", say("not_json_object")}}));
+  try {
+    return settings_of(saved, text_field(saved, "dataset"));
+  } catch (const HttpError& e) {
+    throw HttpError(400, say("damaged_settings", {{"name", shown}, {"why", e.what()}}));
+  }
+}
+
+std::string Training::start(const json& j) {
+  const std::string data = text_field(j, "dataset");
+  const bool resume = bool_field(j, "resume", false);
+  std::error_code ec;
+  if (!resume && (data.empty() || confined(cfg_.datasets, data).empty() || !fs::is_directory(confined(cfg_.datasets, data), ec)))
+    throw HttpError(400, say("need_dataset"));
+  std::string name = name_field(j, "name");
+  if (name.empty()) {
+    if (resume) throw HttpError(400, say("bad_name", {{"field", field_name("name")}}));
+    name = data + "-" + std::to_string(now_ms() / 1000);
+  }
+  const fs::path out = cfg_.trainings / name;
+  if (resume && !fs::is_directory(out / "checkpoints", ec)) throw HttpError(409, say("no_checkpoint", {{"name", name}}));
+  if (!resume && fs::exists(out)) throw HttpError(409, say("training_exists", {{"name", name}}));
+  json settings = resume ? saved_settings(name, j) : settings_of(j, data);
+  const std::string dataset = settings["dataset"];
+  const fs::path data_dir = confined(cfg_.datasets, dataset);
+  if (data_dir.empty() || !fs::is_directory(data_dir, ec)) throw HttpError(400, say("no_dataset", {{"name", dataset}}));
+
+  auto run = std::make_shared<Run>();
+  run->owner = this;
+  run->name = name;
+  run->out = out;
+  run->settings = settings;
+  runs_.start(run, "training_busy",
+              [&] {
+                fs::create_directories(out);
+                if (!resume) write_atomically(out / "studio.json", json_text(settings, 2) + "\n");
+                for (const auto& v : validation_pictures(out)) run->validation.insert(v);
+                bus_.publish("train", json{{"name", name}, {"state", "starting"}, {"settings", settings},
+                                           {"points", json::array()}, {"validation", json::array()}});
+              },
+              [this, resume](Run& r) { work(r, resume); });
+  return name;
+}
+
+void Training::cancel() { runs_.cancel("no_training"); }
+
+int Training::on_progress(void* user, const bioesp_train_progress* p) {
+  auto& run = *static_cast<Run*>(user);
+  if (std::strcmp(p->stage, "train") == 0) run.pending.emplace_back(p->step, p->loss);
+  const int64_t t = now_ms();
+  if (run.stage != p->stage || p->step == p->total || t - run.last_event >= 200) {
+    run.last_event = t;
+    run.stage = p->stage;
+    run.owner->publish(run, json{{"name", run.name}, {"state", "running"}, {"stage", p->stage}, {"step", p->step},
+                                 {"total", p->total}, {"eta", p->eta_seconds}, {"seconds_per_step", p->seconds_per_step},
+                                 {"learning_rate", p->learning_rate}});
+  }
+  return run.cancel ? 1 : 0;
+}
+
+// Sends the loss points gathered since the last event, and validation pictures that appeared.
+void Training::publish(Run& run, json j) {
+  json points = json::array();
+  for (const auto& [step, loss] : run.pending) points.push_back({step, loss});
+  run.pending.clear();
+  j["points"] = points;
+  json fresh = json::array();
+  for (const auto& v : validation_pictures(run.out))
+    if (run.validation.insert(v).second) fresh.push_back(v);
+  j["validation"] = fresh;
+  bus_.publish("train", j);
+}
+
+void Training::work(Run& run, bool resume) {
+  json done{{"name", run.name}};
+  try {
+    const json& s = run.settings;  // checked by settings_of: every field has its type
+    const std::string data = (cfg_.datasets / s["dataset"].get<std::string>()).string(), prompt = s["prompt"],
+                      vprompt = s["validation_prompt"], out = run.out.string();
+    bioesp_train_options o;
+    bioesp_train_options_init(&o);
+    o.model = cfg_.model.c_str();
+    o.data = data.c_str();
+    o.prompt = prompt.c_str();
+    o.steps = s["steps"];
+    o.rank = s["rank"];
+    o.learning_rate = s["learning_rate"];
+    o.resolution = s["resolution"];
+    o.batch_size = s["batch_size"];
+    o.seed = s["seed"];
+    o.validation_prompt = vprompt.empty() ? nullptr : vprompt.c_str();
+    o.validation_every = s["validation_every"];
+    o.checkpoint_every = s["checkpoint_every"];
+    o.train_text_encoder = s["train_text_encoder"].get<bool>();
+    o.resume = resume;
+    o.device = cfg_.device;
+    o.threads = cfg_.threads;
+    o.out = out.c_str();
+    o.progress = on_progress;
+    o.progress_user = &run;
+    char* result = nullptr;
+    const bioesp_status st = bioesp_train(&o, &result);
+    bioesp_string_free(result);
+    if (st == BIOESP_OK) done["state"] = "done";
+    else if (st == BIOESP_ERR_CANCELLED) done["state"] = "stopped";
+    else done["state"] = "failed", done["error"] = last_error("training");
+  } catch (const std::exception& e) {  // nothing may leave this thread
+    done["state"] = "failed", done["error"] = e.what();
+  }
+  runs_.finish([&] { publish(run, done); });
+}
+
+json Training::summary(const fs::path& dir) {
+  const std::string name = dir.filename().string();
+  const json settings = read_json(dir / "studio.json");
+  json log = json::array();
+  std::istringstream lines(read_file(dir / "train_log.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    const json l = parse_json(line);
+    if (l.is_object() && l.contains("step") && l["step"].is_number_integer() && l.contains("loss") && l["loss"].is_number())
+      log.push_back({l["step"], l["loss"]});
+  }
+  std::error_code ec;
+  std::string state = fs::exists(dir / "pytorch_lora_weights.safetensors") ? "done"
+                      : fs::is_directory(dir / "checkpoints", ec)         ? "stopped"
+                                                                          : "new";
+  if (running() == name) state = "running";
+  return json{{"name", name}, {"state", state}, {"settings", settings.is_object() ? settings : json(nullptr)},
+              {"log", log}, {"validation", validation_pictures(dir)}};
+}
+
+json Training::list() {
+  json items = json::array(), skipped = json::array();
+  for (const auto& d : listing(cfg_.trainings, true, skipped)) {
+    json r = summary(d);
+    r.erase("log");
+    items.push_back(r);
+  }
+  return json{{"items", items}, {"skipped", skipped}};
+}
+
+json Training::one(const std::string& name) {
+  const fs::path dir = confined(cfg_.trainings, name);
+  std::error_code ec;
+  if (dir.empty() || !fs::is_directory(dir, ec)) throw HttpError(404, say("no_training_named", {{"name", name}}));
+  return summary(dir);
+}
+
+}  // namespace studio

@@ -1,0 +1,131 @@
+#include "train/batches.h"
+
+#include "core/error.h"
+#include "train/run.h"
+
+namespace bioesp::train {
+
+std::vector<int64_t> DataOrder::next(int64_t count, int64_t size, at::Generator& gen) {
+  std::vector<int64_t> out;
+  while (static_cast<int64_t>(out.size()) < count) {
+    if (!order.defined() || position >= order.numel()) {
+      if (order.defined()) ++epoch;
+      order = at::randperm(size, gen, torch::kLong);
+      position = 0;
+    }
+    out.push_back(order[position++].item<int64_t>());
+  }
+  return out;
+}
+
+Batches::Batches(const RunOptions& o, pipeline::StableDiffusion& sd, Trainer& tr, const std::vector<Example>& examples,
+                 const std::vector<Example>& prior, const std::function<void(const char*, int, int)>& stage)
+    : o_(o), sd_(sd), tr_(tr), examples_(examples), prior_(prior),
+      varied_(o.tag_dropout > 0 || o.shuffle_tags || o.caption_dropout > 0) {
+  if (o.resolution % sd.latent_factor())
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "resolution must be a multiple of " + std::to_string(sd.latent_factor()) + " for this VAE");
+  latent_size_ = o.resolution / sd.latent_factor();
+  channels_ = sd.vae()->config().latent_channels;
+  if (!o.cache_latents) return;
+  // The VAE posterior of each centre crop, once.
+  if ((o.random_crop || o.flip) && o.log)
+    o.log(BIOESP_LOG_WARNING, "cached latents fix each image's crop and orientation; random crop and flip are off");
+  at::Generator unused = at::detail::createCPUGenerator(0);
+  for (auto* set : {&examples, &prior}) {
+    auto& dst = set == &examples ? cached_ : cached_prior_;
+    for (size_t i = 0; i < set->size(); ++i) {
+      stage("cache-latents", static_cast<int>(i), static_cast<int>(set->size()));
+      auto post = tr.encode(pixels((*set)[i], o.resolution, false, false, unused).unsqueeze(0));
+      dst.emplace_back(post.first.cpu(), post.second.cpu());
+    }
+  }
+}
+
+torch::Tensor Batches::ids(const std::string& caption) {
+  auto e = sd_.tokenizer().encode(caption);
+  if (e.truncated && o_.log) o_.log(BIOESP_LOG_WARNING, "caption cut to the text encoder's 77 tokens; dropped: " + e.removed);
+  return torch::tensor(e.ids, torch::kLong);
+}
+
+// A frozen text encoder encodes each caption once (varied captions, too many to keep, each time).
+torch::Tensor Batches::embedding(const std::string& caption) {
+  auto it = text_cache_.find(caption);
+  if (it != text_cache_.end()) return it->second;
+  torch::NoGradGuard no_grad;
+  auto h = sd_.text_encoder()->encode(ids(caption).unsqueeze(0).to(sd_.device()), 0).squeeze(0);
+  return varied_ ? h : text_cache_[caption] = h;
+}
+
+void Batches::add_images(StepInputs& in, const std::vector<const Example*>& batch,
+                         const std::vector<std::pair<torch::Tensor, torch::Tensor>>& posts, at::Generator& gen) {
+  const int64_t B = static_cast<int64_t>(batch.size());
+  if (o_.cache_latents) {
+    std::vector<torch::Tensor> mean, std;
+    for (auto& p : posts) mean.push_back(p.first), std.push_back(p.second);
+    auto eps = at::randn({B, channels_, latent_size_, latent_size_}, gen);
+    in.latents = (torch::cat(mean) + torch::cat(std) * eps) * sd_.vae()->config().scaling_factor;
+  } else {
+    std::vector<torch::Tensor> px;
+    for (const auto* e : batch) px.push_back(pixels(*e, o_.resolution, o_.random_crop, o_.flip, gen));
+    in.pixel_values = torch::stack(px);
+    in.vae_eps = at::randn({B, channels_, latent_size_, latent_size_}, gen);
+  }
+}
+
+StepInputs Batches::next(DataOrder& data, DataOrder& prior_data, at::Generator& gen) {
+  StepInputs in;
+  std::vector<const Example*> batch;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> posts;
+  for (int64_t i : data.next(o_.batch, static_cast<int64_t>(examples_.size()), gen)) {
+    batch.push_back(&examples_[i]);
+    if (o_.cache_latents) posts.push_back(cached_[i]);
+  }
+  if (!prior_.empty()) {
+    for (int64_t i : prior_data.next(o_.batch, static_cast<int64_t>(prior_.size()), gen)) {
+      batch.push_back(&prior_[i]);
+      if (o_.cache_latents) posts.push_back(cached_prior_[i]);
+    }
+    in.prior = o_.batch;
+  }
+  add_images(in, batch, posts, gen);
+  const Setup& s = tr_.setup();
+  if (s.vae) return in;
+  const int64_t B = static_cast<int64_t>(batch.size());
+  in.noise = at::randn({B, channels_, latent_size_, latent_size_}, gen);
+  if (s.noise_offset > 0) in.noise = in.noise + s.noise_offset * at::randn({B, channels_, 1, 1}, gen);
+  in.timesteps = at::randint(0, tr_.noise_schedule().config().num_train_timesteps, {B}, gen, torch::kLong);
+  std::vector<std::string> captions;
+  for (const auto* e : batch)
+    captions.push_back(varied_ ? vary_caption(e->caption, o_.tag_dropout, o_.shuffle_tags, o_.caption_dropout, gen) : e->caption);
+  std::vector<torch::Tensor> t;
+  for (const auto& c : captions) t.push_back(s.train_text_encoder ? ids(c) : embedding(c));
+  (s.train_text_encoder ? in.input_ids : in.encoder_hidden_states) = torch::stack(t);
+  return in;
+}
+
+std::string vary_caption(const std::string& caption, double tag_dropout, bool shuffle, double caption_dropout,
+                         at::Generator& gen) {
+  auto draw = [&] { return at::rand({1}, gen).item<double>(); };
+  if (caption_dropout > 0 && draw() < caption_dropout) return "";
+  std::vector<std::string> tags;
+  for (size_t start = 0; start <= caption.size();) {
+    size_t comma = std::min(caption.find(',', start), caption.size());
+    std::string t = caption.substr(start, comma - start);
+    t.erase(0, t.find_first_not_of(' '));
+    t.erase(t.find_last_not_of(' ') + 1);
+    if (!t.empty()) tags.push_back(t);
+    start = comma + 1;
+  }
+  if (tags.empty()) return caption;
+  std::vector<std::string> kept;
+  for (const auto& t : tags)
+    if (!(tag_dropout > 0 && draw() < tag_dropout)) kept.push_back(t);
+  if (kept.empty()) kept.push_back(tags[static_cast<size_t>(draw() * tags.size()) % tags.size()]);
+  if (shuffle)
+    for (size_t i = kept.size(); i > 1; --i) std::swap(kept[i - 1], kept[static_cast<size_t>(draw() * i) % i]);
+  std::string out;
+  for (const auto& t : kept) out += (out.empty() ? "" : ", ") + t;
+  return out;
+}
+
+}  // namespace bioesp::train

@@ -1,0 +1,291 @@
+#include "train/run.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <tuple>
+
+#include "core/error.h"
+#include "image/image_io.h"
+#include "io/file.h"
+#include "train/batches.h"
+#include "train/captured_step.h"
+#include "train/checkpoint.h"
+#include "train/dataset.h"
+
+namespace bioesp::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using Stage = std::function<void(const char*, int, int)>;
+
+std::string shortest(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+std::string format_step(const char* pattern, int step) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, pattern, step);
+  return buf;
+}
+
+void check_options(const RunOptions& o) {
+  auto bad = [](const std::string& m) { fail(BIOESP_ERR_INVALID_ARGUMENT, m); };
+  if (o.model.empty()) bad("no model given");
+  if (o.data.empty()) bad("no instance data folder given");
+  if (o.out.empty()) bad("no output folder given");
+  if (o.resolution < 8 || o.resolution % 8) bad("resolution must be a positive multiple of 8 (got " + std::to_string(o.resolution) + ")");
+  if (o.steps < 0 || o.epochs < 1) bad("steps must be ≥ 0 and epochs ≥ 1");
+  if (o.batch < 1 || o.grad_accum < 1) bad("batch size and gradient accumulation must be ≥ 1");
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) bad("learning rate must be a positive number");
+  if (o.mixed_precision != "no" && o.mixed_precision != "fp16" && o.mixed_precision != "bf16")
+    bad("mixed precision is no, fp16 or bf16 (got '" + o.mixed_precision + "')");
+  if (o.mixed_precision == "fp16" && o.device.is_cpu()) bad("fp16 training needs CUDA; on the CPU use bf16 or no");
+  if ((o.setup.full || o.setup.vae) && o.mixed_precision != "no")
+    bad("full and VAE training keep float32 weights; use --mixed-precision no (LoRA trains in fp16/bf16)");
+  for (double p : {o.tag_dropout, o.caption_dropout})
+    if (!(p >= 0 && p < 1)) bad("tag and caption dropout are probabilities in [0, 1)");
+  if (o.save_dtype != torch::kFloat32 && o.save_dtype != torch::kFloat16 && o.save_dtype != torch::kBFloat16)
+    bad("model folders are saved in float32, float16 or bfloat16");
+  if (!o.class_data.empty() && o.class_prompt.empty()) bad("a class folder needs a class prompt");
+  if (o.setup.vae && (o.cache_latents || !o.class_data.empty())) bad("VAE training takes neither cached latents nor class images");
+  if (o.checkpoint_every < 0 || o.validation_every < 0) bad("checkpoint and validation intervals must be ≥ 0");
+  validate(o.lr_schedule);
+}
+
+// The folder with the model's component configs, which must hold its noise schedule.
+std::string config_folder(const RunOptions& o) {
+  const std::string dir = io::is_directory(o.model) ? o.model : o.config_dir;
+  if (dir.empty() || !io::is_file(dir + "/scheduler/scheduler_config.json"))
+    fail(BIOESP_ERR_NOT_FOUND, (dir.empty() ? o.model : dir) +
+                                   ": training needs the model's noise schedule (scheduler/scheduler_config.json)");
+  return dir;
+}
+
+std::unique_ptr<pipeline::StableDiffusion> load_model(const RunOptions& o) {
+  pipeline::LoadOptions lo;
+  lo.config_dir = o.config_dir;
+  lo.device = o.device;
+  lo.dtype = o.mixed_precision == "fp16" ? torch::kFloat16 : o.mixed_precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+  lo.log = o.log;
+  return pipeline::StableDiffusion::load(o.model, lo);
+}
+
+DatasetOptions dataset_options(const RunOptions& o) {
+  DatasetOptions d;
+  d.resolution = o.resolution;
+  d.prompt = o.prompt;
+  d.use_captions = o.use_captions;
+  return d;
+}
+
+// One picture with the model as it is now (class images, validation), written as PNG.
+void draw(const RunOptions& o, pipeline::StableDiffusion& sd, const std::string& prompt, uint64_t seed, int size,
+          const std::string& path) {
+  pipeline::GenerateOptions g;
+  g.prompts = {prompt};
+  g.steps = o.validation_steps;
+  g.seed = seed;
+  g.width = g.height = size;
+  image::write_png(path, pipeline::to_images(sd.generate(g))[0]);
+}
+
+// Prior preservation's class images: missing ones come from the base model itself, as
+// diffusers' script makes them.
+std::vector<Example> class_images(const RunOptions& o, pipeline::StableDiffusion& sd, const Stage& stage) {
+  if (o.class_data.empty()) return {};
+  io::make_directories(o.class_data);
+  int have = 0;
+  for (const auto& n : io::list_directory(o.class_data)) have += image::is_image_file_name(n);
+  for (int i = have; i < o.num_class_images; ++i) {
+    stage("class-images", i - have, o.num_class_images - have);
+    draw(o, sd, o.class_prompt, o.setup.seed + static_cast<uint64_t>(i), o.resolution,
+         o.class_data + "/" + format_step("class-%05d.png", i));
+  }
+  DatasetOptions c = dataset_options(o);
+  c.prompt = o.class_prompt;
+  c.use_captions = false;
+  return load_examples(o.class_data, c, nullptr);
+}
+
+// A validation picture of the model at `step` (none when the UNet does not train).
+void validate(const RunOptions& o, pipeline::StableDiffusion& sd, int step, int total, const Stage& stage) {
+  if (o.validation_prompt.empty() || o.setup.vae) return;
+  stage("validate", step, total);
+  io::make_directories(o.out + "/validation");
+  draw(o, sd, o.validation_prompt, o.setup.seed, 0, o.out + "/validation/" + format_step("step-%06d.png", step));
+}
+
+// One optimizer step: `accumulation` micro-batches through the loss and backward, then clipping
+// and AdamW. On CUDA with BIOESP_CUDA_GRAPHS=1 the step runs as one captured graph where the setup
+// allows (see CapturedStep): opt-in while its final losses differ from eager training's by more
+// than eager runs in different precisions differ from each other (docs/performance.md).
+class Steps {
+ public:
+  Steps(Trainer& tr, int accumulation, io::Logger log) : tr_(tr), accumulation_(accumulation), log_(std::move(log)) {
+    const char* graphs = std::getenv("BIOESP_CUDA_GRAPHS");
+    try_capture_ = tr.device().is_cuda() && graphs && std::string(graphs) == "1";
+  }
+
+  // The step's mean loss and its gradient norm before clipping.
+  std::pair<double, double> run(Batches& batches, RunState& st, at::Generator& gen, double lr) {
+    double loss = 0, norm = 0;
+    for (int a = 0; a < accumulation_; ++a) {
+      StepInputs in = batches.next(st.data, st.prior, gen);
+      if (try_capture_) capture(in);
+      if (captured_) std::tie(loss, norm) = captured_->run(in, lr);
+      else loss += tr_.backward(in, accumulation_, &gen) / accumulation_;
+    }
+    if (!captured_) norm = tr_.update(lr);
+    return {loss, norm};
+  }
+
+ private:
+  void capture(const StepInputs& in) {
+    try_capture_ = false;
+    const std::string why = CapturedStep::unsupported(tr_, accumulation_);
+    if (!why.empty()) {
+      if (log_) log_(BIOESP_LOG_INFO, "training steps run eagerly: " + why);
+      return;
+    }
+    try {
+      captured_ = std::make_unique<CapturedStep>(tr_, in);
+      if (log_) log_(BIOESP_LOG_INFO, "training steps run as a captured CUDA graph");
+    } catch (const std::exception& e) {
+      if (log_) log_(BIOESP_LOG_WARNING, std::string("capturing the training step failed; training eagerly: ") + e.what());
+    }
+  }
+
+  Trainer& tr_;
+  int accumulation_;
+  io::Logger log_;
+  bool try_capture_;
+  std::unique_ptr<CapturedStep> captured_;
+};
+
+// As the Stable Diffusion authors chose 0.18215: the reciprocal of the standard deviation of
+// posterior samples of the training images, so the UNet sees latents of unit variance.
+void set_scaling_factor(const std::string& out, pipeline::StableDiffusion& sd, const std::vector<Example>& examples,
+                        int resolution, uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  std::vector<torch::Tensor> samples;
+  for (size_t i = 0; i < examples.size(); i += 16) {
+    std::vector<torch::Tensor> px;
+    for (size_t k = i; k < std::min(examples.size(), i + 16); ++k) px.push_back(pixels(examples[k], resolution, false, false, gen));
+    auto post = sd.vae()->encode(torch::stack(px).to(sd.device()));
+    samples.push_back(post.sample(at::randn(post.mean.sizes(), gen).to(sd.device())).cpu());
+  }
+  const double std = torch::cat(samples).std().item<double>();
+  if (!(std > 0) || !std::isfinite(std)) fail(BIOESP_ERR_INTERNAL, "the trained VAE's latents have no spread; train longer or lower the rate");
+  const std::string path = out + "/vae/config.json";
+  auto j = nlohmann::ordered_json::parse(io::read_text_file(path));
+  j["scaling_factor"] = 1.0 / std;
+  io::write_text_file(path, j.dump(2) + "\n");
+}
+
+// The trained model: a model folder (full, VAE) or the LoRA with its settings as metadata.
+std::string save_result(const RunOptions& o, const std::string& config_dir, pipeline::StableDiffusion& sd,
+                        const Trainer& tr, const std::vector<Example>& examples, int total, double base_lr) {
+  // The dataset's credits travel with the result: `bioesp push` lists them in the model card.
+  if (io::is_file(o.data + "/manifest.jsonl")) io::copy_file(o.data + "/manifest.jsonl", o.out + "/dataset_manifest.jsonl");
+  const Setup& s = o.setup;
+  if (s.full || s.vae) {
+    sd.save(o.out, config_dir, o.save_dtype);
+    if (s.vae) set_scaling_factor(o.out, sd, examples, o.resolution, s.seed);
+    return o.out;
+  }
+  const std::vector<std::pair<std::string, std::string>> meta{
+      {"format", "pt"},
+      {"bioesp.version", bioesp_version_string()},
+      {"bioesp.base_model", o.model},
+      {"bioesp.rank", std::to_string(s.rank)},
+      {"bioesp.alpha", std::to_string(s.alpha > 0 ? s.alpha : s.rank)},
+      {"bioesp.prompt", o.prompt},
+      {"bioesp.steps", std::to_string(total)},
+      {"bioesp.seed", std::to_string(s.seed)},
+      {"bioesp.resolution", std::to_string(o.resolution)},
+      {"bioesp.dataset", dataset_fingerprint(o.data)},
+      {"bioesp.text_encoder", s.train_text_encoder ? "1" : "0"},
+      {"bioesp.learning_rate", shortest(base_lr)},
+      {"bioesp.lr_scheduler", o.lr_schedule.name},
+      {"bioesp.batch_size", std::to_string(o.batch * o.grad_accum)},
+      {"bioesp.mixed_precision", o.mixed_precision}};
+  const std::string lora = o.out + "/pytorch_lora_weights.safetensors";
+  tr.save_lora(lora, meta, false);
+  if (o.save_kohya) tr.save_lora(o.out + "/kohya_lora.safetensors", meta, true);
+  return lora;
+}
+
+}  // namespace
+
+std::string run(const RunOptions& o) {
+  check_options(o);
+  auto report = [&](const Progress& p) { return !o.progress || o.progress(p); };
+  const Stage stage = [&](const char* name, int done, int total) {
+    Progress p;
+    p.stage = name, p.step = done, p.total = total;
+    if (!report(p)) fail(BIOESP_ERR_CANCELLED, "training cancelled");
+  };
+  stage("prepare", 0, 0);
+  const std::string config_dir = config_folder(o);
+  auto sd = load_model(o);
+  auto examples = load_examples(o.data, dataset_options(o), o.log);
+  io::make_directories(o.out);
+  const OutputFolder folder(o.out, o.log);
+  auto prior = class_images(o, *sd, stage);
+
+  Setup setup = o.setup;
+  setup.fp16_loss_scaling = o.mixed_precision == "fp16";
+  Trainer tr(*sd, setup);
+  const Checkpoints checkpoints(o.out + "/checkpoints", model_fingerprint(*sd), o.checkpoints_kept, o.log);
+  const int64_t per_epoch = (static_cast<int64_t>(examples.size()) + o.batch - 1) / o.batch;
+  const int total = o.steps > 0 ? o.steps : static_cast<int>((per_epoch * o.epochs + o.grad_accum - 1) / o.grad_accum);
+  LrSchedule schedule = o.lr_schedule;
+  schedule.total = total;
+  const double base_lr = o.scale_lr ? o.lr * o.batch * o.grad_accum : o.lr;
+
+  // One generator draws everything random in the run (data order, crops, noise, timesteps,
+  // captions, dropout), so a checkpoint of its state resumes the run bit for bit.
+  at::Generator gen = at::detail::createCPUGenerator(setup.seed);
+  RunState st;
+  if (o.resume) checkpoints.resume(tr, st, gen, static_cast<int64_t>(examples.size()), static_cast<int64_t>(prior.size()), total);
+  Batches batches(o, *sd, tr, examples, prior, stage);
+  TrainLog log(o.out + "/train_log.jsonl", st.step);
+  Steps steps(tr, o.grad_accum, o.log);
+
+  const auto started = Clock::now();
+  const int first = st.step;
+  while (st.step < total) {
+    const double lr = learning_rate(schedule, base_lr, st.step);
+    const auto [loss, norm] = steps.run(batches, st, gen, lr);
+    ++st.step;
+    log.add(st.step, loss, lr, norm);
+    Progress p;
+    p.stage = "train";
+    p.step = st.step, p.total = total, p.loss = loss, p.lr = lr;
+    p.seconds_per_step = std::chrono::duration<double>(Clock::now() - started).count() / (st.step - first);
+    p.eta_seconds = p.seconds_per_step * (total - st.step);
+    const bool go_on = report(p);
+    if (!go_on || (o.checkpoint_every > 0 && st.step % o.checkpoint_every == 0 && st.step < total)) {
+      log.write();  // first: a checkpoint never covers steps the log lacks
+      checkpoints.save(tr, st, gen);
+    }
+    if (!go_on) fail(BIOESP_ERR_CANCELLED, "training cancelled at step " + std::to_string(st.step) + "; a checkpoint was written, --resume continues");
+    if (o.validation_every > 0 && st.step % o.validation_every == 0 && st.step < total) validate(o, *sd, st.step, total, stage);
+  }
+
+  stage("save", total, total);
+  log.write();
+  std::string result = save_result(o, config_dir, *sd, tr, examples, total, base_lr);
+  validate(o, *sd, total, total, stage);
+  return result;
+}
+
+}  // namespace bioesp::train

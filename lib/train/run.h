@@ -1,0 +1,60 @@
+// A whole training run from options, as `bioesp train` and bioesp_train() do it: the model and
+// data loaded, class images made, then step after step (train/batches.h feeds the trainer of
+// train/trainer.h), with checkpoints and the log (train/checkpoint.h), validation pictures, and
+// the result saved.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+
+#include "io/weights.h"
+#include "train/lr_schedule.h"
+#include "train/trainer.h"
+
+namespace bioesp::train {
+
+struct Progress {
+  int step = 0, total = 0;
+  double loss = 0, lr = 0, seconds_per_step = 0, eta_seconds = 0;
+  std::string stage;  // "prepare", "class-images", "cache-latents", "train", "validate", "save"
+};
+
+struct RunOptions {
+  std::string model;                 // diffusers folder, or single file with config_dir
+  std::string config_dir;
+  std::string data, prompt;          // instance images and prompt
+  std::string class_data, class_prompt;
+  int num_class_images = 0;          // with a class folder: generate up to this many first
+  int resolution = 512;
+  bool random_crop = false, flip = false, use_captions = true, cache_latents = false;
+  // Captions as comma-separated tags: each tag dropped with this probability (one always stays),
+  // the kept ones shuffled; and the whole caption replaced by "" with caption_dropout, which
+  // classifier-free guidance needs in a model trained from scratch.
+  double tag_dropout = 0, caption_dropout = 0;
+  bool shuffle_tags = false;
+  int steps = 0, epochs = 1;         // steps > 0 wins over epochs
+  int batch = 1, grad_accum = 1;
+  double lr = 1e-4;
+  bool scale_lr = false;
+  LrSchedule lr_schedule;
+  Setup setup;
+  std::string mixed_precision = "no";  // no, fp16, bf16
+  torch::Device device = torch::kCPU;
+  int checkpoint_every = 0, checkpoints_kept = 3;
+  bool resume = false;
+  std::string validation_prompt;
+  int validation_every = 0, validation_steps = 25;
+  bool save_kohya = false;
+  torch::ScalarType save_dtype = torch::kFloat32;  // of a saved model folder (full, VAE)
+  std::string out;                   // folder
+  io::Logger log;
+  // Return false to cancel: a checkpoint is written first, then BIOESP_ERR_CANCELLED.
+  std::function<bool(const Progress&)> progress;
+};
+
+// Runs and returns the path of the saved result (the LoRA file, or the model folder).
+std::string run(const RunOptions& o);
+
+}  // namespace bioesp::train

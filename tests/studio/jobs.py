@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+"""jobs.py URL DIR LORA: the studio's runs on the library's jobs, over raw HTTP.
+
+Three runs submitted at once, the middle one with the LoRA named LORA (trained by studio.mjs): each
+run's pictures are drawn with its own LoRA or none (the library's jobs queue behind one another,
+but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
+the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
+were asked for. Then a queued run cancelled before it starts draws nothing, and a running one
+cancelled stops within a step.
+"""
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+import zlib
+from urllib.parse import urlparse
+
+BASE = urlparse(sys.argv[1])
+DIR, LORA = sys.argv[2], sys.argv[3]
+HOST = f"{BASE.hostname}:{BASE.port}"
+failures = []
+
+
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+        print(f"jobs: FAILED {what}", flush=True)
+
+
+def request(method, path, payload=None):
+    body = b"" if payload is None else json.dumps(payload).encode()
+    s = socket.create_connection((BASE.hostname, BASE.port), timeout=30)
+    s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    head, _, answer = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(answer) if answer else None
+
+
+class Events(threading.Thread):
+    """Follows /api/events from now on: every event, in order."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.events, self.ready = [], threading.Event()
+
+    def run(self):
+        s = socket.create_connection((BASE.hostname, BASE.port))
+        s.sendall(f"GET /api/events HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+            if not self.ready.is_set() and b"\r\n\r\n" in data:
+                data = data.partition(b"\r\n\r\n")[2]
+                self.ready.set()
+            while b"\n\n" in data:
+                block, _, data = data.partition(b"\n\n")
+                for line in block.decode().split("\n"):
+                    if line.startswith("data: "):
+                        self.events.append(json.loads(line[6:]))
+
+    def wait_for(self, test, seconds=120):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if any(test(e) for e in list(self.events)):
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def png_text(path):
+    """A PNG's text chunks (tEXt, zTXt, iTXt) as a dict."""
+    data, out, at = open(path, "rb").read(), {}, 8
+    while at < len(data):
+        n, kind = struct.unpack(">I4s", data[at:at + 8])
+        chunk = data[at + 8:at + 8 + n]
+        at += 12 + n
+        if kind == b"tEXt":
+            k, _, v = chunk.partition(b"\0")
+            out[k.decode("latin1")] = v.decode("latin1")
+        elif kind == b"zTXt":
+            k, _, v = chunk.partition(b"\0")
+            out[k.decode("latin1")] = zlib.decompress(v[1:]).decode("latin1")
+        elif kind == b"iTXt":
+            k, _, rest = chunk.partition(b"\0")
+            compressed, rest = rest[0], rest[2:]
+            rest = rest.split(b"\0", 2)[2]
+            out[k.decode()] = (zlib.decompress(rest) if compressed else rest).decode()
+    return out
+
+
+def finished(e, run):
+    return e["type"] == "job" and e["id"] == run and e["state"] in ("done", "cancelled", "failed")
+
+
+events = Events()
+events.start()
+events.ready.wait(10)
+print("jobs: three runs at once, the middle one with a LoRA", flush=True)
+ask = {"prompt": "x", "steps": 2, "width": 64, "height": 64, "images": 2}
+runs = []
+for lora in ["", LORA, ""]:
+    status, answer = request("POST", "/api/generate", dict(ask, lora=lora, lora_scale=0.5, seed=7))
+    check(status == 202, f"run with LoRA '{lora}' accepted ({status} {answer})")
+    runs.append(answer["id"] if status == 202 else None)
+check(all(events.wait_for(lambda e, r=r: finished(e, r)) for r in runs), "the three runs finish")
+done = [e["id"] for e in events.events if e["type"] == "job" and e["id"] in runs and e["state"] == "done"]
+check(done == runs, f"they finish done, in the order asked: {done}")
+for run, lora in zip(runs, ["", LORA, ""]):
+    pictures = [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == run]
+    check(len(pictures) == 2, f"{run}: two pictures ({len(pictures)})")
+    for p in pictures:
+        drawn = png_text(f"{DIR}/gallery/{p['file']}").get("loras", "")
+        expected = f"{LORA}/pytorch_lora_weights.safetensors:0.5" if lora else ""
+        check(drawn.endswith(expected) and bool(drawn) == bool(lora), f"{p['file']} drawn with '{drawn}', asked '{lora}'")
+order = [e["job"] for e in events.events if e["type"] == "image" and e["job"] in runs]
+check(order == sorted(order, key=runs.index), f"pictures saved in the runs' order: {order}")
+
+print("jobs: a queued run cancelled before it starts, a running one cancelled", flush=True)
+_, first = request("POST", "/api/generate", dict(ask, steps=500, images=4, width=128, height=128))
+_, second = request("POST", "/api/generate", dict(ask, images=3))
+status, _ = request("POST", f"/api/jobs/{second['id']}/cancel", {})
+check(status == 200, f"the queued run is cancelled ({status})")
+check(events.wait_for(lambda e: e["type"] == "job" and e["id"] == first["id"] and e["state"] == "running" and e.get("step", 0) >= 1),
+      "the first run draws")
+status, running = request("GET", "/api/info")
+check(running["running"] and running["running"]["id"] == first["id"] and running["running"]["steps"] >= 500,
+      f"/api/info names the run being drawn, its picture and step ({running['running']})")
+request("POST", f"/api/jobs/{first['id']}/cancel", {})
+for run in (first["id"], second["id"]):
+    check(events.wait_for(lambda e, r=run: finished(e, r), 60), f"{run} ends")
+    states = [e["state"] for e in events.events if e["type"] == "job" and e["id"] == run and e["state"] != "running"]
+    check(states[-1:] == ["cancelled"], f"{run} ends cancelled ({states})")
+drawn = {r: sum(1 for e in events.events if e["type"] == "image" and e["job"] == r) for r in (first["id"], second["id"])}
+check(drawn[first["id"]] < 4 and drawn[second["id"]] == 0, f"the cancelled runs drew less than asked: {drawn}")
+status, answer = request("POST", "/api/jobs/g999/cancel", {})
+check(status == 404, f"an unknown run: 404 ({status} {answer})")
+if failures:
+    sys.exit(f"jobs: {len(failures)} failed")
+print("jobs: ok")
