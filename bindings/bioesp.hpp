@@ -1,13 +1,20 @@
 // The C++ layer the SWIG bindings wrap: bioesp.h's C API as classes a host language can use —
 // handles freed by destructors (and close()), failures thrown as bioesp_host::Error carrying the
-// status and bioesp_last_error(), pixels as bytes, callbacks as a class to subclass. Raw pointers,
-// out-parameters and function pointers stay on this side. Header-only: it needs only bioesp.h.
+// status and bioesp_last_error(), pixels as bytes, callbacks as a class to subclass, and every
+// options struct as one Options class set by field name through the library's options table (so
+// each field reaches every host without a copy here). Raw pointers, out-parameters and function
+// pointers stay on this side. Header-only: it needs only bioesp.h.
 #pragma once
 
 #include <bioesp.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -85,6 +92,7 @@ struct Trampoline {
 #endif
 
 class Image;
+class Options;
 
 // Images a generation made (or one read from a file).
 class Images {
@@ -98,15 +106,9 @@ class Images {
   }
   Image get(size_t index) const;
 
-  // As an animation: *.gif, *.mp4, *.webm or a folder of PNG frames.
-  void save_animation(const std::string& path, double fps, bool loop, int quality) const {
-    bioesp_animation_options o;
-    bioesp_animation_options_init(&o);
-    o.fps = fps;
-    o.loop = loop ? 1 : 0;
-    o.quality = quality;
-    check(bioesp_images_save_animation(set_.get(), path.c_str(), &o));
-  }
+  // As an animation: *.gif, *.mp4, *.webm or a folder of PNG frames, with "animation" options
+  // (fps, loop, quality).
+  void save_animation(const std::string& path, const Options& animation) const;
 
   static Images load(const std::string& path) {
     bioesp_images* out = nullptr;
@@ -145,15 +147,18 @@ class Image {
     return v ? v : "";
   }
   // PNG (with the settings) or JPEG, by the extension; written atomically.
-  void save(const std::string& path) const {
-    if (!set_) throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: an empty image");
-    check(bioesp_images_save(set_.get(), index_, path.c_str(), nullptr));
-  }
+  void save(const std::string& path) const { save(path, nullptr); }
+  // The same with "save" options (jpeg_quality).
+  void save(const std::string& path, const Options& options) const;
 #ifndef SWIG
   const bioesp_image& view() const { return view_; }
 #endif
 
  private:
+  void save(const std::string& path, const void* options) const {
+    if (!set_) throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: an empty image");
+    check(bioesp_images_save(set_.get(), index_, path.c_str(), static_cast<const bioesp_save_options*>(options)));
+  }
   std::shared_ptr<bioesp_images> set_;
   size_t index_ = 0;
   bioesp_image view_{};
@@ -164,84 +169,159 @@ inline Image Images::get(size_t index) const {
   return Image(set_, index);
 }
 
-struct ModelOptions {
-  std::string config_dir;   // single-file checkpoints: a diffusers folder with the configs
-  std::string variant;      // "fp16": prefer *.fp16.safetensors
-  std::string device = "cpu";  // "cpu" or "cuda"
-  int device_index = 0;
-  std::string dtype = "f32";   // "f32", "f16", "bf16"
-  int threads = 0;             // 0: LibTorch's choice (process-wide)
-};
+// One options struct ("model", "generate", "animate", "animation", "save", "fetch", "prepare",
+// "train", "new_model", "pull", "push", "weights"), its fields set by their C names: text is
+// parsed and range-checked by the library as the command line's flags are; lists are appended
+// to; the init image is an Image. It owns the struct and everything the struct points to.
+class Options {
+ public:
+  explicit Options(const std::string& kind) {
+    check(bioesp_options_kind_find(kind.c_str(), &kind_));
+    void* c = nullptr;
+    check(bioesp_options_new(kind_, &c));
+    c_.reset(c);
+  }
+  Options(const Options&) = delete;
+  Options& operator=(const Options&) = delete;
 
-struct GenerateOptions {
-  std::vector<std::string> prompts;  // one batch entry each
-  std::string negative_prompt;
-  int steps = 50;
-  double guidance = 7.5;
-  long long seed = 0;                // the 64-bit CPU generator seed (negative values wrap)
-  std::string scheduler;             // "": the model's own
-  int width = 0, height = 0;         // 0: the model's native size
-  int images_per_prompt = 1;
-  int clip_skip = 0;
-  double strength = 0.8;             // img2img
-  bool device_generator = false;
-  int vae_tile_size = 0;             // > 0: decode in tiles of this many pixels (same image)
-  std::string tiling;                // "x", "y", "both": repeats without seams; "": none
-  std::string background;            // "transparent": an RGBA sprite; "": opaque
-  Image init_image;                  // img2img when it has pixels
+  std::string kind() const { return bioesp_options_kind_name(kind_); }
+  // The fields set by name, in the struct's order (callbacks and counts are not among them).
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    size_t n = 0;
+    check(bioesp_option_count(kind_, &n));
+    for (size_t i = 0; i < n; ++i) {
+      bioesp_option o = describe_at(i);
+      if (!o.not_exposed) out.push_back(o.name);
+    }
+    return out;
+  }
+  // "bool", "int", "uint64", "float", "double", "string", "choice", "rgb", "string_list",
+  // "uint64_list" or "image".
+  std::string type(const std::string& name) const {
+    static const char* const types[] = {"bool",        "int",         "uint64", "float",    "double",  "string", "choice",
+                                        "rgb",         "string_list", "uint64_list", "image", "function", "pointer", "size"};
+    const int t = describe(name).type;
+    return t >= 0 && t < 14 ? types[t] : "?";
+  }
+  // The field's one line of help.
+  std::string help(const std::string& name) const { return describe(name).help; }
+  // A choice's values with "|" between them ("cpu|cuda"); "" for other types.
+  std::string choices(const std::string& name) const {
+    const char* c = describe(name).choices;
+    return c ? c : "";
+  }
 
-  void add_prompt(const std::string& p) { prompts.push_back(p); }
-};
-
-// Keyframes (prompts and seeds; as many of each, or one of either) and fixed settings.
-struct AnimateOptions {
-  std::vector<std::string> prompts;
-  std::vector<long long> seeds;
-  int frames = 16;
-  bool pingpong = false;
-  std::string negative_prompt;
-  int steps = 25;
-  double guidance = 7.5;
-  std::string scheduler;
-  int width = 0, height = 0;
-  int clip_skip = 0;
-  int vae_tile_size = 0;
-
-  void add_prompt(const std::string& p) { prompts.push_back(p); }
-  void add_seed(long long seed) { seeds.push_back(seed); }
-};
+  // Numbers as text, bools as "1"/"0"/"true"/"false", choices by name, colours as RRGGBB.
+  void set(const std::string& name, const std::string& text) {
+    auto kept = std::make_unique<std::string>(text);  // string fields point at it
+    check(bioesp_option_set(kind_, c_.get(), name.c_str(), kept->c_str()));
+    text_[name] = std::move(kept);
+  }
+  void set(const std::string& name, bool value) { set(name, std::string(value ? "1" : "0")); }
+  void set(const std::string& name, long long value) { set(name, std::to_string(value)); }
+  void set(const std::string& name, double value) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.17g", value);
+    set(name, std::string(buf));
+  }
+  // Appends to a list field (prompts, seeds, titles, include); seeds as decimal text.
+  void add(const std::string& name, const std::string& item) {
+    List& l = lists_[name];
+    if (describe(name).type == BIOESP_OPTION_UINT64_LIST) l.numbers.push_back(parse_u64(name, item));
+    else l.strings.push_back(item);
+    store(name, l);
+  }
+  // A seed; negative values wrap to 64 bits (as torch.Generator.manual_seed does).
+  void add(const std::string& name, long long item) { add(name, std::to_string(static_cast<uint64_t>(item))); }
+  // Empties a list, or unsets the image.
+  void clear(const std::string& name) {
+    if (describe(name).type == BIOESP_OPTION_IMAGE) {
+      check(bioesp_option_set_list(kind_, c_.get(), name.c_str(), nullptr, 0));
+      images_.erase(name);
+      return;
+    }
+    List& l = lists_[name];
+    l = List();
+    store(name, l);
+  }
+  void set_image(const std::string& name, const Image& image) {
+    Image& kept = images_[name];
+    kept = image;
+    check(bioesp_option_set_list(kind_, c_.get(), name.c_str(), &kept.view(), 1));
+  }
+  // The field as the library writes it ("" for an unset string, lists as JSON).
+  std::string get(const std::string& name) const {
+    char* text = nullptr;
+    check(bioesp_option_get(kind_, c_.get(), name.c_str(), &text));
+    std::string out = text;
+    bioesp_string_free(text);
+    return out;
+  }
 
 #ifndef SWIG
-namespace detail {
+  // A copy of the C struct for a call (the copy points into this object: keep it alive).
+  template <class T>
+  T as(bioesp_options_kind want) const {
+    if (want != kind_)
+      throw Error(BIOESP_ERR_INVALID_ARGUMENT,
+                  "invalid argument: these are " + kind() + " options, not " + bioesp_options_kind_name(want));
+    T out;
+    std::memcpy(&out, c_.get(), sizeof out);
+    return out;
+  }
+#endif
 
-// The C options for `o`; `keep` owns the prompt pointers.
-inline bioesp_generate_options to_c(const GenerateOptions& o, std::vector<const char*>& keep) {
-  bioesp_generate_options c;
-  bioesp_generate_options_init(&c);
-  keep.clear();
-  for (const auto& p : o.prompts) keep.push_back(p.c_str());
-  c.prompts = keep.data();
-  c.num_prompts = keep.size();
-  c.negative_prompt = o.negative_prompt.empty() ? nullptr : o.negative_prompt.c_str();
-  c.steps = o.steps;
-  c.guidance = static_cast<float>(o.guidance);
-  c.seed = static_cast<uint64_t>(o.seed);
-  c.scheduler = o.scheduler.empty() ? nullptr : o.scheduler.c_str();
-  c.width = o.width;
-  c.height = o.height;
-  c.images_per_prompt = o.images_per_prompt;
-  c.clip_skip = o.clip_skip;
-  c.strength = static_cast<float>(o.strength);
-  c.device_generator = o.device_generator ? 1 : 0;
-  c.vae_tile_size = o.vae_tile_size;
-  c.tiling = o.tiling.empty() ? nullptr : o.tiling.c_str();
-  c.background = o.background.empty() ? nullptr : o.background.c_str();
-  if (o.init_image.view().pixels) c.init_image = &o.init_image.view();
-  return c;
+ private:
+  struct List {
+    std::vector<std::string> strings;
+    std::vector<const char*> pointers;
+    std::vector<uint64_t> numbers;
+  };
+  bioesp_option describe(const std::string& name) const {
+    bioesp_option o{};
+    o.struct_size = sizeof o;
+    check(bioesp_option_find(kind_, name.c_str(), &o));
+    return o;
+  }
+  bioesp_option describe_at(size_t i) const {
+    bioesp_option o{};
+    o.struct_size = sizeof o;
+    check(bioesp_option_at(kind_, i, &o));
+    return o;
+  }
+  static uint64_t parse_u64(const std::string& name, const std::string& text) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+    if (text.empty() || text[0] == '-' || text[0] == '+' || *end || errno)
+      throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: " + name + ": must be a non-negative integer, not '" + text + "'");
+    return v;
+  }
+  void store(const std::string& name, List& l) {
+    l.pointers.clear();
+    for (const auto& s : l.strings) l.pointers.push_back(s.c_str());
+    const bool numbers = !l.numbers.empty();
+    const void* items = numbers ? static_cast<const void*>(l.numbers.data()) : static_cast<const void*>(l.pointers.data());
+    check(bioesp_option_set_list(kind_, c_.get(), name.c_str(), items, numbers ? l.numbers.size() : l.pointers.size()));
+  }
+
+  bioesp_options_kind kind_ = BIOESP_OPTIONS_GENERATE;
+  std::unique_ptr<void, void (*)(void*)> c_{nullptr, bioesp_options_free};
+  std::map<std::string, std::unique_ptr<std::string>> text_;
+  std::map<std::string, List> lists_;
+  std::map<std::string, Image> images_;
+};
+
+inline void Images::save_animation(const std::string& path, const Options& animation) const {
+  auto o = animation.as<bioesp_animation_options>(BIOESP_OPTIONS_ANIMATION);
+  check(bioesp_images_save_animation(set_.get(), path.c_str(), &o));
 }
 
-}  // namespace detail
-#endif
+inline void Image::save(const std::string& path, const Options& options) const {
+  auto o = options.as<bioesp_save_options>(BIOESP_OPTIONS_SAVE);
+  save(path, static_cast<const void*>(&o));
+}
 
 // An asynchronous generation: poll it from a game loop or await it.
 class Job {
@@ -274,6 +354,20 @@ class Job {
     if (trampoline_) trampoline_->rethrow();
     check(s);
     return Images(out);
+  }
+  // Live previews (with preview_every ≥ 1): the latest one of each image, empty until the first;
+  // never blocks. preview_step() is the step it shows.
+  Images preview() const {
+    bioesp_images* out = nullptr;
+    check(bioesp_job_preview(handle(), &out, nullptr));
+    return Images(out);
+  }
+  long long preview_step() const {
+    bioesp_images* out = nullptr;
+    uint64_t step = 0;
+    check(bioesp_job_preview(handle(), &out, &step));
+    bioesp_images_free(out);
+    return static_cast<long long>(step);
   }
   // Cancels if still running, waits, frees. Also done by the destructor.
   void close() {
@@ -308,8 +402,9 @@ class Job {
 
 class Model {
  public:
-  explicit Model(const std::string& path) { open(path, ModelOptions()); }
-  Model(const std::string& path, const ModelOptions& o) { open(path, o); }
+  explicit Model(const std::string& path) { open(path, Options("model")); }
+  // With "model" options (device, dtype, config_dir, …).
+  Model(const std::string& path, const Options& o) { open(path, o); }
   ~Model() { close(); }
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -320,11 +415,11 @@ class Model {
     model_ = nullptr;
   }
 
-  Images generate(const GenerateOptions& o) { return generate(o, nullptr); }
+  // With "generate" options.
+  Images generate(const Options& o) { return generate(o, nullptr); }
   // progress may be null.
-  Images generate(const GenerateOptions& o, Progress* progress) {
-    std::vector<const char*> keep;
-    bioesp_generate_options c = detail::to_c(o, keep);
+  Images generate(const Options& o, Progress* progress) {
+    auto c = o.as<bioesp_generate_options>(BIOESP_OPTIONS_GENERATE);
     detail::Trampoline t;
     t.attach(progress, c);
     bioesp_images* out = nullptr;
@@ -334,11 +429,10 @@ class Model {
     return Images(out);
   }
 
-  Job* generate_async(const GenerateOptions& o) { return generate_async(o, nullptr); }
+  Job* generate_async(const Options& o) { return generate_async(o, nullptr); }
   // The progress object is called on the job's worker thread; keep it alive until the job ends.
-  Job* generate_async(const GenerateOptions& o, Progress* progress) {
-    std::vector<const char*> keep;
-    bioesp_generate_options c = detail::to_c(o, keep);
+  Job* generate_async(const Options& o, Progress* progress) {
+    auto c = o.as<bioesp_generate_options>(BIOESP_OPTIONS_GENERATE);
     std::unique_ptr<detail::Trampoline> t;
     if (progress) {
       t.reset(new detail::Trampoline);
@@ -349,27 +443,10 @@ class Model {
     return new Job(job, std::move(t));
   }
 
-  // Frames morphing between the keyframes (see bioesp_animate); progress may be null.
-  Images animate(const AnimateOptions& o, Progress* progress) {
-    std::vector<const char*> prompts;
-    for (const auto& p : o.prompts) prompts.push_back(p.c_str());
-    std::vector<uint64_t> seeds(o.seeds.begin(), o.seeds.end());
-    bioesp_animate_options c;
-    bioesp_animate_options_init(&c);
-    c.prompts = prompts.data();
-    c.num_prompts = prompts.size();
-    c.seeds = seeds.data();
-    c.num_seeds = seeds.size();
-    c.frames = o.frames;
-    c.pingpong = o.pingpong ? 1 : 0;
-    c.negative_prompt = o.negative_prompt.empty() ? nullptr : o.negative_prompt.c_str();
-    c.steps = o.steps;
-    c.guidance = static_cast<float>(o.guidance);
-    c.scheduler = o.scheduler.empty() ? nullptr : o.scheduler.c_str();
-    c.width = o.width;
-    c.height = o.height;
-    c.clip_skip = o.clip_skip;
-    c.vae_tile_size = o.vae_tile_size;
+  // Frames morphing between keyframes, with "animate" options (see bioesp_animate); progress
+  // may be null.
+  Images animate(const Options& o, Progress* progress) {
+    auto c = o.as<bioesp_animate_options>(BIOESP_OPTIONS_ANIMATE);
     detail::Trampoline t;
     t.attach(progress, c);
     bioesp_images* out = nullptr;
@@ -388,18 +465,8 @@ class Model {
   void remove_lora(const std::string& name) { check(bioesp_model_remove_lora(handle(), name.c_str())); }
 
  private:
-  void open(const std::string& path, const ModelOptions& o) {
-    bioesp_model_options c;
-    bioesp_model_options_init(&c);
-    c.config_dir = o.config_dir.empty() ? nullptr : o.config_dir.c_str();
-    c.variant = o.variant.empty() ? nullptr : o.variant.c_str();
-    if (o.device == "cuda") c.device = BIOESP_DEVICE_CUDA;
-    else if (o.device != "cpu") throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: device is \"cpu\" or \"cuda\"");
-    c.device_index = o.device_index;
-    if (o.dtype == "f16") c.dtype = BIOESP_DTYPE_F16;
-    else if (o.dtype == "bf16") c.dtype = BIOESP_DTYPE_BF16;
-    else if (o.dtype != "f32") throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: dtype is \"f32\", \"f16\" or \"bf16\"");
-    c.threads = o.threads;
+  void open(const std::string& path, const Options& o) {
+    auto c = o.as<bioesp_model_options>(BIOESP_OPTIONS_MODEL);
     check(bioesp_model_load(path.c_str(), &c, &model_));
   }
   bioesp_model* handle() const {
@@ -409,77 +476,23 @@ class Model {
   bioesp_model* model_ = nullptr;
 };
 
+// The schedulers generate's "scheduler" accepts, in the library's order.
+inline std::vector<std::string> schedulers() {
+  size_t n = 0;
+  check(bioesp_scheduler_count(&n));
+  std::vector<std::string> out;
+  for (size_t i = 0; i < n; ++i) {
+    const char* name = nullptr;
+    check(bioesp_scheduler_name(i, &name));
+    out.push_back(name);
+  }
+  return out;
+}
+
 // ---- Datasets, training and the Hub: blocking calls (run them on a thread of the host's).
 
 struct Counts {
   size_t done = 0, skipped = 0;  // files downloaded / prepared, and files skipped (each logged)
-};
-
-struct FetchOptions {
-  std::string source = "category";  // category, campaign, search or titles
-  std::string value;                // the category, campaign or search text
-  std::vector<std::string> titles;  // source "titles"
-  int limit = 0;
-  long long seed = 0;
-  int width = 500;
-  bool original = false;
-  std::string licenses, keywords, contact, api;
-  std::string out;
-  int max_retries = 6;
-  double retry_delay = 1.0;
-  void add_title(const std::string& t) { titles.push_back(t); }
-};
-
-struct PrepareOptions {
-  std::string in, out;
-  int size = 512;
-  std::string crop = "center";  // center, attention, pad
-  std::string caption;          // "": each image's manifest caption, else its file name
-  bool caption_from_metadata = false;
-  int near_duplicate_distance = 4;
-};
-
-struct TrainOptions {
-  std::string model, config_dir, data, prompt, out;
-  bool use_captions = true;
-  std::string class_data, class_prompt;
-  int num_class_images = 0;
-  double prior_weight = 1.0;
-  int resolution = 512;
-  bool random_crop = false, flip = false, cache_latents = false;
-  int steps = 0, epochs = 1, batch_size = 1, grad_accumulation = 1;
-  double learning_rate = 1e-4;
-  bool scale_lr = false;
-  std::string lr_scheduler = "constant";
-  int lr_warmup_steps = 0;
-  double max_grad_norm = 1.0;
-  int rank = 4;
-  double alpha = 0, lora_dropout = 0;
-  bool train_text_encoder = false, full = false;
-  double noise_offset = 0, snr_gamma = 0;
-  std::string mixed_precision = "no";
-  bool gradient_checkpointing = false;
-  std::string device = "cpu";
-  int threads = 0;
-  long long seed = 0;
-  int checkpoint_every = 0, checkpoints_kept = 3;
-  bool resume = false;
-  std::string validation_prompt;
-  int validation_every = 0, validation_steps = 25;
-  bool save_kohya = false;
-  // Training from scratch (see new_model).
-  bool train_vae = false;
-  double kl_weight = 1e-6;
-  double tag_dropout = 0, caption_dropout = 0;
-  bool shuffle_tags = false, save_half = false;
-};
-
-// A model folder to train from scratch: fresh weights from `configs`, a vocabulary from the
-// captions of `data`.
-struct NewModelOptions {
-  std::string configs, data, out;
-  int vocab_size = 0;
-  long long seed = 0;
 };
 
 // Training progress: subclass and override on_step; return false to cancel (a checkpoint is
@@ -493,26 +506,8 @@ class TrainProgress {
   }
 };
 
-struct PullOptions {
-  std::string repo, revision, variant, endpoint, token, cache_dir;
-  std::vector<std::string> include;
-  bool offline = false;
-  int max_retries = 6;
-  double retry_delay = 1.0;
-  void add_include(const std::string& glob) { include.push_back(glob); }
-};
-
-struct PushOptions {
-  std::string path, repo, commit_message, base_model, dataset, endpoint, token;
-  bool private_repo = false;
-  int max_retries = 6;
-  double retry_delay = 1.0;
-};
-
 #ifndef SWIG
 namespace detail {
-
-inline const char* or_null(const std::string& s) { return s.empty() ? nullptr : s.c_str(); }
 
 inline std::string take_string(char* s) {
   std::string out = s ? s : "";
@@ -534,116 +529,37 @@ struct TrainTrampoline {
   }
 };
 
+// Runs fetch, prepare, pull or push with a Progress; returns what the call returned.
+template <class C, class R, class Call>
+R with_progress(const Options& o, bioesp_options_kind kind, Progress* progress, Call call) {
+  auto c = o.as<C>(kind);
+  detail::Trampoline t;
+  t.attach(progress, c);
+  R r{};
+  bioesp_status s = call(&c, r);
+  t.rethrow();
+  check(s);
+  return r;
+}
+
 }  // namespace detail
 #endif
 
-// Downloads openly licensed images from Wikimedia Commons (see bioesp_fetch).
-inline Counts fetch(const FetchOptions& o, Progress* progress) {
-  bioesp_fetch_options c;
-  bioesp_fetch_options_init(&c);
-  if (o.source == "category") c.source = BIOESP_SOURCE_CATEGORY;
-  else if (o.source == "campaign") c.source = BIOESP_SOURCE_CAMPAIGN;
-  else if (o.source == "search") c.source = BIOESP_SOURCE_SEARCH;
-  else if (o.source == "titles") c.source = BIOESP_SOURCE_TITLES;
-  else throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: source is category, campaign, search or titles");
-  std::vector<const char*> titles;
-  for (const auto& t : o.titles) titles.push_back(t.c_str());
-  c.value = detail::or_null(o.value);
-  c.titles = titles.data();
-  c.num_titles = titles.size();
-  c.limit = o.limit;
-  c.seed = static_cast<uint64_t>(o.seed);
-  c.width = o.width;
-  c.original = o.original ? 1 : 0;
-  c.licenses = detail::or_null(o.licenses);
-  c.keywords = detail::or_null(o.keywords);
-  c.contact = detail::or_null(o.contact);
-  c.api = detail::or_null(o.api);
-  c.out = detail::or_null(o.out);
-  c.max_retries = o.max_retries;
-  c.retry_delay = o.retry_delay;
-  detail::Trampoline t;
-  t.attach(progress, c);
-  Counts r;
-  bioesp_status s = bioesp_fetch(&c, &r.done, &r.skipped);
-  t.rethrow();
-  check(s);
-  return r;
+// Downloads openly licensed images from Wikimedia Commons, with "fetch" options.
+inline Counts fetch(const Options& o, Progress* progress) {
+  return detail::with_progress<bioesp_fetch_options, Counts>(
+      o, BIOESP_OPTIONS_FETCH, progress, [](bioesp_fetch_options* c, Counts& r) { return bioesp_fetch(c, &r.done, &r.skipped); });
 }
 
-// Squares, resizes and captions a folder of images for training (see bioesp_prepare).
-inline Counts prepare(const PrepareOptions& o, Progress* progress) {
-  bioesp_prepare_options c;
-  bioesp_prepare_options_init(&c);
-  c.in = detail::or_null(o.in);
-  c.out = detail::or_null(o.out);
-  c.size = o.size;
-  c.crop = detail::or_null(o.crop);
-  c.caption = detail::or_null(o.caption);
-  c.caption_from_metadata = o.caption_from_metadata ? 1 : 0;
-  c.near_duplicate_distance = o.near_duplicate_distance;
-  detail::Trampoline t;
-  t.attach(progress, c);
-  Counts r;
-  bioesp_status s = bioesp_prepare(&c, &r.done, &r.skipped);
-  t.rethrow();
-  check(s);
-  return r;
+// Squares, resizes and captions a folder of images for training, with "prepare" options.
+inline Counts prepare(const Options& o, Progress* progress) {
+  return detail::with_progress<bioesp_prepare_options, Counts>(
+      o, BIOESP_OPTIONS_PREPARE, progress, [](bioesp_prepare_options* c, Counts& r) { return bioesp_prepare(c, &r.done, &r.skipped); });
 }
 
-// Fine-tunes (DreamBooth-LoRA, or full); returns the LoRA file or model folder.
-inline std::string train(const TrainOptions& o, TrainProgress* progress) {
-  bioesp_train_options c;
-  bioesp_train_options_init(&c);
-  c.model = detail::or_null(o.model);
-  c.config_dir = detail::or_null(o.config_dir);
-  c.data = detail::or_null(o.data);
-  c.prompt = detail::or_null(o.prompt);
-  c.use_captions = o.use_captions ? 1 : 0;
-  c.class_data = detail::or_null(o.class_data);
-  c.class_prompt = detail::or_null(o.class_prompt);
-  c.num_class_images = o.num_class_images;
-  c.prior_weight = static_cast<float>(o.prior_weight);
-  c.resolution = o.resolution;
-  c.random_crop = o.random_crop ? 1 : 0;
-  c.flip = o.flip ? 1 : 0;
-  c.cache_latents = o.cache_latents ? 1 : 0;
-  c.steps = o.steps;
-  c.epochs = o.epochs;
-  c.batch_size = o.batch_size;
-  c.grad_accumulation = o.grad_accumulation;
-  c.learning_rate = static_cast<float>(o.learning_rate);
-  c.scale_lr = o.scale_lr ? 1 : 0;
-  c.lr_scheduler = detail::or_null(o.lr_scheduler);
-  c.lr_warmup_steps = o.lr_warmup_steps;
-  c.max_grad_norm = static_cast<float>(o.max_grad_norm);
-  c.rank = o.rank;
-  c.alpha = static_cast<float>(o.alpha);
-  c.lora_dropout = static_cast<float>(o.lora_dropout);
-  c.train_text_encoder = o.train_text_encoder ? 1 : 0;
-  c.full = o.full ? 1 : 0;
-  c.noise_offset = static_cast<float>(o.noise_offset);
-  c.snr_gamma = static_cast<float>(o.snr_gamma);
-  c.mixed_precision = detail::or_null(o.mixed_precision);
-  c.gradient_checkpointing = o.gradient_checkpointing ? 1 : 0;
-  if (o.device == "cuda") c.device = BIOESP_DEVICE_CUDA;
-  else if (o.device != "cpu") throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: device is \"cpu\" or \"cuda\"");
-  c.threads = o.threads;
-  c.seed = static_cast<uint64_t>(o.seed);
-  c.checkpoint_every = o.checkpoint_every;
-  c.checkpoints_kept = o.checkpoints_kept;
-  c.resume = o.resume ? 1 : 0;
-  c.validation_prompt = detail::or_null(o.validation_prompt);
-  c.validation_every = o.validation_every;
-  c.validation_steps = o.validation_steps;
-  c.save_kohya = o.save_kohya ? 1 : 0;
-  c.train_vae = o.train_vae ? 1 : 0;
-  c.kl_weight = static_cast<float>(o.kl_weight);
-  c.tag_dropout = static_cast<float>(o.tag_dropout);
-  c.caption_dropout = static_cast<float>(o.caption_dropout);
-  c.shuffle_tags = o.shuffle_tags ? 1 : 0;
-  c.save_half = o.save_half ? 1 : 0;
-  c.out = detail::or_null(o.out);
+// Fine-tunes (DreamBooth-LoRA, or full) with "train" options; returns the LoRA file or folder.
+inline std::string train(const Options& o, TrainProgress* progress) {
+  auto c = o.as<bioesp_train_options>(BIOESP_OPTIONS_TRAIN);
   detail::TrainTrampoline t;
   if (progress) {
     t.target = progress;
@@ -660,15 +576,9 @@ inline std::string train(const TrainOptions& o, TrainProgress* progress) {
   return detail::take_string(result);
 }
 
-// Writes the new model folder and returns its path.
-inline std::string new_model(const NewModelOptions& o) {
-  bioesp_new_model_options c;
-  bioesp_new_model_options_init(&c);
-  c.configs = detail::or_null(o.configs);
-  c.data = detail::or_null(o.data);
-  c.out = detail::or_null(o.out);
-  c.vocab_size = o.vocab_size;
-  c.seed = static_cast<uint64_t>(o.seed);
+// A model folder to train from scratch, with "new_model" options; returns its path.
+inline std::string new_model(const Options& o) {
+  auto c = o.as<bioesp_new_model_options>(BIOESP_OPTIONS_NEW_MODEL);
   char* result = nullptr;
   check(bioesp_new_model(&c, &result));
   return detail::take_string(result);
@@ -681,55 +591,25 @@ inline std::string embedded_model() {
   return m ? m : "";
 }
 
-// Downloads a model into the Hub cache; returns its snapshot folder.
-inline std::string pull(const PullOptions& o, Progress* progress) {
-  bioesp_pull_options c;
-  bioesp_pull_options_init(&c);
-  std::vector<const char*> include;
-  for (const auto& g : o.include) include.push_back(g.c_str());
-  c.repo = detail::or_null(o.repo);
-  c.revision = detail::or_null(o.revision);
-  c.include = include.data();
-  c.num_include = include.size();
-  c.variant = detail::or_null(o.variant);
-  c.endpoint = detail::or_null(o.endpoint);
-  c.token = detail::or_null(o.token);
-  c.cache_dir = detail::or_null(o.cache_dir);
-  c.offline = o.offline ? 1 : 0;
-  c.max_retries = o.max_retries;
-  c.retry_delay = o.retry_delay;
-  detail::Trampoline t;
-  t.attach(progress, c);
-  char* snapshot = nullptr;
-  bioesp_status s = bioesp_pull(&c, &snapshot);
-  std::string out = detail::take_string(snapshot);
-  t.rethrow();
-  check(s);
-  return out;
+// Downloads a model into the Hub cache, with "pull" options; returns its snapshot folder.
+inline std::string pull(const Options& o, Progress* progress) {
+  return detail::with_progress<bioesp_pull_options, std::string>(o, BIOESP_OPTIONS_PULL, progress, [](bioesp_pull_options* c, std::string& r) {
+    char* snapshot = nullptr;
+    bioesp_status s = bioesp_pull(c, &snapshot);
+    r = detail::take_string(snapshot);
+    return s;
+  });
 }
 
-// Publishes a LoRA or folder with its model card; returns the commit URL ("" when unchanged).
-inline std::string push(const PushOptions& o, Progress* progress) {
-  bioesp_push_options c;
-  bioesp_push_options_init(&c);
-  c.path = detail::or_null(o.path);
-  c.repo = detail::or_null(o.repo);
-  c.private_repo = o.private_repo ? 1 : 0;
-  c.commit_message = detail::or_null(o.commit_message);
-  c.base_model = detail::or_null(o.base_model);
-  c.dataset = detail::or_null(o.dataset);
-  c.endpoint = detail::or_null(o.endpoint);
-  c.token = detail::or_null(o.token);
-  c.max_retries = o.max_retries;
-  c.retry_delay = o.retry_delay;
-  detail::Trampoline t;
-  t.attach(progress, c);
-  char* url = nullptr;
-  bioesp_status s = bioesp_push(&c, &url);
-  std::string out = detail::take_string(url);
-  t.rethrow();
-  check(s);
-  return out;
+// Publishes a LoRA or folder with its model card, with "push" options; returns the commit URL
+// ("" when nothing changed).
+inline std::string push(const Options& o, Progress* progress) {
+  return detail::with_progress<bioesp_push_options, std::string>(o, BIOESP_OPTIONS_PUSH, progress, [](bioesp_push_options* c, std::string& r) {
+    char* url = nullptr;
+    bioesp_status s = bioesp_push(c, &url);
+    r = detail::take_string(url);
+    return s;
+  });
 }
 
 }  // namespace bioesp_host

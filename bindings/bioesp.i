@@ -184,11 +184,18 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 %ignore bioesp_host::check;
 %ignore bioesp_host::Error;
 %ignore bioesp_host::Bytes;
-%ignore bioesp_host::GenerateOptions::prompts;
-%ignore bioesp_host::AnimateOptions::prompts;
-%ignore bioesp_host::AnimateOptions::seeds;
-%ignore bioesp_host::FetchOptions::titles;
-%ignore bioesp_host::PullOptions::include;
+
+%include <std_vector.i>
+%template(StringVector) std::vector<std::string>;
+
+#if defined(SWIGPYTHON) || defined(SWIGJAVASCRIPT)
+/* These hosts pass settings as text (python/python.i, node/index.js): no typed overloads reach
+ * SWIG's dispatcher, which would hide the library's message behind "wrong type". */
+%ignore bioesp_host::Options::set(const std::string&, bool);
+%ignore bioesp_host::Options::set(const std::string&, long long);
+%ignore bioesp_host::Options::set(const std::string&, double);
+%ignore bioesp_host::Options::add(const std::string&, long long);
+#endif
 
 #if defined(SWIGJAVA)
 %include "java/java.i"  /* class typemaps: before the classes */
@@ -196,8 +203,9 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 /* No overloads for Node: SWIG's dispatcher would hide the real error behind "Illegal
  * arguments". Progress comes from polling jobs (bindings/node/index.js). */
 %ignore bioesp_host::Model::Model(const std::string&);
-%ignore bioesp_host::Model::generate(const GenerateOptions&, Progress*);
-%ignore bioesp_host::Model::generate_async(const GenerateOptions&, Progress*);
+%ignore bioesp_host::Model::generate(const Options&, Progress*);
+%ignore bioesp_host::Model::generate_async(const Options&, Progress*);
+%ignore bioesp_host::Image::save(const std::string&) const;
 %ignore bioesp_host::Progress;
 %ignore bioesp_host::TrainProgress;
 #endif

@@ -8,6 +8,10 @@
  *  - Every buffer or string the library returns has its own free function; never call free().
  *  - Options structs begin with `struct_size` and are filled by their *_options_init() function,
  *    so fields can be appended without breaking compiled callers. Pass NULL for the defaults.
+ *  - Structs the library fills (bioesp_tensor_info, bioesp_image, bioesp_lora_info,
+ *    bioesp_option) also begin with `struct_size`: set it to the size you compiled against; the
+ *    library fills the fields that fit. Structs handed to callbacks (bioesp_progress,
+ *    bioesp_train_progress) carry the library's struct_size: read only the fields it covers.
  *  - Callbacks take a `void* user` and are given per handle or per call, never process-wide.
  *    A progress callback that returns nonzero cancels the operation (BIOESP_ERR_CANCELLED).
  *  - No C++ exception, abort() or LibTorch assertion crosses this boundary.
@@ -354,11 +358,11 @@ typedef struct bioesp_generate_options {
   int steps;                   /* default 50 */
   float guidance;              /* default 7.5; classifier-free guidance when > 1 */
   uint64_t seed;               /* CPU generator seed, as torch.Generator("cpu").manual_seed */
-  const char* scheduler;       /* NULL: the model's own; else a name (pndm, ddim, euler, euler_a,
-                                  dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm, tcd), built from the
-                                  model's scheduler config as diffusers' from_config builds it,
-                                  optionally with from_config settings: "euler:timestep_spacing=
-                                  trailing" (see bioesp_scheduler_describe) */
+  const char* scheduler;       /* NULL: the model's own; else a name (bioesp_scheduler_name: pndm,
+                                  ddim, euler, euler_a, dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm,
+                                  tcd), built from the model's scheduler config as diffusers'
+                                  from_config builds it, optionally with from_config settings:
+                                  "euler:timestep_spacing=trailing" (see bioesp_scheduler_describe) */
   int width, height;           /* multiples of 8; 0: the model's native size */
   int images_per_prompt;       /* default 1 */
   int clip_skip;               /* 0: the last layer */
@@ -404,6 +408,10 @@ typedef struct bioesp_generate_options {
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
+/* The schedulers `scheduler` accepts by name ("pndm", "ddim", "euler", …), in a stable order.
+ * The names are static storage. */
+BIOESP_API bioesp_status bioesp_scheduler_count(size_t* out);
+BIOESP_API bioesp_status bioesp_scheduler_name(size_t index, const char** out);
 /* What a scheduler name gives a model, as JSON in *json (free with bioesp_string_free):
  * {"scheduler", "class" (diffusers'), "config" (every key as diffusers holds it after
  * from_config, with "_use_default_values"), "steps", "timesteps", "sigmas" (schedulers in sigma
@@ -418,8 +426,9 @@ BIOESP_API bioesp_status bioesp_generate(bioesp_model* model, const bioesp_gener
                                          bioesp_images** out);
 
 /* Asynchronous generation for game loops and UIs: submit returns at once; the work runs on a
- * worker thread (progress callbacks arrive there). Jobs on one model run one after the other;
- * jobs on different models run concurrently. */
+ * worker thread (progress callbacks arrive there). Jobs on one model run one after the other, in
+ * the order they were submitted (a job is QUEUED until it holds the model, then RUNNING); jobs on
+ * different models run concurrently. */
 typedef struct bioesp_job bioesp_job;
 
 typedef enum bioesp_job_state {
@@ -622,7 +631,7 @@ typedef struct bioesp_train_options {
   int threads;                /* CPU threads; 0 keeps LibTorch's choice. Process-wide. */
   uint64_t seed;              /* LoRA initialisation, data order, crops, noise, timesteps */
   int checkpoint_every;       /* steps; 0: none until the end (or a cancel) */
-  int checkpoints_kept;       /* default 3 */
+  int checkpoints_kept;       /* default 3; 0: all */
   int resume;                 /* continue from the newest checkpoint in out/checkpoints */
   const char* validation_prompt;
   int validation_every;       /* steps; a final validation image is always made with a prompt */
@@ -731,6 +740,103 @@ BIOESP_API void bioesp_push_options_init(bioesp_push_options* options);
  * not sent again. *commit_url (when not NULL) receives the commit's URL, or "" when nothing
  * changed; free it with bioesp_string_free. */
 BIOESP_API bioesp_status bioesp_push(const bioesp_push_options* options, char** commit_url);
+
+/* ---------------------------------------------------------------------------------------------
+ * Options by name: one table describes every field of every options struct above
+ *
+ * As curl's option table does for curl_easy_setopt, it gives each field its name (the C name),
+ * the command line's flag, its type, its range and one line of help; the command line, the
+ * bindings and the studio set options through it. Defaults are not in the table: they are what
+ * the *_options_init functions set (read them with bioesp_option_get on an initialised struct).
+ * The structs and their comments above stay the documentation.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum bioesp_options_kind {
+  BIOESP_OPTIONS_WEIGHTS = 0,   /* bioesp_weights_options */
+  BIOESP_OPTIONS_MODEL = 1,     /* bioesp_model_options */
+  BIOESP_OPTIONS_GENERATE = 2,  /* bioesp_generate_options */
+  BIOESP_OPTIONS_ANIMATE = 3,   /* bioesp_animate_options */
+  BIOESP_OPTIONS_ANIMATION = 4, /* bioesp_animation_options */
+  BIOESP_OPTIONS_SAVE = 5,      /* bioesp_save_options */
+  BIOESP_OPTIONS_FETCH = 6,     /* bioesp_fetch_options */
+  BIOESP_OPTIONS_PREPARE = 7,   /* bioesp_prepare_options */
+  BIOESP_OPTIONS_TRAIN = 8,     /* bioesp_train_options */
+  BIOESP_OPTIONS_NEW_MODEL = 9, /* bioesp_new_model_options */
+  BIOESP_OPTIONS_PULL = 10,     /* bioesp_pull_options */
+  BIOESP_OPTIONS_PUSH = 11      /* bioesp_push_options */
+} bioesp_options_kind;
+
+/* The kind's name, the struct's without "bioesp_" and "_options" ("generate", "new_model"), or
+ * NULL for a number past the last kind (count from 0 until NULL to list them). Static storage. */
+BIOESP_API const char* bioesp_options_kind_name(bioesp_options_kind kind);
+/* The kind of that name; BIOESP_ERR_NOT_FOUND for none. */
+BIOESP_API bioesp_status bioesp_options_kind_find(const char* name, bioesp_options_kind* out);
+/* A struct of the kind filled by its init function, for hosts that set options only by name
+ * (bindings, tools). Pass it wherever that struct goes; free it with bioesp_options_free. */
+BIOESP_API bioesp_status bioesp_options_new(bioesp_options_kind kind, void** out);
+BIOESP_API void bioesp_options_free(void* options);
+
+typedef enum bioesp_option_type {
+  BIOESP_OPTION_BOOL = 0,        /* int 0 or 1; as text "1", "0", "true" or "false" */
+  BIOESP_OPTION_INT = 1,         /* int */
+  BIOESP_OPTION_UINT64 = 2,      /* uint64_t */
+  BIOESP_OPTION_FLOAT = 3,       /* float */
+  BIOESP_OPTION_DOUBLE = 4,      /* double */
+  BIOESP_OPTION_STRING = 5,      /* const char* */
+  BIOESP_OPTION_CHOICE = 6,      /* one of `choices`: an enum of that order, or a const char* */
+  BIOESP_OPTION_RGB = 7,         /* uint8_t[3]; as text "RRGGBB" (hexadecimal) */
+  BIOESP_OPTION_STRING_LIST = 8, /* const char* const*, its length in the `count` field */
+  BIOESP_OPTION_UINT64_LIST = 9, /* const uint64_t*, its length in the `count` field */
+  BIOESP_OPTION_IMAGE = 10,      /* const bioesp_image* */
+  BIOESP_OPTION_FUNCTION = 11,   /* a callback */
+  BIOESP_OPTION_POINTER = 12,    /* a callback's user pointer */
+  BIOESP_OPTION_SIZE = 13        /* size_t: struct_size and the lists' counts */
+} bioesp_option_type;
+
+/* One field of an options struct. Its strings are static storage. */
+typedef struct bioesp_option {
+  size_t struct_size;
+  const char* name;        /* the C field name, e.g. "negative_prompt" */
+  const char* flag;        /* the command line's flag without "--", e.g. "negative-prompt" (a BOOL
+                              flag also has a "--no-" form); NULL for fields not set by name */
+  bioesp_option_type type;
+  const char* choices;     /* CHOICE: the values with "|" between them ("cpu|cuda"); else NULL */
+  double min, max;         /* numbers: the range; -HUGE_VAL / HUGE_VAL where only the type bounds
+                              it */
+  int min_exclusive;       /* nonzero: above min, not equal to it */
+  int max_exclusive;       /* nonzero: below max, not equal to it */
+  const char* help;        /* one line of English */
+  const char* not_exposed; /* NULL: set by name; else why not (a callback, a list's count, …) */
+  const char* count;       /* lists: the field that holds the length ("num_prompts"); else NULL */
+} bioesp_option;
+
+/* The fields of a kind, in the struct's order (struct_size first). */
+BIOESP_API bioesp_status bioesp_option_count(bioesp_options_kind kind, size_t* out);
+BIOESP_API bioesp_status bioesp_option_at(bioesp_options_kind kind, size_t index, bioesp_option* out);
+/* A field by its name or its flag; BIOESP_ERR_NOT_FOUND when the kind has none. */
+BIOESP_API bioesp_status bioesp_option_find(bioesp_options_kind kind, const char* name_or_flag,
+                                            bioesp_option* out);
+/* Parses `text` by the field's type (numbers in C notation, bools as 1/0/true/false, choices by
+ * name, colours as RRGGBB), checks it against the field's range and stores it into `options`, a
+ * struct of that kind (from its init function or bioesp_options_new). Out of range or unparsable
+ * text is BIOESP_ERR_INVALID_ARGUMENT with the field named; an unknown name BIOESP_ERR_NOT_FOUND.
+ * STRING fields keep the pointer `text`: the caller keeps it alive while the options are used,
+ * as with every const char* field. A choice stores the library's own copy of its name; "" (or
+ * NULL) leaves a string choice unset (NULL: its default); the scheduler's name may carry
+ * from_config settings after a ':' (only the name is checked, the text is kept as a string's).
+ * Lists and images take bioesp_option_set_list. */
+BIOESP_API bioesp_status bioesp_option_set(bioesp_options_kind kind, void* options, const char* name,
+                                           const char* text);
+/* Sets a list field and its count, or the image: `items` is a const char* const* (STRING_LIST),
+ * a const uint64_t* (UINT64_LIST) or a const bioesp_image* with count 1 (IMAGE; count 0 unsets
+ * it). The pointers are kept: the caller keeps the items alive while the options are used. */
+BIOESP_API bioesp_status bioesp_option_set_list(bioesp_options_kind kind, void* options, const char* name,
+                                                const void* items, size_t count);
+/* The field as text, in the form bioesp_option_set reads ("" for an unset string; lists as a
+ * JSON array; an image as "WIDTHxHEIGHTxCHANNELS"); free it with bioesp_string_free. Callbacks
+ * and their pointers are not readable. */
+BIOESP_API bioesp_status bioesp_option_get(bioesp_options_kind kind, const void* options, const char* name,
+                                           char** text);
 
 #ifdef __cplusplus
 }

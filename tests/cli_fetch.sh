@@ -117,7 +117,7 @@ PY
 "$cli" prepare "$tmp/a" --size 64 --crop attention --out "$tmp/att" --quiet 2>/dev/null
 [ "$(count "$tmp/att")" -eq 6 ]
 fails prepare "$tmp/a" --size 60 --out "$tmp/x"; grep -q "multiple of 8" "$tmp/err"
-fails prepare "$tmp/a" --crop stretch --out "$tmp/x"; grep -q "center, attention or pad" "$tmp/err"
+fails prepare "$tmp/a" --crop stretch --out "$tmp/x"; grep -q "crop: must be one of center, attention, pad, not 'stretch'" "$tmp/err"
 
 # The prepared dataset trains, with its per-image captions.
 "$cli" train --model "$m" --data "$tmp/p" --resolution 64 --steps 2 --seed 1 --quiet --out "$tmp/lora" 2>/dev/null

@@ -24,22 +24,24 @@ fails() {
   if "$cli" generate "$@" >/dev/null 2>"$tmp/err.txt"; then echo "accepted: $*"; exit 1; fi
 }
 fails --model "$m" --prompt x --width 100 --quiet;       grep -q 'multiples of 8' "$tmp/err.txt"
-fails --model "$m" --prompt x --scheduler heun --quiet;  grep -q "unknown scheduler 'heun'" "$tmp/err.txt"
-fails --model "$m" --prompt x --guidance nan --quiet;    grep -q 'guidance' "$tmp/err.txt"
-fails --model "$m" --prompt x --steps 0 --quiet;         grep -q 'steps' "$tmp/err.txt"
-fails --model "$m" --prompt x --steps ten;               grep -q 'needs an integer' "$tmp/err.txt"
+fails --model "$m" --prompt x --scheduler heun --quiet;  grep -q "scheduler: must be one of pndm, .*ddpm.*, not 'heun'" "$tmp/err.txt"
+fails --model "$m" --prompt x --guidance nan --quiet;    grep -q 'guidance: must be a finite number' "$tmp/err.txt"
+fails --model "$m" --prompt x --steps 0 --quiet;         grep -q 'steps: must be between 1 and 1000, not 0 (--steps)' "$tmp/err.txt"
+fails --model "$m" --prompt x --steps ten;               grep -q "steps: must be an integer, not 'ten'" "$tmp/err.txt"
 fails --model "$tmp/nowhere" --prompt x;                 grep -q 'nowhere' "$tmp/err.txt"
 fails --model "$m" --prompt x --lora "$ref/workshop/model_lora.ckpt" --quiet; grep -q 'do not fit' "$tmp/err.txt"
 fails --model "$m";                                      grep -q -- '--prompt is required' "$tmp/err.txt"
-fails --model "$m" --prompt x --vae-tiles -8 --quiet;    grep -q 'tile size' "$tmp/err.txt"
+fails --model "$m" --prompt x --vae-tiles -8 --quiet;    grep -q 'vae_tile_size: must be between 0 and 16384, not -8 (--vae-tiles)' "$tmp/err.txt"
 fails --model "$m" --prompt x --steps 1000 --quiet;      grep -q 'go past the model' "$tmp/err.txt"  # PNDM's offset
 # VAE tiles (test_generate checks the pixels)
 "$cli" generate --model "$m" --prompt "colibrí" --steps 2 --seed 1 --width 192 --vae-tiles 64 --quiet --out "$tmp/tiled.png"
 [ -s "$tmp/tiled.png" ]
 # Ctrl-C stops a generation within a step, writing nothing (exit 130)
-"$cli" generate --model "$m" --prompt x --steps 999 --quiet --out "$tmp/int.png" 2>/dev/null &
+# (signalled once a step has run: before the handler is installed, a background job ignores SIGINT)
+"$cli" generate --model "$m" --prompt x --steps 999 --out "$tmp/int.png" 2>"$tmp/int.txt" &
 pid=$!
-sleep 3; kill -INT $pid; rc=0; wait $pid || rc=$?
+n=0; while ! grep -q '[0-9]/[0-9]* steps' "$tmp/int.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+kill -INT $pid; rc=0; wait $pid || rc=$?
 [ "$rc" -eq 130 ] || { echo "interrupted generate exited $rc"; exit 1; }
 [ ! -e "$tmp/int.png" ]
 

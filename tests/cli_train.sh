@@ -1,7 +1,7 @@
 #!/bin/sh
 # bioesp train with the tiny reference model: a dataset made by bioesp itself, LoRA training with
 # checkpoints, validation images and kohya output, the result used by generate, Ctrl-C + resume,
-# and errors.
+# SIGTERM and SIGHUP, and errors.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -60,12 +60,34 @@ rc=0; wait $pid || rc=$?
 ls "$tmp/nockpt/checkpoints"/checkpoint-*.safetensors >/dev/null
 grep -q 'a checkpoint was written' "$tmp/nockpt.txt"
 
+# SIGTERM and SIGHUP stop a training as Ctrl-C does: a checkpoint first (also with no checkpoint
+# interval), then exit 128 + the signal; --resume continues from it.
+for sig in TERM:15 HUP:1; do
+  name=${sig%:*} number=${sig#*:}
+  "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps 100000 --seed 3 \
+    --checkpoint-every 0 --out "$tmp/sig-$name" 2>"$tmp/sig.txt" &
+  pid=$!
+  n=0
+  while ! grep -q 'loss' "$tmp/sig.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+  kill -$name $pid
+  rc=0; wait $pid || rc=$?
+  [ $rc -eq $((128 + number)) ] || { echo "SIG$name: exit $rc"; cat "$tmp/sig.txt"; exit 1; }
+  grep -q "interrupted (signal $number); writing a checkpoint" "$tmp/sig.txt"
+  ckpt=$(ls "$tmp/sig-$name/checkpoints/" | grep '^checkpoint-[0-9]*\.safetensors$') ||
+    { echo "SIG$name wrote no checkpoint"; exit 1; }
+  step=$(echo "$ckpt" | sed 's/checkpoint-0*\([0-9]*\)\.safetensors/\1/')
+  "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps $((step + 1)) --seed 3 --quiet \
+    --resume --out "$tmp/sig-$name" 2>/dev/null
+  [ -s "$tmp/sig-$name/pytorch_lora_weights.safetensors" ]
+  [ "$(wc -l < "$tmp/sig-$name/train_log.jsonl")" -eq $((step + 1)) ]
+done
+
 fails() {
   if "$cli" train "$@" >/dev/null 2>"$tmp/err.txt"; then echo "accepted: $*"; exit 1; fi
 }
 fails --model "$m" --data "$tmp/data" --prompt x --resolution 100 --out "$tmp/o";  grep -q 'multiple of 8' "$tmp/err.txt"
 fails --model "$m" --data "$tmp/nowhere" --prompt x --out "$tmp/o";               grep -q 'no such folder' "$tmp/err.txt"
-fails --model "$m" --data "$tmp/data" --prompt x --lr-scheduler exp --out "$tmp/o"; grep -q "unknown learning-rate" "$tmp/err.txt"
+fails --model "$m" --data "$tmp/data" --prompt x --lr-scheduler exp --out "$tmp/o"; grep -q "lr_scheduler: must be one of constant," "$tmp/err.txt"
 fails --model "$m" --data "$tmp/data" --out "$tmp/o" --rank;                       grep -q 'needs a value' "$tmp/err.txt"
 fails --model "$m" --data "$tmp/data" --prompt x --mixed-precision fp16 --out "$tmp/o"; grep -q 'needs CUDA' "$tmp/err.txt"
 echo ok

@@ -4,9 +4,12 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include <bioesp.h>
+
+#include "support/testutil.h"
 
 static void test_version(void** state) {
   (void)state;
@@ -78,6 +81,9 @@ static void test_hub_arguments(void** state) {
   assert_int_equal(bioesp_push(&pu, NULL), BIOESP_ERR_INVALID_ARGUMENT);
 }
 
+/* An options struct from an older header is shorter: fields past its struct_size keep their
+ * defaults. Reading config_dir (a folder whose UNet config a single file cannot take) fails; not
+ * reading it infers the single file's architecture from its shapes. */
 static void test_options_struct_size(void** state) {
   (void)state;
   bioesp_weights_options o;
@@ -89,12 +95,49 @@ static void test_options_struct_size(void** state) {
   bioesp_weights* w = NULL;
   assert_int_equal(bioesp_weights_open("x", &o, &w), BIOESP_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(bioesp_last_error(), "struct_size"));
-  /* an older, shorter struct is accepted: fields it lacks take their defaults */
+  const char* single = path_join(ref_dir(), "golden/tiny-sd1/tiny-sd1.single_file.safetensors");
   bioesp_weights_options_init(&o);
-  o.struct_size = offsetof(bioesp_weights_options, to_diffusers);
-  o.to_diffusers = 12345; /* beyond the caller's struct: ignored */
-  assert_int_equal(bioesp_weights_open("/nonexistent/file", &o, &w), BIOESP_ERR_IO);
-  assert_non_null(strstr(bioesp_last_error(), "/nonexistent/file"));
+  o.to_diffusers = 1;
+  char configs[4096], unet[4096];
+  snprintf(configs, sizeof configs, "%s", path_join(temp_dir(), "configs"));
+  snprintf(unet, sizeof unet, "%s/unet", configs);
+  mkdir(configs, 0755);
+  mkdir(unet, 0755);
+  const char* per_block = "{\"layers_per_block\": [1, 2]}";
+  write_file(path_join(unet, "config.json"), per_block, strlen(per_block));
+  o.config_dir = configs;
+  assert_int_equal(bioesp_weights_open(single, &o, &w), BIOESP_ERR_UNSUPPORTED);
+  assert_non_null(strstr(bioesp_last_error(), "layers_per_block"));
+  assert_null(w);
+  o.struct_size = offsetof(bioesp_weights_options, config_dir);
+  if (bioesp_weights_open(single, &o, &w) != BIOESP_OK) fail_msg("%s", bioesp_last_error());
+  size_t index;
+  assert_int_equal(bioesp_weights_find(w, "unet", "conv_in.weight", &index), BIOESP_OK);
+
+  /* Output structs: an older, shorter bioesp_tensor_info gets the fields it has and no more. */
+  bioesp_tensor_info t;
+  memset(&t, 0x5a, sizeof t);
+  t.struct_size = offsetof(bioesp_tensor_info, dtype);
+  assert_int_equal(bioesp_weights_tensor(w, index, &t), BIOESP_OK);
+  assert_int_equal(t.struct_size, offsetof(bioesp_tensor_info, dtype));
+  assert_string_equal(t.name, "conv_in.weight");
+  assert_string_equal(t.component, "unet");
+  assert_int_equal(((unsigned char*)&t.dtype)[0], 0x5a);
+  assert_int_equal(((unsigned char*)&t.nbytes)[7], 0x5a);
+  memset(&t, 0, sizeof t);
+  t.struct_size = sizeof t;
+  assert_int_equal(bioesp_weights_tensor(w, index, &t), BIOESP_OK);
+  assert_int_equal(t.ndim, 4);
+  assert_true(t.nbytes > 0);
+  t.struct_size = 0;
+  assert_int_equal(bioesp_weights_tensor(w, index, &t), BIOESP_ERR_INVALID_ARGUMENT);
+  bioesp_lora_info lora;
+  memset(&lora, 0x5a, sizeof lora);
+  lora.struct_size = offsetof(bioesp_lora_info, rank);
+  assert_int_equal(bioesp_weights_lora_info(w, &lora), BIOESP_OK);
+  assert_int_equal(lora.flavour, BIOESP_LORA_NONE);
+  assert_int_equal(((unsigned char*)&lora.rank)[0], 0x5a);
+  bioesp_weights_close(w);
 }
 
 static void test_dtype_names(void** state) {

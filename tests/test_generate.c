@@ -1,6 +1,7 @@
 /* Generation through the public C API: the PNG that bioesp writes against diffusers' image,
  * async jobs (queueing, concurrency, cancel), LoRA calls, img2img inputs, VAE tiles and bad
  * requests. */
+#define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <jpeglib.h>
 
 #include <bioesp.h>
@@ -106,78 +109,196 @@ static int cancel_at_two(void* user, const bioesp_progress* p) {
   return p->current >= 2;
 }
 
-static void test_async_jobs(void** state) {
+static void sleep_ms(int ms) {
+  struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
+/* What a job's progress callback saw (written on its worker thread, read here). */
+typedef struct probe {
+  atomic_int* order;   /* shared counter: the job's place among the jobs that have started */
+  atomic_int started;  /* its place, from 1; 0 until its first step */
+  atomic_int steps;
+  atomic_int* hold;    /* while nonzero, the job waits at its first step (holding the model) */
+  struct probe* partner; /* when set: the job waits at its first step until the partner started */
+  atomic_int partner_seen;
+} probe;
+
+static void probe_init(probe* p, atomic_int* order, atomic_int* hold) {
+  memset(p, 0, sizeof *p);
+  p->order = order;
+  p->hold = hold;
+  atomic_init(&p->started, 0);
+  atomic_init(&p->steps, 0);
+  atomic_init(&p->partner_seen, 0);
+}
+
+static int probe_progress(void* user, const bioesp_progress* p) {
+  probe* pr = user;
+  (void)p;
+  if (atomic_fetch_add(&pr->steps, 1) == 0) {
+    atomic_store(&pr->started, atomic_fetch_add(pr->order, 1) + 1);
+    for (int i = 0; pr->hold && atomic_load(pr->hold) && i < 60000; ++i) sleep_ms(1);
+    for (int i = 0; pr->partner && !atomic_load(&pr->partner->started) && i < 60000; ++i) sleep_ms(1);
+    if (pr->partner) atomic_store(&pr->partner_seen, atomic_load(&pr->partner->started) != 0);
+  }
+  return 0;
+}
+
+static bioesp_job_state state_of(const bioesp_job* job) {
+  bioesp_job_state st;
+  assert_int_equal(bioesp_job_poll(job, &st, NULL, NULL), BIOESP_OK);
+  return st;
+}
+
+static void wait_done(bioesp_job* job) {
+  int finished = 0;
+  assert_int_equal(bioesp_job_wait(job, 120000, &finished), BIOESP_OK);
+  assert_true(finished);
+}
+
+/* Jobs on one model run one at a time in the order submitted; each is QUEUED until it holds the
+ * model, then RUNNING; their images equal the synchronous ones. */
+static void test_jobs_in_order(void** state) {
   (void)state;
+  enum { N = 5 };
   bioesp_generate_options g = golden_options();
-  g.steps = 4;
+  g.steps = 2;
   int calls = 0;
   g.progress = count_progress;
   g.progress_user = &calls;
   bioesp_images* sync = NULL;
   assert_int_equal(bioesp_generate(model, &g, &sync), BIOESP_OK);
-  assert_int_equal(calls, 4);
-
-  /* Two jobs on one model queue; their images equal the synchronous ones. */
-  bioesp_job *a = NULL, *b = NULL;
-  g.progress = NULL;
-  assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
-  assert_int_equal(bioesp_generate_async(model, &g, &b), BIOESP_OK);
-  int finished = 0;
-  assert_int_equal(bioesp_job_wait(a, -1, &finished), BIOESP_OK);
-  assert_true(finished);
-  assert_int_equal(bioesp_job_wait(b, 60000, &finished), BIOESP_OK);
-  assert_true(finished);
-  bioesp_job_state st;
-  uint64_t step, total;
-  assert_int_equal(bioesp_job_poll(a, &st, &step, &total), BIOESP_OK);
-  assert_int_equal(st, BIOESP_JOB_DONE);
-  assert_int_equal(step, 4);
-  bioesp_images *ia = NULL, *ib = NULL;
-  assert_int_equal(bioesp_job_take(a, &ia), BIOESP_OK);
-  assert_int_equal(bioesp_job_take(b, &ib), BIOESP_OK);
+  assert_int_equal(calls, 2);
+  atomic_int order, hold;
+  atomic_init(&order, 0);
+  atomic_init(&hold, 1);
+  probe probes[N];
+  bioesp_job* jobs[N];
+  for (int i = 0; i < N; ++i) {
+    probe_init(&probes[i], &order, i == 0 ? &hold : NULL);
+    g.progress = probe_progress;
+    g.progress_user = &probes[i];
+    assert_int_equal(bioesp_generate_async(model, &g, &jobs[i]), BIOESP_OK);
+  }
+  /* the first holds the model (stopped at its first step): the others wait their turn */
+  for (int i = 0; i < 60000 && !atomic_load(&probes[0].started); ++i) sleep_ms(1);
+  assert_int_equal(state_of(jobs[0]), BIOESP_JOB_RUNNING);
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 1; i < N; ++i) assert_int_equal(state_of(jobs[i]), BIOESP_JOB_QUEUED);
+    sleep_ms(100);
+  }
+  atomic_store(&hold, 0);
+  for (int i = 0; i < N; ++i) wait_done(jobs[i]);
+  for (int i = 0; i < N; ++i) {
+    assert_int_equal(atomic_load(&probes[i].started), i + 1);
+    bioesp_images* images = NULL;
+    assert_int_equal(bioesp_job_take(jobs[i], &images), BIOESP_OK);
+    assert_memory_equal(image_at(sync, 0).pixels, image_at(images, 0).pixels, 128 * 128 * 3);
+    bioesp_images_free(images);
+  }
   bioesp_images* again = NULL;
-  assert_int_equal(bioesp_job_take(b, &again), BIOESP_ERR_INVALID_ARGUMENT); /* only once */
+  assert_int_equal(bioesp_job_take(jobs[0], &again), BIOESP_ERR_INVALID_ARGUMENT); /* only once */
   assert_null(again);
-  bioesp_image s = image_at(sync, 0), x = image_at(ia, 0), y = image_at(ib, 0);
-  assert_memory_equal(s.pixels, x.pixels, 128 * 128 * 3);
-  assert_memory_equal(s.pixels, y.pixels, 128 * 128 * 3);
-  bioesp_images_free(ia);
-  bioesp_images_free(ib);
-  bioesp_job_free(a);
-  bioesp_job_free(b);
+  uint64_t step = 0, total = 0;
+  bioesp_job_state st;
+  assert_int_equal(bioesp_job_poll(jobs[1], &st, &step, &total), BIOESP_OK);
+  assert_int_equal(st, BIOESP_JOB_DONE);
+  assert_int_equal(step, 2);
+  assert_int_equal(total, 2);
+  for (int i = 0; i < N; ++i) bioesp_job_free(jobs[i]);
+  bioesp_images_free(sync);
+}
 
-  /* A job on a second model runs beside one on the first. */
+/* A job on a second model runs while one on the first is mid-way: each waits at its first step
+ * until it sees the other started, which only concurrent jobs can. */
+static void test_models_run_concurrently(void** state) {
+  (void)state;
   bioesp_model* other = NULL;
   assert_int_equal(bioesp_model_load(path_join(ref_dir(), "models/tiny-sd1"), NULL, &other), BIOESP_OK);
-  assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
-  assert_int_equal(bioesp_generate_async(other, &g, &b), BIOESP_OK);
-  assert_int_equal(bioesp_job_wait(a, -1, &finished), BIOESP_OK);
-  assert_int_equal(bioesp_job_wait(b, -1, &finished), BIOESP_OK);
-  assert_int_equal(bioesp_job_take(b, &ib), BIOESP_OK);
-  assert_memory_equal(s.pixels, image_at(ib, 0).pixels, 128 * 128 * 3);
-  bioesp_images_free(ib);
-  bioesp_job_free(a);
-  bioesp_job_free(b);
+  bioesp_generate_options g = golden_options();
+  g.steps = 3;
+  atomic_int order;
+  atomic_init(&order, 0);
+  probe a, b;
+  probe_init(&a, &order, NULL);
+  probe_init(&b, &order, NULL);
+  a.partner = &b;
+  b.partner = &a;
+  bioesp_job *ja = NULL, *jb = NULL;
+  g.progress = probe_progress;
+  g.progress_user = &a;
+  assert_int_equal(bioesp_generate_async(model, &g, &ja), BIOESP_OK);
+  g.progress_user = &b;
+  assert_int_equal(bioesp_generate_async(other, &g, &jb), BIOESP_OK);
+  wait_done(ja);
+  wait_done(jb);
+  assert_true(atomic_load(&a.partner_seen));
+  assert_true(atomic_load(&b.partner_seen));
+  bioesp_images* images = NULL;
+  assert_int_equal(bioesp_job_take(jb, &images), BIOESP_OK);
+  bioesp_images_free(images);
+  bioesp_job_free(ja);
+  bioesp_job_free(jb);
   bioesp_model_free(other);
+}
 
-  /* Cancel: from the progress callback, and from bioesp_job_cancel. */
+/* Cancelling: from the callback, by bioesp_job_cancel, a queued job at once (and the jobs after
+ * it still run), and by freeing a running job. */
+static void test_cancel(void** state) {
+  (void)state;
+  bioesp_generate_options g = golden_options();
   g.steps = 10;
   g.progress = cancel_at_two;
-  assert_int_equal(bioesp_generate(model, &g, &ia), BIOESP_ERR_CANCELLED);
-  assert_null(ia);
+  bioesp_images* out = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_CANCELLED);
+  assert_null(out);
+
   g.progress = NULL;
+  bioesp_job* a = NULL;
   assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
   assert_int_equal(bioesp_job_cancel(a), BIOESP_OK);
-  assert_int_equal(bioesp_job_wait(a, -1, &finished), BIOESP_OK);
-  assert_int_equal(bioesp_job_poll(a, &st, &step, &total), BIOESP_OK);
+  wait_done(a);
+  uint64_t step = 0;
+  assert_int_equal(bioesp_job_poll(a, NULL, &step, NULL), BIOESP_OK);
   assert_true(step < 10);
-  assert_int_equal(bioesp_job_take(a, &ia), BIOESP_ERR_CANCELLED);
+  assert_int_equal(bioesp_job_take(a, &out), BIOESP_ERR_CANCELLED);
   assert_non_null(strstr(bioesp_last_error(), "cancelled"));
   bioesp_job_free(a);
+
+  atomic_int order, hold;
+  atomic_init(&order, 0);
+  atomic_init(&hold, 1);
+  probe first;
+  probe_init(&first, &order, &hold);
+  g.steps = 2;
+  g.progress = probe_progress;
+  g.progress_user = &first;
+  bioesp_job *running = NULL, *queued = NULL, *after = NULL;
+  assert_int_equal(bioesp_generate_async(model, &g, &running), BIOESP_OK);
+  g.progress = NULL;
+  assert_int_equal(bioesp_generate_async(model, &g, &queued), BIOESP_OK);
+  for (int i = 0; i < 60000 && !atomic_load(&first.started); ++i) sleep_ms(1);
+  assert_int_equal(bioesp_job_cancel(queued), BIOESP_OK);
+  int finished = 0;
+  assert_int_equal(bioesp_job_wait(queued, 10000, &finished), BIOESP_OK);
+  assert_true(finished); /* without waiting for the running job */
+  assert_int_equal(state_of(running), BIOESP_JOB_RUNNING);
+  assert_int_equal(bioesp_job_take(queued, &out), BIOESP_ERR_CANCELLED);
+  assert_int_equal(bioesp_generate_async(model, &g, &after), BIOESP_OK);
+  atomic_store(&hold, 0);
+  wait_done(running);
+  wait_done(after);
+  assert_int_equal(bioesp_job_take(after, &out), BIOESP_OK);
+  bioesp_images_free(out);
+  bioesp_job_free(running);
+  bioesp_job_free(queued);
+  bioesp_job_free(after);
+
   /* Freeing a running job cancels it. */
+  g.steps = 10;
   assert_int_equal(bioesp_generate_async(model, &g, &a), BIOESP_OK);
   bioesp_job_free(a);
-  bioesp_images_free(sync);
 }
 
 static void test_img2img_inputs(void** state) {
@@ -196,6 +317,15 @@ static void test_img2img_inputs(void** state) {
   bioesp_image img = image_at(out, 0);
   assert_int_equal(img.width, 64);
   assert_int_equal(img.height, 56);
+  /* An older caller's bioesp_image (one without pixels) gets the fields it has. */
+  bioesp_image old;
+  memset(&old, 0x5a, sizeof old);
+  old.struct_size = offsetof(bioesp_image, pixels);
+  assert_int_equal(bioesp_images_get(out, 0, &old), BIOESP_OK);
+  assert_int_equal(old.struct_size, offsetof(bioesp_image, pixels));
+  assert_int_equal(old.width, 64);
+  assert_int_equal(old.channels, 3);
+  assert_int_equal(((unsigned char*)&old.pixels)[0], 0x5a);
   bioesp_images_free(out);
   bioesp_image in4 = {sizeof(bioesp_image), 64, 64, 4, rgba};
   g.init_image = &in4;
@@ -205,9 +335,9 @@ static void test_img2img_inputs(void** state) {
   g.init_image = &bad;
   assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
   /* A file that is no image */
+  bioesp_images* loaded = NULL;
   const char* junk = path_join(temp_dir(), "junk.png");
   write_file(junk, "\x89PNG\r\n\x1a\nnot really", 18);
-  bioesp_images* loaded = NULL;
   assert_int_equal(bioesp_images_load(junk, &loaded), BIOESP_ERR_FORMAT);
   write_file(junk, "GIF89a.....", 11);
   assert_int_equal(bioesp_images_load(junk, &loaded), BIOESP_ERR_UNSUPPORTED);
@@ -312,9 +442,23 @@ static void test_bad_requests(void** state) {
   g = golden_options();
   g.guidance = NAN;
   assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_string_equal(bioesp_last_error(), "guidance: must be a finite number, not nan");
   g = golden_options();
   g.steps = 0;
   assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_string_equal(bioesp_last_error(), "steps: must be between 1 and 1000, not 0");
+  g = golden_options();
+  g.images_per_prompt = 0;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_string_equal(bioesp_last_error(), "images_per_prompt: must be between 1 and 1024, not 0");
+  g = golden_options();
+  g.strength = 1.5f;
+  assert_int_equal(bioesp_generate_async(model, &g, &(bioesp_job*){NULL}), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_string_equal(bioesp_last_error(), "strength: must be above 0 and at most 1, not 1.5");
+  g = golden_options();
+  g.prompts = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_string_equal(bioesp_last_error(), "prompts: NULL with num_prompts 1");
   g = golden_options();
   g.scheduler = "heun";
   assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
@@ -354,7 +498,8 @@ static void test_bad_requests(void** state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_png_matches_diffusers), cmocka_unit_test(test_async_jobs),
+      cmocka_unit_test(test_png_matches_diffusers), cmocka_unit_test(test_jobs_in_order),
+      cmocka_unit_test(test_models_run_concurrently), cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_img2img_inputs), cmocka_unit_test(test_jpeg_decoding),
       cmocka_unit_test(test_vae_tiles), cmocka_unit_test(test_bad_requests)};
   return cmocka_run_group_tests(tests, setup, teardown);

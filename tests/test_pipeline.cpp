@@ -168,9 +168,7 @@ static void test_bad_requests(void** state) {
   g.prompts = {"colibrí"};
   g.steps = 2;
   auto w = g; w.width = 100; refused(w, BIOESP_ERR_INVALID_ARGUMENT, "multiples of 8");
-  auto n = g; n.guidance = NAN; refused(n, BIOESP_ERR_INVALID_ARGUMENT, "guidance");
-  auto neg = g; neg.guidance = -1; refused(neg, BIOESP_ERR_INVALID_ARGUMENT, "guidance");
-  auto z = g; z.steps = 0; refused(z, BIOESP_ERR_INVALID_ARGUMENT, "steps");
+  // (steps, guidance and the other ranges are the options table's, checked at the C API: test_generate)
   auto s = g; s.scheduler = "k_lms"; refused(s, BIOESP_ERR_INVALID_ARGUMENT, "unknown scheduler");
   auto eta = g; eta.scheduler = "euler"; eta.eta = 0.3; refused(eta, BIOESP_ERR_INVALID_ARGUMENT, "takes none");
   auto nan_eta = g; nan_eta.scheduler = "ddim"; nan_eta.eta = NAN; refused(nan_eta, BIOESP_ERR_INVALID_ARGUMENT, "eta");

@@ -234,13 +234,13 @@ static void test_bad_values(void** state) {
   (void)state;
   bioesp_generate_options g = options("x", 1);
   g.tiling = "diagonal";
-  refused(&g, BIOESP_ERR_INVALID_ARGUMENT, "tiling must be none, x, y or both (got \"diagonal\")");
+  refused(&g, BIOESP_ERR_INVALID_ARGUMENT, "tiling: must be one of none, x, y, both, not 'diagonal'");
   g.tiling = "both";
   g.vae_tile_size = 32;
   refused(&g, BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined");
   g = options("x", 1);
   g.background = "green";
-  refused(&g, BIOESP_ERR_INVALID_ARGUMENT, "background must be opaque or transparent (got \"green\")");
+  refused(&g, BIOESP_ERR_INVALID_ARGUMENT, "background: must be one of opaque, transparent, not 'green'");
   const size_t n = 10u << 20;
   char* huge = malloc(n + 1);
   memset(huge, 'a', n);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -163,32 +164,15 @@ Variant texture_of(const bioesp_image& img) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Settings: Dictionary entries named as bioesp_generate_options' fields
-
-enum class Kind { Int, Uint, Float, Bool, Text };
-struct Field {
-  const char* name;
-  Kind kind;
-  size_t offset;
-};
-
-#define BIOESP_FIELD(name, kind) {#name, Kind::kind, offsetof(bioesp_generate_options, name)}
-const Field kFields[] = {
-    BIOESP_FIELD(negative_prompt, Text), BIOESP_FIELD(steps, Int),        BIOESP_FIELD(guidance, Float),
-    BIOESP_FIELD(seed, Uint),            BIOESP_FIELD(scheduler, Text),   BIOESP_FIELD(width, Int),
-    BIOESP_FIELD(height, Int),           BIOESP_FIELD(clip_skip, Int),    BIOESP_FIELD(strength, Float),
-    BIOESP_FIELD(device_generator, Bool), BIOESP_FIELD(vae_tile_size, Int), BIOESP_FIELD(tiling, Text),
-    BIOESP_FIELD(background, Text),      BIOESP_FIELD(preview_every, Int), BIOESP_FIELD(cache_interval, Int),
-    BIOESP_FIELD(cache_branch, Int),     BIOESP_FIELD(eta, Float),
-};
-#undef BIOESP_FIELD
+// Settings: Dictionary entries named as bioesp_generate_options' fields, set through the
+// library's options table (which parses and range-checks them as the command line's flags)
 
 // A generate() call: its options own their strings.
 struct Generation {
   int64_t id = 0;
   std::string prompt;
   const char* prompts[1] = {nullptr};
-  std::map<std::string, std::string> texts;  // the Text settings, pointed to by options
+  std::map<std::string, std::string> texts;  // the settings' text, which string fields point to
   std::vector<uint8_t> init_pixels;          // init_image's, as RGBA
   bioesp_image init_image{};
   bioesp_generate_options options;
@@ -224,61 +208,47 @@ std::string set_init_image(Generation& g, const godot_variant* v) {
   api->godot_pool_byte_array_destroy(&bytes);
   if (w <= 0 || h <= 0 || g.init_pixels.size() != static_cast<size_t>(w * h * 4)) return "setting \"init_image\" is an empty Image";
   g.init_image = bioesp_image{sizeof(bioesp_image), static_cast<uint32_t>(w), static_cast<uint32_t>(h), 4, g.init_pixels.data()};
-  g.options.init_image = &g.init_image;
-  return "";
+  return bioesp_option_set_list(BIOESP_OPTIONS_GENERATE, &g.options, "init_image", &g.init_image, 1) == BIOESP_OK
+             ? ""
+             : bioesp_last_error();
 }
 
-// Sets one setting; "" or what is wrong with it.
+// The settable fields of bioesp_generate_options, for the message about an unknown one.
+std::string known_settings() {
+  std::string known;
+  size_t n = 0;
+  bioesp_option_count(BIOESP_OPTIONS_GENERATE, &n);
+  for (size_t i = 0; i < n; ++i) {
+    bioesp_option o{};
+    o.struct_size = sizeof o;
+    if (bioesp_option_at(BIOESP_OPTIONS_GENERATE, i, &o) == BIOESP_OK && !o.not_exposed)
+      known += (known.empty() ? "" : ", ") + std::string(o.name);
+  }
+  return known;
+}
+
+// Sets one setting; "" or what is wrong with it. The value goes to the library as text: whole
+// numbers, reals, bools and Strings as they are (the library refuses "many" steps by name).
 std::string set_field(Generation& g, const std::string& key, const godot_variant* v) {
   if (key == "init_image") return set_init_image(g, v);
-  const Field* f = nullptr;
-  for (const auto& candidate : kFields)
-    if (key == candidate.name) f = &candidate;
-  if (!f) {
-    std::string known;
-    for (const auto& candidate : kFields) known += (known.empty() ? "" : ", ") + std::string(candidate.name);
-    return "unknown setting \"" + key + "\" (settings: " + known + ", init_image)";
+  bioesp_option o{};
+  o.struct_size = sizeof o;
+  if (bioesp_option_find(BIOESP_OPTIONS_GENERATE, key.c_str(), &o) != BIOESP_OK || key != o.name || o.not_exposed)
+    return "unknown setting \"" + key + "\" (settings: " + known_settings() + ")";
+  std::string text;
+  char buf[32];
+  switch (type_of(v)) {
+    case GODOT_VARIANT_TYPE_INT: text = std::to_string(static_cast<long long>(api->godot_variant_as_int(v))); break;
+    case GODOT_VARIANT_TYPE_REAL:
+      std::snprintf(buf, sizeof buf, "%.17g", api->godot_variant_as_real(v));
+      text = buf;
+      break;
+    case GODOT_VARIANT_TYPE_BOOL: text = api->godot_variant_as_bool(v) ? "1" : "0"; break;
+    case GODOT_VARIANT_TYPE_STRING: text = string_of(v); break;
+    default: return "setting \"" + key + "\" must be a number, a bool or a String, not " + type_name(type_of(v));
   }
-  char* field = reinterpret_cast<char*>(&g.options) + f->offset;
-  const godot_variant_type t = type_of(v);
-  const bool number = t == GODOT_VARIANT_TYPE_INT || t == GODOT_VARIANT_TYPE_REAL;
-  const double d = number ? api->godot_variant_as_real(v) : 0;
-  const std::string wrong = "setting \"" + key + "\" must be ";
-  switch (f->kind) {
-    case Kind::Int:
-    case Kind::Uint: {
-      const bool whole = t == GODOT_VARIANT_TYPE_INT || (number && d == static_cast<double>(static_cast<int32_t>(d)));
-      if (!whole) return wrong + "a whole number, not " + (number ? "a fraction" : type_name(t));
-      const int64_t i = t == GODOT_VARIANT_TYPE_INT ? api->godot_variant_as_int(v) : static_cast<int64_t>(d);
-      if (f->kind == Kind::Uint) {
-        if (i < 0) return wrong + "≥ 0";
-        std::memcpy(field, &i, sizeof(uint64_t));
-      } else {
-        if (i < INT32_MIN || i > INT32_MAX) return wrong + "a 32-bit integer";
-        const int n = static_cast<int>(i);
-        std::memcpy(field, &n, sizeof n);
-      }
-      return "";
-    }
-    case Kind::Float: {
-      if (!number) return wrong + "a number, not " + type_name(t);
-      const float x = static_cast<float>(d);
-      std::memcpy(field, &x, sizeof x);
-      return "";
-    }
-    case Kind::Bool: {
-      if (t != GODOT_VARIANT_TYPE_BOOL && t != GODOT_VARIANT_TYPE_INT) return wrong + "a bool, not " + type_name(t);
-      const int b = api->godot_variant_as_bool(v) ? 1 : 0;
-      std::memcpy(field, &b, sizeof b);
-      return "";
-    }
-    case Kind::Text: {
-      if (t != GODOT_VARIANT_TYPE_STRING) return wrong + "a String, not " + type_name(t);
-      const char* s = (g.texts[key] = string_of(v)).c_str();
-      std::memcpy(field, &s, sizeof s);
-      return "";
-    }
-  }
+  const char* kept = (g.texts[key] = text).c_str();  // string fields keep the pointer
+  if (bioesp_option_set(BIOESP_OPTIONS_GENERATE, &g.options, o.name, kept) != BIOESP_OK) return bioesp_last_error();
   return "";
 }
 

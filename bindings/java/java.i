@@ -23,11 +23,11 @@
   }
 %}
 /* An async job keeps its Progress object reachable while it runs. */
-%rename(generate_async_with) bioesp_host::Model::generate_async(const GenerateOptions&, Progress*);
-%javamethodmodifiers bioesp_host::Model::generate_async(const GenerateOptions&, Progress*) "private";
+%rename(generate_async_with) bioesp_host::Model::generate_async(const Options&, Progress*);
+%javamethodmodifiers bioesp_host::Model::generate_async(const Options&, Progress*) "private";
 %typemap(javacode) bioesp_host::Model %{
   /** Progress calls arrive on the job's worker thread. */
-  public Job generate_async(GenerateOptions options, Progress progress) {
+  public Job generate_async(Options options, Progress progress) {
     Job job = generate_async_with(options, progress);
     job.progress = progress;
     return job;

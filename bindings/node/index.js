@@ -15,22 +15,44 @@ function call(fn) {
   }
 }
 
-const SETTINGS = ['negative_prompt', 'steps', 'guidance', 'seed', 'scheduler', 'width', 'height',
-  'images_per_prompt', 'clip_skip', 'strength', 'device_generator', 'init_image',
-  'vae_tile_size', 'tiling', 'background'];
-
-function generateOptions(prompt, settings) {
-  const o = new native.GenerateOptions();
-  for (const p of Array.isArray(prompt) ? prompt : [prompt]) {
-    if (typeof p !== 'string') throw new TypeError('prompt must be a string or an array of strings');
-    o.add_prompt(p);
-  }
-  for (const [key, value] of Object.entries(settings || {})) {
-    if (key === 'onProgress' || key === 'signal' || key === 'pollMs') continue;
-    if (!SETTINGS.includes(key)) throw new TypeError('unknown setting: ' + key);
-    o[key] = key === 'init_image' ? value._native : value;
+// The settings of one options struct ("generate", "train", …) from a plain object, by field name:
+// lists take an item or an array, the init image an Image, the rest their text (the library
+// parses and range-checks it). `skip` names the keys that are not settings (callbacks).
+function options(kind, fields, skip = []) {
+  const o = call(() => new native.Options(kind));
+  const names = vector(o.names());
+  for (const [key, value] of Object.entries(fields || {})) {
+    if (skip.includes(key)) continue;
+    if (!names.includes(key)) throw new TypeError('unknown setting: ' + key);
+    const type = o.type(key);
+    call(() => {
+      if (type.endsWith('_list')) {
+        o.clear(key);
+        for (const item of Array.isArray(value) ? value : [value]) o.add(key, String(item));
+      } else if (type === 'image') {
+        o.set_image(key, value._native);
+      } else if (typeof value === 'boolean') {
+        o.set(key, value ? '1' : '0');
+      } else {
+        o.set(key, value === null || value === undefined ? '' : String(value));
+      }
+    });
   }
   return o;
+}
+
+function vector(v) {
+  const out = [];
+  for (let i = 0; i < v.size(); i++) out.push(v.get(i));
+  return out;
+}
+
+const CALLBACKS = ['onProgress', 'onPreview', 'signal', 'pollMs'];
+
+function generateOptions(prompt, settings) {
+  const prompts = Array.isArray(prompt) ? prompt : [prompt];
+  if (prompts.some((p) => typeof p !== 'string')) throw new TypeError('prompt must be a string or an array of strings');
+  return options('generate', { ...settings, prompts }, CALLBACKS);
 }
 
 class Image {
@@ -41,7 +63,8 @@ class Image {
   // width × height × channels bytes, row-major.
   get pixels() { return this._native.pixels(); }
   setting(key) { return this._native.setting(key); }
-  save(path) { call(() => this._native.save(path)); }
+  // PNG or JPEG by the extension; settings: {jpeg_quality}.
+  save(path, settings = {}) { call(() => this._native.save(path, options('save', settings))); }
   static load(path) { return call(() => new Image(native.Images.load(path).get(0))); }
 }
 
@@ -52,23 +75,21 @@ function images(set) {
 }
 
 class Model {
-  // options: { config_dir, variant, device: 'cpu'|'cuda', device_index, dtype: 'f32'|'f16'|'bf16', threads }
-  constructor(path, options = {}) {
-    const o = new native.ModelOptions();
-    for (const [key, value] of Object.entries(options)) {
-      if (!(key in o)) throw new TypeError('unknown model option: ' + key);
-      o[key] = value;
-    }
+  // settings: the "model" options { config_dir, variant, device: 'cpu'|'cuda', device_index,
+  // dtype: 'f32'|'f16'|'bf16', threads }
+  constructor(path, settings = {}) {
+    const o = options('model', settings);
     this._native = call(() => new native.Model(path, o));
   }
 
   // Resolves to an array of Image. settings: steps, seed, width, … as bioesp_generate_options,
-  // plus onProgress(step, total) (return false to cancel) and signal (an AbortSignal).
+  // plus onProgress(step, total) (return false to cancel), onPreview(images, step) (with
+  // preview_every: the latest live preview of each image, as it comes) and signal (an AbortSignal).
   generate(prompt, settings = {}) {
     const job = call(() => this._native.generate_async(generateOptions(prompt, settings)));
     const pollMs = settings.pollMs || 5;
     return new Promise((resolve, reject) => {
-      let last = -1;
+      let last = -1, lastPreview = 0;
       const onAbort = () => job.cancel();
       if (settings.signal) settings.signal.addEventListener('abort', onAbort, { once: true });
       const tick = () => {
@@ -77,6 +98,10 @@ class Model {
           if (settings.onProgress && step !== last) {
             last = step;
             if (settings.onProgress(step, job.total()) === false) job.cancel();
+          }
+          if (settings.onPreview && job.preview_step() > lastPreview) {
+            lastPreview = job.preview_step();
+            settings.onPreview(images(job.preview()), lastPreview);
           }
           if (!job.done()) {
             setTimeout(tick, pollMs);
@@ -103,17 +128,12 @@ class Model {
   // Frames morphing between keyframes (blocks; see bioesp_animate): animate(['colibrí',
   // 'lagarto'], [1, 2], {frames: 24, pingpong: true}).save('morph.gif', {fps: 12}).
   animate(prompts, seeds, settings = {}) {
-    const o = new native.AnimateOptions();
-    for (const p of Array.isArray(prompts) ? prompts : [prompts]) o.add_prompt(p);
-    for (const s of Array.isArray(seeds) ? seeds : [seeds]) o.add_seed(s);
-    for (const [key, value] of Object.entries(settings)) {
-      if (!(key in o)) throw new TypeError('unknown setting: ' + key);
-      o[key] = value;
-    }
+    const o = options('animate', { ...settings, prompts, seeds });
     const set = call(() => this._native.animate(o, null));
     return {
       frames: images(set),
-      save: (path, { fps = 8, loop = true, quality = 80 } = {}) => call(() => set.save_animation(path, fps, loop, quality)),
+      // settings: the "animation" options {fps, loop, quality}.
+      save: (path, saving = {}) => call(() => set.save_animation(path, options('animation', saving))),
     };
   }
 
@@ -125,25 +145,18 @@ class Model {
 }
 
 // Datasets, training and the Hub: blocking calls (run them in a worker_thread to keep a server
-// responsive). Each takes a plain object of the C options' fields.
-function options(Type, fields) {
-  const o = new Type();
-  for (const [key, value] of Object.entries(fields)) {
-    if (key === 'titles' && Type === native.FetchOptions) { value.forEach((t) => o.add_title(t)); continue; }
-    if (key === 'include' && Type === native.PullOptions) { value.forEach((g) => o.add_include(g)); continue; }
-    if (!(key in o)) throw new TypeError('unknown option: ' + key);
-    o[key] = value;
-  }
-  return o;
-}
-const fetch = (fields) => call(() => native.fetch(options(native.FetchOptions, fields), null));
-const prepare = (fields) => call(() => native.prepare(options(native.PrepareOptions, fields), null));
-const train = (fields) => call(() => native.train(options(native.TrainOptions, fields), null));
-const newModel = (fields) => call(() => native.new_model(options(native.NewModelOptions, fields)));
-const pull = (fields) => call(() => native.pull(options(native.PullOptions, fields), null));
-const push = (fields) => call(() => native.push(options(native.PushOptions, fields), null));
+// responsive). Each takes a plain object of its C options' fields.
+const fetch = (fields) => call(() => native.fetch(options('fetch', fields), null));
+const prepare = (fields) => call(() => native.prepare(options('prepare', fields), null));
+const train = (fields) => call(() => native.train(options('train', fields), null));
+const newModel = (fields) => call(() => native.new_model(options('new_model', fields)));
+const pull = (fields) => call(() => native.pull(options('pull', fields), null));
+const push = (fields) => call(() => native.push(options('push', fields), null));
+// The names of a kind's settings, and the schedulers by name.
+const settings = (kind) => vector(call(() => new native.Options(kind)).names());
+const schedulers = () => vector(native.schedulers());
 
 module.exports = {
   Model, Image, BioespError, version: native.version, embeddedModel: native.embedded_model,
-  fetch, prepare, train, newModel, pull, push,
+  fetch, prepare, train, newModel, pull, push, settings, schedulers, Options: native.Options,
 };

@@ -1,4 +1,5 @@
-/* Python: keyword arguments, functions as progress callbacks, lists of images, `with`. */
+/* Python: keyword arguments for every field of every options struct (through Options and the
+ * library's table), functions as progress callbacks, lists of images, `with`. */
 %pythoncode %{
 class _FunctionProgress(Progress):
     """A plain function as a Progress: fn(stage, current, total) -> False to cancel."""
@@ -20,29 +21,62 @@ def _as_progress(progress):
     raise TypeError("progress must be a callable or a bioesp.Progress")
 
 
-def _options(prompt, settings):
-    if isinstance(prompt, GenerateOptions):
-        if settings:
-            raise TypeError("give a GenerateOptions or keyword settings, not both")
-        return prompt
-    o = GenerateOptions()
-    for p in [prompt] if isinstance(prompt, str) else list(prompt or []):
-        o.add_prompt(p)
+# Python keywords that are field names elsewhere.
+_KEYWORDS = {"in_dir": "in"}
+
+
+def _set(o, name, value):
+    """One setting by the field's type: lists take an item or an iterable, the image an Image,
+    everything else its text (the library parses and range-checks it)."""
+    kind = o.type(name)
+    if kind.endswith("_list"):
+        o.clear(name)
+        for item in [value] if isinstance(value, (str, int)) else value:
+            o.add(name, str(item))
+    elif kind == "image":
+        o.set_image(name, value)
+    elif isinstance(value, bool):
+        o.set(name, "1" if value else "0")
+    else:
+        o.set(name, "" if value is None else str(value))
+
+
+def options(kind, **settings):
+    """Options("generate") with keyword settings, e.g. options("train", steps=200, rank=8).
+    Unknown names raise TypeError; bad values ValueError with the library's message."""
+    o = Options(kind)
+    names = set(o.names())
     for key, value in settings.items():
-        if key.startswith("_") or not hasattr(o, key):
+        name = _KEYWORDS.get(key, key)
+        if name not in names:
             raise TypeError("unknown setting: " + key)
-        setattr(o, key, value)
+        _set(o, name, value)
     return o
 
 
+def _with_prompts(kind, prompts, settings):
+    if isinstance(prompts, Options):
+        if settings:
+            raise TypeError("give an Options or keyword settings, not both")
+        return prompts
+    return options(kind, prompts=[prompts] if isinstance(prompts, str) else list(prompts or []), **settings)
+
+
+_model_init = Model.__init__
 _model_generate = Model.generate
 _model_generate_async = Model.generate_async
+_model_animate = Model.animate
+
+
+def _model_new(self, path, options_=None, **settings):
+    """Model(path, device="cuda", dtype="f16", …): a folder, single file or Hub id."""
+    _model_init(self, path, options_ if options_ is not None else options("model", **settings))
 
 
 def _generate(self, prompt=None, progress=None, **settings):
     """generate("a hummingbird", steps=25, seed=1, progress=fn) -> list of Image. The GIL is
     released while it runs; progress is called with (stage, current, total)."""
-    o = _options(prompt, settings)
+    o = _with_prompts("generate", prompt, settings)
     p = _as_progress(progress)
     images = _model_generate(self, o, p) if p is not None else _model_generate(self, o)
     return [images.get(i) for i in range(images.size())]
@@ -50,34 +84,45 @@ def _generate(self, prompt=None, progress=None, **settings):
 
 def _generate_async(self, prompt=None, progress=None, **settings):
     """The same, as a Job to poll (job.state, job.step, job.wait(ms), job.take())."""
-    o = _options(prompt, settings)
+    o = _with_prompts("generate", prompt, settings)
     p = _as_progress(progress)
     job = _model_generate_async(self, o, p) if p is not None else _model_generate_async(self, o)
     job._progress = p  # alive as long as the job
     return job
 
 
-_model_animate = Model.animate
-
-
 def _animate(self, prompts, seeds, progress=None, **settings):
     """animate(["colibrí", "lagarto"], [1, 2], frames=24, pingpong=True) -> Images (frames);
-    images.save_animation("morph.gif", fps, loop, quality) writes them."""
-    o = AnimateOptions()
-    for p in [prompts] if isinstance(prompts, str) else list(prompts):
-        o.add_prompt(p)
-    for s in [seeds] if isinstance(seeds, int) else list(seeds):
-        o.add_seed(s)
-    for key, value in settings.items():
-        if key.startswith("_") or not hasattr(o, key):
-            raise TypeError("unknown setting: " + key)
-        setattr(o, key, value)
+    images.save_animation("morph.gif", fps=12) writes them."""
+    o = _with_prompts("animate", prompts, dict(settings, seeds=seeds))
     return _model_animate(self, o, _as_progress(progress))
 
 
-def _images(self):
-    images = self._take()
+_images_save_animation = Images.save_animation
+_image_save = Image.save
+
+
+def _save_animation(self, path, **settings):
+    """save_animation("morph.gif", fps=12, loop=True, quality=80): GIF, MP4, WebM or PNG frames."""
+    _images_save_animation(self, path, options("animation", **settings))
+
+
+def _save(self, path, **settings):
+    """save("creature.png") or save("creature.jpg", jpeg_quality=90), atomically."""
+    _image_save(self, path, options("save", **settings))
+
+
+def _listed(images):
     return [images.get(i) for i in range(images.size())]
+
+
+def _images(self):
+    return _listed(self._take())
+
+
+def _previews(self):
+    """The latest live preview of each image (preview_every=N), [] until the first."""
+    return _listed(self._preview())
 
 
 class _FunctionTrainProgress(TrainProgress):
@@ -92,31 +137,19 @@ class _FunctionTrainProgress(TrainProgress):
         return r is None or bool(r)
 
 
-def _fill(o, settings):
-    for key, value in settings.items():
-        name = "_in" if key == "in_dir" else key
-        if key.startswith("_") or not hasattr(o, name):
-            raise TypeError("unknown setting: " + key)
-        setattr(o, name, value)
-    return o
-
-
 _native_fetch, _native_prepare, _native_train, _native_pull, _native_push = fetch, prepare, train, pull, push
 _native_new_model = new_model
 
 
-def fetch(out, progress=None, titles=(), **settings):
+def fetch(out, progress=None, **settings):
     """fetch("fotos/", source="campaign", value="Biodiversidad en Colombia 2025", limit=40) -> Counts
-    (.done downloaded, .skipped)."""
-    o = _fill(FetchOptions(), dict(settings, out=out))
-    for t in titles:
-        o.add_title(t)
-    return _native_fetch(o, _as_progress(progress))
+    (.done downloaded, .skipped); titles=[…] with source="titles"."""
+    return _native_fetch(options("fetch", out=out, **settings), _as_progress(progress))
 
 
 def prepare(in_dir, out, progress=None, **settings):
     """prepare("fotos/", "dataset/", size=512, caption="criatura especulativa colombiana") -> Counts."""
-    return _native_prepare(_fill(PrepareOptions(), dict(settings, in_dir=in_dir, out=out)), _as_progress(progress))
+    return _native_prepare(options("prepare", in_dir=in_dir, out=out, **settings), _as_progress(progress))
 
 
 def train(model, data, out, progress=None, **settings):
@@ -124,37 +157,40 @@ def train(model, data, out, progress=None, **settings):
     model folder). progress(stage, step, total, loss, lr, eta) -> False cancels."""
     if progress is not None and not isinstance(progress, TrainProgress):
         progress = _FunctionTrainProgress(progress)
-    return _native_train(_fill(TrainOptions(), dict(settings, model=model, data=data, out=out)), progress)
+    return _native_train(options("train", model=model, data=data, out=out, **settings), progress)
 
 
 def new_model(configs, data, out, **settings):
     """new_model("configs/", "dataset/", "new/", seed=1) -> a model folder to train from scratch."""
-    return _native_new_model(_fill(NewModelOptions(), dict(settings, configs=configs, data=data, out=out)))
+    return _native_new_model(options("new_model", configs=configs, data=data, out=out, **settings))
 
 
-def pull(repo, progress=None, include=(), **settings):
-    """pull("CompVis/stable-diffusion-v1-4") -> the snapshot folder in the Hub cache."""
-    o = _fill(PullOptions(), dict(settings, repo=repo))
-    for g in include:
-        o.add_include(g)
-    return _native_pull(o, _as_progress(progress))
+def pull(repo, progress=None, **settings):
+    """pull("CompVis/stable-diffusion-v1-4", include=["*.json"]) -> the snapshot folder in the Hub cache."""
+    return _native_pull(options("pull", repo=repo, **settings), _as_progress(progress))
 
 
 def push(path, repo, progress=None, **settings):
     """push("my-lora/", "ana/criaturas", token=…) -> the commit URL ("" when nothing changed)."""
-    return _native_push(_fill(PushOptions(), dict(settings, path=path, repo=repo)), _as_progress(progress))
+    return _native_push(options("push", path=path, repo=repo, **settings), _as_progress(progress))
 
 
+Model.__init__ = _model_new
 Model.generate = _generate
 Model.generate_async = _generate_async
 Model.animate = _animate
 Model.__enter__ = lambda self: self
 Model.__exit__ = lambda self, *exc: self.close()
+Images.save_animation = _save_animation
+Image.save = _save
 Job._take = Job.take
 Job.take = _images
+Job._preview = Job.preview
+Job.preview = _previews
 Job.__enter__ = lambda self: self
 Job.__exit__ = lambda self, *exc: self.close()
 Images.__len__ = Images.size
 Images.__getitem__ = lambda self, i: self.get(i)
 Image.__repr__ = lambda self: "<bioesp.Image %dx%dx%d>" % (self.width(), self.height(), self.channels())
+Options.__repr__ = lambda self: "<bioesp.Options %s>" % self.kind()
 %}

@@ -10,12 +10,22 @@ int fail_with(const char* what);
 void print_log(void* user, bioesp_log_level level, const char* message);
 /* 1 on success; otherwise prints why and returns 0. */
 int parse_long(const char* flag, const char* text, long* out);
-int parse_double(const char* flag, const char* text, double* out);
 uint64_t random_seed(void);
-/* Ctrl-C sets a flag the progress callbacks read (the work then stops cleanly). */
-void catch_sigint(void);
+/* Ctrl-C, SIGTERM and SIGHUP set a flag the progress callbacks read, so the work stops cleanly
+ * (a training writes its checkpoint first). */
+void catch_interrupts(void);
+/* The signal that arrived, or 0. */
 int interrupted(void);
+/* The exit status after an interrupt: 128 + the signal (130 for Ctrl-C). */
+int interrupted_status(void);
 
+/* The flags generate and animate share: the model (a const char*) and the LoRAs (a cli_list). */
+#define CLI_MODEL_FLAGS(model_path, loras)                                                                     \
+  {"model", "DIR|FILE|ID", "diffusers folder, single file or Hub id ORG/NAME[@REV] (default $BIOESP_MODEL, else " \
+   "the embedded model)", cli_text, model_path},                                                              \
+      {"lora", "FILE|ID[:SCALE]", "a LoRA to draw with (repeatable)", cli_append, loras}
+/* `given` (--model or $BIOESP_MODEL) when set, else the embedded model; NULL after saying so. */
+const char* model_or_embedded(const char* command, const char* given);
 /* Attaches FILE|ID[:SCALE] LoRAs as lora0, lora1, …; 0 (after printing why) on failure. */
 int attach_loras(bioesp_model* model, const char* const* specs, size_t n);
 /* A denoising-steps progress bar (generate, animate); `user` points to an int "quiet" flag;

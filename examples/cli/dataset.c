@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 
 int files_progress(void* user, const bioesp_progress* p) {
   int quiet = *(const int*)user;
@@ -23,7 +24,57 @@ int files_progress(void* user, const bioesp_progress* p) {
   return interrupted();
 }
 
-#define MAX_TITLES 100000
+/* --category, --campaign and --search: the source and its value at once. */
+typedef struct source_flag {
+  bioesp_fetch_options* options;
+  bioesp_source source;
+  int* count;
+} source_flag;
+
+static const char* set_source(void* target, const char* value) {
+  source_flag* f = target;
+  f->options->source = f->source;
+  f->options->value = value;
+  ++*f->count;
+  return NULL;
+}
+
+/* The lines of a titles file (empty ones skipped); NULL after printing why. */
+static char** read_titles(const char* path, size_t* count) {
+  FILE* f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "bioesp fetch: cannot read %s\n", path);
+    return NULL;
+  }
+  char** titles = NULL;
+  char line[4096];
+  *count = 0;
+  while (fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = 0;
+    if (!line[0]) continue;
+    char** more = realloc(titles, (*count + 1) * sizeof *titles);
+    if (!more) break;
+    titles = more;
+    titles[(*count)++] = strdup(line);
+  }
+  fclose(f);
+  return titles ? titles : calloc(1, sizeof *titles);
+}
+
+static int fetch_with(bioesp_fetch_options* o, int quiet) {
+  o->progress = files_progress;
+  o->progress_user = &quiet;
+  catch_interrupts();
+  size_t downloaded = 0, skipped = 0;
+  bioesp_status st = bioesp_fetch(o, &downloaded, &skipped);
+  if (st == BIOESP_ERR_CANCELLED) {
+    fprintf(stderr, "\nbioesp fetch: %s\n", bioesp_last_error());
+    return interrupted_status();
+  }
+  if (st != BIOESP_OK) return fail_with("fetch");
+  fprintf(stderr, "bioesp: %zu downloaded, %zu skipped; manifest and ATTRIBUTION.md in %s\n", downloaded, skipped, o->out);
+  return 0;
+}
 
 int cmd_fetch(int argc, char** argv) {
   bioesp_fetch_options o;
@@ -31,58 +82,43 @@ int cmd_fetch(int argc, char** argv) {
   o.log = print_log;
   int quiet = 0, sources = 0;
   const char* titles_file = NULL;
-  for (int i = 0; i < argc; ++i) {
-    const char* a = argv[i];
-    if (strcmp(a, "--original") == 0) { o.original = 1; continue; }
-    if (strcmp(a, "--allow-restricted") == 0) { o.allow_restricted = 1; continue; }
-    if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
-    if (i + 1 >= argc) { fprintf(stderr, "bioesp fetch: %s needs a value\n", a); return 2; }
-    const char* v = argv[++i];
-    long n;
-    if (strcmp(a, "--category") == 0) { o.source = BIOESP_SOURCE_CATEGORY; o.value = v; ++sources; }
-    else if (strcmp(a, "--campaign") == 0) { o.source = BIOESP_SOURCE_CAMPAIGN; o.value = v; ++sources; }
-    else if (strcmp(a, "--search") == 0) { o.source = BIOESP_SOURCE_SEARCH; o.value = v; ++sources; }
-    else if (strcmp(a, "--titles") == 0) { o.source = BIOESP_SOURCE_TITLES; titles_file = v; ++sources; }
-    else if (strcmp(a, "--limit") == 0) { if (!parse_long(a, v, &n)) return 2; o.limit = (int)n; }
-    else if (strcmp(a, "--seed") == 0) { if (!parse_long(a, v, &n) || n < 0) return 2; o.seed = (uint64_t)n; }
-    else if (strcmp(a, "--width") == 0) { if (!parse_long(a, v, &n)) return 2; o.width = (int)n; }
-    else if (strcmp(a, "--licenses") == 0) o.licenses = v;
-    else if (strcmp(a, "--keywords") == 0) o.keywords = v;
-    else if (strcmp(a, "--contact") == 0) o.contact = v;
-    else if (strcmp(a, "--api") == 0) o.api = v;
-    else if (strcmp(a, "--out") == 0) o.out = v;
-    else if (strcmp(a, "--retries") == 0) { if (!parse_long(a, v, &n)) return 2; o.max_retries = (int)n; }
-    else if (strcmp(a, "--retry-delay") == 0) { double d; if (!parse_double(a, v, &d)) return 2; o.retry_delay = d; }
-    else { fprintf(stderr, "bioesp fetch: unknown option %s\n", a); return 2; }
+  source_flag category = {&o, BIOESP_SOURCE_CATEGORY, &sources}, campaign = {&o, BIOESP_SOURCE_CAMPAIGN, &sources},
+              search = {&o, BIOESP_SOURCE_SEARCH, &sources};
+  const cli_flag own[] = {
+      {"category", "NAME", "a Commons category (\"Category:\" may be left out): --source category --value NAME", set_source, &category},
+      {"campaign", "NAME", "an upload campaign, e.g. \"Biodiversidad en Colombia 2025\"", set_source, &campaign},
+      {"search", "TEXT", "a search of the File namespace", set_source, &search},
+      {"titles", "FILE", "a file of \"File:…\" titles, one a line", cli_text, &titles_file},
+      {"quiet", NULL, "no progress bar", cli_switch, &quiet}};
+  const cli_command command = {
+      "fetch", "--category NAME | --campaign NAME | --search TEXT | --titles FILE --out DIR [options]",
+      "Downloads openly licensed images from Wikimedia Commons with their authors and licenses\n"
+      "(manifest.jsonl, ATTRIBUTION.md). Rerunning continues; Ctrl-C keeps what finished.\n",
+      {{BIOESP_OPTIONS_FETCH, &o}}, 1, own, sizeof own / sizeof own[0], NULL, NULL};
+  int rc;
+  cli_args* args = cli_parse(&command, argc, argv, &rc);
+  if (!args) return rc;
+  const int given = cli_given(args, "value") || cli_given(args, "titles");
+  cli_free(args);
+  if (sources + (titles_file != NULL) + given != 1) {
+    fprintf(stderr, "bioesp fetch: give one of --category, --campaign, --search, --titles (or --source with --value or --title)\n");
+    return 2;
   }
-  if (sources != 1) { fprintf(stderr, "bioesp fetch: give one of --category, --campaign, --search, --titles\n"); return 2; }
-  if (!o.out) { fprintf(stderr, "bioesp fetch: --out is required\n"); return 2; }
-  char** titles = NULL;
+  if (!o.out) {
+    fprintf(stderr, "bioesp fetch: --out is required\n");
+    return 2;
+  }
+  if (!titles_file) return fetch_with(&o, quiet);
   size_t count = 0;
-  if (titles_file) {
-    FILE* f = fopen(titles_file, "r");
-    if (!f) { fprintf(stderr, "bioesp fetch: cannot read %s\n", titles_file); return 1; }
-    titles = calloc(MAX_TITLES, sizeof *titles);
-    char line[4096];
-    while (titles && count < MAX_TITLES && fgets(line, sizeof line, f)) {
-      line[strcspn(line, "\r\n")] = 0;
-      if (line[0]) titles[count++] = strdup(line);
-    }
-    fclose(f);
-    o.titles = (const char* const*)titles;
-    o.num_titles = count;
-  }
-  o.progress = files_progress;
-  o.progress_user = &quiet;
-  catch_sigint();
-  size_t downloaded = 0, skipped = 0;
-  bioesp_status st = bioesp_fetch(&o, &downloaded, &skipped);
+  char** titles = read_titles(titles_file, &count);
+  if (!titles) return 1;
+  o.source = BIOESP_SOURCE_TITLES;
+  o.titles = (const char* const*)titles;
+  o.num_titles = count;
+  rc = fetch_with(&o, quiet);
   for (size_t i = 0; i < count; ++i) free(titles[i]);
   free(titles);
-  if (st == BIOESP_ERR_CANCELLED) { fprintf(stderr, "\nbioesp fetch: %s\n", bioesp_last_error()); return 130; }
-  if (st != BIOESP_OK) return fail_with("fetch");
-  fprintf(stderr, "bioesp: %zu downloaded, %zu skipped; manifest and ATTRIBUTION.md in %s\n", downloaded, skipped, o.out);
-  return 0;
+  return rc;
 }
 
 int cmd_prepare(int argc, char** argv) {
@@ -90,36 +126,29 @@ int cmd_prepare(int argc, char** argv) {
   bioesp_prepare_options_init(&o);
   o.log = print_log;
   int quiet = 0;
-  for (int i = 0; i < argc; ++i) {
-    const char* a = argv[i];
-    if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
-    if (strcmp(a, "--caption-from-metadata") == 0) { o.caption_from_metadata = 1; continue; }
-    if (a[0] != '-') {
-      if (o.in) { fprintf(stderr, "bioesp prepare: one input folder\n"); return 2; }
-      o.in = a;
-      continue;
-    }
-    if (i + 1 >= argc) { fprintf(stderr, "bioesp prepare: %s needs a value\n", a); return 2; }
-    const char* v = argv[++i];
-    long n;
-    if (strcmp(a, "--size") == 0) { if (!parse_long(a, v, &n)) return 2; o.size = (int)n; }
-    else if (strcmp(a, "--crop") == 0) o.crop = v;
-    else if (strcmp(a, "--caption") == 0) o.caption = v;
-    else if (strcmp(a, "--near-duplicates") == 0) { if (!parse_long(a, v, &n)) return 2; o.near_duplicate_distance = (int)n; }
-    else if (strcmp(a, "--background") == 0) {
-      unsigned r, g, b;
-      if (sscanf(v, "%2x%2x%2x", &r, &g, &b) != 3 || strlen(v) != 6) { fprintf(stderr, "bioesp prepare: --background is RRGGBB\n"); return 2; }
-      o.background[0] = (uint8_t)r, o.background[1] = (uint8_t)g, o.background[2] = (uint8_t)b;
-    } else if (strcmp(a, "--out") == 0) o.out = v;
-    else { fprintf(stderr, "bioesp prepare: unknown option %s\n", a); return 2; }
+  const cli_flag own[] = {{"quiet", NULL, "no progress bar", cli_switch, &quiet}};
+  const cli_command command = {
+      "prepare", "IN_DIR --out DIR [options]",
+      "Squares (never stretches) and resizes images for training, with captions, duplicate detection and\n"
+      "the manifest and attribution carried over. IN_DIR is --in.\n",
+      {{BIOESP_OPTIONS_PREPARE, &o}}, 1, own, 1, "in", NULL};
+  int rc;
+  cli_args* args = cli_parse(&command, argc, argv, &rc);
+  if (!args) return rc;
+  cli_free(args);
+  if (!o.in || !o.out) {
+    fprintf(stderr, "bioesp prepare: IN_DIR and --out are required\n");
+    return 2;
   }
-  if (!o.in || !o.out) { fprintf(stderr, "bioesp prepare: IN_DIR and --out are required\n"); return 2; }
   o.progress = files_progress;
   o.progress_user = &quiet;
-  catch_sigint();
+  catch_interrupts();
   size_t prepared = 0, skipped = 0;
   bioesp_status st = bioesp_prepare(&o, &prepared, &skipped);
-  if (st == BIOESP_ERR_CANCELLED) { fprintf(stderr, "\nbioesp prepare: %s\n", bioesp_last_error()); return 130; }
+  if (st == BIOESP_ERR_CANCELLED) {
+    fprintf(stderr, "\nbioesp prepare: %s\n", bioesp_last_error());
+    return interrupted_status();
+  }
   if (st != BIOESP_OK) return fail_with("prepare");
   fprintf(stderr, "bioesp: %zu prepared, %zu skipped into %s\n", prepared, skipped, o.out);
   return 0;

@@ -8,125 +8,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
-
-static const char* const kUsage =
-    "usage: bioesp <command> [options]\n"
-    "\n"
-    "commands:\n"
-    "  inspect PATH [--to-diffusers] [--config DIR] [--expected] [--scheduler NAME] [--steps N]\n"
-    "      List the tensors of a weight file (safetensors, .ckpt/.pt/.bin, sharded index)\n"
-    "      or a diffusers folder: format, name, dtype, shape, parameter count, metadata,\n"
-    "      and for LoRA files the flavour, rank and target modules. --to-diffusers renames\n"
-    "      an original single-file checkpoint to diffusers components (--config: a diffusers\n"
-    "      folder describing its architecture; otherwise inferred from the shapes).\n"
-    "      --expected compares the tensors present with those the architecture's configs\n"
-    "      expect and lists the missing, unexpected and mismatched ones (exit 1 if any).\n"
-    "      --scheduler NAME[:KEY=VALUE,...] (\"\" for the model's own) prints as JSON the full\n"
-    "      config the model's scheduler gets under that name, as diffusers' from_config builds\n"
-    "      it, and its timesteps and sigmas for --steps N (50).\n"
-    "\n"
-    "  generate --prompt TEXT [options]\n"
-    "      Draws images with a Stable Diffusion model. Options:\n"
-    "        --model DIR|FILE|ID     diffusers folder, single file or Hub id ORG/NAME[@REV]\n"
-    "                                (default: $BIOESP_MODEL, else the embedded model)\n"
-    "        --config DIR            configs and tokenizer for a single file\n"
-    "        --prompt TEXT           repeatable: a batch of prompts\n"
-    "        --negative-prompt TEXT  --steps N (50)  --guidance F (7.5)  --seed N (random)\n"
-    "        --scheduler NAME        pndm|ddim|euler|euler_a|dpmpp_2m|dpmpp_2m_karras|unipc\n"
-    "        --width W --height H    multiples of 8 (default: the model's size)\n"
-    "        --num-images N          images per prompt\n"
-    "        --init-image FILE --strength F   img2img (strength 0.8)\n"
-    "        --lora FILE|ID[:SCALE]  repeatable\n"
-    "        --clip-skip N  --device cpu|cuda  --dtype f32|f16|bf16  --threads N\n"
-    "        --device-generator      draw noise on the device (else on the CPU, as diffusers)\n"
-    "        --vae-tiles PX          decode in PX-pixel tiles: large images in less memory,\n"
-    "                                the same pixels\n"
-    "        --tiling none|x|y|both  textures that repeat without seams along those axes\n"
-    "        --background opaque|transparent   transparent: a plain backdrop matted away (RGBA PNG)\n"
-    "        --vae DIR|FILE|ID       another autoencoder: a full VAE, or TAESD (madebyollin/taesd,\n"
-    "                                taesd_decoder.pth ...) drawing in a fraction of the time\n"
-    "        --preview-vae DIR|FILE|ID   a TAESD that decodes only the previews\n"
-    "        --preview-dir DIR --preview-every N   write what each image looks like every N\n"
-    "                                steps (DIR/step-0005-0.png ...)\n"
-    "        --cache-interval N --cache-branch B   step caching (DeepCache): a full UNet pass\n"
-    "                                every N steps, only the shallow branch to skip B between\n"
-    "        --out PATH              .png or .jpg; several images get -0, -1, ... (creature.png)\n"
-    "        --grid COLS [--grid-cell PX]   all images in one picture, COLS per row (a row per\n"
-    "                                prompt when COLS is --num-images), cells scaled to PX\n"
-    "        --quiet                 no progress bar\n"
-    "\n"
-    "  animate --prompt A [--prompt B ...] [--seed N ...] [options]\n"
-    "      Morphs between creatures: keyframes are prompts and seeds (as many of each, or one\n"
-    "      of either); frames interpolate the starting noise spherically and the text\n"
-    "      embeddings linearly. Options: --model DIR|FILE|ID ($BIOESP_MODEL, else embedded)  --frames N (16)\n"
-    "      --fps F (8)  --pingpong  --no-loop  --quality Q (80)  --steps N (25)  --guidance F\n"
-    "      --negative-prompt TEXT  --scheduler NAME  --width W --height H  --lora FILE|ID[:S]\n"
-    "      --vae-tiles PX  --threads N  --quiet  --out creature.gif|.mp4|.webm|FOLDER (PNG frames)\n"
-    "\n"
-    "  fetch --category NAME | --campaign NAME | --search TEXT | --titles FILE --out DIR [options]\n"
-    "      Downloads openly licensed images from Wikimedia Commons with their authors and\n"
-    "      licenses (manifest.jsonl, ATTRIBUTION.md). Options: --limit N  --seed N\n"
-    "      --width W (500; Commons' standard widths)  --original  --licenses cc0,pd,cc-by,cc-by-sa\n"
-    "      --allow-restricted  --keywords A,B  --contact EMAIL|URL  --api URL ($BIOESP_COMMONS_API)\n"
-    "      --retries N  --retry-delay S  --quiet. Rerunning continues; Ctrl-C keeps what finished.\n"
-    "\n"
-    "  prepare IN_DIR --out DIR [--size N (512)] [--crop center|attention|pad] [--caption TEXT]\n"
-    "          [--caption-from-metadata] [--background RRGGBB] [--near-duplicates BITS (4)]\n"
-    "      Squares (never stretches) and resizes images for training, with captions, duplicate\n"
-    "      detection and the manifest and attribution carried over.\n"
-    "\n"
-    "  train --model DIR|FILE --data DIR --prompt TEXT --out DIR [options]\n"
-    "      Fine-tunes with DreamBooth-LoRA (as diffusers' train_dreambooth_lora.py) or, with\n"
-    "      --full, every UNet weight. Options (defaults in brackets):\n"
-    "        --config DIR             configs and tokenizer for a single-file model\n"
-    "        --class-data DIR --class-prompt TEXT [--prior-weight F (1)] [--num-class-images N]\n"
-    "                                 prior preservation; missing class images are generated\n"
-    "        --resolution N (512)  --random-crop  --flip  --no-captions  --cache-latents\n"
-    "        --steps N  --epochs N (1)  --batch N (1)  --grad-accum N (1)\n"
-    "        --lr F (1e-4)  --scale-lr  --lr-scheduler NAME (constant)  --warmup N (0)\n"
-    "        --lr-cycles N  --lr-power F  --adam-beta1 F  --adam-beta2 F  --weight-decay F\n"
-    "        --adam-epsilon F  --max-grad-norm F (1)\n"
-    "        --rank N (4)  --alpha F (rank)  --lora-dropout F  --train-text-encoder  --full\n"
-    "        --noise-offset F  --snr-gamma F  --mixed-precision no|fp16|bf16  --gradient-checkpointing\n"
-    "        --seed N  --checkpoint-every N  --checkpoints-kept N (3)  --resume\n"
-    "        --validation-prompt TEXT  --validation-every N  --validation-steps N (25)\n"
-    "        --kohya                  also write kohya_lora.safetensors\n"
-    "        --tag-dropout F  --shuffle-tags  --caption-dropout F   vary comma-separated captions\n"
-    "        --train-vae [--kl-weight F (1e-6)]   the VAE alone (training from scratch)\n"
-    "        --save-half              write a model folder in float16\n"
-    "        --device cpu|cuda  --threads N  --quiet\n"
-    "      Ctrl-C writes a checkpoint; run again with --resume to continue.\n"
-    "\n"
-    "  new-model --configs DIR --data DIR --out DIR [--vocab-size N] [--seed N]\n"
-    "      A model folder to train from scratch: weights initialised from the component configs,\n"
-    "      a CLIP BPE vocabulary learned from the dataset's captions. Then train --train-vae, then\n"
-    "      train --full --train-text-encoder (scripts/embedded-model/train.sh does it all).\n"
-    "\n"
-    "  pull ORG/NAME[@REVISION] [--include GLOB]... [--variant fp16] [--offline]\n"
-    "      Downloads a model from the Hugging Face Hub into the cache huggingface_hub shares\n"
-    "      ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub) and prints its folder.\n"
-    "      Without --include, only what a pipeline needs. Every file is verified; interrupted\n"
-    "      downloads resume. Options: --revision REV  --cache-dir DIR  --endpoint URL\n"
-    "      ($HF_ENDPOINT)  --token TOKEN ($HF_TOKEN, $HF_HOME/token)  --retries N\n"
-    "      --retry-delay S  --quiet. Model ids work wherever a model path does.\n"
-    "\n"
-    "  push LORA_OR_FOLDER --repo ORG/NAME [--private] [--token TOKEN] [options]\n"
-    "      Publishes a LoRA or a training output folder, with a model card that credits\n"
-    "      every dataset image. Options: --message TEXT  --base-model ID  --dataset DIR\n"
-    "      --endpoint URL  --retries N  --retry-delay S  --quiet\n"
-    "\n"
-    "  studio [--model DIR|FILE|ID] [--dir DIR] [--port N] [options]\n"
-    "      The workshop studio in the browser: generate (live progress, cancel), a gallery\n"
-    "      whose pictures keep their settings, datasets with their authors and licenses, and\n"
-    "      LoRA training with a live loss chart; Spanish and English. Listens on 127.0.0.1\n"
-    "      only. Options: --dir DIR (bioesp-studio: gallery/, trainings/, datasets/, loras/)\n"
-    "      --datasets DIR  --loras DIR  --port N (7860; 0: any free port)  --lang es|en\n"
-    "      --host ADDR (other machines may connect: no password)  --device cpu|cuda\n"
-    "      --threads N  --open (open it in the desktop's browser)  --contact EMAIL|URL and\n"
-    "      --commons-api URL (datasets from Wikimedia Commons, as bioesp fetch)\n"
-    "\n"
-    "  --version   print the library version\n"
-    "  --help      print this help\n";
+#include "options.h"
 
 int fail_with(const char* what) {
   fprintf(stderr, "bioesp: %s: %s\n", what, bioesp_last_error());
@@ -248,39 +130,36 @@ static int print_scheduler(const char* path, const char* name, long steps) {
 static int cmd_inspect(int argc, char** argv) {
   const char* path = NULL;
   const char* scheduler = NULL;
-  long steps = 50;
   int expected = 0;
+  long steps = 0;
+  cli_int steps_flag = {&steps, 1, 1000};
   bioesp_weights_options opt;
   bioesp_weights_options_init(&opt);
   opt.log = print_log;
-  for (int i = 0; i < argc; ++i) {
-    if (strcmp(argv[i], "--expected") == 0) {
-      expected = 1;
-    } else if (strcmp(argv[i], "--to-diffusers") == 0) {
-      opt.to_diffusers = 1;
-    } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      opt.config_dir = argv[++i];
-      opt.to_diffusers = 1;
-    } else if (strcmp(argv[i], "--scheduler") == 0 && i + 1 < argc) {
-      scheduler = argv[++i];
-    } else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) {
-      if (!parse_long("--steps", argv[++i], &steps)) return 2;
-      if (!scheduler) scheduler = "";
-    } else if (argv[i][0] == '-') {
-      fprintf(stderr, "bioesp inspect: unknown option %s\n", argv[i]);
-      return 2;
-    } else if (!path) {
-      path = argv[i];
-    } else {
-      fprintf(stderr, "bioesp inspect: one PATH only\n");
-      return 2;
-    }
-  }
+  const cli_flag own[] = {
+      {NULL, "PATH", "a weight file (safetensors, .ckpt/.pt/.bin, a sharded index), a diffusers folder or a Hub id",
+       cli_text, &path},
+      {"expected", NULL, "compare with the tensors the architecture's configs expect (exit 1 on any difference)",
+       cli_switch, &expected},
+      {"scheduler", "NAME[:KEY=VALUE,...]", "print as JSON the full config the model's scheduler gets under that name "
+       "(\"\": its own), as diffusers' from_config builds it, with its timesteps", cli_text, &scheduler},
+      {"steps", "N", "the steps of --scheduler's timesteps (default 50)", cli_integer, &steps_flag}};
+  const cli_command command = {
+      "inspect", "PATH [options]",
+      "Lists the tensors of a weight file or diffusers folder: format, name, dtype, shape, parameter count,\n"
+      "metadata, and for LoRA files the flavour, rank and target modules. --config implies --to-diffusers.\n",
+      {{BIOESP_OPTIONS_WEIGHTS, &opt}}, 1, own, sizeof own / sizeof own[0], NULL, NULL};
+  int rc;
+  cli_args* args = cli_parse(&command, argc, argv, &rc);
+  if (!args) return rc;
+  cli_free(args);
   if (!path) {
-    fprintf(stderr, "bioesp inspect: missing PATH\n%s", kUsage);
+    fprintf(stderr, "bioesp inspect: missing PATH (see bioesp inspect --help)\n");
     return 2;
   }
-  if (scheduler) return print_scheduler(path, scheduler, steps);
+  if (steps && !scheduler) scheduler = "";
+  if (scheduler) return print_scheduler(path, scheduler, steps ? steps : 50);
+  if (opt.config_dir) opt.to_diffusers = 1;
   if (expected) return cmd_expected(path, &opt);
   bioesp_weights* w = NULL;
   if (bioesp_weights_open(path, &opt, &w) != BIOESP_OK) return fail_with(path);
@@ -338,25 +217,11 @@ static int cmd_inspect(int argc, char** argv) {
 
 /* ---- generate ---------------------------------------------------------------------------- */
 
-#define MAX_PROMPTS 64
-#define MAX_LORAS 16
-
 int parse_long(const char* flag, const char* text, long* out) {
   char* end;
   long v = strtol(text, &end, 10);
   if (!*text || *end) {
     fprintf(stderr, "bioesp: %s needs an integer, not '%s'\n", flag, text);
-    return 0;
-  }
-  *out = v;
-  return 1;
-}
-
-int parse_double(const char* flag, const char* text, double* out) {
-  char* end;
-  double v = strtod(text, &end);
-  if (!*text || *end) {
-    fprintf(stderr, "bioesp: %s needs a number, not '%s'\n", flag, text);
     return 0;
   }
   *out = v;
@@ -372,6 +237,14 @@ int steps_progress(void* user, const bioesp_progress* p) {
     if (p->current == p->total) fputc('\n', stderr);
   }
   return interrupted();
+}
+
+const char* model_or_embedded(const char* command, const char* given) {
+  if (given && *given) return given;
+  const char* embedded = bioesp_embedded_model();
+  if (!embedded)
+    fprintf(stderr, "bioesp %s: name a model with --model or BIOESP_MODEL (the embedded one is not installed)\n", command);
+  return embedded;
 }
 
 int attach_loras(bioesp_model* model, const char* const* specs, size_t n) {
@@ -406,20 +279,21 @@ static void output_name(const char* path, size_t i, size_t n, char* out, size_t 
   snprintf(out, size, "%.*s-%zu%s", (int)(dot - path), path, i, dot);
 }
 
-static volatile sig_atomic_t sigint_seen = 0;
-static void on_sigint(int sig) {
-  (void)sig;
-  sigint_seen = 1;
-}
+static volatile sig_atomic_t signal_seen = 0;
+static void on_signal(int sig) { signal_seen = sig; }
 
-void catch_sigint(void) {
+void catch_interrupts(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_sigint;
+  sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
 }
 
-int interrupted(void) { return sigint_seen != 0; }
+int interrupted(void) { return signal_seen; }
+
+int interrupted_status(void) { return 128 + (signal_seen ? signal_seen : SIGINT); }
 
 uint64_t random_seed(void) {
   uint64_t seed = 0;
@@ -445,155 +319,118 @@ static int write_preview(void* user, const bioesp_preview* p) {
   return 0;
 }
 
+/* --preview-dir: the folder made, and the previews (every step unless --preview-every) sent there. */
+static int preview_into(const char* dir, bioesp_generate_options* go) {
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+    fprintf(stderr, "bioesp generate: %s: %s\n", dir, strerror(errno));
+    return 0;
+  }
+  if (go->preview_every == 0) go->preview_every = 1;
+  go->preview = write_preview;
+  go->preview_user = (void*)dir;
+  return 1;
+}
+
+/* Writes the images as PATH, or PATH-0, PATH-1, … */
+static int save_all(const bioesp_images* images, const char* out_path, const bioesp_save_options* so, int quiet) {
+  size_t count = 0;
+  bioesp_images_count(images, &count);
+  for (size_t i = 0; i < count; ++i) {
+    char name[4096];
+    output_name(out_path, i, count, name, sizeof name);
+    if (bioesp_images_save(images, i, name, so) != BIOESP_OK) return fail_with(name);
+    if (!quiet) fprintf(stderr, "bioesp: wrote %s\n", name);
+  }
+  return 0;
+}
+
+/* Draws with the parsed options: model, LoRAs, generation, the grid, the files. */
+static int run_generate(const char* model_path, const bioesp_model_options* mo, const cli_list* loras,
+                        const bioesp_generate_options* go, const bioesp_save_options* so, long grid_columns,
+                        long grid_cell, const char* out_path, int quiet) {
+  bioesp_model* model = NULL;
+  bioesp_images* images = NULL;
+  int rc = 1;
+  if (bioesp_model_load(model_path, mo, &model) != BIOESP_OK) return fail_with(model_path);
+  if (!attach_loras(model, loras->items, loras->count)) goto done;
+  bioesp_status st = bioesp_generate(model, go, &images);
+  if (st == BIOESP_ERR_CANCELLED) {
+    fprintf(stderr, "\nbioesp generate: %s\n", bioesp_last_error());
+    rc = interrupted_status();
+    goto done;
+  }
+  if (st != BIOESP_OK) { fail_with("generate"); goto done; }
+  if (grid_columns) {
+    bioesp_images* sheet = NULL;
+    if (bioesp_images_grid(images, (uint32_t)grid_columns, (uint32_t)grid_cell, &sheet) != BIOESP_OK) { fail_with("grid"); goto done; }
+    bioesp_images_free(images);
+    images = sheet;
+  }
+  rc = save_all(images, out_path, so, quiet);
+done:
+  bioesp_images_free(images);
+  bioesp_model_free(model);
+  return rc;
+}
+
 static int cmd_generate(int argc, char** argv) {
   const char* model_path = getenv("BIOESP_MODEL");
   const char* out_path = "creature.png";
-  uint32_t grid_columns = 0, grid_cell = 0;
-  const char* init_path = NULL;
-  const char* preview_dir = NULL;
-  const char* prompts[MAX_PROMPTS];
-  const char* loras[MAX_LORAS];
-  size_t num_prompts = 0, num_loras = 0;
-  int quiet = 0, have_seed = 0;
+  long grid_columns = 0, grid_cell = 0;
+  cli_int grid = {&grid_columns, 1, 1024}, cell = {&grid_cell, 0, 8192};
+  cli_list loras = {0};
+  int quiet = 0;
   bioesp_model_options mo;
   bioesp_model_options_init(&mo);
   mo.log = print_log;
   bioesp_generate_options go;
   bioesp_generate_options_init(&go);
   go.log = print_log;
-  for (int i = 0; i < argc; ++i) {
-    const char* a = argv[i];
-    const char* v = i + 1 < argc ? argv[i + 1] : NULL;
-    long n;
-    double d;
-    if (strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
-    if (strcmp(a, "--device-generator") == 0) { go.device_generator = 1; continue; }
-    if (!v) {
-      fprintf(stderr, "bioesp generate: %s needs a value\n", a);
-      return 2;
+  bioesp_save_options so;
+  bioesp_save_options_init(&so);
+  const char* preview_dir = NULL;
+  const cli_flag own[] = {
+      CLI_MODEL_FLAGS(&model_path, &loras),
+      {"preview-dir", "DIR", "write each live preview as DIR/step-SSSS-I.png (every step unless --preview-every)", cli_text,
+       &preview_dir},
+      {"out", "PATH", ".png or .jpg; several images get -0, -1, … before the extension (default creature.png)", cli_text, &out_path},
+      {"grid", "COLS", "all images in one picture, COLS per row (a row per prompt when COLS is --num-images)", cli_integer, &grid},
+      {"grid-cell", "PX", "the grid's cells scaled to PX pixels (default the images' size)", cli_integer, &cell},
+      {"quiet", NULL, "no progress bar", cli_switch, &quiet}};
+  static const char* const defaults[] = {"seed", "random (printed)", NULL};
+  const cli_command command = {
+      "generate", "--prompt TEXT [options]",
+      "Draws images with a Stable Diffusion model; PNG files keep the prompt, seed and settings.\n",
+      {{BIOESP_OPTIONS_MODEL, &mo}, {BIOESP_OPTIONS_GENERATE, &go}, {BIOESP_OPTIONS_SAVE, &so}}, 3,
+      own, sizeof own / sizeof own[0], NULL, defaults};
+  int rc;
+  cli_args* args = cli_parse(&command, argc, argv, &rc);
+  if (!args) {
+    cli_list_free(&loras);
+    return rc;
+  }
+  rc = 2;
+  if (go.num_prompts == 0) fprintf(stderr, "bioesp generate: --prompt is required\n");
+  else if ((model_path = model_or_embedded("generate", model_path))) {
+    if (!cli_given(args, "seed")) {
+      go.seed = random_seed();
+      fprintf(stderr, "bioesp: seed %llu\n", (unsigned long long)go.seed);
     }
-    ++i;
-    if (strcmp(a, "--model") == 0) model_path = v;
-    else if (strcmp(a, "--config") == 0) mo.config_dir = v;
-    else if (strcmp(a, "--prompt") == 0) {
-      if (num_prompts == MAX_PROMPTS) { fprintf(stderr, "bioesp generate: at most %d prompts\n", MAX_PROMPTS); return 2; }
-      prompts[num_prompts++] = v;
-    } else if (strcmp(a, "--negative-prompt") == 0) go.negative_prompt = v;
-    else if (strcmp(a, "--steps") == 0) { if (!parse_long(a, v, &n)) return 2; go.steps = (int)n; }
-    else if (strcmp(a, "--guidance") == 0) { if (!parse_double(a, v, &d)) return 2; go.guidance = (float)d; }
-    else if (strcmp(a, "--seed") == 0) {
-      char* end;
-      unsigned long long s = strtoull(v, &end, 10);
-      if (!*v || *end || v[0] == '-') { fprintf(stderr, "bioesp generate: --seed needs a non-negative integer\n"); return 2; }
-      go.seed = s;
-      have_seed = 1;
-    } else if (strcmp(a, "--scheduler") == 0) go.scheduler = v;
-    else if (strcmp(a, "--width") == 0) { if (!parse_long(a, v, &n)) return 2; go.width = (int)n; }
-    else if (strcmp(a, "--height") == 0) { if (!parse_long(a, v, &n)) return 2; go.height = (int)n; }
-    else if (strcmp(a, "--num-images") == 0) { if (!parse_long(a, v, &n)) return 2; go.images_per_prompt = (int)n; }
-    else if (strcmp(a, "--init-image") == 0) init_path = v;
-    else if (strcmp(a, "--strength") == 0) { if (!parse_double(a, v, &d)) return 2; go.strength = (float)d; }
-    else if (strcmp(a, "--lora") == 0) {
-      if (num_loras == MAX_LORAS) { fprintf(stderr, "bioesp generate: at most %d LoRAs\n", MAX_LORAS); return 2; }
-      loras[num_loras++] = v;
-    } else if (strcmp(a, "--clip-skip") == 0) { if (!parse_long(a, v, &n)) return 2; go.clip_skip = (int)n; }
-    else if (strcmp(a, "--vae-tiles") == 0) { if (!parse_long(a, v, &n)) return 2; go.vae_tile_size = (int)n; }
-    else if (strcmp(a, "--tiling") == 0) go.tiling = v;
-    else if (strcmp(a, "--background") == 0) go.background = v;
-    else if (strcmp(a, "--vae") == 0) mo.vae = v;
-    else if (strcmp(a, "--preview-vae") == 0) mo.preview_vae = v;
-    else if (strcmp(a, "--preview-dir") == 0) preview_dir = v;
-    else if (strcmp(a, "--preview-every") == 0) { if (!parse_long(a, v, &n)) return 2; go.preview_every = (int)n; }
-    else if (strcmp(a, "--cache-interval") == 0) { if (!parse_long(a, v, &n)) return 2; go.cache_interval = (int)n; }
-    else if (strcmp(a, "--cache-branch") == 0) { if (!parse_long(a, v, &n)) return 2; go.cache_branch = (int)n; }
-    else if (strcmp(a, "--threads") == 0) { if (!parse_long(a, v, &n)) return 2; mo.threads = (int)n; }
-    else if (strcmp(a, "--device") == 0) {
-      if (strcmp(v, "cpu") == 0) mo.device = BIOESP_DEVICE_CPU;
-      else if (strcmp(v, "cuda") == 0) mo.device = BIOESP_DEVICE_CUDA;
-      else { fprintf(stderr, "bioesp generate: --device is cpu or cuda\n"); return 2; }
-    } else if (strcmp(a, "--dtype") == 0) {
-      if (strcmp(v, "f32") == 0) mo.dtype = BIOESP_DTYPE_F32;
-      else if (strcmp(v, "f16") == 0) mo.dtype = BIOESP_DTYPE_F16;
-      else if (strcmp(v, "bf16") == 0) mo.dtype = BIOESP_DTYPE_BF16;
-      else { fprintf(stderr, "bioesp generate: --dtype is f32, f16 or bf16\n"); return 2; }
-    } else if (strcmp(a, "--out") == 0) out_path = v;
-    else if (strcmp(a, "--grid") == 0) {
-      if (!parse_long(a, v, &n)) return 2;
-      if (n < 1 || n > 1024) { fprintf(stderr, "bioesp generate: --grid needs 1 to 1024 columns\n"); return 2; }
-      grid_columns = (uint32_t)n;
-    } else if (strcmp(a, "--grid-cell") == 0) {
-      if (!parse_long(a, v, &n)) return 2;
-      if (n < 0 || n > 8192) { fprintf(stderr, "bioesp generate: --grid-cell is 0 to 8192 pixels\n"); return 2; }
-      grid_cell = (uint32_t)n;
-    }
-    else {
-      fprintf(stderr, "bioesp generate: unknown option %s\n", a);
-      return 2;
-    }
+    go.progress = steps_progress;
+    go.progress_user = &quiet;
+    catch_interrupts();
+    if (preview_dir && !preview_into(preview_dir, &go)) rc = 1;
+    else rc = run_generate(model_path, &mo, &loras, &go, &so, grid_columns, grid_cell, out_path, quiet);
   }
-  if (num_prompts == 0) { fprintf(stderr, "bioesp generate: --prompt is required\n"); return 2; }
-  if (!model_path || !*model_path) model_path = bioesp_embedded_model();
-  if (!model_path) { fprintf(stderr, "bioesp generate: name a model with --model or BIOESP_MODEL (the embedded one is not installed)\n"); return 2; }
-  if (!have_seed) {
-    go.seed = random_seed();
-    fprintf(stderr, "bioesp: seed %llu\n", (unsigned long long)go.seed);
-  }
-  go.prompts = prompts;
-  go.num_prompts = num_prompts;
-  go.progress = steps_progress;
-  go.progress_user = &quiet;
-  if (preview_dir) {
-    if (mkdir(preview_dir, 0777) != 0 && errno != EEXIST) {
-      fprintf(stderr, "bioesp generate: %s: %s\n", preview_dir, strerror(errno));
-      return 1;
-    }
-    if (go.preview_every == 0) go.preview_every = 1;
-    go.preview = write_preview;
-    go.preview_user = (void*)preview_dir;
-  }
-  catch_sigint();
-
-  bioesp_model* model = NULL;
-  bioesp_images *init = NULL, *images = NULL;
-  int rc = 1;
-  bioesp_image init_view = {0};
-  init_view.struct_size = sizeof init_view;
-  if (bioesp_model_load(model_path, &mo, &model) != BIOESP_OK) return fail_with(model_path);
-  if (!attach_loras(model, loras, num_loras)) goto done;
-  if (init_path) {
-    if (bioesp_images_load(init_path, &init) != BIOESP_OK) { fail_with(init_path); goto done; }
-    bioesp_images_get(init, 0, &init_view);
-    go.init_image = &init_view;
-  }
-  bioesp_status st = bioesp_generate(model, &go, &images);
-  if (st == BIOESP_ERR_CANCELLED) { fprintf(stderr, "\nbioesp generate: %s\n", bioesp_last_error()); rc = 130; goto done; }
-  if (st != BIOESP_OK) { fail_with("generate"); goto done; }
-  if (grid_columns) {
-    bioesp_images* sheet = NULL;
-    if (bioesp_images_grid(images, grid_columns, grid_cell, &sheet) != BIOESP_OK) { fail_with("grid"); goto done; }
-    bioesp_images_free(images);
-    images = sheet;
-  }
-  size_t count = 0;
-  bioesp_images_count(images, &count);
-  for (size_t i = 0; i < count; ++i) {
-    char name[4096];
-    output_name(out_path, i, count, name, sizeof name);
-    if (bioesp_images_save(images, i, name, NULL) != BIOESP_OK) { fail_with(name); goto done; }
-    if (!quiet) fprintf(stderr, "bioesp: wrote %s\n", name);
-  }
-  rc = 0;
-done:
-  bioesp_images_free(images);
-  bioesp_images_free(init);
-  bioesp_model_free(model);
+  cli_free(args);
+  cli_list_free(&loras);
   return rc;
 }
 
 int main(int argc, char** argv) {
   if (bioesp_check_version(BIOESP_VERSION_NUMBER) != BIOESP_OK) return fail_with("version");
   if (argc < 2) {
-    fputs(kUsage, stderr);
+    cli_print_commands(stderr);
     return 2;
   }
   const char* cmd = argv[1];
@@ -602,7 +439,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-    fputs(kUsage, stdout);
+    cli_print_commands(stdout);
     return 0;
   }
   if (strcmp(cmd, "inspect") == 0) return cmd_inspect(argc - 2, argv + 2);
@@ -622,6 +459,6 @@ int main(int argc, char** argv) {
     return 2;
 #endif
   }
-  fprintf(stderr, "bioesp: unknown command '%s'\n%s", cmd, kUsage);
+  fprintf(stderr, "bioesp: unknown command '%s' (bioesp --help lists them)\n", cmd);
   return 2;
 }

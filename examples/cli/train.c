@@ -1,10 +1,11 @@
-/* bioesp train: option parsing over bioesp_train_options, a progress bar with the loss, and
- * Ctrl-C turned into a clean cancel (checkpoint first). */
+/* bioesp train and new-model: their options from the library's table, a progress bar with the
+ * loss, and Ctrl-C, SIGTERM or SIGHUP turned into a clean cancel (checkpoint first). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "options.h"
 
 static int train_progress(void* user, const bioesp_train_progress* p) {
   int quiet = *(const int*)user;
@@ -22,91 +23,44 @@ static int train_progress(void* user, const bioesp_train_progress* p) {
       fprintf(stderr, "bioesp: %s\n", p->stage);
     }
   }
-  if (interrupted()) fprintf(stderr, "\nbioesp: interrupted; writing a checkpoint\n");
-  return interrupted();
+  if (interrupted()) fprintf(stderr, "\nbioesp: interrupted (signal %d); writing a checkpoint\n", interrupted());
+  return interrupted() != 0;
 }
-
-enum kind { INT, FLOAT, TEXT, FLAG, CLEAR };
-struct option_spec {
-  const char* flag;
-  enum kind kind;
-  void* target;
-};
 
 int cmd_train(int argc, char** argv) {
   bioesp_train_options o;
   bioesp_train_options_init(&o);
   o.log = print_log;
-  int quiet = 0, have_seed = 0;
-  const char* device = "cpu";
-  const struct option_spec specs[] = {
-      {"--model", TEXT, &o.model}, {"--config", TEXT, &o.config_dir}, {"--data", TEXT, &o.data},
-      {"--prompt", TEXT, &o.prompt}, {"--no-captions", CLEAR, &o.use_captions},
-      {"--class-data", TEXT, &o.class_data}, {"--class-prompt", TEXT, &o.class_prompt},
-      {"--prior-weight", FLOAT, &o.prior_weight}, {"--num-class-images", INT, &o.num_class_images},
-      {"--resolution", INT, &o.resolution}, {"--random-crop", FLAG, &o.random_crop}, {"--flip", FLAG, &o.flip},
-      {"--cache-latents", FLAG, &o.cache_latents}, {"--steps", INT, &o.steps}, {"--epochs", INT, &o.epochs},
-      {"--batch", INT, &o.batch_size}, {"--grad-accum", INT, &o.grad_accumulation},
-      {"--lr", FLOAT, &o.learning_rate}, {"--scale-lr", FLAG, &o.scale_lr},
-      {"--lr-scheduler", TEXT, &o.lr_scheduler}, {"--warmup", INT, &o.lr_warmup_steps},
-      {"--lr-cycles", INT, &o.lr_cycles}, {"--lr-power", FLOAT, &o.lr_power},
-      {"--adam-beta1", FLOAT, &o.adam_beta1}, {"--adam-beta2", FLOAT, &o.adam_beta2},
-      {"--weight-decay", FLOAT, &o.adam_weight_decay}, {"--adam-epsilon", FLOAT, &o.adam_epsilon},
-      {"--max-grad-norm", FLOAT, &o.max_grad_norm}, {"--rank", INT, &o.rank}, {"--alpha", FLOAT, &o.alpha},
-      {"--lora-dropout", FLOAT, &o.lora_dropout}, {"--train-text-encoder", FLAG, &o.train_text_encoder},
-      {"--full", FLAG, &o.full}, {"--noise-offset", FLOAT, &o.noise_offset}, {"--snr-gamma", FLOAT, &o.snr_gamma},
-      {"--mixed-precision", TEXT, &o.mixed_precision}, {"--gradient-checkpointing", FLAG, &o.gradient_checkpointing}, {"--checkpoint-every", INT, &o.checkpoint_every},
-      {"--checkpoints-kept", INT, &o.checkpoints_kept}, {"--resume", FLAG, &o.resume},
-      {"--validation-prompt", TEXT, &o.validation_prompt}, {"--validation-every", INT, &o.validation_every},
-      {"--validation-steps", INT, &o.validation_steps}, {"--kohya", FLAG, &o.save_kohya}, {"--out", TEXT, &o.out},
-      {"--device", TEXT, &device}, {"--threads", INT, &o.threads}, {"--quiet", FLAG, &quiet},
-      {"--train-vae", FLAG, &o.train_vae}, {"--kl-weight", FLOAT, &o.kl_weight},
-      {"--tag-dropout", FLOAT, &o.tag_dropout}, {"--shuffle-tags", FLAG, &o.shuffle_tags},
-      {"--caption-dropout", FLOAT, &o.caption_dropout}, {"--save-half", FLAG, &o.save_half}};
-  for (int i = 0; i < argc; ++i) {
-    const char* a = argv[i];
-    if (strcmp(a, "--seed") == 0 && i + 1 < argc) {
-      char* end;
-      const char* v = argv[++i];
-      o.seed = strtoull(v, &end, 10);
-      if (!*v || *end || v[0] == '-') { fprintf(stderr, "bioesp train: --seed needs a non-negative integer\n"); return 2; }
-      have_seed = 1;
-      continue;
-    }
-    const struct option_spec* s = NULL;
-    for (size_t k = 0; k < sizeof specs / sizeof specs[0]; ++k)
-      if (strcmp(a, specs[k].flag) == 0) s = &specs[k];
-    if (!s) { fprintf(stderr, "bioesp train: unknown option %s\n", a); return 2; }
-    if (s->kind == FLAG) { *(int*)s->target = 1; continue; }
-    if (s->kind == CLEAR) { *(int*)s->target = 0; continue; }
-    if (i + 1 >= argc) { fprintf(stderr, "bioesp train: %s needs a value\n", a); return 2; }
-    const char* v = argv[++i];
-    long n;
-    double d;
-    if (s->kind == TEXT) *(const char**)s->target = v;
-    else if (s->kind == INT) { if (!parse_long(a, v, &n)) return 2; *(int*)s->target = (int)n; }
-    else { if (!parse_double(a, v, &d)) return 2; *(float*)s->target = (float)d; }
-  }
+  int quiet = 0;
+  const cli_flag own[] = {{"quiet", NULL, "no progress bar", cli_switch, &quiet}};
+  static const char* const defaults[] = {"model", "$BIOESP_MODEL", "seed", "random (printed)", NULL};
+  const cli_command command = {
+      "train", "--model DIR|FILE|ID --data DIR --prompt TEXT --out DIR [options]",
+      "Fine-tunes with DreamBooth-LoRA (as diffusers' train_dreambooth_lora.py) or, with --full, every UNet\n"
+      "weight. Ctrl-C, SIGTERM and SIGHUP write a checkpoint; run again with --resume to continue.\n",
+      {{BIOESP_OPTIONS_TRAIN, &o}}, 1, own, 1, NULL, defaults};
+  int rc;
+  cli_args* args = cli_parse(&command, argc, argv, &rc);
+  if (!args) return rc;
   if (!o.model) o.model = getenv("BIOESP_MODEL");
   if (!o.model || !o.data || !o.out) {
     fprintf(stderr, "bioesp train: --model (or BIOESP_MODEL), --data and --out are required\n");
+    cli_free(args);
     return 2;
   }
-  if (strcmp(device, "cpu") == 0) o.device = BIOESP_DEVICE_CPU;
-  else if (strcmp(device, "cuda") == 0) o.device = BIOESP_DEVICE_CUDA;
-  else { fprintf(stderr, "bioesp train: --device is cpu or cuda\n"); return 2; }
-  if (!have_seed) {
+  if (!cli_given(args, "seed")) {
     o.seed = random_seed();
     fprintf(stderr, "bioesp: seed %llu\n", (unsigned long long)o.seed);
   }
+  cli_free(args);
   o.progress = train_progress;
   o.progress_user = &quiet;
-  catch_sigint();
+  catch_interrupts();
   char* result = NULL;
   bioesp_status st = bioesp_train(&o, &result);
   if (st == BIOESP_ERR_CANCELLED) {
     fprintf(stderr, "bioesp train: %s\n", bioesp_last_error());
-    return 130;
+    return interrupted_status();
   }
   if (st != BIOESP_OK) return fail_with("train");
   fprintf(stderr, "bioesp: wrote %s\n", result);
@@ -118,18 +72,16 @@ int cmd_new_model(int argc, char** argv) {
   bioesp_new_model_options o;
   bioesp_new_model_options_init(&o);
   o.log = print_log;
-  for (int i = 0; i < argc; ++i) {
-    const char* a = argv[i];
-    if (i + 1 >= argc) { fprintf(stderr, "bioesp new-model: unknown option or missing value: %s\n", a); return 2; }
-    const char* v = argv[++i];
-    long n;
-    if (strcmp(a, "--configs") == 0) o.configs = v;
-    else if (strcmp(a, "--data") == 0) o.data = v;
-    else if (strcmp(a, "--out") == 0) o.out = v;
-    else if (strcmp(a, "--vocab-size") == 0) { if (!parse_long(a, v, &n)) return 2; o.vocab_size = (int)n; }
-    else if (strcmp(a, "--seed") == 0) { if (!parse_long(a, v, &n) || n < 0) return 2; o.seed = (uint64_t)n; }
-    else { fprintf(stderr, "bioesp new-model: unknown option %s\n", a); return 2; }
-  }
+  const cli_command command = {
+      "new-model", "--configs DIR --data DIR --out DIR [options]",
+      "A model folder to train from scratch: weights initialised from the component configs, a CLIP BPE\n"
+      "vocabulary learned from the dataset's captions. Then train --train-vae, then train --full\n"
+      "--train-text-encoder (scripts/embedded-model/train.sh does it all).\n",
+      {{BIOESP_OPTIONS_NEW_MODEL, &o}}, 1, NULL, 0, NULL, NULL};
+  int rc;
+  cli_args* args = cli_parse(&command, argc, argv, &rc);
+  if (!args) return rc;
+  cli_free(args);
   if (!o.configs || !o.data || !o.out) {
     fprintf(stderr, "bioesp new-model: --configs, --data and --out are required\n");
     return 2;

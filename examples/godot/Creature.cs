@@ -18,11 +18,11 @@ public partial class Creature : Sprite2D
     public override void _Ready()
     {
         _model = new Model(ProjectSettings.GlobalizePath(ModelPath));
-        var options = new GenerateOptions();
-        options.add_prompt(Prompt);
-        options.steps = 25;
-        options.seed = 7;
-        options.background = "transparent";  // a sprite: RGBA, the plain backdrop matted away
+        var options = new Options("generate");  // any field of bioesp_generate_options, by name
+        options.add("prompts", Prompt);
+        options.set("steps", 25);
+        options.set("seed", 7);
+        options.set("background", "transparent");  // a sprite: RGBA, the plain backdrop matted away
         _job = _model.generate_async(options);
     }
 

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "api/guard.h"
+#include "api/options.h"
 #include "dataset/fetch.h"
 #include "dataset/prepare.h"
 
@@ -40,7 +41,7 @@ void bioesp_fetch_options_init(bioesp_fetch_options* o) {
 bioesp_status bioesp_fetch(const bioesp_fetch_options* options, size_t* downloaded, size_t* skipped) {
   return guard([&] {
     require(options != nullptr, "options must not be NULL");
-    auto o = read_options(options, bioesp_fetch_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_FETCH, options, bioesp_fetch_options_init);
     require(o.out != nullptr, "out must be set");
     dataset::FetchOptions f;
     switch (o.source) {
@@ -48,14 +49,9 @@ bioesp_status bioesp_fetch(const bioesp_fetch_options* options, size_t* download
       case BIOESP_SOURCE_CAMPAIGN: f.query.kind = dataset::Query::Campaign; break;
       case BIOESP_SOURCE_SEARCH: f.query.kind = dataset::Query::Search; break;
       case BIOESP_SOURCE_TITLES: f.query.kind = dataset::Query::Titles; break;
-      default: fail(BIOESP_ERR_INVALID_ARGUMENT, "unknown source");
     }
     if (o.value) f.query.value = o.value;
-    require(o.num_titles == 0 || o.titles, "titles is NULL");
-    for (size_t i = 0; i < o.num_titles; ++i) {
-      require(o.titles[i] != nullptr, "a title is NULL");
-      f.query.titles.emplace_back(o.titles[i]);
-    }
+    f.query.titles.assign(o.titles, o.titles + o.num_titles);
     const char* env = std::getenv("BIOESP_COMMONS_API");
     if (o.api) f.api = o.api;
     else if (env && *env) f.api = env;
@@ -69,7 +65,6 @@ bioesp_status bioesp_fetch(const bioesp_fetch_options* options, size_t* download
     f.keywords = comma_list(o.keywords);
     if (o.contact) f.contact = o.contact;
     f.out = o.out;
-    require(o.max_retries >= 0 && o.retry_delay >= 0, "retries and delay must be ≥ 0");
     f.retry.max_retries = o.max_retries;
     f.retry.base_delay = o.retry_delay;
     f.log = c_logger(o.log, o.log_user);
@@ -94,7 +89,7 @@ void bioesp_prepare_options_init(bioesp_prepare_options* o) {
 bioesp_status bioesp_prepare(const bioesp_prepare_options* options, size_t* prepared, size_t* skipped) {
   return guard([&] {
     require(options != nullptr, "options must not be NULL");
-    auto o = read_options(options, bioesp_prepare_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_PREPARE, options, bioesp_prepare_options_init);
     require(o.in && o.out, "in and out must be set");
     dataset::PrepareOptions p;
     p.in = o.in;

@@ -8,11 +8,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "api/device.h"
 #include "api/guard.h"
+#include "api/options.h"
 #include "hub/pull.h"
 #include "image/animation.h"
 #include "image/image_io.h"
@@ -26,13 +28,75 @@ struct bioesp_images {
   std::vector<image::Image> list;
 };
 
+namespace {
+
+// Callers take the model one at a time, first come first served (a std::mutex promises no
+// order): a ticket when they ask, the model when their number comes up.
+class Turns {
+ public:
+  uint64_t take() {
+    std::lock_guard<std::mutex> lock(m_);
+    return next_++;
+  }
+  // Waits for turn `t`; gives it up and returns false when `stop()` says so first.
+  template <class Stop>
+  bool wait(uint64_t t, Stop stop) {
+    std::unique_lock<std::mutex> lock(m_);
+    changed_.wait(lock, [&] { return serving_ == t || stop(); });
+    if (serving_ == t) return true;
+    skipped_.insert(t);
+    return false;
+  }
+  // Ends the turn being served (or gives up turn `t` before it came).
+  void done() {
+    std::lock_guard<std::mutex> lock(m_);
+    advance();
+  }
+  void give_up(uint64_t t) {
+    std::lock_guard<std::mutex> lock(m_);
+    if (serving_ == t) advance();
+    else skipped_.insert(t);
+  }
+  // Makes waiters look at their stop condition again.
+  void wake() {
+    { std::lock_guard<std::mutex> lock(m_); }
+    changed_.notify_all();
+  }
+
+ private:
+  void advance() {
+    ++serving_;
+    while (skipped_.erase(serving_)) ++serving_;
+    changed_.notify_all();
+  }
+  std::mutex m_;
+  std::condition_variable changed_;
+  uint64_t next_ = 0, serving_ = 0;
+  std::set<uint64_t> skipped_;
+};
+
+// Holds the model for one synchronous call, in its turn.
+class Hold {
+ public:
+  explicit Hold(Turns& t) : turns_(t) { turns_.wait(turns_.take(), [] { return false; }); }
+  ~Hold() { turns_.done(); }
+  Hold(const Hold&) = delete;
+  Hold& operator=(const Hold&) = delete;
+
+ private:
+  Turns& turns_;
+};
+
+}  // namespace
+
 struct bioesp_model {
   std::unique_ptr<pipeline::StableDiffusion> sd;
-  std::mutex use;  // one generation (or LoRA change) at a time
+  Turns turns;     // one generation (or LoRA change) at a time, in the order asked
   std::mutex jobs_mutex;
   std::condition_variable jobs_done;
   int jobs = 0;    // live worker threads
   // name → (the file or Hub id as given, scale): recorded with the images drawn with them.
+  // Changed and read in the model's turn.
   std::map<std::string, std::pair<std::string, float>> loras;
   std::string vae;  // the autoencoder given in place of the model's VAE, as given
 };
@@ -46,10 +110,8 @@ struct Request {
   void* progress_user = nullptr;
   bioesp_preview_fn preview = nullptr;
   void* preview_user = nullptr;
-  bioesp_log_fn log = nullptr;
-  void* log_user = nullptr;
-  std::string tiling = "none";  // as given: recorded with the images
-  bool transparent = false;     // background "transparent": a plain backdrop, then a matte
+  std::string tiling;        // as given ("" for none): recorded with the images
+  bool transparent = false;  // background "transparent": a plain backdrop, then a matte
 };
 
 // What a transparent background asks of every prompt: a backdrop the matte can take away.
@@ -58,8 +120,8 @@ constexpr const char* kPlainBackdrop = ", plain white background";
 // the tokenizer spends its time on them.
 constexpr size_t kMaxPromptBytes = 64 * 1024;
 
-const char* checked_prompt(const char* p, const char* what) {
-  require(p != nullptr, (std::string(what) + " is NULL").c_str());
+// A prompt (NULL items are refused by the options table), within its size.
+std::string checked_prompt(const char* p, const char* what) {
   const size_t n = std::strlen(p);
   if (n > kMaxPromptBytes)
     fail(BIOESP_ERR_INVALID_ARGUMENT, std::string(what) + " is " + std::to_string(n) + " bytes; at most " +
@@ -67,18 +129,9 @@ const char* checked_prompt(const char* p, const char* what) {
   return p;
 }
 
-models::Wrap parse_tiling(const std::string& t) {
-  if (t == "none") return {};
-  if (t == "x") return {true, false};
-  if (t == "y") return {false, true};
-  if (t == "both") return {true, true};
-  fail(BIOESP_ERR_INVALID_ARGUMENT, "tiling must be none, x, y or both (got \"" + t + "\")");
-}
-
-bool parse_background(const std::string& b) {
-  if (b != "opaque" && b != "transparent")
-    fail(BIOESP_ERR_INVALID_ARGUMENT, "background must be opaque or transparent (got \"" + b + "\")");
-  return b == "transparent";
+// The tiling choice (none, x, y, both; checked by the options table) as the axes that wrap.
+models::Wrap wrap_of(const std::string& tiling) {
+  return {tiling == "x" || tiling == "both", tiling == "y" || tiling == "both"};
 }
 
 torch::Tensor image_tensor(const bioesp_image& img) {
@@ -91,42 +144,6 @@ torch::Tensor image_tensor(const bioesp_image& img) {
   t = img.channels == 1 ? t.expand({img.height, img.width, 3}) : t.slice(2, 0, 3);
   t = t.slice(0, 0, h).slice(1, 0, w);
   return t.permute({2, 0, 1}).to(torch::kFloat32) / 127.5 - 1.0;
-}
-
-Request make_request(const bioesp_generate_options* options) {
-  bioesp_generate_options o = read_options(options, bioesp_generate_options_init);
-  require(o.prompts != nullptr && o.num_prompts > 0, "no prompts given");
-  Request r;
-  for (size_t i = 0; i < o.num_prompts; ++i) r.g.prompts.emplace_back(checked_prompt(o.prompts[i], "a prompt"));
-  if (o.negative_prompt) r.g.negative_prompt = checked_prompt(o.negative_prompt, "the negative prompt");
-  if (o.tiling) r.tiling = o.tiling;
-  r.g.tiling = parse_tiling(r.tiling);
-  r.transparent = o.background && parse_background(o.background);
-  r.g.steps = o.steps;
-  r.g.guidance = o.guidance;
-  r.g.seed = o.seed;
-  r.g.device_generator = o.device_generator != 0;
-  if (o.scheduler) r.g.scheduler = o.scheduler;
-  r.g.width = o.width;
-  r.g.height = o.height;
-  r.g.images_per_prompt = o.images_per_prompt;
-  r.g.clip_skip = o.clip_skip;
-  r.g.strength = o.strength;
-  r.g.vae_tile_size = o.vae_tile_size;
-  r.g.eta = o.eta;
-  if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
-  require(o.preview_every >= 0, "preview_every must be 0 (no previews) or a number of steps");
-  require(!o.preview || o.preview_every > 0, "a preview callback needs preview_every ≥ 1");
-  r.g.preview_every = o.preview_every;
-  r.g.cache_interval = o.cache_interval;
-  r.g.cache_branch = o.cache_branch;
-  r.progress = o.progress;
-  r.progress_user = o.progress_user;
-  r.preview = o.preview;
-  r.preview_user = o.preview_user;
-  r.log = o.log;
-  r.log_user = o.log_user;
-  return r;
 }
 
 // Hands previews to a C preview callback, one call per image; false when it asks to cancel.
@@ -147,6 +164,48 @@ std::function<void(const std::string&)> truncation_warning(bioesp_log_fn log, vo
   };
 }
 
+// The settings generate and animate share, from either struct (checked against the table).
+template <class O>
+pipeline::GenerateOptions settings_of(const O& o) {
+  pipeline::GenerateOptions g;
+  for (size_t i = 0; i < o.num_prompts; ++i) g.prompts.push_back(checked_prompt(o.prompts[i], "a prompt"));
+  if (o.negative_prompt) g.negative_prompt = checked_prompt(o.negative_prompt, "the negative prompt");
+  g.steps = o.steps;
+  g.guidance = o.guidance;
+  if (o.scheduler) g.scheduler = o.scheduler;
+  g.width = o.width;
+  g.height = o.height;
+  g.clip_skip = o.clip_skip;
+  g.vae_tile_size = o.vae_tile_size;
+  g.truncated = truncation_warning(o.log, o.log_user);
+  return g;
+}
+
+Request make_request(const bioesp_generate_options* options) {
+  bioesp_generate_options o = read_checked(BIOESP_OPTIONS_GENERATE, options, bioesp_generate_options_init);
+  require(o.num_prompts > 0, "no prompts given");
+  Request r;
+  r.g = settings_of(o);
+  r.g.seed = o.seed;
+  r.g.device_generator = o.device_generator != 0;
+  r.g.images_per_prompt = o.images_per_prompt;
+  r.g.strength = o.strength;
+  r.g.eta = o.eta;
+  if (o.init_image) r.g.init_image = image_tensor(*o.init_image).clone();
+  require(!o.preview || o.preview_every > 0, "a preview callback needs preview_every ≥ 1");
+  r.g.preview_every = o.preview_every;
+  r.g.cache_interval = o.cache_interval;
+  r.g.cache_branch = o.cache_branch;
+  r.preview = o.preview;
+  r.preview_user = o.preview_user;
+  if (o.tiling && std::strcmp(o.tiling, "none") != 0) r.tiling = o.tiling;
+  r.g.tiling = wrap_of(r.tiling);
+  r.transparent = o.background && std::strcmp(o.background, "transparent") == 0;
+  r.progress = o.progress;
+  r.progress_user = o.progress_user;
+  return r;
+}
+
 std::string format_number(double v) {
   std::ostringstream s;
   s << v;
@@ -154,7 +213,7 @@ std::string format_number(double v) {
 }
 
 // The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), for the images' settings.
-// Called with the model's `use` lock held.
+// Called in the model's turn.
 std::string lora_setting(const bioesp_model& m) {
   std::string out;
   for (const auto& [name, lora] : m.loras) out += (out.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
@@ -163,22 +222,17 @@ std::string lora_setting(const bioesp_model& m) {
 
 using PreviewSink = std::function<bool(int, int, const std::vector<image::Image>&)>;
 
-// Runs a request; `preview` (when set and the request asks for previews) receives them.
-std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress,
-                                   const PreviewSink& preview) {
+// Draws the request's images; the caller holds the model's turn. `preview` (when set and the
+// request asks for previews) receives them.
+std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress,
+                                    const PreviewSink& preview) {
   r.g.progress = progress;
   if (r.g.preview_every > 0) r.g.preview = preview;
-  r.g.truncated = truncation_warning(r.log, r.log_user);
   pipeline::GenerateOptions drawn = r.g;
   if (r.transparent)
     for (auto& p : drawn.prompts) p += kPlainBackdrop;
-  torch::Tensor images;
-  std::string loras;
-  {
-    std::lock_guard<std::mutex> lock(model->use);
-    images = model->sd->generate(drawn);
-    loras = lora_setting(*model);
-  }
+  torch::Tensor images = model->sd->generate(drawn);
+  const std::string loras = lora_setting(*model);
   auto out = std::make_unique<bioesp_images>();
   out->list = pipeline::to_images(images);
   for (size_t i = 0; i < out->list.size(); ++i) {
@@ -199,7 +253,7 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
                 {"software", std::string("bioesp ") + bioesp_version_string()}};
     if (g.init_image.defined()) img.text.emplace_back("strength", format_number(g.strength));
     // Recorded only when set, so default images stay byte for byte what they were.
-    if (r.tiling != "none") img.text.emplace_back("tiling", r.tiling);
+    if (!r.tiling.empty()) img.text.emplace_back("tiling", r.tiling);
     if (r.transparent) img.text.emplace_back("background", "transparent");
     if (g.eta >= 0) img.text.emplace_back("eta", format_number(g.eta));
     if (g.cache_interval > 1) {
@@ -217,6 +271,7 @@ std::unique_ptr<bioesp_images> run(bioesp_model* model, Request& r, const std::f
 struct bioesp_job {
   bioesp_model* model = nullptr;
   Request request;
+  uint64_t turn = 0;
   std::thread worker;
   mutable std::mutex m;
   std::condition_variable changed;
@@ -229,6 +284,76 @@ struct bioesp_job {
   bool taken = false;
   std::vector<image::Image> preview;  // the latest previews, and the step they show
   uint64_t preview_step = 0;
+
+  // The worker thread: waits for the job's turn (QUEUED), holds the model (RUNNING), finishes.
+  void work() {
+    std::unique_ptr<bioesp_images> images;
+    bioesp_status s = guard([&] {
+      if (!model->turns.wait(turn, [this] { return cancel.load(); })) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+      struct Release {
+        Turns& turns;
+        ~Release() { turns.done(); }
+      } release{model->turns};
+      set_state(BIOESP_JOB_RUNNING);
+      if (cancel.load()) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+      images = draw(
+          model, request, [this](int done, int all) { return on_step(done, all); },
+          [this](int done, int all, const std::vector<image::Image>& previews) { return on_preview(done, all, previews); });
+    });
+    {
+      std::lock_guard<std::mutex> lock(m);
+      status = s;
+      error = s == BIOESP_OK ? "" : bioesp_last_error();
+      result = std::move(images);
+      state = BIOESP_JOB_DONE;
+    }
+    changed.notify_all();
+    finished_with_model();
+  }
+
+  bool on_step(int done, int all) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      step = static_cast<uint64_t>(done);
+      total = static_cast<uint64_t>(all);
+    }
+    if (!call_progress(request.progress, request.progress_user, "denoise", step, total)) return false;
+    return !cancel.load();
+  }
+
+  // Keeps the latest previews for bioesp_job_preview, then hands them to the callback.
+  bool on_preview(int done, int all, const std::vector<image::Image>& previews) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      preview = previews;
+      preview_step = static_cast<uint64_t>(done);
+    }
+    return call_preview(request.preview, request.preview_user, done, all, previews) && !cancel.load();
+  }
+
+  void set_state(bioesp_job_state s) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      state = s;
+    }
+    changed.notify_all();
+  }
+
+  // Asks the job to end; a queued one ends at once, without waiting for its turn. While the job
+  // is not done its model exists (bioesp_model_free waits for it), and it cannot finish while
+  // `m` is held here.
+  void stop() {
+    cancel = true;
+    std::lock_guard<std::mutex> lock(m);
+    if (state != BIOESP_JOB_DONE) model->turns.wake();
+  }
+
+  // The model may be freed once every job that counted itself has said so.
+  void finished_with_model() {
+    std::lock_guard<std::mutex> lock(model->jobs_mutex);
+    --model->jobs;
+    model->jobs_done.notify_all();
+  }
 };
 
 extern "C" {
@@ -280,13 +405,10 @@ bioesp_status bioesp_images_count(const bioesp_images* images, size_t* out) {
 
 bioesp_status bioesp_images_get(const bioesp_images* images, size_t index, bioesp_image* out) {
   return guard([&] {
-    require(images && out && out->struct_size >= sizeof(bioesp_image), "images and out (with struct_size) must be set");
+    require(images != nullptr, "images must not be NULL");
     if (index >= images->list.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "image index out of range");
     const auto& img = images->list[index];
-    out->width = img.width;
-    out->height = img.height;
-    out->channels = img.channels;
-    out->pixels = img.pixels.data();
+    write_output(out, bioesp_image{0, img.width, img.height, img.channels, img.pixels.data()});
   });
 }
 
@@ -319,7 +441,7 @@ bioesp_status bioesp_images_save(const bioesp_images* images, size_t index, cons
   return guard([&] {
     require(images && path, "images and path must not be NULL");
     if (index >= images->list.size()) fail(BIOESP_ERR_INVALID_ARGUMENT, "image index out of range");
-    auto o = read_options(options, bioesp_save_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_SAVE, options, bioesp_save_options_init);
     std::string p = path, ext = p.substr(p.find_last_of('.') == std::string::npos ? p.size() : p.find_last_of('.'));
     for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (ext == ".png") image::write_png(p, images->list[index]);
@@ -341,30 +463,17 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
   return guard([&] {
     require(model && options && frames, "model, options and frames must not be NULL");
     *frames = nullptr;
-    auto o = read_options(options, bioesp_animate_options_init);
-    require(o.num_prompts == 0 || o.prompts, "prompts is NULL");
-    require(o.num_seeds == 0 || o.seeds, "seeds is NULL");
+    auto o = read_checked(BIOESP_OPTIONS_ANIMATE, options, bioesp_animate_options_init);
     pipeline::AnimateOptions a;
-    for (size_t i = 0; i < o.num_prompts; ++i) {
-      require(o.prompts[i] != nullptr, "a prompt is NULL");
-      a.prompts.emplace_back(o.prompts[i]);
-    }
+    a.settings = settings_of(o);
+    a.prompts = std::move(a.settings.prompts);
     a.seeds.assign(o.seeds, o.seeds + o.num_seeds);
     a.frames = o.frames;
-    if (o.negative_prompt) a.settings.negative_prompt = o.negative_prompt;
-    a.settings.steps = o.steps;
-    a.settings.guidance = o.guidance;
-    if (o.scheduler) a.settings.scheduler = o.scheduler;
-    a.settings.width = o.width;
-    a.settings.height = o.height;
-    a.settings.clip_skip = o.clip_skip;
-    a.settings.vae_tile_size = o.vae_tile_size;
-    a.settings.truncated = truncation_warning(o.log, o.log_user);
     a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;
     std::string loras;
     {
-      std::lock_guard<std::mutex> lock(model->use);
+      Hold hold(model->turns);
       rendered = model->sd->animate(a);
       loras = lora_setting(*model);
     }
@@ -399,8 +508,7 @@ void bioesp_animation_options_init(bioesp_animation_options* o) {
 bioesp_status bioesp_images_save_animation(const bioesp_images* frames, const char* path, const bioesp_animation_options* options) {
   return guard([&] {
     require(frames && path, "frames and path must not be NULL");
-    auto o = read_options(options, bioesp_animation_options_init);
-    require(o.quality >= 1 && o.quality <= 100, "quality must be between 1 and 100");
+    auto o = read_checked(BIOESP_OPTIONS_ANIMATION, options, bioesp_animation_options_init);
     image::AnimationOptions a;
     a.fps = o.fps;
     a.loop = o.loop != 0;
@@ -421,18 +529,13 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
   return guard([&] {
     require(path && out, "path and out must not be NULL");
     *out = nullptr;
-    auto o = read_options(options, bioesp_model_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_MODEL, options, bioesp_model_options_init);
     pipeline::LoadOptions lo;
     lo.log = c_logger(o.log, o.log_user);
     if (o.config_dir) lo.config_dir = hub::resolve_model(o.config_dir, lo.log);
     if (o.variant) lo.variant = o.variant;
     lo.device = device_from(o.device, o.device_index);
-    switch (o.dtype) {
-      case BIOESP_DTYPE_F32: lo.dtype = torch::kFloat32; break;
-      case BIOESP_DTYPE_F16: lo.dtype = torch::kFloat16; break;
-      case BIOESP_DTYPE_BF16: lo.dtype = torch::kBFloat16; break;
-      default: fail(BIOESP_ERR_INVALID_ARGUMENT, "dtype must be F32, F16 or BF16");
-    }
+    lo.dtype = o.dtype == BIOESP_DTYPE_F16 ? torch::kFloat16 : o.dtype == BIOESP_DTYPE_BF16 ? torch::kBFloat16 : torch::kFloat32;
     if (o.threads > 0) torch::set_num_threads(o.threads);
     if (o.vae) lo.vae = hub::resolve_model(o.vae, lo.log);
     if (o.preview_vae) lo.preview_vae = hub::resolve_model(o.preview_vae, lo.log);
@@ -454,7 +557,7 @@ void bioesp_model_free(bioesp_model* model) {
 bioesp_status bioesp_model_add_lora(bioesp_model* model, const char* path, float scale, const char* name) {
   return guard([&] {
     require(model && path && name, "model, path and name must not be NULL");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     model->sd->add_lora(hub::resolve_lora(path, nullptr), scale, name);
     model->loras[name] = {path, scale};
   });
@@ -464,7 +567,7 @@ bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name,
   return guard([&] {
     require(model && name, "model and name must not be NULL");
     require(std::isfinite(scale), "scale must be finite");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     if (!model->sd->set_lora_scale(name, scale)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras[name].second = scale;
   });
@@ -473,7 +576,7 @@ bioesp_status bioesp_model_set_lora_scale(bioesp_model* model, const char* name,
 bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
   return guard([&] {
     require(model && name, "model and name must not be NULL");
-    std::lock_guard<std::mutex> lock(model->use);
+    Hold hold(model->turns);
     if (!model->sd->remove_lora(name)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras.erase(name);
   });
@@ -503,7 +606,8 @@ bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options
       preview = [&r](int done, int total, const std::vector<image::Image>& images) {
         return call_preview(r.preview, r.preview_user, done, total, images);
       };
-    *out = run(model, r, progress, preview).release();
+    Hold hold(model->turns);
+    *out = draw(model, r, progress, preview).release();
   });
 }
 
@@ -514,55 +618,19 @@ bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_o
     auto job = std::make_unique<bioesp_job>();
     job->model = model;
     job->request = make_request(options);
+    job->turn = model->turns.take();  // the order of submission is the order of running
     {
       std::lock_guard<std::mutex> lock(model->jobs_mutex);
       ++model->jobs;
     }
-    bioesp_job* j = job.get();
-    j->worker = std::thread([j] {
-      auto progress = [j](int done, int total) {
-        {
-          std::lock_guard<std::mutex> lock(j->m);
-          j->state = BIOESP_JOB_RUNNING;
-          j->step = static_cast<uint64_t>(done);
-          j->total = static_cast<uint64_t>(total);
-        }
-        Request& r = j->request;
-        if (!call_progress(r.progress, r.progress_user, "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total)))
-          return false;
-        return !j->cancel.load();
-      };
-      auto preview = [j](int done, int total, const std::vector<image::Image>& images) {
-        {
-          std::lock_guard<std::mutex> lock(j->m);
-          j->preview = images;
-          j->preview_step = static_cast<uint64_t>(done);
-        }
-        const Request& r = j->request;
-        return call_preview(r.preview, r.preview_user, done, total, images) && !j->cancel.load();
-      };
-      std::unique_ptr<bioesp_images> result;
-      bioesp_status status = guard([&] {
-        if (j->cancel.load()) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
-        {
-          std::lock_guard<std::mutex> lock(j->m);
-          j->state = BIOESP_JOB_RUNNING;
-        }
-        result = run(j->model, j->request, progress, preview);
-      });
-      {
-        std::lock_guard<std::mutex> lock(j->m);
-        j->status = status;
-        j->error = status == BIOESP_OK ? "" : bioesp_last_error();
-        j->result = std::move(result);
-        j->state = BIOESP_JOB_DONE;
-      }
-      j->changed.notify_all();
-      bioesp_model* model = j->model;
-      std::lock_guard<std::mutex> lock(model->jobs_mutex);
-      --model->jobs;
-      model->jobs_done.notify_all();
-    });
+    try {
+      bioesp_job* j = job.get();
+      j->worker = std::thread([j] { j->work(); });
+    } catch (...) {
+      model->turns.give_up(job->turn);
+      job->finished_with_model();
+      throw;
+    }
     *out = job.release();
   });
 }
@@ -604,7 +672,7 @@ bioesp_status bioesp_job_preview(const bioesp_job* job, bioesp_images** out, uin
 bioesp_status bioesp_job_cancel(bioesp_job* job) {
   return guard([&] {
     require(job != nullptr, "job must not be NULL");
-    job->cancel = true;
+    job->stop();
   });
 }
 
@@ -623,7 +691,7 @@ bioesp_status bioesp_job_take(bioesp_job* job, bioesp_images** out) {
 
 void bioesp_job_free(bioesp_job* job) {
   if (!job) return;
-  job->cancel = true;
+  job->stop();
   if (job->worker.joinable()) job->worker.join();
   delete job;
 }

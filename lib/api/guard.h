@@ -57,6 +57,17 @@ T read_options(const T* given, void (*init)(T*)) {
   return out;
 }
 
+// Structs the library fills: the caller's may be older and shorter (its struct_size says how
+// long), so only the fields that fit are written, and its struct_size is kept.
+template <class T>
+void write_output(T* out, T full) {
+  if (!out) fail(BIOESP_ERR_INVALID_ARGUMENT, "out must not be NULL");
+  const size_t n = out->struct_size;
+  if (n < sizeof(size_t)) fail(BIOESP_ERR_INVALID_ARGUMENT, "out->struct_size is not set (the size of the struct compiled against)");
+  full.struct_size = n;
+  std::memcpy(out, &full, n < sizeof(T) ? n : sizeof(T));
+}
+
 // Calls a C progress callback, if there is one; false when it asks to cancel.
 inline bool call_progress(bioesp_progress_fn fn, void* user, const char* stage, uint64_t current, uint64_t total,
                           const char* item = nullptr, uint64_t bytes = 0) {

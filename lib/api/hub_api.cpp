@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "api/guard.h"
+#include "api/options.h"
 #include "hub/pull.h"
 #include "hub/push.h"
 
@@ -15,7 +16,6 @@ hub::Settings settings_of(const O& o) {
   hub::Settings s;
   if (o.endpoint) s.endpoint = o.endpoint;
   if (o.token) s.token = o.token;
-  require(o.max_retries >= 0 && o.retry_delay >= 0, "retries and delay must be ≥ 0");
   s.retry.max_retries = o.max_retries;
   s.retry.base_delay = o.retry_delay;
   s.log = c_logger(o.log, o.log_user);
@@ -42,16 +42,12 @@ bioesp_status bioesp_pull(const bioesp_pull_options* options, char** snapshot_pa
   return guard([&] {
     if (snapshot_path) *snapshot_path = nullptr;
     require(options != nullptr, "options must not be NULL");
-    auto o = read_options(options, bioesp_pull_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_PULL, options, bioesp_pull_options_init);
     require(o.repo != nullptr, "repo must be set");
-    require(o.num_include == 0 || o.include, "include is NULL");
     hub::PullOptions p;
     p.repo = o.repo;
     if (o.revision) p.revision = o.revision;
-    for (size_t i = 0; i < o.num_include; ++i) {
-      require(o.include[i] != nullptr, "an include pattern is NULL");
-      p.include.emplace_back(o.include[i]);
-    }
+    p.include.assign(o.include, o.include + o.num_include);
     if (o.variant) p.variant = o.variant;
     p.settings = settings_of(o);
     if (o.cache_dir) p.settings.cache_dir = o.cache_dir;
@@ -70,7 +66,7 @@ bioesp_status bioesp_push(const bioesp_push_options* options, char** commit_url)
   return guard([&] {
     if (commit_url) *commit_url = nullptr;
     require(options != nullptr, "options must not be NULL");
-    auto o = read_options(options, bioesp_push_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_PUSH, options, bioesp_push_options_init);
     require(o.path && o.repo, "path and repo must be set");
     hub::PushOptions p;
     p.path = o.path;

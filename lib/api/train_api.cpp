@@ -3,6 +3,7 @@
 
 #include "api/device.h"
 #include "api/guard.h"
+#include "api/options.h"
 #include "hub/pull.h"
 #include "train/scratch.h"
 #include "train/run.h"
@@ -40,7 +41,7 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
   return guard([&] {
     if (result_path) *result_path = nullptr;
     require(options != nullptr, "options must not be NULL");
-    auto o = read_options(options, bioesp_train_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_TRAIN, options, bioesp_train_options_init);
     require(o.model && o.data && o.out, "model, data and out must be set");
     auto str = [](const char* s) { return s ? std::string(s) : std::string(); };
     train::RunOptions r;
@@ -128,7 +129,7 @@ bioesp_status bioesp_new_model(const bioesp_new_model_options* options, char** r
   return guard([&] {
     if (result_path) *result_path = nullptr;
     require(options != nullptr, "options must not be NULL");
-    auto o = read_options(options, bioesp_new_model_options_init);
+    auto o = read_checked(BIOESP_OPTIONS_NEW_MODEL, options, bioesp_new_model_options_init);
     require(o.configs && o.data && o.out, "configs, data and out must be set");
     train::NewModelOptions n;
     n.configs = o.configs;

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "api/guard.h"
+#include "api/options.h"
 #include "hub/pull.h"
 #include "io/safetensors.h"
 #include "io/weights.h"
@@ -14,16 +15,12 @@ using namespace bioesp;
 
 namespace bioesp {
 io::OpenOptions open_options(const bioesp_weights_options* options) {
-  auto opt = read_options(options, bioesp_weights_options_init);
+  auto opt = read_checked(BIOESP_OPTIONS_WEIGHTS, options, bioesp_weights_options_init);
   io::OpenOptions o;
   if (opt.variant) o.variant = opt.variant;
   o.to_diffusers = opt.to_diffusers != 0;
   if (opt.config_dir) o.config_dir = opt.config_dir;
-  if (opt.log) {
-    auto fn = opt.log;
-    void* user = opt.log_user;
-    o.log = [fn, user](bioesp_log_level l, const std::string& m) { fn(user, l, m.c_str()); };
-  }
+  o.log = c_logger(opt.log, opt.log_user);
   return o;
 }
 }  // namespace bioesp
@@ -81,16 +78,17 @@ bioesp_status bioesp_weights_count(const bioesp_weights* w, size_t* out) {
 
 bioesp_status bioesp_weights_tensor(const bioesp_weights* w, size_t index, bioesp_tensor_info* out) {
   return guard([&] {
-    require(out && out->struct_size >= sizeof(bioesp_tensor_info), "out must be a bioesp_tensor_info with struct_size set");
     const io::Tensor& t = tensor_at(w, index);
     if (t.shape.size() > BIOESP_MAX_DIMS)
       fail(BIOESP_ERR_UNSUPPORTED, t.name + " has more than " + std::to_string(BIOESP_MAX_DIMS) + " dimensions");
-    out->name = t.name.c_str();
-    out->component = t.component.c_str();
-    out->dtype = static_cast<bioesp_dtype>(t.dtype);
-    out->ndim = t.shape.size();
-    for (size_t i = 0; i < BIOESP_MAX_DIMS; ++i) out->shape[i] = i < t.shape.size() ? t.shape[i] : 0;
-    out->nbytes = t.nbytes;
+    bioesp_tensor_info info{};
+    info.name = t.name.c_str();
+    info.component = t.component.c_str();
+    info.dtype = static_cast<bioesp_dtype>(t.dtype);
+    info.ndim = t.shape.size();
+    for (size_t i = 0; i < t.shape.size(); ++i) info.shape[i] = t.shape[i];
+    info.nbytes = t.nbytes;
+    write_output(out, info);
   });
 }
 
@@ -160,10 +158,12 @@ bioesp_status bioesp_weights_save_safetensors(const bioesp_weights* w, const cha
 
 bioesp_status bioesp_weights_lora_info(const bioesp_weights* w, bioesp_lora_info* out) {
   return guard([&] {
-    require(w && out && out->struct_size >= sizeof(bioesp_lora_info), "weights and out (with struct_size) must be set");
-    out->flavour = w->lora.flavour;
-    out->rank = w->lora.rank;
-    out->num_targets = w->lora.targets.size();
+    require(w != nullptr, "weights must not be NULL");
+    bioesp_lora_info info{};
+    info.flavour = w->lora.flavour;
+    info.rank = w->lora.rank;
+    info.num_targets = w->lora.targets.size();
+    write_output(out, info);
   });
 }
 

@@ -70,7 +70,8 @@ AutoencoderTinyImpl::AutoencoderTinyImpl(const config::TinyVAEConfig& c, bool wi
 }
 
 torch::Tensor AutoencoderTinyImpl::encode(const torch::Tensor& image) {
-  if (!encoder) fail(BIOESP_ERR_UNSUPPORTED, "this tiny autoencoder was loaded without its encoder: it only decodes");
+  if (!encoder) fail(BIOESP_ERR_UNSUPPORTED, "this tiny autoencoder has only its decoder: encoding (img2img) needs TAESD's encoder "
+                                "(its taesd_encoder file beside the decoder)");
   return encoder(image);
 }
 

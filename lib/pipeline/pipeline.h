@@ -33,6 +33,8 @@ struct LoadOptions {
   std::string vae, preview_vae;
 };
 
+// The numbers' ranges (steps, guidance, strength, …) are checked where requests come in: by the
+// options table at the C API (api/option_table.cpp); the pipeline checks what depends on the model.
 struct GenerateOptions {
   std::vector<std::string> prompts;       // one image batch entry each
   std::string negative_prompt;            // for every prompt ("" = unconditional)

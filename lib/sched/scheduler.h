@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "sched/names.h"
+
 namespace bioesp::sched {
 
 // The values the classes use, read from the class's full config (every key it accepts).
@@ -42,10 +44,6 @@ struct SchedulerConfig {
   int original_inference_steps = 50;
   double timestep_scaling = 10.0;
 };
-
-// Every name make_scheduler takes, in the order lists show them: pndm, ddim, euler, euler_a,
-// dpmpp_2m, dpmpp_2m_karras, unipc, ddpm, lcm, tcd.
-const std::vector<std::string>& scheduler_names();
 
 class Scheduler;
 // A scheduler from a scheduler_config.json as diffusers swaps schedulers:

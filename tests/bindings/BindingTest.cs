@@ -1,5 +1,5 @@
 // The C# binding: the C API's bytes, progress, cancel, errors as exceptions, async jobs polled
-// as a game loop would, IDisposable, no leaks. Usage: mono BindingTest.exe MODEL REFERENCE_PIXELS
+// as a game loop would, options by name, IDisposable, no leaks. Usage: mono BindingTest.exe MODEL REFERENCE_PIXELS
 using System;
 using System.IO;
 using System.Linq;
@@ -23,13 +23,13 @@ static class BindingTest {
     if (!ok) throw new Exception("check failed: " + what);
   }
 
-  static GenerateOptions Options(string prompt) {
-    var o = new GenerateOptions();
-    o.add_prompt(prompt);
-    o.steps = 3;
-    o.seed = 42;
-    o.width = 64;
-    o.height = 64;
+  static Options Settings(string prompt) {
+    var o = new Options("generate");
+    o.add("prompts", prompt);
+    o.set("steps", 3);
+    o.set("seed", 42);
+    o.set("width", 64);
+    o.set("height", 64);
     return o;
   }
 
@@ -43,7 +43,7 @@ static class BindingTest {
     byte[] reference = File.ReadAllBytes(args[1]);
     using (var model = new Model(modelDir)) {
       var progress = new CountingProgress();
-      using (Images images = model.generate(Options("colibrí lagarto"), progress)) {
+      using (Images images = model.generate(Settings("colibrí lagarto"), progress)) {
         Image image = images.get(0);
         Check(image.width() == 64 && image.height() == 64 && image.channels() == 3, "size");
         Check(image.pixels().SequenceEqual(reference), "the binding's pixels differ from the C API's");
@@ -51,14 +51,14 @@ static class BindingTest {
         Check(image.setting("seed") == "42", "seed setting");
       }
       try {
-        model.generate(Options("x"), new CancellingProgress());
+        model.generate(Settings("x"), new CancellingProgress());
         throw new Exception("not cancelled");
       } catch (ApplicationException e) {
         Check(e.Message.Contains("cancel"), e.Message);
       }
       // A game loop: submit, poll once per frame, take when done.
       var keep = new CountingProgress();
-      using (Job job = model.generate_async(Options("colibrí lagarto"), keep)) {
+      using (Job job = model.generate_async(Settings("colibrí lagarto"), keep)) {
         int frames = 0;
         while (!job.done()) {
           frames++;
@@ -67,6 +67,19 @@ static class BindingTest {
         using (Images images = job.take()) Check(images.get(0).pixels().SequenceEqual(reference), "async pixels differ");
         Check(keep.Calls >= 3, "async progress calls " + keep.Calls);
       }
+    }
+    // Every field by name, typed; out of range is refused by name.
+    var train = new Options("train");
+    Check(train.names().Contains("adam_beta1"), "train names");
+    train.set("adam_beta1", 0.8);
+    train.set("mixed_precision", "bf16");
+    train.set("flip", true);
+    Check(train.get("adam_beta1") == "0.8" && train.get("mixed_precision") == "bf16" && train.get("flip") == "true", "train settings");
+    try {
+      train.set("resolution", 4);
+      throw new Exception("no error");
+    } catch (ApplicationException e) {
+      Check(e.Message.Contains("resolution: must be between 8 and 8192, not 4"), e.Message);
     }
     try {
       new Model("/nonexistent/model");

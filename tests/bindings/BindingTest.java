@@ -1,5 +1,5 @@
 // The Java binding: the C API's bytes, progress, cancel, a callback's own exception, errors as
-// BioespException, async jobs with callbacks on a worker thread, no leaks.
+// BioespException, async jobs with callbacks on a worker thread, options by name, no leaks.
 // Usage: java -cp bioesp.jar:. -Djava.library.path=DIR BindingTest MODEL REFERENCE_PIXELS
 import bioesp.*;
 import java.nio.file.Files;
@@ -12,13 +12,13 @@ public class BindingTest {
     if (!ok) throw new AssertionError(what);
   }
 
-  static GenerateOptions options(String prompt) {
-    GenerateOptions o = new GenerateOptions();
-    o.add_prompt(prompt);
-    o.setSteps(3);
-    o.setSeed(42);
-    o.setWidth(64);
-    o.setHeight(64);
+  static Options options(String prompt) {
+    Options o = new Options("generate");
+    o.add("prompts", prompt);
+    o.set("steps", 3);
+    o.set("seed", 42);
+    o.set("width", 64);
+    o.set("height", 64);
     return o;
   }
 
@@ -91,10 +91,25 @@ public class BindingTest {
       }
       check(worker[0] != null && !worker[0].equals(caller), "async progress ran on " + worker[0]);
     }
-    PullOptions pull = new PullOptions();
-    pull.setRepo("CompVis/stable-diffusion-v1-4");
-    pull.setOffline(true);
-    pull.setCache_dir("/nonexistent");
+    // Every field by name, typed: a double, a choice, a bool, a seed; out of range is refused by name.
+    Options train = new Options("train");
+    check(train.names().contains("adam_beta1") && train.names().contains("device_index"), "train names");
+    train.set("adam_beta1", 0.8);
+    train.set("lr_scheduler", "cosine");
+    train.set("gradient_checkpointing", true);
+    train.set("seed", 7L);
+    check(train.get("adam_beta1").equals("0.8") && train.get("lr_scheduler").equals("cosine")
+          && train.get("gradient_checkpointing").equals("true") && train.get("seed").equals("7"), "train settings");
+    try {
+      train.set("adam_beta1", 1.0);
+      throw new AssertionError("no error");
+    } catch (BioespException e) {
+      check(e.getMessage().contains("adam_beta1: must be at least 0 and below 1, not 1"), e.getMessage());
+    }
+    Options pull = new Options("pull");
+    pull.set("repo", "CompVis/stable-diffusion-v1-4");
+    pull.set("offline", true);
+    pull.set("cache_dir", "/nonexistent");
     try {
       bioesp.pull(pull, null);
       throw new AssertionError("no error");

@@ -1,4 +1,4 @@
-"""The Python binding: the C API's bytes, progress, cancel, a callback's own exception, errors as
+"""The Python binding: the C API's bytes, progress, previews, cancel, a callback's own exception, errors as
 exceptions, async jobs without the GIL, no leaks. Usage: test_python.py MODEL REFERENCE_PIXELS"""
 import os
 import sys
@@ -69,17 +69,37 @@ with bioesp.Model(model_dir) as model:
     assert again.pixels() == reference
     assert steps, "no progress from the job's worker thread"
     assert ticks, "another Python thread could not run during generation"
-    o = bioesp.GenerateOptions()
-    o.add_prompt("colibrí lagarto")
-    o.steps, o.seed, o.width, o.height = 3, 42, 64, 64
+    # Live previews from a job: the latest, an Image at 1/8 of the size (the linear latent-RGB
+    # map), the step it shows; the image itself the same bytes as without previews.
+    with model.generate_async("colibrí lagarto", preview_every=1, **settings) as job:
+        assert job.wait(-1)
+        [preview] = job.preview()
+        assert (preview.width(), preview.height(), preview.channels()) == (8, 8, 3)
+        assert job.preview_step() == settings["steps"]
+        assert job.take()[0].pixels() == reference
+    o = bioesp.Options("generate")
+    o.add("prompts", "colibrí lagarto")
+    for name, text in [("steps", "3"), ("seed", "42"), ("width", "64"), ("height", "64")]:
+        o.set(name, text)
     assert model.generate(o)[0].pixels() == reference
+    # img2img through a keyword: the init image is an Image; a bad value names the field.
+    [varied] = model.generate("colibrí", init_image=image, strength=0.5, **settings)
+    assert varied.setting("strength") == "0.5"
+    try:
+        model.generate("x", steps=0)
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "steps: must be between 1 and 1000, not 0" in str(e), e
+    assert "ddpm" in bioesp.schedulers()
 
     # Animations: frames as Images, the ends equal single generations, saved as a GIF.
     import os, tempfile
     frames = model.animate(["colibrí lagarto", "frailejón"], [42, 43], frames=3, steps=3, width=64, height=64)
     assert len(frames) == 3 and frames[0].pixels() == reference
     with tempfile.TemporaryDirectory() as tmp:
-        frames.save_animation(os.path.join(tmp, "morph.gif"), 8.0, True, 80)
+        frames.save_animation(os.path.join(tmp, "morph.gif"), fps=8.0, loop=True, quality=80)
+        image.save(os.path.join(tmp, "c.jpg"), jpeg_quality=40)
+        assert open(os.path.join(tmp, "c.jpg"), "rb").read(2) == b"\xff\xd8"
         assert open(os.path.join(tmp, "morph.gif"), "rb").read(6) == b"GIF89a"
 
 # Errors as exceptions with the message.
@@ -108,11 +128,15 @@ with tempfile.TemporaryDirectory() as tmp:
         os.mkdir(os.path.join(tmp, "fotos"))
         for i, p in enumerate(["colibrí", "rana", "tucán"]):
             m.generate(p, steps=2, seed=i, width=64, height=64)[0].save(os.path.join(tmp, "fotos", "%d.png" % i))
-    counts = bioesp.prepare(os.path.join(tmp, "fotos"), os.path.join(tmp, "dataset"), size=64, caption="criatura")
+    counts = bioesp.prepare(os.path.join(tmp, "fotos"), os.path.join(tmp, "dataset"), size=64, caption="criatura",
+                            background="102030", crop="pad")
     assert (counts.done, counts.skipped) == (3, 0)
     losses = []
+    # fields the old bindings lacked: the optimizer's betas, epsilon and weight decay, the device index
     lora = bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora"), prompt="criatura",
-                        resolution=64, steps=2, seed=1, progress=lambda stage, step, total, loss, lr, eta: losses.append(loss))
+                        resolution=64, steps=2, seed=1, adam_beta1=0.8, adam_beta2=0.99, adam_epsilon=1e-6,
+                        adam_weight_decay=0, device_index=0,
+                        progress=lambda stage, step, total, loss, lr, eta: losses.append(loss))
     assert lora.endswith("pytorch_lora_weights.safetensors") and os.path.exists(lora) and losses
     try:
         bioesp.train(model_dir, os.path.join(tmp, "dataset"), os.path.join(tmp, "lora2"), prompt="x", resolution=64,

@@ -170,7 +170,7 @@ func run():
 
 	# Settings that bioesp refuses, or that are not settings: failed with the message.
 	e = yield(generate(node, "x", {"width": -64}, false), "completed")
-	check(e[0] == "failed" and "width and height must be positive multiples of 8" in e[2], "negative size: %s" % [e])
+	check(e[0] == "failed" and "width: must be between 0 and 16384, not -64" in e[2], "negative size: %s" % [e])
 	var huge = "a"
 	while huge.length() < 10 * 1024 * 1024:
 		huge += huge
@@ -180,9 +180,9 @@ func run():
 	e = yield(generate(node, "x", {"stepz": 3}, false), "completed")
 	check(e[0] == "failed" and "unknown setting \"stepz\"" in e[2], "unknown setting: %s" % [e])
 	e = yield(generate(node, "x", {"steps": "many"}, false), "completed")
-	check(e[0] == "failed" and "must be a whole number" in e[2], "wrong type: %s" % [e])
+	check(e[0] == "failed" and "steps: must be an integer, not 'many'" in e[2], "wrong type: %s" % [e])
 	e = yield(generate(node, "x", {"tiling": "diagonal"}, false), "completed")
-	check(e[0] == "failed" and "tiling must be none, x, y or both" in e[2], "bad tiling: %s" % [e])
+	check(e[0] == "failed" and "tiling: must be one of none, x, y, both, not 'diagonal'" in e[2], "bad tiling: %s" % [e])
 	e = yield(generate(node, "x", {"steps": 3}), "completed")
 	check(e[0] == "finished", "the node still draws after refusals: %s" % [e])
 

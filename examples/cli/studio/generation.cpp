@@ -14,8 +14,6 @@ extern "C" {
 namespace studio {
 namespace {
 
-const char* const kSchedulers[] = {"pndm", "ddim", "euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "unipc"};
-
 json settings_json(const Settings& s) {
   return json{{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"images", s.images},
               {"steps", s.steps}, {"guidance", s.guidance}, {"width", s.width}, {"height", s.height},
@@ -75,7 +73,17 @@ Generation::~Generation() {
     for (auto& p : run->pictures) bioesp_job_free(p->job);
 }
 
-std::vector<std::string> Generation::schedulers() { return {std::begin(kSchedulers), std::end(kSchedulers)}; }
+// The library's one list of schedulers.
+std::vector<std::string> Generation::schedulers() {
+  std::vector<std::string> names;
+  size_t count = 0;
+  bioesp_scheduler_count(&count);
+  for (size_t i = 0; i < count; ++i) {
+    const char* name = nullptr;
+    if (bioesp_scheduler_name(i, &name) == BIOESP_OK) names.emplace_back(name);
+  }
+  return names;
+}
 
 std::map<std::string, fs::path> Generation::loras(json& skipped) {
   std::map<std::string, fs::path> out;

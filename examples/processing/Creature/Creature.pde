@@ -10,10 +10,10 @@ PImage creature;
 void setup() {
   size(512, 512);
   model = new Model(MODEL);
-  GenerateOptions o = new GenerateOptions();
-  o.add_prompt("colibrí lagarto, criatura especulativa colombiana");
-  o.setSteps(25);
-  o.setSeed(7);
+  Options o = new Options("generate");  // any field of bioesp_generate_options, by name
+  o.add("prompts", "colibrí lagarto, criatura especulativa colombiana");
+  o.set("steps", 25);
+  o.set("seed", 7);
   job = model.generate_async(o);
 }
 
