@@ -75,7 +75,7 @@ with bioesp.Model(model_dir) as model:
         assert job.wait(-1)
         [preview] = job.preview()
         assert (preview.width(), preview.height(), preview.channels()) == (8, 8, 3)
-        assert job.preview_step() == settings["steps"]
+        assert job.preview_step() == job.total(), (job.preview_step(), job.total())
         assert job.take()[0].pixels() == reference
     o = bioesp.Options("generate")
     o.add("prompts", "colibrí lagarto")
