@@ -339,7 +339,7 @@ BIOESP_API bioesp_status bioesp_model_remove_lora(bioesp_model* model, const cha
 /* A live preview: a small picture of one image as it forms — the current estimate of the finished
  * image (the scheduler's prediction of the clean latents), decoded by the model's tiny
  * autoencoder (preview_vae, or a tiny vae) at the image's size, else by SD 1.x's linear
- * latent→RGB map at 1/8 of it. */
+ * latent→RGB map at the latents' size (1/8 of it for SD). */
 typedef struct bioesp_preview {
   size_t struct_size;
   int step, total;     /* denoising steps done / in all */

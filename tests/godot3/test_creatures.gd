@@ -143,8 +143,8 @@ func run():
 		expected.append([i + 1, 8])
 	check(steps == expected, "progress in order: %s" % [steps])
 
-	# Live previews: the newest one each frame, before the creature, at 1/8 of its size (the
-	# embedded model has no tiny autoencoder: the linear latent-RGB map).
+	# Live previews: the newest one each frame, before the creature, at the latents' size (the
+	# embedded model has no tiny autoencoder: the linear latent-RGB map; its VAE scales by 4).
 	e = yield(generate(node, "loro", {"steps": 8, "seed": 7, "width": 64, "height": 64, "preview_every": 2}), "completed")
 	var previews = []
 	for p in events:
@@ -153,7 +153,7 @@ func run():
 	check(e[0] == "finished", "a creature with previews: %s" % [e])
 	check(previews.size() >= 1 and previews.size() <= 4, "previews: %d (1 to 4)" % previews.size())
 	for p in previews:
-		check(p is ImageTexture and p.get_width() == 8, "a preview is an 8x8 ImageTexture")
+		check(p is ImageTexture and p.get_width() == 16, "a preview is a 16x16 ImageTexture")
 
 	# A running job cancelled after its first step, and a queued one cancelled before it starts.
 	var long_job = node.generate("mariposa", {"steps": 200, "seed": 1})
