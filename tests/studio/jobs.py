@@ -5,8 +5,8 @@ Three runs submitted at once, the middle one with the LoRA named LORA (trained b
 run's pictures are drawn with its own LoRA or none (the library's jobs queue behind one another,
 but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
 the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
-were asked for. Then a queued run cancelled before it starts draws nothing, and a running one
-cancelled stops within a step.
+were asked for. Then a queued run cancelled before it starts draws nothing, a running one shows
+its live preview, and cancelled stops within a step.
 """
 import json
 import socket
@@ -29,7 +29,7 @@ def check(ok, what):
         print(f"jobs: FAILED {what}", flush=True)
 
 
-def request(method, path, payload=None):
+def request(method, path, payload=None, raw=False):
     body = b"" if payload is None else json.dumps(payload).encode()
     s = socket.create_connection((BASE.hostname, BASE.port), timeout=30)
     s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
@@ -39,7 +39,7 @@ def request(method, path, payload=None):
         data += chunk
     s.close()
     head, _, answer = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(answer) if answer else None
+    return int(head.split()[1]), answer if raw else json.loads(answer) if answer else None
 
 
 class Events(threading.Thread):
@@ -131,6 +131,13 @@ check(events.wait_for(lambda e: e["type"] == "job" and e["id"] == first["id"] an
 status, running = request("GET", "/api/info")
 check(running["running"] and running["running"]["id"] == first["id"] and running["running"]["steps"] >= 500,
       f"/api/info names the run being drawn, its picture and step ({running['running']})")
+# The picture as it forms: the job's latest live preview, a PNG at the latents' size (the
+# linear latent-RGB map: 16 px for 128); none for a run that is not drawing.
+status, png = request("GET", f"/api/jobs/{first['id']}/preview", raw=True)
+check(status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (16, 16),
+      f"the running picture's preview ({status}, {png[:24]!r})")
+status, _ = request("GET", f"/api/jobs/{second['id']}/preview")
+check(status == 404, f"no preview of a run not drawing ({status})")
 request("POST", f"/api/jobs/{first['id']}/cancel", {})
 for run in (first["id"], second["id"]):
     check(events.wait_for(lambda e, r=run: finished(e, r), 60), f"{run} ends")
