@@ -5,7 +5,7 @@ Three runs submitted at once, the middle one with the LoRA named LORA (trained b
 run's pictures are drawn with its own LoRA or none (the library's jobs queue behind one another,
 but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
 the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
-were asked for. Then a queued run cancelled before it starts draws nothing, a running one shows
+were asked for. eta reaches the library (recorded for DDIM, refused by it for PNDM). Then a queued run cancelled before it starts draws nothing, a running one shows
 its live preview, and cancelled stops within a step.
 """
 import json
@@ -120,6 +120,18 @@ for run, lora in zip(runs, ["", LORA, ""]):
         check(drawn.endswith(expected) and bool(drawn) == bool(lora), f"{p['file']} drawn with '{drawn}', asked '{lora}'")
 order = [e["job"] for e in events.events if e["type"] == "image" and e["job"] in runs]
 check(order == sorted(order, key=runs.index), f"pictures saved in the runs' order: {order}")
+
+print("jobs: eta reaches the library: DDIM's recorded, one for PNDM refused by it", flush=True)
+for scheduler, ok in [("ddim", True), ("pndm", False)]:
+    _, run = request("POST", "/api/generate", dict(ask, images=1, scheduler=scheduler, eta=0.5))
+    ended = events.wait_for(lambda e, r=run["id"]: finished(e, r))
+    last = [e for e in events.events if finished(e, run["id"])][-1:] if ended else []
+    drawn = [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == run["id"]]
+    if ok:
+        check(len(drawn) == 1 and png_text(f"{DIR}/gallery/{drawn[0]['file']}").get("eta") == "0.5", f"DDIM with eta 0.5: {drawn}")
+    else:
+        check(last and last[0]["state"] == "failed" and "eta applies to the ddim and tcd" in last[0].get("error", ""),
+              f"PNDM with eta fails with the library's reason: {last}")
 
 print("jobs: a queued run cancelled before it starts, a running one cancelled", flush=True)
 _, first = request("POST", "/api/generate", dict(ask, steps=500, images=4, width=128, height=128))

@@ -90,6 +90,7 @@ function formSettings() {
     width: +$("width").value, height: +$("height").value, seed: seed === "" ? -1 : Number(seed),
     scheduler: $("scheduler").value, lora: $("lora").value, lora_scale: +$("lora_scale").value,
     init: state.init || "", strength: +$("strength").value,
+    eta: $("eta").value === "" ? -1 : +$("eta").value,
   };
 }
 
@@ -121,6 +122,7 @@ function reuse(entry) {
   setSize("height", entry.height);
   $("seed").value = entry.seed;
   $("scheduler").value = entry.scheduler ?? "";
+  $("eta").value = entry.eta >= 0 ? entry.eta : "";
   if (entry.lora && ![...$("lora").options].some((o) => o.value === entry.lora)) $("lora").append(el("option", { value: entry.lora }, entry.lora));
   $("lora").value = entry.lora ?? "";
   $("lora_scale").value = entry.lora_scale ?? 1;
@@ -220,9 +222,9 @@ function showDetail(entry) {
   $("detail-img").alt = entry.prompt;
   const dl = $("detail-settings");
   dl.replaceChildren();
-  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
+  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "eta", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
     let v = entry[k];
-    if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora) || (k === "strength" && !entry.init)) continue;
+    if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora) || (k === "strength" && !entry.init) || (k === "eta" && v < 0)) continue;
     if (k === "created") v = new Date(v).toLocaleString(state.lang);
     dl.append(el("dt", {}, t("s_" + k)), el("dd", { "data-key": k }, String(v)));
   }

@@ -26,7 +26,7 @@ const std::initializer_list<Field> kShared = {
     {"created", Kind::number, false}};
 const std::initializer_list<Field> kPicture = {
     {"file", Kind::text, true}, {"prompt", Kind::text, true}, {"seed", Kind::count, true},
-    {"init", Kind::text, false}, {"strength", Kind::number, false}};
+    {"init", Kind::text, false}, {"strength", Kind::number, false}, {"eta", Kind::number, false}};
 const std::initializer_list<Field> kAnimation = {
     {"file", Kind::text, true}, {"prompts", Kind::texts, true}, {"seeds", Kind::counts, true},
     {"frames", Kind::count, true}, {"fps", Kind::number, false}, {"format", Kind::text, false}};

@@ -20,7 +20,7 @@ json settings_json(const Settings& s) {
   return json{{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"images", s.images},
               {"steps", s.steps}, {"guidance", s.guidance}, {"width", s.width}, {"height", s.height},
               {"seed", s.seed}, {"scheduler", s.scheduler}, {"lora", s.lora}, {"lora_scale", s.lora_scale},
-              {"init", s.init}, {"strength", s.strength}};
+              {"init", s.init}, {"strength", s.strength}, {"eta", s.eta}};
 }
 
 using Images = std::unique_ptr<bioesp_images, void (*)(bioesp_images*)>;
@@ -125,6 +125,7 @@ Settings Generation::settings_of(const json& j) {
   s.init = text_field(j, "init");
   if (!s.init.empty()) gallery_.picture(s.init);
   s.strength = number_field(j, "strength", 0.6, 0.01, 1);
+  s.eta = number_field(j, "eta", -1, -1, 1);
   return s;
 }
 
@@ -274,6 +275,7 @@ void Generation::start(Run& run) {
   go.num_prompts = 1;
   set_shared(s, go);
   go.progress = on_progress;
+  go.eta = static_cast<float>(s.eta);
   go.preview_every = 1;  // the job keeps the latest for the page (GET /api/jobs/ID/preview)
   Images init(nullptr, bioesp_images_free);
   bioesp_image init_image{};

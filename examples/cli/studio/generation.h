@@ -33,6 +33,7 @@ struct Settings {
   std::string init;  // a gallery picture to start from (img2img), or none
   int images = 1, steps = 25, width = 0, height = 0;
   double guidance = 7.5, lora_scale = 1.0, strength = 0.6;
+  double eta = -1;  // DDIM's η, TCD's γ; negative: the scheduler's own (the library says which take it)
   uint64_t seed = 0;
 };
 
