@@ -4,12 +4,13 @@ bioesp.h is missing from the table (or out of its order), when a row has neither
 reason it is not exposed, when `bioesp CMD --help` leaves out a flag of its kinds (or lists one
 twice), or when the Python binding cannot set a field by name.
 
-Usage: options_coverage.py HEADER TABLE_PROGRAM CLI [--python DIR] [--studio FILE]
+Usage: options_coverage.py HEADER TABLE_PROGRAM CLI [--python DIR] [--studio]
 
-The studio's side (hook for the studio): --studio FILE takes the answer of its GET /api/options,
-  {"KIND": {"FIELD": null | "why the page does not set it", ...}, ...}
-and fails unless, for every kind it names, each field the table sets by name is listed there
-(null: the page sets it; a text: the reason it does not)."""
+--studio (a CLI built with the studio): `CLI studio --options` prints what its GET /api/options
+answers, {"KIND": {"FIELD": ROW | "why the page does not set it", ...}, ...}; it fails unless
+every kind the studio passes to the library is there and each of its fields is listed (a ROW,
+which the page builds its control from, only for a field the table sets by name; else a
+reason)."""
 import argparse
 import json
 import os
@@ -158,15 +159,30 @@ def check_python(directory, rows):
                 pass
 
 
-def check_studio(path, rows):
-    answer = json.load(open(path, encoding="utf-8"))
+# The kinds the studio passes to the library (its generate, animate, fetch + prepare and train).
+STUDIO_KINDS = ["generate", "animate", "animation", "fetch", "prepare", "train"]
+
+
+def check_studio(cli, rows):
+    answer = json.loads(subprocess.run([cli, "studio", "--options"], check=True, capture_output=True, text=True).stdout)
+    for kind in STUDIO_KINDS:
+        if kind not in answer:
+            problem("studio: GET /api/options lacks the kind %s" % kind)
     for kind, fields in answer.items():
+        names = [r["name"] for r in rows.get(kind, [])]
         for r in rows.get(kind, []):
-            if not r["hidden"] and r["name"] not in fields:
+            if r["name"] not in fields:
                 problem("studio %s.%s: neither set by the page nor listed with a reason" % (kind, r["name"]))
-        for name, why in fields.items():
-            if why is not None and not why.strip():
-                problem("studio %s.%s: an empty reason" % (kind, name))
+            elif isinstance(fields[r["name"]], dict) and r["hidden"]:
+                problem("studio %s.%s: offered to the page, but the table does not set it by name" % (kind, r["name"]))
+        for name, row in fields.items():
+            if name not in names:
+                problem("studio %s.%s: not a field of the table" % (kind, name))
+            elif isinstance(row, dict):
+                if row.get("type") not in TYPE_NAMES + ["text"] or "default" not in row:
+                    problem("studio %s.%s: a row without its type or default (%s)" % (kind, name, row))
+            elif not isinstance(row, str) or not row.strip():
+                problem("studio %s.%s: neither a row nor a reason (%r)" % (kind, name, row))
 
 
 def main():
@@ -175,7 +191,7 @@ def main():
     p.add_argument("table")
     p.add_argument("cli")
     p.add_argument("--python")
-    p.add_argument("--studio")
+    p.add_argument("--studio", action="store_true")
     a = p.parse_args()
     fields, rows = header_fields(a.header), table(a.table)
     check_table(fields, rows)
@@ -183,7 +199,7 @@ def main():
     if a.python:
         check_python(a.python, rows)
     if a.studio:
-        check_studio(a.studio, rows)
+        check_studio(a.cli, rows)
     for text in problems:
         print(text)
     n = sum(len(r) for r in rows.values())

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "api/device.h"
@@ -626,10 +627,11 @@ bioesp_status bioesp_generate_async(bioesp_model* model, const bioesp_generate_o
     try {
       bioesp_job* j = job.get();
       j->worker = std::thread([j] { j->work(); });
-    } catch (...) {
+    } catch (const std::system_error& e) {  // no thread: its count and its turn are given back
       model->turns.give_up(job->turn);
       job->finished_with_model();
-      throw;
+      fail(BIOESP_ERR_OUT_OF_MEMORY, std::string("could not start the job's thread (") + e.what() +
+                                         "): too many threads or too little memory");
     }
     *out = job.release();
   });

@@ -50,52 +50,53 @@ UNet2DConditionModelImpl::UNet2DConditionModelImpl(const config::UNetConfig& c) 
   if (c.addition_embed_type == "text_time")
     add_embedding = register_module("add_embedding", TimestepEmbedding(c.projection_class_embeddings_input_dim, temb));
 
-  auto block_options = [&](size_t i, bool cross) {
-    BlockOptions b;
+  auto shared = [&](BlockOptions& b, size_t i, bool cross) {
     b.temb_channels = temb;
     b.cross_attention = cross;
     b.groups = c.norm_num_groups;
     b.eps = c.norm_eps;
-    b.downsample_padding = c.downsample_padding;
     b.transformer.heads = c.num_attention_heads[i];
     b.transformer.cross_attention_dim = c.cross_attention_dim[i];
     b.transformer.use_linear_projection = c.use_linear_projection;
     b.transformer.only_cross_attention = c.only_cross_attention[i];
     b.transformer.upcast_attention = c.upcast_attention;
     b.transformer.layers = c.transformer_layers_per_block[i];
-    return b;
   };
 
   int64_t out = ch[0];
   for (size_t i = 0; i < n; ++i) {
-    BlockOptions b = block_options(i, c.down_block_types[i] == "CrossAttnDownBlock2D");
+    DownBlockOptions b;
+    shared(b, i, c.down_block_types[i] == "CrossAttnDownBlock2D");
     b.in_channels = out;
     out = ch[i];
     b.out_channels = out;
-    b.layers = c.layers_per_block[i];
-    b.add_sample = i + 1 < n;
+    b.resnets = c.layers_per_block[i];
+    b.downsample = i + 1 < n;
+    b.downsample_padding = c.downsample_padding;
     down_blocks->push_back(DownBlock(b));
   }
   register_module("down_blocks", down_blocks);
 
-  BlockOptions mid = block_options(n - 1, true);
-  mid.in_channels = ch[n - 1];
-  mid.layers = 1;
+  MidBlockOptions mid;
+  shared(mid, n - 1, true);
+  mid.channels = ch[n - 1];
+  mid.attention_layers = 1;
   mid.output_scale_factor = c.mid_block_scale_factor;
   mid_block = register_module("mid_block", MidBlock(mid));
 
   out = ch[n - 1];
   for (size_t i = 0; i < n; ++i) {
     size_t r = n - 1 - i;  // the matching down block
-    BlockOptions b = block_options(r, c.up_block_types[i] == "CrossAttnUpBlock2D");
+    UpBlockOptions b;
+    shared(b, r, c.up_block_types[i] == "CrossAttnUpBlock2D");
     if (!c.reverse_transformer_layers_per_block.empty())
       b.transformer.layers = c.reverse_transformer_layers_per_block[i];
     b.prev_output_channels = out;
     out = ch[r];
     b.out_channels = out;
-    b.in_channels = ch[r == 0 ? 0 : r - 1];
-    b.layers = c.layers_per_block[r] + 1;
-    b.add_sample = i + 1 < n;
+    b.last_skip_channels = ch[r == 0 ? 0 : r - 1];
+    b.resnets = c.layers_per_block[r] + 1;
+    b.upsample = i + 1 < n;
     up_blocks->push_back(UpBlock(b));
   }
   register_module("up_blocks", up_blocks);

@@ -32,14 +32,14 @@ static Transformer2DModel transformer(const BlockOptions& o, int64_t channels) {
   return Transformer2DModel(t);
 }
 
-DownBlockImpl::DownBlockImpl(const BlockOptions& o) {
-  for (int64_t i = 0; i < o.layers; ++i) {
+DownBlockImpl::DownBlockImpl(const DownBlockOptions& o) {
+  for (int64_t i = 0; i < o.resnets; ++i) {
     resnets->push_back(ResnetBlock2D(resnet(o, i == 0 ? o.in_channels : o.out_channels, o.out_channels)));
     if (o.cross_attention) attentions->push_back(transformer(o, o.out_channels));
   }
   register_module("resnets", resnets);
   if (o.cross_attention) register_module("attentions", attentions);
-  if (o.add_sample) {
+  if (o.downsample) {
     downsamplers->push_back(Downsample2D(o.out_channels, o.downsample_padding));
     register_module("downsamplers", downsamplers);
   }
@@ -51,11 +51,11 @@ torch::Tensor DownBlockImpl::layer(size_t i, const torch::Tensor& x, const torch
   return attentions->is_empty() ? h : run(attentions->ptr<Transformer2DModelImpl>(i), h, context);
 }
 
-MidBlockImpl::MidBlockImpl(const BlockOptions& o) {
-  resnets->push_back(ResnetBlock2D(resnet(o, o.in_channels, o.in_channels)));
-  for (int64_t i = 0; i < o.layers; ++i) {
-    attentions->push_back(transformer(o, o.in_channels));
-    resnets->push_back(ResnetBlock2D(resnet(o, o.in_channels, o.in_channels)));
+MidBlockImpl::MidBlockImpl(const MidBlockOptions& o) {
+  resnets->push_back(ResnetBlock2D(resnet(o, o.channels, o.channels)));
+  for (int64_t i = 0; i < o.attention_layers; ++i) {
+    attentions->push_back(transformer(o, o.channels));
+    resnets->push_back(ResnetBlock2D(resnet(o, o.channels, o.channels)));
   }
   register_module("attentions", attentions);
   register_module("resnets", resnets);
@@ -70,16 +70,16 @@ torch::Tensor MidBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, 
   return x;
 }
 
-UpBlockImpl::UpBlockImpl(const BlockOptions& o) {
-  for (int64_t i = 0; i < o.layers; ++i) {
-    int64_t skip = i == o.layers - 1 ? o.in_channels : o.out_channels;
+UpBlockImpl::UpBlockImpl(const UpBlockOptions& o) {
+  for (int64_t i = 0; i < o.resnets; ++i) {
+    int64_t skip = i == o.resnets - 1 ? o.last_skip_channels : o.out_channels;
     int64_t in = i == 0 ? o.prev_output_channels : o.out_channels;
     resnets->push_back(ResnetBlock2D(resnet(o, in + skip, o.out_channels)));
     if (o.cross_attention) attentions->push_back(transformer(o, o.out_channels));
   }
   register_module("resnets", resnets);
   if (o.cross_attention) register_module("attentions", attentions);
-  if (o.add_sample) {
+  if (o.upsample) {
     upsamplers->push_back(Upsample2D(o.out_channels));
     register_module("upsamplers", upsamplers);
   }

@@ -9,16 +9,35 @@
 
 namespace bioesp::models {
 
+// What every block of one UNet shares.
 struct BlockOptions {
-  int64_t in_channels = 0, out_channels = 0, prev_output_channels = 0, temb_channels = 0;
-  int64_t layers = 2;
-  bool cross_attention = true;
-  bool add_sample = true;  // downsampler or upsampler
-  int64_t downsample_padding = 1;
+  int64_t temb_channels = 0;
+  bool cross_attention = true;  // a transformer after each resnet (the CrossAttn… blocks)
   int64_t groups = 32;
   double eps = 1e-5;
   double output_scale_factor = 1.0;
   TransformerOptions transformer;  // channels are filled in by the block
+};
+
+struct DownBlockOptions : BlockOptions {
+  int64_t in_channels = 0, out_channels = 0;  // the first resnet maps in to out
+  int64_t resnets = 2;                        // diffusers' num_layers
+  bool downsample = true;                     // a Downsample2D at the end (all but the last block)
+  int64_t downsample_padding = 1;
+};
+
+struct MidBlockOptions : BlockOptions {
+  int64_t channels = 0;
+  int64_t attention_layers = 1;  // transformer + resnet pairs after the first resnet (num_layers)
+};
+
+struct UpBlockOptions : BlockOptions {
+  int64_t prev_output_channels = 0;  // what the block below hands up (the first resnet's input)
+  int64_t out_channels = 0;
+  int64_t last_skip_channels = 0;    // the skip its last resnet takes: the matching down block's
+                                     // input (diffusers' in_channels); the others take out_channels
+  int64_t resnets = 3;               // num_layers: the down block's resnets + 1
+  bool upsample = true;              // an Upsample2D at the end (all but the last block)
 };
 
 // Driven layer by layer (the UNet keeps each layer's output as a skip, and step caching stops
@@ -26,7 +45,7 @@ struct BlockOptions {
 // downsampler when there is one.
 class DownBlockImpl : public torch::nn::Module {
  public:
-  explicit DownBlockImpl(const BlockOptions& o);
+  explicit DownBlockImpl(const DownBlockOptions& o);
   size_t size() const { return resnets->size() + downsamplers->size(); }
   torch::Tensor layer(size_t i, const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& context);
   torch::nn::ModuleList resnets, attentions, downsamplers;
@@ -35,7 +54,7 @@ TORCH_MODULE(DownBlock);
 
 class MidBlockImpl : public torch::nn::Module {
  public:
-  explicit MidBlockImpl(const BlockOptions& o);
+  explicit MidBlockImpl(const MidBlockOptions& o);
   torch::Tensor forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context);
   torch::nn::ModuleList resnets, attentions;
 };
@@ -45,7 +64,7 @@ TORCH_MODULE(MidBlock);
 // upsampler, to the size of the next skip when there is one.
 class UpBlockImpl : public torch::nn::Module {
  public:
-  explicit UpBlockImpl(const BlockOptions& o);
+  explicit UpBlockImpl(const UpBlockOptions& o);
   size_t size() const { return resnets->size(); }
   torch::Tensor layer(size_t i, const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& context,
                       std::vector<torch::Tensor>& skips);

@@ -29,6 +29,17 @@ std::string read_config(const std::string& dir, const std::string& component) {
   return io::read_text_file(path);
 }
 
+// The UNet's config, refused now rather than at the first step when it is SDXL's (whose
+// conditioning needs a second text encoder's pooled embeds and size ids, which bioesp lacks).
+config::UNetConfig generating_unet(const std::string& json_text, const std::string& what) {
+  auto c = config::parse_unet(json_text, what);
+  if (!c.addition_embed_type.empty())
+    fail(BIOESP_ERR_UNSUPPORTED, what + ": addition_embed_type '" + c.addition_embed_type +
+                                     "' is SDXL's conditioning; bioesp generates and trains with SD 1.x and 2.x "
+                                     "models, not SDXL yet");
+  return c;
+}
+
 }  // namespace
 
 std::string read_scheduler_config(const std::string& path) {
@@ -66,6 +77,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   if (folder && !io::exists(path + "/model_index.json"))
     fail(BIOESP_ERR_NOT_FOUND, path + ": not a diffusers pipeline folder (no model_index.json)");
   sd->load_text_and_schedule(dir);
+  const auto unet_config = generating_unet(read_config(dir, "unet"), "unet/config.json");
 
   io::OpenOptions open;
   open.variant = o.variant;
@@ -87,8 +99,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
       config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
   sd->check_tokenizer();
   models::load_state(*sd->text_encoder_, weights, "text_encoder", path + " (text_encoder)");
-  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(config::parse_unet(read_config(dir, "unet"), "unet/config.json"),
-                                                                  "unet/config.json");
+  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(unet_config, "unet/config.json");
   models::load_state(*sd->unet_, weights, "unet", path + " (unet)");
   sd->text_encoder_->eval();
   sd->unet_->eval();
@@ -137,7 +148,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(config::parse_clip_text(te, "text_encoder config"),
                                                                    "text_encoder config");
   sd->check_tokenizer();
-  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(config::parse_unet(unet, "unet config"), "unet config");
+  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(generating_unet(unet, "unet config"), "unet config");
   sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(vae, "vae config"), "vae config");
   models::initialise_random(*sd->text_encoder_, seed);
   models::initialise_random(*sd->unet_, seed + 1);

@@ -37,9 +37,6 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
   if (!(s.alpha >= 0) || !std::isfinite(s.alpha)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA alpha must be ≥ 0");
   if (!(s.dropout >= 0 && s.dropout < 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA dropout must be in [0, 1)");
   if (!(s.prior_weight >= 0)) fail(BIOESP_ERR_INVALID_ARGUMENT, "prior loss weight must be ≥ 0");
-  if (!sd.unet()->config().addition_embed_type.empty())
-    fail(BIOESP_ERR_UNSUPPORTED, "training SDXL models (UNet with " + sd.unet()->config().addition_embed_type +
-                                     " conditioning) is not supported yet; SD 1.x and 2.x are");
   noise_ = sched::make_scheduler(sd.scheduler_config(), "ddpm");
   const auto& pt = noise_->config().prediction_type;
   if (pt != "epsilon" && pt != "v_prediction")

@@ -326,7 +326,14 @@ def wrong_types():
                                  ("/api/train", {"dataset": "heldout", "name": "x", "resume": "yes"}, "resume"),
                                  ("/api/train", {"dataset": "heldout", "train_text_encoder": 1}, "train_text_encoder"),
                                  ("/api/animate", {"from": 1, "to": 2}, "from"),
-                                 ("/api/datasets/fetch", {"source": "search", "value": "x", "species": "yes"}, "species")]:
+                                 ("/api/datasets/fetch", {"source": "search", "value": "x", "caption_from_metadata": "yes"},
+                                  "caption_from_metadata"),
+                                 ("/api/generate", {"prompt": "x", "stpes": 2}, "stpes"),
+                                 ("/api/generate", {"prompt": "x", "steps": 2.5}, "steps"),
+                                 ("/api/generate", {"prompt": "x", "tiling": "z"}, "tiling"),
+                                 ("/api/train", {"dataset": "heldout", "threads": 2}, "threads"),
+                                 ("/api/train", {"dataset": "heldout", "adam_beta1": 1}, "adam_beta1"),
+                                 ("/api/generate", {"prompt": "x", "strength": 0}, "strength")]:
         status, answer = request("POST", path, payload)
         text = json.dumps(answer)
         check(status == 400 and field in text and "json.exception" not in text,

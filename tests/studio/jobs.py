@@ -5,8 +5,10 @@ Three runs submitted at once, the middle one with the LoRA named LORA (trained b
 run's pictures are drawn with its own LoRA or none (the library's jobs queue behind one another,
 but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
 the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
-were asked for. eta reaches the library (recorded for DDIM, refused by it for PNDM). Then a queued run cancelled before it starts draws nothing, a running one shows
-its live preview, and cancelled stops within a step.
+were asked for. eta reaches the library (recorded for DDIM, refused by it for PNDM). Then a queued
+run cancelled before it starts draws nothing, and a running one shows its live preview and,
+cancelled, stops within a step. Meanwhile a run that sets every generate option GET /api/options
+offers the page, each to another value than its default, is queued with each of them as asked.
 """
 import json
 import socket
@@ -94,6 +96,24 @@ def png_text(path):
     return out
 
 
+def other_value(row):
+    """A value of the row's type and range that is not its default."""
+    if row["type"] == "bool":
+        return not row["default"]
+    if row["type"] == "choice":
+        return next(c for c in reversed(row["choices"]) if c != row["default"])
+    if row["type"] in ("text", "rgb"):
+        return "colibrí"
+    for v in (row.get("max"), row.get("min")):
+        if v is not None and v != row["default"]:
+            return int(v) if row["type"] in ("int", "uint64") else v
+    return row["default"] + 1
+
+
+def same(a, b):
+    return a == b or isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(a - b) <= 1e-6 * max(1, abs(b))
+
+
 def finished(e, run):
     return e["type"] == "job" and e["id"] == run and e["state"] in ("done", "cancelled", "failed")
 
@@ -138,6 +158,17 @@ _, first = request("POST", "/api/generate", dict(ask, steps=500, images=4, width
 _, second = request("POST", "/api/generate", dict(ask, images=3))
 status, _ = request("POST", f"/api/jobs/{second['id']}/cancel", {})
 check(status == 200, f"the queued run is cancelled ({status})")
+_, options = request("GET", "/api/options")
+offered = {k: other_value(r) for k, r in options["generate"].items() if isinstance(r, dict)}
+status, every = request("POST", "/api/generate", dict(offered, prompt="x", images=1))
+check(status == 202, f"a run with every generate option offered is accepted ({status} {every})")
+if status == 202:
+    events.wait_for(lambda e: e["type"] == "job" and e["id"] == every["id"] and e["state"] == "queued", 10)
+    request("POST", f"/api/jobs/{every['id']}/cancel", {})
+    queued = [e for e in events.events if e["type"] == "job" and e["id"] == every["id"] and e["state"] == "queued"]
+    settings = queued[0]["settings"] if queued else {}
+    differ = {k: (v, settings.get(k)) for k, v in offered.items() if not same(settings.get(k), v)}
+    check(queued and not differ, f"the run is queued with every option as asked (asked, queued): {differ}")
 check(events.wait_for(lambda e: e["type"] == "job" and e["id"] == first["id"] and e["state"] == "running" and e.get("step", 0) >= 1),
       "the first run draws")
 status, running = request("GET", "/api/info")

@@ -56,6 +56,53 @@ async function api(path, body, method) {
   return j;
 }
 
+// --- settings from the library's options table -------------------------------------------------
+// GET /api/options lists, per kind of options, every field a page may set: its type, range,
+// choices, default and help (the library's words). A form's own controls take the range and the
+// help; every other field gets a control under "More settings", showing the default; moreSettings
+// sends the ones changed (the others keep the studio's default).
+function control(name, row) {
+  const props = { name, title: row.help, "data-more": row.type, onchange: (e) => { e.target.dataset.changed = "1"; } };
+  if (row.type === "bool") return el("input", { ...props, type: "checkbox", ...(row.default ? { checked: "" } : {}) });
+  if (row.type === "choice") {
+    const s = el("select", props, el("option", { value: "" }, String(row.default || "—")));
+    for (const c of row.choices) s.append(el("option", { value: c }, c));
+    return s;
+  }
+  if (row.type === "rgb") return el("input", { ...props, type: "color", value: `#${row.default}` });
+  if (row.type === "text") return el("input", { ...props, maxlength: "2000", placeholder: row.default });
+  const range = { ...(row.min != null ? { min: row.min } : {}), ...(row.max != null ? { max: row.max } : {}) };
+  return el("input", { ...props, ...range, type: "number", step: row.step ?? "any", placeholder: String(row.default) });
+}
+
+function buildSettings(options, form, kinds) {
+  const grid = el("div", { class: "grid" });
+  for (const kind of kinds) {
+    for (const [name, row] of Object.entries(options[kind] || {})) {
+      if (typeof row !== "object") continue;  // the studio sets it (the reason is the value)
+      const own = form.elements.namedItem(name);
+      if (own) {
+        own.title = row.help;
+        if (own.type === "number") for (const k of ["min", "max"]) if (row[k] != null) own[k] = row[k];
+        continue;
+      }
+      grid.append(el("label", { class: row.type === "bool" ? "check" : "" }, el("span", {}, name), " ", control(name, row)));
+    }
+  }
+  if (grid.children.length) form.querySelector("[type=submit]").closest(".row").before(el("details", { class: "more" }, el("summary", { "data-i18n": "more_settings" }), grid));
+}
+
+function moreSettings(form, body) {
+  for (const c of form.querySelectorAll("[data-more]")) {
+    delete body[c.name];  // as a FormData gave it
+    if (!c.dataset.changed) continue;
+    if (c.type === "checkbox") body[c.name] = c.checked;
+    else if (c.type === "color") body[c.name] = c.value.slice(1);
+    else if (c.value !== "") body[c.name] = c.value;
+  }
+  return body;
+}
+
 // --- tabs -------------------------------------------------------------------------------------
 function showTab(name) {
   for (const b of document.querySelectorAll("[role=tab]")) b.setAttribute("aria-selected", b.dataset.tab === name);
@@ -84,14 +131,14 @@ function setSize(id, v) {
 
 function formSettings() {
   const seed = $("seed").value.trim();
-  return {
+  const body = {
     prompt: $("prompt").value, negative_prompt: $("negative_prompt").value,
     images: +$("images").value, steps: +$("steps").value, guidance: +$("guidance").value,
     width: +$("width").value, height: +$("height").value, seed: seed === "" ? -1 : Number(seed),
     scheduler: $("scheduler").value, lora: $("lora").value, lora_scale: +$("lora_scale").value,
     init: state.init || "", strength: +$("strength").value,
-    eta: $("eta").value === "" ? -1 : +$("eta").value,
   };
+  return moreSettings($("gen-form"), body);
 }
 
 // img2img from a gallery picture (its size replaces width and height), or none.
@@ -122,7 +169,6 @@ function reuse(entry) {
   setSize("height", entry.height);
   $("seed").value = entry.seed;
   $("scheduler").value = entry.scheduler ?? "";
-  $("eta").value = entry.eta >= 0 ? entry.eta : "";
   if (entry.lora && ![...$("lora").options].some((o) => o.value === entry.lora)) $("lora").append(el("option", { value: entry.lora }, entry.lora));
   $("lora").value = entry.lora ?? "";
   $("lora_scale").value = entry.lora_scale ?? 1;
@@ -222,9 +268,9 @@ function showDetail(entry) {
   $("detail-img").alt = entry.prompt;
   const dl = $("detail-settings");
   dl.replaceChildren();
-  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "eta", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
+  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
     let v = entry[k];
-    if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora) || (k === "strength" && !entry.init) || (k === "eta" && v < 0)) continue;
+    if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora) || (k === "strength" && !entry.init)) continue;
     if (k === "created") v = new Date(v).toLocaleString(state.lang);
     dl.append(el("dt", {}, t("s_" + k)), el("dd", { "data-key": k }, String(v)));
   }
@@ -429,11 +475,16 @@ function listen(after) {
 
 async function start() {
   await Promise.all(["es", "en"].map(async (l) => { TEXT[l] = await api(`/strings.${l}.json`); }));
-  state.info = await api("/api/info");
+  const [info, options] = await Promise.all([api("/api/info"), api("/api/options")]);
+  state.info = info;
   showSkipped("info-skipped", state.info.skipped);
   const saved = localStorage.getItem("bioesp-lang");
   state.lang = saved || state.info.lang || ((navigator.language || "es").startsWith("es") ? "es" : "en");
-  for (const s of state.info.schedulers) $("scheduler").append(el("option", { value: s }, s));
+  for (const s of options.generate.scheduler.choices) $("scheduler").append(el("option", { value: s }, s));
+  buildSettings(options, $("gen-form"), ["generate"]);
+  buildSettings(options, $("anim-form"), ["animate", "animation"]);
+  buildSettings(options, $("fetch-form"), ["fetch", "prepare"]);
+  buildSettings(options, $("train-form"), ["train"]);
   for (const l of state.info.loras) $("lora").append(el("option", { value: l }, l));
   applyLanguage();
   syncOutputs();
@@ -472,7 +523,7 @@ async function start() {
     ev.preventDefault();
     const body = {};
     for (const [k, v] of new FormData($("fetch-form")).entries()) body[k] = v;
-    try { await api("/api/datasets/fetch", body); } catch (e) { showError(e.message); }
+    try { await api("/api/datasets/fetch", moreSettings($("fetch-form"), body)); } catch (e) { showError(e.message); }
   });
   $("fetch-cancel").addEventListener("click", async () => {
     try { await api("/api/datasets/fetch/cancel", {}); } catch (e) { showError(e.message); }
@@ -485,7 +536,7 @@ async function start() {
     $("validation").replaceChildren();
     const f = new FormData($("train-form")), body = {};
     for (const [k, v] of f.entries()) body[k] = v;
-    startTraining(body);
+    startTraining(moreSettings($("train-form"), body));
   });
   $("train-cancel").addEventListener("click", async () => {
     try { await api("/api/train/cancel", {}); } catch (e) { showError(e.message); }
@@ -506,8 +557,8 @@ async function start() {
     $("anim-progress").value = 0;
     delete $("anim-status").dataset.state;
     try {
-      const { id } = await api("/api/animate", { from: state.animFrom, to: state.animTo, frames: +$("anim-frames").value,
-        fps: +$("anim-fps").value, format: $("anim-format").value, pingpong: $("anim-pingpong").checked });
+      const { id } = await api("/api/animate", moreSettings($("anim-form"), { from: state.animFrom, to: state.animTo,
+        frames: +$("anim-frames").value, fps: +$("anim-fps").value, format: $("anim-format").value, pingpong: $("anim-pingpong").checked }));
       state.animJob = id;
       updateAnimButtons();
       $("anim-status").textContent = t("queued");
@@ -524,6 +575,7 @@ async function start() {
     state.detail = null;
     try { await api(`/api/gallery/${encodeURIComponent(d.file)}`, undefined, "DELETE"); } catch (e) { showError(e.message); }
   });
+  document.documentElement.dataset.ready = "1";  // every control answers from now on
 }
 
 start().catch((e) => showError(e.message));

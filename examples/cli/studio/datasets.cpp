@@ -4,6 +4,7 @@
 #include <map>
 #include <sstream>
 
+#include "options.h"
 #include "request.h"
 #include "rules.h"
 #include "strings.h"
@@ -67,7 +68,7 @@ json Datasets::one(const std::string& name) {
 // A new dataset from Commons: a category, an upload campaign or a search; licenses and
 // restrictions as bioesp fetch checks them; credits kept in the manifest and ATTRIBUTION.md.
 std::string Datasets::fetch(const json& j) {
-  const std::string source = choice_field(j, "source", {"campaign", "category", "search"});
+  refuse_unknown(j, {BIOESP_OPTIONS_FETCH, BIOESP_OPTIONS_PREPARE}, {"name"});
   const std::string value = text_field(j, "value");
   if (value.empty()) throw HttpError(400, say("need_fetch_value"));
   std::string name = name_field(j, "name");
@@ -78,15 +79,14 @@ std::string Datasets::fetch(const json& j) {
     if (!safe_name(name)) throw HttpError(400, say("bad_name", {{"field", field_name("name")}}));
   }
   if (fs::exists(cfg_.datasets / name)) throw HttpError(409, say("dataset_exists", {{"name", name}}));
-  int size = size_field(j, "size");
-  if (size == 0) size = cfg_.native_size > 0 ? cfg_.native_size : 512;
-  if (size < 64) throw HttpError(400, say("size_too_small"));
+  Fields fetch(BIOESP_OPTIONS_FETCH), prepare(BIOESP_OPTIONS_PREPARE);
+  fetch.take(j);
+  prepare.set("size", std::to_string(cfg_.native_size > 0 ? cfg_.native_size : 512));  // the model's, unless asked
+  prepare.take(j);
   auto run = std::make_shared<Run>();
   run->owner = this;
   run->name = name;
-  run->settings = json{{"source", source}, {"value", value}, {"limit", int_field(j, "limit", 50, 1, rules::max_fetch)},
-                       {"size", size}, {"crop", choice_field(j, "crop", {"center", "attention", "pad"})},
-                       {"caption", text_field(j, "caption")}, {"species", bool_field(j, "species", true)}};
+  run->settings = json{{"fetch", fetch.values()}, {"prepare", prepare.values()}};
   runs_.start(run, "fetch_busy", [&] { bus_.publish("fetch", json{{"name", name}, {"state", "starting"}, {"settings", run->settings}}); },
               [this](Run& r) { work(r); });
   return name;
@@ -115,17 +115,13 @@ void Datasets::on_log(void* user, bioesp_log_level level, const char* message) {
 void Datasets::work(Run& run) {
   json done{{"name", run.name}};
   try {
-    const json& s = run.settings;
-    const std::string value = s["value"], source = s["source"], crop = s["crop"], caption = s["caption"];
     const std::string raw = (cfg_.downloads / run.name).string(), out = (cfg_.datasets / run.name).string();
-    bioesp_fetch_options fo;
-    bioesp_fetch_options_init(&fo);
-    fo.source = source == "category" ? BIOESP_SOURCE_CATEGORY : source == "campaign" ? BIOESP_SOURCE_CAMPAIGN : BIOESP_SOURCE_SEARCH;
-    fo.value = value.c_str();
-    fo.limit = s["limit"];
-    fo.contact = cfg_.contact.empty() ? nullptr : cfg_.contact.c_str();
-    fo.api = cfg_.commons_api.empty() ? nullptr : cfg_.commons_api.c_str();
-    fo.out = raw.c_str();
+    Fields fetch(BIOESP_OPTIONS_FETCH), prepare(BIOESP_OPTIONS_PREPARE);
+    fetch.take(run.settings["fetch"]);  // checked by Datasets::fetch
+    if (!cfg_.contact.empty()) fetch.set("contact", cfg_.contact);
+    if (!cfg_.commons_api.empty()) fetch.set("api", cfg_.commons_api);
+    fetch.set("out", raw);
+    auto& fo = fetch.as<bioesp_fetch_options>();
     fo.progress = on_progress;
     fo.progress_user = &run;
     fo.log = on_log;
@@ -133,14 +129,10 @@ void Datasets::work(Run& run) {
     size_t downloaded = 0, skipped = 0, prepared = 0, dropped = 0;
     bioesp_status st = bioesp_fetch(&fo, &downloaded, &skipped);
     if (st == BIOESP_OK) {
-      bioesp_prepare_options po;
-      bioesp_prepare_options_init(&po);
-      po.in = raw.c_str();
-      po.out = out.c_str();
-      po.size = s["size"];
-      po.crop = crop.c_str();
-      po.caption = caption.empty() ? nullptr : caption.c_str();
-      po.caption_from_metadata = s["species"].get<bool>();
+      prepare.take(run.settings["prepare"]);
+      prepare.set("in", raw);
+      prepare.set("out", out);
+      auto& po = prepare.as<bioesp_prepare_options>();
       po.progress = on_progress;
       po.progress_user = &run;
       po.log = on_log;

@@ -26,7 +26,7 @@ const std::initializer_list<Field> kShared = {
     {"created", Kind::number, false}};
 const std::initializer_list<Field> kPicture = {
     {"file", Kind::text, true}, {"prompt", Kind::text, true}, {"seed", Kind::count, true},
-    {"init", Kind::text, false}, {"strength", Kind::number, false}, {"eta", Kind::number, false}};
+    {"init", Kind::text, false}, {"strength", Kind::number, false}};
 const std::initializer_list<Field> kAnimation = {
     {"file", Kind::text, true}, {"prompts", Kind::texts, true}, {"seeds", Kind::counts, true},
     {"frames", Kind::count, true}, {"fps", Kind::number, false}, {"format", Kind::text, false}};
@@ -122,11 +122,9 @@ json Gallery::save_picture(const bioesp_images* images, const std::string& name,
   return entry;
 }
 
-json Gallery::save_animation(const bioesp_images* frames, const std::string& name, double fps, json entry, const std::string& job) {
-  bioesp_animation_options opt;
-  bioesp_animation_options_init(&opt);
-  opt.fps = fps;
-  if (bioesp_images_save_animation(frames, (animations_ / name).c_str(), &opt) != BIOESP_OK)
+json Gallery::save_animation(const bioesp_images* frames, const std::string& name, const bioesp_animation_options& options,
+                             json entry, const std::string& job) {
+  if (bioesp_images_save_animation(frames, (animations_ / name).c_str(), &options) != BIOESP_OK)
     throw std::runtime_error(last_error("saving the animation"));
   entry["file"] = "animations/" + name;
   entry["created"] = now_ms();

@@ -29,7 +29,8 @@ class Gallery {
   // "image" for `job` and returns the entry.
   json save_picture(const bioesp_images* images, const std::string& name, json entry, const std::string& job);
   // Saves the frames as animations/NAME (GIF, MP4 or WebM by its extension) and its entry.
-  json save_animation(const bioesp_images* frames, const std::string& name, double fps, json entry, const std::string& job);
+  json save_animation(const bioesp_images* frames, const std::string& name, const bioesp_animation_options& options, json entry,
+                      const std::string& job);
 
   void remove_picture(const std::string& file);
   void remove_animation(const std::string& file);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <iterator>
 
+#include "options.h"
 #include "request.h"
 #include "rules.h"
 #include "strings.h"
@@ -17,24 +18,16 @@ namespace studio {
 namespace {
 
 json settings_json(const Settings& s) {
-  return json{{"prompt", s.prompt}, {"negative_prompt", s.negative_prompt}, {"images", s.images},
-              {"steps", s.steps}, {"guidance", s.guidance}, {"width", s.width}, {"height", s.height},
-              {"seed", s.seed}, {"scheduler", s.scheduler}, {"lora", s.lora}, {"lora_scale", s.lora_scale},
-              {"init", s.init}, {"strength", s.strength}, {"eta", s.eta}};
+  json out = s.options;
+  out.update(json{{"prompt", s.prompt}, {"images", s.images}, {"seed", s.seed}, {"lora", s.lora},
+                  {"lora_scale", s.lora_scale}, {"init", s.init}});
+  return out;
 }
 
 using Images = std::unique_ptr<bioesp_images, void (*)(bioesp_images*)>;
 
-// The settings bioesp_generate_options and bioesp_animate_options share (by their fields' names).
-template <typename Options>
-void set_shared(const Settings& s, Options& o) {
-  o.negative_prompt = s.negative_prompt.c_str();
-  o.steps = s.steps;
-  o.guidance = static_cast<float>(s.guidance);
-  o.scheduler = s.scheduler.empty() ? nullptr : s.scheduler.c_str();
-  o.width = s.width;
-  o.height = s.height;
-}
+// The keys of a generate request that are the studio's, beside the generate options.
+const std::initializer_list<const char*> kGenerateKeys = {"prompt", "images", "seed", "lora", "lora_scale", "init"};
 
 }  // namespace
 
@@ -75,18 +68,6 @@ Generation::~Generation() {
     for (auto& p : run->pictures) bioesp_job_free(p->job);
 }
 
-// The library's one list of schedulers.
-std::vector<std::string> Generation::schedulers() {
-  std::vector<std::string> names;
-  size_t count = 0;
-  bioesp_scheduler_count(&count);
-  for (size_t i = 0; i < count; ++i) {
-    const char* name = nullptr;
-    if (bioesp_scheduler_name(i, &name) == BIOESP_OK) names.emplace_back(name);
-  }
-  return names;
-}
-
 std::map<std::string, fs::path> Generation::loras(json& skipped) {
   std::map<std::string, fs::path> out;
   for (const auto& d : listing(cfg_.trainings, true, skipped)) {
@@ -106,39 +87,38 @@ Settings Generation::settings_of(const json& j) {
   Settings s;
   s.prompt = text_field(j, "prompt");
   if (s.prompt.empty()) throw HttpError(400, say("need_prompt"));
-  s.negative_prompt = text_field(j, "negative_prompt");
   s.images = int_field(j, "images", 1, 1, rules::max_images);
-  s.steps = int_field(j, "steps", 25, 1, rules::max_steps);
-  s.guidance = number_field(j, "guidance", 7.5, 0, 30);
-  s.width = size_field(j, "width");
-  s.height = size_field(j, "height");
   const double seed = number_field(j, "seed", -1, -1, 4294967295.0);
   s.seed = seed < 0 ? random_seed() : static_cast<uint64_t>(seed);
-  s.scheduler = text_field(j, "scheduler");
-  const auto known = schedulers();
-  if (!s.scheduler.empty() && std::find(known.begin(), known.end(), s.scheduler) == known.end())
-    throw HttpError(400, say("unknown_scheduler", {{"name", s.scheduler}}));
+  Fields options(BIOESP_OPTIONS_GENERATE);
+  options.take(j);
+  s.options = options.values();
   s.lora = text_field(j, "lora");
   json skipped;
   if (!s.lora.empty() && !loras(skipped).count(s.lora)) throw HttpError(400, say("no_lora", {{"name", s.lora}}));
   s.lora_scale = number_field(j, "lora_scale", 1.0, -4, 4);
   s.init = text_field(j, "init");
   if (!s.init.empty()) gallery_.picture(s.init);
-  s.strength = number_field(j, "strength", 0.6, 0.01, 1);
-  s.eta = number_field(j, "eta", -1, -1, 1);
   return s;
 }
 
-std::string Generation::generate(const json& request) { return submit(settings_of(request), nullptr); }
+std::string Generation::generate(const json& request) {
+  refuse_unknown(request, {BIOESP_OPTIONS_GENERATE}, kGenerateKeys);
+  return submit(settings_of(request), nullptr);
+}
 
 std::string Generation::animate(const json& request) {
+  refuse_unknown(request, {BIOESP_OPTIONS_ANIMATE, BIOESP_OPTIONS_ANIMATION}, {"from", "to", "format"});
   auto a = std::make_unique<Animation>();
   a->from = text_field(request, "from");
   a->to = text_field(request, "to");
   const json from = gallery_.entry(a->from), to = gallery_.entry(a->to);
-  a->frames = int_field(request, "frames", 16, 2, rules::max_frames);
-  a->fps = number_field(request, "fps", 8, 1, rules::max_fps);
-  a->pingpong = bool_field(request, "pingpong", false);
+  Fields options(BIOESP_OPTIONS_ANIMATE), file(BIOESP_OPTIONS_ANIMATION);
+  options.take(from);
+  options.take(request);
+  file.take(request);
+  a->options = options.values();
+  a->file = file.values();
   a->format = choice_field(request, "format", {"gif", "mp4", "webm"});
   a->prompts = {from["prompt"].get<std::string>(), to["prompt"].get<std::string>()};  // entry() checked them
   a->seeds = {from["seed"].get<uint64_t>(), to["seed"].get<uint64_t>()};
@@ -269,13 +249,12 @@ void Generation::dispatch() {
 void Generation::start(Run& run) {
   const Settings& s = run.s;
   const char* prompt = s.prompt.c_str();
-  bioesp_generate_options go;
-  bioesp_generate_options_init(&go);
+  Fields options(BIOESP_OPTIONS_GENERATE);
+  options.take(s.options);
+  auto& go = options.as<bioesp_generate_options>();
   go.prompts = &prompt;
   go.num_prompts = 1;
-  set_shared(s, go);
   go.progress = on_progress;
-  go.eta = static_cast<float>(s.eta);
   go.preview_every = 1;  // the job keeps the latest for the page (GET /api/jobs/ID/preview)
   Images init(nullptr, bioesp_images_free);
   bioesp_image init_image{};
@@ -289,7 +268,6 @@ void Generation::start(Run& run) {
     init_image.struct_size = sizeof init_image;
     bioesp_images_get(loaded, 0, &init_image);
     go.init_image = &init_image;
-    go.strength = static_cast<float>(s.strength);
     go.width = go.height = 0;
   }
   for (int i = 0; i < s.images; ++i) {
@@ -450,15 +428,12 @@ void Generation::draw_animation(Run& run) {
   const Animation& a = *run.animation;
   std::vector<const char*> prompts;
   for (const auto& p : a.prompts) prompts.push_back(p.c_str());
-  bioesp_animate_options ao;
-  bioesp_animate_options_init(&ao);
-  ao.prompts = prompts.data();
-  ao.num_prompts = prompts.size();
-  ao.seeds = a.seeds.data();
-  ao.num_seeds = a.seeds.size();
-  ao.frames = a.frames;
-  ao.pingpong = a.pingpong;
-  set_shared(s, ao);
+  Fields options(BIOESP_OPTIONS_ANIMATE), file(BIOESP_OPTIONS_ANIMATION);
+  options.take(a.options);
+  file.take(a.file);
+  options.set_list("prompts", prompts.data(), prompts.size());
+  options.set_list("seeds", a.seeds.data(), a.seeds.size());
+  auto& ao = options.as<bioesp_animate_options>();
   ao.progress = on_animation_progress;
   ao.progress_user = &run;
   bioesp_images* drawn = nullptr;
@@ -468,18 +443,13 @@ void Generation::draw_animation(Run& run) {
   Images frames(drawn, bioesp_images_free);
   size_t count = 0;
   bioesp_images_count(drawn, &count);
-  json entry = settings_json(s);
-  for (const char* k : {"images", "seed", "prompt", "init", "strength"}) entry.erase(k);
-  entry["prompts"] = a.prompts;
-  entry["seeds"] = a.seeds;
-  entry["from"] = a.from;
-  entry["to"] = a.to;
-  entry["frames"] = count;
-  entry["fps"] = a.fps;
-  entry["pingpong"] = a.pingpong;
-  entry["format"] = a.format;
-  entry["model"] = cfg_.model;
-  gallery_.save_animation(drawn, std::to_string(now_ms()) + "-" + run.id + "." + a.format, a.fps, entry, run.id);
+  json entry = a.options;
+  entry.update(a.file);
+  // "frames": those drawn (pingpong adds the way back)
+  entry.update(json{{"prompts", a.prompts}, {"seeds", a.seeds}, {"from", a.from}, {"to", a.to}, {"frames", count},
+                    {"format", a.format}, {"lora", s.lora}, {"lora_scale", s.lora_scale}, {"model", cfg_.model}});
+  gallery_.save_animation(drawn, std::to_string(now_ms()) + "-" + run.id + "." + a.format, file.as<bioesp_animation_options>(),
+                          entry, run.id);
 }
 
 }  // namespace studio

@@ -28,24 +28,25 @@
 
 namespace studio {
 
+// A run's settings: the studio's own (a picture per seed from `seed`, the LoRA, the gallery
+// picture to start from) and the generate options a page set, by name (options.h).
 struct Settings {
-  std::string prompt, negative_prompt, scheduler, lora;
+  std::string prompt, lora;
   std::string init;  // a gallery picture to start from (img2img), or none
-  int images = 1, steps = 25, width = 0, height = 0;
-  double guidance = 7.5, lora_scale = 1.0, strength = 0.6;
-  double eta = -1;  // DDIM's η, TCD's γ; negative: the scheduler's own (the library says which take it)
+  int images = 1;
   uint64_t seed = 0;
+  double lora_scale = 1.0;
+  json options;  // Fields::values of bioesp_generate_options
 };
 
 // A morph between two gallery pictures: their prompts and seeds are the keyframes; the other
-// settings are the first picture's.
+// animate options are the first picture's, unless the request sets them.
 struct Animation {
   std::string from, to, format = "gif";
   std::vector<std::string> prompts;
   std::vector<uint64_t> seeds;
-  int frames = 16;
-  double fps = 8;
-  bool pingpong = false;
+  json options;  // Fields::values of bioesp_animate_options
+  json file;     // of bioesp_animation_options
 };
 
 class Generation {
@@ -63,7 +64,6 @@ class Generation {
   std::string preview(const std::string& id);
   // The LoRAs a page may pick, by name: trained here, or files in --loras.
   std::map<std::string, fs::path> loras(json& skipped);
-  static std::vector<std::string> schedulers();
 
  private:
   struct Run;

@@ -15,6 +15,7 @@
 #include "events.h"
 #include "gallery.h"
 #include "generation.h"
+#include "options.h"
 #include "server.h"
 #include "studio.h"
 #include "training.h"
@@ -160,6 +161,10 @@ int serve(Config& c) {
 }  // namespace studio
 
 extern "C" int cmd_studio(int argc, char** argv) {
+  if (argc == 1 && std::strcmp(argv[0], "--options") == 0) {  // what GET /api/options answers, without a model
+    std::printf("%s\n", studio::options_listing().dump(1).c_str());
+    return 0;
+  }
   studio::Config c;
   if (const int bad = studio::parse(argc, argv, c)) return bad;
   struct sigaction sa;

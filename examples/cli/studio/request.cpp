@@ -50,12 +50,6 @@ int int_field(const json& j, const char* key, int fallback, int lo, int hi) {
   return static_cast<int>(number_field(j, key, fallback, lo, hi));
 }
 
-int size_field(const json& j, const char* key) {
-  const int v = int_field(j, key, 0, 0, rules::max_size);
-  if (v % 8) throw HttpError(400, say("must_be_multiple_of_8", {{"field", field_name(key)}}));
-  return v;
-}
-
 bool bool_field(const json& j, const char* key, bool fallback) {
   if (absent(j, key)) return fallback;
   if (!j[key].is_boolean()) throw HttpError(400, say("must_be_bool", {{"field", field_name(key)}}));

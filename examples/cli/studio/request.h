@@ -1,5 +1,6 @@
-// What a request (or a file the studio wrote earlier) may say: its JSON fields, each read with its
-// type and range, and the error it gets, naming the field, when it says something else. No JSON
+// What a request (or a file the studio wrote earlier) may say: the studio's own JSON fields (the
+// library's options go through options.h, which reads them with these), each read with its type
+// and range, and the error it gets, naming the field, when it says something else. No JSON
 // value reaches the studio's work unchecked, so a wrong type is a 400, never an exception.
 #pragma once
 #include <stdexcept>
@@ -26,8 +27,6 @@ json body_of(const std::string& body);
 std::string text_field(const json& j, const char* key);
 double number_field(const json& j, const char* key, double fallback, double lo, double hi);
 int int_field(const json& j, const char* key, int fallback, int lo, int hi);
-// 0 (the model's size) or a multiple of 8 up to rules::max_size.
-int size_field(const json& j, const char* key);
 bool bool_field(const json& j, const char* key, bool fallback);
 // One of `choices`; the first when absent or empty.
 std::string choice_field(const json& j, const char* key, const std::vector<std::string>& choices);

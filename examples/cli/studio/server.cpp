@@ -1,5 +1,7 @@
 #include "server.h"
 
+#include "options.h"
+
 #include <cstdlib>
 #include <cstring>
 
@@ -128,7 +130,6 @@ struct Server::Impl {
     return json{{"version", bioesp_version_string()},
                 {"model", p.cfg.model},
                 {"native_size", p.cfg.native_size},
-                {"schedulers", Generation::schedulers()},
                 {"loras", loras},
                 {"lang", p.cfg.lang},
                 {"event", p.bus.last()},
@@ -176,6 +177,7 @@ struct Server::Impl {
       serve_asset(r, es ? "/strings.es.json" : "/strings.en.json", words.data(), words.size(), "application/json");
     }
     r.Get("/api/info", guarded([this](const Request&, Response& res) { reply(res, info()); }));
+    r.Get("/api/options", guarded([this](const Request&, Response& res) { reply(res, options_listing()); }));
     r.Get("/api/events", guarded([this](const Request& req, Response& res) { events(req, res); }));
     r.Get(R"(/files/(gallery|datasets|trainings)/(.+))", guarded([this](const Request& req, Response& res) { file(req, res); }));
 

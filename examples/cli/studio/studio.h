@@ -8,10 +8,13 @@
 //   gallery.cpp      saved pictures and animations with their settings
 //   datasets.cpp     dataset folders, their credits, a dataset from Wikimedia Commons
 //   training.cpp     LoRA trainings: start, progress, stop, resume
-//   request.cpp      request fields read with their types and ranges
+//   options.cpp      the library's options table: requests set options by field name, and
+//                    GET /api/options (bioesp studio --options) lists every field for the page
+//   request.cpp      the studio's own request fields read with their types and ranges
 //   strings.cpp      the words of both languages (strings.en.json, strings.es.json)
 //   files.cpp        safe names, confined paths, listings, atomic writes
-//   rules.h          the studio's service limits
+//   rules.h          the studio's service limits, and its narrower ranges and own defaults for
+//                    fields of the options table
 #pragma once
 #include <bioesp.h>
 

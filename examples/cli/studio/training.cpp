@@ -3,8 +3,8 @@
 #include <cstring>
 #include <sstream>
 
+#include "options.h"
 #include "request.h"
-#include "rules.h"
 #include "strings.h"
 
 namespace studio {
@@ -36,23 +36,15 @@ Training::Training(const Config& cfg, EventBus& bus) : cfg_(cfg), bus_(bus) { fs
 Training::~Training() = default;
 std::string Training::running() { return runs_.running(); }
 
-// A training's settings from a request, or from its studio.json: every field checked.
+// A training's settings from a request, or from its studio.json: every train option a page may
+// set (options.h); the resolution is the model's unless asked.
 json Training::settings_of(const json& j, const std::string& dataset) {
-  json s{{"dataset", dataset},
-         {"prompt", text_field(j, "prompt")},
-         {"steps", int_field(j, "steps", 200, 1, rules::max_train_steps)},
-         {"rank", int_field(j, "rank", 4, 1, rules::max_rank)},
-         {"learning_rate", number_field(j, "learning_rate", 1e-4, 1e-7, 1)},
-         {"resolution", size_field(j, "resolution")},
-         {"batch_size", int_field(j, "batch_size", 1, 1, rules::max_batch)},
-         {"seed", static_cast<uint64_t>(number_field(j, "seed", 0, 0, 4294967295.0))},
-         {"validation_prompt", text_field(j, "validation_prompt")},
-         {"validation_every", int_field(j, "validation_every", 50, 0, rules::max_train_steps)},
-         {"checkpoint_every", int_field(j, "checkpoint_every", 50, 0, rules::max_train_steps)},
-         {"train_text_encoder", bool_field(j, "train_text_encoder", false)},
-         {"model", cfg_.model}};
-  if (s["prompt"].get<std::string>().empty()) s["prompt"] = "criatura especulativa colombiana";
-  if (s["resolution"] == 0) s["resolution"] = cfg_.native_size > 0 ? cfg_.native_size : 512;
+  Fields options(BIOESP_OPTIONS_TRAIN);
+  options.set("resolution", std::to_string(cfg_.native_size > 0 ? cfg_.native_size : 512));
+  options.take(j);
+  json s = options.values();
+  s["dataset"] = dataset;
+  s["model"] = cfg_.model;
   return s;
 }
 
@@ -72,6 +64,7 @@ json Training::saved_settings(const std::string& name, const json& request) {
 }
 
 std::string Training::start(const json& j) {
+  refuse_unknown(j, {BIOESP_OPTIONS_TRAIN}, {"dataset", "name", "resume"});
   const std::string data = text_field(j, "dataset");
   const bool resume = bool_field(j, "resume", false);
   std::error_code ec;
@@ -139,28 +132,16 @@ void Training::publish(Run& run, json j) {
 void Training::work(Run& run, bool resume) {
   json done{{"name", run.name}};
   try {
-    const json& s = run.settings;  // checked by settings_of: every field has its type
-    const std::string data = (cfg_.datasets / s["dataset"].get<std::string>()).string(), prompt = s["prompt"],
-                      vprompt = s["validation_prompt"], out = run.out.string();
-    bioesp_train_options o;
-    bioesp_train_options_init(&o);
-    o.model = cfg_.model.c_str();
-    o.data = data.c_str();
-    o.prompt = prompt.c_str();
-    o.steps = s["steps"];
-    o.rank = s["rank"];
-    o.learning_rate = s["learning_rate"];
-    o.resolution = s["resolution"];
-    o.batch_size = s["batch_size"];
-    o.seed = s["seed"];
-    o.validation_prompt = vprompt.empty() ? nullptr : vprompt.c_str();
-    o.validation_every = s["validation_every"];
-    o.checkpoint_every = s["checkpoint_every"];
-    o.train_text_encoder = s["train_text_encoder"].get<bool>();
+    const std::string data = (cfg_.datasets / run.settings["dataset"].get<std::string>()).string(), out = run.out.string();
+    Fields options(BIOESP_OPTIONS_TRAIN);
+    options.take(run.settings);  // checked by settings_of
+    options.set("model", cfg_.model);
+    options.set("data", data);
+    options.set("out", out);
+    auto& o = options.as<bioesp_train_options>();
     o.resume = resume;
     o.device = cfg_.device;
     o.threads = cfg_.threads;
-    o.out = out.c_str();
     o.progress = on_progress;
     o.progress_user = &run;
     char* result = nullptr;
