@@ -7,9 +7,16 @@
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
 //                                 and checks CUDA outputs against the CPU's; --graph-train
 //                                 (with --device cuda) only the captured training step
+//   bench --train --ranks N       the LoRA step at one global batch of N on 1 and on N processes
+//                                 (Gloo over the loopback), with the all-reduce's share; with
+//                                 --full also SD 1.x at 256 px
 //   bench load-unet FILE          (internal) loads a full-size SD 1.x UNet from FILE as fp16 and
 //                                 prints its peak resident memory; run in a fresh process
+#include <netinet/in.h>
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <torch/cuda.h>
 #include <unistd.h>
 
@@ -38,6 +45,7 @@
 #include "pipeline/pipeline.h"
 #include "sched/scheduler.h"
 #include "train/captured_step.h"
+#include "train/distributed.h"
 #include "train/trainer.h"
 #ifdef BIOESP_BENCH_CUDA_MEMORY
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -156,6 +164,18 @@ std::unique_ptr<pipeline::StableDiffusion> sd1_random(torch::Device device, torc
                                            c["vae"].dump(), lo, 0);
 }
 
+// A micro-batch of `batch` random samples at `res` pixels.
+train::StepInputs random_inputs(pipeline::StableDiffusion& sd, int res, int batch, at::Generator& gen) {
+  train::StepInputs in;
+  in.pixel_values = at::rand({batch, 3, res, res}, gen) * 2 - 1;
+  in.vae_eps = at::randn({batch, 4, res / 8, res / 8}, gen);
+  in.noise = at::randn({batch, 4, res / 8, res / 8}, gen);
+  in.timesteps = at::randint(0, 1000, {batch}, gen, torch::kLong);
+  in.encoder_hidden_states =
+      at::randn({batch, 77, static_cast<int64_t>(sd.unet()->config().cross_attention_dim.at(0))}, gen);
+  return in;
+}
+
 // One DreamBooth-LoRA optimizer step as the trainer runs it (VAE encode, UNet forward and
 // backward, clipping, AdamW), batch 1, rank 4, on random inputs.
 Row train_row(pipeline::StableDiffusion& sd, int res, int warmup, int repeat, const std::string& what,
@@ -165,12 +185,7 @@ Row train_row(pipeline::StableDiffusion& sd, int res, int warmup, int repeat, co
   s.gradient_checkpointing = checkpointing;
   train::Trainer tr(sd, s);
   at::Generator gen = at::detail::createCPUGenerator(0);
-  train::StepInputs in;
-  in.pixel_values = at::rand({1, 3, res, res}, gen) * 2 - 1;
-  in.vae_eps = at::randn({1, 4, res / 8, res / 8}, gen);
-  in.noise = at::randn({1, 4, res / 8, res / 8}, gen);
-  in.timesteps = at::randint(0, 1000, {1}, gen, torch::kLong);
-  in.encoder_hidden_states = at::randn({1, 77, static_cast<int64_t>(sd.unet()->config().cross_attention_dim.at(0))}, gen);
+  const train::StepInputs in = random_inputs(sd, res, 1, gen);
   auto step = [&] {
     tr.backward(in, 1);  // reads the loss back: the step is synchronised
     tr.update(1e-4);
@@ -627,13 +642,113 @@ int bench_cuda(bool full, int repeat) {
   return 0;
 }
 
+// ------------------------------------------------------------------------------------------------
+// Training across processes: one global batch on 1 and on N ranks (Gloo over the loopback).
+
+int free_port() {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t n = sizeof a;
+  int port = bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                     getsockname(s, reinterpret_cast<sockaddr*>(&a), &n) == 0 ? ntohs(a.sin_port) : -1;
+  close(s);
+  return port;
+}
+
+// bench train-rank RANK WORLD PORT RES BATCH REPEAT THREADS FULL (internal): one rank of
+// ranks_row timing LoRA steps on `batch` random samples, the gradients averaged over the ranks;
+// rank 0 prints its seconds per step and those spent waiting for the all-reduce, as JSON.
+int train_rank(char** argv) {
+  const int rank = std::atoi(argv[0]), world = std::atoi(argv[1]), port = std::atoi(argv[2]), res = std::atoi(argv[3]),
+            batch = std::atoi(argv[4]), repeat = std::atoi(argv[5]), threads = std::atoi(argv[6]);
+  const bool full = std::strcmp(argv[7], "1") == 0;
+  torch::set_num_threads(threads);
+  auto sd = full ? sd1_random(torch::kCPU, torch::kFloat32) : pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {});
+  train::DistributedOptions d;
+  d.world_size = world, d.rank = rank, d.local_rank = rank, d.master_port = port, d.backend = "gloo", d.timeout = 600;
+  train::Group group(d, torch::kCPU);
+  train::Trainer tr(*sd, {});
+  std::vector<torch::Tensor> params;
+  for (const auto& p : tr.parameters()) params.push_back(p.second);
+  train::GradientAverage average(group, params);
+  at::Generator gen = at::detail::createCPUGenerator(static_cast<uint64_t>(rank));
+  const train::StepInputs in = random_inputs(*sd, res, batch, gen);
+  std::vector<double> step, wait;
+  for (int i = 0; i <= repeat; ++i) {  // the first is a warm-up
+    const auto t0 = std::chrono::steady_clock::now();
+    average.arm();
+    tr.backward(in, 1);
+    const double waited = average.finish();
+    tr.update(1e-4);
+    if (i == 0) continue;
+    step.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    wait.push_back(waited);
+  }
+  if (rank == 0) std::printf("%s\n", json{{"step", step}, {"wait", wait}}.dump().c_str());
+  return 0;
+}
+
+// `world` processes of global / world samples each, on `threads` intra-op threads each.
+Row ranks_row(int world, int threads, int global, int res, bool full, int repeat) {
+  const int port = free_port();
+  int out[2];
+  if (port < 0 || pipe(out) != 0) throw std::runtime_error("no port or pipe for the ranks");
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+  posix_spawn_file_actions_addclose(&fa, out[0]);
+  std::vector<pid_t> pids;
+  for (int r = 0; r < world; ++r) {
+    std::vector<std::string> a = {"bench", "train-rank", std::to_string(r), std::to_string(world), std::to_string(port),
+                                  std::to_string(res), std::to_string(global / world), std::to_string(repeat),
+                                  std::to_string(threads), full ? "1" : "0"};
+    std::vector<char*> argv;
+    for (auto& x : a) argv.push_back(x.data());
+    argv.push_back(nullptr);
+    pid_t pid;
+    if (posix_spawn(&pid, "/proc/self/exe", &fa, nullptr, argv.data(), environ) != 0) throw std::runtime_error("cannot start a rank");
+    pids.push_back(pid);
+  }
+  posix_spawn_file_actions_destroy(&fa);
+  close(out[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  for (pid_t p : pids) {
+    int status = 0;
+    waitpid(p, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("a rank failed");
+  }
+  const json j = json::parse(text);
+  Row r{std::string(full ? "SD 1.x" : "tiny") + " LoRA, " + std::to_string(res) + " px, global batch " + std::to_string(global) +
+            ": " + std::to_string(world) + " × " + std::to_string(global / world) + ", " + std::to_string(threads) + " thr",
+        j["step"].get<std::vector<double>>()};
+  auto wait = j["wait"].get<std::vector<double>>();
+  std::sort(wait.begin(), wait.end());
+  auto sorted = r.seconds;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  char note[160];
+  std::snprintf(note, sizeof note, "%.2f samples/s", global / median);
+  r.note = note;
+  if (world > 1) {
+    std::snprintf(note, sizeof note, "; all-reduce wait %.1f%% of the step", 100 * wait[wait.size() / 2] / median);
+    r.note += note;
+  }
+  return r;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   torch::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
+  if (argc == 10 && std::strcmp(argv[1], "train-rank") == 0) return train_rank(argv + 2);
   bool full = false, cuda = false, train_only = false, graph_train = false, fast = false;
-  int vae_px = 0;
+  int vae_px = 0, ranks = 0;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
@@ -642,8 +757,25 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--fast") == 0) fast = true;
     else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
+    else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::max(2, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train] [--fast] [--vae PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--vae PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+  }
+  if (ranks > 0) {
+    if (train::distributed_backends().empty()) {
+      std::fprintf(stderr, "bench --ranks: this build cannot train across processes\n");
+      return 1;
+    }
+    // The machine's cores shared between the ranks, and one process on one thread beside them.
+    const int cores = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+    std::vector<std::pair<int, int>> runs{{1, cores}};  // (processes, threads each)
+    if (cores > 1) runs.emplace_back(1, 1);
+    runs.emplace_back(ranks, std::max(1, cores / ranks));
+    std::vector<Row> rows;
+    for (bool big : full ? std::vector<bool>{false, true} : std::vector<bool>{false})
+      for (auto [world, threads] : runs) rows.push_back(ranks_row(world, threads, ranks, big ? 256 : 128, big, big ? repeat : repeat * 5));
+    print(rows);
+    return 0;
   }
   if (cuda && graph_train) {
     at::globalContext().setBenchmarkCuDNN(true);

@@ -464,6 +464,21 @@ class Model {
   }
   void remove_lora(const std::string& name) { check(bioesp_model_remove_lora(handle(), name.c_str())); }
 
+  // Textual inversion, for `token`; without one (or ""), the token the file names, else its stem.
+  void add_embedding(const std::string& path) { add_embedding(path, ""); }
+  void add_embedding(const std::string& path, const std::string& token) {
+    check(bioesp_model_add_embedding(handle(), path.c_str(), token.empty() ? nullptr : token.c_str()));
+  }
+  void remove_embedding(const std::string& token) { check(bioesp_model_remove_embedding(handle(), token.c_str())); }
+  // The attached embeddings' tokens, sorted, one per line.
+  std::string embeddings() {
+    char* lines = nullptr;
+    check(bioesp_model_embeddings(handle(), &lines));
+    std::string out = lines;
+    bioesp_string_free(lines);
+    return out;
+  }
+
  private:
   void open(const std::string& path, const Options& o) {
     auto c = o.as<bioesp_model_options>(BIOESP_OPTIONS_MODEL);

@@ -350,6 +350,34 @@ typedef struct bioesp_preview {
 /* Return nonzero to cancel. Called on the thread doing the work (the worker thread for jobs). */
 typedef int (*bioesp_preview_fn)(void* user, const bioesp_preview* preview);
 
+/* Textual-inversion embeddings: A1111's .pt (string_to_param, read by the restricted unpickler:
+ * a pickle that names code is refused) or .safetensors (emb_params), or diffusers'
+ * learned_embeds (.safetensors or .bin, {token: vectors}); one or several vectors, for SD 1.x
+ * (768 wide) or 2.x (1024). token NULL or "": the token a diffusers file names, else the file's
+ * stem ("bichito.pt" gives "bichito"). Prompts of either syntax then read the token as one unit
+ * wherever it stands as words (any case, also as "(bichito:1.2)"), as many tokens as it has
+ * vectors. Adding a token again replaces it. A width other than the text encoder's is refused
+ * with BIOESP_ERR_MISMATCH naming both. */
+BIOESP_API bioesp_status bioesp_model_add_embedding(bioesp_model* model, const char* path, const char* token);
+BIOESP_API bioesp_status bioesp_model_remove_embedding(bioesp_model* model, const char* token);
+/* The attached embeddings' tokens, sorted, one per line; free with bioesp_string_free. */
+BIOESP_API bioesp_status bioesp_model_embeddings(bioesp_model* model, char** tokens);
+
+/* How prompts (and negative prompts) are read. */
+typedef enum bioesp_prompt_syntax {
+  /* As diffusers: the first 75 tokens between bos and eos, a longer prompt cut with a warning
+   * through the log callback; brackets are words. The same seed gives diffusers' image. */
+  BIOESP_PROMPT_PLAIN = 0,
+  /* As AUTOMATIC1111's web UI: (x) weighs x ×1.1, [x] ÷1.1, (x:1.3) ×1.3, nested brackets
+   * multiply, \( \) \[ \] are the characters, unclosed brackets close at the end; BREAK starts a
+   * new window. Any length: windows of 75 tokens (words after a comma within the last 20 of a
+   * window move to the next), each encoded on its own, its hidden states scaled by the weights
+   * and rescaled to their unweighted mean, joined along the sequence; the negative prompt is
+   * filled with empty windows to the same length (or the prompt to the negative's). At most 32
+   * windows; brackets at most 256 deep; weights that are not numbers or not finite are refused. */
+  BIOESP_PROMPT_WEIGHTED = 1
+} bioesp_prompt_syntax;
+
 typedef struct bioesp_generate_options {
   size_t struct_size;
   const char* const* prompts; /* num_prompts prompts, one batch entry each */
@@ -392,6 +420,7 @@ typedef struct bioesp_generate_options {
                                   0 (deterministic) to 1 (TCD's choice for one step). Negative
                                   (default): the scheduler's own, 0 for ddim, 0.3 for tcd. Other
                                   schedulers refuse a value */
+  bioesp_prompt_syntax prompt_syntax; /* default BIOESP_PROMPT_PLAIN */
   /* Live previews every `preview_every` steps (after steps N, 2N, …: steps / N of them per image;
    * 0, the default: none). They go to `preview` once per image, and async jobs keep the latest
    * for bioesp_job_preview. The images made are the same with and without them. */
@@ -484,6 +513,8 @@ typedef struct bioesp_animate_options {
   bioesp_log_fn log;
   void* log_user;
   int vae_tile_size;          /* as in bioesp_generate_options */
+  bioesp_prompt_syntax prompt_syntax; /* default BIOESP_PROMPT_PLAIN; keyframes of other lengths
+                                         are filled with empty windows */
 } bioesp_animate_options;
 
 BIOESP_API void bioesp_animate_options_init(bioesp_animate_options* options);
@@ -583,10 +614,14 @@ typedef struct bioesp_train_progress {
   double learning_rate;
   double seconds_per_step; /* average since this run (or resume) started */
   double eta_seconds;
+  int world_size;          /* processes training together (1 alone); the loss is their mean */
+  double samples_per_second; /* of all processes together */
 } bioesp_train_progress;
 
 /* Return nonzero to cancel: during "train" a checkpoint is written first, then bioesp_train
- * returns BIOESP_ERR_CANCELLED; resume_training continues from it. */
+ * returns BIOESP_ERR_CANCELLED; resume_training continues from it. Across processes every rank's
+ * callback is asked each step; when any cancels, all stop after that step and rank 0 writes the
+ * one checkpoint. */
 typedef int (*bioesp_train_progress_fn)(void* user, const bioesp_train_progress* progress);
 
 typedef struct bioesp_train_options {
@@ -608,7 +643,7 @@ typedef struct bioesp_train_options {
   int batch_size;             /* default 1 */
   int grad_accumulation;      /* default 1 */
   float learning_rate;        /* default 1e-4 */
-  int scale_lr;               /* multiply the rate by batch size × accumulation */
+  int scale_lr;               /* multiply the rate by batch size × accumulation × processes */
   const char* lr_scheduler;   /* constant (default), constant_with_warmup, linear, cosine,
                                  cosine_with_restarts, polynomial */
   int lr_warmup_steps;
@@ -653,6 +688,20 @@ typedef struct bioesp_train_options {
   float caption_dropout;      /* train on the empty caption this often, which classifier-free
                                  guidance needs in a model of its own; default 0 */
   int save_half;              /* model folders (full, VAE) written in float16 */
+  /* Training across processes (data parallel on PyTorch's c10d, as torchrun launches it): every
+   * process calls bioesp_train with the same options and its own process_rank; they meet at
+   * rank 0's master_addr:master_port; rank 0 alone writes to `out`. */
+  int world_size;             /* processes; 0 (default): torchrun's WORLD_SIZE, RANK, LOCAL_RANK,
+                                 LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT where set, else 1 */
+  int process_rank;           /* 0 to world_size - 1 (with world_size > 0) */
+  int local_rank;             /* its place on this machine: with CUDA, the GPU it takes */
+  const char* master_addr;    /* where rank 0 hosts the rendezvous; default 127.0.0.1 */
+  int master_port;            /* default 29500 */
+  const char* backend;        /* "gloo", "nccl" or "auto" (default: nccl for CUDA where the
+                                 build has it, else gloo) */
+  float timeout;              /* seconds to join and to wait for any other rank; default 1800.
+                                 A rank that dies, freezes or fails stops the others within it,
+                                 with an error naming the rank */
 } bioesp_train_options;
 
 BIOESP_API void bioesp_train_options_init(bioesp_train_options* options);

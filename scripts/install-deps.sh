@@ -7,12 +7,14 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
   build-essential cmake ninja-build ccache pkg-config clang libclang-rt-14-dev \
-  libtorch-dev nlohmann-json3-dev libcmocka-dev zlib1g-dev \
+  libtorch-dev libgloo-dev nlohmann-json3-dev libcmocka-dev zlib1g-dev \
   libcurl4-openssl-dev libjpeg-dev libpng-dev python3 \
   libopenblas0-pthread \
   swig python3-dev default-jdk-headless mono-mcs mono-runtime \
   libgif-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
   libcpp-httplib-dev chromium godot3-server >/dev/null
+# libgloo-dev: the Gloo headers LibTorch's ProcessGroupGloo.hpp includes (training across
+# processes; Debian's LibTorch links the system libgloo).
 # libclang-rt-14-dev holds the fuzzer and sanitizer runtimes clang links (only recommended by clang).
 # OpenBLAS becomes the libblas.so.3 alternative that Debian's LibTorch calls for matrix products
 # (the reference BLAS it otherwise finds is some 30 times slower).

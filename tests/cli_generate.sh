@@ -1,6 +1,6 @@
 #!/bin/sh
-# bioesp generate with the tiny reference model: outputs, naming, LoRA and img2img flags, VAE
-# tiles, TAESD, previews and step caching, Ctrl-C, errors.
+# bioesp generate with the tiny reference model: outputs, naming, LoRA and img2img flags, prompt
+# syntax and embeddings, VAE tiles, TAESD, previews and step caching, Ctrl-C, errors.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -33,6 +33,22 @@ fails --model "$m" --prompt x --lora "$ref/workshop/model_lora.ckpt" --quiet; gr
 fails --model "$m";                                      grep -q -- '--prompt is required' "$tmp/err.txt"
 fails --model "$m" --prompt x --vae-tiles -8 --quiet;    grep -q 'vae_tile_size: must be between 0 and 16384, not -8 (--vae-tiles)' "$tmp/err.txt"
 fails --model "$m" --prompt x --steps 1000 --quiet;      grep -q 'go past the model' "$tmp/err.txt"  # PNDM's offset
+# Weighted prompts and a textual-inversion embedding (diffusers' layout, written here)
+python3 - "$tmp/bichito.safetensors" <<'PY'
+import json, struct, sys
+h = json.dumps({"emb_params": {"dtype": "F32", "shape": [2, 32], "data_offsets": [0, 256]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + struct.pack("<64f", *[i / 64 - 0.5 for i in range(64)]))
+PY
+"$cli" generate --model "$m" --prompt "un (bichito:1.3), BREAK [helecho]" --prompt-syntax weighted --steps 2 --seed 1 \
+  --embedding "$tmp/bichito.safetensors" --quiet --out "$tmp/w.png"
+grep -q "bichito.safetensors:bichito" "$tmp/w.png" && grep -q "weighted" "$tmp/w.png"
+"$cli" generate --model "$m" --prompt "un <b>" --steps 2 --seed 1 --embedding "$tmp/bichito.safetensors:<b>" \
+  --quiet --out "$tmp/w2.png"
+grep -q "bichito.safetensors:<b>" "$tmp/w2.png"
+fails --model "$m" --prompt x --prompt-syntax markdown;  grep -q "prompt_syntax: must be one of plain, weighted, not 'markdown'" "$tmp/err.txt"
+fails --model "$m" --prompt "(x:1.2.3)" --prompt-syntax weighted --quiet; grep -q 'is not a number' "$tmp/err.txt"
+fails --model "$m" --prompt x --embedding "$ref/golden/tiny-sd1/lora/kohya_lora.safetensors" --quiet
+grep -q 'not a textual-inversion embedding' "$tmp/err.txt"
 # VAE tiles (test_generate checks the pixels)
 "$cli" generate --model "$m" --prompt "colibrí" --steps 2 --seed 1 --width 192 --vae-tiles 64 --quiet --out "$tmp/tiled.png"
 [ -s "$tmp/tiled.png" ]

@@ -25,6 +25,15 @@ mkdir -p "$tmp/commons" "$tmp/studio/datasets"
 "$cli" generate --model "$m" --prompt flor --steps 2 --seed 3 --width 64 --height 64 --quiet --out "$tmp/commons/Flor nonfree.jpg"
 start_server python3 "$here/support/commons_server.py" "$tmp/commons" "$tmp/port" "$tmp/commons.log"
 cp -r "$here/data/criaturas-heldout" "$tmp/studio/datasets/heldout"
+# Embeddings in the studio's folder: A1111's safetensors layout (attached for its stem) and a
+# broken file (left out, with the library's reason)
+mkdir -p "$tmp/studio/embeddings"
+python3 - "$tmp/studio/embeddings/bichito.safetensors" <<'PY'
+import json, struct, sys
+h = json.dumps({"emb_params": {"dtype": "F32", "shape": [2, 32], "data_offsets": [0, 256]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + struct.pack("<64f", *[i / 64 - 0.5 for i in range(64)]))
+PY
+printf 'not a pickle' >"$tmp/studio/embeddings/roto.pt"
 "$cli" studio --model "$m" --dir "$tmp/studio" --port 0 --threads 1 --contact test@example.org \
   --commons-api "http://127.0.0.1:$(cat "$tmp/port")/plain/w/api.php" >"$tmp/out.txt" 2>"$tmp/err.txt" &
 pid=$!

@@ -1,6 +1,6 @@
 /* Generation through the public C API: the PNG that bioesp writes against diffusers' image,
- * async jobs (queueing, concurrency, cancel), LoRA calls, img2img inputs, VAE tiles and bad
- * requests. */
+ * async jobs (queueing, concurrency, cancel), LoRA calls, img2img inputs, VAE tiles, bad
+ * requests, both prompt syntaxes and textual-inversion embeddings. */
 #define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
@@ -496,11 +496,173 @@ static void test_bad_requests(void** state) {
   assert_int_equal(bioesp_model_load(path_join(ref_dir(), "models/tiny-sd1"), &o, &m), BIOESP_ERR_INVALID_ARGUMENT);
 }
 
+static void count_truncations(void* user, bioesp_log_level level, const char* message) {
+  if (level == BIOESP_LOG_WARNING && strstr(message, "truncated")) ++*(int*)user;
+}
+
+static int same_pixels(const bioesp_images* a, const bioesp_images* b) {
+  bioesp_image x = image_at(a, 0), y = image_at(b, 0);
+  return x.width == y.width && x.height == y.height && memcmp(x.pixels, y.pixels, (size_t)x.width * x.height * 3) == 0;
+}
+
+/* "text " `times` times, in a buffer the caller frees. */
+static char* repeated(const char* text, size_t times) {
+  size_t n = strlen(text);
+  char* out = malloc(n * times + 1);
+  for (size_t i = 0; i < times; ++i) memcpy(out + i * n, text, n);
+  out[n * times] = 0;
+  return out;
+}
+
+/* Both syntaxes through the C API: a long prompt drawn whole (weighted) or cut with a warning
+ * (plain), the syntax recorded, a short prompt without syntax the same image either way, and
+ * bad values and hostile prompts refused. */
+static void test_prompt_syntax(void** state) {
+  (void)state;
+  char* long_prompt = repeated("cat ", 150);
+  const char* prompts[] = {long_prompt};
+  int truncations = 0;
+  bioesp_generate_options g = golden_options();
+  g.steps = 2;
+  g.prompts = prompts;
+  g.log = count_truncations;
+  g.log_user = &truncations;
+  bioesp_images *plain = NULL, *weighted = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &plain), BIOESP_OK);
+  assert_int_equal(truncations, 1);
+  assert_null(bioesp_images_setting(plain, 0, "prompt_syntax"));  /* recorded only when weighted */
+  g.prompt_syntax = BIOESP_PROMPT_WEIGHTED;
+  assert_int_equal(bioesp_generate(model, &g, &weighted), BIOESP_OK);
+  assert_int_equal(truncations, 1);
+  assert_string_equal(bioesp_images_setting(weighted, 0, "prompt_syntax"), "weighted");
+  assert_false(same_pixels(plain, weighted));
+  bioesp_images_free(plain);
+  bioesp_images_free(weighted);
+  g.prompts = kPrompt;
+  assert_int_equal(bioesp_generate(model, &g, &weighted), BIOESP_OK);
+  g.prompt_syntax = BIOESP_PROMPT_PLAIN;
+  assert_int_equal(bioesp_generate(model, &g, &plain), BIOESP_OK);
+  assert_true(same_pixels(plain, weighted));
+  bioesp_images_free(plain);
+  bioesp_images_free(weighted);
+
+  /* an animation between keyframes of one and two windows */
+  bioesp_animate_options a;
+  bioesp_animate_options_init(&a);
+  const char* keys[] = {"cat", long_prompt};
+  const uint64_t seed = 3;
+  a.prompts = keys;
+  a.num_prompts = 2;
+  a.seeds = &seed;
+  a.num_seeds = 1;
+  a.frames = 3;
+  a.steps = 1;
+  a.width = a.height = 64;
+  a.prompt_syntax = BIOESP_PROMPT_WEIGHTED;
+  bioesp_images* frames = NULL;
+  assert_int_equal(bioesp_animate(model, &a, &frames), BIOESP_OK);
+  bioesp_images_free(frames);
+
+  bioesp_images* out = NULL;
+  g.prompt_syntax = (bioesp_prompt_syntax)7;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "prompt_syntax"));
+  g.prompt_syntax = BIOESP_PROMPT_WEIGHTED;
+  const char* hostile[] = {"(x:1.2.3)"};
+  g.prompts = hostile;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "is not a number"));
+  char* nested = repeated("(", 300); /* 100,000 are refused by size first; test_prompts parses them */
+  hostile[0] = nested;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "nested more than 256 deep"));
+  char* megabyte = repeated("colibr\xc3\xad (helecho:1.1), ", 45000); /* 1 MB */
+  hostile[0] = megabyte;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "bytes; at most 65536"));
+  char* windows = repeated("cat ", 2500); /* 34 windows of 75 tokens */
+  hostile[0] = windows;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "a prompt of 34 windows of 75 tokens; at most 32"));
+  free(windows);
+  g.negative_prompt = nested;  /* the negative prompt is read alike */
+  g.prompts = kPrompt;
+  assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_null(out);
+  free(megabyte);
+  free(nested);
+  free(long_prompt);
+}
+
+/* A safetensors embedding {key: [n, width]} with small finite values. */
+static const char* embedding_file(const char* name, const char* key, int n, int width) {
+  char header[256];
+  snprintf(header, sizeof header, "{\"%s\":{\"dtype\":\"F32\",\"shape\":[%d,%d],\"data_offsets\":[0,%d]}}", key, n, width,
+           n * width * 4);
+  size_t size = 0;
+  unsigned char* buf = make_safetensors(header, (size_t)n * width * 4, &size);
+  float* values = (float*)(buf + 8 + strlen(header));
+  for (int i = 0; i < n * width; ++i) values[i] = (float)(i % 13) / 13.0f - 0.5f;
+  const char* path = path_join(temp_dir(), name);
+  write_file(path, buf, size);
+  free(buf);
+  return path;
+}
+
+static void test_embeddings(void** state) {
+  (void)state;
+  const char* file = embedding_file("learned_embeds.safetensors", "<bichito>", 2, 32);
+  const char* prompts[] = {"a <bichito> in the fern"};
+  bioesp_generate_options g = golden_options();
+  g.steps = 2;
+  g.prompts = prompts;
+  bioesp_images *without = NULL, *with = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &without), BIOESP_OK);
+  assert_int_equal(bioesp_model_add_embedding(model, file, NULL), BIOESP_OK);
+  assert_int_equal(bioesp_model_add_embedding(model, file, "bicho"), BIOESP_OK);
+  char* tokens = NULL;
+  assert_int_equal(bioesp_model_embeddings(model, &tokens), BIOESP_OK);
+  assert_string_equal(tokens, "<bichito>\nbicho\n");
+  bioesp_string_free(tokens);
+  g.prompt_syntax = BIOESP_PROMPT_WEIGHTED;
+  assert_int_equal(bioesp_generate(model, &g, &with), BIOESP_OK);
+  assert_false(same_pixels(without, with));
+  char expected[4200];
+  snprintf(expected, sizeof expected, "%s:<bichito>; %s:bicho", file, file);
+  assert_string_equal(bioesp_images_setting(with, 0, "embeddings"), expected);
+  bioesp_images_free(with);
+  assert_int_equal(bioesp_model_remove_embedding(model, "<bichito>"), BIOESP_OK);
+  assert_int_equal(bioesp_model_remove_embedding(model, "bicho"), BIOESP_OK);
+  assert_int_equal(bioesp_model_remove_embedding(model, "bicho"), BIOESP_ERR_NOT_FOUND);
+  assert_int_equal(bioesp_generate(model, &g, &with), BIOESP_OK);
+  assert_true(same_pixels(without, with));
+  assert_null(bioesp_images_setting(with, 0, "embeddings"));
+  bioesp_images_free(with);
+  bioesp_images_free(without);
+
+  /* refused, by name: another width; a pickle that names code; no file */
+  assert_int_equal(bioesp_model_add_embedding(model, embedding_file("sd2.safetensors", "emb_params", 1, 1024), NULL),
+                   BIOESP_ERR_MISMATCH);
+  assert_non_null(strstr(bioesp_last_error(), "width 1024, but this model's text encoder takes 32"));
+  static const char pkl[] = "\x80\x02}(X\x0f\x00\x00\x00string_to_paramcos\nsystem\nX\x05\x00\x00\x00touch\x85Ru.";
+  zip_entry e[2] = {{"code/data.pkl", pkl, sizeof pkl - 1}, {"code/version", "3\n", 2}};
+  const char* code = path_join(temp_dir(), "code.pt");
+  write_zip(code, e, 2);
+  assert_int_equal(bioesp_model_add_embedding(model, code, NULL), BIOESP_ERR_FORMAT);
+  assert_non_null(strstr(bioesp_last_error(), "'os.system'"));
+  assert_int_equal(bioesp_model_add_embedding(model, path_join(temp_dir(), "none.pt"), NULL), BIOESP_ERR_NOT_FOUND);
+  assert_int_equal(bioesp_model_add_embedding(model, NULL, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(bioesp_model_embeddings(model, &tokens), BIOESP_OK);
+  assert_string_equal(tokens, "");
+  bioesp_string_free(tokens);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_png_matches_diffusers), cmocka_unit_test(test_jobs_in_order),
       cmocka_unit_test(test_models_run_concurrently), cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_img2img_inputs), cmocka_unit_test(test_jpeg_decoding),
-      cmocka_unit_test(test_vae_tiles), cmocka_unit_test(test_bad_requests)};
+      cmocka_unit_test(test_vae_tiles), cmocka_unit_test(test_bad_requests),
+      cmocka_unit_test(test_prompt_syntax), cmocka_unit_test(test_embeddings)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }

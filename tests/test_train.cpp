@@ -235,7 +235,8 @@ static void test_resume_is_bit_identical(void** state) {
 
 // Crafted checkpoints: each corrupt field of the newest makes --resume fall back to the one
 // before it (said in the log, the bad file renamed .corrupt) and the run still ends with the
-// straight run's weights; with every checkpoint corrupt the run stops and names the problem.
+// straight run's weights; one from a run of two processes continues and says that its data order
+// and random draws restart; with every checkpoint corrupt the run stops and names the problem.
 static void test_corrupt_checkpoints(void** state) {
   (void)state;
   auto o = run_options(make_dataset(3), path_join(temp_dir(), "whole"));
@@ -264,20 +265,22 @@ static void test_corrupt_checkpoints(void** state) {
     Edit edit;
     const char* message;
   } crafted[] = {
-      {set_tensor("order/data", [](torch::Tensor t) { t[0] = 7; return t; }), "'order/data' is not a permutation"},
-      {set_tensor("order/data", [](torch::Tensor t) { t[1] = -1; return t; }), "'order/data' is not a permutation"},
-      {set_tensor("order/data", [](torch::Tensor t) { return t.to(torch::kInt); }), "'order/data' is not a list of indices"},
       {set_meta("step", "-4"), "'step' is '-4'"},
       {set_meta("step", "3 steps"), "'step' is '3 steps'"},
       {set_meta("step", "5"), "holds step 5 under the name of step 3"},
       {set_meta("data.position", "99"), "'data.position' is '99'"},
+      {set_meta("data.position", "-1"), "'data.position' is '-1'"},
       {set_meta("data.epoch", "-1"), "'data.epoch' is '-1'"},
+      {set_meta("data.size", "0"), "'data.size' is '0'"},
       {set_meta("optimizer_steps", "9"), "'optimizer_steps' is '9'"},
       {set_meta("scaler.scale", "nan"), "'scaler.scale' is 'nan'"},
-      {set_meta("bioesp.checkpoint", "7"), "not a bioesp checkpoint of format 1"},
+      {set_meta("world_size", "0"), "'world_size' is '0'"},
+      {set_meta("world_size", "2"), "lacks the random generator state of rank 1"},
+      {set_meta("bioesp.checkpoint", "7"), "not a bioesp checkpoint of format 1 or 2"},
       {set_tensor(param.c_str(), [](torch::Tensor t) { t[0][0] = NAN; return t; }), "not finite"},
       {set_tensor(moment.c_str(), [](torch::Tensor t) { t[0][0] = -1; return t; }), "negative values"},
-      {set_tensor("rng", [](torch::Tensor t) { return t.slice(0, 0, 10).clone(); }), "not a CPU random generator state"},
+      {set_tensor("rng/0", [](torch::Tensor t) { return t.slice(0, 0, 10).clone(); }), "not a CPU random generator state"},
+      {Edit([](Meta&, std::map<std::string, torch::Tensor>& t) { t.erase("rng/0"); }), "lacks the random generator state of rank 0"},
   };
   auto r = o;
   r.resume = true;
@@ -311,6 +314,29 @@ static void test_corrupt_checkpoints(void** state) {
     io::write_safetensors(path, out, meta);
     print_message("crafted: %s\n", c.message);
     expect_fallback(c.message);
+  }
+  // From a run of two processes: the weights and optimizer state continue, the rest restarts.
+  {
+    const std::string path = fresh();
+    Meta meta = pristine.metadata;
+    for (auto& [k, v] : meta) {
+      if (k == "world_size") v = "2";
+      if (k == "data.position") v = "1";  // within a rank's share of two
+    }
+    std::vector<io::Tensor> out = pristine.tensors;
+    io::Tensor second = *pristine.find("", "rng/0");
+    second.name = "rng/1";
+    out.push_back(second);
+    io::write_safetensors(path, out, meta);
+    std::vector<std::string> infos;
+    r.log = [&](bioesp_log_level, const std::string& m) { infos.push_back(m); };
+    train::run(r);
+    bool said = false;
+    for (const auto& m : infos) said = said || m.find("comes from a run of 2 processes, this one has 1") != std::string::npos;
+    assert_true(said);
+    r.log = [&](bioesp_log_level level, const std::string& m) {
+      if (level == BIOESP_LOG_WARNING) warnings.push_back(m);
+    };
   }
   // A file cut short, as a full disk or a crash of the machine may leave it.
   const std::string cut = fresh();

@@ -61,8 +61,8 @@ static bioesp_train_options base_options(const char* out) {
 }
 
 struct seen {
-  int train_steps, last_total, cancel_at;
-  double last_loss, last_lr;
+  int train_steps, last_total, cancel_at, world_size;
+  double last_loss, last_lr, samples_per_second;
 };
 
 static int record(void* user, const bioesp_train_progress* p) {
@@ -72,6 +72,8 @@ static int record(void* user, const bioesp_train_progress* p) {
     s->last_total = p->total;
     s->last_loss = p->loss;
     s->last_lr = p->learning_rate;
+    s->world_size = p->world_size;
+    s->samples_per_second = p->samples_per_second;
     if (s->cancel_at && p->step == s->cancel_at) return 1;
   }
   return 0;
@@ -92,6 +94,8 @@ static void test_text_encoder_lora(void** state) {
   assert_int_equal(bioesp_train(&o, &result), BIOESP_OK);
   assert_int_equal(s.train_steps, 4);
   assert_int_equal(s.last_total, 4);
+  assert_int_equal(s.world_size, 1);
+  assert_true(s.samples_per_second > 0);
   assert_true(s.last_loss > 0);
   assert_true(s.last_lr > 0 && s.last_lr < 1e-4);  /* linear decay */
   assert_non_null(strstr(result, "pytorch_lora_weights.safetensors"));
@@ -224,6 +228,20 @@ static void test_bad_options(void** state) {
   o.rank = 0;
   assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_INVALID_ARGUMENT);
   assert_non_null(strstr(bioesp_last_error(), "rank"));
+  /* Across processes: settings refused by name before anything loads. */
+  o = base_options(path_join(temp_dir(), "bad"));
+  o.backend = "mpi";
+  assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "backend: must be one of auto, gloo, nccl, not 'mpi'"));
+  o = base_options(path_join(temp_dir(), "bad"));
+  o.master_port = 70000;
+  assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "master_port: must be between 1 and 65535"));
+  o = base_options(path_join(temp_dir(), "bad"));
+  o.world_size = 2;
+  o.process_rank = 2;
+  assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_non_null(strstr(bioesp_last_error(), "rank 2 is not one of 0 to 1"));
   /* A caller built against a shorter options struct gets defaults for the rest. */
   o = base_options(path_join(temp_dir(), "short"));
   o.struct_size = offsetof(bioesp_train_options, out);

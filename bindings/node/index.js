@@ -140,6 +140,10 @@ class Model {
   addLora(path, scale, name) { call(() => this._native.add_lora(path, scale, name)); }
   setLoraScale(name, scale) { call(() => this._native.set_lora_scale(name, scale)); }
   removeLora(name) { call(() => this._native.remove_lora(name)); }
+  // Textual inversion; token '' is the token the file names, else the file's stem.
+  addEmbedding(path, token = '') { call(() => this._native.add_embedding(path, token)); }
+  removeEmbedding(token) { call(() => this._native.remove_embedding(token)); }
+  embeddings() { return call(() => this._native.embeddings()).split('\n').filter((t) => t); }
   // Frees the model now (else the garbage collector does, eventually).
   close() { this._native.close(); }
 }

@@ -7,13 +7,13 @@
 #include "options.h"
 
 /* Renders and writes the frames. */
-static int run_animate(const char* model_path, const bioesp_model_options* mo, const cli_list* loras,
+static int run_animate(const char* model_path, const bioesp_model_options* mo, const cli_attached* attached,
                        const bioesp_animate_options* o, const bioesp_animation_options* save, const char* out) {
   bioesp_model* model = NULL;
   bioesp_images* frames = NULL;
   if (bioesp_model_load(model_path, mo, &model) != BIOESP_OK) return fail_with(model_path);
   int rc = 1;
-  if (!attach_loras(model, loras->items, loras->count)) goto done;
+  if (!attach_all(model, attached)) goto done;
   bioesp_status st = bioesp_animate(model, o, &frames);
   if (st == BIOESP_ERR_CANCELLED) {
     fprintf(stderr, "\nbioesp animate: %s\n", bioesp_last_error());
@@ -43,10 +43,10 @@ int cmd_animate(int argc, char** argv) {
   mo.log = print_log;
   const char* model_path = getenv("BIOESP_MODEL");
   const char* out = "creature.gif";
-  cli_list loras = {0};
+  cli_attached attached = {{0}, {0}};
   int quiet = 0;
   const cli_flag own[] = {
-      CLI_MODEL_FLAGS(&model_path, &loras),
+      CLI_MODEL_FLAGS(&model_path, &attached),
       {"out", "PATH", "creature.gif (the default), .mp4, .webm, or a folder of PNG frames", cli_text, &out},
       {"quiet", NULL, "no progress bar", cli_switch, &quiet}};
   static const char* const defaults[] = {"seeds", "random (one prompt, one seed: that seed and the next)", NULL};
@@ -59,7 +59,7 @@ int cmd_animate(int argc, char** argv) {
   int rc;
   cli_args* args = cli_parse(&command, argc, argv, &rc);
   if (!args) {
-    cli_list_free(&loras);
+    cli_attached_free(&attached);
     return rc;
   }
   rc = 2;
@@ -78,9 +78,9 @@ int cmd_animate(int argc, char** argv) {
     o.progress = steps_progress;
     o.progress_user = &quiet;
     catch_interrupts();
-    rc = run_animate(model_path, &mo, &loras, &o, &save, out);
+    rc = run_animate(model_path, &mo, &attached, &o, &save, out);
   }
   cli_free(args);
-  cli_list_free(&loras);
+  cli_attached_free(&attached);
   return rc;
 }

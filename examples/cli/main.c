@@ -247,7 +247,7 @@ const char* model_or_embedded(const char* command, const char* given) {
   return embedded;
 }
 
-int attach_loras(bioesp_model* model, const char* const* specs, size_t n) {
+static int attach_loras(bioesp_model* model, const char* const* specs, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     char file[4096], name[32];
     double scale = 1.0;
@@ -265,6 +265,36 @@ int attach_loras(bioesp_model* model, const char* const* specs, size_t n) {
     }
   }
   return 1;
+}
+
+static int attach_embeddings(bioesp_model* model, const char* const* specs, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    char file[4096];
+    const char* token = NULL;
+    snprintf(file, sizeof file, "%s", specs[i]);
+    char* colon = strrchr(file, ':');
+    FILE* whole = fopen(specs[i], "rb");
+    if (whole) fclose(whole);
+    if (!whole && colon && colon[1]) {
+      *colon = 0;
+      token = colon + 1;
+    }
+    if (bioesp_model_add_embedding(model, file, token) != BIOESP_OK) {
+      fail_with(file);
+      return 0;
+    }
+  }
+  return 1;
+}
+
+int attach_all(bioesp_model* model, const cli_attached* a) {
+  return attach_loras(model, a->loras.items, a->loras.count) &&
+         attach_embeddings(model, a->embeddings.items, a->embeddings.count);
+}
+
+void cli_attached_free(cli_attached* a) {
+  cli_list_free(&a->loras);
+  cli_list_free(&a->embeddings);
 }
 
 /* PATH for one image; PATH with -i before the extension for several. */
@@ -345,14 +375,14 @@ static int save_all(const bioesp_images* images, const char* out_path, const bio
 }
 
 /* Draws with the parsed options: model, LoRAs, generation, the grid, the files. */
-static int run_generate(const char* model_path, const bioesp_model_options* mo, const cli_list* loras,
+static int run_generate(const char* model_path, const bioesp_model_options* mo, const cli_attached* attached,
                         const bioesp_generate_options* go, const bioesp_save_options* so, long grid_columns,
                         long grid_cell, const char* out_path, int quiet) {
   bioesp_model* model = NULL;
   bioesp_images* images = NULL;
   int rc = 1;
   if (bioesp_model_load(model_path, mo, &model) != BIOESP_OK) return fail_with(model_path);
-  if (!attach_loras(model, loras->items, loras->count)) goto done;
+  if (!attach_all(model, attached)) goto done;
   bioesp_status st = bioesp_generate(model, go, &images);
   if (st == BIOESP_ERR_CANCELLED) {
     fprintf(stderr, "\nbioesp generate: %s\n", bioesp_last_error());
@@ -378,7 +408,7 @@ static int cmd_generate(int argc, char** argv) {
   const char* out_path = "creature.png";
   long grid_columns = 0, grid_cell = 0;
   cli_int grid = {&grid_columns, 1, 1024}, cell = {&grid_cell, 0, 8192};
-  cli_list loras = {0};
+  cli_attached attached = {{0}, {0}};
   int quiet = 0;
   bioesp_model_options mo;
   bioesp_model_options_init(&mo);
@@ -390,7 +420,7 @@ static int cmd_generate(int argc, char** argv) {
   bioesp_save_options_init(&so);
   const char* preview_dir = NULL;
   const cli_flag own[] = {
-      CLI_MODEL_FLAGS(&model_path, &loras),
+      CLI_MODEL_FLAGS(&model_path, &attached),
       {"preview-dir", "DIR", "write each live preview as DIR/step-SSSS-I.png (every step unless --preview-every)", cli_text,
        &preview_dir},
       {"out", "PATH", ".png or .jpg; several images get -0, -1, … before the extension (default creature.png)", cli_text, &out_path},
@@ -406,7 +436,7 @@ static int cmd_generate(int argc, char** argv) {
   int rc;
   cli_args* args = cli_parse(&command, argc, argv, &rc);
   if (!args) {
-    cli_list_free(&loras);
+    cli_attached_free(&attached);
     return rc;
   }
   rc = 2;
@@ -420,10 +450,10 @@ static int cmd_generate(int argc, char** argv) {
     go.progress_user = &quiet;
     catch_interrupts();
     if (preview_dir && !preview_into(preview_dir, &go)) rc = 1;
-    else rc = run_generate(model_path, &mo, &loras, &go, &so, grid_columns, grid_cell, out_path, quiet);
+    else rc = run_generate(model_path, &mo, &attached, &go, &so, grid_columns, grid_cell, out_path, quiet);
   }
   cli_free(args);
-  cli_list_free(&loras);
+  cli_attached_free(&attached);
   return rc;
 }
 

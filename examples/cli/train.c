@@ -1,5 +1,6 @@
 /* bioesp train and new-model: their options from the library's table, a progress bar with the
- * loss, and Ctrl-C, SIGTERM or SIGHUP turned into a clean cancel (checkpoint first). */
+ * loss, and Ctrl-C, SIGTERM or SIGHUP turned into a clean cancel (checkpoint first); train
+ * --nproc N starts N ranks (launch.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +15,10 @@ static int train_progress(void* user, const bioesp_train_progress* p) {
       int width = 24, filled = p->total ? p->step * width / p->total : 0;
       fprintf(stderr, "\r[");
       for (int i = 0; i < width; ++i) fputc(i < filled ? '#' : '.', stderr);
-      fprintf(stderr, "] %d/%d  loss %.4f  lr %.2e  %.2f s/step  eta %.0f s   ", p->step, p->total, p->loss,
-              p->learning_rate, p->seconds_per_step, p->eta_seconds);
+      fprintf(stderr, "] %d/%d  loss %.4f  lr %.2e  %.2f s/step  %.1f samples/s  eta %.0f s", p->step, p->total,
+              p->loss, p->learning_rate, p->seconds_per_step, p->samples_per_second, p->eta_seconds);
+      if (p->world_size > 1) fprintf(stderr, "  %d processes", p->world_size);
+      fprintf(stderr, "   ");
       if (p->step == p->total) fputc('\n', stderr);
     } else if (p->total > 0) {
       fprintf(stderr, "\r%s %d/%d   ", p->stage, p->step + 1, p->total);
@@ -23,8 +26,39 @@ static int train_progress(void* user, const bioesp_train_progress* p) {
       fprintf(stderr, "bioesp: %s\n", p->stage);
     }
   }
-  if (interrupted()) fprintf(stderr, "\nbioesp: interrupted (signal %d); writing a checkpoint\n", interrupted());
+  if (interrupted() && !quiet) fprintf(stderr, "\nbioesp: interrupted (signal %d); writing a checkpoint\n", interrupted());
   return interrupted() != 0;
+}
+
+/* The ranks after the first say only what is wrong, and which rank says it. */
+static void worker_log(void* user, bioesp_log_level level, const char* message) {
+  if (level >= BIOESP_LOG_WARNING) fprintf(stderr, "bioesp (rank %d): %s\n", *(const int*)user, message);
+}
+
+/* --nproc N: the same command as N workers, --nproc left out and every one on the same seed. */
+static int launch(long nproc, int have_seed, bioesp_train_options* o, int argc, char** argv) {
+  if (o->world_size > 1 || getenv("WORLD_SIZE")) {
+    fprintf(stderr, "bioesp train: --nproc starts the ranks itself: not with --world-size or WORLD_SIZE\n");
+    return 2;
+  }
+  char seed[32];
+  snprintf(seed, sizeof seed, "%llu", (unsigned long long)(have_seed ? o->seed : random_seed()));
+  if (!have_seed) fprintf(stderr, "bioesp: seed %s\n", seed);
+  char** args = malloc(((size_t)argc + 2) * sizeof *args);
+  if (!args) return 1;
+  int n = 0;
+  for (int i = 0; i < argc; ++i) {
+    if (strcmp(argv[i], "--nproc") == 0 || strcmp(argv[i], "--seed") == 0) {
+      ++i;
+      continue;
+    }
+    args[n++] = argv[i];
+  }
+  args[n++] = "--seed";
+  args[n++] = seed;
+  int code = launch_workers((int)nproc, n, args, o->timeout);
+  free(args);
+  return code;
 }
 
 int cmd_train(int argc, char** argv) {
@@ -32,13 +66,17 @@ int cmd_train(int argc, char** argv) {
   bioesp_train_options_init(&o);
   o.log = print_log;
   int quiet = 0;
-  const cli_flag own[] = {{"quiet", NULL, "no progress bar", cli_switch, &quiet}};
+  long nproc = 1;
+  cli_int nproc_flag = {&nproc, 1, 4096};
+  const cli_flag own[] = {{"quiet", NULL, "no progress bar", cli_switch, &quiet},
+                          {"nproc", "N", "train as N processes on this machine, as torchrun --nproc-per-node N (default 1)",
+                           cli_integer, &nproc_flag}};
   static const char* const defaults[] = {"model", "$BIOESP_MODEL", "seed", "random (printed)", NULL};
   const cli_command command = {
       "train", "--model DIR|FILE|ID --data DIR --prompt TEXT --out DIR [options]",
       "Fine-tunes with DreamBooth-LoRA (as diffusers' train_dreambooth_lora.py) or, with --full, every UNet\n"
       "weight. Ctrl-C, SIGTERM and SIGHUP write a checkpoint; run again with --resume to continue.\n",
-      {{BIOESP_OPTIONS_TRAIN, &o}}, 1, own, 1, NULL, defaults};
+      {{BIOESP_OPTIONS_TRAIN, &o}}, 1, own, 2, NULL, defaults};
   int rc;
   cli_args* args = cli_parse(&command, argc, argv, &rc);
   if (!args) return rc;
@@ -48,18 +86,38 @@ int cmd_train(int argc, char** argv) {
     cli_free(args);
     return 2;
   }
-  if (!cli_given(args, "seed")) {
+  const int have_seed = cli_given(args, "seed");
+  if (nproc > 1) {
+    int code = launch(nproc, have_seed, &o, argc, argv);
+    cli_free(args);
+    return code;
+  }
+  /* torchrun's variables unless the options say otherwise (as the library reads them). */
+  const char* env_world = getenv("WORLD_SIZE");
+  const int world = o.world_size > 0 ? o.world_size : env_world ? atoi(env_world) : 1;
+  int rank = o.world_size > 0 ? o.process_rank : getenv("RANK") ? atoi(getenv("RANK")) : 0;
+  if (world > 1 && !have_seed) {
+    fprintf(stderr, "bioesp train: training across processes needs --seed (the same on every rank)\n");
+    cli_free(args);
+    return 2;
+  }
+  if (!have_seed) {
     o.seed = random_seed();
     fprintf(stderr, "bioesp: seed %llu\n", (unsigned long long)o.seed);
   }
   cli_free(args);
+  if (rank > 0) {
+    quiet = 1;
+    o.log = worker_log;
+    o.log_user = &rank;
+  }
   o.progress = train_progress;
   o.progress_user = &quiet;
   catch_interrupts();
   char* result = NULL;
   bioesp_status st = bioesp_train(&o, &result);
   if (st == BIOESP_ERR_CANCELLED) {
-    fprintf(stderr, "bioesp train: %s\n", bioesp_last_error());
+    if (rank == 0) fprintf(stderr, "bioesp train: %s\n", bioesp_last_error());  /* once, not once a rank */
     return interrupted_status();
   }
   if (st != BIOESP_OK) return fail_with("train");

@@ -100,6 +100,7 @@ struct bioesp_model {
   // Changed and read in the model's turn.
   std::map<std::string, std::pair<std::string, float>> loras;
   std::string vae;  // the autoencoder given in place of the model's VAE, as given
+  std::map<std::string, std::string> embeddings;  // token → the file as given, recorded alike
 };
 
 namespace {
@@ -117,8 +118,8 @@ struct Request {
 
 // What a transparent background asks of every prompt: a backdrop the matte can take away.
 constexpr const char* kPlainBackdrop = ", plain white background";
-// The text encoder reads 77 tokens; longer prompts are cut, and beyond this size refused before
-// the tokenizer spends its time on them.
+// The text encoder reads 77 tokens (weighted: at most 32 windows of 75); longer prompts are cut
+// or refused, and beyond this size refused before the tokenizer spends its time on them.
 constexpr size_t kMaxPromptBytes = 64 * 1024;
 
 // A prompt (NULL items are refused by the options table), within its size.
@@ -126,7 +127,7 @@ std::string checked_prompt(const char* p, const char* what) {
   const size_t n = std::strlen(p);
   if (n > kMaxPromptBytes)
     fail(BIOESP_ERR_INVALID_ARGUMENT, std::string(what) + " is " + std::to_string(n) + " bytes; at most " +
-                                          std::to_string(kMaxPromptBytes) + " are accepted (the text encoder reads 77 tokens)");
+                                          std::to_string(kMaxPromptBytes) + " are accepted");
   return p;
 }
 
@@ -178,6 +179,7 @@ pipeline::GenerateOptions settings_of(const O& o) {
   g.height = o.height;
   g.clip_skip = o.clip_skip;
   g.vae_tile_size = o.vae_tile_size;
+  g.syntax = o.prompt_syntax == BIOESP_PROMPT_WEIGHTED ? pipeline::PromptSyntax::Weighted : pipeline::PromptSyntax::Plain;
   g.truncated = truncation_warning(o.log, o.log_user);
   return g;
 }
@@ -213,11 +215,17 @@ std::string format_number(double v) {
   return s.str();
 }
 
-// The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), for the images' settings.
-// Called in the model's turn.
-std::string lora_setting(const bioesp_model& m) {
-  std::string out;
-  for (const auto& [name, lora] : m.loras) out += (out.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
+// The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), the embeddings as
+// "FILE:TOKEN; ..." (by token) and the autoencoder given in place of the VAE, for the images'
+// settings. Called in the model's turn.
+std::vector<std::pair<std::string, std::string>> model_settings(const bioesp_model& m) {
+  std::string loras, embeddings;
+  for (const auto& [name, lora] : m.loras) loras += (loras.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
+  for (const auto& [token, file] : m.embeddings) embeddings += (embeddings.empty() ? "" : "; ") + file + ":" + token;
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!loras.empty()) out.emplace_back("loras", loras);
+  if (!embeddings.empty()) out.emplace_back("embeddings", embeddings);
+  if (!m.vae.empty()) out.emplace_back("vae", m.vae);
   return out;
 }
 
@@ -233,7 +241,7 @@ std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::
   if (r.transparent)
     for (auto& p : drawn.prompts) p += kPlainBackdrop;
   torch::Tensor images = model->sd->generate(drawn);
-  const std::string loras = lora_setting(*model);
+  const auto attached = model_settings(*model);
   auto out = std::make_unique<bioesp_images>();
   out->list = pipeline::to_images(images);
   for (size_t i = 0; i < out->list.size(); ++i) {
@@ -261,8 +269,8 @@ std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::
       img.text.emplace_back("cache_interval", std::to_string(g.cache_interval));
       img.text.emplace_back("cache_branch", std::to_string(g.cache_branch));
     }
-    if (!model->vae.empty()) img.text.emplace_back("vae", model->vae);
-    if (!loras.empty()) img.text.emplace_back("loras", loras);
+    if (g.syntax == pipeline::PromptSyntax::Weighted) img.text.emplace_back("prompt_syntax", "weighted");
+    img.text.insert(img.text.end(), attached.begin(), attached.end());
   }
   return out;
 }
@@ -472,11 +480,11 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
     a.frames = o.frames;
     a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;
-    std::string loras;
+    std::vector<std::pair<std::string, std::string>> attached;
     {
       Hold hold(model->turns);
       rendered = model->sd->animate(a);
-      loras = lora_setting(*model);
+      attached = model_settings(*model);
     }
     auto out = std::make_unique<bioesp_images>();
     out->list = pipeline::to_images(rendered);
@@ -489,7 +497,8 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
                            {"steps", std::to_string(a.settings.steps)}, {"guidance", format_number(a.settings.guidance)},
                            {"scheduler", a.settings.scheduler.empty() ? "default" : a.settings.scheduler},
                            {"software", std::string("bioesp ") + bioesp_version_string()}};
-      if (!loras.empty()) out->list[i].text.emplace_back("loras", loras);
+      if (a.settings.syntax == pipeline::PromptSyntax::Weighted) out->list[i].text.emplace_back("prompt_syntax", "weighted");
+      out->list[i].text.insert(out->list[i].text.end(), attached.begin(), attached.end());
     }
     if (o.pingpong)
       for (size_t i = out->list.size() - 1; i-- > 1;) out->list.push_back(out->list[i]);
@@ -580,6 +589,36 @@ bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
     Hold hold(model->turns);
     if (!model->sd->remove_lora(name)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras.erase(name);
+  });
+}
+
+bioesp_status bioesp_model_add_embedding(bioesp_model* model, const char* path, const char* token) {
+  return guard([&] {
+    require(model && path, "model and path must not be NULL");
+    Hold hold(model->turns);
+    model->embeddings[model->sd->add_embedding(path, token ? token : "")] = path;
+  });
+}
+
+bioesp_status bioesp_model_remove_embedding(bioesp_model* model, const char* token) {
+  return guard([&] {
+    require(model && token, "model and token must not be NULL");
+    Hold hold(model->turns);
+    if (!model->sd->remove_embedding(token)) fail(BIOESP_ERR_NOT_FOUND, std::string("no embedding with the token ") + token);
+    model->embeddings.erase(token);
+  });
+}
+
+bioesp_status bioesp_model_embeddings(bioesp_model* model, char** tokens) {
+  return guard([&] {
+    require(model && tokens, "model and tokens must not be NULL");
+    *tokens = nullptr;
+    std::string lines;
+    {
+      Hold hold(model->turns);
+      for (const auto& e : model->embeddings) lines += e.first + "\n";
+    }
+    *tokens = dup_string(lines);
   });
 }
 

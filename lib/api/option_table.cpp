@@ -4,6 +4,7 @@
 #include "api/option_table.h"
 
 #include "sched/names.h"
+#include "train/distributed_options.h"
 #include "train/lr_schedule.h"
 
 namespace bioesp::options {
@@ -103,6 +104,12 @@ Row vae_tile_size() {
   return F(vae_tile_size, Int).range(0, 16384).cli("vae-tiles").about(
       "decode (and encode) in tiles of this many pixels: big images in less memory, the same pixels (0: whole)");
 }
+template <class O>
+Row prompt_syntax() {
+  static_assert(BIOESP_PROMPT_PLAIN == 0 && BIOESP_PROMPT_WEIGHTED == 1, "prompt_syntax choices are in enum order");
+  return F(prompt_syntax, Enum).one_of({"plain", "weighted"}).about(
+      "plain: as diffusers (77 tokens, brackets are words); weighted: as A1111 ((x:1.3), [x], BREAK, any length)");
+}
 
 // Retries and the Hub's endpoint and token, which fetch, pull and push share.
 template <class O>
@@ -175,6 +182,7 @@ Kind generate() {
                      .about("transparent: a sprite, its plain backdrop matted away into RGBA (unset: opaque)"));
   rows.push_back(F(eta, Float).at_most(1).about(
       "DDIM's eta and TCD's gamma: the share of fresh noise per step, 0 to 1 (negative: the scheduler's own)"));
+  rows.push_back(prompt_syntax<O>());
   rows.push_back(F(preview_every, Int).range(0, 1000).about("a live preview of each image every this many steps (0: none)"));
   rows.push_back(F(preview, Function).not_exposed(
       "a C function pointer: the command line writes the previews with --preview-dir, bindings keep the job's latest"));
@@ -204,6 +212,7 @@ Kind animate() {
   progress_rows<O>(rows);
   log_rows<O>(rows);
   rows.push_back(vae_tile_size<O>());
+  rows.push_back(prompt_syntax<O>());
   return k;
 }
 
@@ -293,7 +302,7 @@ void train_data_rows(std::vector<Row>& rows) {
 void train_optimizer_rows(std::vector<Row>& rows) {
   using O = bioesp_train_options;
   rows.push_back(F(learning_rate, Float).above(0).cli("lr").about("the learning rate"));
-  rows.push_back(F(scale_lr, Bool).about("multiply the rate by batch size × accumulation"));
+  rows.push_back(F(scale_lr, Bool).about("multiply the rate by batch size × accumulation × processes"));
   rows.push_back(F(lr_scheduler, Text).one_of(train::lr_schedule_names()).about("the learning-rate schedule (unset: constant)"));
   rows.push_back(F(lr_warmup_steps, Int).at_least(0).cli("warmup").about("steps of linear warm-up"));
   rows.push_back(F(lr_cycles, Int).at_least(1).about("cosine_with_restarts: cycles"));
@@ -352,6 +361,17 @@ Kind train() {
   rows.push_back(F(shuffle_tags, Bool).about("shuffle the kept caption tags"));
   rows.push_back(F(caption_dropout, Float).at_least(0).below(1).about("train on the empty caption this often"));
   rows.push_back(F(save_half, Bool).about("write model folders in float16"));
+  // Across processes (train/distributed.h): torchrun's variables when world_size is 0.
+  rows.push_back(F(world_size, Int).range(0, 65536).about(
+      "processes training together (0: torchrun's WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT, else 1)"));
+  rows.push_back(F(process_rank, Int).range(0, 65535).about("this process's rank, 0 to world_size - 1 (with world_size)"));
+  rows.push_back(F(local_rank, Int).range(0, 65535).about("its place on this machine: with CUDA, the GPU it takes"));
+  rows.push_back(F(master_addr, String).about("where rank 0 hosts the rendezvous (unset: 127.0.0.1)"));
+  rows.push_back(F(master_port, Int).range(1, 65535).about("the rendezvous port on rank 0's machine"));
+  rows.push_back(F(backend, Text).one_of(train::backend_names()).about(
+      "the process group: auto (unset: nccl for CUDA where the build has it, else gloo), gloo or nccl"));
+  rows.push_back(F(timeout, Float).above(0).at_most(1e7).about(
+      "seconds to join and to wait for any other rank; one that dies or freezes stops the others within it"));
   return k;
 }
 

@@ -10,6 +10,24 @@
 
 using namespace bioesp;
 
+namespace {
+
+// The processes of the run: the options' own, or torchrun's variables when world_size is 0.
+train::DistributedOptions distributed_options(const bioesp_train_options& o) {
+  train::DistributedOptions d;
+  if (o.master_addr) d.master_addr = o.master_addr;
+  d.master_port = o.master_port;
+  if (o.backend) d.backend = o.backend;
+  d.timeout = o.timeout;
+  if (o.world_size == 0) return train::from_environment(d);
+  d.world_size = o.world_size;
+  d.rank = o.process_rank;
+  d.local_rank = o.local_rank;
+  return d;
+}
+
+}  // namespace
+
 extern "C" {
 
 void bioesp_train_options_init(bioesp_train_options* o) {
@@ -35,6 +53,8 @@ void bioesp_train_options_init(bioesp_train_options* o) {
   o->checkpoints_kept = 3;
   o->validation_steps = 25;
   o->kl_weight = 1e-6f;
+  o->master_port = 29500;
+  o->timeout = 1800.0f;
 }
 
 bioesp_status bioesp_train(const bioesp_train_options* options, char** result_path) {
@@ -96,6 +116,7 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     r.shuffle_tags = o.shuffle_tags != 0;
     r.caption_dropout = o.caption_dropout;
     r.save_dtype = o.save_half ? torch::kFloat16 : torch::kFloat32;
+    r.distributed = distributed_options(o);
     r.out = o.out;
     r.log = c_logger(o.log, o.log_user);
     if (o.progress) {
@@ -111,6 +132,8 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
         c.learning_rate = p.lr;
         c.seconds_per_step = p.seconds_per_step;
         c.eta_seconds = p.eta_seconds;
+        c.world_size = p.world_size;
+        c.samples_per_second = p.samples_per_second;
         return fn(user, &c) == 0;
       };
     }

@@ -50,7 +50,15 @@ CLIPEmbeddingsImpl::CLIPEmbeddingsImpl(const config::CLIPTextConfig& c) {
 
 torch::Tensor CLIPEmbeddingsImpl::forward(const torch::Tensor& ids) {
   auto positions = torch::arange(ids.size(1), torch::TensorOptions().dtype(torch::kLong).device(ids.device()));
-  return token_embedding(ids) + position_embedding(positions).unsqueeze(0);
+  torch::Tensor tokens;
+  if (!added.defined()) {
+    tokens = token_embedding(ids);
+  } else {
+    const int64_t vocab = token_embedding->weight.size(0);
+    auto rows = added.index_select(0, (ids - vocab).clamp(0, added.size(0) - 1).flatten()).view({ids.size(0), ids.size(1), -1});
+    tokens = torch::where((ids >= vocab).unsqueeze(-1), rows, token_embedding(ids.clamp_max(vocab - 1)));
+  }
+  return tokens + position_embedding(positions).unsqueeze(0);
 }
 
 CLIPEncoderImpl::CLIPEncoderImpl(const config::CLIPTextConfig& c) {
@@ -84,8 +92,10 @@ TextEncoderOutput CLIPTextModelImpl::forward(const torch::Tensor& ids, bool keep
     if (keep_hidden_states) out.hidden_states.push_back(h);
   }
   out.last_hidden_state = text_model->final_layer_norm(h);
-  // The pooled token: the first eos (the highest id with legacy configs whose eos_token_id is 2).
-  auto index = c_.eos_token_id == 2 ? ids.argmax(-1) : (ids == c_.eos_token_id).to(torch::kInt).argmax(-1);
+  // The pooled token: the first eos (the highest vocabulary id with legacy configs whose
+  // eos_token_id is 2).
+  auto index = c_.eos_token_id == 2 ? ids.masked_fill(ids >= c_.vocab_size, 0).argmax(-1)
+                                    : (ids == c_.eos_token_id).to(torch::kInt).argmax(-1);
   auto batch = torch::arange(ids.size(0), torch::TensorOptions().dtype(torch::kLong).device(ids.device()));
   out.pooler_output = out.last_hidden_state.index({batch, index});
   if (text_projection) out.text_embeds = text_projection(out.pooler_output);

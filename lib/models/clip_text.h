@@ -47,6 +47,9 @@ class CLIPEmbeddingsImpl : public torch::nn::Module {
   explicit CLIPEmbeddingsImpl(const config::CLIPTextConfig& c);
   torch::Tensor forward(const torch::Tensor& ids);
   Embedding token_embedding{nullptr}, position_embedding{nullptr};
+  // Textual-inversion vectors [E, D] for the ids past the vocabulary (vocab_size + k is row k),
+  // kept apart from the weights as adapters are: not a parameter, never saved or trained.
+  torch::Tensor added;
 };
 TORCH_MODULE(CLIPEmbeddings);
 

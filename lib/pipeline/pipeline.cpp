@@ -273,18 +273,6 @@ void StableDiffusion::set_preview_autoencoder(models::AutoencoderTiny tiny) {
   preview_vae_ = tiny;
 }
 
-torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
-                                              const std::function<void(const std::string&)>& truncated) {
-  std::vector<int64_t> ids;
-  for (const auto& p : prompts) {
-    auto e = tokenizer_->encode(p);
-    if (e.truncated && truncated) truncated(e.removed);
-    ids.insert(ids.end(), e.ids.begin(), e.ids.end());
-  }
-  auto t = torch::tensor(ids, torch::kLong).view({static_cast<int64_t>(prompts.size()), -1}).to(device_);
-  return text_encoder_->encode(t, clip_skip);
-}
-
 int StableDiffusion::latent_factor() const {
   return tiny_vae_ ? tiny_vae_->config().latent_factor() : 1 << (vae_->config().block_out_channels.size() - 1);
 }
@@ -304,22 +292,14 @@ std::pair<int, int> StableDiffusion::output_size(int width, int height) const {
 }
 
 StableDiffusion::Conditioning StableDiffusion::conditioning(const GenerateOptions& g) {
-  const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
+  const int64_t N = static_cast<int64_t>(g.prompts.size()) * g.images_per_prompt;
   const int64_t cond_dim = unet_->config().time_cond_proj_dim;
   Conditioning c;
   c.guidance = g.guidance;
   // An LCM UNet takes the guidance as an embedding instead of a CFG batch (diffusers' pipelines
   // skip CFG for UNets with time_cond_proj_dim).
   c.cfg = g.guidance > 1.0 && cond_dim == 0;
-  c.embeds = g.prompt_embeds.defined() ? g.prompt_embeds.to(device_)
-                                       : encode_prompts(g.prompts, g.clip_skip, g.truncated).repeat_interleave(g.images_per_prompt, 0);
-  if (c.embeds.size(0) != N) fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt embeddings for another batch size");
-  if (c.cfg) {
-    auto negative = encode_prompts(std::vector<std::string>(B, g.negative_prompt), g.clip_skip, g.truncated)
-                        .repeat_interleave(g.images_per_prompt, 0);
-    c.embeds = torch::cat({negative, c.embeds});
-  }
-  c.embeds = c.embeds.to(dtype_);
+  c.embeds = text_conditioning(g, c.cfg).to(dtype_);
   if (cond_dim > 0) {
     auto w = torch::full({N}, static_cast<float>(g.guidance - 1), torch::kFloat32);
     c.timestep_cond = models::guidance_embedding(w, cond_dim).to(device_, dtype_);
@@ -484,11 +464,12 @@ torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
   auto seed_of = [&](size_t k) { return o.seeds[o.seeds.size() == 1 ? 0 : k]; };
   std::vector<torch::Tensor> embeds, noises;
   for (size_t k = 0; k < keys; ++k) {
-    embeds.push_back(encode_prompts({prompt_of(k)}, o.settings.clip_skip, o.settings.truncated));
+    embeds.push_back(encode_prompts({prompt_of(k)}, o.settings.clip_skip, o.settings.syntax, o.settings.truncated));
     at::Generator gen = at::detail::createCPUGenerator(seed_of(k));
     noises.push_back(at::randn({1, unet_->config().in_channels, height / factor, width / factor}, gen,
                                torch::TensorOptions().dtype(torch::kFloat32)));
   }
+  pad_to_longest(embeds, o.settings.clip_skip);
   std::vector<torch::Tensor> frames;
   for (int j = 0; j < o.frames; ++j) {
     const double x = static_cast<double>(j) * static_cast<double>(keys - 1) / (o.frames - 1);

@@ -33,6 +33,17 @@ struct LoadOptions {
   std::string vae, preview_vae;
 };
 
+// How prompts are read: Plain as diffusers reads them (77 tokens, brackets are words); Weighted
+// with A1111's syntax (weights, BREAK) in as many 75-token windows as the prompt needs.
+enum class PromptSyntax { Plain, Weighted };
+
+// Windows a weighted prompt may take (2,400 tokens): the UNet's attention grows with them.
+constexpr size_t kMaxPromptWindows = 32;
+
+// A1111's emphasis: hidden states [B, L, D] scaled per token by weights [B, L], then each
+// prompt's encoding rescaled to its unweighted mean. Throws where the weights cancel the mean.
+torch::Tensor apply_prompt_weights(const torch::Tensor& hidden, const torch::Tensor& weights);
+
 // The numbers' ranges (steps, guidance, strength, …) are checked where requests come in: by the
 // options table at the C API (api/option_table.cpp); the pipeline checks what depends on the model.
 struct GenerateOptions {
@@ -46,6 +57,7 @@ struct GenerateOptions {
   int width = 0, height = 0;              // 0 = the UNet's sample_size × 8
   int images_per_prompt = 1;
   int clip_skip = 0;
+  PromptSyntax syntax = PromptSyntax::Plain;
   torch::Tensor init_image;               // img2img: [3, H, W] or [B, 3, H, W] in [-1, 1]
   double strength = 0.8;
   // > 0: the VAE decodes (and encodes init images) in tiles of this many pixels, for images
@@ -69,7 +81,7 @@ struct GenerateOptions {
   int cache_interval = 0;
   int cache_branch = 0;
   // Given instead of what the prompts and seed give (animations interpolate both): conditional
-  // embeddings [N, 77, D], and txt2img's starting noise [N, C, h, w] before init_noise_sigma.
+  // embeddings [N, 77·windows, D], and txt2img's starting noise [N, C, h, w] before init_noise_sigma.
   // The seed still drives the generator for the scheduler's own noise.
   torch::Tensor prompt_embeds, initial_noise;
   // DDIM's η, TCD's γ: the share of fresh noise per step, in [0, 1]; < 0: the scheduler's own
@@ -86,7 +98,7 @@ struct AnimateOptions {
   std::vector<std::string> prompts;  // keyframe prompts (one: held for every keyframe)
   std::vector<uint64_t> seeds;       // keyframe seeds (one: held)
   int frames = 16;
-  GenerateOptions settings;          // negative prompt, steps, guidance, scheduler, size, clip skip
+  GenerateOptions settings;          // negative prompt, steps, guidance, scheduler, size, clip skip, syntax
   // Called after each denoising step with (steps done over all frames, steps in all).
   std::function<bool(int, int)> progress;
 };
@@ -140,9 +152,22 @@ class StableDiffusion {
   // else by a tiny one that draws the images, else SD 1.x's linear latent→RGB map at latent size.
   std::vector<image::Image> preview_images(const torch::Tensor& latents);
 
-  // Prompt embeddings [B, 77, D] as the pipeline feeds the UNet.
+  // Prompt embeddings as the pipeline feeds the UNet: plain, [B, 77, D] (a longer prompt cut,
+  // `truncated` told the cut text); weighted, [B, 77·W, D] for the W windows the longest prompt
+  // needs, shorter prompts filled with empty windows.
   torch::Tensor encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
+                               PromptSyntax syntax = PromptSyntax::Plain,
                                const std::function<void(const std::string&)>& truncated = {});
+  // Prompt embeddings [B, 77·W, D] filled to `tokens` with empty windows (the empty prompt's
+  // encoding), as A1111 pads the shorter of a prompt and its negative.
+  torch::Tensor pad_prompt_embeds(const torch::Tensor& embeds, int64_t tokens, int clip_skip);
+
+  // Textual inversion: an embedding file's vectors under `token` ("": the token the file names,
+  // else the file's stem), found in prompts of either syntax; returns the token. Adding a token
+  // again replaces its vectors. Refused, leaving the model as it was, for a width other than the
+  // text encoder's (both named), non-finite values, or more vectors than a window holds.
+  std::string add_embedding(const std::string& path, const std::string& token);
+  bool remove_embedding(const std::string& token);
 
   text::ClipTokenizer& tokenizer() { return *tokenizer_; }
   models::CLIPTextModel& text_encoder() { return text_encoder_; }
@@ -168,7 +193,7 @@ class StableDiffusion {
   std::pair<int, int> output_size(int width, int height) const;
   // What the UNet is conditioned on for one generation.
   struct Conditioning {
-    torch::Tensor embeds;         // [N or 2N, 77, D]: the negative batch first under CFG
+    torch::Tensor embeds;         // [N or 2N, 77·windows, D]: the negative batch first under CFG
     bool cfg = false;
     double guidance = 1;
     torch::Tensor timestep_cond;  // LCM UNets: the guidance embedding [N, time_cond_proj_dim]
@@ -182,6 +207,19 @@ class StableDiffusion {
   // Latents → images [N, H, W, 3] in [0, 1], float32 on the CPU.
   torch::Tensor decode_latents(const torch::Tensor& latents, int tile_size);
   double latent_scaling() const;
+  torch::Tensor encode_weighted(const std::vector<std::string>& prompts, int clip_skip);
+  // Prompt embeddings of one length: the shorter filled with empty windows.
+  void pad_to_longest(std::vector<torch::Tensor>& embeds, int clip_skip);
+  // The UNet's encoder_hidden_states for N images: with guidance the negative prompt's, then
+  // the prompts' (or the embeddings given), each repeated per image.
+  torch::Tensor text_conditioning(const GenerateOptions& g, bool cfg);
+  struct Embedding {
+    std::string token;
+    torch::Tensor vectors;  // [N, D] in the text encoder's dtype and device
+  };
+  // Gives the tokenizer and the text encoder these embeddings (ids from the vocabulary's end on).
+  void install_embeddings(const std::vector<Embedding>& embeddings);
+  std::vector<Embedding> embeddings_;
   std::unique_ptr<text::ClipTokenizer> tokenizer_;
   models::CLIPTextModel text_encoder_{nullptr};
   models::UNet2DConditionModel unet_{nullptr};

@@ -8,6 +8,23 @@
 #include "text/clip_tokenizer.h"
 
 namespace bioesp::text {
+namespace {
+
+// Replaces every occurrence of the adjacent pair (a, b), left to right, by a + b.
+void merge_pair(std::vector<std::string>& symbols, const std::string& a, const std::string& b) {
+  std::vector<std::string> next;
+  for (size_t i = 0; i < symbols.size(); ++i) {
+    if (i + 1 < symbols.size() && symbols[i] == a && symbols[i + 1] == b) {
+      next.push_back(a + b);
+      ++i;
+    } else {
+      next.push_back(symbols[i]);
+    }
+  }
+  symbols.swap(next);
+}
+
+}  // namespace
 
 int build_clip_bpe(const std::vector<std::string>& texts, int vocab_size, const std::string& dir) {
   const int base = 2 * 256 + 2;  // byte symbols, their word-final forms, two special tokens

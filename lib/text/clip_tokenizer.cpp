@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <array>
-#include <climits>
 #include <nlohmann/json.hpp>
+#include <queue>
 #include <sstream>
 
 #include "core/error.h"
@@ -79,19 +79,6 @@ const std::array<std::string, 256>& byte_symbols() {
     return t;
   }();
   return table;
-}
-
-void merge_pair(std::vector<std::string>& symbols, const std::string& a, const std::string& b) {
-  std::vector<std::string> next;
-  for (size_t i = 0; i < symbols.size(); ++i) {
-    if (i + 1 < symbols.size() && symbols[i] == a && symbols[i + 1] == b) {
-      next.push_back(a + b);
-      ++i;
-    } else {
-      next.push_back(symbols[i]);
-    }
-  }
-  symbols.swap(next);
 }
 
 std::vector<std::string> clip_words(const std::string& text) {
@@ -177,16 +164,7 @@ std::vector<int64_t> ClipTokenizer::bpe(const std::string& word) const {
   for (unsigned char b : word) sym.push_back(byte_symbols()[b]);
   if (sym.empty()) return {};
   sym.back() += "</w>";
-  while (sym.size() > 1) {
-    int best = INT_MAX;
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < sym.size(); ++i) {
-      auto it = ranks_.find(sym[i] + " " + sym[i + 1]);
-      if (it != ranks_.end() && it->second < best) { best = it->second; at = i; }
-    }
-    if (best == INT_MAX) break;
-    merge_pair(sym, std::string(sym[at]), std::string(sym[at + 1]));
-  }
+  merge(sym);
   std::vector<int64_t> ids;
   for (const auto& s : sym) {
     auto it = vocab_.find(s);
@@ -198,7 +176,51 @@ std::vector<int64_t> ClipTokenizer::bpe(const std::string& word) const {
   return ids;
 }
 
-std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
+void ClipTokenizer::merge(std::vector<std::string>& sym) const {
+  // The lowest-ranked pair first, the leftmost among equals, from a heap as tokenizers' merge_all
+  // does it: a word can be a megabyte of letters, where rescanning every pair per merge never ends.
+  const size_t n = sym.size();
+  std::vector<size_t> prev(n), next(n);  // n: none
+  std::vector<bool> gone(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    prev[i] = i == 0 ? n : i - 1;
+    next[i] = i + 1;
+  }
+  // A pair as it was when queued: symbols only grow, so their sizes tell whether it still is.
+  struct Candidate {
+    int rank;
+    size_t left, left_size, right_size;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : left > o.left; }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+  auto consider = [&](size_t i) {
+    if (i >= n || next[i] >= n) return;
+    auto it = ranks_.find(sym[i] + " " + sym[next[i]]);
+    if (it != ranks_.end()) heap.push({it->second, i, sym[i].size(), sym[next[i]].size()});
+  };
+  for (size_t i = 0; i < n; ++i) consider(i);
+  while (!heap.empty()) {
+    const Candidate c = heap.top();
+    heap.pop();
+    const size_t i = c.left, j = next[i];
+    if (gone[i] || j >= n || sym[i].size() != c.left_size || sym[j].size() != c.right_size) continue;
+    sym[i] += sym[j];
+    gone[j] = true;
+    next[i] = next[j];
+    if (next[j] < n) prev[next[j]] = i;
+    consider(prev[i]);
+    consider(i);
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (gone[i]) continue;
+    if (kept != i) sym[kept] = std::move(sym[i]);
+    ++kept;
+  }
+  sym.resize(kept);
+}
+
+std::vector<int64_t> ClipTokenizer::vocabulary_ids(const std::string& text) const {
   std::vector<int64_t> ids;
   // Special tokens are matched in the raw text first, as added tokens are.
   size_t pos = 0;
@@ -214,6 +236,66 @@ std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
     pos = next + std::char_traits<char>::length(next == s ? kStart : kEnd);
   }
   return ids;
+}
+
+const ClipTokenizer::Added* ClipTokenizer::added_at(const std::u32string& text, size_t i) const {
+  auto word = [](char32_t c) { return is_letter(c) || is_number(c); };
+  for (const auto& a : added_) {
+    const size_t end = i + a.text.size();
+    if (text.compare(i, a.text.size(), a.text) != 0) continue;
+    if (word(a.text.front()) && i > 0 && word(text[i - 1])) continue;
+    if (word(a.text.back()) && end < text.size() && word(text[end])) continue;
+    return &a;
+  }
+  return nullptr;
+}
+
+std::vector<int64_t> ClipTokenizer::tokenize(const std::string& text) const {
+  if (added_.empty()) return vocabulary_ids(text);
+  const std::u32string low = to_lower(nfc(utf8_decode(text)));
+  std::vector<int64_t> ids;
+  size_t part = 0;  // where the text not yet tokenized begins
+  auto words = [&](size_t end) {
+    auto v = vocabulary_ids(utf8_encode(low.substr(part, end - part)));
+    ids.insert(ids.end(), v.begin(), v.end());
+  };
+  for (size_t i = 0; i < low.size(); ++i) {
+    const Added* a = added_at(low, i);
+    if (!a) continue;
+    words(i);
+    for (int64_t k = 0; k < a->token.count; ++k) ids.push_back(a->token.first + k);
+    part = i + a->text.size();
+    i = part - 1;
+  }
+  if (part == 0) return vocabulary_ids(text);  // no name in it: exactly the plain tokenization
+  words(low.size());
+  return ids;
+}
+
+void ClipTokenizer::set_added_tokens(const std::vector<AddedToken>& tokens) {
+  std::vector<Added> added;
+  for (const auto& t : tokens) {
+    Added a{t, to_lower(nfc(utf8_decode(t.name)))};
+    if (clip_words(t.name).empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "token '" + t.name + "' has no words to find in a prompt");
+    for (const auto& b : added)
+      if (b.text == a.text)
+        fail(BIOESP_ERR_INVALID_ARGUMENT, "tokens '" + t.name + "' and '" + b.token.name + "' read as the same words");
+    added.push_back(std::move(a));
+  }
+  std::stable_sort(added.begin(), added.end(), [](const Added& a, const Added& b) { return a.text.size() > b.text.size(); });
+  added_by_first_.clear();
+  for (size_t k = 0; k < added.size(); ++k) added_by_first_[added[k].token.first] = k;
+  added_ = std::move(added);
+}
+
+int64_t ClipTokenizer::unit_length(int64_t id) const {
+  auto it = added_by_first_.find(id);
+  return it == added_by_first_.end() ? 1 : added_[it->second].token.count;
+}
+
+int64_t ClipTokenizer::find(const std::string& token) const {
+  auto it = vocab_.find(token);
+  return it == vocab_.end() ? -1 : it->second;
 }
 
 Encoding ClipTokenizer::encode(const std::string& text) const {
@@ -233,23 +315,31 @@ Encoding ClipTokenizer::encode(const std::string& text) const {
 }
 
 std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
-  std::string joined;
+  std::string bytes, joined;  // joined: BPE symbols not yet turned into bytes
+  auto flush = [&] {
+    std::u32string u = utf8_decode(joined);
+    for (size_t i = 0; i < u.size(); ++i) {
+      if (starts_with_at(u, i, "</w>")) {
+        bytes += ' ';
+        i += 3;
+        continue;
+      }
+      auto it = unicode_to_byte_.find(u[i]);
+      if (it != unicode_to_byte_.end()) bytes += static_cast<char>(it->second);
+    }
+    joined.clear();
+  };
   for (int64_t id : ids) {
     if (id == bos_ || id == eos_ || id == pad_) continue;
-    if (id < 0 || static_cast<size_t>(id) >= tokens_.size()) continue;
-    joined += tokens_[id];
-  }
-  std::string bytes;
-  std::u32string u = utf8_decode(joined);
-  for (size_t i = 0; i < u.size(); ++i) {
-    if (starts_with_at(u, i, "</w>")) {
-      bytes += ' ';
-      i += 3;
-      continue;
+    auto added = added_by_first_.find(id);
+    if (added != added_by_first_.end()) {  // an added token reads as its name (its other ids as nothing)
+      flush();
+      bytes += added_[added->second].token.name + " ";
+    } else if (id >= 0 && static_cast<size_t>(id) < tokens_.size()) {
+      joined += tokens_[id];
     }
-    auto it = unicode_to_byte_.find(u[i]);
-    if (it != unicode_to_byte_.end()) bytes += static_cast<char>(it->second);
   }
+  flush();
   while (!bytes.empty() && bytes.back() == ' ') bytes.pop_back();
   return bytes;
 }

@@ -13,11 +13,13 @@ struct Composition { char32_t a, b, cp; };
 
 #include "text/unicode_tables.inc"
 
+// The range holding c, or nullptr.
 template <size_t N>
-bool in_ranges(const Range (&r)[N], char32_t c) {
+const Range* range_of(const Range (&r)[N], char32_t c) {
   auto it = std::upper_bound(std::begin(r), std::end(r), c, [](char32_t v, const Range& x) { return v < x.lo; });
-  return it != std::begin(r) && c <= (it - 1)->hi;
+  return it != std::begin(r) && c <= (it - 1)->hi ? it - 1 : nullptr;
 }
+
 
 int combining_class(char32_t c) {
   auto it = std::lower_bound(std::begin(kCombining), std::end(kCombining), c,
@@ -112,8 +114,13 @@ std::string utf8_encode(const std::u32string& s) {
   return out;
 }
 
-bool is_letter(char32_t c) { return in_ranges(kLetters, c); }
-bool is_number(char32_t c) { return in_ranges(kNumbers, c); }
+bool is_letter(char32_t c) { return range_of(kLetters, c) != nullptr; }
+bool is_number(char32_t c) { return range_of(kNumbers, c) != nullptr; }
+int decimal_value(char32_t c) {
+  const Range* r = range_of(kDecimals, c);
+  return r ? static_cast<int>((c - r->lo) % 10) : -1;  // every run of Nd digits starts at a zero
+}
+
 bool is_space(char32_t c) {
   return (c >= 0x9 && c <= 0xD) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
          (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F ||

@@ -5,15 +5,20 @@
 
 namespace bioesp::train {
 
-std::vector<int64_t> DataOrder::next(int64_t count, int64_t size, at::Generator& gen) {
+std::vector<int64_t> DataOrder::next(int64_t count, int64_t size) {
+  const int64_t per_rank = share(size, world);
   std::vector<int64_t> out;
   while (static_cast<int64_t>(out.size()) < count) {
-    if (!order.defined() || position >= order.numel()) {
-      if (order.defined()) ++epoch;
-      order = at::randperm(size, gen, torch::kLong);
-      position = 0;
+    if (position >= per_rank) ++epoch, position = 0;
+    if (dealt_ != epoch) {
+      at::Generator g = at::detail::createCPUGenerator(seed + static_cast<uint64_t>(epoch));
+      auto perm = at::randperm(size, g, torch::kLong);
+      const auto* p = perm.data_ptr<int64_t>();
+      indices_.clear();
+      for (int64_t i = rank; i < per_rank * world; i += world) indices_.push_back(p[i % size]);
+      dealt_ = epoch;
     }
-    out.push_back(order[position++].item<int64_t>());
+    out.push_back(indices_[static_cast<size_t>(position++)]);
   }
   return out;
 }
@@ -76,12 +81,12 @@ StepInputs Batches::next(DataOrder& data, DataOrder& prior_data, at::Generator& 
   StepInputs in;
   std::vector<const Example*> batch;
   std::vector<std::pair<torch::Tensor, torch::Tensor>> posts;
-  for (int64_t i : data.next(o_.batch, static_cast<int64_t>(examples_.size()), gen)) {
+  for (int64_t i : data.next(o_.batch, static_cast<int64_t>(examples_.size()))) {
     batch.push_back(&examples_[i]);
     if (o_.cache_latents) posts.push_back(cached_[i]);
   }
   if (!prior_.empty()) {
-    for (int64_t i : prior_data.next(o_.batch, static_cast<int64_t>(prior_.size()), gen)) {
+    for (int64_t i : prior_data.next(o_.batch, static_cast<int64_t>(prior_.size()))) {
       batch.push_back(&prior_[i]);
       if (o_.cache_latents) posts.push_back(cached_prior_[i]);
     }

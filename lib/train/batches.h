@@ -19,13 +19,22 @@ namespace bioesp::train {
 
 struct RunOptions;
 
-// Where a dataset is in its shuffled epochs.
+// Where a dataset is in its shuffled epochs, as PyTorch's DistributedSampler deals them: epoch e
+// is a permutation drawn from seed + e (the same on every rank), padded by its first indices to a
+// multiple of the world size; rank r takes every world-th index from the r-th on.
 struct DataOrder {
-  torch::Tensor order;  // a permutation of the examples
-  int64_t position = 0;
+  uint64_t seed = 0;
+  int rank = 0, world = 1;
   int64_t epoch = 0;
-  // The next `count` example indices, starting a new epoch (a new permutation) when one ends.
-  std::vector<int64_t> next(int64_t count, int64_t size, at::Generator& gen);
+  int64_t position = 0;  // within this rank's share of the epoch
+  // The next `count` indices of a dataset of `size`, starting a new epoch when one ends.
+  std::vector<int64_t> next(int64_t count, int64_t size);
+  // This rank's share of an epoch: ⌈size / world⌉ indices.
+  static int64_t share(int64_t size, int world) { return (size + world - 1) / world; }
+
+ private:
+  std::vector<int64_t> indices_;  // this rank's share of `epoch`
+  int64_t dealt_ = -1;            // the epoch indices_ holds
 };
 
 class Batches {
@@ -34,7 +43,7 @@ class Batches {
   Batches(const RunOptions& o, pipeline::StableDiffusion& sd, Trainer& tr, const std::vector<Example>& examples,
           const std::vector<Example>& prior, const std::function<void(const char*, int, int)>& stage);
   // The next micro-batch in the data orders (instance images, then as many class images), every
-  // random draw from `gen`.
+  // other random draw (crops, flips, VAE noise, noise, timesteps, captions) from `gen`.
   StepInputs next(DataOrder& data, DataOrder& prior_data, at::Generator& gen);
 
  private:

@@ -90,11 +90,11 @@ struct Checkpoints::Snapshot {
   int step = 0;
   int64_t optimizer_steps = 0;
   std::vector<torch::Tensor> params, exp_avg, exp_avg_sq;
-  torch::Tensor rng;
-  DataOrder data, prior;
+  std::vector<torch::Tensor> rngs;  // every rank's, when the run continues exactly
+  int64_t data_epoch = 0, data_position = 0, prior_epoch = 0, prior_position = 0;
   double scale = 1;
   int growth = 0;
-  std::vector<std::string> notes;  // what could not be continued (said in the log)
+  std::string restart;  // why the data orders and generators start anew (said in the log)
 };
 
 std::string model_fingerprint(pipeline::StableDiffusion& sd) {
@@ -132,7 +132,7 @@ OutputFolder::~OutputFolder() { ::close(lock_); }
 Checkpoints::Checkpoints(std::string dir, std::string fingerprint, int kept, io::Logger log)
     : dir_(std::move(dir)), fingerprint_(std::move(fingerprint)), kept_(kept), log_(std::move(log)) {}
 
-void Checkpoints::save(Trainer& tr, const RunState& st, at::Generator& gen) const {
+void Checkpoints::save(Trainer& tr, const RunState& st, const std::vector<torch::Tensor>& rngs) const {
   std::vector<io::Tensor> tensors;
   auto& adam = tr.optimizer();
   for (size_t i = 0; i < tr.parameters().size(); ++i) {
@@ -141,17 +141,18 @@ void Checkpoints::save(Trainer& tr, const RunState& st, at::Generator& gen) cons
     tensors.push_back(models::from_torch("exp_avg/" + name, adam.exp_avg()[i]));
     tensors.push_back(models::from_torch("exp_avg_sq/" + name, adam.exp_avg_sq()[i]));
   }
-  tensors.push_back(models::from_torch("rng", gen.get_state()));
-  if (st.data.order.defined()) tensors.push_back(models::from_torch("order/data", st.data.order));
-  if (st.prior.order.defined()) tensors.push_back(models::from_torch("order/prior", st.prior.order));
+  for (size_t r = 0; r < rngs.size(); ++r) tensors.push_back(models::from_torch("rng/" + std::to_string(r), rngs[r]));
   const auto& s = tr.setup();
-  Meta meta{{"bioesp.checkpoint", "1"},
+  Meta meta{{"bioesp.checkpoint", "2"},
             {"step", std::to_string(st.step)},
             {"optimizer_steps", std::to_string(adam.steps())},
-            {"data.position", std::to_string(st.data.position)},
+            {"world_size", std::to_string(rngs.size())},
+            {"data.size", std::to_string(st.data_size)},
             {"data.epoch", std::to_string(st.data.epoch)},
-            {"prior.position", std::to_string(st.prior.position)},
+            {"data.position", std::to_string(st.data.position)},
+            {"prior.size", std::to_string(st.prior_size)},
             {"prior.epoch", std::to_string(st.prior.epoch)},
+            {"prior.position", std::to_string(st.prior.position)},
             {"model", fingerprint_},
             {"mode", mode_name(s)},
             {"rank", std::to_string(s.rank)},
@@ -167,19 +168,19 @@ void Checkpoints::save(Trainer& tr, const RunState& st, at::Generator& gen) cons
   for (size_t i = 0; kept_ > 0 && i + kept_ < all.size(); ++i) std::remove((dir_ + "/" + all[i].second).c_str());
 }
 
-bool Checkpoints::resume(Trainer& tr, RunState& st, at::Generator& gen, int64_t examples, int64_t prior,
-                         int total) const {
+Checkpoints::Resumed Checkpoints::resume(Trainer& tr, RunState& st, int world, int64_t examples, int64_t prior,
+                                         int total) const {
   auto all = checkpoints(dir_);
   if (all.empty()) {
     if (log_) log_(BIOESP_LOG_INFO, "no checkpoint in " + dir_ + "; starting from the beginning");
-    return false;
+    return {};
   }
   std::string first_problem;
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     const std::string path = dir_ + "/" + it->second;
     Snapshot snap;
     try {
-      snap = read(path, it->first, tr, examples, prior, total);
+      snap = read(path, it->first, tr, world, examples, prior, total);
     } catch (const Error& e) {
       if (!fallback_worthy(e.status())) throw;
       if (first_problem.empty()) first_problem = e.what();
@@ -197,27 +198,29 @@ bool Checkpoints::resume(Trainer& tr, RunState& st, at::Generator& gen, int64_t 
       adam.exp_avg_sq()[i].copy_(snap.exp_avg_sq[i]);
     }
     adam.set_steps(snap.optimizer_steps);
-    gen.set_state(snap.rng);
     tr.scaler().restore(snap.scale, snap.growth);
     st.step = snap.step;
-    st.data = snap.data;
-    st.prior = snap.prior;
+    st.data.epoch = snap.data_epoch, st.data.position = snap.data_position;
+    st.prior.epoch = snap.prior_epoch, st.prior.position = snap.prior_position;
     if (log_) {
       log_(BIOESP_LOG_INFO, "resuming from " + path + " at step " + std::to_string(st.step));
-      for (const auto& n : snap.notes) log_(BIOESP_LOG_WARNING, n);
+      if (!snap.restart.empty())
+        log_(BIOESP_LOG_INFO, snap.restart + ": the weights and optimizer state continue; the data order starts a new "
+                                             "epoch and the random draws start anew at step " + std::to_string(st.step));
     }
-    return true;
+    return {true, std::move(snap.rngs)};
   }
   fail(BIOESP_ERR_FORMAT, "no usable checkpoint in " + dir_ + " (the newest: " + first_problem + ")");
 }
 
-Checkpoints::Snapshot Checkpoints::read(const std::string& path, int64_t name_step, Trainer& tr, int64_t examples,
-                                        int64_t prior, int total) const {
+Checkpoints::Snapshot Checkpoints::read(const std::string& path, int64_t name_step, Trainer& tr, int world,
+                                        int64_t examples, int64_t prior, int total) const {
   Snapshot snap;
   snap.file = io::read_safetensors(path);
   const io::WeightSet& set = snap.file;
   const Fields f(set.metadata, path);
-  if (f.text("bioesp.checkpoint") != "1") f.bad("is not a bioesp checkpoint of format 1");
+  const std::string format = f.text("bioesp.checkpoint");
+  if (format != "1" && format != "2") f.bad("is not a bioesp checkpoint of format 1 or 2");
   const auto& s = tr.setup();
   if (f.text("mode") != mode_name(s))
     fail(BIOESP_ERR_MISMATCH, path + ": this checkpoint is from a " + f.text("mode") + " training");
@@ -258,33 +261,40 @@ Checkpoints::Snapshot Checkpoints::read(const std::string& path, int64_t name_st
       into->push_back(v);
     }
   }
-  snap.rng = tensor("rng");
-  const auto like = at::detail::createCPUGenerator(0).get_state();
-  if (!snap.rng.defined()) f.bad("lacks the random generator state");
-  if (snap.rng.scalar_type() != like.scalar_type() || snap.rng.sizes() != like.sizes())
-    f.bad("'rng' is not a CPU random generator state");
-  snap.rng = snap.rng.clone();
+  if (format == "1") {
+    snap.restart = path + " is a checkpoint of an earlier bioesp (format 1)";
+    snap.data_epoch = f.integer("data.epoch", 0, std::numeric_limits<int32_t>::max()) + 1;
+    snap.prior_epoch = f.integer("prior.epoch", 0, std::numeric_limits<int32_t>::max()) + 1;
+    return snap;
+  }
 
-  // The data orders: a permutation of the pictures and a position in it. A folder that has since
-  // gained or lost pictures starts a new epoch in a new order.
-  for (auto [order, key, size] : {std::tuple<DataOrder*, std::string, int64_t>{&snap.data, "data", examples},
-                                  {&snap.prior, "prior", prior}}) {
-    auto perm = tensor("order/" + key);
-    order->epoch = f.integer(key + ".epoch", 0, std::numeric_limits<int64_t>::max());
-    order->position = f.integer(key + ".position", 0, perm.defined() ? perm.numel() : 0);
-    if (!perm.defined()) continue;
-    if (perm.dim() != 1 || perm.scalar_type() != torch::kLong) f.bad("'order/" + key + "' is not a list of indices");
-    if (perm.numel() != size) {
-      snap.notes.push_back(path + ": its " + key + " order covers " + std::to_string(perm.numel()) + " pictures, the folder has " +
-                           std::to_string(size) + "; that order restarts with a new epoch");
-      order->order = torch::Tensor();
-      order->position = 0;
-      ++order->epoch;
-      continue;
-    }
-    if (!torch::equal(std::get<0>(perm.sort()), torch::arange(size, torch::kLong)))
-      f.bad("'order/" + key + "' is not a permutation of the " + std::to_string(size) + " pictures");
-    order->order = perm.clone();
+  // Where the data orders are and every rank's generator: a run of as many processes on as many
+  // pictures continues exactly; another one restarts them.
+  const int saved_world = static_cast<int>(f.integer("world_size", 1, 1 << 16));
+  const auto like = at::detail::createCPUGenerator(0).get_state();
+  for (int r = 0; r < saved_world; ++r) {
+    auto state = tensor("rng/" + std::to_string(r));
+    if (!state.defined()) f.bad("lacks the random generator state of rank " + std::to_string(r));
+    if (state.scalar_type() != like.scalar_type() || state.sizes() != like.sizes())
+      f.bad("'rng/" + std::to_string(r) + "' is not a CPU random generator state");
+    snap.rngs.push_back(state.clone());
+  }
+  const int64_t data_size = f.integer("data.size", 1, int64_t{1} << 40), prior_size = f.integer("prior.size", 0, int64_t{1} << 40);
+  snap.data_epoch = f.integer("data.epoch", 0, std::numeric_limits<int32_t>::max());
+  snap.data_position = f.integer("data.position", 0, DataOrder::share(data_size, saved_world));
+  snap.prior_epoch = f.integer("prior.epoch", 0, std::numeric_limits<int32_t>::max());
+  snap.prior_position = f.integer("prior.position", 0, DataOrder::share(prior_size, saved_world));
+  if (saved_world != world) {
+    snap.restart = path + " comes from a run of " + std::to_string(saved_world) + " process" + (saved_world > 1 ? "es" : "") +
+                   ", this one has " + std::to_string(world);
+  } else if (data_size != examples || prior_size != prior) {
+    snap.restart = path + " comes from a run on " + std::to_string(data_size) + " instance and " + std::to_string(prior_size) +
+                   " class pictures, this one has " + std::to_string(examples) + " and " + std::to_string(prior);
+  }
+  if (!snap.restart.empty()) {
+    snap.rngs.clear();
+    snap.data_epoch = snap.data_epoch + 1, snap.data_position = 0;
+    snap.prior_epoch = snap.prior_epoch + 1, snap.prior_position = 0;
   }
   return snap;
 }

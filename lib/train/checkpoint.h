@@ -1,7 +1,7 @@
-// What a run leaves to be resumed: checkpoints (the trained tensors, AdamW's moments, the random
-// generator, the data orders) in <out>/checkpoints, and train_log.jsonl, one line per step. Every
-// field of a checkpoint is checked before any of it is used; a corrupt one is moved aside and the
-// one before it is used instead.
+// What a run leaves to be resumed: checkpoints (the trained tensors, AdamW's moments, the step,
+// where the data orders are, every rank's random generator, the loss scaler) in
+// <out>/checkpoints, and train_log.jsonl, one line per step. Every field of a checkpoint is
+// checked before any of it is used; a corrupt one is moved aside and the one before it is used.
 #pragma once
 
 #include <torch/torch.h>
@@ -15,10 +15,12 @@
 
 namespace bioesp::train {
 
-// Where a run is: the optimizer steps done and the data orders.
+// Where a run is: the optimizer steps done and the data orders (of `data_size` instance and
+// `prior_size` class images).
 struct RunState {
   int step = 0;
   DataOrder data, prior;
+  int64_t data_size = 0, prior_size = 0;
 };
 
 // Identifies the base model: its UNet's parameter names and shapes and a checksum of two weights.
@@ -42,17 +44,27 @@ class Checkpoints {
  public:
   // `kept` > 0: older checkpoints beyond that many are removed after each save.
   Checkpoints(std::string dir, std::string fingerprint, int kept, io::Logger log);
-  // Writes checkpoint-<step>.safetensors atomically.
-  void save(Trainer& tr, const RunState& st, at::Generator& gen) const;
-  // Restores the newest usable checkpoint of a run on `examples` instance and `prior` class
-  // images (and at most `total` steps) into the trainer, state and generator; false when there
-  // is none. One from another model, mode or LoRA is refused (BIOESP_ERR_MISMATCH); a corrupt
-  // one is renamed <name>.corrupt, said in the log, and the one before it tried.
-  bool resume(Trainer& tr, RunState& st, at::Generator& gen, int64_t examples, int64_t prior, int total) const;
+  // Writes checkpoint-<step>.safetensors atomically, with every rank's generator state (`rngs`,
+  // in rank order).
+  void save(Trainer& tr, const RunState& st, const std::vector<torch::Tensor>& rngs) const;
+
+  struct Resumed {
+    bool found = false;
+    // The generator state of every rank, when the run continues exactly: the same number of
+    // processes on the same pictures. Otherwise empty: the data orders start a new epoch and the
+    // generators are drawn anew (said in the log).
+    std::vector<torch::Tensor> rngs;
+  };
+  // Restores the newest usable checkpoint into the trainer and state, for a run of `world`
+  // processes on `examples` instance and `prior` class images and at most `total` steps. One from
+  // another model, mode or LoRA is refused (BIOESP_ERR_MISMATCH); a corrupt one is renamed
+  // <name>.corrupt, said in the log, and the one before it tried.
+  Resumed resume(Trainer& tr, RunState& st, int world, int64_t examples, int64_t prior, int total) const;
 
  private:
   struct Snapshot;
-  Snapshot read(const std::string& path, int64_t name_step, Trainer& tr, int64_t examples, int64_t prior, int total) const;
+  Snapshot read(const std::string& path, int64_t name_step, Trainer& tr, int world, int64_t examples, int64_t prior,
+                int total) const;
   std::string dir_, fingerprint_;
   int kept_;
   io::Logger log_;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "io/weights.h"
+#include "train/distributed.h"
 #include "train/lr_schedule.h"
 #include "train/trainer.h"
 
@@ -17,8 +18,10 @@ namespace bioesp::train {
 
 struct Progress {
   int step = 0, total = 0;
-  double loss = 0, lr = 0, seconds_per_step = 0, eta_seconds = 0;
+  double loss = 0, lr = 0, seconds_per_step = 0, eta_seconds = 0;  // the loss averaged over the ranks
   std::string stage;  // "prepare", "class-images", "cache-latents", "train", "validate", "save"
+  int world_size = 1;
+  double samples_per_second = 0;  // of all ranks together
 };
 
 struct RunOptions {
@@ -49,8 +52,12 @@ struct RunOptions {
   bool save_kohya = false;
   torch::ScalarType save_dtype = torch::kFloat32;  // of a saved model folder (full, VAE)
   std::string out;                   // folder
+  // Across processes (train/distributed.h): every rank runs run() with the same options but its
+  // rank; rank 0 alone writes into `out`.
+  DistributedOptions distributed;
   io::Logger log;
-  // Return false to cancel: a checkpoint is written first, then BIOESP_ERR_CANCELLED.
+  // Return false to cancel: a checkpoint is written first, then BIOESP_ERR_CANCELLED. Every rank
+  // is asked each step; when any says stop, all stop after the same step.
   std::function<bool(const Progress&)> progress;
 };
 

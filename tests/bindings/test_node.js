@@ -60,6 +60,21 @@ function rssKiB() {
   assert.ok(morph.frames[0].pixels.equals(reference), 'the first frame is not the single generation');
   assert.throws(() => bioesp.pull({ repo: 'CompVis/stable-diffusion-v1-4', offline: true, cache_dir: '/nonexistent' }),
     (e) => e instanceof bioesp.BioespError && /not in the cache/.test(e.message));
+  // Weighted prompts and an embedding (A1111's safetensors layout, written here).
+  const header = Buffer.from(JSON.stringify({ emb_params: { dtype: 'F32', shape: [1, 32], data_offsets: [0, 128] } }));
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(header.length));
+  const values = Buffer.alloc(128);
+  for (let i = 0; i < 32; i++) values.writeFloatLE(i / 32 - 0.5, i * 4);
+  const file = require('os').tmpdir() + `/bichito-${process.pid}.safetensors`;
+  fs.writeFileSync(file, Buffer.concat([size, header, values]));
+  model.addEmbedding(file);
+  assert.deepStrictEqual(model.embeddings(), [`bichito-${process.pid}`]);
+  const [weighted] = model.generateSync(`(bichito-${process.pid}:1.2)`, { ...settings, prompt_syntax: 'weighted' });
+  assert.strictEqual(weighted.setting('prompt_syntax'), 'weighted');
+  model.removeEmbedding(`bichito-${process.pid}`);
+  fs.unlinkSync(file);
+  assert.throws(() => model.removeEmbedding('bichito'), (e) => e instanceof bioesp.BioespError && /no embedding/.test(e.message));
   model.close();
   assert.throws(() => model.generateSync('x', settings), /closed/);
 

@@ -92,6 +92,28 @@ with bioesp.Model(model_dir) as model:
         assert "steps: must be between 1 and 1000, not 0" in str(e), e
     assert "ddpm" in bioesp.schedulers()
 
+    # Weighted prompts and a textual-inversion embedding (diffusers' layout, written here).
+    import json, struct, tempfile
+    plain = model.generate("colibrí lagarto", **settings)[0].pixels()
+    weighted = model.generate("colibrí lagarto", prompt_syntax="weighted", **settings)[0]
+    assert weighted.pixels() == plain and weighted.setting("prompt_syntax") == "weighted"
+    assert model.generate("(colibrí:1.4) lagarto", prompt_syntax="weighted", **settings)[0].pixels() != plain
+    with tempfile.TemporaryDirectory() as tmp:
+        header = json.dumps({"<bichito>": {"dtype": "F32", "shape": [2, 32], "data_offsets": [0, 256]}}).encode()
+        path = os.path.join(tmp, "learned_embeds.safetensors")
+        open(path, "wb").write(struct.pack("<Q", len(header)) + header + struct.pack("<64f", *[i / 64 for i in range(64)]))
+        model.add_embedding(path)  # the token the file names
+        assert model.embeddings() == "<bichito>\n"
+        drawn = model.generate("a <bichito>", prompt_syntax="weighted", **settings)[0]
+        assert drawn.setting("embeddings") == path + ":<bichito>"
+        model.remove_embedding("<bichito>")
+        assert model.embeddings() == ""
+    try:
+        model.generate("x", prompt_syntax="markdown", **settings)
+        raise AssertionError("no error")
+    except ValueError as e:
+        assert "prompt_syntax: must be one of plain, weighted, not 'markdown'" in str(e), e
+
     # Animations: frames as Images, the ends equal single generations, saved as a GIF.
     import os, tempfile
     frames = model.animate(["colibrí lagarto", "frailejón"], [42, 43], frames=3, steps=3, width=64, height=64)

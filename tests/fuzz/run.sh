@@ -1,20 +1,20 @@
 #!/bin/bash
 # Builds the fuzz targets with clang (ASan + UBSan) and runs each for SECONDS (default 60; as
 # many at once as there are cores),
-# seeded with small inputs, the reference data's configs and pickles, MediaWiki answers and
-# small PNG/JPEG files.
+# seeded with small inputs, the reference data's configs and pickles, MediaWiki answers,
+# small PNG/JPEG files and A1111 prompts (windowed with the reference tokenizer).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${1:-60}
 # The targets to run (all by default).
-targets=${BIOESP_FUZZ_TARGETS:-safetensors pickle checkpoint infer config commons image}
+targets=${BIOESP_FUZZ_TARGETS:-safetensors pickle checkpoint infer config commons image prompt}
 ref=${BIOESP_REFERENCE_DIR:-$root/../shared/reference}
 build=$root/build-fuzz
 cmake -S "$root" -B "$build" -G Ninja -DBIOESP_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
 cmake --build "$build"
 seeds=$(mktemp -d /tmp/bioesp-fuzz-XXXXXX)
 trap 'rm -rf "$seeds"' EXIT
-mkdir -p "$seeds/safetensors" "$seeds/pickle" "$seeds/checkpoint" "$seeds/infer" "$seeds/config" "$seeds/commons" "$seeds/image"
+mkdir -p "$seeds/safetensors" "$seeds/pickle" "$seeds/checkpoint" "$seeds/infer" "$seeds/config" "$seeds/commons" "$seeds/image" "$seeds/prompt"
 for c in unet vae text_encoder; do cp "$ref/models/tiny-sd1/$c/config.json" "$seeds/config/$c.json"; done
 python3 - "$ref" "$seeds" <<'PY'
 import json, struct, sys, zipfile
@@ -35,6 +35,9 @@ v1 = {"query": {"pages": {"1": {"pageid": 1, "title": "File:A.jpg", "imageinfo":
 open(seeds + "/commons/v2.json", "w").write(json.dumps(v2))
 open(seeds + "/commons/v1.json", "w").write(json.dumps(v1))
 open(seeds + "/commons/error.json", "w").write(json.dumps({"error": {"code": "maxlag", "info": "lag", "lag": 5}}))
+for i, p in enumerate(["a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).", "(colibr\u00ed:1.3) BREAK helecho",
+                       "\\(literal\\] (unbalanced [x", "(x: \uff11.5 ) <bichito>, (bichito:1.2) " + "cat, " * 40]):
+    open(seeds + "/prompt/%d.txt" % i, "w").write(p)
 PY
 # Inputs that once failed stay in the seeds, so a fixed bug stays fixed.
 for t in $targets; do
@@ -58,6 +61,7 @@ run_one() {
   fi
 }
 slots=$(nproc)
+export BIOESP_REFERENCE_DIR="$ref"  # fuzz_prompt windows with the reference tokenizer
 for t in $targets; do
   while [ "$(jobs -rp | wc -l)" -ge "$slots" ]; do wait -n || true; done
   echo "fuzz_$t: ${seconds}s"

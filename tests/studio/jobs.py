@@ -5,9 +5,10 @@ Three runs submitted at once, the middle one with the LoRA named LORA (trained b
 run's pictures are drawn with its own LoRA or none (the library's jobs queue behind one another,
 but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
 the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
-were asked for. eta reaches the library (recorded for DDIM, refused by it for PNDM). Then a queued
-run cancelled before it starts draws nothing, and a running one shows its live preview and,
-cancelled, stops within a step. Meanwhile a run that sets every generate option GET /api/options
+were asked for. Prompts are read with A1111's weights unless a run asks for plain, and may name
+the embeddings of the studio's folder; eta reaches the library (recorded for DDIM, refused by it
+for PNDM). Then a queued run cancelled before it starts draws nothing, and a running one shows
+its live preview and, cancelled, stops within a step. Meanwhile a run that sets every generate option GET /api/options
 offers the page, each to another value than its default, is queued with each of them as asked.
 """
 import json
@@ -140,6 +141,26 @@ for run, lora in zip(runs, ["", LORA, ""]):
         check(drawn.endswith(expected) and bool(drawn) == bool(lora), f"{p['file']} drawn with '{drawn}', asked '{lora}'")
 order = [e["job"] for e in events.events if e["type"] == "image" and e["job"] in runs]
 check(order == sorted(order, key=runs.index), f"pictures saved in the runs' order: {order}")
+
+print("jobs: prompts read with weights unless a run asks for plain; embeddings; other syntaxes refused", flush=True)
+for p in [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == runs[0]]:
+    drawn = png_text(f"{DIR}/gallery/{p['file']}").get("prompt_syntax")
+    check(p["prompt_syntax"] == "weighted" and drawn == "weighted", f"{p['file']}: weighted by default ({p['prompt_syntax']}, {drawn})")
+status, plain = request("POST", "/api/generate", dict(ask, prompt="(x:1.2)", images=1, prompt_syntax="plain"))
+check(status == 202 and events.wait_for(lambda e: finished(e, plain["id"])), f"a plain run is drawn ({status} {plain})")
+[p] = [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == plain["id"]] or [{}]
+check(p.get("prompt_syntax") == "plain" and "prompt_syntax" not in png_text(f"{DIR}/gallery/{p.get('file')}"),
+      f"the plain picture says so (and its PNG, as diffusers' would, nothing): {p}")
+status, info = request("GET", "/api/info")
+check(info["embeddings"] == ["bichito"] and [s["entry"] for s in info["skipped"]] == ["roto.pt"],
+      f"the embeddings folder's good file attached, the broken one reported ({info['embeddings']}, {info['skipped']})")
+status, run = request("POST", "/api/generate", dict(ask, prompt="un (bichito:1.2)", images=1))
+check(status == 202 and events.wait_for(lambda e: finished(e, run["id"])), f"a run naming the embedding is drawn ({status} {run})")
+files = [e["entry"]["file"] for e in events.events if e["type"] == "image" and e["job"] == run["id"]]
+drawn = png_text(f"{DIR}/gallery/{files[0]}").get("embeddings", "") if files else ""
+check(drawn.endswith("embeddings/bichito.safetensors:bichito"), f"its PNG names the embedding ({drawn})")
+status, answer = request("POST", "/api/generate", dict(ask, prompt_syntax="markdown"))
+check(status == 400 and "plain" in json.dumps(answer), f"prompt_syntax markdown is refused with the choices ({status} {answer})")
 
 print("jobs: eta reaches the library: DDIM's recorded, one for PNDM refused by it", flush=True)
 for scheduler, ok in [("ddim", True), ("pndm", False)]:

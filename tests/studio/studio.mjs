@@ -51,6 +51,7 @@ try {
   assert.equal(await page.textContent("output[for=steps]"), "6");
   await page.fill("#seed", "1234");
   await page.selectOption("#scheduler", "euler");
+  assert.match(await page.textContent("#embeddings-hint"), /: bichito$/);  // cli_studio.sh's embedding
   await watchStatus();
   await page.click("#generate-btn");
   assert.equal(await generated(), "done");

@@ -28,6 +28,7 @@ function applyLanguage() {
   for (const e of document.querySelectorAll("[data-i18n-title]")) e.title = t(e.dataset.i18nTitle);
   $("lang").textContent = state.lang === "es" ? "EN" : "ES";
   fillSizes();
+  showEmbeddings();
   if (state.detail) showDetail(state.detail);
 }
 
@@ -36,6 +37,13 @@ function showSkipped(id, skipped) {
   const e = $(id);
   e.hidden = !skipped.length;
   e.textContent = t("skipped", { entries: skipped.map((s) => `${s.entry} (${s.reason})`).join("; ") });
+}
+
+// The embeddings a prompt may name (the studio attached them from its embeddings folder).
+function showEmbeddings() {
+  const tokens = state.info?.embeddings ?? [];
+  $("embeddings-hint").hidden = !tokens.length;
+  $("embeddings-hint").textContent = t("embeddings_hint", { tokens: tokens.join(", ") });
 }
 
 function showError(message) {

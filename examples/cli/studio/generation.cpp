@@ -51,6 +51,7 @@ struct Generation::Picture {
 
 Generation::Generation(const Config& cfg, bioesp_model* model, EventBus& bus, Gallery& gallery)
     : cfg_(cfg), model_(model), bus_(bus), gallery_(gallery) {
+  attach_embeddings();
   follower_ = std::thread([this] { contained("generation", [this] { follow(); }); });
 }
 
@@ -66,6 +67,22 @@ Generation::~Generation() {
   follower_.join();
   for (auto& run : submitted_)  // left by the follower when it stopped
     for (auto& p : run->pictures) bioesp_job_free(p->job);
+}
+
+void Generation::attach_embeddings() {
+  embeddings_.skipped = json::array();
+  for (const auto& f : listing(cfg_.embeddings, false, embeddings_.skipped)) {
+    const std::string e = f.extension().string();
+    if (e != ".pt" && e != ".safetensors" && e != ".bin") continue;
+    if (bioesp_model_add_embedding(model_, f.c_str(), nullptr) != BIOESP_OK)
+      skip(embeddings_.skipped, f.filename().string(), bioesp_last_error());
+  }
+  char* lines = nullptr;
+  if (bioesp_model_embeddings(model_, &lines) != BIOESP_OK) throw std::runtime_error(last_error("embeddings"));
+  const std::string all = lines;
+  bioesp_string_free(lines);
+  for (size_t at = 0, end; (end = all.find('\n', at)) != std::string::npos; at = end + 1)
+    embeddings_.tokens.push_back(all.substr(at, end - at));
 }
 
 std::map<std::string, fs::path> Generation::loras(json& skipped) {
@@ -114,6 +131,7 @@ std::string Generation::animate(const json& request) {
   a->to = text_field(request, "to");
   const json from = gallery_.entry(a->from), to = gallery_.entry(a->to);
   Fields options(BIOESP_OPTIONS_ANIMATE), file(BIOESP_OPTIONS_ANIMATION);
+  if (!from.contains("prompt_syntax")) options.set("prompt_syntax", "plain");  // drawn before the studio read weights
   options.take(from);
   options.take(request);
   file.take(request);

@@ -39,6 +39,13 @@ struct Settings {
   json options;  // Fields::values of bioesp_generate_options
 };
 
+// The textual-inversion embeddings attached when the studio started: every .pt, .safetensors
+// and .bin file in --embeddings, for the token it names or its stem.
+struct Embeddings {
+  std::vector<std::string> tokens;  // as the prompts may write them
+  json skipped;                     // files that could not be attached, with the library's reason
+};
+
 // A morph between two gallery pictures: their prompts and seeds are the keyframes; the other
 // animate options are the first picture's, unless the request sets them.
 struct Animation {
@@ -64,11 +71,13 @@ class Generation {
   std::string preview(const std::string& id);
   // The LoRAs a page may pick, by name: trained here, or files in --loras.
   std::map<std::string, fs::path> loras(json& skipped);
+  const Embeddings& embeddings() const { return embeddings_; }
 
  private:
   struct Run;
   struct Picture;
 
+  void attach_embeddings();
   Settings settings_of(const json& j);
   std::string submit(Settings s, std::unique_ptr<Animation> animation);
   void dispatch();  // with m_ held
@@ -87,6 +96,7 @@ class Generation {
   bioesp_model* model_;
   EventBus& bus_;
   Gallery& gallery_;
+  Embeddings embeddings_;  // fixed once the constructor has attached them
 
   std::mutex m_;
   std::condition_variable cv_;

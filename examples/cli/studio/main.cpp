@@ -79,7 +79,7 @@ bool loopback(const std::string& host) { return host == "127.0.0.1" || host == "
 int parse(int argc, char** argv, Config& c) {
   const char* env_model = std::getenv("BIOESP_MODEL");
   if (env_model && *env_model) c.model = env_model;
-  std::string datasets, loras;
+  std::string datasets, loras, embeddings;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has = i + 1 < argc;
@@ -88,6 +88,7 @@ int parse(int argc, char** argv, Config& c) {
     else if (a == "--dir" && has) c.dir = argv[++i];
     else if (a == "--datasets" && has) datasets = argv[++i];
     else if (a == "--loras" && has) loras = argv[++i];
+    else if (a == "--embeddings" && has) embeddings = argv[++i];
     else if (a == "--host" && has) c.host = argv[++i];
     else if (a == "--lang" && has) c.lang = argv[++i];
     else if (a == "--open") c.open = true;
@@ -117,6 +118,7 @@ int parse(int argc, char** argv, Config& c) {
   c.downloads = c.dir / "downloads";
   c.datasets = datasets.empty() ? c.dir / "datasets" : fs::path(datasets);
   c.loras = loras.empty() ? c.dir / "loras" : fs::path(loras);
+  c.embeddings = embeddings.empty() ? c.dir / "embeddings" : fs::path(embeddings);
   return 0;
 }
 
@@ -131,6 +133,7 @@ int serve(Config& c) {
   std::unique_ptr<bioesp_model, void (*)(bioesp_model*)> owned(model, bioesp_model_free);  // after the parts
   c.native_size = native_size(c.model);
   if (!c.loras.empty()) fs::create_directories(c.loras);
+  fs::create_directories(c.embeddings);
 
   EventBus bus;
   Gallery gallery(c.gallery, bus);

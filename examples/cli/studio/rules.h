@@ -68,6 +68,8 @@ constexpr Default defaults[] = {
     {"fetch", "limit", "50"},  // not a whole category
     {"prepare", "caption_from_metadata", "true"},
     {"train", "prompt", "criatura especulativa colombiana"},
+    {"generate", "prompt_syntax", "weighted"},  // A1111's (x:1.3) and BREAK, as galleries' prompts are written
+    {"animate", "prompt_syntax", "weighted"},
 };
 
 }  // namespace studio::rules

@@ -126,11 +126,14 @@ struct Server::Impl {
   json info() {
     json skipped = json::array(), loras = json::array();
     for (const auto& lora : p.generation.loras(skipped)) loras.push_back(lora.first);
+    const Embeddings& embeddings = p.generation.embeddings();
+    for (const auto& e : embeddings.skipped) skipped.push_back(e);
     const std::string training = p.training.running();
     return json{{"version", bioesp_version_string()},
                 {"model", p.cfg.model},
                 {"native_size", p.cfg.native_size},
                 {"loras", loras},
+                {"embeddings", embeddings.tokens},
                 {"lang", p.cfg.lang},
                 {"event", p.bus.last()},
                 {"running", p.generation.running()},

@@ -32,7 +32,7 @@ struct Config {
   bioesp_device device = BIOESP_DEVICE_CPU;
   bool remote = false, open = false;
   int native_size = 0;  // the model's own picture size (0: not known)
-  std::filesystem::path dir = "bioesp-studio", gallery, trainings, downloads, datasets, loras;
+  std::filesystem::path dir = "bioesp-studio", gallery, trainings, downloads, datasets, loras, embeddings;
 };
 
 int64_t now_ms();
