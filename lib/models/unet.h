@@ -12,18 +12,35 @@ namespace bioesp::models {
 
 class TimestepEmbeddingImpl : public torch::nn::Module {
  public:
-  TimestepEmbeddingImpl(int64_t in, int64_t out);
-  torch::Tensor forward(const torch::Tensor& x);
-  Linear linear_1{nullptr}, linear_2{nullptr};
+  // cond > 0: a bias-free cond_proj adds a condition of that width to the input (LCM).
+  TimestepEmbeddingImpl(int64_t in, int64_t out, int64_t cond = 0);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& condition = {});
+  Linear linear_1{nullptr}, linear_2{nullptr}, cond_proj{nullptr};
 };
 TORCH_MODULE(TimestepEmbedding);
 
 // diffusers' get_timestep_embedding: sinusoidal, float32.
 torch::Tensor timestep_embedding(const torch::Tensor& t, int64_t dim, bool flip_sin_to_cos, double freq_shift);
 
+// LatentConsistencyModelPipeline.get_guidance_scale_embedding: w [B] (guidance scale − 1) →
+// [B, dim], computed in float32 in diffusers' order of operations.
+torch::Tensor guidance_embedding(const torch::Tensor& w, int64_t dim);
+
 struct UNetExtra {
   torch::Tensor text_embeds;  // SDXL: pooled text embedding [B, 1280]
   torch::Tensor time_ids;     // SDXL: [B, 6]
+  torch::Tensor timestep_cond;  // LCM (time_cond_proj_dim): guidance_embedding [B, dim]; optional
+};
+
+// Step caching (DeepCache, Ma et al. 2023): the UNet's deep features change little from one
+// denoising step to the next. A full pass keeps the input of the up layer that joins skip
+// `branch` (skips counted from conv_in's, 0); a step that reuses it runs only the shallow
+// branch — conv_in, the down layers that make skips 1 … branch, and the up layers from that one
+// on — and leaves out the rest of the down path, the mid block and the deep up layers.
+struct StepCache {
+  int64_t branch = 0;
+  bool reuse = false;     // this step takes `feature` (without one yet, it makes a full pass)
+  torch::Tensor feature;  // written by full passes
 };
 
 class UNet2DConditionModelImpl : public torch::nn::Module {
@@ -31,8 +48,10 @@ class UNet2DConditionModelImpl : public torch::nn::Module {
   explicit UNet2DConditionModelImpl(const config::UNetConfig& c);
   // sample [B, C, H, W]; timestep a scalar or [B]; context [B, S, D].
   torch::Tensor forward(const torch::Tensor& sample, const torch::Tensor& timestep, const torch::Tensor& context,
-                        const UNetExtra& extra = {});
+                        const UNetExtra& extra = {}, StepCache* cache = nullptr);
   const config::UNetConfig& config() const { return c_; }
+  // Skips the down path makes (conv_in's and each down layer's): step caching's branches.
+  int64_t skip_count() const;
 
   Conv2d conv_in{nullptr}, conv_out{nullptr};
   TimestepEmbedding time_embedding{nullptr}, add_embedding{nullptr};
@@ -41,6 +60,7 @@ class UNet2DConditionModelImpl : public torch::nn::Module {
   GroupNorm conv_norm_out{nullptr};
 
  private:
+  torch::Tensor time_features(const torch::Tensor& sample, const torch::Tensor& timestep, const UNetExtra& extra);
   config::UNetConfig c_;
 };
 TORCH_MODULE(UNet2DConditionModel);

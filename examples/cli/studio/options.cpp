@@ -28,6 +28,7 @@ const Kept kKept[] = {
     {BIOESP_OPTIONS_GENERATE, "images_per_prompt", "kept_images"},
     {BIOESP_OPTIONS_GENERATE, "seed", "kept_seed"},
     {BIOESP_OPTIONS_GENERATE, "init_image", "kept_init"},
+    {BIOESP_OPTIONS_GENERATE, "preview_every", "kept_preview"},
     {BIOESP_OPTIONS_ANIMATE, "prompts", "kept_keyframes"},
     {BIOESP_OPTIONS_ANIMATE, "seeds", "kept_keyframes"},
     {BIOESP_OPTIONS_TRAIN, "model", "kept_model"},
