@@ -1,9 +1,10 @@
 // bench — prints a table of times and peak memory for bioesp's networks, generation and training.
-//   bench [--full] [--train] [--vae PX] [--repeat N] [--device cuda]
+//   bench [--full] [--train] [--fast] [--vae PX] [--repeat N] [--device cuda]
 //                                 tiny-model rows always (with a ControlNet's cost per step);
 //                                 --full adds the full-size SD 1.x rows
 //                                 (random weights); --train only the training rows; --vae only
 //                                 the SD 1.x VAE decoding PX pixels whole and in tiles (CPU);
+//                                 --fast only issue 18's rows (TAESD, 4-step LCM, step caching);
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
 //                                 and checks CUDA outputs against the CPU's; --graph-train
 //                                 (with --device cuda) only the captured training step
@@ -22,6 +23,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -40,8 +42,10 @@
 #include "models/clip_text.h"
 #include "models/controlnet.h"
 #include "models/unet.h"
+#include "models/autoencoder_tiny.h"
 #include "models/vae.h"
 #include "pipeline/pipeline.h"
+#include "sched/scheduler.h"
 #include "train/captured_step.h"
 #include "train/distributed.h"
 #include "train/trainer.h"
@@ -378,6 +382,103 @@ Row graph_train_row(const torch::Device& dev, int repeat) {
   return r;
 }
 
+// How far a cached image is from the uncached one: PSNR (dB) and mean absolute error in 8-bit
+// levels, for images [N, H, W, 3] in [0, 1].
+std::string drift(const torch::Tensor& cached, const torch::Tensor& plain) {
+  const double mse = (cached - plain).pow(2).mean().item<double>();
+  const double mae = (cached - plain).abs().mean().item<double>() * 255;
+  char note[96];
+  std::snprintf(note, sizeof note, "vs uncached: PSNR %.1f dB, mean abs error %.2f / 255", 10 * std::log10(1 / mse), mae);
+  return note;
+}
+
+// Step caching's image drift: 25 steps, a full pass every 3 from the shallowest branch, against
+// the uncached image with the same seed.
+void cache_drift_row(std::vector<Row>& rows, pipeline::StableDiffusion& sd, const std::string& what, int px, double guidance) {
+  pipeline::GenerateOptions g;
+  g.prompts = {"lagarto mariposa"};
+  g.steps = 25;
+  g.guidance = guidance;
+  g.width = g.height = px;
+  g.seed = 3;
+  torch::Tensor plain, cached;
+  auto plain_s = time_it(0, 1, [&] { plain = sd.generate(g); });
+  g.cache_interval = 3;
+  Row r{what + ", 25 steps, cached every 3, branch 0", time_it(0, 1, [&] { cached = sd.generate(g); })};
+  char speed[48];
+  std::snprintf(speed, sizeof speed, "; %.2fx faster", plain_s[0] / r.seconds[0]);
+  r.note = drift(cached, plain) + speed;
+  rows.push_back(r);
+}
+
+// Issue 18's rows on the CPU, full-size SD 1.x with random weights at `px`: the tiny autoencoder
+// against the VAE, a 4-step LCM image against a 25-step CFG one, step caching. A 512 px UNet step
+// takes half a minute here, so each part is timed once and images are the sums of their parts
+// (marked "derived"); a real 4-step generate() call is timed too.
+void fast_rows(std::vector<Row>& rows, int px) {
+  json c = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
+  json unet_config = c["sd1.unet"];
+  unet_config["time_cond_proj_dim"] = 256;  // LCM's SD 1.5 UNets
+  auto sd = pipeline::StableDiffusion::create(reference() + "/models/tiny-sd1", c["clip_l"].dump(), unet_config.dump(),
+                                              c["vae"].dump(), {}, 0);
+  models::AutoencoderTiny taesd{config::TinyVAEConfig{}};
+  models::initialise_random(*taesd, 3);
+  taesd->eval();
+  const std::string size = std::to_string(px) + " px";
+  auto once = [&](const std::string& what, const std::function<void()>& fn, const std::string& note = "") {
+    reset_peak_rss();
+    Row r{what, time_it(0, 1, fn)};
+    r.peak_mib = peak_rss_mib();
+    r.note = note;
+    rows.push_back(r);
+    return r.seconds[0];
+  };
+  auto ids1 = torch::randint(0, 49408, {1, 77}, torch::kLong), ids2 = torch::randint(0, 49408, {2, 77}, torch::kLong);
+  const double text1 = once("SD 1.x text encoder, batch 1 (no CFG)", [&] { sd->text_encoder()->forward(ids1); });
+  const double text2 = once("SD 1.x text encoder, batch 2 (CFG)", [&] { sd->text_encoder()->forward(ids2); });
+  const int64_t h = px / 8;
+  auto z1 = torch::randn({1, 4, h, h}), z2 = torch::randn({2, 4, h, h});
+  auto ctx1 = torch::randn({1, 77, 768}), ctx2 = torch::randn({2, 77, 768}), t = torch::tensor(499.0);
+  models::UNetExtra lcm;
+  lcm.timestep_cond = models::guidance_embedding(torch::full({1}, 7.0f), 256);
+  const double unet1 = once("SD 1.x UNet step, " + size + ", batch 1 (LCM: guidance embedding)",
+                            [&] { sd->unet()->forward(z1, t, ctx1, lcm); });
+  const double unet2 = once("SD 1.x UNet step, " + size + ", batch 2 (CFG)", [&] { sd->unet()->forward(z2, t, ctx2); });
+  for (int64_t branch : {0, 3}) {
+    models::StepCache cache;
+    cache.branch = branch;
+    sd->unet()->forward(z2, t, ctx2, {}, &cache);  // the full pass that fills the cache
+    cache.reuse = true;
+    const double s = once("  same, a cached step from branch " + std::to_string(branch),
+                          [&] { sd->unet()->forward(z2, t, ctx2, {}, &cache); });
+    const int full = (25 + 2) / 3;  // steps 0, 3, …, 24
+    char note[96];
+    std::snprintf(note, sizeof note, "25 steps cached every 3: %.2fx faster (derived; target 1.8x)",
+                  25 * unet2 / (full * unet2 + (25 - full) * s));
+    rows.back().note = note;
+  }
+  torch::Tensor decoded;
+  const double vae = once("SD 1.x VAE decode, " + size, [&] { decoded = sd->vae()->decode(z1); });
+  const double tiny = once("TAESD decode, " + size, [&] { decoded = taesd->decode(z1); });
+  char note[96];
+  std::snprintf(note, sizeof note, "1/%.0f of the VAE's (target 1/20)", vae / tiny);
+  rows.back().note = note;
+  const double cfg = text2 + 25 * unet2 + vae, fast = text1 + 4 * unet1 + tiny;
+  rows.push_back(Row{"25-step CFG image, " + size + " (text + 25 UNet steps + VAE)", {cfg}, 0, "derived"});
+  std::snprintf(note, sizeof note, "derived; 1/%.1f of the 25-step CFG image (target 1/15)", cfg / fast);
+  rows.push_back(Row{"4-step LCM image, " + size + " (text + 4 UNet passes + TAESD)", {fast}, 0, note});
+  sd->set_autoencoder({nullptr, taesd});
+  pipeline::GenerateOptions g;
+  g.prompts = {"criatura especulativa colombiana"};
+  g.steps = 4;
+  g.guidance = 8;
+  g.width = g.height = px;
+  g.scheduler = "lcm";
+  const double real = once("  same, one generate() call, lcm scheduler", [&] { sd->generate(g); });
+  std::snprintf(note, sizeof note, "1/%.1f of the derived CFG image", cfg / real);
+  rows.back().note = note;
+}
+
 // CPU rows: wall time, and the peak resident memory of the measured calls (after a reset).
 Measure cpu_measure(int repeat) {
   return [repeat](const std::string& what, const std::function<void()>& fn) {
@@ -696,18 +797,19 @@ int main(int argc, char** argv) {
   torch::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
   if (argc == 10 && std::strcmp(argv[1], "train-rank") == 0) return train_rank(argv + 2);
-  bool full = false, cuda = false, train_only = false, graph_train = false;
+  bool full = false, cuda = false, train_only = false, graph_train = false, fast = false;
   int vae_px = 0, ranks = 0;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
     else if (std::strcmp(argv[i], "--train") == 0) train_only = true;
     else if (std::strcmp(argv[i], "--graph-train") == 0) graph_train = true;
+    else if (std::strcmp(argv[i], "--fast") == 0) fast = true;
     else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::max(2, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--vae PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--vae PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (ranks > 0) {
     if (train::distributed_backends().empty()) {
@@ -731,6 +833,18 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (cuda) return bench_cuda(full, repeat);
+  if (fast) {
+    torch::NoGradGuard no_grad;
+    std::vector<Row> rows;
+    if (const char* embedded = bioesp_embedded_model()) {
+      auto sd = pipeline::StableDiffusion::load(embedded, {});
+      cache_drift_row(rows, *sd, "embedded model (criaturas), 64 px", 64, 5);
+    }
+    cache_drift_row(rows, *sd1_random(torch::kCPU, torch::kFloat32), "SD 1.x random weights, 128 px", 128, 7.5);
+    for (int px : {256, 512}) fast_rows(rows, px);
+    print(rows);
+    return 0;
+  }
   if (vae_px > 0) {
     torch::NoGradGuard no_grad;
     json configs = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));

@@ -414,6 +414,20 @@ class Job {
     check(s);
     return Images(out);
   }
+  // Live previews (with preview_every ≥ 1): the latest one of each image, empty until the first;
+  // never blocks. preview_step() is the step it shows.
+  Images preview() const {
+    bioesp_images* out = nullptr;
+    check(bioesp_job_preview(handle(), &out, nullptr));
+    return Images(out);
+  }
+  long long preview_step() const {
+    bioesp_images* out = nullptr;
+    uint64_t step = 0;
+    check(bioesp_job_preview(handle(), &out, &step));
+    bioesp_images_free(out);
+    return static_cast<long long>(step);
+  }
   // Cancels if still running, waits, frees. Also done by the destructor.
   void close() {
     if (job_) bioesp_job_free(job_);

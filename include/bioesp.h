@@ -261,6 +261,9 @@ typedef struct bioesp_images bioesp_images;
  * CMYK) file as RGB or RGBA. */
 BIOESP_API bioesp_status bioesp_images_load(const char* path, bioesp_images** out);
 BIOESP_API void bioesp_images_free(bioesp_images* images);
+/* A set holding copies of `count` images (1, 3 or 4 channels; gray becomes RGB): the caller's own
+ * pixels, or previews, to save or grid with the calls below. */
+BIOESP_API bioesp_status bioesp_images_copy(const bioesp_image* images, size_t count, bioesp_images** out);
 BIOESP_API bioesp_status bioesp_images_count(const bioesp_images* images, size_t* out);
 /* The image's pixels stay valid until bioesp_images_free. */
 BIOESP_API bioesp_status bioesp_images_get(const bioesp_images* images, size_t index, bioesp_image* out);
@@ -303,6 +306,15 @@ typedef struct bioesp_model_options {
   int threads;            /* CPU threads; 0 keeps LibTorch's choice. Process-wide in LibTorch. */
   bioesp_log_fn log;
   void* log_user;
+  /* An autoencoder in place of the model's VAE (a path or Hub id): a diffusers AutoencoderKL or
+   * AutoencoderTiny folder (TAESD, e.g. "madebyollin/taesd"), or TAESD's original
+   * taesd_decoder / taesd_encoder .safetensors or .pth files (their folder, or the decoder file).
+   * A tiny one draws the images (and encodes img2img's, when it has its encoder) in a fraction of
+   * the time, and the model's own VAE is not loaded. NULL: the model's VAE. */
+  const char* vae;
+  /* A tiny autoencoder (as above) that decodes only the live previews; the images still come
+   * from the model's VAE. NULL: previews from `vae` when it is tiny, else a linear latent→RGB map. */
+  const char* preview_vae;
 } bioesp_model_options;
 
 BIOESP_API void bioesp_model_options_init(bioesp_model_options* options);
@@ -350,6 +362,20 @@ typedef struct bioesp_control {
                                     on, default 0 and 1 */
 } bioesp_control;
 BIOESP_API void bioesp_control_init(bioesp_control* control);
+/* A live preview: a small picture of one image as it forms — the current estimate of the finished
+ * image (the scheduler's prediction of the clean latents), decoded by the model's tiny
+ * autoencoder (preview_vae, or a tiny vae) at the image's size, else by SD 1.x's linear
+ * latent→RGB map at the latents' size (1/8 of it for SD). */
+typedef struct bioesp_preview {
+  size_t struct_size;
+  int step, total;     /* denoising steps done / in all */
+  size_t index;        /* the image in the batch (prompt-major, as the images come) */
+  bioesp_image image;  /* RGB; the pixels are valid during the call only */
+} bioesp_preview;
+
+/* Return nonzero to cancel. Called on the thread doing the work (the worker thread for jobs). */
+typedef int (*bioesp_preview_fn)(void* user, const bioesp_preview* preview);
+
 /* Textual-inversion embeddings: A1111's .pt (string_to_param, read by the restricted unpickler:
  * a pickle that names code is refused) or .safetensors (emb_params), or diffusers'
  * learned_embeds (.safetensors or .bin, {token: vectors}); one or several vectors, for SD 1.x
@@ -405,7 +431,8 @@ typedef struct bioesp_generate_options {
                                   images than on the CPU */
   int vae_tile_size;           /* > 0: the VAE decodes (and encodes the init image) in tiles of
                                   this many pixels a side, for images larger than memory allows;
-                                  the image equals the untiled one. 0: whole */
+                                  the image equals the untiled one. 0: whole (a tiny autoencoder
+                                  always decodes whole) */
   const char* tiling;          /* textures that repeat without seams: "x", "y" or "both" pad every
                                   UNet and VAE convolution circularly along those axes (A1111's
                                   tiling), for this generation only; NULL or "none": zeros, as
@@ -441,6 +468,19 @@ typedef struct bioesp_generate_options {
                                   is painted (with `mask`, if given, as well) and the canvas is cut
                                   to multiples of 8; default 0 */
   bioesp_prompt_syntax prompt_syntax; /* default BIOESP_PROMPT_PLAIN */
+  /* Live previews every `preview_every` steps (after steps N, 2N, …: steps / N of them per image;
+   * 0, the default: none). They go to `preview` once per image, and async jobs keep the latest
+   * for bioesp_job_preview. The images made are the same with and without them. */
+  int preview_every;
+  bioesp_preview_fn preview;   /* needs preview_every ≥ 1 */
+  void* preview_user;
+  /* Step caching (DeepCache, Ma et al. 2023): with cache_interval > 1 the UNet makes a full pass
+   * every cache_interval steps (the first included) and between them reuses its deep features,
+   * recomputing only the shallow branch down to skip `cache_branch` (0, the shallowest: conv_in's;
+   * up to the UNet's skip connections − 1, 11 for SD 1.x). Faster, and the image drifts from the
+   * uncached one (see docs/performance.md). 0 or 1 (default): off. */
+  int cache_interval;
+  int cache_branch;
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);
@@ -482,6 +522,10 @@ BIOESP_API bioesp_status bioesp_job_poll(const bioesp_job* job, bioesp_job_state
                                          uint64_t* total);
 /* Waits up to timeout_ms (negative: forever); *finished says whether the job is done. */
 BIOESP_API bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* finished);
+/* The job's latest live previews (one per image; the options' preview_every must be ≥ 1) as a set
+ * the caller frees, or *out NULL when none has come yet; *step (may be NULL) receives the step
+ * they show. Never blocks on the work. Safe from any thread. */
+BIOESP_API bioesp_status bioesp_job_preview(const bioesp_job* job, bioesp_images** out, uint64_t* step);
 /* Asks the job to stop; it ends within one denoising step with BIOESP_ERR_CANCELLED. Safe from
  * any thread, including the job's own progress callback. */
 BIOESP_API bioesp_status bioesp_job_cancel(bioesp_job* job);

@@ -1,6 +1,6 @@
 #!/bin/sh
 # bioesp generate with the tiny reference model: outputs, naming, LoRA and img2img flags, prompt
-# syntax and embeddings, VAE tiles, Ctrl-C, errors.
+# syntax and embeddings, VAE tiles, TAESD, previews and step caching, Ctrl-C, errors.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -89,6 +89,19 @@ cmp "$tmp/e.png" "$tmp/e2.png"  # same seed, same bytes
   --quiet --out "$tmp/grid.png"
 [ "$(png_size "$tmp/grid.png")" = 82x82 ] && [ ! -e "$tmp/grid-0.png" ]
 fails --model "$m" --prompt x --grid 0 --quiet;          grep -q 'grid' "$tmp/err.txt"
+# Fast sampling: TAESD in place of the VAE, live previews into a folder (one per step, at the
+# image's size when TAESD decodes them; the image the same without them), step caching.
+taesd="$ref/golden/fast/taesd/diffusers"
+fast() { "$cli" generate --model "$m" --prompt colibrí --steps 3 --seed 1 --scheduler lcm --vae "$taesd" --quiet "$@"; }
+fast --preview-dir "$tmp/prev" --out "$tmp/p.png"
+[ "$(ls "$tmp/prev" | wc -l)" -eq 3 ]
+[ "$(png_size "$tmp/prev/step-0003-0.png")" = "$(png_size "$tmp/p.png")" ]
+fast --out "$tmp/p2.png"
+cmp "$tmp/p.png" "$tmp/p2.png"
+fast --cache-interval 2 --out "$tmp/cached.png"
+grep -q cache_interval "$tmp/cached.png"
+fails --model "$m" --prompt x --cache-interval 2 --cache-branch 99 --quiet; grep -q 'cache_branch must be between 0 and' "$tmp/err.txt"
+fails --model "$m" --prompt x --vae "$tmp/nowhere" --quiet; grep -q 'nowhere' "$tmp/err.txt"
 
 # bioesp animate: a morph to a WebM and to PNG frames; the ends are the single generations.
 anim() { "$cli" animate --model "$m" --prompt colibrí --prompt lagarto --seed 3 --seed 4 --frames 4 --steps 2 \

@@ -65,14 +65,14 @@ grep -q 'a checkpoint was written' "$tmp/nockpt.txt"
 for sig in TERM:15 HUP:1; do
   name=${sig%:*} number=${sig#*:}
   "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --steps 100000 --seed 3 \
-    --checkpoint-every 0 --out "$tmp/sig-$name" 2>"$tmp/sig.txt" &
+    --checkpoint-every 0 --out "$tmp/sig-$name" 2>"$tmp/sig-$name.txt" &
   pid=$!
   n=0
-  while ! grep -q 'loss' "$tmp/sig.txt" && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+  while ! grep -q 'loss' "$tmp/sig-$name.txt" 2>/dev/null && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
   kill -$name $pid
   rc=0; wait $pid || rc=$?
-  [ $rc -eq $((128 + number)) ] || { echo "SIG$name: exit $rc"; cat "$tmp/sig.txt"; exit 1; }
-  grep -q "interrupted (signal $number); writing a checkpoint" "$tmp/sig.txt"
+  [ $rc -eq $((128 + number)) ] || { echo "SIG$name: exit $rc"; cat "$tmp/sig-$name.txt"; exit 1; }
+  grep -q "interrupted (signal $number); writing a checkpoint" "$tmp/sig-$name.txt"
   ckpt=$(ls "$tmp/sig-$name/checkpoints/" | grep '^checkpoint-[0-9]*\.safetensors$') ||
     { echo "SIG$name wrote no checkpoint"; exit 1; }
   step=$(echo "$ckpt" | sed 's/checkpoint-0*\([0-9]*\)\.safetensors/\1/')

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "config/model_config.h"
 #include "core/error.h"
@@ -112,6 +113,158 @@ static void test_refusals(void** state) {
   }
 }
 
+// A LoRA for `layers` (module → its weight's shape) in one of the three namings, rank 2, alpha 1
+// (kohya) or none, with values from `gen`.
+enum class Naming { diffusers, peft, kohya };
+static io::WeightSet make_lora(const std::vector<std::pair<std::string, std::vector<int64_t>>>& layers, Naming naming,
+                               at::Generator& gen) {
+  io::WeightSet set;
+  const int64_t r = 2;
+  for (const auto& [module, w] : layers) {
+    std::vector<int64_t> down{r, w[1]}, up{w[0], r};
+    if (w.size() == 4) {  // kohya and diffusers: down k×k with the layer's stride and padding, up 1×1
+      down.insert(down.end(), {w[2], w[3]});
+      up.insert(up.end(), {1, 1});
+    }
+    std::string stem, d, u;
+    switch (naming) {
+      case Naming::diffusers: stem = "unet." + module, d = ".lora.down.weight", u = ".lora.up.weight"; break;
+      case Naming::peft: stem = "base_model.model." + module, d = ".lora_A.weight", u = ".lora_B.weight"; break;
+      case Naming::kohya: stem = lora::kohya_name("unet", module), d = ".lora_down.weight", u = ".lora_up.weight"; break;
+    }
+    set.tensors.push_back(models::from_torch(stem + d, at::randn(down, gen) * 0.1));
+    set.tensors.push_back(models::from_torch(stem + u, at::randn(up, gen) * 0.1));
+    if (naming == Naming::kohya) set.tensors.push_back(models::from_torch(stem + ".alpha", torch::tensor(1.0f)));
+  }
+  set.sort();
+  return set;
+}
+
+static std::map<std::string, std::vector<std::string>> unet_modules(torch::nn::Module& unet) {
+  std::map<std::string, std::vector<std::string>> modules;
+  for (const auto& item : unet.named_modules()) modules["unet"].push_back(item.key());
+  return modules;
+}
+
+// Every Linear and Conv2d of the real SD 1.x UNet (from its manifest): attention, feed-forward,
+// proj_in/out, resnet convolutions, shortcuts and time projections, samplers, the time embedding,
+// conv_in/out — what LCM-LoRA, TCD-LoRA and Hyper-SD adapt — in each naming, with none left over;
+// then stacked with the workshop's DreamBooth LoRA.
+static void test_all_layers_lora_on_sd1(void** state) {
+  (void)state;
+  json manifest = json::parse(io::read_text_file(path_join(ref_dir(), "manifests/sd1.unet.json")));
+  std::vector<std::pair<std::string, std::vector<int64_t>>> layers;
+  std::set<std::string> kinds;
+  for (const auto& [key, v] : manifest.items()) {
+    auto shape = v[0].get<std::vector<int64_t>>();
+    if (key.size() < 7 || key.compare(key.size() - 7, 7, ".weight") || (shape.size() != 2 && shape.size() != 4)) continue;
+    std::string module = key.substr(0, key.size() - 7);
+    layers.emplace_back(module, shape);
+    kinds.insert(module.substr(module.find_last_of('.') + 1));
+  }
+  for (const char* k : {"to_q", "to_k", "to_v", "0", "proj", "2", "proj_in", "proj_out", "conv1", "conv2", "conv_shortcut",
+                        "time_emb_proj", "conv", "linear_1", "linear_2", "conv_in", "conv_out"})
+    if (!kinds.count(k)) fail_msg("the manifest has no %s layer", k);
+  json c = json::parse(io::read_text_file(path_join(ref_dir(), "manifests/configs.json")));
+  models::UNet2DConditionModel unet(config::parse_unet(c["sd1.unet"].dump(), "sd1.unet"));
+  const auto modules = unet_modules(*unet);
+  at::Generator gen = at::detail::createCPUGenerator(5);
+  auto adapters = [&] {
+    size_t n = 0;
+    for (const auto& item : unet->named_modules())
+      if (auto* l = models::adaptable(item.value())) n += l->adapters.size();
+    return n;
+  };
+  for (Naming naming : {Naming::diffusers, Naming::peft, Naming::kohya}) {
+    auto parsed = lora::parse(make_lora(layers, naming, gen), modules);  // no key left unmatched
+    assert_int_equal(parsed.size(), 1);
+    assert_int_equal(parsed["unet"].size(), layers.size());
+    lora::attach(*unet, parsed["unet"], "fast", 1.0, torch::kCPU, torch::kFloat32, "all layers");
+    assert_int_equal(adapters(), layers.size());
+    if (naming == Naming::kohya) {
+      auto* conv = models::adaptable(unet->named_modules()["down_blocks.0.resnets.0.conv1"]);
+      assert_true(std::abs(conv->adapters.at(0).factor - 0.5) < 1e-12);  // alpha 1 / rank 2
+    }
+  }
+  print_message("%zu layers adapted in each naming\n", layers.size());
+  auto workshop = lora::parse(io::open_weights(path_join(ref_dir(), "workshop/model_lora.ckpt"), {}), modules);
+  lora::attach(*unet, workshop["unet"], "workshop", 1.0, torch::kCPU, torch::kFloat32, "workshop");
+  assert_int_equal(adapters(), layers.size() + 128);  // both, side by side
+  assert_true(lora::detach(*unet, "fast"));
+  assert_int_equal(adapters(), 128);
+}
+
+// Convolution adapters against a hand-merged weight: W + (alpha / r) · Σ_r up[o, r] · down[r, i, :, :],
+// the tiny UNet's whole output with every Linear and Conv2d adapted.
+static void test_conv_lora_numerics(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> layers;
+  for (const auto& item : sd->unet()->named_modules())
+    if (auto* l = models::adaptable(item.value())) layers.emplace_back(item.key(), l->weight_shape().vec());
+  at::Generator gen = at::detail::createCPUGenerator(6);
+  auto file = make_lora(layers, Naming::kohya, gen);
+  auto parsed = lora::parse(file, unet_modules(*sd->unet()));
+  // The merged model: a copy of the UNet with every weight merged by hand.
+  auto merged = pipeline::StableDiffusion::load(path_join(ref_dir(), "models/tiny-sd1"), {});
+  auto params = merged->unet()->named_parameters();
+  const double scale = 0.7;
+  for (const auto& [module, pair] : parsed["unet"]) {
+    auto down = models::to_torch(pair.down), up = models::to_torch(pair.up).flatten(1);  // [out, r]
+    auto w = params[module + ".weight"];
+    auto delta = w.dim() == 4 ? torch::einsum("or,rikl->oikl", {up, down}) : torch::matmul(up, down);
+    w.add_(delta * (scale * pair.alpha / down.size(0)));
+  }
+  lora::attach(*sd->unet(), parsed["unet"], "convs", scale, torch::kCPU, torch::kFloat32, "all layers");
+  auto x = g("sample"), t = g("timestep"), ctx = g("encoder_hidden_states");
+  auto adapted = sd->unet()->forward(x, t, ctx), want = merged->unet()->forward(x, t, ctx);
+  lora::detach(*sd->unet(), "convs");
+  auto base = sd->unet()->forward(x, t, ctx);
+  const double err = ((adapted - want).norm() / want.norm()).item<double>();
+  const double moved = ((want - base).norm() / base.norm()).item<double>();
+  print_message("adapters vs hand-merged weights: relative L2 %.2g (the LoRA moves the output by %.2g)\n", err, moved);
+  assert_true(err <= 1e-5);
+  assert_true(moved > 1e-2);
+}
+
+// A LoRA of SD 1.x's text encoder and a 1×1-convolution-shaped matrix on a Linear (kohya writes
+// proj_in so for SD 1.x); a LoRA for SDXL on SD 1.x names the component and layers it lacks.
+static void test_lora_shapes_and_refusals(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto* proj = models::adaptable(sd->unet()->named_modules()["down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q"]);
+  const auto w = proj->weight_shape().vec();
+  io::WeightSet set;
+  set.tensors.push_back(models::from_torch("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_down.weight",
+                                           torch::ones({2, w[1], 1, 1})));
+  set.tensors.push_back(models::from_torch("lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.lora_up.weight",
+                                           torch::ones({w[0], 2, 1, 1})));
+  auto parsed = lora::parse(set, unet_modules(*sd->unet()));
+  lora::attach(*sd->unet(), parsed["unet"], "square", 1.0, torch::kCPU, torch::kFloat32, "1x1");
+  assert_int_equal(proj->adapters.at(0).down.dim(), 2);
+  lora::detach(*sd->unet(), "square");
+  // A 3×3 convolution's LoRA with a 1×1 down matrix does not fit it.
+  set.tensors.clear();
+  set.tensors.push_back(models::from_torch("unet.conv_in.lora.down.weight", torch::ones({2, 4, 1, 1})));
+  set.tensors.push_back(models::from_torch("unet.conv_in.lora.up.weight", torch::ones({32, 2, 1, 1})));
+  try {
+    lora::attach(*sd->unet(), lora::parse(set, unet_modules(*sd->unet()))["unet"], "bad", 1.0, torch::kCPU,
+                 torch::kFloat32, "conv_in");
+    fail_msg("a 1x1 LoRA was attached to a 3x3 convolution");
+  } catch (const Error& e) {
+    assert_non_null(strstr(e.what(), "conv_in: down [2, 4, 1, 1] up [32, 2, 1, 1] do not fit the layer's [32, 4, 3, 3]"));
+  }
+  try {
+    sd->add_lora(path_join(ref_dir(), "golden/tiny-sdxl/lora/pytorch_lora_weights.safetensors"), 1.0, "xl");
+    fail_msg("an SDXL LoRA was attached to SD 1.x");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_MISMATCH);
+    assert_non_null(strstr(e.what(), "a LoRA for text_encoder_2"));
+    assert_non_null(strstr(e.what(), "transformer_blocks.1"));  // SDXL's second transformer layer
+  }
+  check_unet("base", "nothing attached after the SDXL refusal");
+}
+
 static void test_workshop_lora_on_sd1(void** state) {
   (void)state;
   json c = json::parse(io::read_text_file(path_join(ref_dir(), "manifests/configs.json")));
@@ -132,6 +285,8 @@ int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unet_outputs), cmocka_unit_test(test_pipeline_image),
-      cmocka_unit_test(test_refusals), cmocka_unit_test(test_workshop_lora_on_sd1)};
+      cmocka_unit_test(test_refusals), cmocka_unit_test(test_workshop_lora_on_sd1),
+      cmocka_unit_test(test_all_layers_lora_on_sd1), cmocka_unit_test(test_conv_lora_numerics),
+      cmocka_unit_test(test_lora_shapes_and_refusals)};
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -14,6 +14,7 @@
 #include "models/loader.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/autoencoders.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -85,6 +86,120 @@ static void test_unet(void** state) {
   auto ctx = g(ref, "encoder_hidden_states").slice(0, 0, 1);
   auto out500 = unet->forward(g(ref, "sample_t500"), torch::tensor(500.0), ctx);
   assert_close(out500, g(ref, "out_t500"), 1e-4, "unet out_t500 (scalar timestep)");
+}
+
+static std::string fast_dir() { return path_join(ref_dir(), "golden/fast"); }
+
+static void test_unet_lcm(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  const std::string dir = fast_dir() + "/unet_lcm";
+  models::UNet2DConditionModel unet(config::parse_unet(io::read_text_file(dir + "/config.json"), "unet_lcm/config.json"));
+  assert_int_equal(unet->config().time_cond_proj_dim, 32);
+  models::load_state(*unet, io::open_weights(dir, {}), "", "unet_lcm");
+  unet->eval();
+  auto ref = io::read_safetensors(dir + "/outputs.safetensors");
+  // LatentConsistencyModelPipeline's guidance embedding, odd sizes zero padded.
+  auto w = g(ref, "w");
+  assert_close(models::guidance_embedding(w, 32), g(ref, "w_embedding"), 1e-6, "guidance embedding w=7, 32");
+  for (const char* gs : {"1.0", "4.5", "8.0"}) {
+    auto one = torch::full({1}, std::stof(gs) - 1.0f);
+    std::string name = std::string("guidance_embedding.gs") + gs + ".dim256";
+    if (std::string(gs) == "1.0") assert_true(torch::equal(models::guidance_embedding(one, 256), g(ref, name)));  // w = 0
+    else assert_close(models::guidance_embedding(one, 256), g(ref, name), 1e-6, name.c_str());
+  }
+  assert_close(models::guidance_embedding(torch::full({1}, 7.0f), 31), g(ref, "guidance_embedding.gs8.0.dim31"), 1e-6,
+               "guidance embedding, odd size");
+  models::UNetExtra extra;
+  extra.timestep_cond = g(ref, "w_embedding");
+  auto out = unet->forward(g(ref, "sample"), g(ref, "timestep"), g(ref, "encoder_hidden_states"), extra);
+  assert_close(out, g(ref, "out"), 1e-4, "LCM UNet with timestep_cond");
+  auto plain = unet->forward(g(ref, "sample"), g(ref, "timestep"), g(ref, "encoder_hidden_states"));
+  assert_close(plain, g(ref, "out_no_timestep_cond"), 1e-4, "LCM UNet without timestep_cond");
+  assert_true(((out - plain).norm() / plain.norm()).item<double>() > 1e-3);  // the embedding matters
+}
+
+// TAESD in diffusers' layout and taesd.py's, against diffusers' AutoencoderTiny and taesd.py.
+static void test_taesd(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  const std::string dir = fast_dir() + "/taesd";
+  auto ref = io::read_safetensors(dir + "/outputs.safetensors");
+  auto diffusers = pipeline::load_autoencoder(dir + "/diffusers", torch::kCPU, torch::kFloat32).tiny;
+  auto original = pipeline::load_autoencoder(dir + "/taesd_decoder.safetensors", torch::kCPU, torch::kFloat32).tiny;
+  auto folder = pipeline::load_autoencoder(dir, torch::kCPU, torch::kFloat32).tiny;  // finds taesd_decoder + encoder
+  assert_true(diffusers && original && folder);
+  assert_int_equal(diffusers->config().latent_factor(), 8);
+  for (auto* m : {&diffusers, &original, &folder}) {
+    assert_true((*m)->can_encode());
+    assert_close((*m)->decode(g(ref, "latents_16")), g(ref, "decode_16"), 1e-4, "TAESD decode 16");
+    assert_close((*m)->decode(g(ref, "latents_64")), g(ref, "decode_64"), 1e-4, "TAESD decode 64");
+    assert_close((*m)->encode(g(ref, "image_128")), g(ref, "encode_128"), 1e-4, "TAESD encode 128");
+  }
+  assert_close(original->decode(g(ref, "latents_16")), g(ref, "taesd_py.decode_16") * 2 - 1, 1e-4, "taesd.py decode");
+  // A decoder file alone decodes and refuses to encode.
+  auto tmp = std::string(temp_dir()) + "/lone";
+  io::make_directories(tmp);
+  io::copy_file(dir + "/taesd_decoder.safetensors", tmp + "/taesd_decoder.safetensors");
+  auto lone = pipeline::load_autoencoder(tmp, torch::kCPU, torch::kFloat32).tiny;
+  assert_false(lone->can_encode());
+  try {
+    lone->encode(g(ref, "image_128"));
+    fail_msg("a decoder alone encoded");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_UNSUPPORTED);
+  }
+  // The encoder file is not a decoder; a renamed weight is named.
+  try {
+    pipeline::load_autoencoder(dir + "/taesd_encoder.safetensors", torch::kCPU, torch::kFloat32);
+    fail_msg("an encoder was taken for a decoder");
+  } catch (const Error& e) {
+    assert_non_null(strstr(e.what(), "not a TAESD decoder"));
+  }
+  auto set = io::read_safetensors(dir + "/taesd_decoder.safetensors");
+  for (auto& t : set.tensors)
+    if (t.name == "3.conv.2.weight") t.name = "3.conv.2.kernel";
+  io::write_safetensors(tmp + "/taesd_decoder.safetensors", set.tensors, {});
+  try {
+    pipeline::load_autoencoder(tmp, torch::kCPU, torch::kFloat32);
+    fail_msg("a TAESD with a wrong key loaded");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_MISMATCH);
+    assert_non_null(strstr(e.what(), "decoder.layers.2.conv.2.kernel"));
+    assert_non_null(strstr(e.what(), "decoder.layers.2.conv.2.weight"));
+  }
+}
+
+// Step caching: a full pass keeps the feature a shallow pass takes; on the same inputs the shallow
+// pass then gives the full output exactly, for every branch (a misaligned skip would not), and on
+// other inputs something else.
+static void test_step_cache(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto unet = load<models::UNet2DConditionModel>("unet", config::parse_unet);
+  auto ref = golden("unet.safetensors");
+  auto x = g(ref, "sample"), t = g(ref, "timestep"), ctx = g(ref, "encoder_hidden_states");
+  auto full = unet->forward(x, t, ctx);
+  assert_int_equal(unet->skip_count(), 9);
+  for (int64_t branch = 0; branch < unet->skip_count(); ++branch) {
+    models::StepCache cache;
+    cache.branch = branch;
+    assert_true(torch::equal(unet->forward(x, t, ctx, {}, &cache), full));  // full pass, feature kept
+    assert_true(cache.feature.defined());
+    cache.reuse = true;
+    if (!torch::equal(unet->forward(x, t, ctx, {}, &cache), full)) fail_msg("branch %lld: the shallow pass differs", (long long)branch);
+    auto other = unet->forward(x, t * 0.5, ctx, {}, &cache);
+    auto other_full = unet->forward(x, t * 0.5, ctx);
+    assert_false(torch::equal(other, other_full));
+  }
+  models::StepCache bad;
+  bad.branch = 9;
+  try {
+    unet->forward(x, t, ctx, {}, &bad);
+    fail_msg("branch 9 of a 9-skip UNet was accepted");
+  } catch (const Error& e) {
+    assert_non_null(strstr(e.what(), "between 0 and 8"));
+  }
 }
 
 static void test_vae(void** state) {
@@ -227,6 +342,8 @@ int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_encoder),        cmocka_unit_test(test_unet),
+      cmocka_unit_test(test_unet_lcm),            cmocka_unit_test(test_taesd),
+      cmocka_unit_test(test_step_cache),
       cmocka_unit_test(test_vae),                 cmocka_unit_test(test_full_size_manifests),
       cmocka_unit_test(test_workshop_lora_fits_sd1), cmocka_unit_test(test_mismatch_report),
   };

@@ -180,6 +180,7 @@ struct Generation {
   std::string error;  // a refused setting: reported instead of running
   bioesp_job* job = nullptr;
   uint64_t reported = 0;  // progress steps signalled
+  uint64_t previewed = 0;  // the step of the last preview signalled
   bool cancelled = false;
 
   Generation() { bioesp_generate_options_init(&options); }
@@ -331,7 +332,7 @@ struct ModelSlot {
 };
 
 struct Event {
-  enum Kind { Progress, Finished, Failed, ModelLoaded, ModelFailed } kind;
+  enum Kind { Progress, Preview, Finished, Failed, ModelLoaded, ModelFailed } kind;
   explicit Event(Kind k, int64_t id = 0) : kind(k), job(id) {}
   int64_t job;
   uint64_t step = 0, total = 0;
@@ -539,6 +540,17 @@ class Creatures {
       e.total = total;
       events.push_back(std::move(e));
     }
+    // The job keeps its latest preview; a newer one than the last signalled is signalled.
+    Event preview(Event::Preview, g.id);
+    if (g.options.preview_every > 0 && bioesp_job_preview(g.job, &preview.images, &preview.step) == BIOESP_OK &&
+        preview.images) {
+      if (preview.step > g.previewed) {
+        g.previewed = preview.step;
+        events.push_back(std::move(preview));
+      } else {
+        bioesp_images_free(preview.images);
+      }
+    }
     if (state != BIOESP_JOB_DONE) return false;
     Event e(Event::Finished, g.id);
     const bioesp_status s = bioesp_job_take(g.job, &e.images);
@@ -563,8 +575,9 @@ class Creatures {
         args.push_back(Variant::of_int(static_cast<int64_t>(e.step)));
         args.push_back(Variant::of_int(static_cast<int64_t>(e.total)));
         break;
+      case Event::Preview:
       case Event::Finished: {
-        signal = "finished";
+        signal = e.kind == Event::Preview ? "preview" : "finished";
         bioesp_image img;
         img.struct_size = sizeof img;
         args.push_back(Variant::of_int(e.job));
@@ -756,7 +769,7 @@ BIOESP_GODOT_ENTRY void godot_nativescript_init(void* handle) {
   method(handle, "_process", m_process);
   const auto INT = GODOT_VARIANT_TYPE_INT, STRING = GODOT_VARIANT_TYPE_STRING, OBJECT = GODOT_VARIANT_TYPE_OBJECT;
   signal(handle, "progress", {{"job", INT}, {"step", INT}, {"total", INT}});
-  signal(handle, "preview", {{"job", INT}, {"image", OBJECT}});
+  signal(handle, "preview", {{"job", INT}, {"texture", OBJECT}});
   signal(handle, "finished", {{"job", INT}, {"texture", OBJECT}});
   signal(handle, "failed", {{"job", INT}, {"message", STRING}});
   signal(handle, "model_loaded", {{"model", STRING}});

@@ -47,7 +47,7 @@ function vector(v) {
   return out;
 }
 
-const CALLBACKS = ['onProgress', 'signal', 'pollMs'];
+const CALLBACKS = ['onProgress', 'onPreview', 'signal', 'pollMs'];
 
 function generateOptions(prompt, settings) {
   const prompts = Array.isArray(prompt) ? prompt : [prompt];
@@ -83,12 +83,13 @@ class Model {
   }
 
   // Resolves to an array of Image. settings: steps, seed, width, … as bioesp_generate_options,
-  // plus onProgress(step, total) (return false to cancel) and signal (an AbortSignal).
+  // plus onProgress(step, total) (return false to cancel), onPreview(images, step) (with
+  // preview_every: the latest live preview of each image, as it comes) and signal (an AbortSignal).
   generate(prompt, settings = {}) {
     const job = call(() => this._native.generate_async(generateOptions(prompt, settings)));
     const pollMs = settings.pollMs || 5;
     return new Promise((resolve, reject) => {
-      let last = -1;
+      let last = -1, lastPreview = 0;
       const onAbort = () => job.cancel();
       if (settings.signal) settings.signal.addEventListener('abort', onAbort, { once: true });
       const tick = () => {
@@ -97,6 +98,10 @@ class Model {
           if (settings.onProgress && step !== last) {
             last = step;
             if (settings.onProgress(step, job.total()) === false) job.cancel();
+          }
+          if (settings.onPreview && job.preview_step() > lastPreview) {
+            lastPreview = job.preview_step();
+            settings.onPreview(images(job.preview()), lastPreview);
           }
           if (!job.done()) {
             setTimeout(tick, pollMs);

@@ -116,9 +116,17 @@ def _save(self, path, **settings):
     _image_save(self, path, options("save", **settings))
 
 
-def _images(self):
-    images = self._take()
+def _listed(images):
     return [images.get(i) for i in range(images.size())]
+
+
+def _images(self):
+    return _listed(self._take())
+
+
+def _previews(self):
+    """The latest live preview of each image (preview_every=N), [] until the first."""
+    return _listed(self._preview())
 
 
 class _FunctionTrainProgress(TrainProgress):
@@ -181,6 +189,8 @@ Images.save_animation = _save_animation
 Image.save = _save
 Job._take = Job.take
 Job.take = _images
+Job._preview = Job.preview
+Job.preview = _previews
 Job.__enter__ = lambda self: self
 Job.__exit__ = lambda self, *exc: self.close()
 Images.__len__ = Images.size

@@ -1,9 +1,11 @@
 /* bioesp — the command-line tool. It uses only the public C API in bioesp.h. */
 #include <bioesp.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "options.h"
@@ -333,6 +335,32 @@ uint64_t random_seed(void) {
   return seed & 0xFFFFFFFFull;
 }
 
+/* --preview-dir: each preview as DIR/step-SSSS-I.png (step, image in the batch). */
+static int write_preview(void* user, const bioesp_preview* p) {
+  char name[4096];
+  snprintf(name, sizeof name, "%s/step-%04d-%zu.png", (const char*)user, p->step, p->index);
+  bioesp_images* one = NULL;
+  if (bioesp_images_copy(&p->image, 1, &one) != BIOESP_OK || bioesp_images_save(one, 0, name, NULL) != BIOESP_OK) {
+    fail_with(name);
+    bioesp_images_free(one);
+    return 1;
+  }
+  bioesp_images_free(one);
+  return 0;
+}
+
+/* --preview-dir: the folder made, and the previews (every step unless --preview-every) sent there. */
+static int preview_into(const char* dir, bioesp_generate_options* go) {
+  if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
+    fprintf(stderr, "bioesp generate: %s: %s\n", dir, strerror(errno));
+    return 0;
+  }
+  if (go->preview_every == 0) go->preview_every = 1;
+  go->preview = write_preview;
+  go->preview_user = (void*)dir;
+  return 1;
+}
+
 /* Writes the images as PATH, or PATH-0, PATH-1, … */
 static int save_all(const bioesp_images* images, const char* out_path, const bioesp_save_options* so, int quiet) {
   size_t count = 0;
@@ -471,8 +499,11 @@ static int cmd_generate(int argc, char** argv) {
   go.log = print_log;
   bioesp_save_options so;
   bioesp_save_options_init(&so);
+  const char* preview_dir = NULL;
   const cli_flag own[] = {
       CLI_MODEL_FLAGS(&model_path, &attached),
+      {"preview-dir", "DIR", "write each live preview as DIR/step-SSSS-I.png (every step unless --preview-every)", cli_text,
+       &preview_dir},
       {"out", "PATH", ".png or .jpg; several images get -0, -1, … before the extension (default creature.png)", cli_text, &out_path},
       {"grid", "COLS", "all images in one picture, COLS per row (a row per prompt when COLS is --num-images)", cli_integer, &grid},
       {"grid-cell", "PX", "the grid's cells scaled to PX pixels (default the images' size)", cli_integer, &cell},
@@ -507,7 +538,8 @@ static int cmd_generate(int argc, char** argv) {
     const int painting = go.mask || go.outpaint_left || go.outpaint_top || go.outpaint_right || go.outpaint_bottom;
     if (painting && !cli_given(args, "strength")) go.strength = 1.0f;
     catch_interrupts();
-    rc = run_generate(model_path, &mo, &attached, &cn, &go, &so, grid_columns, grid_cell, out_path, quiet);
+    if (preview_dir && !preview_into(preview_dir, &go)) rc = 1;
+    else rc = run_generate(model_path, &mo, &attached, &cn, &go, &so, grid_columns, grid_cell, out_path, quiet);
   }
   cli_free(args);
   cli_attached_free(&attached);

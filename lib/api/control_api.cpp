@@ -38,7 +38,7 @@ torch::Tensor init_tensor(const image::Image& img) {
 
 models::ControlNetModel load_controlnet(pipeline::StableDiffusion& sd, const std::string& path, const io::Logger& log) {
   auto net = pipeline::load_controlnet(hub::resolve_model(path, log), "", sd.device(), sd.dtype(), log, &sd.unet()->config());
-  models::check_fits(net->config(), sd.unet()->config(), sd.vae()->config().latent_channels);
+  models::check_fits(net->config(), sd.unet()->config(), sd.unet()->config().out_channels);
   return net;
 }
 

@@ -100,6 +100,7 @@ struct bioesp_model {
   // name → (the file or Hub id as given, scale): recorded with the images drawn with them.
   // Changed and read in the model's turn.
   std::map<std::string, std::pair<std::string, float>> loras;
+  std::string vae;  // the autoencoder given in place of the model's VAE, as given
   std::map<std::string, std::string> embeddings;  // token → the file as given, recorded alike
 };
 
@@ -110,6 +111,8 @@ struct Request {
   pipeline::GenerateOptions g;
   bioesp_progress_fn progress = nullptr;
   void* progress_user = nullptr;
+  bioesp_preview_fn preview = nullptr;
+  void* preview_user = nullptr;
   std::string tiling;        // as given ("" for none): recorded with the images
   bool transparent = false;  // background "transparent": a plain backdrop, then a matte
   api::ImageRequest images;  // ControlNets to load, settings of the controls and mask
@@ -134,6 +137,17 @@ std::string checked_prompt(const char* p, const char* what) {
 // The tiling choice (none, x, y, both; checked by the options table) as the axes that wrap.
 models::Wrap wrap_of(const std::string& tiling) {
   return {tiling == "x" || tiling == "both", tiling == "y" || tiling == "both"};
+}
+
+// Hands previews to a C preview callback, one call per image; false when it asks to cancel.
+bool call_preview(bioesp_preview_fn fn, void* user, int done, int total, const std::vector<image::Image>& images) {
+  for (size_t i = 0; i < images.size() && fn; ++i) {
+    const image::Image& img = images[i];
+    bioesp_preview p{sizeof(bioesp_preview), done, total, i,
+                     bioesp_image{sizeof(bioesp_image), img.width, img.height, img.channels, img.pixels.data()}};
+    if (fn(user, &p) != 0) return false;
+  }
+  return true;
 }
 
 // The pipeline's truncated-prompt notice as a warning through a C log callback.
@@ -173,6 +187,12 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.eta = o.eta;
   r.images = api::set_images(o, r.g);
   r.log = c_logger(o.log, o.log_user);
+  require(!o.preview || o.preview_every > 0, "a preview callback needs preview_every ≥ 1");
+  r.g.preview_every = o.preview_every;
+  r.g.cache_interval = o.cache_interval;
+  r.g.cache_branch = o.cache_branch;
+  r.preview = o.preview;
+  r.preview_user = o.preview_user;
   if (o.tiling && std::strcmp(o.tiling, "none") != 0) r.tiling = o.tiling;
   r.g.tiling = wrap_of(r.tiling);
   r.transparent = o.background && std::strcmp(o.background, "transparent") == 0;
@@ -187,8 +207,9 @@ std::string format_number(double v) {
   return s.str();
 }
 
-// The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), and the embeddings as
-// "FILE:TOKEN; ..." (by token), for the images' settings. Called in the model's turn.
+// The attached LoRAs as "FILE:SCALE; FILE:SCALE" (by adapter name), the embeddings as
+// "FILE:TOKEN; ..." (by token) and the autoencoder given in place of the VAE, for the images'
+// settings. Called in the model's turn.
 std::vector<std::pair<std::string, std::string>> model_settings(const bioesp_model& m) {
   std::string loras, embeddings;
   for (const auto& [name, lora] : m.loras) loras += (loras.empty() ? "" : "; ") + lora.first + ":" + format_number(lora.second);
@@ -196,14 +217,20 @@ std::vector<std::pair<std::string, std::string>> model_settings(const bioesp_mod
   std::vector<std::pair<std::string, std::string>> out;
   if (!loras.empty()) out.emplace_back("loras", loras);
   if (!embeddings.empty()) out.emplace_back("embeddings", embeddings);
+  if (!m.vae.empty()) out.emplace_back("vae", m.vae);
   return out;
 }
 
-// Draws the request's images; the caller holds the model's turn.
-std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress) {
+using PreviewSink = std::function<bool(int, int, const std::vector<image::Image>&)>;
+
+// Draws the request's images; the caller holds the model's turn. `preview` (when set and the
+// request asks for previews) receives them.
+std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress,
+                                    const PreviewSink& preview) {
   r.g.progress = progress;
   for (size_t i = 0; i < r.images.paths.size(); ++i)
     if (!r.images.paths[i].empty()) r.g.controls[i].net = api::load_controlnet(*model->sd, r.images.paths[i], r.log);
+  if (r.g.preview_every > 0) r.g.preview = preview;
   pipeline::GenerateOptions drawn = r.g;
   if (r.transparent)
     for (auto& p : drawn.prompts) p += kPlainBackdrop;
@@ -232,6 +259,10 @@ std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::
     if (!r.tiling.empty()) img.text.emplace_back("tiling", r.tiling);
     if (r.transparent) img.text.emplace_back("background", "transparent");
     if (g.eta >= 0) img.text.emplace_back("eta", format_number(g.eta));
+    if (g.cache_interval > 1) {
+      img.text.emplace_back("cache_interval", std::to_string(g.cache_interval));
+      img.text.emplace_back("cache_branch", std::to_string(g.cache_branch));
+    }
     if (g.syntax == pipeline::PromptSyntax::Weighted) img.text.emplace_back("prompt_syntax", "weighted");
     img.text.insert(img.text.end(), attached.begin(), attached.end());
     img.text.insert(img.text.end(), r.images.recorded.begin(), r.images.recorded.end());
@@ -255,6 +286,8 @@ struct bioesp_job {
   std::string error;
   std::unique_ptr<bioesp_images> result;
   bool taken = false;
+  std::vector<image::Image> preview;  // the latest previews, and the step they show
+  uint64_t preview_step = 0;
 
   // The worker thread: waits for the job's turn (QUEUED), holds the model (RUNNING), finishes.
   void work() {
@@ -267,7 +300,9 @@ struct bioesp_job {
       } release{model->turns};
       set_state(BIOESP_JOB_RUNNING);
       if (cancel.load()) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
-      images = draw(model, request, [this](int done, int all) { return on_step(done, all); });
+      images = draw(
+          model, request, [this](int done, int all) { return on_step(done, all); },
+          [this](int done, int all, const std::vector<image::Image>& previews) { return on_preview(done, all, previews); });
     });
     {
       std::lock_guard<std::mutex> lock(m);
@@ -288,6 +323,16 @@ struct bioesp_job {
     }
     if (!call_progress(request.progress, request.progress_user, "denoise", step, total)) return false;
     return !cancel.load();
+  }
+
+  // Keeps the latest previews for bioesp_job_preview, then hands them to the callback.
+  bool on_preview(int done, int all, const std::vector<image::Image>& previews) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      preview = previews;
+      preview_step = static_cast<uint64_t>(done);
+    }
+    return call_preview(request.preview, request.preview_user, done, all, previews) && !cancel.load();
   }
 
   void set_state(bioesp_job_state s) {
@@ -328,6 +373,32 @@ bioesp_status bioesp_images_load(const char* path, bioesp_images** out) {
 }
 
 void bioesp_images_free(bioesp_images* images) { delete images; }
+
+bioesp_status bioesp_images_copy(const bioesp_image* images, size_t count, bioesp_images** out) {
+  return guard([&] {
+    require(out && (images || count == 0), "images and out must not be NULL");
+    *out = nullptr;
+    auto set = std::make_unique<bioesp_images>();
+    for (size_t i = 0; i < count; ++i) {
+      const bioesp_image& v = images[i];
+      require(v.pixels && v.width > 0 && v.height > 0, "an image has no pixels");
+      require(v.channels == 1 || v.channels == 3 || v.channels == 4, "images have 1, 3 or 4 channels");
+      image::Image img;
+      img.width = v.width;
+      img.height = v.height;
+      img.channels = v.channels == 1 ? 3 : v.channels;
+      const size_t n = size_t(v.width) * v.height;
+      if (v.channels == 1) {
+        img.pixels.reserve(n * 3);
+        for (size_t p = 0; p < n; ++p) img.pixels.insert(img.pixels.end(), 3, v.pixels[p]);
+      } else {
+        img.pixels.assign(v.pixels, v.pixels + n * v.channels);
+      }
+      set->list.push_back(std::move(img));
+    }
+    *out = set.release();
+  });
+}
 
 bioesp_status bioesp_images_count(const bioesp_images* images, size_t* out) {
   return guard([&] {
@@ -471,8 +542,11 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
     lo.device = device_from(o.device, o.device_index);
     lo.dtype = o.dtype == BIOESP_DTYPE_F16 ? torch::kFloat16 : o.dtype == BIOESP_DTYPE_BF16 ? torch::kBFloat16 : torch::kFloat32;
     if (o.threads > 0) torch::set_num_threads(o.threads);
+    if (o.vae) lo.vae = hub::resolve_model(o.vae, lo.log);
+    if (o.preview_vae) lo.preview_vae = hub::resolve_model(o.preview_vae, lo.log);
     auto m = std::make_unique<bioesp_model>();
     m->sd = pipeline::StableDiffusion::load(hub::resolve_model(path, lo.log), lo);
+    if (o.vae) m->vae = o.vae;
     *out = m.release();
   });
 }
@@ -573,8 +647,13 @@ bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options
     auto progress = [&r](int done, int total) {
       return call_progress(r.progress, r.progress_user, "denoise", static_cast<uint64_t>(done), static_cast<uint64_t>(total));
     };
+    PreviewSink preview;
+    if (r.preview)
+      preview = [&r](int done, int total, const std::vector<image::Image>& images) {
+        return call_preview(r.preview, r.preview_user, done, total, images);
+      };
     Hold hold(model->turns);
-    *out = draw(model, r, progress).release();
+    *out = draw(model, r, progress, preview).release();
   });
 }
 
@@ -621,6 +700,19 @@ bioesp_status bioesp_job_wait(bioesp_job* job, int timeout_ms, int* finished) {
     if (timeout_ms < 0) job->changed.wait(lock, done);
     else job->changed.wait_for(lock, std::chrono::milliseconds(timeout_ms), done);
     if (finished) *finished = done() ? 1 : 0;
+  });
+}
+
+bioesp_status bioesp_job_preview(const bioesp_job* job, bioesp_images** out, uint64_t* step) {
+  return guard([&] {
+    require(job && out, "job and out must not be NULL");
+    *out = nullptr;
+    std::lock_guard<std::mutex> lock(job->m);
+    if (step) *step = job->preview_step;
+    if (job->preview.empty()) return;
+    auto set = std::make_unique<bioesp_images>();
+    set->list = job->preview;
+    *out = set.release();
   });
 }
 

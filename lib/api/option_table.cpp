@@ -150,6 +150,9 @@ Kind model() {
           F(dtype, Enum).one_of({"f32", "f16", "bf16"}).about("the weights' precision"),
           threads<O>()};
   log_rows<O>(rows);
+  rows.push_back(F(vae, String).about(
+      "an autoencoder in place of the model's VAE: a full one, or TAESD (madebyollin/taesd, taesd_decoder.pth …)"));
+  rows.push_back(F(preview_vae, String).about("a tiny autoencoder (TAESD) that decodes only the live previews"));
   return k;
 }
 
@@ -193,6 +196,14 @@ Kind generate() {
   rows.push_back(F(outpaint_right, Int).range(0, 8192).about("outpainting: pixels the canvas grows on the right, painted anew"));
   rows.push_back(F(outpaint_bottom, Int).range(0, 8192).about("outpainting: pixels the canvas grows at the bottom, painted anew"));
   rows.push_back(prompt_syntax<O>());
+  rows.push_back(F(preview_every, Int).range(0, 1000).about("a live preview of each image every this many steps (0: none)"));
+  rows.push_back(F(preview, Function).not_exposed(
+      "a C function pointer: the command line writes the previews with --preview-dir, bindings keep the job's latest"));
+  rows.push_back(F(preview_user, Pointer).not_exposed("the pointer handed back to preview"));
+  rows.push_back(F(cache_interval, Int).range(0, 1000).about(
+      "step caching (DeepCache): a full UNet pass every this many steps, the deep features reused between (0, 1: off)"));
+  rows.push_back(F(cache_branch, Int).range(0, 1000).about(
+      "step caching: the skip connection down to which the shallow branch is recomputed (0: conv_in's; SD 1.x: up to 11)"));
   return k;
 }
 

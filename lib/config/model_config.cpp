@@ -265,6 +265,7 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
     c.addition_time_embed_dim = r.positive("addition_time_embed_dim", 256);
     c.projection_class_embeddings_input_dim = r.positive("projection_class_embeddings_input_dim", 2816);
   }
+  c.time_cond_proj_dim = r.get("time_cond_proj_dim") ? r.positive("time_cond_proj_dim", 0) : 0;
   r.unsupported_unless("time_embedding_type", "positional");
   r.unsupported_unless("attention_type", "default");
   r.unsupported_unless("conv_in_kernel", 3);
@@ -273,7 +274,7 @@ UNetConfig parse_unet(const std::string& text, const std::string& what) {
   r.unsupported_unless("resnet_skip_time_act", false);
   r.unsupported_unless("resnet_out_scale_factor", 1.0);
   r.unsupported_unless("class_embeddings_concat", false);
-  for (const char* k : {"time_cond_proj_dim", "time_embedding_dim", "time_embedding_act_fn", "timestep_post_act",
+  for (const char* k : {"time_embedding_dim", "time_embedding_act_fn", "timestep_post_act",
                         "cross_attention_norm", "mid_block_only_cross_attention"})
     r.must_be_null(k);
   return c;
@@ -334,6 +335,40 @@ VAEConfig parse_vae(const std::string& text, const std::string& what) {
   r.unsupported_unless("act_fn", "silu");
   r.must_be_null("latents_mean");
   r.must_be_null("latents_std");
+  return c;
+}
+
+int TinyVAEConfig::latent_factor() const {
+  int f = 1;
+  for (size_t i = 1; i < num_decoder_blocks.size(); ++i) f *= upsampling_scaling_factor;
+  return f;
+}
+
+TinyVAEConfig parse_tiny_vae(const std::string& text, const std::string& what) {
+  json j = parse(text, what);
+  Reader r{j, what};
+  TinyVAEConfig c;
+  c.in_channels = r.positive("in_channels", c.in_channels);
+  c.out_channels = r.positive("out_channels", c.out_channels);
+  c.latent_channels = r.positive("latent_channels", c.latent_channels);
+  auto list = [&](const char* key, const std::vector<int>& def) {
+    const json* v = r.get(key);
+    if (!v) return def;
+    return r.per_block(key, 0, v->is_array() ? v->size() : def.size());
+  };
+  c.encoder_block_out_channels = list("encoder_block_out_channels", c.encoder_block_out_channels);
+  c.decoder_block_out_channels = list("decoder_block_out_channels", c.decoder_block_out_channels);
+  c.num_encoder_blocks = list("num_encoder_blocks", c.num_encoder_blocks);
+  c.num_decoder_blocks = list("num_decoder_blocks", c.num_decoder_blocks);
+  if (c.encoder_block_out_channels.size() != c.num_encoder_blocks.size())
+    fail(BIOESP_ERR_FORMAT, what + ": encoder_block_out_channels and num_encoder_blocks differ in length");
+  if (c.decoder_block_out_channels.size() != c.num_decoder_blocks.size())
+    fail(BIOESP_ERR_FORMAT, what + ": decoder_block_out_channels and num_decoder_blocks differ in length");
+  c.upsampling_scaling_factor = r.positive("upsampling_scaling_factor", c.upsampling_scaling_factor);
+  c.scaling_factor = r.number("scaling_factor", c.scaling_factor);
+  if (!(c.scaling_factor > 0)) r.bad("scaling_factor", "positive");
+  r.unsupported_unless("act_fn", "relu");
+  r.unsupported_unless("upsample_fn", "nearest");
   return c;
 }
 

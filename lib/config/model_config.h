@@ -55,6 +55,7 @@ struct UNetConfig {
   std::string addition_embed_type;  // "" or "text_time"
   int addition_time_embed_dim = 0;
   int projection_class_embeddings_input_dim = 0;
+  int time_cond_proj_dim = 0;  // > 0: LCM's guidance embedding, added to the timestep features
   int time_embedding_dim() const { return block_out_channels.front() * 4; }
 };
 
@@ -81,6 +82,19 @@ struct VAEConfig {
   bool mid_block_add_attention = true;
 };
 
+// AutoencoderTiny (TAESD): diffusers' defaults are TAESD for SD 1.x. Its latents are the UNet's
+// latent space (scaling_factor 1.0); the legacy block_out_channels key is ignored, as diffusers
+// ignores it.
+struct TinyVAEConfig {
+  int in_channels = 3, out_channels = 3, latent_channels = 4;
+  std::vector<int> encoder_block_out_channels{64, 64, 64, 64}, decoder_block_out_channels{64, 64, 64, 64};
+  std::vector<int> num_encoder_blocks{1, 3, 3, 3}, num_decoder_blocks{3, 3, 3, 1};
+  int upsampling_scaling_factor = 2;
+  double scaling_factor = 1.0;
+  // Image pixels per latent.
+  int latent_factor() const;
+};
+
 // Python's json writes -Infinity, Infinity and NaN (diffusers saves lambda_min_clipped = -inf):
 // they become null, which every reader takes as the key's default.
 std::string from_python_json(const std::string& text);
@@ -90,5 +104,6 @@ CLIPTextConfig parse_clip_text(const std::string& json_text, const std::string& 
 UNetConfig parse_unet(const std::string& json_text, const std::string& what);
 VAEConfig parse_vae(const std::string& json_text, const std::string& what);
 ControlNetConfig parse_controlnet(const std::string& json_text, const std::string& what);
+TinyVAEConfig parse_tiny_vae(const std::string& json_text, const std::string& what);
 
 }  // namespace bioesp::config

@@ -17,6 +17,25 @@ namespace {
 // alpha / rank, or 1 when the file gives no alpha.
 double factor(const Pair& p) { return p.alpha > 0 ? p.alpha / static_cast<double>(p.down.shape.at(0)) : 1.0; }
 
+// Whether the matrices fit a layer of weight shape `w`: a Linear [out, in] takes down [r, in]
+// (or [r, in, 1, 1]); a Conv2d [out, in, k, k] takes down [r, in, k, k] as kohya and diffusers
+// train it (a 2-D one only for k = 1); up is [out, r] or [out, r, 1, 1].
+bool fits(at::IntArrayRef w, const std::vector<int64_t>& d, const std::vector<int64_t>& u) {
+  if ((d.size() != 2 && d.size() != 4) || (u.size() != 2 && u.size() != 4)) return false;
+  if (d[0] != u[1] || d[1] != w[1] || u[0] != w[0]) return false;
+  if (u.size() == 4 && (u[2] != 1 || u[3] != 1)) return false;
+  const int64_t kh = w.size() == 4 ? w[2] : 1, kw = w.size() == 4 ? w[3] : 1;
+  return d.size() == 4 ? d[2] == kh && d[3] == kw : kh == 1 && kw == 1;
+}
+
+// The component a kohya stem belongs to (lora_unet_, lora_te_/lora_te1_, lora_te2_), "" if none.
+std::string kohya_component(const std::string& stem) {
+  if (stem.rfind("lora_unet_", 0) == 0) return "unet";
+  if (stem.rfind("lora_te2_", 0) == 0) return "text_encoder_2";
+  if (stem.rfind("lora_te_", 0) == 0 || stem.rfind("lora_te1_", 0) == 0) return "text_encoder";
+  return "";
+}
+
 // Beyond float16's range a LoRA turns every image black (or NaN) instead of failing.
 constexpr double kMaxMagnitude = 65504;
 
@@ -84,6 +103,9 @@ Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<s
     if (k != kohya.end()) {
       component = k->second.first;
       module = k->second.second;
+    } else if (!kohya_component(key).empty()) {  // a kohya name no layer of the model has
+      component = kohya_component(key);
+      module = key;
     } else {
       take_prefix(key, "model.diffusion_model.");  // the workshop's legacy checkpoint
       take_prefix(key, "base_model.model.");       // PEFT
@@ -129,20 +151,19 @@ void attach(torch::nn::Module& root, const std::map<std::string, Pair>& pairs, c
       continue;
     }
     auto w = layer->weight_shape();
-    const auto& d = p.down.shape;
-    const auto& u = p.up.shape;
-    bool ok = d.size() >= 2 && u.size() >= 2 && d[0] == u[1] && d[1] == w[1] && u[0] == w[0];
-    if (!ok) {
-      std::ostringstream o;
-      o << module << ": down [" << d[0] << ", " << (d.size() > 1 ? d[1] : 0) << "] up [" << u[0] << ", "
-        << (u.size() > 1 ? u[1] : 0) << "] do not fit the layer's [" << w[0] << ", " << w[1] << "]";
-      mismatched.push_back(o.str());
+    if (!fits(w, p.down.shape, p.up.shape)) {
+      mismatched.push_back(module + ": down " + models::shape_text(p.down.shape) + " up " + models::shape_text(p.up.shape) +
+                           " do not fit the layer's " + models::shape_text(w));
       continue;
     }
     models::Adapter a;
     a.name = name;
     a.down = checked_values(p.down).to(device, dtype);
     a.up = checked_values(p.up).to(device, dtype);
+    if (w.size() == 2) {  // 1×1 convolution matrices on a Linear
+      a.down = a.down.flatten(1);
+      a.up = a.up.flatten(1);
+    }
     if (a.down.data_ptr() == p.down.data) a.down = a.down.clone();
     if (a.up.data_ptr() == p.up.data) a.up = a.up.clone();
     a.factor = factor(p);

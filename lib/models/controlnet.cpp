@@ -49,7 +49,7 @@ ControlResiduals ControlNetModelImpl::forward(const torch::Tensor& sample, const
   auto emb = embed_time(time_embedding, c_.unet, timestep, sample);
   auto x = conv_in(sample) + controlnet_cond_embedding(c_.bgr ? cond.flip({1}) : cond);
   std::vector<torch::Tensor> skips{x};
-  for (const auto& b : *down_blocks) x = b->as<DownBlock>()->forward(x, emb, context, skips);
+  x = run_down_blocks(*down_blocks, x, emb, context, skips);
   x = mid_block(x, emb, context);
 
   ControlResiduals r;

@@ -67,10 +67,10 @@ torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
   return out;
 }
 
-Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding)
+Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding, bool has_bias)
     : stride_(stride), padding_(padding) {
   weight = param(*this, "weight", {out, in, k, k});
-  bias = param(*this, "bias", {out});
+  if (has_bias) bias = param(*this, "bias", {out});
 }
 
 torch::Tensor pad2d(const torch::Tensor& x, int64_t left, int64_t right, int64_t top, int64_t bottom, Wrap wrap) {

@@ -94,7 +94,7 @@ torch::Tensor pad2d(const torch::Tensor& x, int64_t left, int64_t right, int64_t
 
 class Conv2dImpl : public torch::nn::Module, public Adaptable {
  public:
-  Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+  Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride = 1, int64_t padding = 0, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);
   at::IntArrayRef weight_shape() const override { return weight.sizes(); }
   torch::Tensor weight, bias;

@@ -26,14 +26,6 @@ torch::ScalarType scalar_type(io::DType t) {
   fail(BIOESP_ERR_INTERNAL, "unknown dtype");
 }
 
-std::string shape_text(at::IntArrayRef s) {
-  std::ostringstream o;
-  o << "[";
-  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
-
 void list(std::ostringstream& o, const char* label, const std::vector<std::string>& names) {
   if (names.empty()) return;
   o << "\n  " << names.size() << " " << label << ":";
@@ -73,6 +65,14 @@ std::string LoadReport::describe(const std::string& what) const {
   list(o, "missing", missing);
   list(o, "unexpected", unexpected);
   list(o, "with other shapes (file vs model)", mismatched);
+  return o.str();
+}
+
+std::string shape_text(at::IntArrayRef s) {
+  std::ostringstream o;
+  o << "[";
+  for (size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
   return o.str();
 }
 

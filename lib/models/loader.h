@@ -14,6 +14,9 @@ torch::Tensor to_torch(const io::Tensor& t);
 // A file tensor holding a contiguous CPU copy of `t` (for writers).
 io::Tensor from_torch(const std::string& name, const torch::Tensor& t);
 
+// "[a, b, c]", as errors show shapes.
+std::string shape_text(at::IntArrayRef shape);
+
 struct LoadReport {
   std::vector<std::string> missing, unexpected, mismatched;
   bool clean() const { return missing.empty() && unexpected.empty() && mismatched.empty(); }

@@ -45,18 +45,10 @@ DownBlockImpl::DownBlockImpl(const DownBlockOptions& o) {
   }
 }
 
-torch::Tensor DownBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
-                                     std::vector<torch::Tensor>& skips) {
-  for (size_t i = 0; i < resnets->size(); ++i) {
-    x = run(resnets->ptr<ResnetBlock2DImpl>(i), x, temb);
-    if (!attentions->is_empty()) x = run(attentions->ptr<Transformer2DModelImpl>(i), x, context);
-    skips.push_back(x);
-  }
-  if (!downsamplers->is_empty()) {
-    x = downsamplers[0]->as<Downsample2D>()->forward(x);
-    skips.push_back(x);
-  }
-  return x;
+torch::Tensor DownBlockImpl::layer(size_t i, const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& context) {
+  if (i == resnets->size()) return downsamplers[0]->as<Downsample2D>()->forward(x);
+  auto h = run(resnets->ptr<ResnetBlock2DImpl>(i), x, temb);
+  return attentions->is_empty() ? h : run(attentions->ptr<Transformer2DModelImpl>(i), h, context);
 }
 
 MidBlockImpl::MidBlockImpl(const MidBlockOptions& o) {
@@ -93,20 +85,19 @@ UpBlockImpl::UpBlockImpl(const UpBlockOptions& o) {
   }
 }
 
-torch::Tensor UpBlockImpl::forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
-                                   std::vector<torch::Tensor>& skips) {
-  for (size_t i = 0; i < resnets->size(); ++i) {
-    x = torch::cat({x, skips.back()}, 1);
-    skips.pop_back();
-    x = run(resnets->ptr<ResnetBlock2DImpl>(i), x, temb);
-    if (!attentions->is_empty()) x = run(attentions->ptr<Transformer2DModelImpl>(i), x, context);
-  }
-  if (!upsamplers->is_empty()) {
-    c10::optional<std::vector<int64_t>> size;
-    if (!skips.empty()) size = std::vector<int64_t>{skips.back().size(2), skips.back().size(3)};
-    x = upsamplers[0]->as<Upsample2D>()->forward(x, size);
-  }
-  return x;
+torch::Tensor UpBlockImpl::layer(size_t i, const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& context,
+                                 std::vector<torch::Tensor>& skips) {
+  auto h = torch::cat({x, skips.back()}, 1);
+  skips.pop_back();
+  h = run(resnets->ptr<ResnetBlock2DImpl>(i), h, temb);
+  return attentions->is_empty() ? h : run(attentions->ptr<Transformer2DModelImpl>(i), h, context);
+}
+
+torch::Tensor UpBlockImpl::upsample(const torch::Tensor& x, const std::vector<torch::Tensor>& skips) {
+  if (upsamplers->is_empty()) return x;
+  c10::optional<std::vector<int64_t>> size;
+  if (!skips.empty()) size = std::vector<int64_t>{skips.back().size(2), skips.back().size(3)};
+  return upsamplers[0]->as<Upsample2D>()->forward(x, size);
 }
 
 }  // namespace bioesp::models

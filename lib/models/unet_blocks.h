@@ -40,12 +40,14 @@ struct UpBlockOptions : BlockOptions {
   bool upsample = true;              // an Upsample2D at the end (all but the last block)
 };
 
+// Driven layer by layer (the UNet keeps each layer's output as a skip, and step caching stops
+// part-way): layers 0 … resnets − 1 are a resnet (and its transformer), the last one the
+// downsampler when there is one.
 class DownBlockImpl : public torch::nn::Module {
  public:
   explicit DownBlockImpl(const DownBlockOptions& o);
-  // Appends each layer's output (and the downsampled one) to `skips`.
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
-                        std::vector<torch::Tensor>& skips);
+  size_t size() const { return resnets->size() + downsamplers->size(); }
+  torch::Tensor layer(size_t i, const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& context);
   torch::nn::ModuleList resnets, attentions, downsamplers;
 };
 TORCH_MODULE(DownBlock);
@@ -58,12 +60,15 @@ class MidBlockImpl : public torch::nn::Module {
 };
 TORCH_MODULE(MidBlock);
 
+// Layer by layer too: layer i joins x with the last skip (taken off `skips`); then the
+// upsampler, to the size of the next skip when there is one.
 class UpBlockImpl : public torch::nn::Module {
  public:
   explicit UpBlockImpl(const UpBlockOptions& o);
-  // Consumes skips from the back; upsamples to the size of the next skip when there is one.
-  torch::Tensor forward(torch::Tensor x, const torch::Tensor& temb, const torch::Tensor& context,
-                        std::vector<torch::Tensor>& skips);
+  size_t size() const { return resnets->size(); }
+  torch::Tensor layer(size_t i, const torch::Tensor& x, const torch::Tensor& temb, const torch::Tensor& context,
+                      std::vector<torch::Tensor>& skips);
+  torch::Tensor upsample(const torch::Tensor& x, const std::vector<torch::Tensor>& skips);
   torch::nn::ModuleList resnets, attentions, upsamplers;
 };
 TORCH_MODULE(UpBlock);

@@ -10,6 +10,7 @@
 #include "models/layers.h"
 #include "models/loader.h"
 #include "lora/adapter.h"
+#include "pipeline/preview.h"
 #include "sched/scheduler.h"
 
 namespace bioesp::pipeline {
@@ -88,6 +89,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   io::WeightSet weights;
   if (folder) {
     for (const char* c : {"text_encoder", "unet", "vae"}) {
+      if (std::string(c) == "vae" && !o.vae.empty()) continue;
       if (!io::is_directory(path + "/" + c)) fail(BIOESP_ERR_NOT_FOUND, path + ": " + c + "/ is missing");
       io::read_component(path + "/" + c, c, open, weights);
     }
@@ -101,12 +103,21 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   models::load_state(*sd->text_encoder_, weights, "text_encoder", path + " (text_encoder)");
   sd->unet_ = models::build_checked<models::UNet2DConditionModel>(unet_config, "unet/config.json");
   models::load_state(*sd->unet_, weights, "unet", path + " (unet)");
-  sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(read_config(dir, "vae"), "vae/config.json"),
-                                                          "vae/config.json");
-  models::load_state(*sd->vae_, weights, "vae", path + " (vae)");
   sd->text_encoder_->eval();
   sd->unet_->eval();
-  sd->vae_->eval();
+  if (o.vae.empty()) {
+    sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(read_config(dir, "vae"), "vae/config.json"),
+                                                            "vae/config.json");
+    models::load_state(*sd->vae_, weights, "vae", path + " (vae)");
+    sd->vae_->eval();
+  } else {
+    sd->set_autoencoder(load_autoencoder(o.vae, o.device, o.dtype));
+  }
+  if (!o.preview_vae.empty()) {
+    auto preview = load_autoencoder(o.preview_vae, o.device, o.dtype);
+    if (!preview.tiny) fail(BIOESP_ERR_INVALID_ARGUMENT, o.preview_vae + ": previews are decoded by a tiny autoencoder (TAESD), not a full VAE");
+    sd->set_preview_autoencoder(preview.tiny);
+  }
   return sd;
 }
 
@@ -207,19 +218,29 @@ void StableDiffusion::add_lora(const std::string& path, double scale, const std:
   for (const auto& item : text_encoder_->named_modules()) modules["text_encoder"].push_back(item.key());
   auto parsed = lora::parse(set, modules);
   if (parsed.empty()) fail(BIOESP_ERR_FORMAT, path + ": no LoRA weights in this file");
+  // Every component is tried, so that one error names all that does not fit.
   std::vector<torch::nn::Module*> done;
-  try {
-    for (const auto& [component, pairs] : parsed) {
-      torch::nn::Module* root = component == "unet" ? static_cast<torch::nn::Module*>(unet_.get())
-                                : component == "text_encoder" ? static_cast<torch::nn::Module*>(text_encoder_.get())
-                                                              : nullptr;
-      if (!root) fail(BIOESP_ERR_MISMATCH, path + ": a LoRA for " + component + ", which this model does not have");
+  std::string problems;
+  for (const auto& [component, pairs] : parsed) {
+    torch::nn::Module* root = component == "unet" ? static_cast<torch::nn::Module*>(unet_.get())
+                              : component == "text_encoder" ? static_cast<torch::nn::Module*>(text_encoder_.get())
+                                                            : nullptr;
+    if (!root) {
+      problems += "\n" + path + ": a LoRA for " + component + " (" + std::to_string(pairs.size()) +
+                  " layers, e.g. " + pairs.begin()->first + "), which this model does not have";
+      continue;
+    }
+    try {
       lora::attach(*root, pairs, name, scale, device_, dtype_, path + " (" + component + ")");
       done.push_back(root);
+    } catch (const Error& e) {
+      if (e.status() != BIOESP_ERR_MISMATCH) throw;
+      problems += std::string("\n") + e.what();
     }
-  } catch (...) {
+  }
+  if (!problems.empty()) {
     for (auto* root : done) lora::detach(*root, name);
-    throw;
+    fail(BIOESP_ERR_MISMATCH, problems.substr(1));
   }
 }
 
@@ -233,7 +254,38 @@ bool StableDiffusion::remove_lora(const std::string& name) {
   return a || b;
 }
 
-int StableDiffusion::latent_factor() const { return 1 << (vae_->config().block_out_channels.size() - 1); }
+models::AutoencoderKL& StableDiffusion::vae() {
+  if (!vae_) fail(BIOESP_ERR_UNSUPPORTED, "this model draws with a tiny autoencoder in place of its VAE");
+  return vae_;
+}
+
+void StableDiffusion::set_autoencoder(Autoencoder a) {
+  const int64_t channels = a.kl ? a.kl->config().latent_channels : a.tiny->config().latent_channels;
+  if (channels != unet_->config().out_channels)
+    fail(BIOESP_ERR_MISMATCH, "the autoencoder's " + std::to_string(channels) + " latent channels do not fit the UNet's " +
+                                  std::to_string(unet_->config().out_channels));
+  vae_ = a.kl;
+  tiny_vae_ = a.tiny;
+}
+
+void StableDiffusion::set_preview_autoencoder(models::AutoencoderTiny tiny) {
+  if (tiny && tiny->config().latent_channels != unet_->config().out_channels)
+    fail(BIOESP_ERR_MISMATCH, "the preview autoencoder's " + std::to_string(tiny->config().latent_channels) +
+                                  " latent channels do not fit the UNet's " + std::to_string(unet_->config().out_channels));
+  preview_vae_ = tiny;
+}
+
+int StableDiffusion::latent_factor() const {
+  return tiny_vae_ ? tiny_vae_->config().latent_factor() : 1 << (vae_->config().block_out_channels.size() - 1);
+}
+
+int64_t StableDiffusion::latent_channels() const {
+  return tiny_vae_ ? tiny_vae_->config().latent_channels : vae_->config().latent_channels;
+}
+
+double StableDiffusion::latent_scaling() const {
+  return tiny_vae_ ? tiny_vae_->config().scaling_factor : vae_->config().scaling_factor;
+}
 
 std::pair<int, int> StableDiffusion::output_size(int width, int height) const {
   const int native = static_cast<int>(unet_->config().sample_size) * latent_factor();
@@ -245,24 +297,85 @@ std::pair<int, int> StableDiffusion::output_size(int width, int height) const {
   return {width, height};
 }
 
-torch::Tensor StableDiffusion::encode_sample(const torch::Tensor& init, int64_t N, at::Generator& gen, int tile_size) {
+StableDiffusion::Conditioning StableDiffusion::conditioning(const GenerateOptions& g) {
+  const int64_t N = static_cast<int64_t>(g.prompts.size()) * g.images_per_prompt;
+  const int64_t cond_dim = unet_->config().time_cond_proj_dim;
+  Conditioning c;
+  c.guidance = g.guidance;
+  // An LCM UNet takes the guidance as an embedding instead of a CFG batch (diffusers' pipelines
+  // skip CFG for UNets with time_cond_proj_dim).
+  c.cfg = g.guidance > 1.0 && cond_dim == 0;
+  c.embeds = text_conditioning(g, c.cfg).to(dtype_);
+  if (cond_dim > 0) {
+    auto w = torch::full({N}, static_cast<float>(g.guidance - 1), torch::kFloat32);
+    c.timestep_cond = models::guidance_embedding(w, cond_dim).to(device_, dtype_);
+  }
+  return c;
+}
+
+torch::Tensor StableDiffusion::predict_noise(const torch::Tensor& latents, sched::Scheduler& scheduler, size_t i, Step step,
+                                             const Conditioning& c, const ControlStep& control, const InpaintLatents& paint,
+                                             models::StepCache* cache) {
+  auto scaled = scheduler.scale_model_input(c.cfg ? torch::cat({latents, latents}) : latents, static_cast<int64_t>(i));
+  auto t = torch::tensor(scheduler.timesteps()[i], torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+  auto extra = control.residuals(scaled, t, c.embeds, step.index, step.count);
+  extra.timestep_cond = c.timestep_cond;
+  auto input = paint.masked_latents.defined() ? paint.unet_input(scaled, c.cfg) : scaled;
+  auto out = unet_->forward(input, t, c.embeds, extra, cache);
+  if (!c.cfg) return out;
+  auto parts = out.chunk(2);
+  return parts[0] + c.guidance * (parts[1] - parts[0]);
+}
+
+torch::Tensor StableDiffusion::encode_image(const torch::Tensor& init, int64_t N, at::Generator& gen, int tile_size) {
   auto image = (init.dim() == 3 ? init.unsqueeze(0) : init).to(device_, dtype_);
   if (image.size(0) != 1 && image.size(0) != N) fail(BIOESP_ERR_INVALID_ARGUMENT, "give one init image, or one per generated image");
-  models::TileOptions tiles;
-  tiles.tile_sample_size = tile_size;
-  auto post = tile_size > 0 ? vae_->encode_tiled(image, tiles) : vae_->encode(image);
-  auto eps = at::randn(post.mean.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device()));
-  auto latents = post.sample(eps.to(device_, dtype_)) * vae_->config().scaling_factor;
+  torch::Tensor latents;
+  if (tiny_vae_) {
+    // Deterministic, as diffusers' retrieve_latents takes AutoencoderTiny's latents: no draw.
+    latents = tiny_vae_->encode(image);
+  } else {
+    models::TileOptions tiles;
+    tiles.tile_sample_size = tile_size;
+    auto post = tile_size > 0 ? vae_->encode_tiled(image, tiles) : vae_->encode(image);
+    auto eps = at::randn(post.mean.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device()));
+    latents = post.sample(eps.to(device_, dtype_));
+  }
+  latents = latents * latent_scaling();
   return latents.size(0) == N ? latents : latents.expand({N, -1, -1, -1}).contiguous();
+}
+
+torch::Tensor StableDiffusion::decode_latents(const torch::Tensor& latents, int tile_size) {
+  auto z = latents / latent_scaling();
+  torch::Tensor image;
+  if (tiny_vae_) {
+    image = tiny_vae_->decode(z);  // whole: it has no normalisation to tile and a fraction of the VAE's memory
+  } else {
+    models::TileOptions tiles;
+    tiles.tile_sample_size = tile_size;
+    image = models::with_upcasting(
+        *vae_, device_,
+        [&](torch::ScalarType dt) { return tile_size > 0 ? vae_->decode_tiled(z.to(dt), tiles) : vae_->decode(z.to(dt)); },
+        [](const torch::Tensor& x) { return torch::isfinite(x).all().item<bool>(); });
+  }
+  return (image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).contiguous().cpu();
+}
+
+std::vector<image::Image> StableDiffusion::preview_images(const torch::Tensor& latents) {
+  torch::NoGradGuard no_grad;
+  auto& tiny = preview_vae_ ? preview_vae_ : tiny_vae_;
+  if (!tiny) return to_images(latent_rgb(latents));
+  auto image = tiny->decode(latents.to(dtype_) / tiny->config().scaling_factor);
+  return to_images((image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}));
 }
 
 torch::Tensor StableDiffusion::start_inpainting(const InpaintImages& in, const GenerateOptions& g, sched::Scheduler& scheduler,
                                                 int64_t begin, int64_t N, at::Generator& gen, InpaintLatents& out) {
   const bool nine = unet_->config().in_channels == 9, pure = g.strength == 1.0;
   torch::Tensor image_latents;
-  if (!nine || !pure) image_latents = encode_sample(in.image, N, gen, g.vae_tile_size);
+  if (!nine || !pure) image_latents = encode_image(in.image, N, gen, g.vae_tile_size);
   const int64_t h = in.image.size(2) / latent_factor(), w = in.image.size(3) / latent_factor();
-  auto noise = at::randn({N, vae_->config().latent_channels, h, w}, gen,
+  auto noise = at::randn({N, latent_channels(), h, w}, gen,
                          torch::TensorOptions().dtype(torch::kFloat32).device(gen.device()))
                    .to(device_, dtype_);
   auto latents = pure ? noise * scheduler.init_noise_sigma() : scheduler.add_noise_at(image_latents, noise, begin);
@@ -271,7 +384,7 @@ torch::Tensor StableDiffusion::start_inpainting(const InpaintImages& in, const G
                  .to(device_, dtype_);
   // Drawn for ordinary UNets too (diffusers encodes the masked image either way): the generator
   // then moves on alike for the scheduler's noise.
-  auto masked = encode_sample(in.image * (in.mask < 0.5), N, gen, g.vae_tile_size);
+  auto masked = encode_image(in.image * (in.mask < 0.5), N, gen, g.vae_tile_size);
   if (nine) {
     out.masked_latents = masked;
   } else {
@@ -290,9 +403,9 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   if (inpaint && !img2img) fail(BIOESP_ERR_INVALID_ARGUMENT, "a mask needs an init image: the picture to paint into");
   if (uc.in_channels == 9 && !inpaint)
     fail(BIOESP_ERR_INVALID_ARGUMENT, "this is an inpainting model (its UNet takes 9 channels): give an init image and a mask");
-  if (uc.in_channels != vae_->config().latent_channels && uc.in_channels != 9)
+  if (uc.in_channels != latent_channels() && uc.in_channels != 9)
     fail(BIOESP_ERR_UNSUPPORTED, "a UNet of " + std::to_string(uc.in_channels) + " input channels is neither an ordinary (" +
-                                     std::to_string(vae_->config().latent_channels) + ") nor an inpainting one (9)");
+                                     std::to_string(latent_channels()) + ") nor an inpainting one (9)");
   if (inpaint && g.init_image.dim() == 4 && g.init_image.size(0) != 1)
     fail(BIOESP_ERR_INVALID_ARGUMENT, "inpainting takes one init image");
   InpaintImages painted;
@@ -307,21 +420,24 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   }
   const auto [width, height] =
       img2img ? output_size(static_cast<int>(init.size(-1)), static_cast<int>(init.size(-2))) : output_size(want_w, want_h);
+  // The branch's range depends on the UNet; the options table checks the rest.
+  if (g.cache_interval > 1 && (g.cache_branch < 0 || g.cache_branch >= unet_->skip_count()))
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "cache_branch must be between 0 and " + std::to_string(unet_->skip_count() - 1) +
+                                          " for this UNet (its skip connections − 1), not " + std::to_string(g.cache_branch));
   if (g.tiling.any() && g.vae_tile_size > 0)
     fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
   std::vector<Control> controls = g.controls;
   for (auto& c : controls) {
-    models::check_fits(c.net->config(), uc, vae_->config().latent_channels);
+    models::check_fits(c.net->config(), uc, latent_channels());
     if (painted.crop) c.image = crop_image(c.image, *painted.crop);
   }
-  std::vector<torch::nn::Module*> wrapped{unet_.get(), vae_.get()};
+  std::vector<torch::nn::Module*> wrapped{unet_.get(), tiny_vae_ ? static_cast<torch::nn::Module*>(tiny_vae_.get()) : vae_.get()};
   for (const auto& c : controls) wrapped.push_back(c.net.ptr().get());
   models::WrapScope wrap(wrapped, g.tiling);
 
-  const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
-  const bool cfg = g.guidance > 1.0;
-  auto embeds = conditioning(g, cfg).to(dtype_);
-  const ControlStep control(controls, g.guess_mode, width, height, N, cfg, device_, dtype_);
+  const int64_t N = static_cast<int64_t>(g.prompts.size()) * g.images_per_prompt;
+  const Conditioning cond = conditioning(g);
+  const ControlStep control(controls, g.guess_mode, width, height, N, cond.cfg, device_, dtype_);
 
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
   scheduler->set_timesteps(g.steps);
@@ -343,17 +459,13 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
     gen.set_current_seed(g.seed);
   }
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(gen.device());
-  const std::vector<int64_t> shape{N, vae_->config().latent_channels, height / factor, width / factor};
+  const std::vector<int64_t> shape{N, latent_channels(), height / factor, width / factor};
   torch::Tensor latents;
-  const double scaling = vae_->config().scaling_factor;
-  models::TileOptions tiles;
-  tiles.tile_sample_size = g.vae_tile_size;
-  auto decode = [&](const torch::Tensor& z) { return g.vae_tile_size > 0 ? vae_->decode_tiled(z, tiles) : vae_->decode(z); };
   InpaintLatents paint;
   if (inpaint) {
     latents = start_inpainting(painted, g, *scheduler, begin, N, gen, paint);
   } else if (img2img) {
-    auto init_latents = encode_sample(init, N, gen, g.vae_tile_size);
+    auto init_latents = encode_image(init, N, gen, g.vae_tile_size);
     auto noise = at::randn(shape, gen, opts).to(device_, dtype_);
     latents = scheduler->add_noise_at(init_latents, noise, begin);
   } else {
@@ -367,25 +479,21 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
 
   const auto& ts = scheduler->timesteps();
   const int total = static_cast<int>(ts.size() - begin);
+  models::StepCache cache;
+  cache.branch = g.cache_branch;
   for (size_t i = begin; i < ts.size(); ++i) {
-    auto scaled = scheduler->scale_model_input(cfg ? torch::cat({latents, latents}) : latents, i);
-    auto t = torch::tensor(ts[i], torch::TensorOptions().dtype(torch::kFloat32).device(device_));
-    auto extra = control.residuals(scaled, t, embeds, static_cast<int64_t>(i - begin), total);
-    auto input = paint.masked_latents.defined() ? paint.unet_input(scaled, cfg) : scaled;
-    auto noise = unet_->forward(input, t, embeds, extra);
-    if (cfg) {
-      auto parts = noise.chunk(2);
-      noise = parts[0] + g.guidance * (parts[1] - parts[0]);
-    }
+    const int done = static_cast<int>(i - begin + 1);
+    cache.reuse = (done - 1) % std::max(g.cache_interval, 1) != 0;
+    auto noise = predict_noise(latents, *scheduler, i, Step{done - 1, total}, cond, control, paint,
+                               g.cache_interval > 1 ? &cache : nullptr);
+    const bool preview = g.preview && done % g.preview_every == 0;
+    auto x0 = preview ? scheduler->predict_original(noise, static_cast<int64_t>(i), latents) : torch::Tensor();
     latents = scheduler->step(noise, i, latents, &gen);
     if (paint.image_latents.defined()) latents = paint.blend(latents, *scheduler, i);
-    if (g.progress && !g.progress(static_cast<int>(i - begin + 1), total)) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+    if (g.progress && !g.progress(done, total)) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
+    if (preview && !g.preview(done, total, preview_images(x0))) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
   }
-  auto z = latents / scaling;
-  auto image = models::with_upcasting(
-      *vae_, device_, [&](torch::ScalarType dt) { return decode(z.to(dt)); },
-      [](const torch::Tensor& x) { return torch::isfinite(x).all().item<bool>(); });
-  auto images = (image.to(torch::kFloat32) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1}).contiguous().cpu();
+  auto images = decode_latents(latents, g.vae_tile_size);
   return inpaint ? composite(images, painted) : images;
 }
 

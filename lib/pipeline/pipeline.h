@@ -16,8 +16,10 @@
 #include "models/clip_text.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "pipeline/autoencoders.h"
 #include "pipeline/control.h"
 #include "pipeline/inpaint.h"
+#include "sched/scheduler.h"
 #include "text/clip_tokenizer.h"
 
 namespace bioesp::pipeline {
@@ -28,6 +30,9 @@ struct LoadOptions {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;
   io::Logger log;
+  // An autoencoder in place of the model's VAE (its vae/ is then not read), and a tiny one that
+  // decodes previews; see load_autoencoder for what a path may be.
+  std::string vae, preview_vae;
 };
 
 // How prompts are read: Plain as diffusers reads them (77 tokens, brackets are words); Weighted
@@ -68,6 +73,15 @@ struct GenerateOptions {
   std::function<bool(int, int)> progress;
   // Called once when a prompt was longer than the text encoder takes, with the cut text.
   std::function<void(const std::string&)> truncated;
+  // Live previews: after every `preview_every` steps (steps done divisible by it), pictures of the
+  // current clean-image estimate, one per image in batch order, from preview_images(); return
+  // false to cancel. They change nothing in the images made.
+  std::function<bool(int done, int total, const std::vector<image::Image>&)> preview;
+  int preview_every = 1;
+  // Step caching (models::StepCache): with cache_interval > 1, a full UNet pass every that many
+  // steps (the first included) and shallow ones between them, from skip `cache_branch`.
+  int cache_interval = 0;
+  int cache_branch = 0;
   // Given instead of what the prompts and seed give (animations interpolate both): conditional
   // embeddings [N, 77·windows, D], and txt2img's starting noise [N, C, h, w] before init_noise_sigma.
   // The seed still drives the generator for the scheduler's own noise.
@@ -142,6 +156,15 @@ class StableDiffusion {
   bool set_lora_scale(const std::string& name, double scale);
   bool remove_lora(const std::string& name);
 
+  // The autoencoder that draws the images (and encodes img2img's): an AutoencoderKL replaces the
+  // model's VAE, a tiny one stands in for it (the model's VAE is then dropped).
+  void set_autoencoder(Autoencoder a);
+  // The tiny autoencoder previews are decoded with (none: the linear map or the --vae one).
+  void set_preview_autoencoder(models::AutoencoderTiny tiny);
+  // Pictures of latents (the UNet's space) for live previews: decoded by the preview autoencoder,
+  // else by a tiny one that draws the images, else SD 1.x's linear latent→RGB map at latent size.
+  std::vector<image::Image> preview_images(const torch::Tensor& latents);
+
   // Prompt embeddings as the pipeline feeds the UNet: plain, [B, 77, D] (a longer prompt cut,
   // `truncated` told the cut text); weighted, [B, 77·W, D] for the W windows the longest prompt
   // needs, shorter prompts filled with empty windows.
@@ -162,7 +185,10 @@ class StableDiffusion {
   text::ClipTokenizer& tokenizer() { return *tokenizer_; }
   models::CLIPTextModel& text_encoder() { return text_encoder_; }
   models::UNet2DConditionModel& unet() { return unet_; }
-  models::AutoencoderKL& vae() { return vae_; }
+  // The model's VAE; an error when a tiny autoencoder stands in for it.
+  models::AutoencoderKL& vae();
+  // The tiny autoencoder that draws the images, if any (null holder otherwise).
+  models::AutoencoderTiny& tiny_vae() { return tiny_vae_; }
   const std::string& scheduler_config() const { return scheduler_config_; }
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
@@ -178,9 +204,30 @@ class StableDiffusion {
   // Width and height for a request (0: the UNet's native size); refuses other than positive
   // multiples of 8.
   std::pair<int, int> output_size(int width, int height) const;
-  // A VAE posterior sample for `image` ([B, 3, H, W] in [-1, 1]) × the scaling factor, with the
-  // generator's draw, for N images.
-  torch::Tensor encode_sample(const torch::Tensor& image, int64_t N, at::Generator& gen, int tile_size);
+  // What the UNet is conditioned on for one generation.
+  struct Conditioning {
+    torch::Tensor embeds;         // [N or 2N, 77·windows, D]: the negative batch first under CFG
+    bool cfg = false;
+    double guidance = 1;
+    torch::Tensor timestep_cond;  // LCM UNets: the guidance embedding [N, time_cond_proj_dim]
+  };
+  Conditioning conditioning(const GenerateOptions& g);
+  // A step counted from the first this generation runs, of `count`.
+  struct Step {
+    int64_t index, count;
+  };
+  // The model output for `latents` at the schedule's step index i, guided: the ControlNets'
+  // residuals added (those acting at `step`), an inpainting UNet's mask channels joined, the
+  // step cache reused or refreshed.
+  torch::Tensor predict_noise(const torch::Tensor& latents, sched::Scheduler& scheduler, size_t i, Step step,
+                              const Conditioning& c, const ControlStep& control, const InpaintLatents& paint,
+                              models::StepCache* cache);
+  // img2img's starting latents (× the scaling factor) for N images.
+  torch::Tensor encode_image(const torch::Tensor& image, int64_t N, at::Generator& gen, int tile_size);
+  // Latents → images [N, H, W, 3] in [0, 1], float32 on the CPU.
+  torch::Tensor decode_latents(const torch::Tensor& latents, int tile_size);
+  double latent_scaling() const;
+  int64_t latent_channels() const;  // of the autoencoder in use
   // Inpainting's starting latents and what every step needs, drawing from `gen` in diffusers'
   // order: the original's latents (ordinary UNets, or strength < 1), the noise, the masked image's.
   torch::Tensor start_inpainting(const InpaintImages& in, const GenerateOptions& g, sched::Scheduler& scheduler,
@@ -190,7 +237,7 @@ class StableDiffusion {
   void pad_to_longest(std::vector<torch::Tensor>& embeds, int clip_skip);
   // The UNet's encoder_hidden_states for N images: with guidance the negative prompt's, then
   // the prompts' (or the embeddings given), each repeated per image.
-  torch::Tensor conditioning(const GenerateOptions& g, bool cfg);
+  torch::Tensor text_conditioning(const GenerateOptions& g, bool cfg);
   struct Embedding {
     std::string token;
     torch::Tensor vectors;  // [N, D] in the text encoder's dtype and device
@@ -201,7 +248,8 @@ class StableDiffusion {
   std::unique_ptr<text::ClipTokenizer> tokenizer_;
   models::CLIPTextModel text_encoder_{nullptr};
   models::UNet2DConditionModel unet_{nullptr};
-  models::AutoencoderKL vae_{nullptr};
+  models::AutoencoderKL vae_{nullptr};             // null when tiny_vae_ stands in for it
+  models::AutoencoderTiny tiny_vae_{nullptr}, preview_vae_{nullptr};
   std::string scheduler_config_;
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;

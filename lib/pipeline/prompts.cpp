@@ -77,7 +77,7 @@ void StableDiffusion::pad_to_longest(std::vector<torch::Tensor>& embeds, int cli
   for (auto& e : embeds) e = pad_prompt_embeds(e, tokens, clip_skip);
 }
 
-torch::Tensor StableDiffusion::conditioning(const GenerateOptions& g, bool cfg) {
+torch::Tensor StableDiffusion::text_conditioning(const GenerateOptions& g, bool cfg) {
   const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
   auto embeds = g.prompt_embeds.defined()
                     ? g.prompt_embeds.to(device_)

@@ -86,6 +86,7 @@ class SigmaScheduler : public Scheduler {
   explicit SigmaScheduler(SchedulerConfig c);
   torch::Tensor add_noise_at(const torch::Tensor& original, const torch::Tensor& noise, int64_t step) override;
   const std::vector<double>& sigmas() const { return sigmas_; }
+  torch::Tensor predict_original(const torch::Tensor& out, int64_t step, const torch::Tensor& sample) const override;
 
  protected:
   // x0 predicted from the model output at step index i (σ-space).
@@ -118,6 +119,7 @@ class MultistepScheduler : public SigmaScheduler {
   void set_timesteps(int steps) override;
   void set_begin_index(int64_t begin) override;
   torch::Tensor add_noise_at(const torch::Tensor& original, const torch::Tensor& noise, int64_t step) override;
+  torch::Tensor predict_original(const torch::Tensor& out, int64_t step, const torch::Tensor& sample) const override;
 
  protected:
   struct AlphaSigma {

@@ -86,6 +86,9 @@ class Scheduler {
   const std::string& name() const { return c_.name; }
   // Every key of the class's config as diffusers holds it after from_config, as JSON.
   const std::string& config_json() const { return c_.json; }
+  // The clean sample that `model_output` at step index `step` predicts for `sample` (what live
+  // previews show). Changes no state and draws no noise (predict.cpp).
+  virtual torch::Tensor predict_original(const torch::Tensor& model_output, int64_t step, const torch::Tensor& sample) const;
 
   // DDPM forward process at integer training timesteps t ([B]): sqrt(ᾱ)·x + sqrt(1-ᾱ)·ε.
   torch::Tensor add_noise(const torch::Tensor& original, const torch::Tensor& noise, const torch::Tensor& t) const;

@@ -1,4 +1,4 @@
-"""The Python binding: the C API's bytes, progress, cancel, a callback's own exception, errors as
+"""The Python binding: the C API's bytes, progress, previews, cancel, a callback's own exception, errors as
 exceptions, async jobs without the GIL, ControlNets and masks, no leaks.
 Usage: test_python.py MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS"""
 import os
@@ -74,6 +74,14 @@ with bioesp.Model(model_dir) as model:
     assert again.pixels() == reference
     assert steps, "no progress from the job's worker thread"
     assert ticks, "another Python thread could not run during generation"
+    # Live previews from a job: the latest, an Image at 1/8 of the size (the linear latent-RGB
+    # map), the step it shows; the image itself the same bytes as without previews.
+    with model.generate_async("colibrí lagarto", preview_every=1, **settings) as job:
+        assert job.wait(-1)
+        [preview] = job.preview()
+        assert (preview.width(), preview.height(), preview.channels()) == (8, 8, 3)
+        assert job.preview_step() == job.total(), (job.preview_step(), job.total())
+        assert job.take()[0].pixels() == reference
     o = bioesp.Options("generate")
     o.add("prompts", "colibrí lagarto")
     for name, text in [("steps", "3"), ("seed", "42"), ("width", "64"), ("height", "64")]:

@@ -1,7 +1,7 @@
 # BioespCreatures inside the engine (godot3-server, headless): the module loads; the embedded
 # model draws a creature into an ImageTexture of the asked size that is not blank; progress
 # arrives in order; cancels end with failed("cancelled"); bad models and bad settings end with
-# bioesp's messages; tiling and transparent sprites reach bioesp; a node freed mid-generation
+# bioesp's messages; previews come while it draws; tiling and transparent sprites reach bioesp; a node freed mid-generation
 # takes its job with it; and the frames keep coming while the model works: the longest gap
 # between two frames during generation is printed and must stay under 100 ms.
 # Run: godot3-server --path BUILD/godot3 --script tests/godot3/test_creatures.gd
@@ -46,7 +46,7 @@ func make_node():
 	var node = Creatures.new()
 	check(node != null, "BioespCreatures.new()")
 	root.add_child(node)
-	for s in ["progress", "finished", "failed", "model_loaded", "model_failed"]:
+	for s in ["progress", "preview", "finished", "failed", "model_loaded", "model_failed"]:
 		node.connect(s, self, "_record", [s])
 	return node
 
@@ -142,6 +142,18 @@ func run():
 	for i in range(8):
 		expected.append([i + 1, 8])
 	check(steps == expected, "progress in order: %s" % [steps])
+
+	# Live previews: the newest one each frame, before the creature, at the latents' size (the
+	# embedded model has no tiny autoencoder: the linear latent-RGB map; its VAE scales by 4).
+	e = yield(generate(node, "loro", {"steps": 8, "seed": 7, "width": 64, "height": 64, "preview_every": 2}), "completed")
+	var previews = []
+	for p in events:
+		if p[0] == "preview" and p[1] == e[1]:
+			previews.append(p[2])
+	check(e[0] == "finished", "a creature with previews: %s" % [e])
+	check(previews.size() >= 1 and previews.size() <= 4, "previews: %d (1 to 4)" % previews.size())
+	for p in previews:
+		check(p is ImageTexture and p.get_width() == 16, "a preview is a 16x16 ImageTexture")
 
 	# A running job cancelled after its first step, and a queued one cancelled before it starts.
 	var long_job = node.generate("mariposa", {"steps": 200, "seed": 1})

@@ -6,8 +6,9 @@ run's pictures are drawn with its own LoRA or none (the library's jobs queue beh
 but a LoRA is the model's state, so the studio attaches it only when the jobs before are done;
 the PNGs' "loras" setting says what each was drawn with), and the runs finish in the order they
 were asked for. Prompts are read with A1111's weights unless a run asks for plain, and may name
-the embeddings of the studio's folder. Then a queued run cancelled before it starts draws
-nothing, and a running one cancelled stops within a step. Meanwhile a run that sets every generate option GET /api/options
+the embeddings of the studio's folder; eta reaches the library (recorded for DDIM, refused by it
+for PNDM). Then a queued run cancelled before it starts draws nothing, and a running one shows
+its live preview and, cancelled, stops within a step. Meanwhile a run that sets every generate option GET /api/options
 offers the page, each to another value than its default, is queued with each of them as asked.
 """
 import json
@@ -31,7 +32,7 @@ def check(ok, what):
         print(f"jobs: FAILED {what}", flush=True)
 
 
-def request(method, path, payload=None):
+def request(method, path, payload=None, raw=False):
     body = b"" if payload is None else json.dumps(payload).encode()
     s = socket.create_connection((BASE.hostname, BASE.port), timeout=30)
     s.sendall(f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
@@ -41,7 +42,7 @@ def request(method, path, payload=None):
         data += chunk
     s.close()
     head, _, answer = data.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(answer) if answer else None
+    return int(head.split()[1]), answer if raw else json.loads(answer) if answer else None
 
 
 class Events(threading.Thread):
@@ -161,6 +162,18 @@ check(drawn.endswith("embeddings/bichito.safetensors:bichito"), f"its PNG names 
 status, answer = request("POST", "/api/generate", dict(ask, prompt_syntax="markdown"))
 check(status == 400 and "plain" in json.dumps(answer), f"prompt_syntax markdown is refused with the choices ({status} {answer})")
 
+print("jobs: eta reaches the library: DDIM's recorded, one for PNDM refused by it", flush=True)
+for scheduler, ok in [("ddim", True), ("pndm", False)]:
+    _, run = request("POST", "/api/generate", dict(ask, images=1, scheduler=scheduler, eta=0.5))
+    ended = events.wait_for(lambda e, r=run["id"]: finished(e, r))
+    last = [e for e in events.events if finished(e, run["id"])][-1:] if ended else []
+    drawn = [e["entry"] for e in events.events if e["type"] == "image" and e["job"] == run["id"]]
+    if ok:
+        check(len(drawn) == 1 and png_text(f"{DIR}/gallery/{drawn[0]['file']}").get("eta") == "0.5", f"DDIM with eta 0.5: {drawn}")
+    else:
+        check(last and last[0]["state"] == "failed" and "eta applies to the ddim and tcd" in last[0].get("error", ""),
+              f"PNDM with eta fails with the library's reason: {last}")
+
 print("jobs: a queued run cancelled before it starts, a running one cancelled", flush=True)
 _, first = request("POST", "/api/generate", dict(ask, steps=500, images=4, width=128, height=128))
 _, second = request("POST", "/api/generate", dict(ask, images=3))
@@ -182,6 +195,13 @@ check(events.wait_for(lambda e: e["type"] == "job" and e["id"] == first["id"] an
 status, running = request("GET", "/api/info")
 check(running["running"] and running["running"]["id"] == first["id"] and running["running"]["steps"] >= 500,
       f"/api/info names the run being drawn, its picture and step ({running['running']})")
+# The picture as it forms: the job's latest live preview, a PNG at the latents' size (the
+# linear latent-RGB map: 16 px for 128); none for a run that is not drawing.
+status, png = request("GET", f"/api/jobs/{first['id']}/preview", raw=True)
+check(status == 200 and png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (16, 16),
+      f"the running picture's preview ({status}, {png[:24]!r})")
+status, _ = request("GET", f"/api/jobs/{second['id']}/preview")
+check(status == 404, f"no preview of a run not drawing ({status})")
 request("POST", f"/api/jobs/{first['id']}/cancel", {})
 for run in (first["id"], second["id"]):
     check(events.wait_for(lambda e, r=run: finished(e, r), 60), f"{run} ends")

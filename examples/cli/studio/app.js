@@ -239,11 +239,17 @@ function onJob(j) {
   if (!state.job || j.id !== state.job) return;
   const status = $("gen-status"), bar = $("gen-progress");
   if (j.state === "queued") status.textContent = t("queued");
+  const preview = $("gen-preview");
   if (j.state === "running" && j.steps) {
     status.textContent = t("progress", { image: j.image + 1, images: j.images, step: j.step, steps: j.steps });
     bar.value = (j.image + j.step / j.steps) / j.images;
+    // The picture as it forms: the job's latest live preview (404, and hidden, until the first).
+    preview.onload = () => { preview.hidden = false; };
+    preview.onerror = () => { preview.hidden = true; };
+    preview.src = `/api/jobs/${encodeURIComponent(j.id)}/preview?image=${j.image}&step=${j.step}`;
   }
   if (["done", "cancelled", "failed"].includes(j.state)) {
+    preview.hidden = true;
     status.textContent = t(j.state) + (j.error ? `: ${j.error}` : "");
     status.dataset.state = j.state;
     if (j.state === "done") bar.value = 1;

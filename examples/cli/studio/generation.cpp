@@ -1,5 +1,7 @@
 #include "generation.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <iterator>
 
@@ -210,6 +212,30 @@ json Generation::running() {
   return j;
 }
 
+std::string Generation::preview(const std::string& id) {
+  Images latest(nullptr, bioesp_images_free);
+  {
+    std::lock_guard<std::mutex> lock(m_);
+    auto run = std::find_if(submitted_.begin(), submitted_.end(), [&](const auto& r) { return r->id == id; });
+    for (size_t i = 0; run != submitted_.end() && !latest && i < (*run)->pictures.size(); ++i) {
+      bioesp_job* job = (*run)->pictures[i]->job;
+      bioesp_job_state state;
+      bioesp_images* set = nullptr;
+      if (bioesp_job_poll(job, &state, nullptr, nullptr) == BIOESP_OK && state == BIOESP_JOB_RUNNING &&
+          bioesp_job_preview(job, &set, nullptr) == BIOESP_OK)
+        latest.reset(set);
+    }
+  }
+  if (!latest) throw HttpError(404, say("no_preview", {{"id", id}}));
+  // The library writes images to files (atomically): the PNG goes through a temporary one.
+  const fs::path file = fs::temp_directory_path() / ("bioesp-studio-preview-" + std::to_string(::getpid()) + "-" +
+                                                     std::to_string(++previews_) + ".png");
+  if (bioesp_images_save(latest.get(), 0, file.c_str(), nullptr) != BIOESP_OK) throw std::runtime_error(last_error("preview"));
+  std::string png = read_file(file);
+  fs::remove(file);
+  return png;
+}
+
 json Generation::run_json(const Run& run, const char* state) {
   json out{{"id", run.id}, {"kind", run.animation ? "animate" : "generate"}, {"state", state}, {"image", 0},
            {"images", run.animation ? 1 : run.s.images}};
@@ -247,6 +273,7 @@ void Generation::start(Run& run) {
   go.prompts = &prompt;
   go.num_prompts = 1;
   go.progress = on_progress;
+  go.preview_every = 1;  // the job keeps the latest for the page (GET /api/jobs/ID/preview)
   Images init(nullptr, bioesp_images_free);
   bioesp_image init_image{};
   if (!s.init.empty()) {  // img2img at the picture's own size; the job keeps a copy

@@ -67,6 +67,8 @@ class Generation {
   void cancel(const std::string& id);
   // The run being drawn ({"id", "kind", "state", "image", "images", "step", "steps"}), or null.
   json running();
+  // Run `id`'s latest live preview of the picture being drawn, as PNG bytes (404 when none).
+  std::string preview(const std::string& id);
   // The LoRAs a page may pick, by name: trained here, or files in --loras.
   std::map<std::string, fs::path> loras(json& skipped);
   const Embeddings& embeddings() const { return embeddings_; }
@@ -103,6 +105,7 @@ class Generation {
   std::shared_ptr<Run> alone_;                  // the follower's: an animation or a LoRA change
   std::string attached_;                        // lora_key of what the model has now
   uint64_t counter_ = 0;
+  std::atomic<uint64_t> previews_{0};           // names the previews' temporary files
   bool quit_ = false;
   std::thread follower_;
 };

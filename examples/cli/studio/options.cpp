@@ -32,6 +32,7 @@ const Kept kKept[] = {
     {BIOESP_OPTIONS_GENERATE, "mask", "kept_mask"},
     {BIOESP_OPTIONS_GENERATE, "mask_blur", "kept_mask"},
     {BIOESP_OPTIONS_GENERATE, "padding_mask_crop", "kept_mask"},
+    {BIOESP_OPTIONS_GENERATE, "preview_every", "kept_preview"},
     {BIOESP_OPTIONS_ANIMATE, "prompts", "kept_keyframes"},
     {BIOESP_OPTIONS_ANIMATE, "seeds", "kept_keyframes"},
     {BIOESP_OPTIONS_TRAIN, "model", "kept_model"},

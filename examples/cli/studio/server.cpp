@@ -190,6 +190,10 @@ struct Server::Impl {
     r.Post("/api/animate", guarded([this](const Request& req, Response& res) {
       reply(res, json{{"id", p.generation.animate(body_of(req.body))}}, 202);
     }));
+    r.Get(R"(/api/jobs/([A-Za-z0-9-]+)/preview)", guarded([this](const Request& req, Response& res) {
+      res.set_header("Cache-Control", "no-store");
+      res.set_content(p.generation.preview(req.matches[1]), "image/png");
+    }));
     r.Post(R"(/api/jobs/([A-Za-z0-9-]+)/cancel)", guarded([this](const Request& req, Response& res) {
       p.generation.cancel(req.matches[1]);
       reply(res, json{{"ok", true}});
