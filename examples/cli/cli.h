@@ -54,6 +54,7 @@ int launch_workers(int nproc, int argc, char** argv, double timeout);
 
 int cmd_train(int argc, char** argv);
 int cmd_new_model(int argc, char** argv);
+int cmd_evaluate(int argc, char** argv);
 int cmd_pull(int argc, char** argv);
 int cmd_animate(int argc, char** argv);
 int cmd_push(int argc, char** argv);

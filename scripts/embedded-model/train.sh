@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the embedded model (models/criaturas) from scratch with bioesp's own commands:
 # data from npm (Noto Emoji, Twemoji and OpenMoji pictures, Spanish and English names), `bioesp prepare`,
-# `bioesp new-model`, the VAE, then the UNet and text encoder together, the model card and the
-# sample grid in docs/. Every stage is resumable: run it again after an interruption.
+# `bioesp new-model`, the VAE, then the UNet and text encoder together, `bioesp evaluate`, the
+# model card and the sample grid in docs/. Every stage is resumable: run it again after an interruption.
 #
 #   scripts/embedded-model/train.sh   # a GPU when there is one bioesp can use, else the CPU
 #                                     # (about 80 minutes on 2 cores)
@@ -69,16 +69,21 @@ fi
   --lr-scheduler cosine --warmup 100 --tag-dropout 0.5 --shuffle-tags --caption-dropout 0.1 --snr-gamma 5 \
   --checkpoint-every 250 --resume --save-half --seed "$SEED" --device "$DEVICE" --threads "$([ "$DEVICE" = cpu ] && echo 1 || echo 0)"
 
-# 5. The shipped folder: the model, its card (data, licenses, settings, loss curve), the credits.
+# 5. Its grip on prompts: the diffusion classifier among 10 of the held-out pictures' captions.
+"$BIOESP" evaluate --model "$WORK/full" --data "$WORK/heldout" --classify 10 --json --quiet > "$WORK/evaluate.json"
+
+# 6. The shipped folder: the model, its card (data, licenses, settings, loss curve, grip), the
+#    credits, and the held-out pictures its tests measure.
 rm -rf "$MODEL.new" && mkdir -p "$MODEL.new"
 for c in model_index.json scheduler tokenizer text_encoder unet vae; do cp -r "$WORK/full/$c" "$MODEL.new/"; done
 cp "$WORK/dataset/ATTRIBUTION.md" "$MODEL.new/ATTRIBUTION.md"
 cp "$WORK/vae/train_log.jsonl" "$MODEL.new/train_log_vae.jsonl"
 cp "$WORK/full/train_log.jsonl" "$MODEL.new/train_log.jsonl"
-node "$HERE/model_card.mjs" "$MODEL.new" "$WORK/dataset" "$VAE_STEPS" "$UNET_STEPS" "$SEED" > "$MODEL.new/README.md"
+node "$HERE/model_card.mjs" "$MODEL.new" "$WORK/dataset" "$VAE_STEPS" "$UNET_STEPS" "$SEED" "$WORK/evaluate.json" > "$MODEL.new/README.md"
 rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
+rm -rf "$HELDOUT" && cp -r "$WORK/heldout" "$HELDOUT"
 du -sh "$MODEL"
 
-# 6. The sample grid: 8 prompts (single beings and blends) × 4 seeds.
+# 7. The sample grid: 8 prompts (single beings and blends) × 4 seeds.
 "$BIOESP" inspect "$MODEL" --expected >/dev/null
 "$HERE/grid.sh" "$BIOESP" docs/criaturas-grid.png --model "$MODEL"
