@@ -1,9 +1,9 @@
 // Godot 4 (.NET): generates a creature texture at runtime without freezing the game. Attach to a
 // Sprite2D; put Bioesp.dll's sources (build/bindings/csharp/src/*.cs) in the project and
 // libbioesp_csharp.so + libbioesp.so.0 where the game loads native libraries.
-// The job runs on bioesp's worker thread; _Process polls it once per frame. A Progress subclass
-// would also be called on that worker thread: it must catch its own exceptions and must not touch
-// Godot nodes (hand results to the main thread instead).
+// The job runs on bioesp's worker thread; _Process polls it once per frame. A Progress or Preview
+// subclass would be called on that worker thread: it must not touch Godot nodes (hand results to
+// the main thread instead); an exception it throws fails the job.
 using Godot;
 using Bioesp;
 
