@@ -1,6 +1,7 @@
-// The C# binding: the C API's bytes, progress, live previews (pushed and polled), cancel, a
-// callback's exception reported (never unwinding through C), errors as exceptions, async jobs
-// polled as a game loop would, options by name, IDisposable, no leaks. Usage: mono BindingTest.exe MODEL REFERENCE_PIXELS
+// The C# binding: the C API's bytes, progress, live previews (pushed and polled), TAESD and the
+// full VAE, cancel, a callback's exception reported (never unwinding through C), errors as
+// exceptions, async jobs polled as a game loop would, options by name, IDisposable, no leaks.
+// Usage: mono BindingTest.exe MODEL REFERENCE_PIXELS
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -136,6 +137,24 @@ static class BindingTest {
         } catch (ApplicationException e) {
           Check(e.Message.Contains("exception in a C# callback: System.InvalidOperationException: from the callback"), e.Message);
         }
+      }
+      // The autoencoders through "model" options: the model's own VAE named gives its bytes, a
+      // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
+      string taesd = Path.Combine(modelDir, "..", "..", "golden", "fast", "taesd", "diffusers");
+      foreach (string vae in new[] {Path.Combine(modelDir, "vae"), taesd}) {
+        var o = new Options("model");
+        o.set("vae", vae);
+        using (var other = new Model(modelDir, o))
+        using (Images drawn = other.generate(Settings("colibrí lagarto")))
+          Check(drawn.get(0).width() == 64 && drawn.get(0).pixels().SequenceEqual(reference) == (vae != taesd), "vae " + vae);
+      }
+      var previewOnly = new Options("model");
+      previewOnly.set("preview_vae", taesd);
+      using (var previewing = new Model(modelDir, previewOnly)) {
+        var full = new Recorder();
+        using (Images images = previewing.generate(Previewing("colibrí lagarto"), null, full))
+          Check(images.get(0).pixels().SequenceEqual(reference), "a preview decoder changed the image");
+        Check(full.Images[0].width() == 64 && full.Images[0].pixels().Length == 64 * 64 * 3, "TAESD previews");
       }
     }
     // Every field by name, typed; out of range is refused by name.

@@ -1,6 +1,6 @@
-// The Java binding: the C API's bytes, progress, live previews (pushed and polled), cancel, a
-// callback's own exception, errors as BioespException, async jobs with callbacks on a worker
-// thread, options by name, no leaks.
+// The Java binding: the C API's bytes, progress, live previews (pushed and polled), TAESD and the
+// full VAE, cancel, a callback's own exception, errors as BioespException, async jobs with
+// callbacks on a worker thread, options by name, no leaks.
 // Usage: java -cp bioesp.jar:. -Djava.library.path=DIR BindingTest MODEL REFERENCE_PIXELS
 import bioesp.*;
 import java.nio.file.Files;
@@ -151,6 +151,25 @@ public class BindingTest {
         throw new AssertionError("the preview callback's exception was lost");
       } catch (Boom e) {
         check(e.getMessage().equals("from the callback"), e.getMessage());
+      }
+      // The autoencoders through "model" options: the model's own VAE named gives its bytes, a
+      // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
+      String taesd = Paths.get(modelDir, "..", "..", "golden", "fast", "taesd", "diffusers").toString();
+      for (String vae : new String[] {Paths.get(modelDir, "vae").toString(), taesd}) {
+        Options o = new Options("model");
+        o.set("vae", vae);
+        try (Model other = new Model(modelDir, o)) {
+          Image drawn = other.generate(options("colibrí lagarto")).get(0);
+          check(drawn.width() == 64 && Arrays.equals(drawn.pixels(), reference) == !vae.equals(taesd), "vae " + vae);
+        }
+      }
+      Options o = new Options("model");
+      o.set("preview_vae", taesd);
+      try (Model previewing = new Model(modelDir, o)) {
+        Recorder full = new Recorder(99);
+        check(Arrays.equals(previewing.generate(previewing("colibrí lagarto"), null, full).get(0).pixels(), reference),
+              "a preview decoder changed the image");
+        check(full.images.get(0).width() == 64 && full.images.get(0).pixels().length == 64 * 64 * 3, "TAESD previews");
       }
     }
     // Every field by name, typed: a double, a choice, a bool, a seed; out of range is refused by name.

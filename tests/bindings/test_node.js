@@ -1,6 +1,6 @@
 'use strict';
 // The Node binding: the C API's bytes as a Buffer, a Promise that leaves the event loop free,
-// progress, every preview, cancel (callbacks and AbortSignal), errors as BioespError, no leaks.
+// progress, every preview, TAESD and the full VAE, cancel (callbacks and AbortSignal), errors as BioespError, no leaks.
 // Usage: node test_node.js BUILD_NODE_DIR MODEL REFERENCE_PIXELS
 const assert = require('assert');
 const fs = require('fs');
@@ -43,6 +43,22 @@ function rssKiB() {
   assert.deepStrictEqual(stopped, [1, 2]);
   await assert.rejects(model.generate('x', { ...settings, preview_every: 1, onPreview: () => { throw new Error('from the callback'); } }),
     /from the callback/);
+  // The autoencoders through the model's settings: the model's own VAE named gives its bytes, a
+  // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
+  const taesd = require('path').join(modelDir, '..', '..', 'golden', 'fast', 'taesd', 'diffusers');
+  for (const [vae, same] of [[modelDir + '/vae', true], [taesd, false]]) {
+    const other = new bioesp.Model(modelDir, { vae });
+    const [drawn] = other.generateSync('colibrí lagarto', settings);
+    assert.ok(drawn.width === 64 && drawn.pixels.equals(reference) === same, vae);
+    other.close();
+  }
+  const previewing = new bioesp.Model(modelDir, { preview_vae: taesd });
+  const sizes = [];
+  const [fullSize] = await previewing.generate('colibrí lagarto', { ...settings, preview_every: 4, onPreview: (im) => sizes.push(im.width) });
+  assert.ok(fullSize.pixels.equals(reference));
+  assert.deepStrictEqual(sizes, [64]);
+  previewing.close();
+
   await assert.rejects(model.generate('x', { ...settings, onProgress: (s) => s < 1 }),
     (e) => e instanceof bioesp.BioespError && /cancel/.test(e.message));
   const abort = new AbortController();
