@@ -87,7 +87,7 @@ ${grip ? `
 
 The diffusion classifier (Li et al. 2023, \`bioesp evaluate --classify ${grip.candidates}\`): for each of the
 ${grip.pictures} held-out pictures, the model's own denoising loss with its caption and ${grip.candidates - 1} others, over
-${grip.timesteps} fixed timesteps × ${grip.noises} fixed noises; the lowest wins. Top-1 accuracy among ${grip.candidates}:
+${grip.timesteps} fixed timesteps × ${grip.noises} fixed noise${grip.noises > 1 ? "s" : ""} each; the lowest wins. Top-1 accuracy among ${grip.candidates}:
 **${(100 * grip.accuracy).toFixed(1)} %** (chance: ${(100 / grip.candidates).toFixed(1)} %); mean denoising loss with the right captions:
 ${grip.loss.toFixed(4)}.
 ` : ''}
