@@ -42,7 +42,8 @@ rank 0 2 $port --steps 10 --checkpoint-every 5 --quiet --out "$tmp/a" 2>"$tmp/a0
 rank 1 2 $port --steps 10 --checkpoint-every 5 --quiet --out "$tmp/a1" 2>"$tmp/a1.txt"; p1=$!
 wait $p0 || { cat "$tmp/a0.txt" "$tmp/a1.txt"; exit 1; }
 wait $p1 || { cat "$tmp/a1.txt"; exit 1; }
-[ -s "$tmp/a/pytorch_lora_weights.safetensors" ] && [ -s "$tmp/a/checkpoints/checkpoint-000005.safetensors" ]
+[ -s "$tmp/a/pytorch_lora_weights.safetensors" ]  # (one test a line: set -e passes over a failed `a` in `a && b`)
+[ -s "$tmp/a/checkpoints/checkpoint-000005.safetensors" ]
 [ ! -e "$tmp/a1" ] || { echo "rank 1 wrote to its --out"; exit 1; }
 [ "$(wc -l < "$tmp/a/train_log.jsonl")" -eq 10 ]
 "$cli" inspect "$tmp/a/checkpoints/checkpoint-000005.safetensors" | grep -q 'world_size.*2'
@@ -72,7 +73,8 @@ start=$(date +%s)
 rc=0; wait $p0 || rc=$?
 took=$(($(date +%s) - start))
 echo "rank 0 stopped $took s after rank 1 was killed (exit $rc)"
-[ $rc -ne 0 ] && [ $took -le 20 ]
+[ $rc -ne 0 ]
+[ $took -le 20 ]
 grep -q 'rank 1 stopped answering' "$tmp/k0.txt" || { cat "$tmp/k0.txt"; exit 1; }
 loads "$tmp/k/checkpoints"
 if ls "$tmp/k/checkpoints" | grep -v '\.safetensors$'; then echo "not only complete checkpoints"; exit 1; fi
@@ -100,7 +102,8 @@ for sig in INT TERM; do
   [ "$(wc -l < "$d/train_log.jsonl")" -eq "$step" ]
   train --nproc 2 --steps $((step + 2)) --resume --out "$d" 2>"$d.resumed.txt" || { cat "$d.resumed.txt"; exit 1; }
   grep -q "resuming from .*checkpoint-$(printf %06d "$step").safetensors at step $step" "$d.resumed.txt"
-  [ "$(wc -l < "$d/train_log.jsonl")" -eq $((step + 2)) ] && [ -s "$d/pytorch_lora_weights.safetensors" ]
+  [ "$(wc -l < "$d/train_log.jsonl")" -eq $((step + 2)) ]
+  [ -s "$d/pytorch_lora_weights.safetensors" ]
 done
 # A killed worker is named.
 launcher --steps 2000 --out "$tmp/j" 2>"$tmp/j.txt"
