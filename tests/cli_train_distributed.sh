@@ -3,8 +3,8 @@
 # variables; a run checkpointed at step 5 and resumed to 10 by `--nproc 2` equal to the straight
 # run byte for byte, resumed by one process it continues and says so; one rank killed with SIGKILL
 # (the other stops within the 20 s timeout naming it, only complete checkpoints left); the
-# launcher's Ctrl-C and SIGTERM (one checkpoint, by rank 0, that resumes; no worker left; exit 130 or
-# 143) and a killed worker; rendezvous errors in time.
+# launcher's Ctrl-C, SIGTERM and SIGHUP (one checkpoint, by rank 0, that resumes; no worker left;
+# exit 130, 143, 129) and a killed worker; rendezvous errors in time.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d)
@@ -79,16 +79,20 @@ grep -q 'rank 1 stopped answering' "$tmp/k0.txt" || { cat "$tmp/k0.txt"; exit 1;
 loads "$tmp/k/checkpoints"
 if ls "$tmp/k/checkpoints" | grep -v '\.safetensors$'; then echo "not only complete checkpoints"; exit 1; fi
 
-# The launcher: Ctrl-C (sent to its process group, as a terminal sends it) and SIGTERM each stop
-# both ranks after the same step: no worker left, exit 128 + the signal, and one checkpoint, rank
-# 0's (rank 1 is quiet), complete, of 2 processes, from which --resume goes on.
-for sig in INT TERM; do
+# The launcher: Ctrl-C (sent to its process group, as a terminal sends it), SIGTERM and SIGHUP
+# each stop both ranks after the same step: no worker left, exit 128 + the signal, and one
+# checkpoint, rank 0's (rank 1 is quiet), complete, of 2 processes, from which --resume goes on.
+for sig in INT TERM HUP; do
   d="$tmp/$sig"
   launcher --steps 2000 --out "$d" 2>"$d.txt"
   launcher=$!
   n=0
   while ! grep -q '/2000  loss' "$d.txt" && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
-  if [ $sig = INT ]; then kill -INT "-$launcher"; want=130; else kill -TERM $launcher; want=143; fi
+  case $sig in
+    INT) kill -INT "-$launcher"; want=130 ;;
+    TERM) kill -TERM $launcher; want=143 ;;
+    HUP) kill -HUP $launcher; want=129 ;;
+  esac
   rc=0; wait $launcher || rc=$?
   [ $rc -eq $want ] || { echo "SIG$sig: exit $rc"; cat "$d.txt"; exit 1; }
   for p in $(sed -n 's/.*rank [0-9] is pid \([0-9]*\).*/\1/p' "$d.txt"); do
