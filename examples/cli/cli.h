@@ -62,11 +62,11 @@ int launch_port(void);
 int start_workers(int first, int nproc, int port, int argc, char** argv, pid_t* pids);
 /* Waits for the workers pids[first..nproc) to end and returns the first failure's exit status
  * (else that of a rank stopped as asked, else 0); `why` (may be NULL) gets its words ("rank 1 was
- * killed by signal 9 (Killed)"), also said on stderr. Kills those left timeout + 10 s after a
- * failure, or after the call when `ended` (rank 0, in the caller, is done). `stopping`: the
- * caller's rank stopped as asked, so the others' exit statuses (not their signals) say how they
- * followed. An interrupt() reaches them all once; then their interrupt statuses are no failure. */
-int wait_workers(int first, int nproc, pid_t* pids, double timeout, int ended, int stopping, char* why, size_t size);
+ * killed by signal 9 (Killed)"), also said on stderr. Kills those left `grace` seconds after the
+ * call or, with a negative grace, timeout + 10 s after a failure. `stopping`: the caller's rank
+ * stopped as asked, so the others' exit statuses (not their signals) say how they followed. An
+ * interrupt() reaches them all once; then their interrupt statuses are no failure. */
+int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace, int stopping, char* why, size_t size);
 
 int cmd_train(int argc, char** argv);
 int cmd_new_model(int argc, char** argv);

@@ -138,13 +138,13 @@ static void describe(int rank, int status, char* why, size_t size) {
   fprintf(stderr, "bioesp train: %s\n", why);
 }
 
-int wait_workers(int first, int nproc, pid_t* pids, double timeout, int ended, int stopping, char* why, size_t size) {
+int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace, int stopping, char* why, size_t size) {
   char scratch[160];
   if (!why || !size) why = scratch, size = sizeof scratch;
   why[0] = '\0';
   int alive = 0, code = 0, stopped = 0, forwarded = 0;
   for (int r = first; r < nproc; ++r) alive += pids[r] > 0;
-  double deadline = ended ? now() + timeout + 10 : 0;
+  double deadline = grace >= 0 ? now() + grace : 0;
   while (alive > 0) {
     for (int r = first; r < nproc; ++r) {
       int status;
@@ -184,7 +184,7 @@ int launch_workers(int nproc, int argc, char** argv, double timeout) {
   if (!pids) return 1;
   catch_interrupts();
   const int started = start_workers(0, nproc, port, argc, argv, pids);
-  const int code = wait_workers(0, nproc, pids, timeout, started < nproc, 0, NULL, 0);
+  const int code = wait_workers(0, nproc, pids, timeout, started < nproc ? timeout + 10 : -1, 0, NULL, 0);
   free(pids);
   if (started < nproc && !code) return 1;
   return code;

@@ -59,11 +59,14 @@ class Workers {
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
 
-  // Once rank 0 is done: waits for the others (killing any left a timeout later) and says how
-  // the first that failed ended ("rank 1 was killed by signal 9 (Killed)"), or "".
+  // Once rank 0 is done: waits for the others and says how the first that failed ended ("rank 1
+  // was killed by signal 9 (Killed)"), or "". By then they have left rank 0's rendezvous (it waits
+  // for that) and only exit; one that never reached it (rank 0 stopped or failed first) would
+  // wait the whole timeout, so those left after a grace are killed.
   std::string finish(bool stopping) {
     char why[160] = "";
-    wait_workers(1, static_cast<int>(pids_.size()), pids_.data(), timeout_, 1, stopping, why, sizeof why);
+    const double grace = 30;
+    wait_workers(1, static_cast<int>(pids_.size()), pids_.data(), timeout_, grace, stopping, why, sizeof why);
     return why;
   }
 
