@@ -131,8 +131,9 @@ static int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status
 /* What a rank says when it stops because it was asked to: its interrupt's status. */
 static int stopped_as_asked(int code) { return code == 128 + SIGINT || code == 128 + SIGTERM || code == 128 + SIGHUP; }
 
-static void describe(int rank, int status, char* why, size_t size) {
-  if (WIFSIGNALED(status))
+static void describe(int rank, int status, int ours, char* why, size_t size) {
+  if (ours) snprintf(why, size, "rank %d did not end in time and was killed", rank);
+  else if (WIFSIGNALED(status))
     snprintf(why, size, "rank %d was killed by signal %d (%s)", rank, WTERMSIG(status), strsignal(WTERMSIG(status)));
   else snprintf(why, size, "rank %d exited with status %d", rank, exit_code(status));
   fprintf(stderr, "bioesp train: %s\n", why);
@@ -142,7 +143,7 @@ int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace
   char scratch[160];
   if (!why || !size) why = scratch, size = sizeof scratch;
   why[0] = '\0';
-  int alive = 0, code = 0, stopped = 0, forwarded = 0;
+  int alive = 0, code = 0, stopped = 0, forwarded = 0, killed = 0;
   for (int r = first; r < nproc; ++r) alive += pids[r] > 0;
   double deadline = grace >= 0 ? now() + grace : 0;
   while (alive > 0) {
@@ -151,12 +152,12 @@ int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace
       if (pids[r] <= 0 || waitpid(pids[r], &status, WNOHANG) != pids[r]) continue;
       pids[r] = 0;
       --alive;
-      const int c = exit_code(status);
-      const int asked = c != 0 && ((stopping && WIFEXITED(status)) || (forwarded && stopped_as_asked(c)));
+      const int c = exit_code(status), ours = killed && c == 128 + SIGKILL;
+      const int asked = c != 0 && ((stopping && (WIFEXITED(status) || ours)) || (forwarded && stopped_as_asked(c)));
       if (asked) stopped = c;
       if (c == 0 || asked || code) continue;
       code = c;  /* the first to fail is named */
-      describe(r, status, why, size);
+      describe(r, status, ours, why, size);
       if (!deadline) deadline = now() + timeout + 10;  /* the others notice within the timeout */
     }
     if (interrupted() && !forwarded) {
@@ -168,6 +169,7 @@ int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace
       for (int r = first; r < nproc; ++r)
         if (pids[r] > 0) kill(pids[r], SIGKILL);
       deadline = 0;
+      killed = 1;
     }
     if (alive > 0) usleep(20000);
   }

@@ -4,7 +4,8 @@ the studio whose pid is PID, on the dataset "heldout".
 
 nproc out of range and the rank options a page may not set are refused by name; a 2-process
 training finishes, the studio (rank 0) showing its progress with the number of processes while
-one `bioesp train` worker of rank 1 runs beside it; a long one stopped leaves no worker and one
+one `bioesp train` worker of rank 1 runs beside it; one stopped at once is stopped with no worker
+left; a long one stopped leaves no worker and one
 checkpoint of 2 processes, and resumed goes on from it with its saved nproc; a worker killed with
 SIGKILL fails the training within the timeout, naming the rank and its signal."""
 import json
@@ -97,6 +98,15 @@ assert os.path.getsize(os.path.join(out, "pytorch_lora_weights.safetensors")) > 
 assert len(open(os.path.join(out, "train_log.jsonl")).read().splitlines()) == 3
 assert json.load(open(os.path.join(out, "studio.json")))["nproc"] == 2
 until(lambda: not workers(), 10, "a worker outlived p1")
+
+# Stopped at once (most likely before rank 0 hosts its rendezvous, which the worker then waits
+# for in vain): stopped, not failed, and the worker gone within the grace rank 0's end gives it.
+code, answer = request("POST", "/api/train", {**settings, "name": "p0", "steps": 2000})
+assert code == 202, answer
+request("POST", "/api/train/cancel", {})
+until(lambda: ended(events, "p0"), 120, "p0 did not stop")
+assert ended(events, "p0")["state"] == "stopped", ended(events, "p0")
+assert not workers(), workers()
 
 # A long one stopped: no worker left, one checkpoint (of 2 processes) that the resume goes on from.
 code, answer = request("POST", "/api/train", {**settings, "name": "p2", "steps": 2000})
