@@ -3,10 +3,13 @@ exception, errors as exceptions, async jobs without the GIL, TAESD and the full 
 no leaks.
 Usage: test_python.py MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS"""
 import os
+import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zlib
 
 import bioesp
@@ -265,6 +268,30 @@ with tempfile.TemporaryDirectory() as tmp:
         raise AssertionError("the training callback's exception was lost")
     except KeyError as e:
         assert "stop training" in str(e)
+    # Across processes by the rank options (rows of the options table, so keywords here): rank 1
+    # in a process of its own, rank 0 in this one, which alone writes; a world that never fills is
+    # an error within its timeout.
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    ranks = dict(prompt="criatura", resolution=64, steps=2, seed=1, world_size=2, master_port=free_port(), timeout=60)
+    dataset, quiet = os.path.join(tmp, "dataset"), os.path.join(tmp, "rank1")
+    other = subprocess.Popen([sys.executable, "-c", "import ast, sys, bioesp; "
+                              "bioesp.train(*sys.argv[1:4], process_rank=1, **ast.literal_eval(sys.argv[4]))",
+                              model_dir, dataset, quiet, repr(ranks)])
+    steps = []
+    both = bioesp.train(model_dir, dataset, os.path.join(tmp, "rank0"), process_rank=0,
+                        progress=lambda stage, step, total, loss, lr, eta: steps.append(step) if stage == "train" else None,
+                        **ranks)
+    assert other.wait(60) == 0 and os.path.exists(both) and steps == [1, 2] and not os.path.exists(quiet), steps
+    start = time.monotonic()
+    try:
+        bioesp.train(model_dir, dataset, os.path.join(tmp, "alone"), **{**ranks, "master_port": free_port(), "timeout": 2})
+    except Exception as e:
+        assert "only 1 of 2 ranks joined" in str(e) and time.monotonic() - start < 15, (e, time.monotonic() - start)
+    else:
+        raise AssertionError("a world of 2 that never filled trained")
     try:
         bioesp.pull("CompVis/stable-diffusion-v1-4", offline=True, cache_dir=os.path.join(tmp, "empty"))
         raise AssertionError("no error")
