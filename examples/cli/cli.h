@@ -71,6 +71,7 @@ int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace
 
 int cmd_train(int argc, char** argv);
 int cmd_new_model(int argc, char** argv);
+int cmd_evaluate(int argc, char** argv);
 int cmd_pull(int argc, char** argv);
 int cmd_animate(int argc, char** argv);
 int cmd_push(int argc, char** argv);

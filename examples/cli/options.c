@@ -425,6 +425,7 @@ void cli_print_commands(FILE* out) {
       {"prepare IN_DIR --out DIR", "square, resize and caption images for training"},
       {"train --data DIR --out DIR", "fine-tune: DreamBooth-LoRA, or every UNet weight"},
       {"new-model --configs DIR", "a model folder to train from scratch"},
+      {"evaluate --data DIR", "a model's held-out denoising loss and diffusion-classifier accuracy"},
       {"pull ORG/NAME", "download a model from the Hugging Face Hub into its cache"},
       {"push PATH --repo ORG/NAME", "publish a LoRA or training with a model card crediting its images"},
       {"studio", "the workshop studio in the browser"},
