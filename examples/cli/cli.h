@@ -64,9 +64,10 @@ int start_workers(int first, int nproc, int port, int argc, char** argv, pid_t* 
  * (else that of a rank stopped as asked, else 0); `why` (may be NULL) gets its words ("rank 1 was
  * killed by signal 9 (Killed)"), also said on stderr. Kills those left `grace` seconds after the
  * call or, with a negative grace, timeout + 10 s after a failure. `stopping`: the caller's rank
- * stopped as asked, so the others' exit statuses (not their signals, but this call's SIGKILL)
- * say how they followed. An interrupt() reaches them all once; then their interrupt statuses are
- * no failure. */
+ * stopped as asked, so an exit with the cancelled status (128 + SIGINT, SIGTERM or SIGHUP, not
+ * such a signal itself) or this call's SIGKILL is no failure; any other is. An interrupt()
+ * reaches them all once; then their interrupt statuses are no failure. A worker reaped elsewhere
+ * (SIGCHLD ignored) counts as ended, its status unknown. */
 int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace, int stopping, char* why, size_t size);
 
 int cmd_train(int argc, char** argv);

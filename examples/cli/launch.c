@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -78,13 +79,22 @@ static char** worker_environment(int rank, int nproc, int port) {
  * launcher, which passes it on once), told to stop when the thread that started it ends, with
  * none of the launcher's files but stdin, stdout and stderr (the studio's sockets stay its own).
  * Between fork and exec only async-signal-safe calls: the studio forks from a threaded process. */
+/* Closes every fd from 3 up: close_range(2) through syscall(), as glibc before 2.34 has no
+ * wrapper; the loop up to the fd limit only where the kernel (before 5.9) lacks it. */
+static void close_from_3(int max_fd) {
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, 3u, ~0u, 0u) == 0) return;
+#endif
+  for (int fd = 3; fd < max_fd; ++fd) close(fd);
+}
+
 static pid_t start_worker(char** args, char** env, int max_fd) {
   static const char cannot[] = "bioesp train: cannot start a worker (exec of /proc/self/exe failed)\n";
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid != 0) return pid;
   setpgid(0, 0);
-  for (int fd = 3; fd < max_fd; ++fd) close(fd);
+  close_from_3(max_fd);
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
@@ -131,6 +141,17 @@ static int exit_code(int status) { return WIFEXITED(status) ? WEXITSTATUS(status
 /* What a rank says when it stops because it was asked to: its interrupt's status. */
 static int stopped_as_asked(int code) { return code == 128 + SIGINT || code == 128 + SIGTERM || code == 128 + SIGHUP; }
 
+/* Whether worker `pid` has ended: 1 with its status, 0 while it runs, -1 when it is no longer
+ * ours to wait for (ECHILD: the host ignores SIGCHLD or reaped it), its status unknown. */
+static int reaped(pid_t pid, int* status) {
+  for (;;) {
+    const pid_t w = waitpid(pid, status, WNOHANG);
+    if (w == pid) return 1;
+    if (w == 0) return 0;
+    if (errno != EINTR) return -1;
+  }
+}
+
 static void describe(int rank, int status, int ours, char* why, size_t size) {
   if (ours) snprintf(why, size, "rank %d did not end in time and was killed", rank);
   else if (WIFSIGNALED(status))
@@ -148,12 +169,19 @@ int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace
   double deadline = grace >= 0 ? now() + grace : 0;
   while (alive > 0) {
     for (int r = first; r < nproc; ++r) {
-      int status;
-      if (pids[r] <= 0 || waitpid(pids[r], &status, WNOHANG) != pids[r]) continue;
-      pids[r] = 0;
+      int status = 0;
+      const int ended = pids[r] > 0 ? reaped(pids[r], &status) : 0;
+      if (!ended) continue;
+      pids[r] = 0;  /* never signalled again: once reaped, the pid may be another process's */
       --alive;
+      if (ended < 0) {
+        fprintf(stderr, "bioesp train: rank %d ended, its exit status unknown (reaped elsewhere)\n", r);
+        continue;
+      }
       const int c = exit_code(status), ours = killed && c == 128 + SIGKILL;
-      const int asked = c != 0 && ((stopping && (WIFEXITED(status) || ours)) || (forwarded && stopped_as_asked(c)));
+      /* an exit with the interrupt's status: cancelled with the caller's rank, or by our signal */
+      const int cancelled = WIFEXITED(status) && stopped_as_asked(c);
+      const int asked = c != 0 && ((stopping && (cancelled || ours)) || (forwarded && stopped_as_asked(c)));
       if (asked) stopped = c;
       if (c == 0 || asked || code) continue;
       code = c;  /* the first to fail is named */

@@ -7,7 +7,8 @@ training finishes, the studio (rank 0) showing its progress with the number of p
 one `bioesp train` worker of rank 1 runs beside it; one stopped at once is stopped with no worker
 left; a long one stopped leaves no worker and one
 checkpoint of 2 processes, and resumed goes on from it with its saved nproc; a worker killed with
-SIGKILL fails the training within the timeout, naming the rank and its signal."""
+SIGKILL fails the training within the timeout, naming the rank and its signal; SIGHUP to the studio
+stops a training with one checkpoint and no worker left, and ends the studio."""
 import json
 import os
 import re
@@ -146,7 +147,29 @@ until(lambda: ended(events, "p3"), 60, "p3 did not end after its worker was kill
 e = ended(events, "p3")
 print(f"processes: p3 {e['state']} {time.monotonic() - start:.1f} s after its worker was killed: {e.get('error')}")
 assert e["state"] == "failed" and "rank 1 was killed by signal 9" in e["error"], e
-assert time.monotonic() - start <= 35
+assert time.monotonic() - start <= 2 * 20 + 10  # rank 0 notices within the timeout; twice it, for load
 for c in checkpoints("p3"):
     assert re.fullmatch(r"checkpoint-\d{6}\.safetensors", c), checkpoints("p3")
+
+
+def gone(pid):
+    """Whether process `pid` has ended (a zombie, or reaped)."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+# SIGHUP (the terminal closed): the studio stops its training as on SIGTERM, with one checkpoint
+# of 2 processes and no worker left, and ends (the caller checks how).
+until(lambda: not workers(), 10, "a worker outlived p3")
+code, answer = request("POST", "/api/train", {**settings, "name": "p4", "steps": 2000})
+assert code == 202, answer
+until(running(events, "p4", 2), 300, "p4 did not train")
+[(worker, rank)] = workers().items()
+os.kill(STUDIO, signal.SIGHUP)
+until(lambda: gone(STUDIO), 120, "the studio did not end on SIGHUP")
+assert gone(worker), f"worker {worker} outlived the studio"
+[last] = checkpoints("p4")
+assert metadata(os.path.join(DIR, "trainings", "p4", "checkpoints", last))["world_size"] == "2"
 print("processes: ok")

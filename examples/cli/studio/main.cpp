@@ -1,5 +1,5 @@
-// `bioesp studio`: its options, the model, then the studio's parts (see studio.h) until SIGINT or
-// SIGTERM, which stop it cleanly (a running training writes a checkpoint first).
+// `bioesp studio`: its options, the model, then the studio's parts (see studio.h) until SIGINT,
+// SIGTERM or SIGHUP, which stop it cleanly (a running training writes a checkpoint first).
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -175,6 +175,7 @@ extern "C" int cmd_studio(int argc, char** argv) {
   sa.sa_handler = studio::on_signal;
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);  // the terminal closed: stop as on SIGTERM, not die mid-step
   signal(SIGPIPE, SIG_IGN);
   try {
     return studio::serve(c);

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <sstream>
@@ -61,11 +62,12 @@ class Workers {
 
   // Once rank 0 is done: waits for the others and says how the first that failed ended ("rank 1
   // was killed by signal 9 (Killed)"), or "". By then they have left rank 0's rendezvous (it waits
-  // for that) and only exit; one that never reached it (rank 0 stopped or failed first) would
-  // wait the whole timeout, so those left after a grace are killed.
+  // for that) and only exit, or, stopped with it, exit with the cancelled status; one that never
+  // reached it (rank 0 stopped or failed first) would wait its whole timeout and fail, so those
+  // left after half of it (at most 30 s) are killed: a stop's kill is no failure.
   std::string finish(bool stopping) {
     char why[160] = "";
-    const double grace = 30;
+    const double grace = std::min(30.0, timeout_ / 2);
     wait_workers(1, static_cast<int>(pids_.size()), pids_.data(), timeout_, grace, stopping, why, sizeof why);
     return why;
   }
