@@ -64,10 +64,11 @@ class Workers {
   // was killed by signal 9 (Killed)"), or "". By then they have left rank 0's rendezvous (it waits
   // for that) and only exit, or, stopped with it, exit with the cancelled status; one that never
   // reached it (rank 0 stopped or failed first) would wait its whole timeout and fail, so those
-  // left after half of it (at most 30 s) are killed: a stop's kill is no failure.
+  // left after half of it (5 to 30 s: a worker slow to exit after a good run is not cut short) are
+  // killed: a stop's kill is no failure.
   std::string finish(bool stopping) {
     char why[160] = "";
-    const double grace = std::min(30.0, timeout_ / 2);
+    const double grace = std::clamp(timeout_ / 2, 5.0, 30.0);
     wait_workers(1, static_cast<int>(pids_.size()), pids_.data(), timeout_, grace, stopping, why, sizeof why);
     return why;
   }
