@@ -1,7 +1,7 @@
 // StableDiffusionXLPipeline and StableDiffusionXLImg2ImgPipeline against diffusers on the tiny
-// SDXL model: both tokenizers, encode_prompt (clip skip, negative and empty prompts), the time
-// ids, and whole txt2img / img2img runs (relative L2 ≤ 1e-3); every scheduler through SDXL's
-// added conditions; what an SDXL folder without its second encoder gets.
+// SDXL model: both tokenizers, encode_prompt (clip skip, negative and empty prompts), weighted
+// prompts, the time ids, and whole txt2img / img2img runs (relative L2 ≤ 1e-3); every scheduler
+// through SDXL's added conditions; what an SDXL folder without its second encoder gets.
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -98,12 +98,24 @@ static void test_encode_prompt(void** state) {
   assert_close(empty.embeds, g(ref, "pipeline.negative_prompt_embeds.empty_string"), 1e-4, "negative_prompt_embeds \"\"");
   assert_close(empty.pooled, g(ref, "pipeline.negative_pooled_prompt_embeds.empty_string"), 1e-4,
                "negative_pooled_prompt_embeds \"\"");
-  try {
-    sd->encode_prompts(prompts, 0, pipeline::PromptSyntax::Weighted);
-    fail_msg("weighted prompts were taken by an SDXL model");
-  } catch (const Error& e) {
-    assert_int_equal(e.status(), BIOESP_ERR_UNSUPPORTED);
-  }
+}
+
+// A1111's syntax with SDXL: without emphasis a one-window prompt reads as the plain one; weights
+// change only the hidden states; BREAK adds a window and the pooled output is the first window's.
+static void test_weighted_prompts(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  const auto W = pipeline::PromptSyntax::Weighted;
+  auto plain = sd->encode_prompts({"colibrí de selva"}, 0);
+  auto same = sd->encode_prompts({"colibrí de selva"}, 0, W);
+  assert_close(same.embeds, plain.embeds, 1e-6, "weighted without emphasis = plain");
+  assert_close(same.pooled, plain.pooled, 1e-6, "its pooled output");
+  auto strong = sd->encode_prompts({"(colibrí:1.5) de selva"}, 0, W);
+  assert_true(rel_err(strong.embeds, plain.embeds) > 1e-3);
+  auto two = sd->encode_prompts({"colibrí de selva BREAK rana"}, 0, W);
+  assert_int_equal(two.embeds.size(1), 154);
+  assert_close(two.embeds.slice(1, 0, 77), plain.embeds, 1e-6, "the first window");
+  assert_close(two.pooled, plain.pooled, 1e-6, "pooled from the first window");
 }
 
 // _get_add_time_ids: sizes default to the image's, crops to 0; the negative half takes the
@@ -254,7 +266,8 @@ static void test_incomplete_folder(void** state) {
 int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_tokenizers),  cmocka_unit_test(test_encode_prompt), cmocka_unit_test(test_time_ids),
+      cmocka_unit_test(test_tokenizers),  cmocka_unit_test(test_encode_prompt), cmocka_unit_test(test_weighted_prompts),
+      cmocka_unit_test(test_time_ids),
       cmocka_unit_test(test_golden_cases), cmocka_unit_test(test_schedulers),   cmocka_unit_test(test_animate),
       cmocka_unit_test(test_incomplete_folder),
   };

@@ -191,9 +191,9 @@ class StableDiffusion {
 
   // Prompt embeddings as the pipeline feeds the UNet: plain, [B, 77, D] (a longer prompt cut,
   // `truncated` told the cut text); weighted, [B, 77·W, D] for the W windows the longest prompt
-  // needs, shorter prompts filled with empty windows. SDXL (plain only) as its encode_prompt:
-  // both encoders' hidden states `clip_skip` layers before the penultimate one, concatenated,
-  // and the second's pooled projection.
+  // needs, shorter prompts filled with empty windows. SDXL as its encode_prompt: both encoders'
+  // hidden states `clip_skip` layers before the penultimate one, concatenated, and the second's
+  // pooled projection (weighted: the first window's).
   PromptEmbeds encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
                                PromptSyntax syntax = PromptSyntax::Plain,
                                const std::function<void(const std::string&)>& truncated = {});
@@ -282,7 +282,7 @@ class StableDiffusion {
   // order: the original's latents (ordinary UNets, or strength < 1), the noise, the masked image's.
   torch::Tensor start_inpainting(const InpaintImages& in, const GenerateOptions& g, sched::Scheduler& scheduler,
                                  int64_t begin, int64_t N, at::Generator& gen, InpaintLatents& out);
-  torch::Tensor encode_weighted(const std::vector<std::string>& prompts, int clip_skip);
+  PromptEmbeds encode_weighted(const std::vector<std::string>& prompts, int clip_skip);
   // Prompt embeddings of one length: the shorter filled with empty windows.
   void pad_to_longest(std::vector<torch::Tensor>& embeds, int clip_skip);
   // The UNet's encoder_hidden_states for N images: with guidance the negative prompt's, then
@@ -291,7 +291,10 @@ class StableDiffusion {
   // The negative half for B prompts: the negative prompt encoded, or zeros (SDXL's
   // force_zeros_for_empty_prompt without one) shaped as `positive`.
   PromptEmbeds negative_embeds(const GenerateOptions& g, size_t B, const PromptEmbeds& positive);
-  PromptEmbeds encode_sdxl(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip);
+  // Both encoders' readings concatenated and the pooled projection; `weights` [B, L]: A1111's
+  // emphasis on each encoder's states.
+  PromptEmbeds encode_sdxl(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip,
+                           const torch::Tensor& weights = {});
   struct Embedding {
     std::string token;
     torch::Tensor vectors;  // [N, D] in the text encoder's dtype and device

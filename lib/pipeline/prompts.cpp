@@ -39,21 +39,21 @@ torch::Tensor token_ids(const text::ClipTokenizer& tokenizer, const std::vector<
 
 PromptEmbeds StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip, PromptSyntax syntax,
                                              const std::function<void(const std::string&)>& truncated) {
-  if (syntax == PromptSyntax::Weighted) {
-    if (sdxl()) fail(BIOESP_ERR_UNSUPPORTED, "weighted prompts (A1111's syntax) are not supported with SDXL models yet: use the plain syntax");
-    return {encode_weighted(prompts, clip_skip), {}};
-  }
+  if (syntax == PromptSyntax::Weighted) return encode_weighted(prompts, clip_skip);
   auto ids = token_ids(*tokenizer_, prompts, truncated).to(device_);
   if (!sdxl()) return {text_encoder_->encode(ids, clip_skip), {}};
   // The same vocabulary cuts the same text: told once.
   return encode_sdxl(ids, token_ids(*tokenizer_2_, prompts, {}).to(device_), clip_skip);
 }
 
-torch::Tensor StableDiffusion::encode_weighted(const std::vector<std::string>& prompts, int clip_skip) {
-  std::vector<std::vector<text::PromptChunk>> windows;
+PromptEmbeds StableDiffusion::encode_weighted(const std::vector<std::string>& prompts, int clip_skip) {
+  // SDXL's second tokenizer makes the same windows with its own padding.
+  std::vector<std::vector<text::PromptChunk>> windows, windows_2;
   size_t count = 0;
   for (const auto& p : prompts) {
-    windows.push_back(text::chunk_prompt(*tokenizer_, text::parse_prompt_attention(p)));
+    const auto parsed = text::parse_prompt_attention(p);
+    windows.push_back(text::chunk_prompt(*tokenizer_, parsed));
+    if (sdxl()) windows_2.push_back(text::chunk_prompt(*tokenizer_2_, parsed));
     count = std::max(count, windows.back().size());
   }
   const size_t tokens = static_cast<size_t>(tokenizer_->max_length() - 2);
@@ -62,20 +62,32 @@ torch::Tensor StableDiffusion::encode_weighted(const std::vector<std::string>& p
                                           " tokens; at most " + std::to_string(kMaxPromptWindows) + " (" +
                                           std::to_string(kMaxPromptWindows * tokens) + " tokens)");
   const auto empty = text::chunk_prompt(*tokenizer_, {{"", 1.0}}).front();
+  const auto empty_2 = sdxl() ? text::chunk_prompt(*tokenizer_2_, {{"", 1.0}}).front() : empty;
   const auto B = static_cast<int64_t>(prompts.size());
+  auto batch = [&](const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong).view({B, -1}).to(device_); };
   std::vector<torch::Tensor> parts;
+  torch::Tensor pooled;
   for (size_t w = 0; w < count; ++w) {  // window w of every prompt at once, as A1111 batches them
-    std::vector<int64_t> ids;
+    std::vector<int64_t> ids, ids_2;
     std::vector<float> weights;
-    for (const auto& p : windows) {
-      const auto& c = w < p.size() ? p[w] : empty;
+    for (size_t i = 0; i < windows.size(); ++i) {
+      const auto& c = w < windows[i].size() ? windows[i][w] : empty;
       ids.insert(ids.end(), c.ids.begin(), c.ids.end());
       weights.insert(weights.end(), c.weights.begin(), c.weights.end());
+      if (!sdxl()) continue;
+      const auto& c2 = w < windows_2[i].size() ? windows_2[i][w] : empty_2;
+      ids_2.insert(ids_2.end(), c2.ids.begin(), c2.ids.end());
     }
-    auto hidden = text_encoder_->encode(torch::tensor(ids, torch::kLong).view({B, -1}).to(device_), clip_skip);
-    parts.push_back(apply_prompt_weights(hidden, torch::tensor(weights).view({B, -1}).to(device_)));
+    auto wt = torch::tensor(weights).view({B, -1}).to(device_);
+    if (!sdxl()) {
+      parts.push_back(apply_prompt_weights(text_encoder_->encode(batch(ids), clip_skip), wt));
+      continue;
+    }
+    auto e = encode_sdxl(batch(ids), batch(ids_2), clip_skip, wt);
+    parts.push_back(e.embeds);
+    if (w == 0) pooled = e.pooled;  // A1111's SDXL conditioner pools the first window
   }
-  return torch::cat(parts, 1);
+  return {torch::cat(parts, 1), pooled};
 }
 
 torch::Tensor StableDiffusion::pad_prompt_embeds(const torch::Tensor& embeds, int64_t tokens, int clip_skip) {
