@@ -1,6 +1,8 @@
 // LoRA files attached as runtime adapters: UNet outputs against diffusers' load_lora_weights for
 // the diffusers, kohya and legacy-checkpoint layouts at scales 1.0 and 0.5, a full image, and
-// the workshop's LoRA on the full-size SD 1.x UNet.
+// the workshop's LoRA on the full-size SD 1.x UNet. SDXL: the tiny model's UNet (with its added
+// conditions) and both text encoders against diffusers for its LoRA in the diffusers, PEFT and
+// kohya layouts, and a LoRA of every layer of the full-size SDXL in kohya's names.
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
@@ -8,10 +10,13 @@
 
 #include "config/model_config.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "io/single_file.h"
 #include "io/weights.h"
 #include "lora/adapter.h"
+#include "models/clip_text.h"
 #include "models/loader.h"
 #include "models/unet.h"
 #include "pipeline/pipeline.h"
@@ -281,12 +286,194 @@ static void test_workshop_lora_on_sd1(void** state) {
   assert_int_equal(attached, 128);  // zero unmatched keys
 }
 
+// The tiny SDXL's UNet and text encoders, from its folder.
+struct TinyXL {
+  models::UNet2DConditionModel unet{nullptr};
+  models::CLIPTextModel text_encoder{nullptr}, text_encoder_2{nullptr};
+  std::map<std::string, torch::nn::Module*> roots() {
+    return {{"unet", unet.get()}, {"text_encoder", text_encoder.get()}, {"text_encoder_2", text_encoder_2.get()}};
+  }
+  std::map<std::string, std::vector<std::string>> modules() {
+    std::map<std::string, std::vector<std::string>> out;
+    for (const auto& [component, root] : roots())
+      for (const auto& item : root->named_modules()) out[component].push_back(item.key());
+    return out;
+  }
+};
+
+static TinyXL tiny_sdxl() {
+  const std::string dir = path_join(ref_dir(), "models/tiny-sdxl");
+  auto weights = io::open_weights(dir, {});
+  auto config = [&](const char* c) { return io::read_text_file(dir + "/" + c + "/config.json"); };
+  TinyXL m;
+  m.unet = models::UNet2DConditionModel(config::parse_unet(config("unet"), "unet"));
+  m.text_encoder = models::CLIPTextModel(config::parse_clip_text(config("text_encoder"), "text_encoder"));
+  m.text_encoder_2 = models::CLIPTextModel(config::parse_clip_text(config("text_encoder_2"), "text_encoder_2"));
+  for (auto& [component, root] : m.roots()) {
+    models::load_state(*root, weights, component, component);
+    root->eval();
+  }
+  return m;
+}
+
+static void attach_all(TinyXL& m, const io::WeightSet& file, const std::string& name, double scale) {
+  for (const auto& [component, pairs] : lora::parse(file, m.modules()))
+    lora::attach(*m.roots().at(component), pairs, name, scale, torch::kCPU, torch::kFloat32, component);
+}
+
+static void set_scale_all(TinyXL& m, const std::string& name, double scale) {
+  for (auto& [component, root] : m.roots()) assert_true(lora::set_scale(*root, name, scale));
+}
+
+static void detach_all(TinyXL& m, const std::string& name) {
+  for (auto& [component, root] : m.roots()) lora::detach(*root, name);
+}
+
+static io::WeightSet sdxl_golden(const char* file) { return io::read_safetensors(path_join(ref_dir(), (std::string("golden/tiny-sdxl/") + file).c_str())); }
+
+static torch::Tensor tensor_of(const io::WeightSet& set, const std::string& name) {
+  const io::Tensor* t = set.find("", name);
+  if (!t) fail_msg("the golden file has no %s", name.c_str());
+  return models::to_torch(*t).clone();
+}
+
+static void check_close(const torch::Tensor& out, const torch::Tensor& ref, const std::string& what) {
+  double err = ((out - ref).norm() / ref.norm()).item<double>();
+  print_message("%-44s relative L2 error %.2g\n", what.c_str(), err);
+  if (!(err <= 1e-4)) fail_msg("%s: relative L2 error %.3g", what.c_str(), err);
+}
+
+// The UNet call of golden/tiny-sdxl/unet.safetensors, and the prompt embeddings of the three
+// prompts as StableDiffusionXLPipeline.encode_prompt makes them (both penultimate layers side by
+// side, the second encoder's projected pooled output), against lora_apply.safetensors.
+static void check_sdxl(TinyXL& m, const std::string& scale, const std::string& what) {
+  torch::NoGradGuard no_grad;
+  static const io::WeightSet unet_in = sdxl_golden("unet.safetensors"), text = sdxl_golden("text_encoders.safetensors"),
+                             want = sdxl_golden("lora_apply.safetensors");
+  models::UNetExtra extra;
+  extra.text_embeds = tensor_of(unet_in, "text_embeds");
+  extra.time_ids = tensor_of(unet_in, "time_ids");
+  auto out = m.unet->forward(tensor_of(unet_in, "sample"), tensor_of(unet_in, "timestep"),
+                             tensor_of(unet_in, "encoder_hidden_states"), extra);
+  check_close(out, tensor_of(want, scale.empty() ? "base.unet" : "unet.scale" + scale), what + ": UNet");
+  if (scale.empty()) return;
+  auto one = m.text_encoder->forward(tensor_of(text, "tokenizer.input_ids"), true);
+  auto two = m.text_encoder_2->forward(tensor_of(text, "tokenizer_2.input_ids"), true);
+  auto embeds = torch::cat({one.hidden_states.end()[-2], two.hidden_states.end()[-2]}, -1);
+  check_close(embeds, tensor_of(want, "prompt_embeds.scale" + scale), what + ": prompt_embeds");
+  check_close(two.text_embeds, tensor_of(want, "pooled_prompt_embeds.scale" + scale), what + ": pooled_prompt_embeds");
+}
+
+// The golden diffusers file in another naming: PEFT's lora_A/lora_B, or kohya's (lora_unet_ with
+// the UNet's original names, lora_te1_, lora_te2_, an alpha equal to the rank).
+static io::WeightSet renamed(const io::WeightSet& diffusers, TinyXL& m, Naming naming) {
+  std::map<std::string, std::string> original;
+  for (const auto& [n, o] : io::ldm_unet_names(m.modules()["unet"])) original[n] = o;
+  io::WeightSet out;
+  for (io::Tensor t : diffusers.tensors) {
+    std::string key = t.name, component;
+    bool down = false;
+    for (const char* suffix : {".lora.down.weight", ".lora_linear_layer.down.weight"}) down = down || take_suffix(key, suffix);
+    for (const char* suffix : {".lora.up.weight", ".lora_linear_layer.up.weight"}) take_suffix(key, suffix);
+    for (const char* c : {"unet", "text_encoder_2", "text_encoder"})
+      if (component.empty() && take_prefix(key, std::string(c) + ".")) component = c;
+    if (naming == Naming::peft) {
+      t.name = component + "." + key + (down ? ".lora_A.weight" : ".lora_B.weight");
+    } else {
+      std::string stem = lora::kohya_name(component, component == "unet" ? original.at(key) : key);
+      if (component == "text_encoder") stem = "lora_te1_" + stem.substr(8);
+      t.name = stem + (down ? ".lora_down.weight" : ".lora_up.weight");
+      if (down) out.tensors.push_back(models::from_torch(stem + ".alpha", torch::tensor(static_cast<float>(t.shape[0]))));
+    }
+    out.tensors.push_back(t);
+  }
+  out.sort();
+  return out;
+}
+
+static void test_sdxl_lora_outputs(void** state) {
+  (void)state;
+  TinyXL m = tiny_sdxl();
+  check_sdxl(m, "", "SDXL, no LoRA");
+  const auto diffusers = sdxl_golden("lora/pytorch_lora_weights.safetensors");
+  auto parsed = lora::parse(diffusers, m.modules());
+  assert_int_equal(parsed["unet"].size() + parsed["text_encoder"].size() + parsed["text_encoder_2"].size(), 488 / 2);
+  struct { const char* flavour; io::WeightSet file; } files[] = {
+      {"diffusers", diffusers}, {"PEFT", renamed(diffusers, m, Naming::peft)}, {"kohya", renamed(diffusers, m, Naming::kohya)}};
+  for (const auto& f : files) {
+    attach_all(m, f.file, "bio", 1.0);
+    check_sdxl(m, "1.0", std::string(f.flavour) + " at 1.0");
+    set_scale_all(m, "bio", 0.5);
+    check_sdxl(m, "0.5", std::string(f.flavour) + " at 0.5");
+    detach_all(m, "bio");
+    check_sdxl(m, "", "removed");
+  }
+  // Several at once: two at half scale equal one at full scale.
+  attach_all(m, files[0].file, "a", 0.5);
+  attach_all(m, files[2].file, "b", 0.5);
+  check_sdxl(m, "1.0", "diffusers and kohya at 0.5 each");
+}
+
+// A LoRA of every Linear and Conv2d of the full-size SDXL UNet (in kohya's original names and in
+// diffusers' underscored ones) and of both text encoders (lora_te1_, lora_te2_): every key lands.
+static void test_full_size_sdxl_lora(void** state) {
+  (void)state;
+  json c = json::parse(io::read_text_file(path_join(ref_dir(), "manifests/configs.json")));
+  models::BuildScope meta(torch::TensorOptions().device(torch::kMeta));  // shapes only, no memory
+  json clip_g = c["clip_g"];
+  clip_g["architectures"] = {"CLIPTextModelWithProjection"};
+  TinyXL m;
+  m.unet = models::UNet2DConditionModel(config::parse_unet(c["sdxl.unet"].dump(), "sdxl.unet"));
+  m.text_encoder = models::CLIPTextModel(config::parse_clip_text(c["clip_l"].dump(), "clip_l"));
+  m.text_encoder_2 = models::CLIPTextModel(config::parse_clip_text(clip_g.dump(), "clip_g"));
+  const auto modules = m.modules();
+  std::map<std::string, std::string> original;
+  for (const auto& [n, o] : io::ldm_unet_names(modules.at("unet"))) original[n] = o;
+  struct { const char* component; const char* manifest; } parts[] = {
+      {"unet", "sdxl.unet"}, {"text_encoder", "sdxl.text_encoder"}, {"text_encoder_2", "sdxl.text_encoder_2"}};
+  for (bool sgm : {true, false}) {
+    io::WeightSet file;
+    std::map<std::string, size_t> layers;
+    at::Generator gen = at::detail::createCPUGenerator(7);
+    for (const auto& p : parts) {
+      json manifest = json::parse(io::read_text_file(path_join(ref_dir(), (std::string("manifests/") + p.manifest + ".json").c_str())));
+      for (const auto& [key, v] : manifest.items()) {
+        auto w = v[0].get<std::vector<int64_t>>();
+        std::string module = key;
+        if (!take_suffix(module, ".weight") || (w.size() != 2 && w.size() != 4) || module.find("embeddings.") != std::string::npos) continue;
+        std::string stem = p.component == std::string("unet") ? lora::kohya_name("unet", sgm ? original.at(module) : module)
+                           : p.component == std::string("text_encoder") ? "lora_te1_" + lora::kohya_name("text_encoder", module).substr(8)
+                                                                        : lora::kohya_name("text_encoder_2", module);
+        std::vector<int64_t> down{2, w[1]}, up{w[0], 2};
+        if (w.size() == 4) down.insert(down.end(), {w[2], w[3]}), up.insert(up.end(), {1, 1});
+        file.tensors.push_back(models::from_torch(stem + ".lora_down.weight", at::randn(down, gen) * 0.01));
+        file.tensors.push_back(models::from_torch(stem + ".lora_up.weight", at::randn(up, gen) * 0.01));
+        file.tensors.push_back(models::from_torch(stem + ".alpha", torch::tensor(1.0f)));
+        ++layers[p.component];
+      }
+    }
+    file.sort();
+    auto parsed = lora::parse(file, modules);  // throws naming any key left unmatched
+    for (const auto& p : parts) {
+      assert_int_equal(parsed[p.component].size(), layers[p.component]);
+      lora::attach(*m.roots().at(p.component), parsed[p.component], "all", 1.0, torch::kCPU, torch::kFloat32, p.component);
+      size_t n = 0;
+      for (const auto& item : m.roots().at(p.component)->named_modules())
+        if (auto* l = models::adaptable(item.value())) n += l->adapters.size();
+      assert_int_equal(n, layers[p.component]);
+    }
+    print_message("full-size SDXL, UNet in %s names: %zu + %zu + %zu layers adapted\n", sgm ? "original" : "diffusers",
+                  layers["unet"], layers["text_encoder"], layers["text_encoder_2"]);
+  }
+}
+
 int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unet_outputs), cmocka_unit_test(test_pipeline_image),
       cmocka_unit_test(test_refusals), cmocka_unit_test(test_workshop_lora_on_sd1),
       cmocka_unit_test(test_all_layers_lora_on_sd1), cmocka_unit_test(test_conv_lora_numerics),
-      cmocka_unit_test(test_lora_shapes_and_refusals)};
+      cmocka_unit_test(test_lora_shapes_and_refusals), cmocka_unit_test(test_sdxl_lora_outputs),
+      cmocka_unit_test(test_full_size_sdxl_lora)};
   return cmocka_run_group_tests(tests, setup, NULL);
 }
