@@ -409,7 +409,7 @@ typedef struct bioesp_generate_options {
   size_t struct_size;
   const char* const* prompts; /* num_prompts prompts, one batch entry each */
   size_t num_prompts;
-  const char* negative_prompt; /* NULL or "": unconditional */
+  const char* negative_prompt; /* NULL or "": unconditional (SDXL: see micro-conditioning below) */
   int steps;                   /* default 50 */
   float guidance;              /* default 7.5; classifier-free guidance when > 1 */
   uint64_t seed;               /* CPU generator seed, as torch.Generator("cpu").manual_seed */
@@ -482,6 +482,20 @@ typedef struct bioesp_generate_options {
    * uncached one (see docs/performance.md). 0 or 1 (default): off. */
   int cache_interval;
   int cache_branch;
+  /* SDXL's micro-conditioning (StableDiffusionXLPipeline's original_size, crops_coords_top_left,
+   * target_size and their negative_* counterparts), in pixels; other models ignore them. Sizes 0
+   * (default) are the image's; crops default to 0. With no negative_* value set the negative half
+   * takes the positive values, as diffusers does; unset negative sizes are the positive ones. negative_prompt NULL gives an SDXL model with
+   * force_zeros_for_empty_prompt (base 1.0) zero negative embeddings; "" encodes the empty text. */
+  int original_width, original_height;
+  int crop_left, crop_top;
+  int target_width, target_height;
+  int negative_original_width, negative_original_height;
+  int negative_crop_left, negative_crop_top;
+  int negative_target_width, negative_target_height;
+  /* SDXL refiners (requires_aesthetics_score in model_index.json): the aesthetic score in place
+   * of the target size; defaults 6 and 2.5 as diffusers' */
+  float aesthetic_score, negative_aesthetic_score;
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);

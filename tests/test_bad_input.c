@@ -403,9 +403,9 @@ static void test_config_values(void** state) {
                        "'scaling_factor' must be a number above 0");
   expect_model_refused(model_with("shift", "vae/config.json", "c['shift_factor'] = 0.1159"), BIOESP_ERR_UNSUPPORTED,
                        "'shift_factor' = 0.1159 is not supported");
-  /* An SDXL folder is refused as it loads (before its weights are read), not at its first step. */
-  expect_model_refused(path_join(ref_dir(), "models/tiny-sdxl"), BIOESP_ERR_UNSUPPORTED,
-                       "unet/config.json: addition_embed_type 'text_time' is SDXL's conditioning");
+  /* A UNet with SDXL's added conditions in a folder without SDXL's second text encoder. */
+  expect_model_refused(model_with("xl-unet", "unet/config.json", "c['addition_embed_type'] = 'text_time'"),
+                       BIOESP_ERR_NOT_FOUND, "text_encoder_2/ is missing");
   expect_model_refused(model_with("beta-neg", "scheduler/scheduler_config.json", "c['beta_start'] = -0.001"),
                        BIOESP_ERR_FORMAT, "beta_start");
   expect_model_refused(model_with("beta-big", "scheduler/scheduler_config.json", "c['beta_end'] = 1.5"),

@@ -118,7 +118,7 @@ static void test_unet_with_residuals(void** state) {
 static pipeline::GenerateOptions golden_options(const json& call, uint64_t seed) {
   pipeline::GenerateOptions g;
   g.prompts = {call["prompt"].get<std::string>()};
-  g.negative_prompt = call["negative_prompt"];
+  g.negative_prompt = call["negative_prompt"].get<std::string>();
   g.steps = call["num_inference_steps"];
   g.guidance = call["guidance_scale"];
   g.seed = seed;

@@ -61,6 +61,24 @@ static bioesp_image image_at(const bioesp_images* set, size_t i) {
   return img;
 }
 
+/* The mean absolute difference in 8-bit levels between image `index` of `images` and golden image
+ * `key` of `file` (H×W×3 floats in [0, 1]). */
+static double golden_difference(const bioesp_images* images, size_t index, const char* file, const char* key) {
+  bioesp_image img = image_at(images, index);
+  bioesp_weights* golden = NULL;
+  assert_int_equal(bioesp_weights_open(path_join(ref_dir(), file), NULL, &golden), BIOESP_OK);
+  size_t at;
+  assert_int_equal(bioesp_weights_find(golden, NULL, key, &at), BIOESP_OK);
+  size_t n = (size_t)img.width * img.height * 3;
+  float* ref = malloc(n * sizeof(float));
+  assert_int_equal(bioesp_weights_read(golden, at, BIOESP_DTYPE_F32, ref, n * sizeof(float)), BIOESP_OK);
+  double total = 0;
+  for (size_t i = 0; i < n; ++i) total += fabs((double)img.pixels[i] - round(ref[i] * 255.0));
+  free(ref);
+  bioesp_weights_close(golden);
+  return total / n;
+}
+
 static void test_png_matches_diffusers(void** state) {
   (void)state;
   bioesp_generate_options g = golden_options();
@@ -79,21 +97,47 @@ static void test_png_matches_diffusers(void** state) {
   assert_int_equal(img.height, 128);
   assert_int_equal(img.channels, 3);
 
-  bioesp_weights* golden = NULL;
-  assert_int_equal(bioesp_weights_open(path_join(ref_dir(), "golden/tiny-sd1/pipeline.safetensors"), NULL, &golden), BIOESP_OK);
-  size_t index;
-  assert_int_equal(bioesp_weights_find(golden, NULL, "ddim.steps10", &index), BIOESP_OK);
-  size_t n = 128 * 128 * 3;
-  float* ref = malloc(n * sizeof(float));
-  assert_int_equal(bioesp_weights_read(golden, index, BIOESP_DTYPE_F32, ref, n * sizeof(float)), BIOESP_OK);
-  double total = 0;
-  for (size_t i = 0; i < n; ++i) total += fabs((double)img.pixels[i] - round(ref[i] * 255.0));
-  double mad = total / n;
+  double mad = golden_difference(back, 0, "golden/tiny-sd1/pipeline.safetensors", "ddim.steps10");
   print_message("PNG vs diffusers rounded to 8 bits: mean absolute difference %.4f / 255\n", mad);
   assert_true(mad <= 1.0);
-  free(ref);
-  bioesp_weights_close(golden);
   bioesp_images_free(back);
+}
+
+/* SDXL through the C API: micro-conditioning set by name reaches the UNet (diffusers' 64×128
+ * micro-conditioning image), a NULL negative prompt gives diffusers' zero negative embeddings. */
+static void test_sdxl(void** state) {
+  (void)state;
+  bioesp_model* xl = NULL;
+  assert_int_equal(bioesp_model_load(path_join(ref_dir(), "models/tiny-sdxl"), NULL, &xl), BIOESP_OK);
+  bioesp_generate_options g;
+  bioesp_generate_options_init(&g);
+  assert_float_equal(g.aesthetic_score, 6.0f, 0);
+  g.prompts = kPrompt;
+  g.num_prompts = 1;
+  g.steps = 10;
+  g.guidance = 5.0f;
+  g.seed = 1234;
+  bioesp_images* images = NULL;
+  assert_int_equal(bioesp_generate(xl, &g, &images), BIOESP_OK);
+  double mad = golden_difference(images, 0, "golden/tiny-sdxl/pipeline.safetensors", "euler.steps10.negative_none_zeros");
+  print_message("SDXL, no negative prompt, vs diffusers: %.4f / 255\n", mad);
+  assert_true(mad <= 1.0);
+  bioesp_images_free(images);
+
+  g.negative_prompt = "blurry, low quality";
+  g.width = 128;
+  g.height = 64;
+  const char* micro[][2] = {{"original_width", "192"}, {"original_height", "96"}, {"crop_left", "8"},
+                            {"crop_top", "4"},         {"target_width", "128"},   {"target_height", "64"}};
+  for (size_t i = 0; i < sizeof micro / sizeof micro[0]; ++i)
+    assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_GENERATE, &g, micro[i][0], micro[i][1]), BIOESP_OK);
+  assert_int_equal(bioesp_generate(xl, &g, &images), BIOESP_OK);
+  mad = golden_difference(images, 0, "golden/tiny-sdxl/pipeline.safetensors", "euler.64x128.micro_conditioning");
+  print_message("SDXL micro-conditioning vs diffusers: %.4f / 255\n", mad);
+  assert_true(mad <= 1.0);
+  bioesp_images_free(images);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_GENERATE, &g, "aesthetic_score", "11"), BIOESP_ERR_INVALID_ARGUMENT);
+  bioesp_model_free(xl);
 }
 
 static int count_progress(void* user, const bioesp_progress* p) {
@@ -663,6 +707,6 @@ int main(void) {
       cmocka_unit_test(test_models_run_concurrently), cmocka_unit_test(test_cancel),
       cmocka_unit_test(test_img2img_inputs), cmocka_unit_test(test_jpeg_decoding),
       cmocka_unit_test(test_vae_tiles), cmocka_unit_test(test_bad_requests),
-      cmocka_unit_test(test_prompt_syntax), cmocka_unit_test(test_embeddings)};
+      cmocka_unit_test(test_prompt_syntax), cmocka_unit_test(test_embeddings), cmocka_unit_test(test_sdxl)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }

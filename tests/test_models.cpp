@@ -50,8 +50,9 @@ static void assert_close(const torch::Tensor& out, const torch::Tensor& ref, dou
 }
 
 template <class Module, class Config>
-Module load(const std::string& component, Config (*parse)(const std::string&, const std::string&)) {
-  std::string dir = model_dir() + "/" + component;
+Module load(const std::string& component, Config (*parse)(const std::string&, const std::string&),
+            const std::string& model = model_dir()) {
+  std::string dir = model + "/" + component;
   Module m(parse(io::read_text_file(dir + "/config.json"), component + "/config.json"));
   auto set = io::open_weights(dir, {});
   models::load_state(*m, set, "", component);
@@ -239,6 +240,95 @@ static void test_vae(void** state) {
   assert_true(((tile_stats - decoded).norm() / decoded.norm()).item<double>() > 1e-2);
 }
 
+static std::string xl_dir() { return path_join(ref_dir(), "models/tiny-sdxl"); }
+
+static io::WeightSet golden_xl(const char* name) {
+  return io::read_safetensors(path_join(path_join(ref_dir(), "golden/tiny-sdxl"), name));
+}
+
+// Every hidden state, the pooled output and SDXL's penultimate reading (not through the final
+// layer norm) of one tiny-sdxl text encoder, against transformers'.
+static void check_encoder(models::CLIPTextModel& te, const io::WeightSet& ref, const std::string& name, size_t layers) {
+  auto out = te->forward(g(ref, (name == "text_encoder" ? "tokenizer" : "tokenizer_2") + std::string(".input_ids")), true);
+  assert_close(out.last_hidden_state, g(ref, name + ".last_hidden_state"), 1e-4, (name + " last_hidden_state").c_str());
+  assert_int_equal(out.hidden_states.size(), layers + 1);
+  for (size_t i = 0; i <= layers; ++i) {
+    std::string key = name + ".hidden_states." + std::to_string(i);
+    assert_close(out.hidden_states[i], g(ref, key), 1e-4, key.c_str());
+  }
+  assert_close(te->skipped_hidden_state(out, 0), g(ref, name + ".penultimate"), 1e-4, (name + " penultimate").c_str());
+  if (name == "text_encoder")
+    assert_close(out.pooler_output, g(ref, name + ".pooler_output"), 1e-4, "text_encoder pooler_output");
+  else
+    assert_close(out.text_embeds, g(ref, name + ".text_embeds"), 1e-4, "text_encoder_2 text_embeds (projected)");
+  try {
+    te->skipped_hidden_state(out, static_cast<int>(layers));
+    fail_msg("%s: clip_skip %zu left no layer and was accepted", name.c_str(), layers);
+  } catch (const Error& e) {
+    assert_non_null(strstr(e.what(), "before the penultimate"));
+  }
+}
+
+// SDXL's CLIPTextModel and CLIPTextModelWithProjection (text_projection, no bias; pooled at the
+// highest id with eos_token_id 2, whichever the padding).
+static void test_sdxl_text_encoders(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto ref = golden_xl("text_encoders.safetensors");
+  auto te = load<models::CLIPTextModel>("text_encoder", config::parse_clip_text, xl_dir());
+  assert_false(te->config().with_projection);
+  check_encoder(te, ref, "text_encoder", 2);
+  auto te2 = load<models::CLIPTextModel>("text_encoder_2", config::parse_clip_text, xl_dir());
+  assert_true(te2->config().with_projection);
+  assert_int_equal(te2->text_projection->weight.size(0), 16);
+  check_encoder(te2, ref, "text_encoder_2", 3);
+}
+
+// The UNet with SDXL's added conditions: text_embeds and the 6 time ids' sinusoidal embedding
+// through add_embedding, added to the time embedding.
+static void test_sdxl_unet(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto unet = load<models::UNet2DConditionModel>("unet", config::parse_unet, xl_dir());
+  assert_string_equal(unet->config().addition_embed_type.c_str(), "text_time");
+  auto ref = golden_xl("unet.safetensors");
+  models::UNetExtra extra;
+  extra.text_embeds = g(ref, "text_embeds");
+  extra.time_ids = g(ref, "time_ids");
+  auto sample = g(ref, "sample"), ctx = g(ref, "encoder_hidden_states");
+  auto out = unet->forward(sample, g(ref, "timestep"), ctx, extra);
+  assert_close(out, g(ref, "out"), 1e-4, "sdxl unet out");
+  models::UNetExtra first;
+  first.text_embeds = extra.text_embeds.slice(0, 0, 1);
+  first.time_ids = extra.time_ids.slice(0, 0, 1);
+  auto out500 = unet->forward(g(ref, "sample_t500"), torch::tensor(500), ctx.slice(0, 0, 1), first);
+  assert_close(out500, g(ref, "out_t500"), 1e-4, "sdxl unet out_t500 (scalar timestep)");
+  // The size ids matter: the second item's ids on the first change its output.
+  first.time_ids = extra.time_ids.slice(0, 1, 2);
+  auto moved = unet->forward(g(ref, "sample_t500"), torch::tensor(500), ctx.slice(0, 0, 1), first);
+  assert_true(((moved - out500).norm() / out500.norm()).item<double>() > 1e-3);
+  try {
+    unet->forward(sample, g(ref, "timestep"), ctx);
+    fail_msg("an SDXL UNet ran without its added conditions");
+  } catch (const Error& e) {
+    assert_non_null(strstr(e.what(), "needs text_embeds and time_ids"));
+  }
+}
+
+// SDXL's VAE: scaling_factor 0.13025 and force_upcast from its config.
+static void test_sdxl_vae(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto vae = load<models::AutoencoderKL>("vae", config::parse_vae, xl_dir());
+  assert_float_equal(vae->config().scaling_factor, 0.13025, 1e-12);
+  assert_true(vae->config().force_upcast);
+  auto ref = golden_xl("vae.safetensors");
+  assert_close(vae->decode(g(ref, "latents") / vae->config().scaling_factor), g(ref, "decoded"), 1e-4, "sdxl vae decoded");
+  auto post = vae->encode(g(ref, "image"));
+  assert_close(post.mean, g(ref, "posterior_mean"), 1e-4, "sdxl posterior mean");
+  assert_close(post.std, g(ref, "posterior_std"), 1e-4, "sdxl posterior std");
+}
+
 static json manifest(const std::string& name) {
   return json::parse(io::read_text_file(path_join(path_join(ref_dir(), "manifests"), (name + ".json").c_str())));
 }
@@ -350,6 +440,8 @@ int main(void) {
       cmocka_unit_test(test_step_cache),
       cmocka_unit_test(test_vae),                 cmocka_unit_test(test_full_size_manifests),
       cmocka_unit_test(test_workshop_lora_fits_sd1), cmocka_unit_test(test_mismatch_report),
+      cmocka_unit_test(test_sdxl_text_encoders),  cmocka_unit_test(test_sdxl_unet),
+      cmocka_unit_test(test_sdxl_vae),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

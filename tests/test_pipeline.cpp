@@ -77,7 +77,7 @@ static void test_golden_cases(void** state) {
     pipeline::GenerateOptions g;
     if (c["prompt"].is_array()) g.prompts = c["prompt"].get<std::vector<std::string>>();
     else g.prompts = {c["prompt"].get<std::string>()};
-    if (c.contains("negative_prompt")) g.negative_prompt = c["negative_prompt"];
+    if (c.contains("negative_prompt")) g.negative_prompt = c["negative_prompt"].get<std::string>();
     g.steps = c["steps"];
     g.guidance = c["guidance_scale"];
     g.seed = c["seed"];
@@ -135,7 +135,7 @@ static void test_lcm_pipeline(void** state) {
   g.scheduler = "lcm";
   auto image = lcm->generate(g);
 
-  auto embeds = lcm->encode_prompts(g.prompts, 0);
+  auto embeds = lcm->encode_prompts(g.prompts, 0).embeds;
   models::UNetExtra extra;
   extra.timestep_cond = models::guidance_embedding(torch::full({1}, 7.0f), 32);
   auto scheduler = sched::make_scheduler(lcm->scheduler_config(), g.scheduler);
@@ -205,7 +205,7 @@ static void test_lcm(void** state) {
 
   auto betas = torch::linspace(std::sqrt(0.00085), std::sqrt(0.012), 1000, torch::kFloat32).pow(2);
   auto ac = torch::cumprod(1 - betas, 0);
-  auto embeds = sd->encode_prompts(g.prompts, 0);
+  auto embeds = sd->encode_prompts(g.prompts, 0).embeds;
   auto gen = at::detail::createCPUGenerator(42);
   auto x = at::randn({1, 4, 16, 16}, gen);
   for (size_t k = 0; k < timesteps.size(); ++k) {

@@ -122,7 +122,7 @@ static void test_hostile_sizes(void** state) {
   expect_refused([&] { sd->encode_prompts({mb}, 0, pipeline::PromptSyntax::Weighted); }, BIOESP_ERR_INVALID_ARGUMENT,
                  "at most 32 (2400 tokens)");
   std::string cut;
-  auto plain = sd->encode_prompts({mb}, 0, pipeline::PromptSyntax::Plain, [&](const std::string& c) { cut = c; });
+  auto plain = sd->encode_prompts({mb}, 0, pipeline::PromptSyntax::Plain, [&](const std::string& c) { cut = c; }).embeds;
   assert_int_equal(plain.size(1), 77);
   assert_true(cut.size() > 100000);
   const std::string word(1 << 20, 'a');
@@ -230,7 +230,7 @@ static void test_windows_keep_embeddings_whole(void** state) {
 
 static torch::Tensor encode(const std::string& prompt, pipeline::PromptSyntax syntax) {
   torch::NoGradGuard no_grad;
-  return sd->encode_prompts({prompt}, 0, syntax);
+  return sd->encode_prompts({prompt}, 0, syntax).embeds;
 }
 
 static torch::Tensor hidden_states(const std::vector<int64_t>& ids) {

@@ -191,6 +191,11 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.preview_every = o.preview_every;
   r.g.cache_interval = o.cache_interval;
   r.g.cache_branch = o.cache_branch;
+  r.g.micro = {o.original_width, o.original_height, o.crop_left, o.crop_top, o.target_width, o.target_height};
+  r.g.negative_micro = {o.negative_original_width, o.negative_original_height, o.negative_crop_left,
+                        o.negative_crop_top,       o.negative_target_width,    o.negative_target_height};
+  r.g.aesthetic_score = o.aesthetic_score;
+  r.g.negative_aesthetic_score = o.negative_aesthetic_score;
   r.preview = o.preview;
   r.preview_user = o.preview_user;
   if (o.tiling && std::strcmp(o.tiling, "none") != 0) r.tiling = o.tiling;
@@ -244,7 +249,7 @@ std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::
     const auto& g = r.g;
     size_t prompt = static_cast<size_t>(i / g.images_per_prompt);
     img.text = {{"prompt", g.prompts[prompt]},
-                {"negative_prompt", g.negative_prompt},
+                {"negative_prompt", g.negative_prompt.value_or("")},
                 {"seed", std::to_string(g.seed)},
                 {"batch_index", std::to_string(i)},
                 {"steps", std::to_string(g.steps)},
@@ -488,7 +493,7 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
     for (auto v : a.seeds) seeds += (seeds.empty() ? "" : ",") + std::to_string(v);
     for (size_t i = 0; i < out->list.size(); ++i) {
       out->list[i].text = {{"keyframe_prompts", prompts}, {"keyframe_seeds", seeds}, {"frame", std::to_string(i)},
-                           {"frames", std::to_string(a.frames)}, {"negative_prompt", a.settings.negative_prompt},
+                           {"frames", std::to_string(a.frames)}, {"negative_prompt", a.settings.negative_prompt.value_or("")},
                            {"steps", std::to_string(a.settings.steps)}, {"guidance", format_number(a.settings.guidance)},
                            {"scheduler", a.settings.scheduler.empty() ? "default" : a.settings.scheduler},
                            {"software", std::string("bioesp ") + bioesp_version_string()}};
@@ -637,6 +642,8 @@ void bioesp_generate_options_init(bioesp_generate_options* o) {
   o->images_per_prompt = 1;
   o->strength = 0.8f;
   o->eta = -1.0f;
+  o->aesthetic_score = 6.0f;
+  o->negative_aesthetic_score = 2.5f;
 }
 
 bioesp_status bioesp_generate(bioesp_model* model, const bioesp_generate_options* options, bioesp_images** out) {

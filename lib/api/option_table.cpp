@@ -111,6 +111,31 @@ Row prompt_syntax() {
       "plain: as diffusers (77 tokens, brackets are words); weighted: as A1111 ((x:1.3), [x], BREAK, any length)");
 }
 
+// SDXL's size and crop conditioning and refiners' aesthetic scores.
+template <class O>
+void micro_conditioning_rows(std::vector<Row>& rows) {
+  rows.push_back(F(original_width, Int).range(0, 16384).about("SDXL: the original width it is conditioned on (0: the image's)"));
+  rows.push_back(F(original_height, Int).range(0, 16384).about("SDXL: the original height it is conditioned on (0: the image's)"));
+  rows.push_back(F(crop_left, Int).range(0, 16384).about("SDXL: the crop's left edge it is conditioned on"));
+  rows.push_back(F(crop_top, Int).range(0, 16384).about("SDXL: the crop's top edge it is conditioned on"));
+  rows.push_back(F(target_width, Int).range(0, 16384).about("SDXL: the target width it is conditioned on (0: the image's)"));
+  rows.push_back(F(target_height, Int).range(0, 16384).about("SDXL: the target height it is conditioned on (0: the image's)"));
+  rows.push_back(F(negative_original_width, Int).range(0, 16384).about(
+      "SDXL: the negative half's original width (0: the positive one's)"));
+  rows.push_back(F(negative_original_height, Int).range(0, 16384).about(
+      "SDXL: the negative half's original height (0: the positive one's)"));
+  rows.push_back(F(negative_crop_left, Int).range(0, 16384).about(
+      "SDXL: the negative half's crop left edge (once any negative_* size or crop is set)"));
+  rows.push_back(F(negative_crop_top, Int).range(0, 16384).about(
+      "SDXL: the negative half's crop top edge (once any negative_* size or crop is set)"));
+  rows.push_back(F(negative_target_width, Int).range(0, 16384).about(
+      "SDXL: the negative half's target width (0: the positive one's)"));
+  rows.push_back(F(negative_target_height, Int).range(0, 16384).about(
+      "SDXL: the negative half's target height (0: the positive one's)"));
+  rows.push_back(F(aesthetic_score, Float).range(0, 10).about("SDXL refiners: the aesthetic score conditioned on"));
+  rows.push_back(F(negative_aesthetic_score, Float).range(0, 10).about("SDXL refiners: the negative half's aesthetic score"));
+}
+
 // Retries and the Hub's endpoint and token, which fetch, pull and push share.
 template <class O>
 void retry_rows(std::vector<Row>& rows) {
@@ -204,6 +229,7 @@ Kind generate() {
       "step caching (DeepCache): a full UNet pass every this many steps, the deep features reused between (0, 1: off)"));
   rows.push_back(F(cache_branch, Int).range(0, 1000).about(
       "step caching: the skip connection down to which the shallow branch is recomputed (0: conv_in's; SD 1.x: up to 11)"));
+  micro_conditioning_rows<O>(rows);
   return k;
 }
 

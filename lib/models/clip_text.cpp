@@ -111,4 +111,12 @@ torch::Tensor CLIPTextModelImpl::encode(const torch::Tensor& ids, int clip_skip)
   return text_model->final_layer_norm(out.hidden_states[out.hidden_states.size() - 1 - clip_skip]);
 }
 
+torch::Tensor CLIPTextModelImpl::skipped_hidden_state(const TextEncoderOutput& out, int clip_skip) const {
+  const int64_t index = static_cast<int64_t>(out.hidden_states.size()) - 2 - clip_skip;
+  if (clip_skip < 0 || index < 0)
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "clip_skip " + std::to_string(clip_skip) + " leaves no layer of " +
+                                          std::to_string(c_.num_hidden_layers) + " before the penultimate one");
+  return out.hidden_states[static_cast<size_t>(index)];
+}
+
 }  // namespace bioesp::models

@@ -84,6 +84,9 @@ class CLIPTextModelImpl : public torch::nn::Module {
   // The prompt embedding diffusers feeds the UNet: last_hidden_state, or with clip_skip = k the
   // hidden state k layers before the last, through the final layer norm.
   torch::Tensor encode(const torch::Tensor& ids, int clip_skip = 0);
+  // SDXL's reading of forward(ids, true): the hidden state clip_skip layers before the
+  // penultimate one, not through the final layer norm (diffusers' hidden_states[-(clip_skip + 2)]).
+  torch::Tensor skipped_hidden_state(const TextEncoderOutput& out, int clip_skip) const;
   const config::CLIPTextConfig& config() const { return c_; }
 
   CLIPTextTransformer text_model{nullptr};

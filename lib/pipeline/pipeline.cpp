@@ -31,15 +31,24 @@ std::string read_config(const std::string& dir, const std::string& component) {
   return io::read_text_file(path);
 }
 
-// The UNet's config, refused now rather than at the first step when it is SDXL's (whose
-// conditioning needs a second text encoder's pooled embeds and size ids, which bioesp lacks).
-config::UNetConfig generating_unet(const std::string& json_text, const std::string& what) {
+// The UNet's config for create(), which builds one text encoder: SDXL's added conditions need
+// a second, refused now rather than at the first step.
+config::UNetConfig one_encoder_unet(const std::string& json_text, const std::string& what) {
   auto c = config::parse_unet(json_text, what);
   if (!c.addition_embed_type.empty())
     fail(BIOESP_ERR_UNSUPPORTED, what + ": addition_embed_type '" + c.addition_embed_type +
-                                     "' is SDXL's conditioning; bioesp generates and trains with SD 1.x and 2.x "
-                                     "models, not SDXL yet");
+                                     "' is SDXL's conditioning; models made from configs are SD 1.x and 2.x");
   return c;
+}
+
+// A boolean of model_index.json (diffusers' pipeline config), `fallback` when absent.
+bool pipeline_setting(const std::string& dir, const char* key, bool fallback) {
+  const std::string path = dir + "/model_index.json";
+  if (!io::is_file(path)) return fallback;
+  auto j = nlohmann::json::parse(io::read_text_file(path), nullptr, false);
+  if (!j.is_object() || !j.contains(key) || j[key].is_null()) return fallback;
+  if (!j[key].is_boolean()) fail(BIOESP_ERR_FORMAT, path + ": '" + key + "' must be true or false");
+  return j[key].get<bool>();
 }
 
 }  // namespace
@@ -79,7 +88,8 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   if (folder && !io::exists(path + "/model_index.json"))
     fail(BIOESP_ERR_NOT_FOUND, path + ": not a diffusers pipeline folder (no model_index.json)");
   sd->load_text_and_schedule(dir);
-  const auto unet_config = generating_unet(read_config(dir, "unet"), "unet/config.json");
+  const auto unet_config = config::parse_unet(read_config(dir, "unet"), "unet/config.json");
+  const bool sdxl = unet_config.addition_embed_type == "text_time";
 
   io::OpenOptions open;
   open.variant = o.variant;
@@ -88,8 +98,8 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   open.config_dir = o.config_dir;
   io::WeightSet weights;
   if (folder) {
-    for (const char* c : {"text_encoder", "unet", "vae"}) {
-      if (std::string(c) == "vae" && !o.vae.empty()) continue;
+    for (const char* c : {"text_encoder", "text_encoder_2", "unet", "vae"}) {
+      if ((std::string(c) == "vae" && !o.vae.empty()) || (std::string(c) == "text_encoder_2" && !sdxl)) continue;
       if (!io::is_directory(path + "/" + c)) fail(BIOESP_ERR_NOT_FOUND, path + ": " + c + "/ is missing");
       io::read_component(path + "/" + c, c, open, weights);
     }
@@ -99,12 +109,13 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
   sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(
       config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
-  sd->check_tokenizer();
+  check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
   models::load_state(*sd->text_encoder_, weights, "text_encoder", path + " (text_encoder)");
   sd->unet_ = models::build_checked<models::UNet2DConditionModel>(unet_config, "unet/config.json");
   models::load_state(*sd->unet_, weights, "unet", path + " (unet)");
   sd->text_encoder_->eval();
   sd->unet_->eval();
+  if (sdxl) sd->load_sdxl(dir, weights, path);
   if (o.vae.empty()) {
     sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(read_config(dir, "vae"), "vae/config.json"),
                                                             "vae/config.json");
@@ -128,16 +139,47 @@ void StableDiffusion::load_text_and_schedule(const std::string& dir) {
   sched::make_scheduler(scheduler_config_);  // validates it now rather than at the first image
 }
 
-void StableDiffusion::check_tokenizer() const {
-  const auto& c = text_encoder_->config();
-  if (tokenizer_->vocab_size() > c.vocab_size)
-    fail(BIOESP_ERR_MISMATCH, "the tokenizer has ids up to " + std::to_string(tokenizer_->vocab_size() - 1) +
-                                  " but the text encoder's vocab_size is " + std::to_string(c.vocab_size) +
-                                  ": tokenizer/ and text_encoder/ belong to different models");
-  if (tokenizer_->max_length() > c.max_position_embeddings)
-    fail(BIOESP_ERR_MISMATCH, "the tokenizer makes prompts of " + std::to_string(tokenizer_->max_length()) +
+void StableDiffusion::check_tokenizer(const text::ClipTokenizer& t, const models::CLIPTextModel& e, const std::string& suffix) {
+  const auto& c = e->config();
+  if (t.vocab_size() > c.vocab_size)
+    fail(BIOESP_ERR_MISMATCH, "the tokenizer has ids up to " + std::to_string(t.vocab_size() - 1) +
+                                  " but the text encoder's vocab_size is " + std::to_string(c.vocab_size) + ": tokenizer" +
+                                  suffix + "/ and text_encoder" + suffix + "/ belong to different models");
+  if (t.max_length() > c.max_position_embeddings)
+    fail(BIOESP_ERR_MISMATCH, "the tokenizer makes prompts of " + std::to_string(t.max_length()) +
                                   " tokens but the text encoder has " + std::to_string(c.max_position_embeddings) +
-                                  " positions (model_max_length in tokenizer/tokenizer_config.json)");
+                                  " positions (model_max_length in tokenizer" + suffix + "/tokenizer_config.json)");
+}
+
+void StableDiffusion::load_sdxl(const std::string& dir, const io::WeightSet& weights, const std::string& what) {
+  if (!io::is_directory(dir + "/tokenizer_2")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer_2/ is missing (SDXL has two tokenizers)");
+  tokenizer_2_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer_2");
+  const auto c = config::parse_clip_text(read_config(dir, "text_encoder_2"), "text_encoder_2/config.json");
+  if (!c.with_projection)
+    fail(BIOESP_ERR_FORMAT, "text_encoder_2/config.json: SDXL's second text encoder is a CLIPTextModelWithProjection "
+                            "(its projected pooled output conditions the UNet)");
+  text_encoder_2_ = models::build_checked<models::CLIPTextModel>(c, "text_encoder_2/config.json");
+  check_tokenizer(*tokenizer_2_, text_encoder_2_, "_2");
+  models::load_state(*text_encoder_2_, weights, "text_encoder_2", what + " (text_encoder_2)");
+  text_encoder_2_->eval();
+  force_zeros_for_empty_prompt_ = pipeline_setting(dir, "force_zeros_for_empty_prompt", true);
+  requires_aesthetics_score_ = pipeline_setting(dir, "requires_aesthetics_score", false);
+  // What diffusers checks at the first call (expected_add_embed_dim, the embeddings' width).
+  const auto& u = unet_->config();
+  const int ids = requires_aesthetics_score_ ? 5 : 6;
+  const int added = ids * u.addition_time_embed_dim + c.projection_dim;
+  if (u.projection_class_embeddings_input_dim != added)
+    fail(BIOESP_ERR_MISMATCH, "unet/config.json: projection_class_embeddings_input_dim is " +
+                                  std::to_string(u.projection_class_embeddings_input_dim) + " but " + std::to_string(ids) +
+                                  " time ids × addition_time_embed_dim " + std::to_string(u.addition_time_embed_dim) +
+                                  " + text_encoder_2's projection_dim " + std::to_string(c.projection_dim) + " make " +
+                                  std::to_string(added) + (requires_aesthetics_score_
+                                                               ? " (model_index.json: requires_aesthetics_score true, a refiner's 5 ids)"
+                                                               : " (a refiner's UNet needs requires_aesthetics_score in model_index.json)"));
+  const int width = text_encoder_->config().hidden_size + c.hidden_size;
+  if (u.cross_attention_dim.front() != width)
+    fail(BIOESP_ERR_MISMATCH, "unet/config.json: cross_attention_dim " + std::to_string(u.cross_attention_dim.front()) +
+                                  " but the two text encoders' hidden sizes make " + std::to_string(width));
 }
 
 std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir, const std::string& te, const std::string& unet,
@@ -149,8 +191,8 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
   sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(config::parse_clip_text(te, "text_encoder config"),
                                                                    "text_encoder config");
-  sd->check_tokenizer();
-  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(generating_unet(unet, "unet config"), "unet config");
+  check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
+  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(one_encoder_unet(unet, "unet config"), "unet config");
   sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(vae, "vae config"), "vae config");
   models::initialise_random(*sd->text_encoder_, seed);
   models::initialise_random(*sd->unet_, seed + 1);
@@ -297,7 +339,7 @@ std::pair<int, int> StableDiffusion::output_size(int width, int height) const {
   return {width, height};
 }
 
-StableDiffusion::Conditioning StableDiffusion::conditioning(const GenerateOptions& g) {
+StableDiffusion::Conditioning StableDiffusion::conditioning(const GenerateOptions& g, int width, int height) {
   const int64_t N = static_cast<int64_t>(g.prompts.size()) * g.images_per_prompt;
   const int64_t cond_dim = unet_->config().time_cond_proj_dim;
   Conditioning c;
@@ -305,7 +347,12 @@ StableDiffusion::Conditioning StableDiffusion::conditioning(const GenerateOption
   // An LCM UNet takes the guidance as an embedding instead of a CFG batch (diffusers' pipelines
   // skip CFG for UNets with time_cond_proj_dim).
   c.cfg = g.guidance > 1.0 && cond_dim == 0;
-  c.embeds = text_conditioning(g, c.cfg).to(dtype_);
+  auto text = text_conditioning(g, c.cfg);
+  c.embeds = text.embeds.to(dtype_);
+  if (sdxl()) {
+    c.text_embeds = text.pooled.to(dtype_);
+    c.time_ids = time_ids(g, width, height, c.cfg).repeat_interleave(N, 0).to(device_, dtype_);
+  }
   if (cond_dim > 0) {
     auto w = torch::full({N}, static_cast<float>(g.guidance - 1), torch::kFloat32);
     c.timestep_cond = models::guidance_embedding(w, cond_dim).to(device_, dtype_);
@@ -320,6 +367,8 @@ torch::Tensor StableDiffusion::predict_noise(const torch::Tensor& latents, sched
   auto t = torch::tensor(scheduler.timesteps()[i], torch::TensorOptions().dtype(torch::kFloat32).device(device_));
   auto extra = control.residuals(scaled, t, c.embeds, step.index, step.count);
   extra.timestep_cond = c.timestep_cond;
+  extra.text_embeds = c.text_embeds;
+  extra.time_ids = c.time_ids;
   auto input = paint.masked_latents.defined() ? paint.unet_input(scaled, c.cfg) : scaled;
   auto out = unet_->forward(input, t, c.embeds, extra, cache);
   if (!c.cfg) return out;
@@ -337,9 +386,13 @@ torch::Tensor StableDiffusion::encode_image(const torch::Tensor& init, int64_t N
   } else {
     models::TileOptions tiles;
     tiles.tile_sample_size = tile_size;
-    auto post = tile_size > 0 ? vae_->encode_tiled(image, tiles) : vae_->encode(image);
+    // Under the decoder's upcasting rule: SDXL's VAE overflows in float16 encoding as well.
+    auto post = models::with_upcasting(
+        *vae_, device_,
+        [&](torch::ScalarType dt) { return tile_size > 0 ? vae_->encode_tiled(image.to(dt), tiles) : vae_->encode(image.to(dt)); },
+        [](const models::Posterior& p) { return torch::isfinite(p.mean).all().item<bool>() && torch::isfinite(p.std).all().item<bool>(); });
     auto eps = at::randn(post.mean.sizes(), gen, torch::TensorOptions().dtype(torch::kFloat32).device(gen.device()));
-    latents = post.sample(eps.to(device_, dtype_));
+    latents = post.sample(eps.to(device_, post.mean.scalar_type())).to(dtype_);
   }
   latents = latents * latent_scaling();
   return latents.size(0) == N ? latents : latents.expand({N, -1, -1, -1}).contiguous();
@@ -394,10 +447,8 @@ torch::Tensor StableDiffusion::start_inpainting(const InpaintImages& in, const G
   return latents;
 }
 
-torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
-  torch::NoGradGuard no_grad;
+void StableDiffusion::check_request(const GenerateOptions& g) const {
   const auto& uc = unet_->config();
-  const int factor = latent_factor();
   const bool img2img = g.init_image.defined(), inpaint = !g.mask.pixels.empty();
   if (g.prompts.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no prompt");
   if (inpaint && !img2img) fail(BIOESP_ERR_INVALID_ARGUMENT, "a mask needs an init image: the picture to paint into");
@@ -408,43 +459,30 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
                                      std::to_string(latent_channels()) + ") nor an inpainting one (9)");
   if (inpaint && g.init_image.dim() == 4 && g.init_image.size(0) != 1)
     fail(BIOESP_ERR_INVALID_ARGUMENT, "inpainting takes one init image");
-  InpaintImages painted;
-  if (inpaint) painted = prepare_inpainting(to_image(g.init_image.dim() == 4 ? g.init_image[0] : g.init_image), g.mask,
-                                            g.mask_blur, g.padding_mask_crop);
-  const torch::Tensor init = inpaint ? painted.image : g.init_image;
-  int want_w = g.width, want_h = g.height;
-  if (!img2img && !g.controls.empty()) {
-    const auto [cw, ch] = control_size(g.controls.front());
-    if (want_w == 0) want_w = cw;
-    if (want_h == 0) want_h = ch;
-  }
-  const auto [width, height] =
-      img2img ? output_size(static_cast<int>(init.size(-1)), static_cast<int>(init.size(-2))) : output_size(want_w, want_h);
   // The branch's range depends on the UNet; the options table checks the rest.
   if (g.cache_interval > 1 && (g.cache_branch < 0 || g.cache_branch >= unet_->skip_count()))
     fail(BIOESP_ERR_INVALID_ARGUMENT, "cache_branch must be between 0 and " + std::to_string(unet_->skip_count() - 1) +
                                           " for this UNet (its skip connections − 1), not " + std::to_string(g.cache_branch));
   if (g.tiling.any() && g.vae_tile_size > 0)
     fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
-  std::vector<Control> controls = g.controls;
-  for (auto& c : controls) {
-    models::check_fits(c.net->config(), uc, latent_channels());
-    if (painted.crop) c.image = crop_image(c.image, *painted.crop);
+  if (std::isnan(g.eta)) fail(BIOESP_ERR_INVALID_ARGUMENT, "eta must be a number");
+}
+
+std::pair<int, int> StableDiffusion::canvas_size(const GenerateOptions& g, const torch::Tensor& init) const {
+  if (init.defined()) return output_size(static_cast<int>(init.size(-1)), static_cast<int>(init.size(-2)));
+  int w = g.width, h = g.height;
+  if (!g.controls.empty()) {
+    const auto [cw, ch] = control_size(g.controls.front());
+    if (w == 0) w = cw;
+    if (h == 0) h = ch;
   }
-  std::vector<torch::nn::Module*> wrapped{unet_.get(), tiny_vae_ ? static_cast<torch::nn::Module*>(tiny_vae_.get()) : vae_.get()};
-  for (const auto& c : controls) wrapped.push_back(c.net.ptr().get());
-  models::WrapScope wrap(wrapped, g.tiling);
+  return output_size(w, h);
+}
 
-  const int64_t N = static_cast<int64_t>(g.prompts.size()) * g.images_per_prompt;
-  const Conditioning cond = conditioning(g);
-  const ControlStep control(controls, g.guess_mode, width, height, N, cond.cfg, device_, dtype_);
-
+std::unique_ptr<sched::Scheduler> StableDiffusion::schedule(const GenerateOptions& g) const {
   auto scheduler = sched::make_scheduler(scheduler_config_, g.scheduler);
   scheduler->set_timesteps(g.steps);
-  if (std::isnan(g.eta)) fail(BIOESP_ERR_INVALID_ARGUMENT, "eta must be a number");
   if (g.eta >= 0) scheduler->set_eta(g.eta);
-  // img2img starts part-way along the schedule (LCM draws a grid from the first part instead).
-  const int64_t begin = img2img ? scheduler->start_at_strength(g.strength) : 0;
   // An offset schedule (PNDM's steps_offset 1) reaches past the last training timestep when the
   // steps are as many as those timesteps: diffusers fails there with an index error.
   const int trained = scheduler->config().num_train_timesteps;
@@ -452,47 +490,85 @@ torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
   if (!planned.empty() && *std::max_element(planned.begin(), planned.end()) >= trained)
     fail(BIOESP_ERR_INVALID_ARGUMENT, std::to_string(g.steps) + " steps of this scheduler go past the model's " +
                                           std::to_string(trained) + " training timesteps: use fewer steps");
-  // diffusers' default is a CPU generator: the same seed then gives the same image everywhere.
-  at::Generator gen = at::detail::createCPUGenerator(g.seed);
-  if (g.device_generator && !device_.is_cpu()) {
-    gen = at::globalContext().defaultGenerator(device_).clone();
-    gen.set_current_seed(g.seed);
-  }
-  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(gen.device());
-  const std::vector<int64_t> shape{N, latent_channels(), height / factor, width / factor};
-  torch::Tensor latents;
-  InpaintLatents paint;
-  if (inpaint) {
-    latents = start_inpainting(painted, g, *scheduler, begin, N, gen, paint);
-  } else if (img2img) {
-    auto init_latents = encode_image(init, N, gen, g.vae_tile_size);
-    auto noise = at::randn(shape, gen, opts).to(device_, dtype_);
-    latents = scheduler->add_noise_at(init_latents, noise, begin);
-  } else {
-    auto noise = at::randn(shape, gen, opts);  // drawn even when given: the generator then moves on alike
-    if (g.initial_noise.defined()) {
-      if (g.initial_noise.sizes() != noise.sizes()) fail(BIOESP_ERR_INVALID_ARGUMENT, "initial noise of another shape");
-      noise = g.initial_noise.to(noise.device(), torch::kFloat32);
-    }
-    latents = (noise * scheduler->init_noise_sigma()).to(device_, dtype_);
-  }
+  return scheduler;
+}
 
-  const auto& ts = scheduler->timesteps();
+at::Generator StableDiffusion::generator(const GenerateOptions& g) const {
+  // diffusers' default is a CPU generator: the same seed then gives the same image everywhere.
+  if (!g.device_generator || device_.is_cpu()) return at::detail::createCPUGenerator(g.seed);
+  at::Generator gen = at::globalContext().defaultGenerator(device_).clone();
+  gen.set_current_seed(g.seed);
+  return gen;
+}
+
+torch::Tensor StableDiffusion::start_latents(const GenerateOptions& g, const torch::Tensor& init, std::vector<int64_t> shape,
+                                             sched::Scheduler& scheduler, int64_t begin, at::Generator& gen) {
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(gen.device());
+  if (init.defined()) {
+    auto init_latents = encode_image(init, shape[0], gen, g.vae_tile_size);
+    auto noise = at::randn(shape, gen, opts).to(device_, dtype_);
+    return scheduler.add_noise_at(init_latents, noise, begin);
+  }
+  auto noise = at::randn(shape, gen, opts);  // drawn even when given: the generator then moves on alike
+  if (g.initial_noise.defined()) {
+    if (g.initial_noise.sizes() != noise.sizes()) fail(BIOESP_ERR_INVALID_ARGUMENT, "initial noise of another shape");
+    noise = g.initial_noise.to(noise.device(), torch::kFloat32);
+  }
+  return (noise * scheduler.init_noise_sigma()).to(device_, dtype_);
+}
+
+torch::Tensor StableDiffusion::denoise(torch::Tensor latents, const GenerateOptions& g, sched::Scheduler& scheduler,
+                                       int64_t begin, const Conditioning& cond, const ControlStep& control,
+                                       const InpaintLatents& paint, at::Generator& gen) {
+  const auto& ts = scheduler.timesteps();
   const int total = static_cast<int>(ts.size() - begin);
   models::StepCache cache;
   cache.branch = g.cache_branch;
   for (size_t i = begin; i < ts.size(); ++i) {
     const int done = static_cast<int>(i - begin + 1);
     cache.reuse = (done - 1) % std::max(g.cache_interval, 1) != 0;
-    auto noise = predict_noise(latents, *scheduler, i, Step{done - 1, total}, cond, control, paint,
+    auto noise = predict_noise(latents, scheduler, i, Step{done - 1, total}, cond, control, paint,
                                g.cache_interval > 1 ? &cache : nullptr);
     const bool preview = g.preview && done % g.preview_every == 0;
-    auto x0 = preview ? scheduler->predict_original(noise, static_cast<int64_t>(i), latents) : torch::Tensor();
-    latents = scheduler->step(noise, i, latents, &gen);
-    if (paint.image_latents.defined()) latents = paint.blend(latents, *scheduler, i);
+    auto x0 = preview ? scheduler.predict_original(noise, static_cast<int64_t>(i), latents) : torch::Tensor();
+    latents = scheduler.step(noise, i, latents, &gen);
+    if (paint.image_latents.defined()) latents = paint.blend(latents, scheduler, i);
     if (g.progress && !g.progress(done, total)) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
     if (preview && !g.preview(done, total, preview_images(x0))) fail(BIOESP_ERR_CANCELLED, "generation cancelled");
   }
+  return latents;
+}
+
+torch::Tensor StableDiffusion::generate(const GenerateOptions& g) {
+  torch::NoGradGuard no_grad;
+  check_request(g);
+  const bool inpaint = !g.mask.pixels.empty();
+  InpaintImages painted;
+  if (inpaint) painted = prepare_inpainting(to_image(g.init_image.dim() == 4 ? g.init_image[0] : g.init_image), g.mask,
+                                            g.mask_blur, g.padding_mask_crop);
+  const torch::Tensor init = inpaint ? painted.image : g.init_image;
+  const auto [width, height] = canvas_size(g, init);
+  std::vector<Control> controls = g.controls;
+  for (auto& c : controls) {
+    models::check_fits(c.net->config(), unet_->config(), latent_channels());
+    if (painted.crop) c.image = crop_image(c.image, *painted.crop);
+  }
+  std::vector<torch::nn::Module*> wrapped{unet_.get(), tiny_vae_ ? static_cast<torch::nn::Module*>(tiny_vae_.get()) : vae_.get()};
+  for (const auto& c : controls) wrapped.push_back(c.net.ptr().get());
+  models::WrapScope wrap(wrapped, g.tiling);
+
+  const int64_t N = static_cast<int64_t>(g.prompts.size()) * g.images_per_prompt;
+  const Conditioning cond = conditioning(g, width, height);
+  const ControlStep control(controls, g.guess_mode, width, height, N, cond.cfg, device_, dtype_);
+  auto scheduler = schedule(g);
+  // img2img starts part-way along the schedule (LCM draws a grid from the first part instead).
+  const int64_t begin = init.defined() ? scheduler->start_at_strength(g.strength) : 0;
+  at::Generator gen = generator(g);
+  InpaintLatents paint;
+  const int factor = latent_factor();
+  auto latents = inpaint ? start_inpainting(painted, g, *scheduler, begin, N, gen, paint)
+                         : start_latents(g, init, {N, latent_channels(), height / factor, width / factor}, *scheduler, begin, gen);
+  latents = denoise(latents, g, *scheduler, begin, cond, control, paint, gen);
   auto images = decode_latents(latents, g.vae_tile_size);
   return inpaint ? composite(images, painted) : images;
 }
@@ -526,14 +602,20 @@ torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
   // The keyframes: their embeddings, and the noise their seeds give (as generate draws it).
   auto prompt_of = [&](size_t k) { return o.prompts[o.prompts.size() == 1 ? 0 : k]; };
   auto seed_of = [&](size_t k) { return o.seeds[o.seeds.size() == 1 ? 0 : k]; };
-  std::vector<torch::Tensor> embeds, noises;
+  std::vector<PromptEmbeds> embeds;
+  std::vector<torch::Tensor> hidden, noises;
   for (size_t k = 0; k < keys; ++k) {
     embeds.push_back(encode_prompts({prompt_of(k)}, o.settings.clip_skip, o.settings.syntax, o.settings.truncated));
+    hidden.push_back(embeds.back().embeds);
     at::Generator gen = at::detail::createCPUGenerator(seed_of(k));
     noises.push_back(at::randn({1, unet_->config().in_channels, height / factor, width / factor}, gen,
                                torch::TensorOptions().dtype(torch::kFloat32)));
   }
-  pad_to_longest(embeds, o.settings.clip_skip);
+  pad_to_longest(hidden, o.settings.clip_skip);
+  for (size_t k = 0; k < keys; ++k) embeds[k].embeds = hidden[k];
+  auto mix = [](const torch::Tensor& a, const torch::Tensor& b, double u) {
+    return !a.defined() || u <= 0 ? a : u >= 1 ? b : (1 - u) * a + u * b;
+  };
   std::vector<torch::Tensor> frames;
   for (int j = 0; j < o.frames; ++j) {
     const double x = static_cast<double>(j) * static_cast<double>(keys - 1) / (o.frames - 1);
@@ -544,7 +626,7 @@ torch::Tensor StableDiffusion::animate(const AnimateOptions& o) {
     g.images_per_prompt = 1;
     g.width = width, g.height = height;
     g.seed = u < 1 ? seed_of(k) : seed_of(k + 1);
-    g.prompt_embeds = u <= 0 ? embeds[k] : u >= 1 ? embeds[k + 1] : (1 - u) * embeds[k] + u * embeds[k + 1];
+    g.prompt_embeds = PromptEmbeds{mix(embeds[k].embeds, embeds[k + 1].embeds, u), mix(embeds[k].pooled, embeds[k + 1].pooled, u)};
     g.initial_noise = slerp(noises[k], noises[k + 1], u);
     g.progress = [&, j](int done, int total) { return !o.progress || o.progress(j * total + done, o.frames * total); };
     frames.push_back(generate(g));

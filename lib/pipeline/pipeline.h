@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,11 +47,28 @@ constexpr size_t kMaxPromptWindows = 32;
 // prompt's encoding rescaled to its unweighted mean. Throws where the weights cancel the mean.
 torch::Tensor apply_prompt_weights(const torch::Tensor& hidden, const torch::Tensor& weights);
 
+// What a batch of prompts gives the UNet: hidden states [B, 77·windows, D] (SDXL: both text
+// encoders' concatenated) and, for SDXL, the second encoder's projected pooled output [B, P].
+struct PromptEmbeds {
+  torch::Tensor embeds, pooled;
+};
+
+// SDXL's micro-conditioning for one CFG half, in pixels (StableDiffusionXLPipeline's
+// original_size, crops_coords_top_left and target_size): sizes 0 are the image's.
+struct SizeConditioning {
+  int original_width = 0, original_height = 0;
+  int crop_left = 0, crop_top = 0;
+  int target_width = 0, target_height = 0;
+  bool any() const { return original_width || original_height || crop_left || crop_top || target_width || target_height; }
+};
+
 // The numbers' ranges (steps, guidance, strength, …) are checked where requests come in: by the
 // options table at the C API (api/option_table.cpp); the pipeline checks what depends on the model.
 struct GenerateOptions {
   std::vector<std::string> prompts;       // one image batch entry each
-  std::string negative_prompt;            // for every prompt ("" = unconditional)
+  // For every prompt. Unset: SD 1.x/2.x encode "" (unconditional); SDXL models with
+  // force_zeros_for_empty_prompt take zeros, as diffusers does for negative_prompt=None.
+  std::optional<std::string> negative_prompt;
   int steps = 50;
   double guidance = 7.5;                  // classifier-free guidance when > 1
   uint64_t seed = 0;
@@ -59,6 +77,11 @@ struct GenerateOptions {
   int width = 0, height = 0;              // 0 = the UNet's sample_size × 8
   int images_per_prompt = 1;
   int clip_skip = 0;
+  // SDXL: the size ids (the negative ones, where none of their sizes is set, are the positive
+  // ones, as diffusers' defaults make them), and refiners' aesthetic scores
+  // (requires_aesthetics_score in model_index.json) in place of the target size.
+  SizeConditioning micro, negative_micro;
+  double aesthetic_score = 6.0, negative_aesthetic_score = 2.5;
   PromptSyntax syntax = PromptSyntax::Plain;
   torch::Tensor init_image;               // img2img: [3, H, W] or [B, 3, H, W] in [-1, 1]
   double strength = 0.8;
@@ -83,9 +106,10 @@ struct GenerateOptions {
   int cache_interval = 0;
   int cache_branch = 0;
   // Given instead of what the prompts and seed give (animations interpolate both): conditional
-  // embeddings [N, 77·windows, D], and txt2img's starting noise [N, C, h, w] before init_noise_sigma.
-  // The seed still drives the generator for the scheduler's own noise.
-  torch::Tensor prompt_embeds, initial_noise;
+  // embeddings (PromptEmbeds, for N images), and txt2img's starting noise [N, C, h, w] before
+  // init_noise_sigma. The seed still drives the generator for the scheduler's own noise.
+  std::optional<PromptEmbeds> prompt_embeds;
+  torch::Tensor initial_noise;
   // DDIM's η, TCD's γ: the share of fresh noise per step, in [0, 1]; < 0: the scheduler's own
   // (DDIM 0, TCD 0.3). Other schedulers refuse a value.
   double eta = -1;
@@ -167,8 +191,10 @@ class StableDiffusion {
 
   // Prompt embeddings as the pipeline feeds the UNet: plain, [B, 77, D] (a longer prompt cut,
   // `truncated` told the cut text); weighted, [B, 77·W, D] for the W windows the longest prompt
-  // needs, shorter prompts filled with empty windows.
-  torch::Tensor encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
+  // needs, shorter prompts filled with empty windows. SDXL (plain only) as its encode_prompt:
+  // both encoders' hidden states `clip_skip` layers before the penultimate one, concatenated,
+  // and the second's pooled projection.
+  PromptEmbeds encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
                                PromptSyntax syntax = PromptSyntax::Plain,
                                const std::function<void(const std::string&)>& truncated = {});
   // Prompt embeddings [B, 77·W, D] filled to `tokens` with empty windows (the empty prompt's
@@ -184,6 +210,12 @@ class StableDiffusion {
 
   text::ClipTokenizer& tokenizer() { return *tokenizer_; }
   models::CLIPTextModel& text_encoder() { return text_encoder_; }
+  // SDXL (a UNet with text_time added conditions): the second tokenizer and text encoder.
+  bool sdxl() const { return static_cast<bool>(text_encoder_2_); }
+  text::ClipTokenizer& tokenizer_2();
+  models::CLIPTextModel& text_encoder_2();
+  // SDXL's add_time_ids for images of this size (one row per CFG half: negative, positive).
+  torch::Tensor time_ids(const GenerateOptions& g, int width, int height, bool cfg) const;
   models::UNet2DConditionModel& unet() { return unet_; }
   // The model's VAE; an error when a tiny autoencoder stands in for it.
   models::AutoencoderKL& vae();
@@ -198,20 +230,34 @@ class StableDiffusion {
   StableDiffusion() = default;
   // Tokenizer and scheduler config from `dir` (a pipeline folder or a config folder).
   void load_text_and_schedule(const std::string& dir);
+  // SDXL's second tokenizer and text encoder from `dir`'s configs and `weights`, and
+  // model_index.json's settings; checks that the UNet's added conditions fit them.
+  void load_sdxl(const std::string& dir, const io::WeightSet& weights, const std::string& what);
   // The tokenizer's ids must index the text encoder's token table and its prompts fit its
   // positions; otherwise the first prompt fails deep in LibTorch ("index out of range in self").
-  void check_tokenizer() const;
+  static void check_tokenizer(const text::ClipTokenizer& t, const models::CLIPTextModel& e, const std::string& suffix);
   // Width and height for a request (0: the UNet's native size); refuses other than positive
   // multiples of 8.
   std::pair<int, int> output_size(int width, int height) const;
+  // generate()'s stages. Refuses what this model cannot do with `g` (before any work).
+  void check_request(const GenerateOptions& g) const;
+  // The output size: the init image's, else the request's (0: the first control image's, else
+  // the UNet's native size).
+  std::pair<int, int> canvas_size(const GenerateOptions& g, const torch::Tensor& init) const;
+  std::unique_ptr<sched::Scheduler> schedule(const GenerateOptions& g) const;
+  at::Generator generator(const GenerateOptions& g) const;
+  // txt2img's noise × init_noise_sigma, or img2img's encoded `init` noised to step `begin`.
+  torch::Tensor start_latents(const GenerateOptions& g, const torch::Tensor& init, std::vector<int64_t> shape,
+                              sched::Scheduler& scheduler, int64_t begin, at::Generator& gen);
   // What the UNet is conditioned on for one generation.
   struct Conditioning {
     torch::Tensor embeds;         // [N or 2N, 77·windows, D]: the negative batch first under CFG
     bool cfg = false;
     double guidance = 1;
     torch::Tensor timestep_cond;  // LCM UNets: the guidance embedding [N, time_cond_proj_dim]
+    torch::Tensor text_embeds, time_ids;  // SDXL's added conditions, batched as embeds
   };
-  Conditioning conditioning(const GenerateOptions& g);
+  Conditioning conditioning(const GenerateOptions& g, int width, int height);
   // A step counted from the first this generation runs, of `count`.
   struct Step {
     int64_t index, count;
@@ -222,6 +268,10 @@ class StableDiffusion {
   torch::Tensor predict_noise(const torch::Tensor& latents, sched::Scheduler& scheduler, size_t i, Step step,
                               const Conditioning& c, const ControlStep& control, const InpaintLatents& paint,
                               models::StepCache* cache);
+  // The step loop from step `begin`: progress, previews and inpainting's blend after each step.
+  torch::Tensor denoise(torch::Tensor latents, const GenerateOptions& g, sched::Scheduler& scheduler, int64_t begin,
+                        const Conditioning& cond, const ControlStep& control, const InpaintLatents& paint,
+                        at::Generator& gen);
   // img2img's starting latents (× the scaling factor) for N images.
   torch::Tensor encode_image(const torch::Tensor& image, int64_t N, at::Generator& gen, int tile_size);
   // Latents → images [N, H, W, 3] in [0, 1], float32 on the CPU.
@@ -237,7 +287,11 @@ class StableDiffusion {
   void pad_to_longest(std::vector<torch::Tensor>& embeds, int clip_skip);
   // The UNet's encoder_hidden_states for N images: with guidance the negative prompt's, then
   // the prompts' (or the embeddings given), each repeated per image.
-  torch::Tensor text_conditioning(const GenerateOptions& g, bool cfg);
+  PromptEmbeds text_conditioning(const GenerateOptions& g, bool cfg);
+  // The negative half for B prompts: the negative prompt encoded, or zeros (SDXL's
+  // force_zeros_for_empty_prompt without one) shaped as `positive`.
+  PromptEmbeds negative_embeds(const GenerateOptions& g, size_t B, const PromptEmbeds& positive);
+  PromptEmbeds encode_sdxl(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip);
   struct Embedding {
     std::string token;
     torch::Tensor vectors;  // [N, D] in the text encoder's dtype and device
@@ -245,8 +299,10 @@ class StableDiffusion {
   // Gives the tokenizer and the text encoder these embeddings (ids from the vocabulary's end on).
   void install_embeddings(const std::vector<Embedding>& embeddings);
   std::vector<Embedding> embeddings_;
-  std::unique_ptr<text::ClipTokenizer> tokenizer_;
-  models::CLIPTextModel text_encoder_{nullptr};
+  std::unique_ptr<text::ClipTokenizer> tokenizer_, tokenizer_2_;
+  models::CLIPTextModel text_encoder_{nullptr}, text_encoder_2_{nullptr};  // the second: SDXL's
+  // model_index.json's settings of SDXL pipelines (diffusers' register_to_config defaults).
+  bool force_zeros_for_empty_prompt_ = true, requires_aesthetics_score_ = false;
   models::UNet2DConditionModel unet_{nullptr};
   models::AutoencoderKL vae_{nullptr};             // null when tiny_vae_ stands in for it
   models::AutoencoderTiny tiny_vae_{nullptr}, preview_vae_{nullptr};

@@ -21,17 +21,32 @@ torch::Tensor apply_prompt_weights(const torch::Tensor& hidden, const torch::Ten
   return out.to(hidden.scalar_type());
 }
 
-torch::Tensor StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip, PromptSyntax syntax,
-                                              const std::function<void(const std::string&)>& truncated) {
-  if (syntax == PromptSyntax::Weighted) return encode_weighted(prompts, clip_skip);
+namespace {
+
+// The prompts' ids [B, max_length] as `tokenizer` pads and truncates them.
+torch::Tensor token_ids(const text::ClipTokenizer& tokenizer, const std::vector<std::string>& prompts,
+                        const std::function<void(const std::string&)>& truncated) {
   std::vector<int64_t> ids;
   for (const auto& p : prompts) {
-    auto e = tokenizer_->encode(p);
+    auto e = tokenizer.encode(p);
     if (e.truncated && truncated) truncated(e.removed);
     ids.insert(ids.end(), e.ids.begin(), e.ids.end());
   }
-  auto t = torch::tensor(ids, torch::kLong).view({static_cast<int64_t>(prompts.size()), -1}).to(device_);
-  return text_encoder_->encode(t, clip_skip);
+  return torch::tensor(ids, torch::kLong).view({static_cast<int64_t>(prompts.size()), -1});
+}
+
+}  // namespace
+
+PromptEmbeds StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip, PromptSyntax syntax,
+                                             const std::function<void(const std::string&)>& truncated) {
+  if (syntax == PromptSyntax::Weighted) {
+    if (sdxl()) fail(BIOESP_ERR_UNSUPPORTED, "weighted prompts (A1111's syntax) are not supported with SDXL models yet: use the plain syntax");
+    return {encode_weighted(prompts, clip_skip), {}};
+  }
+  auto ids = token_ids(*tokenizer_, prompts, truncated).to(device_);
+  if (!sdxl()) return {text_encoder_->encode(ids, clip_skip), {}};
+  // The same vocabulary cuts the same text: told once.
+  return encode_sdxl(ids, token_ids(*tokenizer_2_, prompts, {}).to(device_), clip_skip);
 }
 
 torch::Tensor StableDiffusion::encode_weighted(const std::vector<std::string>& prompts, int clip_skip) {
@@ -67,7 +82,7 @@ torch::Tensor StableDiffusion::pad_prompt_embeds(const torch::Tensor& embeds, in
   const int64_t window = tokenizer_->max_length(), missing = tokens - embeds.size(1);
   if (missing <= 0) return embeds;
   if (missing % window) fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt embeddings that are not whole windows of " + std::to_string(window));
-  auto empty = encode_prompts({""}, clip_skip).to(embeds.scalar_type());  // = an empty window, weighted or not
+  auto empty = encode_prompts({""}, clip_skip).embeds.to(embeds.scalar_type());  // = an empty window, weighted or not
   return torch::cat({embeds, empty.repeat({embeds.size(0), missing / window, 1})}, 1);
 }
 
@@ -77,19 +92,36 @@ void StableDiffusion::pad_to_longest(std::vector<torch::Tensor>& embeds, int cli
   for (auto& e : embeds) e = pad_prompt_embeds(e, tokens, clip_skip);
 }
 
-torch::Tensor StableDiffusion::text_conditioning(const GenerateOptions& g, bool cfg) {
-  const int64_t B = static_cast<int64_t>(g.prompts.size()), N = B * g.images_per_prompt;
-  auto embeds = g.prompt_embeds.defined()
-                    ? g.prompt_embeds.to(device_)
-                    : encode_prompts(g.prompts, g.clip_skip, g.syntax, g.truncated).repeat_interleave(g.images_per_prompt, 0);
-  if (embeds.size(0) != N) fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt embeddings for another batch size");
-  if (!cfg) return embeds;
-  std::vector<torch::Tensor> both = {
-      encode_prompts(std::vector<std::string>(B, g.negative_prompt), g.clip_skip, g.syntax, g.truncated)
-          .repeat_interleave(g.images_per_prompt, 0),
-      embeds};
+PromptEmbeds StableDiffusion::text_conditioning(const GenerateOptions& g, bool cfg) {
+  const size_t B = g.prompts.size();
+  const int64_t N = static_cast<int64_t>(B) * g.images_per_prompt;
+  auto per_image = [&](const torch::Tensor& t) { return t.defined() ? t.repeat_interleave(g.images_per_prompt, 0) : t; };
+  PromptEmbeds positive;
+  if (g.prompt_embeds) {
+    positive = {g.prompt_embeds->embeds.to(device_), g.prompt_embeds->pooled};
+    if (positive.pooled.defined()) positive.pooled = positive.pooled.to(device_);
+  } else {
+    positive = encode_prompts(g.prompts, g.clip_skip, g.syntax, g.truncated);
+    positive = {per_image(positive.embeds), per_image(positive.pooled)};
+  }
+  if (positive.embeds.size(0) != N) fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt embeddings for another batch size");
+  if (sdxl() && !(positive.pooled.defined() && positive.pooled.size(0) == N))
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "SDXL's prompt embeddings need their pooled part for every image");
+  if (!cfg) return positive;
+  auto negative = negative_embeds(g, B, positive);
+  std::vector<torch::Tensor> both = {per_image(negative.embeds), positive.embeds};
   pad_to_longest(both, g.clip_skip);
-  return torch::cat(both);
+  return {torch::cat(both), sdxl() ? torch::cat({per_image(negative.pooled), positive.pooled}) : torch::Tensor()};
+}
+
+PromptEmbeds StableDiffusion::negative_embeds(const GenerateOptions& g, size_t B, const PromptEmbeds& positive) {
+  const auto rows = static_cast<int64_t>(B);
+  if (sdxl() && !g.negative_prompt && force_zeros_for_empty_prompt_)
+    return {torch::zeros({rows, positive.embeds.size(1), positive.embeds.size(2)}, positive.embeds.options()),
+            torch::zeros({rows, positive.pooled.size(1)}, positive.pooled.options())};
+  // diffusers' SDXL encode_prompt reads the negative prompt's penultimate layer whatever clip_skip.
+  return encode_prompts(std::vector<std::string>(B, g.negative_prompt.value_or("")), sdxl() ? 0 : g.clip_skip, g.syntax,
+                        g.truncated);
 }
 
 std::string StableDiffusion::add_embedding(const std::string& path, const std::string& token) {

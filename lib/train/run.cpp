@@ -78,7 +78,10 @@ std::unique_ptr<pipeline::StableDiffusion> load_model(const RunOptions& o) {
   lo.device = o.device;
   lo.dtype = o.mixed_precision == "fp16" ? torch::kFloat16 : o.mixed_precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   lo.log = o.log;
-  return pipeline::StableDiffusion::load(o.model, lo);
+  auto sd = pipeline::StableDiffusion::load(o.model, lo);
+  if (sd->sdxl())
+    fail(BIOESP_ERR_UNSUPPORTED, o.model + ": an SDXL model; bioesp trains SD 1.x and 2.x (SDXL training is not built yet)");
+  return sd;
 }
 
 DatasetOptions dataset_options(const RunOptions& o) {
