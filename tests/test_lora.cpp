@@ -1,8 +1,8 @@
 // LoRA files attached as runtime adapters: UNet outputs against diffusers' load_lora_weights for
 // the diffusers, kohya and legacy-checkpoint layouts at scales 1.0 and 0.5, a full image, and
-// the workshop's LoRA on the full-size SD 1.x UNet. SDXL: the tiny model's UNet (with its added
-// conditions) and both text encoders against diffusers for its LoRA in the diffusers, PEFT and
-// kohya layouts, and a LoRA of every layer of the full-size SDXL in kohya's names.
+// the workshop's LoRA on the full-size SD 1.x UNet. SDXL: the tiny pipeline's UNet (with its added
+// conditions), prompt embeddings and image against diffusers for its LoRA in the diffusers, PEFT
+// and kohya layouts, and a LoRA of every layer of the full-size SDXL in kohya's names.
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
@@ -286,50 +286,17 @@ static void test_workshop_lora_on_sd1(void** state) {
   assert_int_equal(attached, 128);  // zero unmatched keys
 }
 
-// The tiny SDXL's UNet and text encoders, from its folder.
-struct TinyXL {
-  models::UNet2DConditionModel unet{nullptr};
-  models::CLIPTextModel text_encoder{nullptr}, text_encoder_2{nullptr};
-  std::map<std::string, torch::nn::Module*> roots() {
-    return {{"unet", unet.get()}, {"text_encoder", text_encoder.get()}, {"text_encoder_2", text_encoder_2.get()}};
-  }
-  std::map<std::string, std::vector<std::string>> modules() {
-    std::map<std::string, std::vector<std::string>> out;
-    for (const auto& [component, root] : roots())
-      for (const auto& item : root->named_modules()) out[component].push_back(item.key());
-    return out;
-  }
-};
+using Roots = std::map<std::string, torch::nn::Module*>;
 
-static TinyXL tiny_sdxl() {
-  const std::string dir = path_join(ref_dir(), "models/tiny-sdxl");
-  auto weights = io::open_weights(dir, {});
-  auto config = [&](const char* c) { return io::read_text_file(dir + "/" + c + "/config.json"); };
-  TinyXL m;
-  m.unet = models::UNet2DConditionModel(config::parse_unet(config("unet"), "unet"));
-  m.text_encoder = models::CLIPTextModel(config::parse_clip_text(config("text_encoder"), "text_encoder"));
-  m.text_encoder_2 = models::CLIPTextModel(config::parse_clip_text(config("text_encoder_2"), "text_encoder_2"));
-  for (auto& [component, root] : m.roots()) {
-    models::load_state(*root, weights, component, component);
-    root->eval();
-  }
-  return m;
+static std::map<std::string, std::vector<std::string>> modules_of(const Roots& roots) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [component, root] : roots)
+    for (const auto& item : root->named_modules()) out[component].push_back(item.key());
+  return out;
 }
 
-static void attach_all(TinyXL& m, const io::WeightSet& file, const std::string& name, double scale) {
-  for (const auto& [component, pairs] : lora::parse(file, m.modules()))
-    lora::attach(*m.roots().at(component), pairs, name, scale, torch::kCPU, torch::kFloat32, component);
-}
-
-static void set_scale_all(TinyXL& m, const std::string& name, double scale) {
-  for (auto& [component, root] : m.roots()) assert_true(lora::set_scale(*root, name, scale));
-}
-
-static void detach_all(TinyXL& m, const std::string& name) {
-  for (auto& [component, root] : m.roots()) lora::detach(*root, name);
-}
-
-static io::WeightSet sdxl_golden(const char* file) { return io::read_safetensors(path_join(ref_dir(), (std::string("golden/tiny-sdxl/") + file).c_str())); }
+static std::string sdxl_path(const char* file) { return path_join(ref_dir(), (std::string("golden/tiny-sdxl/") + file).c_str()); }
+static io::WeightSet sdxl_golden(const char* file) { return io::read_safetensors(sdxl_path(file)); }
 
 static torch::Tensor tensor_of(const io::WeightSet& set, const std::string& name) {
   const io::Tensor* t = set.find("", name);
@@ -337,39 +304,38 @@ static torch::Tensor tensor_of(const io::WeightSet& set, const std::string& name
   return models::to_torch(*t).clone();
 }
 
-static void check_close(const torch::Tensor& out, const torch::Tensor& ref, const std::string& what) {
+static void check_close(const torch::Tensor& out, const torch::Tensor& ref, const std::string& what, double tol = 1e-4) {
   double err = ((out - ref).norm() / ref.norm()).item<double>();
   print_message("%-44s relative L2 error %.2g\n", what.c_str(), err);
-  if (!(err <= 1e-4)) fail_msg("%s: relative L2 error %.3g", what.c_str(), err);
+  if (!(err <= tol)) fail_msg("%s: relative L2 error %.3g", what.c_str(), err);
 }
 
-// The UNet call of golden/tiny-sdxl/unet.safetensors, and the prompt embeddings of the three
-// prompts as StableDiffusionXLPipeline.encode_prompt makes them (both penultimate layers side by
-// side, the second encoder's projected pooled output), against lora_apply.safetensors.
-static void check_sdxl(TinyXL& m, const std::string& scale, const std::string& what) {
+// The UNet call of golden/tiny-sdxl/unet.safetensors, and the pipeline's prompt embeddings of the
+// three golden prompts (both penultimate layers, the second encoder's pooled projection), against
+// lora_apply.safetensors.
+static void check_sdxl(pipeline::StableDiffusion& xl, const std::string& scale, const std::string& what) {
   torch::NoGradGuard no_grad;
-  static const io::WeightSet unet_in = sdxl_golden("unet.safetensors"), text = sdxl_golden("text_encoders.safetensors"),
-                             want = sdxl_golden("lora_apply.safetensors");
+  static const io::WeightSet unet_in = sdxl_golden("unet.safetensors"), want = sdxl_golden("lora_apply.safetensors");
   models::UNetExtra extra;
   extra.text_embeds = tensor_of(unet_in, "text_embeds");
   extra.time_ids = tensor_of(unet_in, "time_ids");
-  auto out = m.unet->forward(tensor_of(unet_in, "sample"), tensor_of(unet_in, "timestep"),
-                             tensor_of(unet_in, "encoder_hidden_states"), extra);
+  auto out = xl.unet()->forward(tensor_of(unet_in, "sample"), tensor_of(unet_in, "timestep"),
+                                tensor_of(unet_in, "encoder_hidden_states"), extra);
   check_close(out, tensor_of(want, scale.empty() ? "base.unet" : "unet.scale" + scale), what + ": UNet");
   if (scale.empty()) return;
-  auto one = m.text_encoder->forward(tensor_of(text, "tokenizer.input_ids"), true);
-  auto two = m.text_encoder_2->forward(tensor_of(text, "tokenizer_2.input_ids"), true);
-  auto embeds = torch::cat({one.hidden_states.end()[-2], two.hidden_states.end()[-2]}, -1);
-  check_close(embeds, tensor_of(want, "prompt_embeds.scale" + scale), what + ": prompt_embeds");
-  check_close(two.text_embeds, tensor_of(want, "pooled_prompt_embeds.scale" + scale), what + ": pooled_prompt_embeds");
+  std::vector<std::string> prompts;
+  for (const auto& c : json::parse(io::read_text_file(sdxl_path("tokenizers.json")))["cases"]) prompts.push_back(c["prompt"]);
+  auto e = xl.encode_prompts(prompts, 0);
+  check_close(e.embeds, tensor_of(want, "prompt_embeds.scale" + scale), what + ": prompt_embeds");
+  check_close(e.pooled, tensor_of(want, "pooled_prompt_embeds.scale" + scale), what + ": pooled_prompt_embeds");
 }
 
-// The golden diffusers file in another naming: PEFT's lora_A/lora_B, or kohya's (lora_unet_ with
-// the UNet's original names, lora_te1_, lora_te2_, an alpha equal to the rank).
-static io::WeightSet renamed(const io::WeightSet& diffusers, TinyXL& m, Naming naming) {
+// The golden diffusers file in another naming, written beside the tests: PEFT's lora_A/lora_B, or
+// kohya's (lora_unet_ with the UNet's original names, lora_te1_, lora_te2_, alpha = rank).
+static std::string renamed(const io::WeightSet& diffusers, pipeline::StableDiffusion& xl, Naming naming) {
   std::map<std::string, std::string> original;
-  for (const auto& [n, o] : io::ldm_unet_names(m.modules()["unet"])) original[n] = o;
-  io::WeightSet out;
+  for (const auto& [n, o] : io::ldm_unet_names(modules_of(xl.lora_roots())["unet"])) original[n] = o;
+  std::vector<io::Tensor> out;
   for (io::Tensor t : diffusers.tensors) {
     std::string key = t.name, component;
     bool down = false;
@@ -383,35 +349,55 @@ static io::WeightSet renamed(const io::WeightSet& diffusers, TinyXL& m, Naming n
       std::string stem = lora::kohya_name(component, component == "unet" ? original.at(key) : key);
       if (component == "text_encoder") stem = "lora_te1_" + stem.substr(8);
       t.name = stem + (down ? ".lora_down.weight" : ".lora_up.weight");
-      if (down) out.tensors.push_back(models::from_torch(stem + ".alpha", torch::tensor(static_cast<float>(t.shape[0]))));
+      if (down) out.push_back(models::from_torch(stem + ".alpha", torch::tensor(static_cast<float>(t.shape[0]))));
     }
-    out.tensors.push_back(t);
+    out.push_back(t);
   }
-  out.sort();
-  return out;
+  const std::string path = path_join(temp_dir(), naming == Naming::peft ? "sdxl_peft.safetensors" : "sdxl_kohya.safetensors");
+  io::write_safetensors(path, out, {});
+  return path;
 }
 
+// diffusers' SDXL LoRA (UNet, text_encoder, text_encoder_2) and the same in PEFT and kohya naming
+// on the tiny SDXL pipeline: the UNet and prompt embeddings at 1.0 and 0.5, removal, two at once,
+// and the whole image with it.
 static void test_sdxl_lora_outputs(void** state) {
   (void)state;
-  TinyXL m = tiny_sdxl();
-  check_sdxl(m, "", "SDXL, no LoRA");
-  const auto diffusers = sdxl_golden("lora/pytorch_lora_weights.safetensors");
-  auto parsed = lora::parse(diffusers, m.modules());
+  auto xl = pipeline::StableDiffusion::load(path_join(ref_dir(), "models/tiny-sdxl"), {});
+  check_sdxl(*xl, "", "SDXL, no LoRA");
+  const std::string diffusers = sdxl_path("lora/pytorch_lora_weights.safetensors");
+  auto parsed = lora::parse(sdxl_golden("lora/pytorch_lora_weights.safetensors"), modules_of(xl->lora_roots()));
+  assert_int_equal(parsed.size(), 3);
   assert_int_equal(parsed["unet"].size() + parsed["text_encoder"].size() + parsed["text_encoder_2"].size(), 488 / 2);
-  struct { const char* flavour; io::WeightSet file; } files[] = {
-      {"diffusers", diffusers}, {"PEFT", renamed(diffusers, m, Naming::peft)}, {"kohya", renamed(diffusers, m, Naming::kohya)}};
-  for (const auto& f : files) {
-    attach_all(m, f.file, "bio", 1.0);
-    check_sdxl(m, "1.0", std::string(f.flavour) + " at 1.0");
-    set_scale_all(m, "bio", 0.5);
-    check_sdxl(m, "0.5", std::string(f.flavour) + " at 0.5");
-    detach_all(m, "bio");
-    check_sdxl(m, "", "removed");
+  const std::pair<const char*, std::string> files[] = {
+      {"diffusers", diffusers},
+      {"PEFT", renamed(sdxl_golden("lora/pytorch_lora_weights.safetensors"), *xl, Naming::peft)},
+      {"kohya", renamed(sdxl_golden("lora/pytorch_lora_weights.safetensors"), *xl, Naming::kohya)}};
+  for (const auto& [flavour, path] : files) {
+    xl->add_lora(path, 1.0, "bio");
+    check_sdxl(*xl, "1.0", std::string(flavour) + " at 1.0");
+    assert_true(xl->set_lora_scale("bio", 0.5));
+    check_sdxl(*xl, "0.5", std::string(flavour) + " at 0.5");
+    assert_true(xl->remove_lora("bio"));
+    check_sdxl(*xl, "", "removed");
   }
   // Several at once: two at half scale equal one at full scale.
-  attach_all(m, files[0].file, "a", 0.5);
-  attach_all(m, files[2].file, "b", 0.5);
-  check_sdxl(m, "1.0", "diffusers and kohya at 0.5 each");
+  xl->add_lora(files[0].second, 0.5, "a");
+  xl->add_lora(files[2].second, 0.5, "b");
+  check_sdxl(*xl, "1.0", "diffusers and kohya at 0.5 each");
+  xl->remove_lora("a");
+  xl->remove_lora("b");
+  for (const auto& [component, root] : xl->lora_roots()) assert_false(lora::detach(*root, "a") || lora::detach(*root, "b"));
+  // The whole image: StableDiffusionXLPipeline's euler.steps10 with the LoRA at 1.0.
+  xl->add_lora(diffusers, 1.0, "bio");
+  pipeline::GenerateOptions o;
+  o.prompts = {"criatura especulativa colombiana"};
+  o.negative_prompt = "blurry, low quality";
+  o.steps = 10;
+  o.guidance = 5.0;
+  o.seed = 1234;
+  check_close(xl->generate(o), tensor_of(sdxl_golden("lora_apply.safetensors"), "pipeline.euler.steps10.lora1.0"),
+              "SDXL image with the LoRA", 1e-3);
 }
 
 // A LoRA of every Linear and Conv2d of the full-size SDXL UNet (in kohya's original names and in
@@ -422,11 +408,11 @@ static void test_full_size_sdxl_lora(void** state) {
   models::BuildScope meta(torch::TensorOptions().device(torch::kMeta));  // shapes only, no memory
   json clip_g = c["clip_g"];
   clip_g["architectures"] = {"CLIPTextModelWithProjection"};
-  TinyXL m;
-  m.unet = models::UNet2DConditionModel(config::parse_unet(c["sdxl.unet"].dump(), "sdxl.unet"));
-  m.text_encoder = models::CLIPTextModel(config::parse_clip_text(c["clip_l"].dump(), "clip_l"));
-  m.text_encoder_2 = models::CLIPTextModel(config::parse_clip_text(clip_g.dump(), "clip_g"));
-  const auto modules = m.modules();
+  models::UNet2DConditionModel unet(config::parse_unet(c["sdxl.unet"].dump(), "sdxl.unet"));
+  models::CLIPTextModel text_encoder(config::parse_clip_text(c["clip_l"].dump(), "clip_l"));
+  models::CLIPTextModel text_encoder_2(config::parse_clip_text(clip_g.dump(), "clip_g"));
+  const Roots roots = {{"unet", unet.get()}, {"text_encoder", text_encoder.get()}, {"text_encoder_2", text_encoder_2.get()}};
+  const auto modules = modules_of(roots);
   std::map<std::string, std::string> original;
   for (const auto& [n, o] : io::ldm_unet_names(modules.at("unet"))) original[n] = o;
   struct { const char* component; const char* manifest; } parts[] = {
@@ -456,9 +442,9 @@ static void test_full_size_sdxl_lora(void** state) {
     auto parsed = lora::parse(file, modules);  // throws naming any key left unmatched
     for (const auto& p : parts) {
       assert_int_equal(parsed[p.component].size(), layers[p.component]);
-      lora::attach(*m.roots().at(p.component), parsed[p.component], "all", 1.0, torch::kCPU, torch::kFloat32, p.component);
+      lora::attach(*roots.at(p.component), parsed[p.component], "all", 1.0, torch::kCPU, torch::kFloat32, p.component);
       size_t n = 0;
-      for (const auto& item : m.roots().at(p.component)->named_modules())
+      for (const auto& item : roots.at(p.component)->named_modules())
         if (auto* l = models::adaptable(item.value())) n += l->adapters.size();
       assert_int_equal(n, layers[p.component]);
     }
