@@ -323,8 +323,9 @@ static void check_sdxl(pipeline::StableDiffusion& xl, const std::string& scale, 
                                 tensor_of(unet_in, "encoder_hidden_states"), extra);
   check_close(out, tensor_of(want, scale.empty() ? "base.unet" : "unet.scale" + scale), what + ": UNet");
   if (scale.empty()) return;
+  static const json cases = json::parse(io::read_text_file(sdxl_path("tokenizers.json")))["cases"];
   std::vector<std::string> prompts;
-  for (const auto& c : json::parse(io::read_text_file(sdxl_path("tokenizers.json")))["cases"]) prompts.push_back(c["prompt"]);
+  for (const auto& c : cases) prompts.push_back(c["prompt"]);
   auto e = xl.encode_prompts(prompts, 0);
   check_close(e.embeds, tensor_of(want, "prompt_embeds.scale" + scale), what + ": prompt_embeds");
   check_close(e.pooled, tensor_of(want, "pooled_prompt_embeds.scale" + scale), what + ": pooled_prompt_embeds");
