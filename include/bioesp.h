@@ -150,8 +150,9 @@ typedef struct bioesp_weights_options {
   size_t struct_size;
   /* Folders: prefer "<name>.<variant>.safetensors" files, e.g. "fp16". NULL: none. */
   const char* variant;
-  /* Single-file original (CompVis/LDM) checkpoints: nonzero renames their tensors to diffusers
-   * names, split into the components unet, vae and text_encoder (and text_encoder_2). */
+  /* Single-file original checkpoints (CompVis/LDM for SD 1.x/2.x, SGM for SDXL): nonzero renames
+   * their tensors to diffusers names, split into the components unet, vae and text_encoder (and
+   * SDXL's text_encoder_2). */
   int to_diffusers;
   /* With to_diffusers: a diffusers folder whose component configs describe the architecture.
    * NULL: the architecture is inferred from the tensor shapes. */

@@ -26,9 +26,17 @@ echo '{}' > "$mix/safety_checker/config.json"
 cp "$m/vae/diffusion_pytorch_model.safetensors" "$mix/safety_checker/model.safetensors"
 cp "$m/tokenizer/"* "$mix/tokenizer/"
 cp "$m/unet/diffusion_pytorch_model.safetensors" "$mix/sd-v1-4.ckpt"
+# SDXL's layout (the tiny one, with an fp16 text_encoder_2 and the base repository's extra VAE
+# folder and ONNX export, which its model_index.json does not name).
+xl="$tmp/xl"
+cp -r "$ref/models/tiny-sdxl" "$xl" && chmod -R u+w "$xl"
+cp "$xl/text_encoder_2/model.safetensors" "$xl/text_encoder_2/model.fp16.safetensors"
+mkdir -p "$xl/vae_1_0" "$xl/vae_decoder"
+cp "$xl/vae/config.json" "$xl/vae/diffusion_pytorch_model.safetensors" "$xl/vae_1_0/"
+cp "$xl/vae/config.json" "$xl/vae_decoder/" && echo onnx > "$xl/vae_decoder/model.onnx"
 
 start_server python3 "$src/support/hub_server.py" "$tmp/port" "$tmp/server.log" \
-  --seed "bioesp/tiny-sd1=$m" --seed "gated/tiny=$m" --seed "bioesp/mixed=$mix" --alias "old/tiny-sd1=bioesp/tiny-sd1"
+  --seed "bioesp/tiny-sd1=$m" --seed "gated/tiny=$m" --seed "bioesp/mixed=$mix" --seed "bioesp/tiny-sdxl=$xl" --alias "old/tiny-sd1=bioesp/tiny-sd1"
 hub="http://127.0.0.1:$(cut -d' ' -f1 "$tmp/port")"
 export HF_ENDPOINT="$hub" HF_HUB_CACHE="$tmp/cache" HF_HOME="$tmp/hf-home"
 unset HF_TOKEN HF_HUB_OFFLINE HF_TOKEN_PATH 2>/dev/null || true
@@ -113,6 +121,16 @@ HF_HUB_CACHE="$tmp/cache-fp16" pull bioesp/mixed --variant fp16 > "$tmp/fp16"
 [ ! -e "$(cat "$tmp/fp16")/unet/diffusion_pytorch_model.safetensors" ]
 HF_HUB_CACHE="$tmp/cache-inc" pull bioesp/mixed --include "*.json" > "$tmp/inc"
 [ -e "$(cat "$tmp/inc")/unet/config.json" ] && [ ! -e "$(cat "$tmp/inc")/unet/diffusion_pytorch_model.safetensors" ]
+
+# SDXL: both text encoders and tokenizers, no folder model_index.json does not name; fp16 variants.
+sdxl=$(pull bioesp/tiny-sdxl)
+( cd "$sdxl" && find . -type l -o -type f | sort ) > "$tmp/xl.txt"
+{ echo ./.gitattributes; ( cd "$ref/models/tiny-sdxl" && find . -type f ); } | sort > "$tmp/xl.want"
+diff "$tmp/xl.want" "$tmp/xl.txt"
+"$cli" inspect --expected "$sdxl" | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+HF_HUB_CACHE="$tmp/cache-xl16" pull bioesp/tiny-sdxl --variant fp16 > "$tmp/xl16"
+[ -e "$(cat "$tmp/xl16")/text_encoder_2/model.fp16.safetensors" ] && [ -e "$(cat "$tmp/xl16")/tokenizer_2/vocab.json" ]
+[ ! -e "$(cat "$tmp/xl16")/text_encoder_2/model.safetensors" ] && [ ! -e "$(cat "$tmp/xl16")/vae_1_0" ]
 
 # 4. Errors as the Hub reports them; nothing half-written enters the cache.
 pull gated/tiny 2>"$tmp/err" && exit 1
@@ -218,4 +236,26 @@ gen --model bioesp/tiny-sd1 --lora ana/solo:0.8 --out "$tmp/lora-id.png"
 gen --model "$m" --lora "$ref/golden/tiny-sd1/lora/pytorch_lora_weights.safetensors:0.8" --out "$tmp/lora-file.png"
 [ "$(pixels "$tmp/lora-id.png")" = "$(pixels "$tmp/lora-file.png")" ]
 [ "$(pixels "$tmp/lora-id.png")" != "$(pixels "$tmp/local.png")" ]
+# SDXL LoRAs name SDXL as their base: by their second text encoder's layers, or by the base
+# model's folder that training recorded.
+xlcard() { HF_HUB_CACHE="$tmp/cache-$1" pull "ana/$1" --include README.md; }
+HF_TOKEN=hf_write push "$ref/golden/tiny-sdxl/lora/pytorch_lora_weights.safetensors" --repo ana/xl > /dev/null
+grep -q "^- stable-diffusion-xl$" "$(xlcard xl)/README.md"
+grep -q "StableDiffusionXLPipeline" "$(xlcard xl)/README.md"
+mkdir -p "$tmp/xl-unet"
+python3 - "$ref/golden/tiny-sdxl/lora/pytorch_lora_weights.safetensors" "$tmp/xl-unet/pytorch_lora_weights.safetensors" "$ref/models/tiny-sdxl" <<'EOF'
+import json, struct, sys
+d = open(sys.argv[1], "rb").read(); n = struct.unpack("<Q", d[:8])[0]; h = json.loads(d[8:8 + n])
+data, out = b"", {}
+for k, v in sorted(h.items()):
+    if not k.startswith("unet."):
+        continue
+    b, e = v["data_offsets"]; out[k] = dict(v, data_offsets=[len(data), len(data) + e - b]); data += d[8 + n + b:8 + n + e]
+out["__metadata__"] = {"format": "pt", "bioesp.base_model": sys.argv[3]}
+hb = json.dumps(out).encode(); hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + data)
+EOF
+HF_TOKEN=hf_write push "$tmp/xl-unet" --repo ana/xl-unet > /dev/null
+grep -q "^- stable-diffusion-xl$" "$tmp/xl-unet/README.md"
+grep -q "^license: openrail++$" "$tmp/xl-unet/README.md"
 echo "cli_hub: ok"

@@ -18,6 +18,12 @@ echo "$out" | grep -q 'model.diffusion_model.unet.mid_block.attentions.0.transfo
   | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
 "$cli" inspect --expected "$ref/golden/tiny-sd1/tiny-sd1.single_file.safetensors" \
   | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+# SDXL: the folder, and its original (SGM) single file with given and inferred configs
+xl="$ref/golden/tiny-sdxl/tiny-sdxl.single_file.safetensors"
+"$cli" inspect --expected "$ref/models/tiny-sdxl" | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+"$cli" inspect --expected "$xl" --config "$ref/models/tiny-sdxl" | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+"$cli" inspect --expected "$xl" | grep -q '^result: 0 missing, 0 unexpected, 0 mismatched$'
+"$cli" inspect --to-diffusers "$xl" | grep -q '^  text_encoder_2/text_projection.weight  F32  \[16, 12\]$'
 # a component whose weights do not fit its config: exit 1 and every mismatch named
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 mkdir "$tmp/unet"; ln -s "$ref/models/tiny-sd1/unet/diffusion_pytorch_model.safetensors" "$tmp/unet/"

@@ -162,6 +162,49 @@ static void test_select_files(void** state) {
                       "model_index.json\nunet/config.json\nunet/diffusion_pytorch_model-00001-of-00002.safetensors\n"
                       "unet/diffusion_pytorch_model-00002-of-00002.safetensors\n"
                       "unet/diffusion_pytorch_model.safetensors.index.json\n");
+  // stabilityai/stable-diffusion-xl-base-1.0's layout, abridged: the second text encoder and
+  // tokenizer come along; folders its model_index.json does not name (another VAE, the ONNX and
+  // OpenVINO exports) and the ONNX, Flax and OpenVINO weights beside the safetensors do not.
+  std::vector<hub::RemoteFile> xl = {
+      file("model_index.json"), file("sd_xl_base_1.0.safetensors", true), file("scheduler/scheduler_config.json"),
+      file("text_encoder/config.json"), file("text_encoder/model.safetensors", true),
+      file("text_encoder/model.fp16.safetensors", true), file("text_encoder/openvino_model.bin", true),
+      file("text_encoder/model.onnx", true), file("text_encoder_2/config.json"),
+      file("text_encoder_2/model.safetensors", true), file("text_encoder_2/model.fp16.safetensors", true),
+      file("text_encoder_2/flax_model.msgpack", true), file("text_encoder_2/model.onnx_data", true),
+      file("tokenizer/vocab.json"), file("tokenizer_2/merges.txt"), file("tokenizer_2/special_tokens_map.json"),
+      file("tokenizer_2/vocab.json"), file("unet/config.json"), file("unet/diffusion_pytorch_model.safetensors", true),
+      file("unet/diffusion_pytorch_model.fp16.safetensors", true), file("vae/config.json"),
+      file("vae/diffusion_pytorch_model.safetensors", true), file("vae/diffusion_pytorch_model.fp16.safetensors", true),
+      file("vae_1_0/config.json"), file("vae_1_0/diffusion_pytorch_model.safetensors", true),
+      file("vae_decoder/config.json"), file("vae_decoder/openvino_model.bin", true), file("vae_decoder/model.onnx", true)};
+  const auto xl_components = hub::pipeline_components(
+      R"({"_class_name": "StableDiffusionXLPipeline", "force_zeros_for_empty_prompt": true, "add_watermarker": null,
+          "scheduler": ["diffusers", "EulerDiscreteScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
+          "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"], "tokenizer": ["transformers", "CLIPTokenizer"],
+          "tokenizer_2": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
+          "vae": ["diffusers", "AutoencoderKL"], "feature_extractor": [null, null]})",
+      "sdxl");
+  assert_int_equal(xl_components.size(), 8);
+  assert_string_equal(paths(hub::select_files(xl, "", xl_components)).c_str(),
+                      "model_index.json\nscheduler/scheduler_config.json\ntext_encoder/config.json\n"
+                      "text_encoder/model.safetensors\ntext_encoder_2/config.json\ntext_encoder_2/model.safetensors\n"
+                      "tokenizer/vocab.json\ntokenizer_2/merges.txt\ntokenizer_2/special_tokens_map.json\ntokenizer_2/vocab.json\n"
+                      "unet/config.json\nunet/diffusion_pytorch_model.safetensors\nvae/config.json\n"
+                      "vae/diffusion_pytorch_model.safetensors\n");
+  const std::string xl16 = paths(hub::select_files(xl, "fp16", xl_components));
+  for (const char* f : {"text_encoder/model.fp16.safetensors\n", "text_encoder_2/model.fp16.safetensors\n",
+                        "unet/diffusion_pytorch_model.fp16.safetensors\n", "vae/diffusion_pytorch_model.fp16.safetensors\n",
+                        "tokenizer_2/vocab.json\n"})
+    assert_non_null(std::strstr(xl16.c_str(), f));
+  assert_null(std::strstr(xl16.c_str(), "text_encoder_2/model.safetensors\n"));
+  assert_null(std::strstr(xl16.c_str(), "vae_1_0"));
+  try {
+    hub::pipeline_components("[1, 2]", "bad/repo");
+    fail_msg("a model_index.json that is not an object was accepted");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_FORMAT);
+  }
   // Not a pipeline (a LoRA repository): everything, but no .bin twin of a safetensors file.
   std::vector<hub::RemoteFile> lora = {file("README.md"), file("pytorch_lora_weights.safetensors", true),
                                        file("pytorch_lora_weights.bin", true), file("other_lora.bin", true),
@@ -225,6 +268,20 @@ static void test_model_card(void** state) {
   assert_string_equal(hub::base_license("someone/model").c_str(), "other");
   in.manifest.clear();
   assert_true(hub::model_card(in).find("were not published with a bioesp dataset manifest") != std::string::npos);
+  // SDXL: named as the base, its tags and pipeline; an SDXL base of unknown id keeps its license.
+  in.sdxl = true;
+  in.base_model = "stabilityai/stable-diffusion-xl-base-1.0";
+  std::string xl = hub::model_card(in);
+  assert_int_equal(xl.rfind("---\nbase_model: stabilityai/stable-diffusion-xl-base-1.0\nlicense: openrail++\n", 0), 0);
+  assert_true(xl.find("- stable-diffusion-xl\n- stable-diffusion-xl-diffusers\n") != std::string::npos);
+  assert_true(xl.find("- stable-diffusion\n") == std::string::npos);
+  assert_true(xl.find("(Stable Diffusion XL)") != std::string::npos);
+  assert_true(xl.find("pipe = StableDiffusionXLPipeline.from_pretrained(\"stabilityai/stable-diffusion-xl-base-1.0\")") != std::string::npos);
+  in.base_model.clear();
+  xl = hub::model_card(in);
+  assert_true(xl.find("license: openrail++\n") != std::string::npos);
+  assert_true(xl.find("A DreamBooth-LoRA of Stable Diffusion XL, trained") != std::string::npos);
+  assert_true(hub::names_sdxl("someone/Juggernaut-SDXL") && !hub::names_sdxl("CompVis/stable-diffusion-v1-4"));
 }
 
 int main(void) {

@@ -1,6 +1,8 @@
 // LoRA files attached as runtime adapters: UNet outputs against diffusers' load_lora_weights for
 // the diffusers, kohya and legacy-checkpoint layouts at scales 1.0 and 0.5, a full image, and
-// the workshop's LoRA on the full-size SD 1.x UNet.
+// the workshop's LoRA on the full-size SD 1.x UNet. SDXL: the tiny pipeline's UNet (with its added
+// conditions), prompt embeddings and image against diffusers for its LoRA in the diffusers, PEFT
+// and kohya layouts, and a LoRA of every layer of the full-size SDXL in kohya's names.
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
@@ -8,10 +10,13 @@
 
 #include "config/model_config.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "io/single_file.h"
 #include "io/weights.h"
 #include "lora/adapter.h"
+#include "models/clip_text.h"
 #include "models/loader.h"
 #include "models/unet.h"
 #include "pipeline/pipeline.h"
@@ -281,12 +286,181 @@ static void test_workshop_lora_on_sd1(void** state) {
   assert_int_equal(attached, 128);  // zero unmatched keys
 }
 
+using Roots = std::map<std::string, torch::nn::Module*>;
+
+static std::map<std::string, std::vector<std::string>> modules_of(const Roots& roots) {
+  std::map<std::string, std::vector<std::string>> out;
+  for (const auto& [component, root] : roots)
+    for (const auto& item : root->named_modules()) out[component].push_back(item.key());
+  return out;
+}
+
+static std::string sdxl_path(const char* file) { return path_join(ref_dir(), (std::string("golden/tiny-sdxl/") + file).c_str()); }
+static io::WeightSet sdxl_golden(const char* file) { return io::read_safetensors(sdxl_path(file)); }
+
+static torch::Tensor tensor_of(const io::WeightSet& set, const std::string& name) {
+  const io::Tensor* t = set.find("", name);
+  if (!t) fail_msg("the golden file has no %s", name.c_str());
+  return models::to_torch(*t).clone();
+}
+
+static void check_close(const torch::Tensor& out, const torch::Tensor& ref, const std::string& what, double tol = 1e-4) {
+  double err = ((out - ref).norm() / ref.norm()).item<double>();
+  print_message("%-44s relative L2 error %.2g\n", what.c_str(), err);
+  if (!(err <= tol)) fail_msg("%s: relative L2 error %.3g", what.c_str(), err);
+}
+
+// The UNet call of golden/tiny-sdxl/unet.safetensors, and the pipeline's prompt embeddings of the
+// three golden prompts (both penultimate layers, the second encoder's pooled projection), against
+// lora_apply.safetensors.
+static void check_sdxl(pipeline::StableDiffusion& xl, const std::string& scale, const std::string& what) {
+  torch::NoGradGuard no_grad;
+  static const io::WeightSet unet_in = sdxl_golden("unet.safetensors"), want = sdxl_golden("lora_apply.safetensors");
+  models::UNetExtra extra;
+  extra.text_embeds = tensor_of(unet_in, "text_embeds");
+  extra.time_ids = tensor_of(unet_in, "time_ids");
+  auto out = xl.unet()->forward(tensor_of(unet_in, "sample"), tensor_of(unet_in, "timestep"),
+                                tensor_of(unet_in, "encoder_hidden_states"), extra);
+  check_close(out, tensor_of(want, scale.empty() ? "base.unet" : "unet.scale" + scale), what + ": UNet");
+  if (scale.empty()) return;
+  static const json cases = json::parse(io::read_text_file(sdxl_path("tokenizers.json")))["cases"];
+  std::vector<std::string> prompts;
+  for (const auto& c : cases) prompts.push_back(c["prompt"]);
+  auto e = xl.encode_prompts(prompts, 0);
+  check_close(e.embeds, tensor_of(want, "prompt_embeds.scale" + scale), what + ": prompt_embeds");
+  check_close(e.pooled, tensor_of(want, "pooled_prompt_embeds.scale" + scale), what + ": pooled_prompt_embeds");
+}
+
+// The golden diffusers file in another naming, written beside the tests: PEFT's lora_A/lora_B, or
+// kohya's (lora_unet_ with the UNet's original names, lora_te1_, lora_te2_, alpha = rank).
+static std::string renamed(const io::WeightSet& diffusers, pipeline::StableDiffusion& xl, Naming naming) {
+  std::map<std::string, std::string> original;
+  for (const auto& [n, o] : io::ldm_unet_names(modules_of(xl.lora_roots())["unet"])) original[n] = o;
+  std::vector<io::Tensor> out;
+  for (io::Tensor t : diffusers.tensors) {
+    std::string key = t.name, component;
+    bool down = false;
+    for (const char* suffix : {".lora.down.weight", ".lora_linear_layer.down.weight"}) down = down || take_suffix(key, suffix);
+    for (const char* suffix : {".lora.up.weight", ".lora_linear_layer.up.weight"}) take_suffix(key, suffix);
+    for (const char* c : {"unet", "text_encoder_2", "text_encoder"})
+      if (component.empty() && take_prefix(key, std::string(c) + ".")) component = c;
+    if (naming == Naming::peft) {
+      t.name = component + "." + key + (down ? ".lora_A.weight" : ".lora_B.weight");
+    } else {
+      std::string stem = lora::kohya_name(component, component == "unet" ? original.at(key) : key);
+      if (component == "text_encoder") stem = "lora_te1_" + stem.substr(8);
+      t.name = stem + (down ? ".lora_down.weight" : ".lora_up.weight");
+      if (down) out.push_back(models::from_torch(stem + ".alpha", torch::tensor(static_cast<float>(t.shape[0]))));
+    }
+    out.push_back(t);
+  }
+  const std::string path = path_join(temp_dir(), naming == Naming::peft ? "sdxl_peft.safetensors" : "sdxl_kohya.safetensors");
+  io::write_safetensors(path, out, {});
+  return path;
+}
+
+// diffusers' SDXL LoRA (UNet, text_encoder, text_encoder_2) and the same in PEFT and kohya naming
+// on the tiny SDXL pipeline: the UNet and prompt embeddings at 1.0 and 0.5, removal, two at once,
+// and the whole image with it.
+static void test_sdxl_lora_outputs(void** state) {
+  (void)state;
+  auto xl = pipeline::StableDiffusion::load(path_join(ref_dir(), "models/tiny-sdxl"), {});
+  check_sdxl(*xl, "", "SDXL, no LoRA");
+  const std::string diffusers = sdxl_path("lora/pytorch_lora_weights.safetensors");
+  auto parsed = lora::parse(sdxl_golden("lora/pytorch_lora_weights.safetensors"), modules_of(xl->lora_roots()));
+  assert_int_equal(parsed.size(), 3);
+  assert_int_equal(parsed["unet"].size() + parsed["text_encoder"].size() + parsed["text_encoder_2"].size(), 488 / 2);
+  const std::pair<const char*, std::string> files[] = {
+      {"diffusers", diffusers},
+      {"PEFT", renamed(sdxl_golden("lora/pytorch_lora_weights.safetensors"), *xl, Naming::peft)},
+      {"kohya", renamed(sdxl_golden("lora/pytorch_lora_weights.safetensors"), *xl, Naming::kohya)}};
+  for (const auto& [flavour, path] : files) {
+    xl->add_lora(path, 1.0, "bio");
+    check_sdxl(*xl, "1.0", std::string(flavour) + " at 1.0");
+    assert_true(xl->set_lora_scale("bio", 0.5));
+    check_sdxl(*xl, "0.5", std::string(flavour) + " at 0.5");
+    assert_true(xl->remove_lora("bio"));
+    check_sdxl(*xl, "", "removed");
+  }
+  // Several at once: two at half scale equal one at full scale.
+  xl->add_lora(files[0].second, 0.5, "a");
+  xl->add_lora(files[2].second, 0.5, "b");
+  check_sdxl(*xl, "1.0", "diffusers and kohya at 0.5 each");
+  xl->remove_lora("a");
+  xl->remove_lora("b");
+  for (const auto& [component, root] : xl->lora_roots()) assert_false(lora::detach(*root, "a") || lora::detach(*root, "b"));
+  // The whole image: StableDiffusionXLPipeline's euler.steps10 with the LoRA at 1.0.
+  xl->add_lora(diffusers, 1.0, "bio");
+  pipeline::GenerateOptions o;
+  o.prompts = {"criatura especulativa colombiana"};
+  o.negative_prompt = "blurry, low quality";
+  o.steps = 10;
+  o.guidance = 5.0;
+  o.seed = 1234;
+  check_close(xl->generate(o), tensor_of(sdxl_golden("lora_apply.safetensors"), "pipeline.euler.steps10.lora1.0"),
+              "SDXL image with the LoRA", 1e-3);
+}
+
+// A LoRA of every Linear and Conv2d of the full-size SDXL UNet (in kohya's original names and in
+// diffusers' underscored ones) and of both text encoders (lora_te1_, lora_te2_): every key lands.
+static void test_full_size_sdxl_lora(void** state) {
+  (void)state;
+  json c = json::parse(io::read_text_file(path_join(ref_dir(), "manifests/configs.json")));
+  models::BuildScope meta(torch::TensorOptions().device(torch::kMeta));  // shapes only, no memory
+  json clip_g = c["clip_g"];
+  clip_g["architectures"] = {"CLIPTextModelWithProjection"};
+  models::UNet2DConditionModel unet(config::parse_unet(c["sdxl.unet"].dump(), "sdxl.unet"));
+  models::CLIPTextModel text_encoder(config::parse_clip_text(c["clip_l"].dump(), "clip_l"));
+  models::CLIPTextModel text_encoder_2(config::parse_clip_text(clip_g.dump(), "clip_g"));
+  const Roots roots = {{"unet", unet.get()}, {"text_encoder", text_encoder.get()}, {"text_encoder_2", text_encoder_2.get()}};
+  const auto modules = modules_of(roots);
+  std::map<std::string, std::string> original;
+  for (const auto& [n, o] : io::ldm_unet_names(modules.at("unet"))) original[n] = o;
+  struct { const char* component; const char* manifest; } parts[] = {
+      {"unet", "sdxl.unet"}, {"text_encoder", "sdxl.text_encoder"}, {"text_encoder_2", "sdxl.text_encoder_2"}};
+  for (bool sgm : {true, false}) {
+    io::WeightSet file;
+    std::map<std::string, size_t> layers;
+    at::Generator gen = at::detail::createCPUGenerator(7);
+    for (const auto& p : parts) {
+      json manifest = json::parse(io::read_text_file(path_join(ref_dir(), (std::string("manifests/") + p.manifest + ".json").c_str())));
+      for (const auto& [key, v] : manifest.items()) {
+        auto w = v[0].get<std::vector<int64_t>>();
+        std::string module = key;
+        if (!take_suffix(module, ".weight") || (w.size() != 2 && w.size() != 4) || module.find("embeddings.") != std::string::npos) continue;
+        std::string stem = p.component == std::string("unet") ? lora::kohya_name("unet", sgm ? original.at(module) : module)
+                           : p.component == std::string("text_encoder") ? "lora_te1_" + lora::kohya_name("text_encoder", module).substr(8)
+                                                                        : lora::kohya_name("text_encoder_2", module);
+        std::vector<int64_t> down{2, w[1]}, up{w[0], 2};
+        if (w.size() == 4) down.insert(down.end(), {w[2], w[3]}), up.insert(up.end(), {1, 1});
+        file.tensors.push_back(models::from_torch(stem + ".lora_down.weight", at::randn(down, gen) * 0.01));
+        file.tensors.push_back(models::from_torch(stem + ".lora_up.weight", at::randn(up, gen) * 0.01));
+        file.tensors.push_back(models::from_torch(stem + ".alpha", torch::tensor(1.0f)));
+        ++layers[p.component];
+      }
+    }
+    file.sort();
+    auto parsed = lora::parse(file, modules);  // throws naming any key left unmatched
+    for (const auto& p : parts) {
+      assert_int_equal(parsed[p.component].size(), layers[p.component]);
+      lora::attach(*roots.at(p.component), parsed[p.component], "all", 1.0, torch::kCPU, torch::kFloat32, p.component);
+      size_t n = 0;
+      for (const auto& item : roots.at(p.component)->named_modules())
+        if (auto* l = models::adaptable(item.value())) n += l->adapters.size();
+      assert_int_equal(n, layers[p.component]);
+    }
+    print_message("full-size SDXL, UNet in %s names: %zu + %zu + %zu layers adapted\n", sgm ? "original" : "diffusers",
+                  layers["unet"], layers["text_encoder"], layers["text_encoder_2"]);
+  }
+}
+
 int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_unet_outputs), cmocka_unit_test(test_pipeline_image),
       cmocka_unit_test(test_refusals), cmocka_unit_test(test_workshop_lora_on_sd1),
       cmocka_unit_test(test_all_layers_lora_on_sd1), cmocka_unit_test(test_conv_lora_numerics),
-      cmocka_unit_test(test_lora_shapes_and_refusals)};
+      cmocka_unit_test(test_lora_shapes_and_refusals), cmocka_unit_test(test_sdxl_lora_outputs),
+      cmocka_unit_test(test_full_size_sdxl_lora)};
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -84,9 +84,33 @@ std::vector<int64_t> down_path(const Shapes& s, json& c) {
     for (int64_t ch : channels) heads.push_back(std::max<int64_t>(1, ch / 64));
     c["attention_head_dim"] = heads;
   }
-  c["transformer_layers_per_block"] = s.count("down_blocks.0.attentions.0.transformer_blocks.", ".norm1.weight");
-  if (c["transformer_layers_per_block"] == 0) c["transformer_layers_per_block"] = 1;
+  // Per block (SDXL: [1, 2, 10]); blocks without attention count 1, as diffusers' configs write them.
+  std::vector<int> layers;
+  for (int i = 0; i < blocks; ++i)
+    layers.push_back(std::max(1, s.count("down_blocks." + std::to_string(i) + ".attentions.0.transformer_blocks.", ".norm1.weight")));
+  if (std::all_of(layers.begin(), layers.end(), [&](int n) { return n == layers[0]; })) c["transformer_layers_per_block"] = layers[0];
+  else c["transformer_layers_per_block"] = layers;
   return channels;
+}
+
+// SDXL's added conditioning: add_embedding takes the pooled text embedding (text_encoder_2's
+// projection) beside the sinusoidal embeddings of 6 size and crop ids (5 with the refiner's
+// aesthetic score), so the width of one id's embedding is what the two leave.
+void sdxl_conditioning(const io::WeightSet& set, const Shapes& s, json& c) {
+  const int64_t in = s.shape("add_embedding.linear_1.weight", 2)[1];
+  const Shapes te2{set, "text_encoder_2"};
+  if (!te2.has("text_projection.weight"))
+    fail(BIOESP_ERR_UNSUPPORTED, "unet: an SDXL UNet without its second text encoder; the width of its size "
+                                 "embeddings cannot be inferred: give a config folder (--config)");
+  const int64_t pooled = te2.shape("text_projection.weight", 2)[0], ids = in - pooled;
+  const int n = ids > 0 && ids % 6 == 0 ? 6 : ids > 0 && ids % 5 == 0 ? 5 : 0;
+  if (n == 0)
+    fail(BIOESP_ERR_FORMAT, "unet: add_embedding.linear_1.weight takes " + std::to_string(in) + " features, which is not " +
+                                std::to_string(pooled) + " pooled ones and 5 or 6 equal size embeddings");
+  c["addition_embed_type"] = "text_time";
+  c["addition_time_embed_dim"] = ids / n;
+  c["projection_class_embeddings_input_dim"] = in;
+  c["sample_size"] = 128;
 }
 
 }  // namespace
@@ -102,8 +126,7 @@ std::string infer_config(const io::WeightSet& set, const std::string& component)
     c["up_block_types"] = up;
     c["out_channels"] = s.shape("conv_out.weight", 4)[0];
     c["sample_size"] = c["cross_attention_dim"] == 768 ? 64 : 96;
-    if (s.has("add_embedding.linear_1.weight"))
-      fail(BIOESP_ERR_UNSUPPORTED, "unet: SDXL single files need a config folder (--config)");
+    if (s.has("add_embedding.linear_1.weight")) sdxl_conditioning(set, s, c);
   } else if (component == "controlnet") {
     down_path(s, c);
     const std::string e = "controlnet_cond_embedding.";
@@ -128,7 +151,7 @@ std::string infer_config(const io::WeightSet& set, const std::string& component)
     c["in_channels"] = s.shape("encoder.conv_in.weight", 4)[1];
     c["out_channels"] = s.shape("decoder.conv_out.weight", 4)[0];
     c["sample_size"] = 512;
-  } else if (component == "text_encoder") {
+  } else if (component == "text_encoder" || component == "text_encoder_2") {
     auto tok = s.shape("text_model.embeddings.token_embedding.weight", 2);
     c["vocab_size"] = tok[0];
     c["hidden_size"] = tok[1];
@@ -138,6 +161,10 @@ std::string infer_config(const io::WeightSet& set, const std::string& component)
     c["num_attention_heads"] = std::max<int64_t>(1, tok[1] / 64);
     // CLIP-L (SD 1.x) uses quick_gelu; OpenCLIP-H (SD 2.x) uses gelu.
     c["hidden_act"] = tok[1] == 768 ? "quick_gelu" : "gelu";
+    if (s.has("text_projection.weight")) {  // SDXL's OpenCLIP bigG
+      c["architectures"] = {"CLIPTextModelWithProjection"};
+      c["projection_dim"] = s.shape("text_projection.weight", 2)[0];
+    }
   } else {
     fail(BIOESP_ERR_UNSUPPORTED, "cannot infer a config for component " + component);
   }

@@ -1,5 +1,6 @@
 // Component configs inferred from tensor shapes, for single-file checkpoints that come without
-// a diffusers folder: SD 1.x and 2.x UNets and ControlNets, VAEs and CLIP / OpenCLIP text encoders.
+// a diffusers folder: SD 1.x, 2.x and XL UNets, SD 1.x and 2.x ControlNets, VAEs, and CLIP and OpenCLIP
+// text encoders (SDXL's second with its projection).
 #pragma once
 
 #include <string>
@@ -8,7 +9,7 @@
 
 namespace bioesp::config {
 
-// config.json text for `component` ("unet", "controlnet", "vae", "text_encoder") of a set already renamed to
+// config.json text for `component` ("unet", "controlnet", "vae", "text_encoder", "text_encoder_2") of a set renamed to
 // diffusers names; throws UNSUPPORTED naming what could not be recognised.
 std::string infer_config(const io::WeightSet& set, const std::string& component);
 

@@ -38,11 +38,14 @@ std::string get(const std::map<std::string, std::string>& m, const std::string& 
 
 }  // namespace
 
+bool names_sdxl(const std::string& base_model) {
+  const std::string b = to_lower(base_model);
+  return b.find("stable-diffusion-xl") != std::string::npos || b.find("sdxl") != std::string::npos;
+}
+
 std::string base_license(const std::string& base_model) {
   const std::string b = to_lower(base_model);
-  if (b.find("stable-diffusion-xl") != std::string::npos || b.find("sdxl") != std::string::npos ||
-      b.find("stable-diffusion-2") != std::string::npos)
-    return "openrail++";
+  if (names_sdxl(b) || b.find("stable-diffusion-2") != std::string::npos) return "openrail++";
   if (b.find("compvis/") != std::string::npos || b.find("stable-diffusion-v1") != std::string::npos ||
       b.find("runwayml/") != std::string::npos)
     return "creativeml-openrail-m";
@@ -63,10 +66,13 @@ std::string model_card(const CardInput& in) {
   std::ostringstream o;
   o << "---\n";
   if (!in.base_model.empty()) o << "base_model: " << in.base_model << "\n";
-  o << "license: " << base_license(in.base_model) << "\n";
+  // SDXL's license binds its derivatives, so an SDXL model of unknown base is openrail++ too.
+  const std::string license = base_license(in.base_model);
+  o << "license: " << (in.sdxl && license == "other" ? "openrail++" : license) << "\n";
   o << "library_name: diffusers\n";
   o << "pipeline_tag: text-to-image\n";
-  o << "tags:\n- text-to-image\n- stable-diffusion\n- stable-diffusion-diffusers\n- diffusers\n";
+  const char* family = in.sdxl ? "stable-diffusion-xl" : "stable-diffusion";
+  o << "tags:\n- text-to-image\n- " << family << "\n- " << family << "-diffusers\n- diffusers\n";
   if (in.lora) o << "- lora\n";
   o << "- dreambooth\n- bioesp\n";
   if (!prompt.empty()) o << "instance_prompt: " << yaml(prompt) << "\n";
@@ -79,6 +85,7 @@ std::string model_card(const CardInput& in) {
   o << "# " << in.repo << "\n\n";
   o << (in.lora ? "A DreamBooth-LoRA" : "A DreamBooth fine-tune");
   if (!in.base_model.empty()) o << " of [" << in.base_model << "](https://huggingface.co/" << in.base_model << ")";
+  if (in.sdxl) o << (in.base_model.empty() ? " of Stable Diffusion XL" : " (Stable Diffusion XL)");
   o << ", trained with [bioesp](https://github.com/bioesp/bioesp)";
   if (!in.manifest.empty()) o << " on " << in.manifest.size() << " openly licensed images";
   o << ".";
@@ -96,12 +103,13 @@ std::string model_card(const CardInput& in) {
   else if (!in.lora) o << " --model " << in.repo;
   if (in.lora) o << " --lora " << in.repo;
   o << " --prompt \"" << (prompt.empty() ? "…" : prompt) << "\"\n```\n\n";
-  o << "With diffusers:\n\n```python\nimport torch\nfrom diffusers import StableDiffusionPipeline\n\n";
+  const char* pipeline = in.sdxl ? "StableDiffusionXLPipeline" : "StableDiffusionPipeline";
+  o << "With diffusers:\n\n```python\nimport torch\nfrom diffusers import " << pipeline << "\n\n";
   if (in.lora) {
-    o << "pipe = StableDiffusionPipeline.from_pretrained(\"" << (in.base_model.empty() ? "BASE_MODEL" : in.base_model) << "\")\n";
+    o << "pipe = " << pipeline << ".from_pretrained(\"" << (in.base_model.empty() ? "BASE_MODEL" : in.base_model) << "\")\n";
     o << "pipe.load_lora_weights(\"" << in.repo << "\")\n";
   } else {
-    o << "pipe = StableDiffusionPipeline.from_pretrained(\"" << in.repo << "\")\n";
+    o << "pipe = " << pipeline << ".from_pretrained(\"" << in.repo << "\")\n";
   }
   o << "image = pipe(\"" << (prompt.empty() ? "…" : prompt) << "\").images[0]\n```\n\n";
 

@@ -8,6 +8,8 @@
 #include <map>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/strings.h"
@@ -15,6 +17,8 @@
 #include "io/file.h"
 
 namespace bioesp::hub {
+
+using nlohmann::json;
 
 namespace {
 
@@ -165,11 +169,26 @@ void download_file(Api& api, const Cache& cache, const std::string& repo, const 
 
 }  // namespace
 
-std::vector<RemoteFile> select_files(const std::vector<RemoteFile>& tree, const std::string& variant) {
+std::set<std::string> pipeline_components(const std::string& text, const std::string& what) {
+  json index = json::parse(text, nullptr, false);
+  if (!index.is_object()) fail(BIOESP_ERR_FORMAT, what + ": model_index.json is not a JSON object");
+  std::set<std::string> out;
+  for (const auto& [key, value] : index.items())
+    if (!key.empty() && key[0] != '_' && value.is_array() && value.size() == 2) out.insert(key);
+  return out;
+}
+
+std::vector<RemoteFile> select_files(const std::vector<RemoteFile>& tree, const std::string& variant,
+                                     const std::set<std::string>& components) {
   const bool pipeline = std::any_of(tree.begin(), tree.end(), [](const RemoteFile& f) { return f.path == "model_index.json"; });
+  auto wanted = [&](const std::string& path) {
+    const auto slash = path.find('/');
+    return !pipeline || components.empty() || slash == std::string::npos || components.count(path.substr(0, slash));
+  };
   std::map<std::string, std::vector<const RemoteFile*>> weights_by_folder;
   std::vector<RemoteFile> out;
   for (const auto& f : tree) {
+    if (!wanted(f.path)) continue;
     if (is_weights(base_name(f.path))) weights_by_folder[folder_of(f.path)].push_back(&f);
     else out.push_back(f);
   }
@@ -237,31 +256,44 @@ PullResult pull(const PullOptions& o) {
   cache.write_ref(ref.revision, commit);
 
   const auto tree = api.tree(ref.id, commit);
+  PullResult result;
+  result.commit = commit;
+  result.snapshot = cache.snapshot(commit);
+  io::make_directories(result.snapshot);
+  auto fetch = [&](size_t i, size_t n, const RemoteFile& f) {
+    if (io::exists(result.snapshot + "/" + f.path)) {
+      ++result.cached;
+      return;
+    }
+    const bool have_blob = io::is_file(cache.blob(f.etag()));
+    download_file(api, cache, ref.id, commit, f, [&](uint64_t bytes) {
+      if (o.progress && !o.progress(i, n, bytes, f.path)) stop = true;
+    });
+    ++(have_blob ? result.cached : result.downloaded);
+  };
+
   std::vector<RemoteFile> files;
+  const RemoteFile* index = nullptr;  // a pipeline's model_index.json, fetched first: it names the components
   if (o.include.empty()) {
-    files = select_files(tree, o.variant);
+    for (const auto& f : tree)
+      if (f.path == "model_index.json") index = &f;
+    std::set<std::string> components;
+    if (index) {
+      fetch(0, 1, *index);
+      const std::string path = result.snapshot + "/model_index.json";
+      components = pipeline_components(io::read_text_file(path), what);
+    }
+    files = select_files(tree, o.variant, components);
   } else {
     for (const auto& f : tree)
       if (matches_any(o.include, f.path)) files.push_back(f);
   }
   if (files.empty()) fail(BIOESP_ERR_NOT_FOUND, what + ": no files to download" + (o.include.empty() ? "" : " match --include"));
 
-  PullResult result;
-  result.commit = commit;
-  result.snapshot = cache.snapshot(commit);
-  io::make_directories(result.snapshot);
   for (size_t i = 0; i < files.size(); ++i) {
     const auto& f = files[i];
     if (o.progress && !o.progress(i, files.size(), 0, f.path)) fail(BIOESP_ERR_CANCELLED, "cancelled");
-    if (io::exists(result.snapshot + "/" + f.path)) {
-      ++result.cached;
-      continue;
-    }
-    const bool have_blob = io::is_file(cache.blob(f.etag()));
-    download_file(api, cache, ref.id, commit, f, [&](uint64_t bytes) {
-      if (o.progress && !o.progress(i, files.size(), bytes, f.path)) stop = true;
-    });
-    ++(have_blob ? result.cached : result.downloaded);
+    if (!index || f.path != index->path) fetch(i, files.size(), f);
   }
   if (o.progress) o.progress(files.size(), files.size(), 0, "");
   return result;

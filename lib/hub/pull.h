@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -32,9 +33,14 @@ PullResult pull(const PullOptions& o);
 // The files of a repository worth downloading. A diffusers pipeline (model_index.json at the
 // top): its configs, tokenizer and scheduler files, and one weights file (or one sharded set) per
 // component, safetensors before .bin, the variant's before the plain ones; no top-level
-// checkpoints, no safety checker weights. Any other repository: everything, but of the same
-// weights in several formats only the safetensors.
-std::vector<RemoteFile> select_files(const std::vector<RemoteFile>& tree, const std::string& variant);
+// checkpoints, no safety checker weights; with `components` (the folders its model_index.json
+// names), nothing from other folders (SDXL base's vae_1_0/, ONNX and OpenVINO exports). Any other
+// repository: everything, but of the same weights in several formats only the safetensors.
+std::vector<RemoteFile> select_files(const std::vector<RemoteFile>& tree, const std::string& variant,
+                                     const std::set<std::string>& components = {});
+// The component folders a model_index.json names: its keys with a [library, class] value (null
+// ones included, as diffusers' download takes them), e.g. text_encoder_2 and tokenizer_2 for SDXL.
+std::set<std::string> pipeline_components(const std::string& model_index_text, const std::string& what);
 
 // A model path or Hub id as a local path: paths that exist are returned as they are; ids
 // ("org/name[@rev]") are pulled (or found in the cache when offline). Other strings are returned

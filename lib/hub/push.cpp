@@ -160,19 +160,35 @@ void upload_lfs(Api& api, const std::string& repo, const LocalFile& f, const jso
   }
 }
 
-// The metadata of the weights the card describes: a LoRA file by its usual names (at any depth),
-// else the first top-level safetensors file.
-std::map<std::string, std::string> weights_metadata(const std::vector<LocalFile>& files) {
+// The weights the card describes: a LoRA file by its usual names (at any depth), else the first
+// top-level safetensors file; an empty set when there is none.
+io::WeightSet card_weights(const std::vector<LocalFile>& files) {
   const LocalFile* pick = nullptr;
   for (const char* name : {"pytorch_lora_weights.safetensors", "kohya_lora.safetensors"})
     for (const auto& f : files)
       if (!pick && (f.repo_path == name || ends_with(f.repo_path, std::string("/") + name))) pick = &f;
   for (const auto& f : files)
     if (!pick && ends_with(f.repo_path, ".safetensors") && f.repo_path.find('/') == std::string::npos) pick = &f;
-  std::map<std::string, std::string> m;
-  if (pick)
-    for (const auto& [k, v] : io::read_safetensors(pick->local_path).metadata) m[k] = v;
-  return m;
+  return pick ? io::read_safetensors(pick->local_path) : io::WeightSet{};
+}
+
+// A diffusers folder whose model_index.json names an SDXL pipeline class.
+bool sdxl_folder(const std::string& dir) {
+  const std::string index = dir + "/model_index.json";
+  if (dir.empty() || !io::is_file(index)) return false;
+  json j = json::parse(io::read_text_file(index), nullptr, false);
+  return j.is_object() && j.contains("_class_name") && j["_class_name"].is_string() &&
+         starts_with(j["_class_name"].get<std::string>(), "StableDiffusionXL");
+}
+
+// Whether the card's model is (or was trained on) SDXL: the published pipeline's class, the base
+// model's (a folder, or a Hub id that says so), or a LoRA with layers of SDXL's second text encoder.
+bool is_sdxl(const std::string& published_dir, const std::string& base_named, const std::string& base_id,
+             const io::WeightSet& weights) {
+  if (sdxl_folder(published_dir) || sdxl_folder(base_named) || names_sdxl(base_id)) return true;
+  return std::any_of(weights.tensors.begin(), weights.tensors.end(), [](const io::Tensor& t) {
+    return starts_with(t.name, "text_encoder_2.") || starts_with(t.name, "lora_te2_");
+  });
 }
 
 }  // namespace
@@ -199,12 +215,12 @@ PushResult push(const PushOptions& o) {
     CardInput card;
     card.repo = ref.id;
     card.lora = !std::any_of(files.begin(), files.end(), [](const LocalFile& f) { return f.repo_path == "model_index.json"; });
-    card.metadata = weights_metadata(files);
+    const io::WeightSet weights = card_weights(files);
+    card.metadata.insert(weights.metadata.begin(), weights.metadata.end());
+    const std::string named = card.metadata.count("bioesp.base_model") ? card.metadata["bioesp.base_model"] : "";
     card.base_model = o.base_model;
-    if (card.base_model.empty()) {
-      std::string named = card.metadata.count("bioesp.base_model") ? card.metadata["bioesp.base_model"] : "";
-      card.base_model = looks_like_repo_id(named) ? named : repo_id_of_cache_path(named);
-    }
+    if (card.base_model.empty()) card.base_model = looks_like_repo_id(named) ? named : repo_id_of_cache_path(named);
+    card.sdxl = is_sdxl(folder ? o.path : "", io::is_directory(named) ? named : "", card.base_model, weights);
     const auto slash = o.path.rfind('/');
     const std::string dir = folder ? o.path : slash == std::string::npos ? "." : o.path.substr(0, slash);
     if (!o.dataset.empty()) {

@@ -1,5 +1,6 @@
 #include "io/single_file.h"
 
+#include <cstring>
 #include <set>
 
 #include "core/error.h"
@@ -22,24 +23,28 @@ bool take_index(std::string& s, int* out) {
   return true;
 }
 
-std::string unet_resnet(std::string rest) {
-  static const std::pair<const char*, const char*> kRen[] = {
-      {"in_layers.0.", "norm1."}, {"in_layers.2.", "conv1."}, {"out_layers.0.", "norm2."},
-      {"out_layers.3.", "conv2."}, {"emb_layers.1.", "time_emb_proj."},
-      {"skip_connection.", "conv_shortcut."}};
-  for (const auto& [a, b] : kRen)
-    if (take_prefix(rest, a)) return b + rest;
+// (original, diffusers) prefixes: a resnet's layers, and the UNet's layers outside its blocks.
+constexpr std::pair<const char*, const char*> kUnetResnet[] = {
+    {"in_layers.0.", "norm1."}, {"in_layers.2.", "conv1."}, {"out_layers.0.", "norm2."},
+    {"out_layers.3.", "conv2."}, {"emb_layers.1.", "time_emb_proj."}, {"skip_connection.", "conv_shortcut."}};
+constexpr std::pair<const char*, const char*> kUnetTop[] = {
+    {"time_embed.0.", "time_embedding.linear_1."}, {"time_embed.2.", "time_embedding.linear_2."},
+    {"label_emb.0.0.", "add_embedding.linear_1."}, {"label_emb.0.2.", "add_embedding.linear_2."},
+    {"input_blocks.0.0.", "conv_in."}, {"out.0.", "conv_norm_out."}, {"out.2.", "conv_out."}};
+
+// `rest` with its first prefix renamed from one side of `table` to the other; "" when none fits.
+template <size_t N>
+std::string rename(std::string rest, const std::pair<const char*, const char*> (&table)[N], bool to_diffusers) {
+  for (const auto& [ldm, diffusers] : table)
+    if (take_prefix(rest, to_diffusers ? ldm : diffusers)) return (to_diffusers ? diffusers : ldm) + rest;
   return "";
 }
 
+std::string unet_resnet(const std::string& rest) { return rename(rest, kUnetResnet, true); }
+
 std::string map_unet(std::string k, int L) {
-  if (take_prefix(k, "time_embed.0.")) return "time_embedding.linear_1." + k;
-  if (take_prefix(k, "time_embed.2.")) return "time_embedding.linear_2." + k;
-  if (take_prefix(k, "label_emb.0.0.")) return "add_embedding.linear_1." + k;
-  if (take_prefix(k, "label_emb.0.2.")) return "add_embedding.linear_2." + k;
-  if (take_prefix(k, "input_blocks.0.0.")) return "conv_in." + k;
-  if (take_prefix(k, "out.0.")) return "conv_norm_out." + k;
-  if (take_prefix(k, "out.2.")) return "conv_out." + k;
+  std::string top = rename(k, kUnetTop, true);
+  if (!top.empty()) return top;
   int i, j;
   if (take_prefix(k, "input_blocks.") && take_index(k, &i) && take_index(k, &j) && i > 0) {
     int block = (i - 1) / (L + 1), layer = (i - 1) % (L + 1);
@@ -115,14 +120,31 @@ std::string map_vae(std::string k, int num_up, bool* squeeze) {
   return "";
 }
 
-std::vector<LdmTarget> map_open_clip(std::string k, int max_layers) {
+// A transformers CLIP text model's key, as single files keep it (with or without "text_model.").
+std::vector<LdmTarget> map_clip(const std::string& k) {
+  if (k.find("position_ids") != std::string::npos) return {};
+  LdmTarget t;
+  t.component = "text_encoder";
+  t.name = starts_with(k, "text_model.") ? k : "text_model." + k;
+  return {t};
+}
+
+// OpenCLIP's text tower as transformers' CLIP text model in `component`: SD 2.x's encoder has no
+// projection (CLIPTextModel), SDXL's second keeps it (CLIPTextModelWithProjection).
+std::vector<LdmTarget> map_open_clip(std::string k, const std::string& component, int max_layers, bool projection) {
   const std::string te = "text_model.";
-  auto one = [](std::string n) {
+  auto one = [&](std::string n) {
     LdmTarget t;
-    t.component = "text_encoder";
+    t.component = component;
     t.name = std::move(n);
     return std::vector<LdmTarget>{t};
   };
+  if (k == "text_projection") {
+    if (!projection) return {};
+    auto t = one("text_projection.weight");
+    t[0].transpose = true;
+    return t;
+  }
   if (k == "positional_embedding") return one(te + "embeddings.position_embedding.weight");
   if (k == "token_embedding.weight") return one(te + "embeddings.token_embedding.weight");
   if (take_prefix(k, "ln_final.")) return one(te + "final_layer_norm." + k);
@@ -141,7 +163,7 @@ std::vector<LdmTarget> map_open_clip(std::string k, int max_layers) {
     const char* proj[] = {"q_proj.", "k_proj.", "v_proj."};
     for (int c = 0; c < 3; ++c) {
       LdmTarget t;
-      t.component = "text_encoder";
+      t.component = component;
       t.name = l + "self_attn." + proj[c] + leaf;
       t.chunk = c;
       out.push_back(t);
@@ -149,6 +171,24 @@ std::vector<LdmTarget> map_open_clip(std::string k, int max_layers) {
     return out;
   }
   return {};
+}
+
+// A matrix [r, c] as [c, r], its bytes read and rearranged in memory.
+Tensor transposed(const Tensor& t) {
+  const size_t es = dtype_size(t.dtype), rows = static_cast<size_t>(t.shape[0]), cols = static_cast<size_t>(t.shape[1]);
+  if (static_cast<size_t>(t.numel()) * es != t.nbytes) fail(BIOESP_ERR_INTERNAL, t.name + ": not a matrix to transpose");
+  std::vector<uint8_t> src(t.nbytes);
+  read_bytes(t, src.data());
+  auto dst = std::make_shared<std::vector<uint8_t>>(t.nbytes);
+  for (size_t r = 0; r < rows; ++r)
+    for (size_t c = 0; c < cols; ++c) std::memcpy(dst->data() + (c * rows + r) * es, src.data() + (r * cols + c) * es, es);
+  Tensor out = t;
+  out.shape = {t.shape[1], t.shape[0]};
+  out.file.reset();
+  out.offset = 0;
+  out.data = dst->data();
+  out.owner = dst;
+  return out;
 }
 
 int max_index_after(const WeightSet& set, const std::string& prefix) {
@@ -166,7 +206,7 @@ int max_index_after(const WeightSet& set, const std::string& prefix) {
 bool looks_like_ldm(const WeightSet& set) {
   for (const auto& t : set.tensors)
     if (starts_with(t.name, "model.diffusion_model.") || starts_with(t.name, "first_stage_model.") ||
-        starts_with(t.name, "cond_stage_model."))
+        starts_with(t.name, "cond_stage_model.") || starts_with(t.name, "conditioner.embedders."))
       return true;
   return false;
 }
@@ -199,11 +239,15 @@ std::vector<LdmTarget> map_ldm_key(const std::string& key, const LdmLayout& layo
     t.component = "vae";
     t.name = map_vae(k, layout.vae_num_up_blocks < 0 ? 4 : layout.vae_num_up_blocks, &t.squeeze_1x1);
   } else if (take_prefix(k, "cond_stage_model.transformer.")) {
-    if (k.find("position_ids") != std::string::npos) return {};
-    t.component = "text_encoder";
-    t.name = starts_with(k, "text_model.") ? k : "text_model." + k;
+    return map_clip(k);
   } else if (take_prefix(k, "cond_stage_model.model.")) {
-    return map_open_clip(k, layout.text_encoder_layers);
+    return map_open_clip(k, "text_encoder", layout.text_encoder_layers, false);
+  } else if (int i; take_prefix(k, "conditioner.embedders.") && take_index(k, &i)) {
+    // SGM (SDXL): each embedder by its kind, so that the refiner's lone OpenCLIP (embedders.0)
+    // is text_encoder_2 as in its diffusers folder.
+    if (take_prefix(k, "transformer.")) return map_clip(k);
+    if (take_prefix(k, "model.")) return map_open_clip(k, "text_encoder_2", layout.text_encoder_2_layers, true);
+    return {};
   }
   if (t.name.empty()) return {};
   return {t};
@@ -301,10 +345,60 @@ WeightSet ldm_to_diffusers(const WeightSet& set, const LdmLayout& layout,
         t.shape[0] /= 3;
       }
       if (tg.squeeze_1x1 && t.shape.size() == 4 && t.shape[2] == 1 && t.shape[3] == 1) t.shape.resize(2);
+      if (tg.transpose) {
+        if (t.shape.size() != 2)
+          fail(BIOESP_ERR_FORMAT, src.name + ": a projection of " + std::to_string(t.shape.size()) +
+                                      " dimensions (a [hidden, projection] matrix was expected)");
+        t = transposed(t);
+      }
       out.tensors.push_back(std::move(t));
     }
   }
   out.sort();
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> ldm_unet_names(const std::vector<std::string>& names) {
+  // What the names show of the layout: resnets per down block, the up blocks with attentions
+  // (their upsampler comes after the attention: output_blocks.N.2.conv, else .1.conv).
+  int L = 0;
+  std::set<int> up_attention;
+  for (const auto& n : names) {
+    std::string k = n + ".";
+    int b, l;
+    if (take_prefix(k, "down_blocks.0.resnets.") && take_index(k, &l)) L = std::max(L, l + 1);
+    k = n + ".";
+    if (take_prefix(k, "up_blocks.") && take_index(k, &b) && starts_with(k, "attentions.")) up_attention.insert(b);
+  }
+  auto original = [&](std::string k) -> std::string {
+    std::string top = rename(k, kUnetTop, false);
+    if (!top.empty()) return top;
+    auto resnet = [](const std::string& at, const std::string& rest) {
+      std::string r = rename(rest, kUnetResnet, false);
+      return r.empty() ? r : at + r;
+    };
+    const int per = L + 1;
+    int b, l;
+    if (take_prefix(k, "down_blocks.") && take_index(k, &b)) {
+      if (take_prefix(k, "resnets.") && take_index(k, &l)) return resnet("input_blocks." + std::to_string(1 + b * per + l) + ".0.", k);
+      if (take_prefix(k, "attentions.") && take_index(k, &l)) return "input_blocks." + std::to_string(1 + b * per + l) + ".1." + k;
+      if (take_prefix(k, "downsamplers.0.conv.")) return "input_blocks." + std::to_string((b + 1) * per) + ".0.op." + k;
+    } else if (take_prefix(k, "mid_block.")) {
+      if (take_prefix(k, "attentions.0.")) return "middle_block.1." + k;
+      if (take_prefix(k, "resnets.") && take_index(k, &l)) return resnet("middle_block." + std::to_string(2 * l) + ".", k);
+    } else if (take_prefix(k, "up_blocks.") && take_index(k, &b)) {
+      if (take_prefix(k, "resnets.") && take_index(k, &l)) return resnet("output_blocks." + std::to_string(b * per + l) + ".0.", k);
+      if (take_prefix(k, "attentions.") && take_index(k, &l)) return "output_blocks." + std::to_string(b * per + l) + ".1." + k;
+      if (take_prefix(k, "upsamplers.0.conv."))
+        return "output_blocks." + std::to_string(b * per + L) + (up_attention.count(b) ? ".2.conv." : ".1.conv.") + k;
+    }
+    return "";
+  };
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& n : names) {
+    std::string o = original(n + ".");  // every prefix ends in a dot, so a whole name does too
+    if (!o.empty()) out.emplace_back(n, o.substr(0, o.size() - 1));
+  }
   return out;
 }
 

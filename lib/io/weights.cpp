@@ -121,7 +121,8 @@ LdmLayout layout_from_configs(const std::string& dir) {
   auto get = [&](const std::string& file) -> json {
     return exists(dir + "/" + file) ? read_json(dir + "/" + file) : json::object();
   };
-  json unet = get("unet/config.json"), vae = get("vae/config.json"), te = get("text_encoder/config.json");
+  json unet = get("unet/config.json"), vae = get("vae/config.json"), te = get("text_encoder/config.json"),
+       te2 = get("text_encoder_2/config.json");
   // diffusers' defaults when keys are absent.
   auto lpb = unet.value("layers_per_block", json(2));
   if (!lpb.is_number_integer())
@@ -130,6 +131,7 @@ LdmLayout layout_from_configs(const std::string& dir) {
   auto up = vae.value("up_block_types", json::array({"UpDecoderBlock2D"}));
   l.vae_num_up_blocks = up.is_array() ? static_cast<int>(up.size()) : 1;
   l.text_encoder_layers = te.value("num_hidden_layers", 12);
+  if (te2.contains("num_hidden_layers")) l.text_encoder_2_layers = te2.value("num_hidden_layers", 32);
   return l;
 }
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "io/single_file.h"
 #include "models/layers.h"
 #include "models/loader.h"
 
@@ -63,9 +64,12 @@ std::string kohya_name(const std::string& component, const std::string& module) 
 }
 
 Parsed parse(const io::WeightSet& set, const std::map<std::string, std::vector<std::string>>& modules) {
-  // kohya names: lora_unet_<underscored>, lora_te_<underscored> (lora_te1_/lora_te2_ for SDXL).
+  // kohya names: lora_unet_<underscored>, lora_te_<underscored> (lora_te1_/lora_te2_ for SDXL),
+  // the UNet's by diffusers' names or, as kohya's SDXL files have them, by the original ones.
   std::map<std::string, std::pair<std::string, std::string>> kohya;  // prefix+underscored → (component, module)
   for (const auto& [component, names] : modules) {
+    if (component == "unet")
+      for (const auto& [n, original] : io::ldm_unet_names(names)) kohya[kohya_name(component, original)] = {component, n};
     for (const auto& n : names) {
       kohya[kohya_name(component, n)] = {component, n};
       if (component == "text_encoder") kohya["lora_te1_" + kohya_name(component, n).substr(8)] = {component, n};

@@ -57,7 +57,7 @@ io::WeightSet expected_weights(const std::string& path, const io::OpenOptions& o
     io::OpenOptions o = options;
     o.to_diffusers = true;
     io::WeightSet actual = io::open_weights(path, o);
-    for (const char* c : {"unet", "vae", "text_encoder"}) {
+    for (const char* c : kComponents) {
       bool present = false;
       for (const auto& t : actual.tensors) present = present || t.component == c;
       if (present) add_expected(out, c, config::infer_config(actual, c), path + " (" + c + ", inferred)");

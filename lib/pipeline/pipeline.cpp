@@ -252,29 +252,34 @@ void StableDiffusion::save(const std::string& out, const std::string& config_dir
   }
 }
 
+std::map<std::string, torch::nn::Module*> StableDiffusion::lora_roots() {
+  std::map<std::string, torch::nn::Module*> roots = {{"unet", unet_.get()}, {"text_encoder", text_encoder_.get()}};
+  if (text_encoder_2_) roots["text_encoder_2"] = text_encoder_2_.get();
+  return roots;
+}
+
 void StableDiffusion::add_lora(const std::string& path, double scale, const std::string& name) {
   if (!std::isfinite(scale)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA scale must be finite");
   auto set = io::open_weights(path, {});
+  const auto roots = lora_roots();
   std::map<std::string, std::vector<std::string>> modules;
-  for (const auto& item : unet_->named_modules()) modules["unet"].push_back(item.key());
-  for (const auto& item : text_encoder_->named_modules()) modules["text_encoder"].push_back(item.key());
+  for (const auto& [component, root] : roots)
+    for (const auto& item : root->named_modules()) modules[component].push_back(item.key());
   auto parsed = lora::parse(set, modules);
   if (parsed.empty()) fail(BIOESP_ERR_FORMAT, path + ": no LoRA weights in this file");
   // Every component is tried, so that one error names all that does not fit.
   std::vector<torch::nn::Module*> done;
   std::string problems;
   for (const auto& [component, pairs] : parsed) {
-    torch::nn::Module* root = component == "unet" ? static_cast<torch::nn::Module*>(unet_.get())
-                              : component == "text_encoder" ? static_cast<torch::nn::Module*>(text_encoder_.get())
-                                                            : nullptr;
-    if (!root) {
+    auto it = roots.find(component);
+    if (it == roots.end()) {
       problems += "\n" + path + ": a LoRA for " + component + " (" + std::to_string(pairs.size()) +
                   " layers, e.g. " + pairs.begin()->first + "), which this model does not have";
       continue;
     }
     try {
-      lora::attach(*root, pairs, name, scale, device_, dtype_, path + " (" + component + ")");
-      done.push_back(root);
+      lora::attach(*it->second, pairs, name, scale, device_, dtype_, path + " (" + component + ")");
+      done.push_back(it->second);
     } catch (const Error& e) {
       if (e.status() != BIOESP_ERR_MISMATCH) throw;
       problems += std::string("\n") + e.what();
@@ -287,13 +292,15 @@ void StableDiffusion::add_lora(const std::string& path, double scale, const std:
 }
 
 bool StableDiffusion::set_lora_scale(const std::string& name, double scale) {
-  bool a = lora::set_scale(*unet_, name, scale), b = lora::set_scale(*text_encoder_, name, scale);
-  return a || b;
+  bool found = false;
+  for (const auto& [component, root] : lora_roots()) found = lora::set_scale(*root, name, scale) || found;
+  return found;
 }
 
 bool StableDiffusion::remove_lora(const std::string& name) {
-  bool a = lora::detach(*unet_, name), b = lora::detach(*text_encoder_, name);
-  return a || b;
+  bool found = false;
+  for (const auto& [component, root] : lora_roots()) found = lora::detach(*root, name) || found;
+  return found;
 }
 
 models::AutoencoderKL& StableDiffusion::vae() {

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -179,6 +180,8 @@ class StableDiffusion {
   void add_lora(const std::string& path, double scale, const std::string& name);
   bool set_lora_scale(const std::string& name, double scale);
   bool remove_lora(const std::string& name);
+  // The models LoRAs adapt, by component: unet, text_encoder and (SDXL) text_encoder_2.
+  std::map<std::string, torch::nn::Module*> lora_roots();
 
   // The autoencoder that draws the images (and encodes img2img's): an AutoencoderKL replaces the
   // model's VAE, a tiny one stands in for it (the model's VAE is then dropped).

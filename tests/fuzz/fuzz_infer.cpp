@@ -1,4 +1,4 @@
-// Single-file shape inference: any bytes become an original (CompVis/LDM) checkpoint's keys and
+// Single-file shape inference: any bytes become an original (CompVis/LDM, SGM) checkpoint's keys and
 // shapes (any number of dimensions, any sizes), renamed to diffusers names, its layout and
 // configs inferred and the configs parsed. Everything either succeeds or throws an Error.
 #include <cstdint>
@@ -38,6 +38,10 @@ const char* const kKeys[] = {
     "cond_stage_model.model.transformer.resblocks.{a}.attn.in_proj_weight",
     "cond_stage_model.model.transformer.resblocks.{a}.ln_1.weight",
     "cond_stage_model.model.transformer.resblocks.{a}.mlp.c_fc.weight",
+    "conditioner.embedders.{b}.transformer.text_model.embeddings.token_embedding.weight",
+    "conditioner.embedders.{b}.model.token_embedding.weight",
+    "conditioner.embedders.{b}.model.transformer.resblocks.{a}.ln_1.weight",
+    "conditioner.embedders.{b}.model.transformer.resblocks.{a}.mlp.c_fc.weight",
 };
 
 std::string fill(std::string key, const char* hole, int v) {
@@ -72,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     if (!io::looks_like_ldm(set)) return 0;
     io::WeightSet d = io::ldm_to_diffusers(set, io::infer_ldm_layout(set), nullptr);
-    for (const char* c : {"unet", "vae", "text_encoder"}) {
+    for (const char* c : {"unet", "vae", "text_encoder", "text_encoder_2"}) {
       try {
         std::string text = config::infer_config(d, c);
         if (std::string(c) == "unet") config::parse_unet(text, c);
