@@ -56,42 +56,6 @@ class Progress {
   }
 };
 
-#ifndef SWIG
-namespace detail {
-
-// Lives for one call (or one job): forwards C progress calls to a Progress, catching everything
-// so that no exception unwinds through C; what it caught is rethrown once the C call returned.
-struct Trampoline {
-  Progress* target = nullptr;
-  std::exception_ptr error;
-  std::mutex mutex;
-
-  static int call(void* user, const bioesp_progress* p) {
-    auto* t = static_cast<Trampoline*>(user);
-    try {
-      return t->target->on_progress(p->stage ? p->stage : "", static_cast<long long>(p->current), static_cast<long long>(p->total)) ? 0 : 1;
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(t->mutex);
-      if (!t->error) t->error = std::current_exception();
-      return 1;
-    }
-  }
-  // Points a C options struct's progress fields here (when there is a Progress).
-  template <class Options>
-  void attach(Progress* p, Options& c) {
-    if (!p) return;
-    target = p;
-    c.progress = call;
-    c.progress_user = this;
-  }
-  void rethrow() {
-    if (error) std::rethrow_exception(error);
-  }
-};
-
-}  // namespace detail
-#endif
-
 class Image;
 class Options;
 class Model;
@@ -119,6 +83,12 @@ class Images {
   }
 #ifndef SWIG
   explicit Images(bioesp_images* owned) : set_(owned, bioesp_images_free) {}
+  // A set of its own holding a copy of `image` (pixels the library lends for one call).
+  static Images copy(const bioesp_image& image) {
+    bioesp_images* out = nullptr;
+    check(bioesp_images_copy(&image, 1, &out));
+    return Images(out);
+  }
 #endif
 
  private:
@@ -170,6 +140,105 @@ inline Image Images::get(size_t index) const {
   if (index >= size()) throw Error(BIOESP_ERR_INVALID_ARGUMENT, "invalid argument: image index out of range");
   return Image(set_, index);
 }
+
+// A live preview of one image as it forms (with the generate options' preview_every ≥ 1).
+// Subclass it in the host and override on_preview; return false to cancel. `image` is the host's
+// Image, a copy of its own to keep; `index` is the image in the batch, `step` of `total` the
+// denoising steps done. Called as Progress is: on the thread doing the work, an exception thrown
+// in it ends the call and comes back to the caller.
+class Preview {
+ public:
+  virtual ~Preview() {}
+  virtual bool on_preview(Image image, long long index, long long step, long long total) { return true; }
+};
+
+// Every preview of a job, kept in order for a host whose callbacks cannot run on the worker
+// thread (Node): it polls pop() and reads the preview popped.
+class PreviewQueue : public Preview {
+ public:
+  bool on_preview(Image image, long long index, long long step, long long total) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    waiting_.push_back(Popped{std::move(image), index, step, total});
+    return true;
+  }
+  // Takes the oldest waiting preview into image(), index(), step() and total(); false when none waits.
+  bool pop() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (waiting_.empty()) return false;
+    popped_ = std::move(waiting_.front());
+    waiting_.pop_front();
+    return true;
+  }
+  Image image() const { return popped_.image; }
+  long long index() const { return popped_.index; }
+  long long step() const { return popped_.step; }
+  long long total() const { return popped_.total; }
+
+ private:
+  struct Popped {
+    Image image;
+    long long index = 0, step = 0, total = 0;
+  };
+  std::mutex mutex_;
+  std::deque<Popped> waiting_;
+  Popped popped_;
+};
+
+#ifndef SWIG
+namespace detail {
+
+// Lives for one call (or one job): forwards C progress and preview calls to the host's objects,
+// catching everything so that no exception unwinds through C; what it caught cancels the call and
+// is rethrown once the C call returned.
+struct Trampoline {
+  Progress* progress = nullptr;
+  Preview* preview = nullptr;
+  std::exception_ptr error;
+  std::mutex mutex;
+
+  template <class Callback>
+  int guard(Callback callback) {
+    try {
+      return callback() ? 0 : 1;
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (!error) error = std::current_exception();
+      return 1;
+    }
+  }
+  static int call(void* user, const bioesp_progress* p) {
+    auto* t = static_cast<Trampoline*>(user);
+    return t->guard([&] {
+      return t->progress->on_progress(p->stage ? p->stage : "", static_cast<long long>(p->current), static_cast<long long>(p->total));
+    });
+  }
+  static int call_preview(void* user, const bioesp_preview* p) {
+    auto* t = static_cast<Trampoline*>(user);
+    return t->guard([&] { return t->preview->on_preview(Images::copy(p->image).get(0), static_cast<long long>(p->index), p->step, p->total); });
+  }
+  // Points a C options struct's progress fields here (when there is a Progress).
+  template <class Options>
+  void attach(Progress* p, Options& c) {
+    if (!p) return;
+    progress = p;
+    c.progress = call;
+    c.progress_user = this;
+  }
+  // The same for generate's preview fields.
+  void attach(Progress* p, Preview* v, bioesp_generate_options& c) {
+    attach(p, c);
+    if (!v) return;
+    preview = v;
+    c.preview = call_preview;
+    c.preview_user = this;
+  }
+  void rethrow() {
+    if (error) std::rethrow_exception(error);
+  }
+};
+
+}  // namespace detail
+#endif
 
 // A ControlNet loaded once for a model (its device and dtype) and used by any number of
 // generations (Options::add_control); copies share it, the last one (or close()) frees it.
@@ -414,8 +483,8 @@ class Job {
     check(s);
     return Images(out);
   }
-  // Live previews (with preview_every ≥ 1): the latest one of each image, empty until the first;
-  // never blocks. preview_step() is the step it shows.
+  // Live previews (with preview_every ≥ 1), polled: the latest one of each image, empty until the
+  // first; never blocks. preview_step() is the step it shows. (A Preview sees every one.)
   Images preview() const {
     bioesp_images* out = nullptr;
     check(bioesp_job_preview(handle(), &out, nullptr));
@@ -475,12 +544,14 @@ class Model {
   }
 
   // With "generate" options.
-  Images generate(const Options& o) { return generate(o, nullptr); }
+  Images generate(const Options& o) { return generate(o, nullptr, nullptr); }
   // progress may be null.
-  Images generate(const Options& o, Progress* progress) {
+  Images generate(const Options& o, Progress* progress) { return generate(o, progress, nullptr); }
+  // progress and preview may be null; preview needs the options' preview_every ≥ 1.
+  Images generate(const Options& o, Progress* progress, Preview* preview) {
     auto c = o.as<bioesp_generate_options>(BIOESP_OPTIONS_GENERATE);
     detail::Trampoline t;
-    t.attach(progress, c);
+    t.attach(progress, preview, c);
     bioesp_images* out = nullptr;
     bioesp_status s = bioesp_generate(handle(), &c, &out);
     t.rethrow();
@@ -488,14 +559,16 @@ class Model {
     return Images(out);
   }
 
-  Job* generate_async(const Options& o) { return generate_async(o, nullptr); }
-  // The progress object is called on the job's worker thread; keep it alive until the job ends.
-  Job* generate_async(const Options& o, Progress* progress) {
+  Job* generate_async(const Options& o) { return generate_async(o, nullptr, nullptr); }
+  Job* generate_async(const Options& o, Progress* progress) { return generate_async(o, progress, nullptr); }
+  // The progress and preview objects are called on the job's worker thread; keep them alive until
+  // the job ends.
+  Job* generate_async(const Options& o, Progress* progress, Preview* preview) {
     auto c = o.as<bioesp_generate_options>(BIOESP_OPTIONS_GENERATE);
     std::unique_ptr<detail::Trampoline> t;
-    if (progress) {
+    if (progress || preview) {
       t.reset(new detail::Trampoline);
-      t->attach(progress, c);
+      t->attach(progress, preview, c);
     }
     bioesp_job* job = nullptr;
     check(bioesp_generate_async(handle(), &c, &job));
@@ -596,17 +669,13 @@ inline std::string take_string(char* s) {
   return out;
 }
 
-struct TrainTrampoline {
+struct TrainTrampoline : Trampoline {
   TrainProgress* target = nullptr;
-  std::exception_ptr error;
   static int call(void* user, const bioesp_train_progress* p) {
     auto* t = static_cast<TrainTrampoline*>(user);
-    try {
-      return t->target->on_step(p->stage ? p->stage : "", p->step, p->total, p->loss, p->learning_rate, p->eta_seconds) ? 0 : 1;
-    } catch (...) {
-      if (!t->error) t->error = std::current_exception();
-      return 1;
-    }
+    return t->guard([&] {
+      return t->target->on_step(p->stage ? p->stage : "", p->step, p->total, p->loss, p->learning_rate, p->eta_seconds);
+    });
   }
 };
 

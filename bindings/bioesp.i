@@ -1,7 +1,7 @@
 /* One SWIG interface for Python, Java (Processing), Node and C# (Godot .NET), over the C++ layer
  * in bioesp.hpp. Failures become each host's exception with bioesp_last_error()'s message;
- * pixels come back as the host's byte type; Progress is subclassed in the host (directors; Node,
- * which SWIG gives no directors, polls async jobs instead). */
+ * pixels come back as the host's byte type; Progress and Preview are subclassed in the host
+ * (directors; Node, which SWIG gives no directors, polls async jobs and a PreviewQueue instead). */
 %module(directors="1") bioesp
 
 %{
@@ -11,10 +11,11 @@
 %include <std_string.i>
 
 /* Failures: bioesp_host::Error → the host's exception, with the message. An exception raised in
- * a host's Progress subclass is rethrown as itself (Python, Java). */
+ * a host's callback is rethrown as itself (Python, Java) or reported with its type and message
+ * (C#, csharp/csharp.i). */
 #if defined(SWIGPYTHON)
 %{
-/* A Python exception raised in a Progress callback, carried across C — and from a job's worker
+/* A Python exception raised in a callback, carried across C — and from a job's worker
  * thread — to the caller, where it is raised again as itself. */
 struct PythonCallbackError : std::exception {
   struct Fetched {
@@ -57,7 +58,7 @@ struct PythonCallbackError : std::exception {
 }
 #elif defined(SWIGJAVA)
 %{
-/* A Java exception thrown in a Progress callback, held (a global reference to the throwable
+/* A Java exception thrown in a callback, held (a global reference to the throwable
  * itself) across C — and from a job's worker thread — and thrown again in the caller. */
 struct JavaCallbackError : std::exception {
   std::shared_ptr<_jobject> throwable;
@@ -176,10 +177,13 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 
 #if defined(SWIGPYTHON) || defined(SWIGJAVA) || defined(SWIGCSHARP)
 %feature("director") bioesp_host::Progress;
+%feature("director") bioesp_host::Preview;
 %feature("director") bioesp_host::TrainProgress;
+/* Polling every preview is for hosts without directors. */
+%ignore bioesp_host::PreviewQueue;
 #endif
 
-/* Long calls release Python's GIL (swig -threads); the Progress upcall takes it back. */
+/* Long calls release Python's GIL (swig -threads); the callbacks' upcalls take it back. */
 %newobject bioesp_host::Model::generate_async;
 %ignore bioesp_host::check;
 %ignore bioesp_host::Error;
@@ -197,13 +201,24 @@ extern "C" SWIGEXPORT void SWIGSTDCALL bioesp_host_free_bytes(void* p) { free(p)
 %ignore bioesp_host::Options::add(const std::string&, long long);
 #endif
 
+#if defined(SWIGJAVA) || defined(SWIGCSHARP)
+/* An async job keeps its Progress and Preview objects reachable while it runs: the host's own
+ * generate_async (java.i, csharp.i) wraps this one. */
+%rename(generate_async_with) bioesp_host::Model::generate_async(const Options&, Progress*, Preview*);
+%ignore bioesp_host::Model::generate_async(const Options&, Progress*);
+#endif
 #if defined(SWIGJAVA)
 %include "java/java.i"  /* class typemaps: before the classes */
+#elif defined(SWIGCSHARP)
+%include "csharp/csharp.i"
 #elif defined(SWIGJAVASCRIPT)
 /* No overloads for Node: SWIG's dispatcher would hide the real error behind "Illegal
- * arguments". Progress comes from polling jobs (bindings/node/index.js). */
+ * arguments". Progress comes from polling jobs, previews from a PreviewQueue
+ * (bindings/node/index.js). */
 %ignore bioesp_host::Model::Model(const std::string&);
 %ignore bioesp_host::Model::generate(const Options&, Progress*);
+%ignore bioesp_host::Model::generate(const Options&, Progress*, Preview*);
+%ignore bioesp_host::Model::generate_async(const Options&);
 %ignore bioesp_host::Model::generate_async(const Options&, Progress*);
 %ignore bioesp_host::Image::save(const std::string&) const;
 %ignore bioesp_host::Progress;

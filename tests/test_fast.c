@@ -1,6 +1,7 @@
 /* Fast sampling through the public C API: live previews (as many as promised, cancellable, the
- * images unchanged, kept for polling by jobs), TAESD in place of the VAE or for previews only,
- * step caching, and the options' refusals. */
+ * images unchanged, kept for polling by jobs), TAESD in place of the VAE or for previews only, a
+ * full VAE named, step caching, bad files (a TAESD with a wrong key, an SDXL LoRA) refused with
+ * the names, and the options' refusals. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -237,6 +238,59 @@ static void test_tiny_autoencoder(void** state) {
   assert_null(m);
 }
 
+/* The golden TAESD decoder with one weight renamed (same length: the offsets hold), as a file. */
+static const char* taesd_with_wrong_key(void) {
+  FILE* f = fopen(path_join(ref_dir(), "golden/fast/taesd/taesd_decoder.safetensors"), "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  const size_t n = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char* bytes = malloc(n + 1);
+  assert_int_equal(fread(bytes, 1, n, f), n);
+  fclose(f);
+  bytes[n] = 0;
+  char* key = strstr(bytes + 8, "\"3.conv.2.weight\"");
+  assert_non_null(key);
+  memcpy(key, "\"3.conv.2.kernel\"", 17);
+  const char* path = path_join(temp_dir(), "taesd_decoder.safetensors");
+  write_file(path, bytes, n);
+  free(bytes);
+  return path;
+}
+
+/* A full AutoencoderKL named as `vae` draws the model's own images; a TAESD with a wrong key and a
+ * LoRA for SDXL are refused, naming what does not fit, and nothing changes. */
+static void test_bad_files(void** state) {
+  (void)state;
+  bioesp_model* full = load(path_join(ref_dir(), "models/tiny-sd1/vae"), NULL);
+  bioesp_generate_options g = options(2);
+  bioesp_images *a = NULL, *b = NULL;
+  assert_int_equal(bioesp_generate(full, &g, &a), BIOESP_OK);
+  assert_int_equal(bioesp_generate(model, &g, &b), BIOESP_OK);
+  assert_same_images(a, b, 1);
+  bioesp_images_free(a);
+  bioesp_model_free(full);
+
+  bioesp_model_options o;
+  bioesp_model_options_init(&o);
+  o.vae = taesd_with_wrong_key();
+  bioesp_model* m = NULL;
+  assert_int_equal(bioesp_model_load(path_join(ref_dir(), "models/tiny-sd1"), &o, &m), BIOESP_ERR_MISMATCH);
+  assert_non_null(strstr(bioesp_last_error(), "decoder.layers.2.conv.2.kernel"));
+  assert_null(m);
+
+  assert_int_equal(bioesp_model_add_lora(model, path_join(ref_dir(), "golden/tiny-sdxl/lora/pytorch_lora_weights.safetensors"),
+                                         1.0f, "xl"),
+                   BIOESP_ERR_MISMATCH);
+  assert_non_null(strstr(bioesp_last_error(), "text_encoder_2"));
+  assert_non_null(strstr(bioesp_last_error(), "transformer_blocks.1"));
+  assert_int_equal(bioesp_model_remove_lora(model, "xl"), BIOESP_ERR_NOT_FOUND); /* nothing attached */
+  assert_int_equal(bioesp_generate(model, &g, &a), BIOESP_OK);
+  assert_same_images(a, b, 1);
+  bioesp_images_free(a);
+  bioesp_images_free(b);
+}
+
 static void test_step_cache(void** state) {
   (void)state;
   bioesp_generate_options g = options(6);
@@ -295,7 +349,8 @@ static void test_images_copy(void** state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_previews), cmocka_unit_test(test_job_previews),
-                                     cmocka_unit_test(test_tiny_autoencoder), cmocka_unit_test(test_step_cache),
+                                     cmocka_unit_test(test_tiny_autoencoder), cmocka_unit_test(test_bad_files),
+                                     cmocka_unit_test(test_step_cache),
                                      cmocka_unit_test(test_images_copy)};
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -22,17 +22,19 @@
     };
   }
 %}
-/* An async job keeps its Progress object reachable while it runs. */
-%rename(generate_async_with) bioesp_host::Model::generate_async(const Options&, Progress*);
-%javamethodmodifiers bioesp_host::Model::generate_async(const Options&, Progress*) "private";
+%javamethodmodifiers bioesp_host::Model::generate_async(const Options&, Progress*, Preview*) "private";
 %typemap(javacode) bioesp_host::Model %{
   /** Progress calls arrive on the job's worker thread. */
   public Job generate_async(Options options, Progress progress) {
-    Job job = generate_async_with(options, progress);
-    job.progress = progress;
+    return generate_async(options, progress, null);
+  }
+  /** Progress and preview calls arrive on the job's worker thread. */
+  public Job generate_async(Options options, Progress progress, Preview preview) {
+    Job job = generate_async_with(options, progress, preview);
+    job.callbacks = new Object[] {progress, preview};
     return job;
   }
 %}
 %typemap(javacode) bioesp_host::Job %{
-  Object progress;
+  Object[] callbacks;
 %}

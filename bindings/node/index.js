@@ -103,31 +103,36 @@ class Model {
   }
 
   // Resolves to an array of Image. settings: steps, seed, width, … as bioesp_generate_options,
-  // plus onProgress(step, total) (return false to cancel), onPreview(images, step) (with
-  // preview_every: the latest live preview of each image, as it comes) and signal (an AbortSignal).
+  // plus onProgress(step, total), onPreview(image, index, step, total) (with preview_every: every
+  // live preview, in order; the worker thread queues them, the event loop hands them over) — either
+  // returns false to cancel — and signal (an AbortSignal).
   generate(prompt, settings = {}) {
-    const job = call(() => this._native.generate_async(generateOptions(prompt, settings)));
+    const queue = settings.onPreview ? new native.PreviewQueue() : null;
+    const job = call(() => this._native.generate_async(generateOptions(prompt, settings), null, queue));
     const pollMs = settings.pollMs || 5;
     return new Promise((resolve, reject) => {
-      let last = -1, lastPreview = 0;
-      const onAbort = () => job.cancel();
-      if (settings.signal) settings.signal.addEventListener('abort', onAbort, { once: true });
+      let last = -1, cancelled = false;
+      const cancel = () => {
+        cancelled = true;
+        job.cancel();
+      };
+      if (settings.signal) settings.signal.addEventListener('abort', cancel, { once: true });
       const tick = () => {
         try {
+          const done = job.done();  // before the previews: a finished job has queued them all
           const step = job.step();
-          if (settings.onProgress && step !== last) {
+          if (settings.onProgress && step !== last && !cancelled) {
             last = step;
-            if (settings.onProgress(step, job.total()) === false) job.cancel();
+            if (settings.onProgress(step, job.total()) === false) cancel();
           }
-          if (settings.onPreview && job.preview_step() > lastPreview) {
-            lastPreview = job.preview_step();
-            settings.onPreview(images(job.preview()), lastPreview);
+          while (queue && !cancelled && queue.pop()) {
+            if (settings.onPreview(new Image(queue.image()), queue.index(), queue.step(), queue.total()) === false) cancel();
           }
-          if (!job.done()) {
+          if (!done) {
             setTimeout(tick, pollMs);
             return;
           }
-          if (settings.signal) settings.signal.removeEventListener('abort', onAbort);
+          if (settings.signal) settings.signal.removeEventListener('abort', cancel);
           const result = call(() => images(job.take()));
           job.close();
           resolve(result);

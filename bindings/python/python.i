@@ -1,24 +1,40 @@
 /* Python: keyword arguments for every field of every options struct (through Options and the
- * library's table), functions as progress callbacks, lists of images, `with`. */
+ * library's table), functions as progress and preview callbacks, lists of images, `with`. */
 %pythoncode %{
-class _FunctionProgress(Progress):
-    """A plain function as a Progress: fn(stage, current, total) -> False to cancel."""
+def _function_class(base, method):
+    """A `base` subclass whose `method` calls a plain function: False (not None) cancels."""
 
     def __init__(self, fn):
-        Progress.__init__(self)
+        base.__init__(self)
         self._fn = fn
 
-    def on_progress(self, stage, current, total):
-        r = self._fn(stage, current, total)
+    def call(self, *args):
+        r = self._fn(*args)
         return r is None or bool(r)
+
+    return type("_Function" + base.__name__, (base,), {"__init__": __init__, method: call})
+
+
+# fn(stage, current, total); fn(image, index, step, total); fn(stage, step, total, loss,
+# learning_rate, eta_seconds).
+_FUNCTIONS = {base: _function_class(base, method)
+              for base, method in ((Progress, "on_progress"), (Preview, "on_preview"), (TrainProgress, "on_step"))}
+
+
+def _as_callback(value, base):
+    if value is None or isinstance(value, base):
+        return value
+    if callable(value):
+        return _FUNCTIONS[base](value)
+    raise TypeError("a callback must be a callable or a bioesp.%s, not %r" % (base.__name__, value))
 
 
 def _as_progress(progress):
-    if progress is None or isinstance(progress, Progress):
-        return progress
-    if callable(progress):
-        return _FunctionProgress(progress)
-    raise TypeError("progress must be a callable or a bioesp.Progress")
+    return _as_callback(progress, Progress)
+
+
+def _as_preview(preview):
+    return _as_callback(preview, Preview)
 
 
 # Python keywords that are field names elsewhere.
@@ -77,21 +93,22 @@ def _model_new(self, path, options_=None, **settings):
     _model_init(self, path, options_ if options_ is not None else options("model", **settings))
 
 
-def _generate(self, prompt=None, progress=None, **settings):
+def _generate(self, prompt=None, progress=None, preview=None, **settings):
     """generate("a hummingbird", steps=25, seed=1, progress=fn) -> list of Image. The GIL is
-    released while it runs; progress is called with (stage, current, total)."""
+    released while it runs; progress is called with (stage, current, total), and with
+    preview_every=N preview with (image, index, step, total) every N steps."""
     o = _with_prompts("generate", prompt, settings)
-    p = _as_progress(progress)
-    images = _model_generate(self, o, p) if p is not None else _model_generate(self, o)
+    images = _model_generate(self, o, _as_progress(progress), _as_preview(preview))
     return [images.get(i) for i in range(images.size())]
 
 
-def _generate_async(self, prompt=None, progress=None, **settings):
-    """The same, as a Job to poll (job.state, job.step, job.wait(ms), job.take())."""
+def _generate_async(self, prompt=None, progress=None, preview=None, **settings):
+    """The same, as a Job to poll (job.state, job.step, job.wait(ms), job.take()); the callbacks
+    run on the job's worker thread."""
     o = _with_prompts("generate", prompt, settings)
-    p = _as_progress(progress)
-    job = _model_generate_async(self, o, p) if p is not None else _model_generate_async(self, o)
-    job._progress = p  # alive as long as the job
+    p, v = _as_progress(progress), _as_preview(preview)
+    job = _model_generate_async(self, o, p, v)
+    job._callbacks = (p, v)  # alive as long as the job
     return job
 
 
@@ -129,18 +146,6 @@ def _previews(self):
     return _listed(self._preview())
 
 
-class _FunctionTrainProgress(TrainProgress):
-    """fn(stage, step, total, loss, learning_rate, eta_seconds) -> False to cancel."""
-
-    def __init__(self, fn):
-        TrainProgress.__init__(self)
-        self._fn = fn
-
-    def on_step(self, stage, step, total, loss, learning_rate, eta_seconds):
-        r = self._fn(stage, step, total, loss, learning_rate, eta_seconds)
-        return r is None or bool(r)
-
-
 _native_fetch, _native_prepare, _native_train, _native_pull, _native_push = fetch, prepare, train, pull, push
 _native_new_model = new_model
 
@@ -159,9 +164,7 @@ def prepare(in_dir, out, progress=None, **settings):
 def train(model, data, out, progress=None, **settings):
     """train(model, "dataset/", "my-lora/", prompt="…", steps=200, rank=4) -> the LoRA file (or
     model folder). progress(stage, step, total, loss, lr, eta) -> False cancels."""
-    if progress is not None and not isinstance(progress, TrainProgress):
-        progress = _FunctionTrainProgress(progress)
-    return _native_train(options("train", model=model, data=data, out=out, **settings), progress)
+    return _native_train(options("train", model=model, data=data, out=out, **settings), _as_callback(progress, TrainProgress))
 
 
 def new_model(configs, data, out, **settings):

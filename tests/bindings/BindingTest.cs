@@ -1,7 +1,10 @@
-// The C# binding: the C API's bytes, progress, cancel, errors as exceptions, async jobs polled
-// as a game loop would, a ControlNet and a mask, options by name, IDisposable, no leaks.
+// The C# binding: the C API's bytes, progress, live previews (pushed and polled), TAESD and the
+// full VAE, a ControlNet and a mask, cancel, a callback's exception reported (never unwinding
+// through C), errors as exceptions, async jobs polled as a game loop would, options by name,
+// IDisposable, no leaks.
 // Usage: mono BindingTest.exe MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS MASK_PNG
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Text.RegularExpressions;
@@ -19,6 +22,27 @@ class CancellingProgress : Progress {
   public override bool on_progress(string stage, long current, long total) { return current < 1; }
 }
 
+// Records every preview (keeping its Image) and cancels after step StopAfter.
+class Recorder : Preview {
+  public readonly List<Image> Images = new List<Image>();
+  public readonly List<long> Steps = new List<long>();
+  public long StopAfter = 99;
+  public int Thread;
+  public override bool on_preview(Image image, long index, long step, long total) {
+    if (index != 0 || total != 4) throw new Exception("preview " + index + " " + step + "/" + total);
+    Images.Add(image);
+    Steps.Add(step);
+    Thread = System.Threading.Thread.CurrentThread.ManagedThreadId;
+    return step < StopAfter;
+  }
+}
+
+class Throwing : Preview {
+  public override bool on_preview(Image image, long index, long step, long total) {
+    throw new InvalidOperationException("from the callback");
+  }
+}
+
 static class BindingTest {
   static void Check(bool ok, string what) {
     if (!ok) throw new Exception("check failed: " + what);
@@ -31,6 +55,12 @@ static class BindingTest {
     o.set("seed", 42);
     o.set("width", 64);
     o.set("height", 64);
+    return o;
+  }
+
+  static Options Previewing(string prompt) {
+    var o = Settings(prompt);
+    o.set("preview_every", 1);
     return o;
   }
 
@@ -98,6 +128,65 @@ static class BindingTest {
         }
         using (Images images = job.take()) Check(images.get(0).pixels().SequenceEqual(reference), "async pixels differ");
         Check(keep.Calls >= 3, "async progress calls " + keep.Calls);
+      }
+      // Live previews: every one (steps 1 to 4: PNDM's 3 steps are 4 UNet passes), Images of their own, the last the one the job
+      // keeps for polling; the image the same bytes as without them; cancelled from the callback;
+      // on the worker thread for jobs; an exception in it reported with its type and message.
+      var all = new Recorder();
+      using (Images images = model.generate(Previewing("colibrí lagarto"), null, all))
+        Check(images.get(0).pixels().SequenceEqual(reference), "previews changed the image");
+      Check(all.Steps.SequenceEqual(new long[] {1, 2, 3, 4}), "preview steps " + string.Join(",", all.Steps));
+      Check(all.Images.All(im => im.width() == 8 && im.height() == 8 && im.pixels().Length == 192), "preview size");
+      try {
+        model.generate(Previewing("x"), null, new Recorder { StopAfter = 2 });
+        throw new Exception("not cancelled from the preview callback");
+      } catch (ApplicationException e) {
+        Check(e.Message.Contains("cancel"), e.Message);
+      }
+      var stopped = new Recorder { StopAfter = 2 };
+      using (Job job = model.generate_async(Previewing("x"), null, stopped)) {
+        try {
+          job.take();
+          throw new Exception("the job was not cancelled from the preview callback");
+        } catch (ApplicationException e) {
+          Check(e.Message.Contains("cancel") && stopped.Steps.SequenceEqual(new long[] {1, 2}), e.Message);
+        }
+      }
+      Check(stopped.Thread != 0 && stopped.Thread != System.Threading.Thread.CurrentThread.ManagedThreadId,
+            "async preview ran on the caller's thread");
+      var pushed = new Recorder();
+      using (Job job = model.generate_async(Previewing("colibrí lagarto"), null, pushed)) {
+        using (Images images = job.take()) Check(images.get(0).pixels().SequenceEqual(reference), "async pixels with previews differ");
+        using (Images latest = job.preview())
+          Check(pushed.Steps.Count == 4 && latest.get(0).pixels().SequenceEqual(pushed.Images[3].pixels()),
+                "the pushed and the polled preview differ");
+      }
+      foreach (bool asJob in new[] {false, true}) {
+        try {
+          if (asJob) using (Job job = model.generate_async(Previewing("x"), null, new Throwing())) job.take();
+          else model.generate(Previewing("x"), null, new Throwing());
+          throw new Exception("the preview callback's exception was lost");
+        } catch (ApplicationException e) {
+          Check(e.Message.Contains("exception in a C# callback: System.InvalidOperationException: from the callback"), e.Message);
+        }
+      }
+      // The autoencoders through "model" options: the model's own VAE named gives its bytes, a
+      // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
+      string taesd = Path.Combine(modelDir, "..", "..", "golden", "fast", "taesd", "diffusers");
+      foreach (string vae in new[] {Path.Combine(modelDir, "vae"), taesd}) {
+        var o = new Options("model");
+        o.set("vae", vae);
+        using (var other = new Model(modelDir, o))
+        using (Images drawn = other.generate(Settings("colibrí lagarto")))
+          Check(drawn.get(0).width() == 64 && drawn.get(0).pixels().SequenceEqual(reference) == (vae != taesd), "vae " + vae);
+      }
+      var previewOnly = new Options("model");
+      previewOnly.set("preview_vae", taesd);
+      using (var previewing = new Model(modelDir, previewOnly)) {
+        var full = new Recorder();
+        using (Images images = previewing.generate(Previewing("colibrí lagarto"), null, full))
+          Check(images.get(0).pixels().SequenceEqual(reference), "a preview decoder changed the image");
+        Check(full.Images[0].width() == 64 && full.Images[0].pixels().Length == 64 * 64 * 3, "TAESD previews");
       }
     }
     // Every field by name, typed; out of range is refused by name.

@@ -1,12 +1,14 @@
-// The Java binding: the C API's bytes, progress, cancel, a callback's own exception, errors as
-// BioespException, async jobs with callbacks on a worker thread, a ControlNet and a mask, options
-// by name, no leaks.
+// The Java binding: the C API's bytes, progress, live previews (pushed and polled), TAESD and the
+// full VAE, a ControlNet and a mask, cancel, a callback's own exception, errors as
+// BioespException, async jobs with callbacks on a worker thread, options by name, no leaks.
 // Usage: java -cp bioesp.jar:. -Djava.library.path=DIR BindingTest MODEL REFERENCE_PIXELS
 //        CONTROLNET CONTROL_PIXELS INPAINT_PIXELS MASK_PNG
 import bioesp.*;
 import java.nio.file.Files;
 import java.nio.file.Paths;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 
 public class BindingTest {
@@ -32,6 +34,28 @@ public class BindingTest {
 
   static class Boom extends RuntimeException {
     Boom() { super("from the callback"); }
+  }
+
+  // Records every preview (keeping its Image) and cancels after step `stopAfter`.
+  static class Recorder extends Preview {
+    final List<Image> images = new ArrayList<>();
+    final List<Long> steps = new ArrayList<>();
+    final long stopAfter;
+    String thread;
+    Recorder(long stopAfter) { this.stopAfter = stopAfter; }
+    @Override public boolean on_preview(Image image, long index, long step, long total) {
+      check(index == 0 && total == 4, "preview " + index + " " + step + "/" + total);
+      images.add(image);
+      steps.add(step);
+      thread = Thread.currentThread().getName();
+      return step < stopAfter;
+    }
+  }
+
+  static Options previewing(String prompt) {
+    Options o = options(prompt);
+    o.set("preview_every", 1);
+    return o;
   }
 
   public static void main(String[] args) throws Exception {
@@ -121,6 +145,62 @@ public class BindingTest {
         throw new AssertionError("a closed ControlNet was taken");
       } catch (BioespException e) {
         check(e.getMessage().contains("closed"), e.getMessage());
+      }
+
+      // Live previews: every one (steps 1 to 4: PNDM's 3 steps are 4 UNet passes), Images of their own, the last the one the job
+      // keeps for polling; the image the same bytes as without them; cancelled from the callback;
+      // its exception comes back as itself; on the worker thread for jobs.
+      Recorder all = new Recorder(99);
+      check(Arrays.equals(model.generate(previewing("colibrí lagarto"), null, all).get(0).pixels(), reference),
+            "previews changed the image");
+      check(all.steps.equals(Arrays.asList(1L, 2L, 3L, 4L)), "preview steps " + all.steps);
+      for (Image im : all.images) check(im.width() == 8 && im.height() == 8 && im.pixels().length == 192, "preview size");
+      try {
+        model.generate(previewing("x"), null, new Recorder(2));
+        throw new AssertionError("not cancelled from the preview callback");
+      } catch (BioespException e) {
+        check(e.getMessage().contains("cancel"), e.getMessage());
+      }
+      Recorder stopped = new Recorder(2);
+      try (Job job = model.generate_async(previewing("x"), null, stopped)) {
+        job.take();
+        throw new AssertionError("the job was not cancelled from the preview callback");
+      } catch (BioespException e) {
+        check(e.getMessage().contains("cancel") && stopped.steps.equals(Arrays.asList(1L, 2L)), e.getMessage() + " " + stopped.steps);
+      }
+      check(stopped.thread != null && !stopped.thread.equals(caller), "async preview ran on " + stopped.thread);
+      Recorder async = new Recorder(99);
+      try (Job job = model.generate_async(previewing("colibrí lagarto"), null, async)) {
+        check(Arrays.equals(job.take().get(0).pixels(), reference), "async pixels with previews differ");
+        check(async.steps.size() == 4 && Arrays.equals(job.preview().get(0).pixels(), async.images.get(3).pixels()),
+              "the pushed and the polled preview differ");
+      }
+      try {
+        model.generate(previewing("x"), null, new Preview() {
+          @Override public boolean on_preview(Image image, long index, long step, long total) { throw new Boom(); }
+        });
+        throw new AssertionError("the preview callback's exception was lost");
+      } catch (Boom e) {
+        check(e.getMessage().equals("from the callback"), e.getMessage());
+      }
+      // The autoencoders through "model" options: the model's own VAE named gives its bytes, a
+      // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
+      String taesd = Paths.get(modelDir, "..", "..", "golden", "fast", "taesd", "diffusers").toString();
+      for (String vae : new String[] {Paths.get(modelDir, "vae").toString(), taesd}) {
+        Options o = new Options("model");
+        o.set("vae", vae);
+        try (Model other = new Model(modelDir, o)) {
+          Image drawn = other.generate(options("colibrí lagarto")).get(0);
+          check(drawn.width() == 64 && Arrays.equals(drawn.pixels(), reference) == !vae.equals(taesd), "vae " + vae);
+        }
+      }
+      Options o = new Options("model");
+      o.set("preview_vae", taesd);
+      try (Model previewing = new Model(modelDir, o)) {
+        Recorder full = new Recorder(99);
+        check(Arrays.equals(previewing.generate(previewing("colibrí lagarto"), null, full).get(0).pixels(), reference),
+              "a preview decoder changed the image");
+        check(full.images.get(0).width() == 64 && full.images.get(0).pixels().length == 64 * 64 * 3, "TAESD previews");
       }
     }
     // Every field by name, typed: a double, a choice, a bool, a seed; out of range is refused by name.

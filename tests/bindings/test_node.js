@@ -1,7 +1,7 @@
 'use strict';
 // The Node binding: the C API's bytes as a Buffer, a Promise that leaves the event loop free,
-// progress, previews, cancel (callback and AbortSignal), a ControlNet and a mask, errors as
-// BioespError, no leaks.
+// progress, every preview, TAESD and the full VAE, cancel (callbacks and AbortSignal), a
+// ControlNet and a mask, errors as BioespError, no leaks.
 // Usage: node test_node.js BUILD_NODE_DIR MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS MASK_PNG
 const assert = require('assert');
 const fs = require('fs');
@@ -30,14 +30,35 @@ function rssKiB() {
   assert.ok(steps.length > 0 && steps[steps.length - 1][0] === steps[steps.length - 1][1], JSON.stringify(steps));
   assert.strictEqual(image.setting('seed'), '42');
   assert.ok(model.generateSync('colibrí lagarto', settings)[0].pixels.equals(reference));
-  // Live previews as Images (1/8 of the size: the linear latent-RGB map), steps in order; the
-  // image the same bytes as without them.
+  // Live previews: every one, in order (steps 1 to 4 of image 0: PNDM's 3 steps are 4 UNet passes), as Images at 1/8 of the size
+  // (the linear latent-RGB map); the image the same bytes as without them; cancelled by returning
+  // false, and none after that.
   const previews = [];
   const [previewed] = await model.generate('colibrí lagarto', {
-    ...settings, preview_every: 1, onPreview: (set, step) => previews.push([set[0].width, step]) });
+    ...settings, preview_every: 1, onPreview: (im, index, step, total) => previews.push([im.width, im.pixels.length, index, step, total]) });
   assert.ok(previewed.pixels.equals(reference));
-  assert.ok(previews.length > 0 && previews.every(([w], i) => w === 8 && (i === 0 || previews[i - 1][1] < previews[i][1])),
-    JSON.stringify(previews));
+  assert.deepStrictEqual(previews, [1, 2, 3, 4].map((step) => [8, 192, 0, step, 4]));
+  const stopped = [];
+  await assert.rejects(model.generate('x', { ...settings, preview_every: 1, onPreview: (im, index, step) => stopped.push(step) && step < 2 }),
+    (e) => e instanceof bioesp.BioespError && /cancel/.test(e.message));
+  assert.deepStrictEqual(stopped, [1, 2]);
+  await assert.rejects(model.generate('x', { ...settings, preview_every: 1, onPreview: () => { throw new Error('from the callback'); } }),
+    /from the callback/);
+  // The autoencoders through the model's settings: the model's own VAE named gives its bytes, a
+  // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
+  const taesd = require('path').join(modelDir, '..', '..', 'golden', 'fast', 'taesd', 'diffusers');
+  for (const [vae, same] of [[modelDir + '/vae', true], [taesd, false]]) {
+    const other = new bioesp.Model(modelDir, { vae });
+    const [drawn] = other.generateSync('colibrí lagarto', settings);
+    assert.ok(drawn.width === 64 && drawn.pixels.equals(reference) === same, vae);
+    other.close();
+  }
+  const previewing = new bioesp.Model(modelDir, { preview_vae: taesd });
+  const sizes = [];
+  const [fullSize] = await previewing.generate('colibrí lagarto', { ...settings, preview_every: 4, onPreview: (im) => sizes.push(im.width) });
+  assert.ok(fullSize.pixels.equals(reference));
+  assert.deepStrictEqual(sizes, [64]);
+  previewing.close();
 
   await assert.rejects(model.generate('x', { ...settings, onProgress: (s) => s < 1 }),
     (e) => e instanceof bioesp.BioespError && /cancel/.test(e.message));

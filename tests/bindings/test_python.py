@@ -1,5 +1,6 @@
-"""The Python binding: the C API's bytes, progress, previews, cancel, a callback's own exception, errors as
-exceptions, async jobs without the GIL, ControlNets and masks, no leaks.
+"""The Python binding: the C API's bytes, progress, previews (pushed and polled), cancel, a callback's own
+exception, errors as exceptions, async jobs without the GIL, TAESD and the full VAE, ControlNets and masks,
+no leaks.
 Usage: test_python.py MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS"""
 import os
 import struct
@@ -45,7 +46,7 @@ with bioesp.Model(model_dir) as model:
     # An exception in the callback comes back as itself.
     class Boom(Exception):
         pass
-    def boom(stage, current, total):
+    def boom(*args):
         raise Boom("from the callback")
     try:
         model.generate("x", progress=boom, **settings)
@@ -82,6 +83,52 @@ with bioesp.Model(model_dir) as model:
         assert (preview.width(), preview.height(), preview.channels()) == (8, 8, 3)
         assert job.preview_step() == job.total(), (job.preview_step(), job.total())
         assert job.take()[0].pixels() == reference
+    # Pushed previews: every one (steps 1 to 4 of image 0: PNDM's 3 steps are 4 UNet passes), Images
+    # of their own to keep, the last the picture the job keeps for polling; the image the same bytes
+    # as without them.
+    shown = []
+    [same] = model.generate("colibrí lagarto", preview_every=1,
+                            preview=lambda im, index, step, total: shown.append((im, index, step, total)), **settings)
+    assert same.pixels() == reference
+    assert [(i, s, n) for _, i, s, n in shown] == [(0, 1, 4), (0, 2, 4), (0, 3, 4), (0, 4, 4)], shown
+    assert all((im.width(), im.height(), im.channels(), len(im.pixels())) == (8, 8, 3, 192) for im, _, _, _ in shown)
+    assert shown[-1][0].pixels() == preview.pixels(), "the pushed and the polled preview differ"
+    assert len(model.generate("colibrí lagarto", preview_every=3, preview=lambda *a: shown.append(a), **settings)) == 1
+    assert len(shown) == 5 and shown[-1][2] == 3  # steps / N of them
+    # Cancelled from the preview callback (a subclass, on a job's worker thread too); its
+    # exception comes back as itself.
+    class StopAt2(bioesp.Preview):
+        def __init__(self):
+            bioesp.Preview.__init__(self)
+            self.steps, self.thread = [], None
+        def on_preview(self, image, index, step, total):
+            self.steps.append(step)
+            self.thread = threading.current_thread()
+            return step < 2
+    stop_at = StopAt2()
+    try:
+        model.generate("x", preview_every=1, preview=stop_at, **settings)
+        raise AssertionError("not cancelled")
+    except RuntimeError as e:
+        assert "cancel" in str(e) and stop_at.steps == [1, 2], (e, stop_at.steps)
+    stop_at = StopAt2()
+    with model.generate_async("x", preview=stop_at, preview_every=1, **settings) as job:
+        try:
+            job.take()
+            raise AssertionError("the job was not cancelled")
+        except RuntimeError as e:
+            assert "cancel" in str(e) and stop_at.steps == [1, 2], (e, stop_at.steps)
+    assert stop_at.thread is not threading.current_thread()
+    try:
+        model.generate_async("x", preview_every=1, preview=boom, **settings).take()
+        raise AssertionError("the preview callback's exception was lost")
+    except Boom as e:
+        assert str(e) == "from the callback"
+    try:
+        model.generate("x", preview=lambda *a: None, **settings)
+        raise AssertionError("a preview callback without preview_every was taken")
+    except ValueError as e:
+        assert "preview_every" in str(e), e
     o = bioesp.Options("generate")
     o.add("prompts", "colibrí lagarto")
     for name, text in [("steps", "3"), ("seed", "42"), ("width", "64"), ("height", "64")]:
@@ -96,6 +143,26 @@ with bioesp.Model(model_dir) as model:
     except ValueError as e:
         assert "steps: must be between 1 and 1000, not 0" in str(e), e
     assert "ddpm" in bioesp.schedulers()
+
+    # The autoencoders through the model's keywords: the model's own VAE named gives its bytes; a
+    # TAESD in its place draws others; one for previews only decodes them at full size.
+    taesd = os.path.join(os.path.dirname(os.path.dirname(model_dir)), "golden", "fast", "taesd", "diffusers")
+    with bioesp.Model(model_dir, vae=os.path.join(model_dir, "vae")) as full:
+        assert full.generate("colibrí lagarto", **settings)[0].pixels() == reference
+    with bioesp.Model(model_dir, vae=taesd) as tiny:
+        [drawn] = tiny.generate("colibrí lagarto", **settings)
+        assert (drawn.width(), drawn.height()) == (64, 64) and drawn.pixels() != reference
+        assert drawn.setting("vae") == taesd
+    sizes = []
+    with bioesp.Model(model_dir, preview_vae=taesd) as previewing:
+        [same] = previewing.generate("colibrí lagarto", preview_every=4,
+                                     preview=lambda im, *a: sizes.append((im.width(), im.height())), **settings)
+        assert same.pixels() == reference and sizes == [(64, 64)], sizes
+    try:
+        bioesp.Model(model_dir, preview_vae=os.path.join(model_dir, "vae"))
+        raise AssertionError("a full VAE was taken as a preview decoder")
+    except ValueError as e:
+        assert "tiny autoencoder" in str(e), e
 
     # A ControlNet and a mask: the C API's bytes (tests/bindings/reference.c draws the same).
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,5 +1,6 @@
 // Generates a creature into a PImage without freezing the sketch: the job runs on a worker
-// thread and draw() polls it. Set the model folder (or a Hub id) in MODEL.
+// thread and draw() polls it, showing its live previews (every 5 steps) while it forms. Set the
+// model folder (or a Hub id) in MODEL.
 import bioesp.*;
 
 String MODEL = System.getenv("BIOESP_MODEL") != null ? System.getenv("BIOESP_MODEL") : "models/tiny-sd1";
@@ -14,6 +15,7 @@ void setup() {
   o.add("prompts", "colibrí lagarto, criatura especulativa colombiana");
   o.set("steps", 25);
   o.set("seed", 7);
+  o.set("preview_every", 5);
   job = model.generate_async(o);
 }
 
@@ -28,6 +30,8 @@ void draw() {
   if (creature != null) {
     image(creature, 0, 0, width, height);
   } else if (job != null) {
+    Images previews = job.preview();  // the latest, empty until the first
+    if (previews.size() > 0) image(toPImage(previews.get(0)), 0, 0, width, height);
     fill(0);
     text("denoising " + job.step() + " / " + job.total(), 20, 20);
   }
