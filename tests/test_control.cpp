@@ -98,13 +98,19 @@ static void test_residuals(void** state) {
   check_residuals(cn2, "controlnet_2.scale1.0", 1.0, false);
 }
 
-static void test_unet_with_residuals(void** state) {
-  (void)state;
-  torch::NoGradGuard no_grad;
+// diffusers' residuals of the golden ControlNet at scale 1, as the UNet's extra inputs.
+static models::UNetExtra golden_extra() {
   models::UNetExtra extra;
   for (int i = 0; i < 9; ++i)
     extra.down_block_additional_residuals.push_back(ref(residuals, "controlnet.scale1.0.down." + std::to_string(i)));
   extra.mid_block_additional_residual = ref(residuals, "controlnet.scale1.0.mid");
+  return extra;
+}
+
+static void test_unet_with_residuals(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  models::UNetExtra extra = golden_extra();
   auto sample = ref(residuals, "sample"), t = ref(residuals, "timestep"), ehs = ref(residuals, "encoder_hidden_states");
   check_close(sd->unet()->forward(sample, t, ehs, extra), ref(residuals, "unet_with_residuals.scale1.0"), 1e-4, "unet_with_residuals");
   check_close(sd->unet()->forward(sample, t, ehs), ref(residuals, "unet_without_residuals"), 1e-4, "unet_without_residuals");
@@ -125,10 +131,7 @@ static void test_unet_with_residuals(void** state) {
 static void test_step_cache_residuals(void** state) {
   (void)state;
   torch::NoGradGuard no_grad;
-  models::UNetExtra extra;
-  for (int i = 0; i < 9; ++i)
-    extra.down_block_additional_residuals.push_back(ref(residuals, "controlnet.scale1.0.down." + std::to_string(i)));
-  extra.mid_block_additional_residual = ref(residuals, "controlnet.scale1.0.mid");
+  models::UNetExtra extra = golden_extra();
   auto sample = ref(residuals, "sample"), t = ref(residuals, "timestep"), ehs = ref(residuals, "encoder_hidden_states");
   auto unet = sd->unet();
   models::StepCache cache;
@@ -204,12 +207,7 @@ static void test_lcm_controlnet(void** state) {
   (void)state;
   torch::NoGradGuard no_grad;
   auto lcm = pipeline::StableDiffusion::load(tiny_lcm_model(), {});
-  pipeline::GenerateOptions g;
-  g.prompts = {"colibrí"};
-  g.steps = 4;
-  g.guidance = 8;
-  g.seed = 7;
-  g.scheduler = "lcm";
+  auto g = testing::lcm_options();
   pipeline::Control control;
   control.net = cn;
   control.image = u8_image(ref(cn_golden, "control_edges_uint8"));

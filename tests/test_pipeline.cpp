@@ -117,13 +117,8 @@ static void test_lcm_pipeline(void** state) {
   (void)state;
   torch::NoGradGuard no_grad;
   auto lcm = pipeline::StableDiffusion::load(tiny_lcm_model(), {});
-  pipeline::GenerateOptions g;
-  g.prompts = {"colibrí"};
+  auto g = testing::lcm_options();
   g.negative_prompt = "ignored: no CFG batch";
-  g.steps = 4;
-  g.guidance = 8;
-  g.seed = 7;
-  g.scheduler = "lcm";
   auto image = lcm->generate(g);
 
   auto want = testing::lcm_by_hand(*lcm, g);

@@ -13,6 +13,17 @@
 
 namespace bioesp::testing {
 
+// What the LCM tests draw: "colibrí", 4 steps of `lcm`, guidance 8 (w = 7), seed 7.
+inline pipeline::GenerateOptions lcm_options() {
+  pipeline::GenerateOptions g;
+  g.prompts = {"colibrí"};
+  g.steps = 4;
+  g.guidance = 8;
+  g.seed = 7;
+  g.scheduler = "lcm";
+  return g;
+}
+
 // add(input, t, embeds, extra) at each step, before the UNet runs.
 using AddExtra = std::function<void(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, models::UNetExtra&)>;
 
