@@ -187,12 +187,9 @@ class PreviewQueue : public Preview {
 #ifndef SWIG
 namespace detail {
 
-// Lives for one call (or one job): forwards C progress and preview calls to the host's objects,
-// catching everything so that no exception unwinds through C; what it caught cancels the call and
-// is rethrown once the C call returned.
-struct Trampoline {
-  Progress* progress = nullptr;
-  Preview* preview = nullptr;
+// Catches everything a host's callback throws, so that no exception unwinds through C; what it
+// caught cancels the call and is rethrown once the C call returned.
+struct Guard {
   std::exception_ptr error;
   std::mutex mutex;
 
@@ -206,6 +203,16 @@ struct Trampoline {
       return 1;
     }
   }
+  void rethrow() {
+    if (error) std::rethrow_exception(error);
+  }
+};
+
+// Lives for one call (or one job): forwards C progress and preview calls to the host's objects.
+struct Trampoline : Guard {
+  Progress* progress = nullptr;
+  Preview* preview = nullptr;
+
   static int call(void* user, const bioesp_progress* p) {
     auto* t = static_cast<Trampoline*>(user);
     return t->guard([&] {
@@ -231,9 +238,6 @@ struct Trampoline {
     preview = v;
     c.preview = call_preview;
     c.preview_user = this;
-  }
-  void rethrow() {
-    if (error) std::rethrow_exception(error);
   }
 };
 
@@ -669,7 +673,7 @@ inline std::string take_string(char* s) {
   return out;
 }
 
-struct TrainTrampoline : Trampoline {
+struct TrainTrampoline : Guard {
   TrainProgress* target = nullptr;
   static int call(void* user, const bioesp_train_progress* p) {
     auto* t = static_cast<TrainTrampoline*>(user);
@@ -677,7 +681,24 @@ struct TrainTrampoline : Trampoline {
       return t->target->on_step(p->stage ? p->stage : "", p->step, p->total, p->loss, p->learning_rate, p->eta_seconds);
     });
   }
+  void attach(TrainProgress* p, bioesp_train_options& c) {
+    if (!p) return;
+    target = p;
+    c.progress = call;
+    c.progress_user = this;
+  }
 };
+
+// Runs a C call under a guard; returns what it returned: the callback's exception first, else
+// the call's failure.
+template <class R, class Call>
+R guarded(Guard& g, Call call) {
+  R r{};
+  bioesp_status s = call(r);
+  g.rethrow();
+  check(s);
+  return r;
+}
 
 // Runs fetch, prepare, pull or push with a Progress; returns what the call returned.
 template <class C, class R, class Call>
@@ -685,11 +706,7 @@ R with_progress(const Options& o, bioesp_options_kind kind, Progress* progress, 
   auto c = o.as<C>(kind);
   detail::Trampoline t;
   t.attach(progress, c);
-  R r{};
-  bioesp_status s = call(&c, r);
-  t.rethrow();
-  check(s);
-  return r;
+  return guarded<R>(t, [&](R& r) { return call(&c, r); });
 }
 
 }  // namespace detail
@@ -711,19 +728,13 @@ inline Counts prepare(const Options& o, Progress* progress) {
 inline std::string train(const Options& o, TrainProgress* progress) {
   auto c = o.as<bioesp_train_options>(BIOESP_OPTIONS_TRAIN);
   detail::TrainTrampoline t;
-  if (progress) {
-    t.target = progress;
-    c.progress = detail::TrainTrampoline::call;
-    c.progress_user = &t;
-  }
-  char* result = nullptr;
-  bioesp_status s = bioesp_train(&c, &result);
-  if (t.error) {
-    bioesp_string_free(result);
-    std::rethrow_exception(t.error);
-  }
-  check(s);
-  return detail::take_string(result);
+  t.attach(progress, c);
+  return detail::guarded<std::string>(t, [&](std::string& r) {
+    char* result = nullptr;
+    bioesp_status s = bioesp_train(&c, &result);
+    r = detail::take_string(result);
+    return s;
+  });
 }
 
 // A model folder to train from scratch, with "new_model" options; returns its path.

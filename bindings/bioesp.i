@@ -32,9 +32,12 @@ struct PythonCallbackError : std::exception {
   std::shared_ptr<Fetched> error = std::make_shared<Fetched>();
   PythonCallbackError() { PyErr_Fetch(&error->type, &error->value, &error->trace); }  /* GIL held */
   const char* what() const noexcept override { return "exception in a Python callback"; }
+  /* Raises it again, keeping its own references: a job's later take() raises it too. */
   void restore() const {  /* GIL held */
+    Py_XINCREF(error->type);
+    Py_XINCREF(error->value);
+    Py_XINCREF(error->trace);
     PyErr_Restore(error->type, error->value, error->trace);
-    error->type = error->value = error->trace = nullptr;
   }
 };
 %}

@@ -775,6 +775,36 @@ BIOESP_API void bioesp_new_model_options_init(bioesp_new_model_options* options)
  * full and train_text_encoder. On success *result_path (when not NULL) receives the folder. */
 BIOESP_API bioesp_status bioesp_new_model(const bioesp_new_model_options* options, char** result_path);
 
+/* How well a model knows captioned pictures it did not train on: its mean denoising loss with
+ * their captions (the objective training minimises, at fixed timesteps and noises) and, with
+ * `classify`, the diffusion classifier of Li et al. 2023 ("Your Diffusion Model is Secretly a
+ * Zero-Shot Classifier"): each picture's loss with its own caption and classify − 1 others drawn
+ * from `captions`, the same timesteps and noises for all; the lowest names the caption. */
+typedef struct bioesp_evaluate_options {
+  size_t struct_size;
+  const char* data;           /* captioned pictures (a dataset, as bioesp_train reads it) */
+  const char* captions;       /* a dataset whose captions are the wrong candidates; NULL: data's */
+  int classify;               /* K ≥ 2: top-1 accuracy among K captions; 0 (default): the loss alone */
+  int timesteps;              /* default 10, spread evenly over the schedule ((i + ½)·T / n) */
+  int noises;                 /* fixed noises at each timestep; default 1 */
+  uint64_t seed;              /* the noises, and each picture's wrong captions and their order */
+  bioesp_log_fn log;          /* each picture's loss and the caption it was read as, at INFO */
+  void* log_user;
+} bioesp_evaluate_options;
+
+typedef struct bioesp_evaluation {
+  size_t struct_size;         /* set by the caller (sizeof); later fields are left alone */
+  int pictures;
+  double loss;                /* mean over the pictures, with their own captions */
+  double accuracy;            /* share of pictures whose own caption had the lowest loss (a tie
+                                 goes to the caption scored first); NaN without classify */
+} bioesp_evaluation;
+
+BIOESP_API void bioesp_evaluate_options_init(bioesp_evaluate_options* options);
+/* Evaluates at the model's resolution, on its device, in the model's turn. */
+BIOESP_API bioesp_status bioesp_evaluate(bioesp_model* model, const bioesp_evaluate_options* options,
+                                         bioesp_evaluation* result);
+
 /* The model that ships with bioesp (a small model of animals and plants, trained by bioesp on
  * Noto Emoji art), installed beside the library; NULL when it cannot be found. Static storage. */
 BIOESP_API const char* bioesp_embedded_model(void);
@@ -859,7 +889,8 @@ typedef enum bioesp_options_kind {
   BIOESP_OPTIONS_TRAIN = 8,     /* bioesp_train_options */
   BIOESP_OPTIONS_NEW_MODEL = 9, /* bioesp_new_model_options */
   BIOESP_OPTIONS_PULL = 10,     /* bioesp_pull_options */
-  BIOESP_OPTIONS_PUSH = 11      /* bioesp_push_options */
+  BIOESP_OPTIONS_PUSH = 11,     /* bioesp_push_options */
+  BIOESP_OPTIONS_EVALUATE = 12  /* bioesp_evaluate_options */
 } bioesp_options_kind;
 
 /* The kind's name, the struct's without "bioesp_" and "_options" ("generate", "new_model"), or

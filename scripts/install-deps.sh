@@ -12,7 +12,7 @@ $SUDO apt-get install -y -qq --no-install-recommends \
   libopenblas0-pthread \
   swig python3-dev default-jdk-headless mono-mcs mono-runtime \
   libgif-dev libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
-  libcpp-httplib-dev chromium godot3-server >/dev/null
+  libcpp-httplib-dev chromium godot3-server librsvg2-bin >/dev/null
 # libgloo-dev: the Gloo headers LibTorch's ProcessGroupGloo.hpp includes (training across
 # processes; Debian's LibTorch links the system libgloo).
 # libclang-rt-14-dev holds the fuzzer and sanitizer runtimes clang links (only recommended by clang).
@@ -22,5 +22,6 @@ $SUDO apt-get install -y -qq --no-install-recommends \
 # machine's nodejs and its headers in /usr/include/node).
 # giflib and FFmpeg's libraries write animations (GIF, MP4, WebM).
 # godot3-server (Godot 3.2.3, headless) runs the Godot module's test.
+# librsvg2-bin (rsvg-convert) renders the embedded model's SVG emoji (scripts/embedded-model).
 # cpp-httplib serves `bioesp studio`; its test drives Debian's Chromium with playwright-core
 # (fetched from npm by tests/cli_studio.sh into the build folder).

@@ -3,7 +3,8 @@
 # variables; a run checkpointed at step 5 and resumed to 10 by `--nproc 2` equal to the straight
 # run byte for byte, resumed by one process it continues and says so; one rank killed with SIGKILL
 # (the other stops within the 20 s timeout naming it, only complete checkpoints left); the
-# launcher's Ctrl-C (one checkpoint, exit 130) and a killed worker; rendezvous errors in time.
+# launcher's Ctrl-C, SIGTERM and SIGHUP (one checkpoint, by rank 0, that resumes; no worker left;
+# exit 130, 143, 129) and a killed worker; rendezvous errors in time.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d)
@@ -15,9 +16,10 @@ mkdir "$tmp/data"
   --quiet --out "$tmp/data/bird.png"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 train() { "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --seed 3 --timeout 20 "$@"; }
-# launcher ARGS...: `train --nproc 2 ARGS` in the background ($! is the launcher itself)
+# launcher ARGS...: `train --nproc 2 ARGS` in the background, in a session of its own as a
+# terminal's command ($! is the launcher itself, and its process group)
 launcher() {
-  (exec "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --seed 3 --timeout 20 --nproc 2 "$@") &
+  (exec setsid "$cli" train --model "$m" --data "$tmp/data" --prompt x --resolution 64 --seed 3 --timeout 20 --nproc 2 "$@") &
   pids="$pids $!"
 }
 # rank R WORLD PORT ARGS...: rank R with torchrun's variables, in the background ($! is bioesp)
@@ -40,7 +42,8 @@ rank 0 2 $port --steps 10 --checkpoint-every 5 --quiet --out "$tmp/a" 2>"$tmp/a0
 rank 1 2 $port --steps 10 --checkpoint-every 5 --quiet --out "$tmp/a1" 2>"$tmp/a1.txt"; p1=$!
 wait $p0 || { cat "$tmp/a0.txt" "$tmp/a1.txt"; exit 1; }
 wait $p1 || { cat "$tmp/a1.txt"; exit 1; }
-[ -s "$tmp/a/pytorch_lora_weights.safetensors" ] && [ -s "$tmp/a/checkpoints/checkpoint-000005.safetensors" ]
+[ -s "$tmp/a/pytorch_lora_weights.safetensors" ]  # (one test a line: set -e passes over a failed `a` in `a && b`)
+[ -s "$tmp/a/checkpoints/checkpoint-000005.safetensors" ]
 [ ! -e "$tmp/a1" ] || { echo "rank 1 wrote to its --out"; exit 1; }
 [ "$(wc -l < "$tmp/a/train_log.jsonl")" -eq 10 ]
 "$cli" inspect "$tmp/a/checkpoints/checkpoint-000005.safetensors" | grep -q 'world_size.*2'
@@ -70,20 +73,43 @@ start=$(date +%s)
 rc=0; wait $p0 || rc=$?
 took=$(($(date +%s) - start))
 echo "rank 0 stopped $took s after rank 1 was killed (exit $rc)"
-[ $rc -ne 0 ] && [ $took -le 20 ]
+[ $rc -ne 0 ]
+[ $took -le 20 ]
 grep -q 'rank 1 stopped answering' "$tmp/k0.txt" || { cat "$tmp/k0.txt"; exit 1; }
 loads "$tmp/k/checkpoints"
 if ls "$tmp/k/checkpoints" | grep -v '\.safetensors$'; then echo "not only complete checkpoints"; exit 1; fi
 
-# The launcher: Ctrl-C stops both ranks after one checkpoint; a killed worker is named.
-launcher --steps 2000 --out "$tmp/i" 2>"$tmp/i.txt"
-launcher=$!
-n=0
-while ! grep -q '/2000  loss' "$tmp/i.txt" && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
-kill -INT $launcher
-rc=0; wait $launcher || rc=$?
-[ $rc -eq 130 ] || { echo "Ctrl-C: exit $rc"; cat "$tmp/i.txt"; exit 1; }
-[ "$(ls "$tmp/i/checkpoints" | wc -l)" -eq 1 ] || { ls "$tmp/i/checkpoints"; exit 1; }
+# The launcher: Ctrl-C (sent to its process group, as a terminal sends it), SIGTERM and SIGHUP
+# each stop both ranks after the same step: no worker left, exit 128 + the signal, and one
+# checkpoint, rank 0's (rank 1 is quiet), complete, of 2 processes, from which --resume goes on.
+for sig in INT TERM HUP; do
+  d="$tmp/$sig"
+  launcher --steps 2000 --out "$d" 2>"$d.txt"
+  launcher=$!
+  n=0
+  while ! grep -q '/2000  loss' "$d.txt" && [ $n -lt 1200 ]; do sleep 0.1; n=$((n + 1)); done
+  case $sig in
+    INT) kill -INT "-$launcher"; want=130 ;;
+    TERM) kill -TERM $launcher; want=143 ;;
+    HUP) kill -HUP $launcher; want=129 ;;
+  esac
+  rc=0; wait $launcher || rc=$?
+  [ $rc -eq $want ] || { echo "SIG$sig: exit $rc"; cat "$d.txt"; exit 1; }
+  for p in $(sed -n 's/.*rank [0-9] is pid \([0-9]*\).*/\1/p' "$d.txt"); do
+    if kill -0 "$p" 2>/dev/null; then echo "SIG$sig: worker $p outlived the launcher"; exit 1; fi
+  done
+  [ "$(grep -c 'training cancelled at step' "$d.txt")" -eq 1 ] || { cat "$d.txt"; exit 1; }
+  step=$(sed -n 's/.*training cancelled at step \([0-9]*\);.*/\1/p' "$d.txt")
+  [ "$(ls "$d/checkpoints")" = "checkpoint-$(printf %06d "$step").safetensors" ] || { echo "SIG$sig at $step:"; ls "$d/checkpoints"; exit 1; }
+  loads "$d/checkpoints"
+  "$cli" inspect "$d/checkpoints/checkpoint-$(printf %06d "$step").safetensors" | grep -q 'world_size.*2'
+  [ "$(wc -l < "$d/train_log.jsonl")" -eq "$step" ]
+  train --nproc 2 --steps $((step + 2)) --resume --out "$d" 2>"$d.resumed.txt" || { cat "$d.resumed.txt"; exit 1; }
+  grep -q "resuming from .*checkpoint-$(printf %06d "$step").safetensors at step $step" "$d.resumed.txt"
+  [ "$(wc -l < "$d/train_log.jsonl")" -eq $((step + 2)) ]
+  [ -s "$d/pytorch_lora_weights.safetensors" ]
+done
+# A killed worker is named.
 launcher --steps 2000 --out "$tmp/j" 2>"$tmp/j.txt"
 launcher=$!
 n=0
@@ -94,14 +120,22 @@ rc=0; wait $launcher || rc=$?
 
 # Rendezvous errors, each within the timeout: nobody at rank 1's port, a world that never fills,
 # a backend that does not exist.
+# in_time SECONDS: the time since $start was at most that (the timeout and a process's start)
+in_time() { took=$(($(date +%s) - start)); [ $took -le "$1" ] || { echo "an error took $took s"; exit 1; }; }
 port=$(free_port)
+start=$(date +%s)
 rank 0 2 $port --steps 2 --timeout 5 --out "$tmp/e" 2>"$tmp/e0.txt"; p0=$!
 rank 1 2 $(free_port) --steps 2 --timeout 5 --out "$tmp/e" 2>"$tmp/e1.txt"; p1=$!
 if wait $p0 || wait $p1; then echo "a rank without its peer succeeded"; exit 1; fi
+in_time 15
 grep -q 'only 1 of 2 ranks joined the rendezvous' "$tmp/e0.txt"
 grep -q 'cannot reach the rendezvous' "$tmp/e1.txt"
+start=$(date +%s)
 if RANK=0 WORLD_SIZE=3 MASTER_PORT=$(free_port) train --steps 2 --timeout 3 --out "$tmp/e" 2>"$tmp/e.txt"; then exit 1; fi
+in_time 13
 grep -q 'only 1 of 3 ranks joined' "$tmp/e.txt"
+start=$(date +%s)
 if train --steps 2 --backend mpi --out "$tmp/e" 2>"$tmp/e.txt"; then exit 1; fi
+in_time 5
 grep -q "one of auto, gloo, nccl, not 'mpi'" "$tmp/e.txt"
 echo ok

@@ -24,7 +24,8 @@ import struct
 # The commands and the kinds of options they pass to the library.
 COMMANDS = {"inspect": ["weights"], "generate": ["model", "generate", "save"],
             "animate": ["model", "animate", "animation"], "fetch": ["fetch"], "prepare": ["prepare"],
-            "train": ["train"], "new-model": ["new_model"], "pull": ["pull"], "push": ["push"]}
+            "train": ["train"], "new-model": ["new_model"], "pull": ["pull"], "push": ["push"],
+            "evaluate": ["model", "evaluate"]}
 TYPE_NAMES = ["bool", "int", "uint64", "float", "double", "string", "choice", "rgb", "string_list",
               "uint64_list", "image", "function", "pointer", "size", "struct_list"]
 

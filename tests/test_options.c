@@ -34,18 +34,18 @@ static void set_refused(bioesp_options_kind kind, void* options, const char* nam
 static void test_kinds(void** state) {
   (void)state;
   const char* names[] = {"weights", "model", "generate", "animate", "animation", "save",
-                         "fetch", "prepare", "train", "new_model", "pull", "push"};
-  for (int k = 0; k < 12; ++k) {
+                         "fetch", "prepare", "train", "new_model", "pull", "push", "evaluate"};
+  for (int k = 0; k < 13; ++k) {
     assert_string_equal(bioesp_options_kind_name((bioesp_options_kind)k), names[k]);
     bioesp_options_kind found;
     assert_int_equal(bioesp_options_kind_find(names[k], &found), BIOESP_OK);
     assert_int_equal(found, k);
   }
-  assert_null(bioesp_options_kind_name((bioesp_options_kind)12));
+  assert_null(bioesp_options_kind_name((bioesp_options_kind)13));
   bioesp_options_kind found;
   assert_int_equal(bioesp_options_kind_find("generat", &found), BIOESP_ERR_NOT_FOUND);
   size_t n;
-  assert_int_equal(bioesp_option_count((bioesp_options_kind)12, &n), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(bioesp_option_count((bioesp_options_kind)13, &n), BIOESP_ERR_INVALID_ARGUMENT);
   /* a struct from the library carries its defaults */
   void* o = NULL;
   assert_int_equal(bioesp_options_new(BIOESP_OPTIONS_GENERATE, &o), BIOESP_OK);

@@ -37,8 +37,10 @@ static void raise_csharp_callback_error() {
   }
 %}
 
-/* An async job keeps its Progress and Preview objects reachable while it runs (the native side
- * calls them through delegates they own). */
+/* A job's callbacks are held by a static table, not by the Job: a Job dropped while it runs is
+ * finalized together with whatever only it reaches, in no set order, and a Preview finalized
+ * first would free the C++ director (and the delegates it calls) under the worker. The table
+ * lets them go once the native job is freed (close() or Dispose, also from the finalizer). */
 %csmethodmodifiers bioesp_host::Model::generate_async(const Options&, Progress*, Preview*) "private";
 %typemap(cscode) bioesp_host::Model %{
   /// <summary>Progress calls arrive on the job's worker thread.</summary>
@@ -48,10 +50,45 @@ static void raise_csharp_callback_error() {
   /// <summary>Progress and preview calls arrive on the job's worker thread.</summary>
   public Job generate_async(Options options, Progress progress, Preview preview) {
     Job job = generate_async_with(options, progress, preview);
-    job.callbacks = new object[] {progress, preview};
+    job.Hold(new object[] {progress, preview});
     return job;
   }
 %}
+%rename(free_job) bioesp_host::Job::close;
+%csmethodmodifiers bioesp_host::Job::close "private";
+%typemap(csdisposing, methodname="Dispose", methodmodifiers="protected", parameters="bool disposing") bioesp_host::Job {
+    lock(this) {
+      if (swigCPtr.Handle != global::System.IntPtr.Zero) {
+        if (swigCMemOwn) {
+          swigCMemOwn = false;
+          $imcall;
+        }
+        swigCPtr = new global::System.Runtime.InteropServices.HandleRef(null, global::System.IntPtr.Zero);
+      }
+      Release();
+    }
+  }
 %typemap(cscode) bioesp_host::Job %{
-  internal object[] callbacks;
+  static readonly global::System.Collections.Concurrent.ConcurrentDictionary<object[], bool> running =
+      new global::System.Collections.Concurrent.ConcurrentDictionary<object[], bool>();
+  object[] callbacks;
+
+  internal void Hold(object[] callbacks) {
+    this.callbacks = callbacks;
+    running[callbacks] = true;
+  }
+
+  void Release() {
+    lock (this) {
+      bool unused;
+      if (callbacks != null) running.TryRemove(callbacks, out unused);
+      callbacks = null;
+    }
+  }
+
+  /// <summary>Cancels if still running, waits, frees. Also done by Dispose and the finalizer.</summary>
+  public void close() {
+    free_job();
+    Release();
+  }
 %}

@@ -111,35 +111,50 @@ class Model {
     const job = call(() => this._native.generate_async(generateOptions(prompt, settings), null, queue));
     const pollMs = settings.pollMs || 5;
     return new Promise((resolve, reject) => {
-      let last = -1, cancelled = false;
+      // Once cancelled (a callback, the signal, a callback's exception) the promise rejects
+      // whatever the job made of it; an exception in a callback is the rejection itself. The job
+      // is closed only once done, so closing never waits for the worker.
+      let last = -1, cancelled = false, failure = null;
       const cancel = () => {
+        if (cancelled) return;
         cancelled = true;
         job.cancel();
       };
       if (settings.signal) settings.signal.addEventListener('abort', cancel, { once: true });
-      const tick = () => {
-        try {
-          const done = job.done();  // before the previews: a finished job has queued them all
-          const step = job.step();
-          if (settings.onProgress && step !== last && !cancelled) {
-            last = step;
-            if (settings.onProgress(step, job.total()) === false) cancel();
-          }
-          while (queue && !cancelled && queue.pop()) {
-            if (settings.onPreview(new Image(queue.image()), queue.index(), queue.step(), queue.total()) === false) cancel();
-          }
-          if (!done) {
-            setTimeout(tick, pollMs);
-            return;
-          }
-          if (settings.signal) settings.signal.removeEventListener('abort', cancel);
-          const result = call(() => images(job.take()));
-          job.close();
-          resolve(result);
-        } catch (e) {
-          job.close();
-          reject(e instanceof BioespError ? e : new BioespError(e.message));
+      const report = () => {
+        const step = call(() => job.step());
+        if (settings.onProgress && step !== last) {
+          last = step;
+          if (settings.onProgress(step, job.total()) === false) cancel();
         }
+        while (queue && !cancelled && queue.pop()) {
+          if (settings.onPreview(new Image(queue.image()), queue.index(), queue.step(), queue.total()) === false) cancel();
+        }
+      };
+      const tick = () => {
+        let done = true;
+        try {
+          done = call(() => job.done());  // before the previews: a finished job has queued them all
+          if (!cancelled) report();
+        } catch (e) {
+          if (!failure) failure = e;
+          cancel();
+        }
+        if (!done) {
+          setTimeout(tick, pollMs);
+          return;
+        }
+        if (settings.signal) settings.signal.removeEventListener('abort', cancel);
+        let result;
+        try {
+          if (!cancelled) result = call(() => images(job.take()));
+        } catch (e) {
+          failure = e;
+        }
+        job.close();
+        if (failure) reject(failure);
+        else if (cancelled) reject(new BioespError('cancelled: the job was cancelled'));
+        else resolve(result);
       };
       tick();
     });

@@ -4,6 +4,7 @@
 
 #include <bioesp.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "options.h"
 
@@ -48,12 +49,29 @@ int steps_progress(void* user, const bioesp_progress* p);
 /* A files progress bar (fetch, prepare, pull, push); `user` points to an int "quiet" flag. */
 int files_progress(void* user, const bioesp_progress* p);
 
-/* bioesp train --nproc N: runs `bioesp train ARGS` as N ranks on this machine and returns the
- * exit code (a failed rank's, else the first nonzero, else 0). */
+/* Local runs across processes (launch.c). bioesp train --nproc N: runs `bioesp train ARGS` as N
+ * ranks on this machine and returns the exit code (a failed rank's, else 0, or the interrupt's
+ * status after Ctrl-C, SIGTERM or SIGHUP, which reach every worker once). */
 int launch_workers(int nproc, int argc, char** argv, double timeout);
+/* A free loopback port for rank 0's rendezvous, or -1. */
+int launch_port(void);
+/* Ranks first to nproc - 1 as `bioesp train ARGS` workers, told their place by torchrun's
+ * variables (the rendezvous at 127.0.0.1:port); pids[rank] gets each one's pid (0 where it could
+ * not start, said on stderr). Safe from a threaded process; the workers get SIGTERM when the
+ * calling thread ends. Returns how many started. */
+int start_workers(int first, int nproc, int port, int argc, char** argv, pid_t* pids);
+/* Waits for the workers pids[first..nproc) to end and returns the first failure's exit status
+ * (else that of a rank stopped as asked, else 0); `why` (may be NULL) gets its words ("rank 1 was
+ * killed by signal 9 (Killed)"), also said on stderr. Kills those left `grace` seconds after the
+ * call or, with a negative grace, timeout + 10 s after a failure. `stopping`: the caller's rank
+ * stopped as asked, so the others' exit statuses (not their signals, but this call's SIGKILL)
+ * say how they followed. An interrupt() reaches them all once; then their interrupt statuses are
+ * no failure. */
+int wait_workers(int first, int nproc, pid_t* pids, double timeout, double grace, int stopping, char* why, size_t size);
 
 int cmd_train(int argc, char** argv);
 int cmd_new_model(int argc, char** argv);
+int cmd_evaluate(int argc, char** argv);
 int cmd_pull(int argc, char** argv);
 int cmd_animate(int argc, char** argv);
 int cmd_push(int argc, char** argv);

@@ -566,6 +566,7 @@ int main(int argc, char** argv) {
   if (strcmp(cmd, "generate") == 0) return cmd_generate(argc - 2, argv + 2);
   if (strcmp(cmd, "train") == 0) return cmd_train(argc - 2, argv + 2);
   if (strcmp(cmd, "new-model") == 0) return cmd_new_model(argc - 2, argv + 2);
+  if (strcmp(cmd, "evaluate") == 0) return cmd_evaluate(argc - 2, argv + 2);
   if (strcmp(cmd, "fetch") == 0) return cmd_fetch(argc - 2, argv + 2);
   if (strcmp(cmd, "pull") == 0) return cmd_pull(argc - 2, argv + 2);
   if (strcmp(cmd, "animate") == 0) return cmd_animate(argc - 2, argv + 2);

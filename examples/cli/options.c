@@ -272,6 +272,65 @@ cli_args* cli_parse(const cli_command* c, int argc, char** argv, int* exit_code)
   return a;
 }
 
+/* ---- the command line back ---------------------------------------------------------------- */
+
+static int push_arg(char*** args, int* n, const char* a) {
+  char* copy = strdup(a);
+  if (!copy || !grow((void**)args, (size_t)*n + 1, sizeof **args)) {
+    free(copy);
+    return 0;
+  }
+  (*args)[(*n)++] = copy;
+  (*args)[*n] = NULL;
+  return 1;
+}
+
+/* One field as its flag (and value); a field that is unset or not set by name adds nothing. */
+static int push_field(char*** args, int* n, bioesp_options_kind kind, const void* options, const bioesp_option* o) {
+  if (!o->flag || o->not_exposed) return 1;
+  char* text = NULL;
+  if (bioesp_option_get(kind, options, o->name, &text) != BIOESP_OK) return 0;
+  char flag[128];
+  int ok = 1;
+  if (o->type == BIOESP_OPTION_BOOL) {
+    snprintf(flag, sizeof flag, "--%s%s", strcmp(text, "true") == 0 || strcmp(text, "1") == 0 ? "" : "no-", o->flag);
+    ok = push_arg(args, n, flag);
+  } else if (o->type == BIOESP_OPTION_STRING_LIST || o->type == BIOESP_OPTION_UINT64_LIST || o->type == BIOESP_OPTION_IMAGE) {
+    ok = !*text || strcmp(text, "[]") == 0;
+    if (!ok) fprintf(stderr, "bioesp: --%s (a list or an image) cannot be passed on as arguments\n", o->flag);
+  } else if (*text) {
+    snprintf(flag, sizeof flag, "--%s", o->flag);
+    ok = push_arg(args, n, flag) && push_arg(args, n, text);
+  }
+  bioesp_string_free(text);
+  return ok;
+}
+
+char** cli_command_line(bioesp_options_kind kind, const void* options, int* count) {
+  size_t fields = 0;
+  char** args = calloc(1, sizeof *args);
+  int n = 0;
+  if (!args || bioesp_option_count(kind, &fields) != BIOESP_OK) {
+    free(args);
+    return NULL;
+  }
+  for (size_t i = 0; i < fields; ++i) {
+    bioesp_option o = {0};
+    o.struct_size = sizeof o;
+    if (bioesp_option_at(kind, i, &o) != BIOESP_OK || !push_field(&args, &n, kind, options, &o)) {
+      cli_command_line_free(args);
+      return NULL;
+    }
+  }
+  *count = n;
+  return args;
+}
+
+void cli_command_line_free(char** args) {
+  for (char** a = args; a && *a; ++a) free(*a);
+  free(args);
+}
+
 /* ---- help --------------------------------------------------------------------------------- */
 
 static const char* placeholder(const bioesp_option* o) {
@@ -366,6 +425,7 @@ void cli_print_commands(FILE* out) {
       {"prepare IN_DIR --out DIR", "square, resize and caption images for training"},
       {"train --data DIR --out DIR", "fine-tune: DreamBooth-LoRA, or every UNet weight"},
       {"new-model --configs DIR", "a model folder to train from scratch"},
+      {"evaluate --data DIR", "a model's held-out denoising loss and diffusion-classifier accuracy"},
       {"pull ORG/NAME", "download a model from the Hugging Face Hub into its cache"},
       {"push PATH --repo ORG/NAME", "publish a LoRA or training with a model card crediting its images"},
       {"studio", "the workshop studio in the browser"},

@@ -65,6 +65,13 @@ int cli_given(const cli_args* args, const char* name);
 /* Frees the lists and images the options point to: after the last call that uses them. */
 void cli_free(cli_args* args);
 
+/* The inverse of cli_parse for one struct: every field of `options` (of `kind`) that the command
+ * line sets, as the arguments that set it to its value ("--steps", "10", "--no-flip"; unset
+ * strings and choices left out), NULL-terminated, their number in *count. NULL (after saying why)
+ * for a list or an image, which the command line reads from elsewhere, or out of memory. */
+char** cli_command_line(bioesp_options_kind kind, const void* options, int* count);
+void cli_command_line_free(char** args);
+
 /* The short list of commands for `bioesp --help`. */
 void cli_print_commands(FILE* out);
 

@@ -1,4 +1,4 @@
-/* bioesp train and new-model: their options from the library's table, a progress bar with the
+/* bioesp train, new-model and evaluate: their options from the library's table, a progress bar with the
  * loss, and Ctrl-C, SIGTERM or SIGHUP turned into a clean cancel (checkpoint first); train
  * --nproc N starts N ranks (launch.c). */
 #include <stdio.h>
@@ -148,5 +148,55 @@ int cmd_new_model(int argc, char** argv) {
   if (bioesp_new_model(&o, &result) != BIOESP_OK) return fail_with("new-model");
   fprintf(stderr, "bioesp: wrote %s\n", result);
   bioesp_string_free(result);
+  return 0;
+}
+
+int cmd_evaluate(int argc, char** argv) {
+  const char* model_path = getenv("BIOESP_MODEL");
+  int json = 0, quiet = 0;
+  bioesp_model_options mo;
+  bioesp_model_options_init(&mo);
+  mo.log = print_log;
+  bioesp_evaluate_options eo;
+  bioesp_evaluate_options_init(&eo);
+  const cli_flag own[] = {
+      {"model", "DIR|FILE|ID", "the model (default $BIOESP_MODEL, else the embedded model)", cli_text, &model_path},
+      {"json", NULL, "print the result as one JSON object on stdout", cli_switch, &json},
+      {"quiet", NULL, "no line per picture", cli_switch, &quiet}};
+  const cli_command command = {
+      "evaluate", "--data DIR [--classify K] [options]",
+      "A model's grip on captioned pictures it did not train on: its mean denoising loss with their\n"
+      "captions and, with --classify K, the diffusion classifier's top-1 accuracy among K captions\n"
+      "(Li et al. 2023): the same fixed timesteps and noises for every caption, the lowest loss wins.\n",
+      {{BIOESP_OPTIONS_MODEL, &mo}, {BIOESP_OPTIONS_EVALUATE, &eo}}, 2, own, sizeof own / sizeof own[0], NULL, NULL};
+  int rc;
+  cli_args* args = cli_parse(&command, argc, argv, &rc);
+  if (!args) return rc;
+  cli_free(args);
+  if (!eo.data) {
+    fprintf(stderr, "bioesp evaluate: --data is required\n");
+    return 2;
+  }
+  if (!(model_path = model_or_embedded("evaluate", model_path))) return 2;
+  if (!quiet) eo.log = print_log;
+  bioesp_model* model = NULL;
+  if (bioesp_model_load(model_path, &mo, &model) != BIOESP_OK) return fail_with("evaluate");
+  bioesp_evaluation r;
+  r.struct_size = sizeof r;
+  const bioesp_status st = bioesp_evaluate(model, &eo, &r);
+  bioesp_model_free(model);
+  if (st != BIOESP_OK) return fail_with("evaluate");
+  if (json) {
+    printf("{\"pictures\": %d, \"candidates\": %d, \"timesteps\": %d, \"noises\": %d, \"seed\": %llu, \"loss\": %.6f, "
+           "\"accuracy\": ", r.pictures, eo.classify, eo.timesteps, eo.noises, (unsigned long long)eo.seed, r.loss);
+    if (eo.classify) printf("%.6f}\n", r.accuracy);
+    else printf("null}\n");
+  } else {
+    printf("%d pictures: mean denoising loss %.4f", r.pictures, r.loss);
+    if (eo.classify)
+      printf("; top-1 accuracy among %d captions %.3f (%d right; chance %.3f)", eo.classify, r.accuracy,
+             (int)(r.accuracy * r.pictures + 0.5), 1.0 / eo.classify);
+    printf("\n");
+  }
   return 0;
 }

@@ -35,9 +35,10 @@ public partial class Creature : Sprite2D
         if (!_job.done())
         {
             // The creature as it forms: the job's latest live preview, when a newer one came.
-            if (_job.preview_step() > _shown)
+            long step = _job.preview_step();
+            if (step > _shown)
             {
-                _shown = _job.preview_step();
+                _shown = step;
                 using (Images previews = _job.preview()) Texture = ToTexture(previews.get(0));
             }
             return;

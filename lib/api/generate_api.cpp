@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstddef>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -23,6 +24,7 @@
 #include "image/matte.h"
 #include "image/resize.h"
 #include "pipeline/pipeline.h"
+#include "train/evaluate.h"
 
 using namespace bioesp;
 
@@ -595,6 +597,37 @@ bioesp_status bioesp_model_remove_lora(bioesp_model* model, const char* name) {
     Hold hold(model->turns);
     if (!model->sd->remove_lora(name)) fail(BIOESP_ERR_NOT_FOUND, std::string("no LoRA named ") + name);
     model->loras.erase(name);
+  });
+}
+
+void bioesp_evaluate_options_init(bioesp_evaluate_options* o) {
+  if (!o) return;
+  std::memset(o, 0, sizeof *o);
+  o->struct_size = sizeof *o;
+  o->timesteps = 10;
+  o->noises = 1;
+}
+
+bioesp_status bioesp_evaluate(bioesp_model* model, const bioesp_evaluate_options* options, bioesp_evaluation* result) {
+  return guard([&] {
+    require(model && options && result, "model, options and result must not be NULL");
+    require(result->struct_size >= offsetof(bioesp_evaluation, accuracy) + sizeof result->accuracy,
+            "result->struct_size must be set to sizeof(bioesp_evaluation)");
+    auto o = read_checked(BIOESP_OPTIONS_EVALUATE, options, bioesp_evaluate_options_init);
+    require(o.data != nullptr, "data must be set");
+    train::EvaluateOptions e;
+    e.data = o.data;
+    e.captions = o.captions ? o.captions : "";
+    e.classify = o.classify;
+    e.timesteps = o.timesteps;
+    e.noises = o.noises;
+    e.seed = o.seed;
+    e.log = c_logger(o.log, o.log_user);
+    Hold hold(model->turns);
+    const auto r = train::evaluate(*model->sd, e);
+    result->pictures = static_cast<int>(r.pictures.size());
+    result->loss = r.loss;
+    result->accuracy = r.accuracy;
   });
 }
 

@@ -438,6 +438,22 @@ Kind push() {
   return k;
 }
 
+Kind evaluate() {
+  using O = bioesp_evaluate_options;
+  Kind k = KIND("evaluate", O, bioesp_evaluate_options_init);
+  auto& rows = k.rows;
+  rows = {struct_size<O>(),
+          F(data, String).about("captioned pictures the model did not train on (a dataset folder)"),
+          F(captions, String).about("a dataset whose captions are the wrong candidates (unset: data's own)"),
+          F(classify, Int).range(0, 1000).about(
+              "the diffusion classifier's top-1 accuracy among this many captions (0: the loss alone; 1 is refused)"),
+          F(timesteps, Int).range(1, 100000).about("timesteps spread evenly over the schedule"),
+          F(noises, Int).range(1, 1000).about("fixed noises at each timestep"),
+          seed<O>("the noises and the wrong captions drawn for each picture")};
+  log_rows<O>(rows);
+  return k;
+}
+
 // Flags default to the name with dashes; fields not set by name have none.
 void derive_flags(Kind& k) {
   for (Row& r : k.rows) {
@@ -455,7 +471,8 @@ void derive_flags(Kind& k) {
 const std::vector<Kind>& kinds() {
   static const std::vector<Kind> all = [] {
     std::vector<Kind> k = {weights(), model(),   generate(), animate(),   animation(), save(),
-                           fetch(),   prepare(), train(),    new_model(), pull(),      push()};
+                           fetch(),   prepare(), train(),    new_model(), pull(),      push(),
+                           evaluate()};
     for (auto& kind : k) derive_flags(kind);
     return k;
   }();

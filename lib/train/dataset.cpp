@@ -96,9 +96,6 @@ std::vector<Example> load_examples(const std::string& dir, const DatasetOptions&
     fail(skipped.empty() ? BIOESP_ERR_NOT_FOUND : BIOESP_ERR_FORMAT,
          dir + (skipped.empty() ? ": no PNG or JPEG images in this folder"
                                 : ": none of its " + std::to_string(skipped.size()) + " images could be read"));
-  if (out.size() < 10 && log)
-    log(BIOESP_LOG_WARNING, dir + ": only " + std::to_string(out.size()) +
-                                " images; DreamBooth works best with 20–50 varied pictures of the subject");
   return out;
 }
 

@@ -308,6 +308,9 @@ std::string run_rank(const RunOptions& o, Group& group, const Stage& stage,
   const std::string config_dir = config_folder(o);
   auto sd = load_model(o);
   auto examples = load_examples(o.data, dataset_options(o), o.log);
+  if (examples.size() < 10 && o.log)
+    o.log(BIOESP_LOG_WARNING, o.data + ": only " + std::to_string(examples.size()) +
+                                  " images; DreamBooth works best with 20–50 varied pictures of the subject");
   std::optional<OutputFolder> folder;
   if (writer) {
     io::make_directories(o.out);

@@ -29,6 +29,37 @@ torch::ScalarType dtype_of(torch::nn::Module& m) { return m.parameters().front()
 
 }  // namespace
 
+std::unique_ptr<sched::Scheduler> noise_schedule(const pipeline::StableDiffusion& sd) {
+  auto s = sched::make_scheduler(sd.scheduler_config(), "ddpm");
+  const auto& pt = s->config().prediction_type;
+  if (pt != "epsilon" && pt != "v_prediction")
+    fail(BIOESP_ERR_UNSUPPORTED, "training and evaluation support epsilon and v_prediction models, not '" + pt + "'");
+  return s;
+}
+
+std::pair<torch::Tensor, torch::Tensor> posterior(pipeline::StableDiffusion& sd, const torch::Tensor& pixel_values) {
+  torch::NoGradGuard no_grad;
+  auto& vae = sd.vae();
+  auto post = models::with_upcasting(
+      *vae, sd.device(), [&](torch::ScalarType dt) { return vae->encode(pixel_values.to(sd.device(), dt)); },
+      [](const models::Posterior& p) { return (torch::isfinite(p.mean).all() & torch::isfinite(p.std).all()).item<bool>(); });
+  return {post.mean.to(torch::kFloat32), post.std.to(torch::kFloat32)};
+}
+
+torch::Tensor denoising_errors(pipeline::StableDiffusion& sd, const sched::Scheduler& noise_schedule,
+                               const torch::Tensor& latents, const torch::Tensor& noise, const torch::Tensor& timesteps,
+                               torch::Tensor encoder_hidden_states) {
+  const int64_t B = latents.size(0);
+  if (encoder_hidden_states.size(0) == 1 && B > 1) encoder_hidden_states = encoder_hidden_states.expand({B, -1, -1});
+  const auto dtype = dtype_of(*sd.unet());
+  auto noisy = noise_schedule.add_noise(latents, noise, timesteps);
+  auto pred = sd.unet()->forward(noisy.to(dtype), timesteps, encoder_hidden_states.to(dtype)).to(torch::kFloat32);
+  auto target = noise_schedule.config().prediction_type == "v_prediction"
+                    ? noise_schedule.velocity(latents, noise, timesteps)
+                    : noise;
+  return (pred - target).pow(2).mean({1, 2, 3});
+}
+
 // ------------------------------------------------------------------------------------------------
 // Trainer
 
@@ -37,10 +68,7 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
   if (!(s.alpha >= 0) || !std::isfinite(s.alpha)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA alpha must be ≥ 0");
   if (!(s.dropout >= 0 && s.dropout < 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA dropout must be in [0, 1)");
   if (!(s.prior_weight >= 0)) fail(BIOESP_ERR_INVALID_ARGUMENT, "prior loss weight must be ≥ 0");
-  noise_ = sched::make_scheduler(sd.scheduler_config(), "ddpm");
-  const auto& pt = noise_->config().prediction_type;
-  if (pt != "epsilon" && pt != "v_prediction")
-    fail(BIOESP_ERR_UNSUPPORTED, "training supports epsilon and v_prediction models, not '" + pt + "'");
+  noise_ = train::noise_schedule(sd);
   if (s.vae && (s.full || s.train_text_encoder))
     fail(BIOESP_ERR_INVALID_ARGUMENT, "the VAE trains on its own: not with the UNet or the text encoder");
   auto add_all = [&](torch::nn::Module& m, const std::string& component) {
@@ -104,12 +132,7 @@ void Trainer::add_adapters(torch::nn::Module& root, const std::string& component
 }
 
 std::pair<torch::Tensor, torch::Tensor> Trainer::encode(const torch::Tensor& pixel_values) {
-  torch::NoGradGuard no_grad;
-  auto& vae = sd_.vae();
-  auto post = models::with_upcasting(
-      *vae, sd_.device(), [&](torch::ScalarType dt) { return vae->encode(pixel_values.to(sd_.device(), dt)); },
-      [](const models::Posterior& p) { return (torch::isfinite(p.mean).all() & torch::isfinite(p.std).all()).item<bool>(); });
-  return {post.mean.to(torch::kFloat32), post.std.to(torch::kFloat32)};
+  return posterior(sd_, pixel_values);
 }
 
 double Trainer::backward(const StepInputs& in, int accumulation, at::Generator* gen) {
@@ -140,7 +163,6 @@ torch::Tensor Trainer::vae_loss(const StepInputs& in) {
 // weighted when asked, plus the class images' prior-preservation term.
 torch::Tensor Trainer::denoising_loss(const StepInputs& in, at::Generator* gen) {
   const auto device = sd_.device();
-  const auto dtype = dtype_of(*sd_.unet());
   torch::Tensor latents = in.latents;
   if (!latents.defined()) {
     if (!in.pixel_values.defined() || !in.vae_eps.defined())
@@ -155,7 +177,6 @@ torch::Tensor Trainer::denoising_loss(const StepInputs& in, at::Generator* gen) 
   if (in.prior < 0 || in.prior >= B) fail(BIOESP_ERR_INVALID_ARGUMENT, "prior images must leave instance images");
   auto noise = in.noise.to(device, torch::kFloat32);
   auto t = in.timesteps.to(device, torch::kLong);
-  auto noisy = noise_->add_noise(latents, noise, t);
 
   std::optional<models::DropoutScope> dropout;
   if (gen && s_.dropout > 0) dropout.emplace(*gen);
@@ -165,17 +186,14 @@ torch::Tensor Trainer::denoising_loss(const StepInputs& in, at::Generator* gen) 
   } else {
     ehs = in.encoder_hidden_states.to(device);
   }
-  if (ehs.size(0) == 1 && B > 1) ehs = ehs.expand({B, -1, -1});
-  torch::Tensor pred;
+  torch::Tensor err;
   {
     std::optional<models::CheckpointScope> checkpointing;
     if (s_.gradient_checkpointing) checkpointing.emplace();
-    pred = sd_.unet()->forward(noisy.to(dtype), t, ehs.to(dtype)).to(torch::kFloat32);
+    err = denoising_errors(sd_, *noise_, latents, noise, t, ehs);
   }
-  auto target = noise_->config().prediction_type == "v_prediction" ? noise_->velocity(latents, noise, t) : noise;
-
   const int64_t n = B - in.prior;
-  auto p = pred.slice(0, 0, n), y = target.slice(0, 0, n);
+  auto e = err.slice(0, 0, n);
   torch::Tensor loss;
   if (s_.snr_gamma > 0) {
     // min-SNR-γ (Hang et al. 2023) as diffusers' scripts weight it.
@@ -183,11 +201,11 @@ torch::Tensor Trainer::denoising_loss(const StepInputs& in, at::Generator* gen) 
     auto snr = ac / (1 - ac);
     auto w = torch::minimum(snr, torch::full_like(snr, s_.snr_gamma));
     w = noise_->config().prediction_type == "v_prediction" ? w / (snr + 1) : w / snr;
-    loss = ((p - y).pow(2).mean({1, 2, 3}) * w).mean();
+    loss = (e * w).mean();
   } else {
-    loss = torch::mse_loss(p, y);
+    loss = e.mean();
   }
-  if (in.prior > 0) loss = loss + s_.prior_weight * torch::mse_loss(pred.slice(0, n), target.slice(0, n));
+  if (in.prior > 0) loss = loss + s_.prior_weight * err.slice(0, n).mean();
   return loss;
 }
 

@@ -52,6 +52,22 @@ struct StepInputs {
   int64_t prior = 0;                    // the last `prior` entries are class images
 };
 
+// The forward process training noises latents with (DDPM, from the model's scheduler config);
+// refused unless the model predicts epsilon or velocity.
+std::unique_ptr<sched::Scheduler> noise_schedule(const pipeline::StableDiffusion& sd);
+
+// The VAE posterior of images in [-1, 1] (mean, std), float32, without gradients; upcast from
+// float16 when that overflows.
+std::pair<torch::Tensor, torch::Tensor> posterior(pipeline::StableDiffusion& sd, const torch::Tensor& pixel_values);
+
+// The UNet's squared prediction error on `latents` noised at `timesteps`, one mean per sample
+// ([B], float32): against the noise, or the velocity for a v_prediction schedule. The objective
+// training minimises and evaluation (train/evaluate.h) measures. Hidden states of batch 1 serve
+// every sample.
+torch::Tensor denoising_errors(pipeline::StableDiffusion& sd, const sched::Scheduler& noise_schedule,
+                               const torch::Tensor& latents, const torch::Tensor& noise, const torch::Tensor& timesteps,
+                               torch::Tensor encoder_hidden_states);
+
 class Trainer {
  public:
   Trainer(pipeline::StableDiffusion& sd, const Setup& s);
@@ -77,7 +93,7 @@ class Trainer {
   const Setup& setup() const { return s_; }
   torch::Device device() const { return sd_.device(); }
   const sched::Scheduler& noise_schedule() const { return *noise_; }
-  // The VAE posterior of images in [-1, 1] (mean, std), float32, without gradients.
+  // posterior() of the trained model.
   std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& pixel_values);
   // The LoRA, written atomically: diffusers keys (alpha folded into up when alpha ≠ rank), or
   // kohya keys with .alpha.

@@ -1,11 +1,13 @@
 // Writes the embedded model's card (README.md, Hugging Face style) to stdout: data, licenses,
-// authors, settings, steps and the loss curves, from the model folder and its training logs.
+// authors, settings, steps, the loss curves and (given its JSON) the diffusion classifier's
+// accuracy, from the model folder and its training logs. The model's license is its most
+// restrictive input's: CC BY-SA 4.0 as soon as one OpenMoji picture is in (share-alike).
 //
-//   node model_card.mjs MODEL_DIR DATASET_DIR VAE_STEPS UNET_STEPS SEED
+//   node model_card.mjs MODEL_DIR DATASET_DIR VAE_STEPS UNET_STEPS SEED [EVALUATE_JSON]
 import fs from 'node:fs';
 import path from 'node:path';
 
-const [model, dataset, vaeSteps, unetSteps, seed] = process.argv.slice(2);
+const [model, dataset, vaeSteps, unetSteps, seed, evaluation] = process.argv.slice(2);
 const lines = (p) => fs.readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const json = (p) => JSON.parse(fs.readFileSync(path.join(model, p), 'utf8'));
 const manifest = lines(path.join(dataset, 'manifest.jsonl'));
@@ -23,10 +25,31 @@ function curve(log) {
   return ['| steps | mean loss |', '| --- | --- |', ...rows].join('\n');
 }
 
+// From the least to the most restrictive; a model trained on several is under the last one in.
+const LICENSES = [
+  { name: 'Apache-2.0', id: 'apache-2.0', title: 'Apache License 2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+  { name: 'CC BY 4.0', id: 'cc-by-4.0', title: 'Creative Commons Attribution 4.0', url: 'https://creativecommons.org/licenses/by/4.0/' },
+  { name: 'CC BY-SA 4.0', id: 'cc-by-sa-4.0', title: 'Creative Commons Attribution-ShareAlike 4.0', url: 'https://creativecommons.org/licenses/by-sa/4.0/' },
+];
+const rank = (m) => {
+  const i = LICENSES.findIndex((l) => l.name === m.license);
+  if (i < 0) throw new Error(`${m.file}: license '${m.license}' is not one this card knows how to combine`);
+  return i;
+};
+const license = LICENSES[Math.max(...manifest.map(rank))];
+// Pictures, license and package of each family.
+const families = [];
+for (const m of manifest) {
+  let f = families.find((x) => x.style === m.style);
+  if (!f) families.push(f = { style: m.style, name: m.family, license: LICENSES[rank(m)], credit: m.credit.split(' (npm)')[0], n: 0 });
+  f.n += 1;
+}
+const dataLines = families.map((f) => `- **${f.name}** (\`estilo ${f.style}\`): ${f.n} pictures, ${f.license.name} (${f.license.url}), npm ${f.credit}`).join('\n');
+const grip = evaluation ? JSON.parse(fs.readFileSync(evaluation, 'utf8')) : null;
 const unet = json('unet/config.json'), vae = json('vae/config.json'), te = json('text_encoder/config.json');
 const captions = manifest.slice(0, 5).map((m) => `- \`${m.file}\`: ${m.caption}`).join('\n');
 console.log(`---
-license: apache-2.0
+license: ${license.id}
 library_name: diffusers
 pipeline_tag: text-to-image
 language: [es, en]
@@ -44,17 +67,30 @@ It loads in diffusers' \`StableDiffusionPipeline\` as well (the same folder layo
 
 ## Data
 
-${manifest.length} pictures of animals, plants, fruit and vegetables from Google's **Noto Emoji**
-(npm ${manifest[0].credit.split(' (npm)')[0]}), licensed under the **Apache License 2.0**
-(https://www.apache.org/licenses/LICENSE-2.0); names and keywords in Spanish and English from
-emojibase-data (MIT). Each picture is credited in [ATTRIBUTION.md](ATTRIBUTION.md). This model is a
-derived work of those pictures and is distributed under the same Apache License 2.0.
+${manifest.length} pictures of animals, plants, fruit and vegetables from open emoji families, the
+family's style tag in every caption:
+
+${dataLines}
+
+Names and keywords in Spanish and English from emojibase-data (MIT). Each picture is credited, with
+its author and license, in [ATTRIBUTION.md](ATTRIBUTION.md). This model is a derived work of those
+pictures and is distributed under the most restrictive of their licenses, the **${license.title}**
+(${license.url})${license.id === 'cc-by-sa-4.0' ? ': its OpenMoji pictures are share-alike, so the model and works adapted from it carry the same license' : ''}.
 Captions are the names and keywords as comma-separated tags, for example:
 
 ${captions}
 
-Eight pictures (leopard, duck, crocodile, honeybee, tulip, pear, dolphin, hamster) are held out of
-training; bioesp's tests measure the model's denoising loss on them.
+Eight pictures of each family are held out of training (beings the other families still show);
+bioesp's tests measure the model's denoising loss on them and how well it tells their captions apart.
+${grip ? `
+## Grip on prompts
+
+The diffusion classifier (Li et al. 2023, \`bioesp evaluate --classify ${grip.candidates}\`): for each of the
+${grip.pictures} held-out pictures, the model's own denoising loss with its caption and ${grip.candidates - 1} others, over
+${grip.timesteps} fixed timesteps × ${grip.noises} fixed noise${grip.noises > 1 ? "s" : ""} each; the lowest wins. Top-1 accuracy among ${grip.candidates}:
+**${(100 * grip.accuracy).toFixed(1)} %** (chance: ${(100 / grip.candidates).toFixed(1)} %); mean denoising loss with the right captions:
+${grip.loss.toFixed(4)}.
+` : ''}
 
 ## Architecture
 
@@ -71,7 +107,7 @@ Weights are float16 safetensors.
 
 All with bioesp commands, by \`scripts/embedded-model/train.sh\` (seed ${seed}):
 
-1. \`bioesp prepare\`: 64 px, padded on white.
+1. \`bioesp prepare\`: ${manifest[0].prepared_size} px, padded on white.
 2. \`bioesp new-model\`: weights initialised from the configs, the vocabulary learned from the captions.
 3. \`bioesp train --train-vae\`: ${vaeSteps} steps, batch 16, AdamW 1e-3 (cosine, 50 warm-up steps),
    L1 + 1e-6 KL, horizontal flips.
@@ -89,5 +125,5 @@ ${curve(lines(path.join(model, 'train_log.jsonl')))}
 
 ## Limits
 
-64 px pictures in the style of emoji; it knows the ${manifest.length} beings of its data and mixes
+${manifest[0].prepared_size} px pictures in the style of emoji; it knows the ${manifest.length} beings of its data and mixes
 them, nothing else. Names outside the captions fall back to their word pieces.`);

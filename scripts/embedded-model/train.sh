@@ -1,42 +1,45 @@
 #!/usr/bin/env bash
 # Regenerates the embedded model (models/criaturas) from scratch with bioesp's own commands:
-# data from npm (Noto Emoji pictures, Spanish and English names), `bioesp prepare`,
-# `bioesp new-model`, the VAE, then the UNet and text encoder together, the model card and the
-# sample grid in docs/. Every stage is resumable: run it again after an interruption.
+# data from npm (Noto Emoji, Twemoji and OpenMoji pictures, Spanish and English names), `bioesp prepare`,
+# `bioesp new-model`, the VAE, then the UNet and text encoder together, `bioesp evaluate`, the
+# model card and the sample grid in docs/. Every stage is resumable: run it again after an interruption.
 #
 #   scripts/embedded-model/train.sh   # a GPU when there is one bioesp can use, else the CPU
 #                                     # (about 80 minutes on 2 cores)
 #
 # Environment: BIOESP (the bioesp binary, default build/bioesp), WORK (default
-# build/embedded-model), VAE_STEPS, UNET_STEPS, BIOESP_DEVICE (cpu|cuda: no detection), SEED.
+# build/embedded-model), SIZE (pixels, default 128), VAE_STEPS, UNET_STEPS, BIOESP_DEVICE
+# (cpu|cuda: no detection), SEED. Needs node and rsvg-convert (scripts/install-deps.sh).
+# The held-out pictures (eight a family) ship with the model in $HELDOUT for its tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIOESP=${BIOESP:-build/bioesp}
 WORK=${WORK:-build/embedded-model}
 DEVICE=${BIOESP_DEVICE:-}
 SEED=${SEED:-7}
+SIZE=${SIZE:-128}
 VAE_STEPS=${VAE_STEPS:-1500}
 UNET_STEPS=${UNET_STEPS:-2500}
 HERE=scripts/embedded-model
 MODEL=models/criaturas
-EMOJI=emoji-datasource-google@16.0.0
-NAMES=emojibase-data@17.0.0
+HELDOUT=tests/data/criaturas-heldout-$SIZE
+PACKAGES="emoji-datasource-google@16.0.0 @twemoji/svg@15.0.0 openmoji@17.0.0 emojibase-data@17.0.0"
 mkdir -p "$WORK"
 
 # 1. Data: pinned npm packages, unpacked once.
 if [ ! -f "$WORK/npm/.done" ]; then
   rm -rf "$WORK/npm" && mkdir -p "$WORK/npm"
-  (cd "$WORK/npm" && npm pack --silent "$EMOJI" "$NAMES" >/dev/null)
+  (cd "$WORK/npm" && npm pack --silent $PACKAGES >/dev/null)
   for t in "$WORK"/npm/*.tgz; do d="$WORK/npm/$(basename "$t" .tgz)"; mkdir -p "$d" && tar xzf "$t" -C "$d" --strip-components=1; done
   touch "$WORK/npm/.done"
 fi
 if [ ! -f "$WORK/dataset/manifest.jsonl" ]; then
-  rm -rf "$WORK/source" "$WORK/heldout-source" "$WORK/dataset"
-  node "$HERE/data.mjs" "$WORK"/npm/emoji-datasource-google-*/ "$WORK"/npm/emojibase-data-*/ "$WORK/source" "$WORK/heldout-source"
-  # Transparent pictures on white, whole (padded, never cropped), 64 px; near-duplicates kept:
+  rm -rf "$WORK/source" "$WORK/heldout-source" "$WORK/dataset" "$WORK/heldout"
+  node "$HERE/data.mjs" "$WORK/npm" "$WORK/source" "$WORK/heldout-source" "$SIZE"
+  # Transparent pictures on white, whole (padded, never cropped); near-duplicates kept:
   # look-alike emoji (two camels, a cat and a cat face) are different beings.
-  "$BIOESP" prepare "$WORK/heldout-source" --out tests/data/criaturas-heldout --size 64 --crop pad --near-duplicates -1 --quiet
-  "$BIOESP" prepare "$WORK/source" --out "$WORK/dataset" --size 64 --crop pad --near-duplicates -1 --quiet
+  "$BIOESP" prepare "$WORK/heldout-source" --out "$WORK/heldout" --size "$SIZE" --crop pad --near-duplicates -1 --quiet
+  "$BIOESP" prepare "$WORK/source" --out "$WORK/dataset" --size "$SIZE" --crop pad --near-duplicates -1 --quiet
 fi
 
 # 2. A model folder with fresh weights and a vocabulary learned from the captions.
@@ -55,27 +58,32 @@ fi
 
 # 3. The VAE: L1 reconstruction + KL; its scaling factor is measured at the end.
 [ -f "$WORK/vae/model_index.json" ] || "$BIOESP" train --train-vae --model "$WORK/new" --data "$WORK/dataset" \
-  --out "$WORK/vae" --resolution 64 --flip --batch 16 --steps "$VAE_STEPS" --lr 1e-3 --lr-scheduler cosine \
+  --out "$WORK/vae" --resolution "$SIZE" --flip --batch 16 --steps "$VAE_STEPS" --lr 1e-3 --lr-scheduler cosine \
   --warmup 50 --checkpoint-every 200 --resume --seed "$SEED" --device "$DEVICE" --threads 2
 
 # 4. UNet and text encoder together on the captions: tags dropped and shuffled so single names
 #    and mixtures are prompts it knows, the empty caption 10 % of the time for guidance. One
 #    thread: this small UNet's steps are faster on one CPU thread than on two (1.4 s vs 2 s here).
 [ -f "$WORK/full/model_index.json" ] || "$BIOESP" train --full --train-text-encoder --model "$WORK/vae" \
-  --data "$WORK/dataset" --out "$WORK/full" --resolution 64 --flip --batch 32 --steps "$UNET_STEPS" --lr 1e-3 \
+  --data "$WORK/dataset" --out "$WORK/full" --resolution "$SIZE" --flip --batch 32 --steps "$UNET_STEPS" --lr 1e-3 \
   --lr-scheduler cosine --warmup 100 --tag-dropout 0.5 --shuffle-tags --caption-dropout 0.1 --snr-gamma 5 \
   --checkpoint-every 250 --resume --save-half --seed "$SEED" --device "$DEVICE" --threads "$([ "$DEVICE" = cpu ] && echo 1 || echo 0)"
 
-# 5. The shipped folder: the model, its card (data, licenses, settings, loss curve), the credits.
+# 5. Its grip on prompts: the diffusion classifier among 10 of the held-out pictures' captions.
+"$BIOESP" evaluate --model "$WORK/full" --data "$WORK/heldout" --classify 10 --json --quiet > "$WORK/evaluate.json"
+
+# 6. The shipped folder: the model, its card (data, licenses, settings, loss curve, grip), the
+#    credits, and the held-out pictures its tests measure.
 rm -rf "$MODEL.new" && mkdir -p "$MODEL.new"
 for c in model_index.json scheduler tokenizer text_encoder unet vae; do cp -r "$WORK/full/$c" "$MODEL.new/"; done
 cp "$WORK/dataset/ATTRIBUTION.md" "$MODEL.new/ATTRIBUTION.md"
 cp "$WORK/vae/train_log.jsonl" "$MODEL.new/train_log_vae.jsonl"
 cp "$WORK/full/train_log.jsonl" "$MODEL.new/train_log.jsonl"
-node "$HERE/model_card.mjs" "$MODEL.new" "$WORK/dataset" "$VAE_STEPS" "$UNET_STEPS" "$SEED" > "$MODEL.new/README.md"
+node "$HERE/model_card.mjs" "$MODEL.new" "$WORK/dataset" "$VAE_STEPS" "$UNET_STEPS" "$SEED" "$WORK/evaluate.json" > "$MODEL.new/README.md"
 rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
+rm -rf "$HELDOUT" && cp -r "$WORK/heldout" "$HELDOUT"
 du -sh "$MODEL"
 
-# 6. The sample grid: 8 prompts (single beings and blends) × 4 seeds.
+# 7. The sample grid: 8 prompts (single beings and blends) × 4 seeds.
 "$BIOESP" inspect "$MODEL" --expected >/dev/null
 "$HERE/grid.sh" "$BIOESP" docs/criaturas-grid.png --model "$MODEL"

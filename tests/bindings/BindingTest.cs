@@ -37,6 +37,10 @@ class Recorder : Preview {
   }
 }
 
+class Passing : Preview {
+  public override bool on_preview(Image image, long index, long step, long total) { return true; }
+}
+
 class Throwing : Preview {
   public override bool on_preview(Image image, long index, long step, long total) {
     throw new InvalidOperationException("from the callback");
@@ -56,6 +60,12 @@ static class BindingTest {
     o.set("width", 64);
     o.set("height", 64);
     return o;
+  }
+
+  static WeakReference DropRunningJob(Model model) {
+    var o = Previewing("x");
+    o.set("steps", 200);
+    return new WeakReference(model.generate_async(o, null, new Passing()));
   }
 
   static Options Previewing(string prompt) {
@@ -170,6 +180,19 @@ static class BindingTest {
           Check(e.Message.Contains("exception in a C# callback: System.InvalidOperationException: from the callback"), e.Message);
         }
       }
+      // A job dropped while it runs: its finalizer cancels and frees it, and only then does the
+      // Job's static table let its Preview go (finalized first, it would free the director under
+      // the worker). Mono scans stacks conservatively, so the Preview's own collection is not
+      // observable; the table's emptying is.
+      WeakReference dropped = DropRunningJob(model);
+      for (int i = 0; i < 1000 && dropped.IsAlive; i++) {
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        System.Threading.Thread.Sleep(10);
+      }
+      var held = (System.Collections.ICollection)typeof(Job)
+          .GetField("running", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static).GetValue(null);
+      Check(!dropped.IsAlive && held.Count == 0, "a dropped job was never freed, or its callbacks never released");
       // The autoencoders through "model" options: the model's own VAE named gives its bytes, a
       // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
       string taesd = Path.Combine(modelDir, "..", "..", "golden", "fast", "taesd", "diffusers");

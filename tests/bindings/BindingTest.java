@@ -4,6 +4,7 @@
 // Usage: java -cp bioesp.jar:. -Djava.library.path=DIR BindingTest MODEL REFERENCE_PIXELS
 //        CONTROLNET CONTROL_PIXELS INPAINT_PIXELS MASK_PNG
 import bioesp.*;
+import java.lang.ref.WeakReference;
 import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.util.ArrayList;
@@ -56,6 +57,15 @@ public class BindingTest {
     Options o = options(prompt);
     o.set("preview_every", 1);
     return o;
+  }
+
+  static WeakReference<?>[] dropRunningJob(Model model) {
+    Options o = previewing("x");
+    o.set("steps", 200);
+    Preview preview = new Preview() {
+      @Override public boolean on_preview(Image image, long index, long step, long total) { return true; }
+    };
+    return new WeakReference<?>[] {new WeakReference<>(model.generate_async(o, null, preview)), new WeakReference<>(preview)};
   }
 
   public static void main(String[] args) throws Exception {
@@ -175,14 +185,31 @@ public class BindingTest {
         check(async.steps.size() == 4 && Arrays.equals(job.preview().get(0).pixels(), async.images.get(3).pixels()),
               "the pushed and the polled preview differ");
       }
-      try {
-        model.generate(previewing("x"), null, new Preview() {
-          @Override public boolean on_preview(Image image, long index, long step, long total) { throw new Boom(); }
-        });
-        throw new AssertionError("the preview callback's exception was lost");
-      } catch (Boom e) {
-        check(e.getMessage().equals("from the callback"), e.getMessage());
+      Preview throwing = new Preview() {
+        @Override public boolean on_preview(Image image, long index, long step, long total) { throw new Boom(); }
+      };
+      for (boolean asJob : new boolean[] {false, true}) {
+        try {
+          if (asJob) try (Job job = model.generate_async(previewing("x"), null, throwing)) { job.take(); }
+          else model.generate(previewing("x"), null, throwing);
+          throw new AssertionError("the preview callback's exception was lost");
+        } catch (Boom e) {
+          check(e.getMessage().equals("from the callback"), e.getMessage());
+        }
       }
+      // A job dropped while it runs: its finalizer cancels and frees it, and only then may its
+      // Preview go (finalized with it, it would free the director under the worker). Weak
+      // references clear before finalization: the Job's must clear in an earlier collection.
+      WeakReference<?>[] dropped = dropRunningJob(model);
+      boolean jobFirst = false;
+      for (int i = 0; i < 1000 && dropped[1].get() != null; i++) {
+        boolean jobGone = dropped[0].get() == null;
+        System.gc();
+        System.runFinalization();
+        jobFirst = jobGone;
+        Thread.sleep(10);
+      }
+      check(dropped[1].get() == null && jobFirst, "a dropped job's preview went with it, or never");
       // The autoencoders through "model" options: the model's own VAE named gives its bytes, a
       // TAESD in its place others, one for previews only full-size previews and the VAE's bytes.
       String taesd = Paths.get(modelDir, "..", "..", "golden", "fast", "taesd", "diffusers").toString();

@@ -3,10 +3,13 @@ exception, errors as exceptions, async jobs without the GIL, TAESD and the full 
 no leaks.
 Usage: test_python.py MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS"""
 import os
+import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zlib
 
 import bioesp
@@ -119,11 +122,13 @@ with bioesp.Model(model_dir) as model:
         except RuntimeError as e:
             assert "cancel" in str(e) and stop_at.steps == [1, 2], (e, stop_at.steps)
     assert stop_at.thread is not threading.current_thread()
-    try:
-        model.generate_async("x", preview_every=1, preview=boom, **settings).take()
-        raise AssertionError("the preview callback's exception was lost")
-    except Boom as e:
-        assert str(e) == "from the callback"
+    with model.generate_async("x", preview_every=1, preview=boom, **settings) as job:
+        for _ in range(2):  # a second take() raises it again
+            try:
+                job.take()
+                raise AssertionError("the preview callback's exception was lost")
+            except Boom as e:
+                assert str(e) == "from the callback"
     try:
         model.generate("x", preview=lambda *a: None, **settings)
         raise AssertionError("a preview callback without preview_every was taken")
@@ -265,6 +270,35 @@ with tempfile.TemporaryDirectory() as tmp:
         raise AssertionError("the training callback's exception was lost")
     except KeyError as e:
         assert "stop training" in str(e)
+    # Across processes by the rank options (rows of the options table, so keywords here): rank 1
+    # in a process of its own, rank 0 in this one, which alone writes; a world that never fills is
+    # an error within its timeout.
+    def free_port():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    ranks = dict(prompt="criatura", resolution=64, steps=2, seed=1, world_size=2, master_port=free_port(), timeout=60)
+    dataset, quiet = os.path.join(tmp, "dataset"), os.path.join(tmp, "rank1")
+    other = subprocess.Popen([sys.executable, "-c", "import ast, sys, bioesp; "
+                              "bioesp.train(*sys.argv[1:4], process_rank=1, **ast.literal_eval(sys.argv[4]))",
+                              model_dir, dataset, quiet, repr(ranks)])
+    try:
+        steps = []
+        both = bioesp.train(model_dir, dataset, os.path.join(tmp, "rank0"), process_rank=0,
+                            progress=lambda stage, step, total, loss, lr, eta: steps.append(step) if stage == "train" else None,
+                            **ranks)
+        assert other.wait(60) == 0 and os.path.exists(both) and steps == [1, 2] and not os.path.exists(quiet), steps
+    finally:
+        other.kill()  # a no-op once it exited; else rank 0 failed and rank 1 must not linger
+        other.wait()
+    start = time.monotonic()
+    try:
+        bioesp.train(model_dir, dataset, os.path.join(tmp, "alone"), **{**ranks, "master_port": free_port(), "timeout": 2})
+    except Exception as e:
+        # Its 2 s timeout, not the default's: a loose bound (model load under a loaded machine).
+        assert "only 1 of 2 ranks joined" in str(e) and time.monotonic() - start < 60, (e, time.monotonic() - start)
+    else:
+        raise AssertionError("a world of 2 that never filled trained")
     try:
         bioesp.pull("CompVis/stable-diffusion-v1-4", offline=True, cache_dir=os.path.join(tmp, "empty"))
         raise AssertionError("no error")

@@ -551,7 +551,8 @@ function onTrain(e) {
   drawChart();
   addValidation(e.name, e.validation || []);
   if (e.state === "running") {
-    $("train-status").textContent = t("train_progress", e) + (e.eta > 0 ? t("train_eta", { eta: Math.round(e.eta) }) : "");
+    $("train-status").textContent = t("train_progress", e) + (e.eta > 0 ? t("train_eta", { eta: Math.round(e.eta) }) : "") +
+      (e.processes > 1 ? t("train_processes", e) : "");
     if (e.stage === "train" && e.total) $("train-progress").value = e.step / e.total;
   }
   if (["done", "stopped", "failed"].includes(e.state)) {

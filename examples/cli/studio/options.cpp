@@ -43,6 +43,10 @@ const Kept kKept[] = {
     {BIOESP_OPTIONS_TRAIN, "full", "kept_lora"},
     {BIOESP_OPTIONS_TRAIN, "train_vae", "kept_lora"},
     {BIOESP_OPTIONS_TRAIN, "save_half", "kept_lora"},
+    {BIOESP_OPTIONS_TRAIN, "world_size", "kept_processes"},
+    {BIOESP_OPTIONS_TRAIN, "process_rank", "kept_processes"},
+    {BIOESP_OPTIONS_TRAIN, "local_rank", "kept_processes"},
+    {BIOESP_OPTIONS_TRAIN, "master_port", "kept_processes"},
     {BIOESP_OPTIONS_FETCH, "contact", "kept_command_line"},
     {BIOESP_OPTIONS_FETCH, "api", "kept_command_line"},
 };

@@ -30,6 +30,7 @@ constexpr size_t animations_listed = 200;
 
 // Datasets and training
 constexpr int max_train_steps = 100000;
+constexpr int max_train_processes = 8;   // ranks of one training (nproc), each with its own model
 constexpr size_t max_notes = 500;         // reasons for files left out, kept per fetch
 
 // Options-table fields the studio narrows: the table's row gives the type and the library's

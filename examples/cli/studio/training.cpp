@@ -1,11 +1,20 @@
 #include "training.h"
 
+#include <signal.h>
+
 #include <cstring>
+#include <optional>
 #include <sstream>
+#include <stdexcept>
 
 #include "options.h"
 #include "request.h"
+#include "rules.h"
 #include "strings.h"
+
+extern "C" {
+#include "../cli.h"
+}
 
 namespace studio {
 namespace {
@@ -17,6 +26,54 @@ std::vector<std::string> validation_pictures(const fs::path& out) {
     if (f.extension() == ".png") v.push_back(f.filename().string());
   return v;
 }
+
+// The other ranks of a training across `nproc` processes, started as `bioesp train --nproc`
+// starts its workers (launch.c), with the training's options as their arguments. This process is
+// rank 0: the page follows its progress, and its Stop reaches every rank (the library stops them
+// all after the same step). Made and finished on the training's thread, which the workers outlive
+// only by SIGTERM.
+class Workers {
+ public:
+  // Starts ranks 1 to nproc - 1 with `o`'s fields (world_size 0: each reads its place from the
+  // environment launch.c gives it), then makes `o` rank 0's.
+  Workers(bioesp_train_options& o, int nproc) : pids_(nproc, 0), timeout_(o.timeout) {
+    int argc = 0;
+    char** args = cli_command_line(BIOESP_OPTIONS_TRAIN, &o, &argc);
+    const int port = launch_port();
+    if (!args || port < 0) {
+      cli_command_line_free(args);
+      throw std::runtime_error("training: cannot start the other processes (no arguments or no free port)");
+    }
+    const int started = start_workers(1, nproc, port, argc, args, pids_.data());
+    cli_command_line_free(args);
+    if (started < nproc - 1) {
+      for (const pid_t p : pids_)
+        if (p > 0) kill(p, SIGKILL);  // they would wait for the missing ones until the timeout
+      finish(true);
+      throw std::runtime_error("training: only " + std::to_string(started) + " of " + std::to_string(nproc - 1) +
+                               " other processes started");
+    }
+    o.world_size = nproc, o.process_rank = 0, o.local_rank = 0, o.master_port = port, o.master_addr = "127.0.0.1";
+  }
+  ~Workers() { finish(true); }
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  // Once rank 0 is done: waits for the others and says how the first that failed ended ("rank 1
+  // was killed by signal 9 (Killed)"), or "". By then they have left rank 0's rendezvous (it waits
+  // for that) and only exit; one that never reached it (rank 0 stopped or failed first) would
+  // wait the whole timeout, so those left after a grace are killed.
+  std::string finish(bool stopping) {
+    char why[160] = "";
+    const double grace = 30;
+    wait_workers(1, static_cast<int>(pids_.size()), pids_.data(), timeout_, grace, stopping, why, sizeof why);
+    return why;
+  }
+
+ private:
+  std::vector<pid_t> pids_;
+  double timeout_;
+};
 
 }  // namespace
 
@@ -43,6 +100,7 @@ json Training::settings_of(const json& j, const std::string& dataset) {
   options.set("resolution", std::to_string(cfg_.native_size > 0 ? cfg_.native_size : 512));
   options.take(j);
   json s = options.values();
+  s["nproc"] = int_field(j, "nproc", 1, 1, rules::max_train_processes);
   s["dataset"] = dataset;
   s["model"] = cfg_.model;
   return s;
@@ -64,7 +122,7 @@ json Training::saved_settings(const std::string& name, const json& request) {
 }
 
 std::string Training::start(const json& j) {
-  refuse_unknown(j, {BIOESP_OPTIONS_TRAIN}, {"dataset", "name", "resume"});
+  refuse_unknown(j, {BIOESP_OPTIONS_TRAIN}, {"dataset", "name", "resume", "nproc"});
   const std::string data = text_field(j, "dataset");
   const bool resume = bool_field(j, "resume", false);
   std::error_code ec;
@@ -111,7 +169,7 @@ int Training::on_progress(void* user, const bioesp_train_progress* p) {
     run.stage = p->stage;
     run.owner->publish(run, json{{"name", run.name}, {"state", "running"}, {"stage", p->stage}, {"step", p->step},
                                  {"total", p->total}, {"eta", p->eta_seconds}, {"seconds_per_step", p->seconds_per_step},
-                                 {"learning_rate", p->learning_rate}});
+                                 {"learning_rate", p->learning_rate}, {"processes", p->world_size}});
   }
   return run.cancel ? 1 : 0;
 }
@@ -142,14 +200,20 @@ void Training::work(Run& run, bool resume) {
     o.resume = resume;
     o.device = cfg_.device;
     o.threads = cfg_.threads;
+    const int nproc = run.settings["nproc"];
+    std::optional<Workers> workers;
+    if (nproc > 1) workers.emplace(o, nproc);
+    else o.world_size = 1;  // not torchrun's variables: the studio's environment is not the training's
     o.progress = on_progress;
     o.progress_user = &run;
     char* result = nullptr;
     const bioesp_status st = bioesp_train(&o, &result);
     bioesp_string_free(result);
-    if (st == BIOESP_OK) done["state"] = "done";
-    else if (st == BIOESP_ERR_CANCELLED) done["state"] = "stopped";
-    else done["state"] = "failed", done["error"] = last_error("training");
+    std::string error = st == BIOESP_OK || st == BIOESP_ERR_CANCELLED ? "" : last_error("training");
+    const std::string lost = workers ? workers->finish(st == BIOESP_ERR_CANCELLED) : "";
+    if (!lost.empty()) error += (error.empty() ? "training: " : "; ") + lost;
+    if (!error.empty()) done["state"] = "failed", done["error"] = error;
+    else done["state"] = st == BIOESP_OK ? "done" : "stopped";
   } catch (const std::exception& e) {  // nothing may leave this thread
     done["state"] = "failed", done["error"] = e.what();
   }

@@ -6,7 +6,8 @@ import bioesp.*;
 String MODEL = System.getenv("BIOESP_MODEL") != null ? System.getenv("BIOESP_MODEL") : "models/tiny-sd1";
 Model model;
 Job job;
-PImage creature;
+PImage creature, forming;  // the finished image; the latest preview shown
+long formingStep = 0;
 
 void setup() {
   size(512, 512);
@@ -30,8 +31,12 @@ void draw() {
   if (creature != null) {
     image(creature, 0, 0, width, height);
   } else if (job != null) {
-    Images previews = job.preview();  // the latest, empty until the first
-    if (previews.size() > 0) image(toPImage(previews.get(0)), 0, 0, width, height);
+    long step = job.preview_step();  // 0 until the first preview
+    if (step > formingStep) {  // a newer one: convert it once, not every frame
+      formingStep = step;
+      forming = toPImage(job.preview().get(0));
+    }
+    if (forming != null) image(forming, 0, 0, width, height);
     fill(0);
     text("denoising " + job.step() + " / " + job.total(), 20, 20);
   }
