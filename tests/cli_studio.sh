@@ -34,6 +34,11 @@ h = json.dumps({"emb_params": {"dtype": "F32", "shape": [2, 32], "data_offsets":
 open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + struct.pack("<64f", *[i / 64 - 0.5 for i in range(64)]))
 PY
 printf 'not a pickle' >"$tmp/studio/embeddings/roto.pt"
+# ControlNets in the studio's folder: the golden one (a diffusers folder, by a link) and a broken
+# file (left out, with the library's reason)
+mkdir -p "$tmp/studio/controlnets"
+ln -s "$ref/golden/control/controlnet" "$tmp/studio/controlnets/bordes"
+printf 'not a ControlNet' >"$tmp/studio/controlnets/roto.safetensors"
 "$cli" studio --model "$m" --dir "$tmp/studio" --port 0 --threads 1 --contact test@example.org \
   --commons-api "http://127.0.0.1:$(cat "$tmp/port")/plain/w/api.php" >"$tmp/out.txt" 2>"$tmp/err.txt" &
 pid=$!

@@ -1,8 +1,9 @@
 // ControlNets and inpainting against diffusers (golden/control): the ControlNet's residuals at
-// scale 1 and 0.5 and in guess mode, the UNet with residuals, whole ControlNet pipelines (txt2img,
-// a guidance window, guess mode, MultiControlNet, img2img), inpainting with a 9-channel UNet and
-// with latent blending, padding_mask_crop; original single-file ControlNets renamed as diffusers
-// renames them; the pre-processors (Canny as OpenCV finds edges, PIL's blur, scribbles).
+// scale 1 and 0.5 and in guess mode, the UNet with residuals (and with step caching), whole
+// ControlNet pipelines (txt2img, a guidance window, guess mode, MultiControlNet, img2img; an LCM
+// UNet against the loop by hand), inpainting with a 9-channel UNet and with latent blending,
+// padding_mask_crop; original single-file ControlNets renamed as diffusers renames them; the
+// pre-processors (Canny as OpenCV finds edges, PIL's blur, scribbles).
 #include <torch/torch.h>
 
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "models/layers.h"
 #include "models/loader.h"
 #include "pipeline/pipeline.h"
+#include "support/lcm_by_hand.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -96,13 +98,19 @@ static void test_residuals(void** state) {
   check_residuals(cn2, "controlnet_2.scale1.0", 1.0, false);
 }
 
-static void test_unet_with_residuals(void** state) {
-  (void)state;
-  torch::NoGradGuard no_grad;
+// diffusers' residuals of the golden ControlNet at scale 1, as the UNet's extra inputs.
+static models::UNetExtra golden_extra() {
   models::UNetExtra extra;
   for (int i = 0; i < 9; ++i)
     extra.down_block_additional_residuals.push_back(ref(residuals, "controlnet.scale1.0.down." + std::to_string(i)));
   extra.mid_block_additional_residual = ref(residuals, "controlnet.scale1.0.mid");
+  return extra;
+}
+
+static void test_unet_with_residuals(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  models::UNetExtra extra = golden_extra();
   auto sample = ref(residuals, "sample"), t = ref(residuals, "timestep"), ehs = ref(residuals, "encoder_hidden_states");
   check_close(sd->unet()->forward(sample, t, ehs, extra), ref(residuals, "unet_with_residuals.scale1.0"), 1e-4, "unet_with_residuals");
   check_close(sd->unet()->forward(sample, t, ehs), ref(residuals, "unet_without_residuals"), 1e-4, "unet_without_residuals");
@@ -113,6 +121,31 @@ static void test_unet_with_residuals(void** state) {
   } catch (const Error& e) {
     assert_int_equal(e.status(), BIOESP_ERR_MISMATCH);
   }
+}
+
+// Step caching with a ControlNet: a full pass fills the cache and gives what no cache gives; a
+// pass reusing it recomputes skips 0 … branch and adds their residuals, while the deep residuals
+// and the mid one reach it only through the cached features. So a reusing pass on the full
+// pass's own inputs gives the full pass's output, whatever the deep residuals are then, and
+// another output without its shallow residuals.
+static void test_step_cache_residuals(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  models::UNetExtra extra = golden_extra();
+  auto sample = ref(residuals, "sample"), t = ref(residuals, "timestep"), ehs = ref(residuals, "encoder_hidden_states");
+  auto unet = sd->unet();
+  models::StepCache cache;
+  cache.branch = 2;
+  auto full = unet->forward(sample, t, ehs, extra, &cache);
+  assert_true(torch::equal(full, unet->forward(sample, t, ehs, extra)));
+  cache.reuse = true;
+  models::UNetExtra deep_changed = extra;
+  for (size_t i = 3; i < 9; ++i) deep_changed.down_block_additional_residuals[i] = extra.down_block_additional_residuals[i] * 100;
+  deep_changed.mid_block_additional_residual = extra.mid_block_additional_residual * 100;
+  check_close(unet->forward(sample, t, ehs, deep_changed, &cache), full, 1e-6, "a reusing pass with its shallow residuals");
+  models::UNetExtra shallow_zero = extra;
+  for (size_t i = 0; i < 3; ++i) shallow_zero.down_block_additional_residuals[i] = torch::zeros_like(extra.down_block_additional_residuals[i]);
+  assert_true(rel_err(unet->forward(sample, t, ehs, shallow_zero, &cache), full) > 1e-3);
 }
 
 static pipeline::GenerateOptions golden_options(const json& call, uint64_t seed) {
@@ -165,6 +198,33 @@ static void test_controlnet_pipelines(void** state) {
     ++cases;
   }
   assert_int_equal(cases, 5);
+}
+
+// An LCM UNet steered by a ControlNet, as diffusers' StableDiffusionControlNetPipeline runs one:
+// no CFG batch for a UNet with time_cond_proj_dim, so the net sees the latents and the prompt
+// once (and no guidance embedding). The pipeline's image equals that loop written out by hand.
+static void test_lcm_controlnet(void** state) {
+  (void)state;
+  torch::NoGradGuard no_grad;
+  auto lcm = pipeline::StableDiffusion::load(tiny_lcm_model(), {});
+  auto g = testing::lcm_options();
+  pipeline::Control control;
+  control.net = cn;
+  control.image = u8_image(ref(cn_golden, "control_edges_uint8"));
+  control.scale = 0.7;
+  g.controls = {control};
+  auto image = lcm->generate(g);
+
+  auto hint = (ref(cn_golden, "control_edges_uint8").permute({2, 0, 1}).to(torch::kFloat32) / 255.0).unsqueeze(0);
+  auto want = testing::lcm_by_hand(*lcm, g, [&](const torch::Tensor& input, const torch::Tensor& t, const torch::Tensor& embeds,
+                                                  models::UNetExtra& extra) {
+    auto r = cn->forward(input, t, embeds, hint, control.scale, false);
+    extra.down_block_additional_residuals = r.down;
+    extra.mid_block_additional_residual = r.mid;
+  });
+  check_close(image, want, 1e-6, "LCM with a ControlNet vs the loop by hand");
+  g.controls.clear();
+  assert_true(rel_err(lcm->generate(g), image) > 1e-3);  // it steers
 }
 
 // Inpainting keeps the original outside the mask: the golden images (diffusers' decoded output)
@@ -499,7 +559,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_residuals),
       cmocka_unit_test(test_unet_with_residuals),
+      cmocka_unit_test(test_step_cache_residuals),
       cmocka_unit_test(test_controlnet_pipelines),
+      cmocka_unit_test(test_lcm_controlnet),
       cmocka_unit_test(test_inpainting),
       cmocka_unit_test(test_crop_region),
       cmocka_unit_test(test_mask_sizes),

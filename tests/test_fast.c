@@ -12,6 +12,7 @@
 
 #include <bioesp.h>
 
+#include "support/testapi.h"
 #include "support/testutil.h"
 
 static bioesp_model* model;
@@ -51,14 +52,6 @@ static bioesp_generate_options options(int steps) {
   g.seed = 1234;
   g.scheduler = "euler";
   return g;
-}
-
-static bioesp_image image_at(const bioesp_images* set, size_t i) {
-  bioesp_image img;
-  memset(&img, 0, sizeof img);
-  img.struct_size = sizeof img;
-  assert_int_equal(bioesp_images_get(set, i, &img), BIOESP_OK);
-  return img;
 }
 
 /* What the previews of one run looked like. */

@@ -16,6 +16,7 @@
 
 #include <bioesp.h>
 
+#include "support/testapi.h"
 #include "support/testutil.h"
 
 static bioesp_model* model;
@@ -36,29 +37,6 @@ static int teardown(void** state) {
   (void)state;
   bioesp_model_free(model);
   return 0;
-}
-
-static const char* kPrompt[] = {"criatura especulativa colombiana"};
-
-static bioesp_generate_options golden_options(void) {
-  bioesp_generate_options g;
-  bioesp_generate_options_init(&g);
-  g.prompts = kPrompt;
-  g.num_prompts = 1;
-  g.negative_prompt = "blurry, low quality";
-  g.steps = 10;
-  g.guidance = 7.5f;
-  g.seed = 1234;
-  g.scheduler = "ddim";
-  return g;
-}
-
-static bioesp_image image_at(const bioesp_images* set, size_t i) {
-  bioesp_image img;
-  memset(&img, 0, sizeof img);
-  img.struct_size = sizeof img;
-  assert_int_equal(bioesp_images_get(set, i, &img), BIOESP_OK);
-  return img;
 }
 
 /* The mean absolute difference in 8-bit levels between image `index` of `images` and golden image
@@ -87,7 +65,7 @@ static void test_png_matches_diffusers(void** state) {
   const char* png = path_join(temp_dir(), "ddim.png");
   assert_int_equal(bioesp_images_save(images, 0, png, NULL), BIOESP_OK);
   assert_string_equal(bioesp_images_setting(images, 0, "seed"), "1234");
-  assert_string_equal(bioesp_images_setting(images, 0, "prompt"), kPrompt[0]);
+  assert_string_equal(bioesp_images_setting(images, 0, "prompt"), kGoldenPrompt[0]);
   bioesp_images_free(images);
 
   bioesp_images* back = NULL;
@@ -112,7 +90,7 @@ static void test_sdxl(void** state) {
   bioesp_generate_options g;
   bioesp_generate_options_init(&g);
   assert_float_equal(g.aesthetic_score, 6.0f, 0);
-  g.prompts = kPrompt;
+  g.prompts = kGoldenPrompt;
   g.num_prompts = 1;
   g.steps = 10;
   g.guidance = 5.0f;
@@ -582,7 +560,7 @@ static void test_prompt_syntax(void** state) {
   assert_false(same_pixels(plain, weighted));
   bioesp_images_free(plain);
   bioesp_images_free(weighted);
-  g.prompts = kPrompt;
+  g.prompts = kGoldenPrompt;
   assert_int_equal(bioesp_generate(model, &g, &weighted), BIOESP_OK);
   g.prompt_syntax = BIOESP_PROMPT_PLAIN;
   assert_int_equal(bioesp_generate(model, &g, &plain), BIOESP_OK);
@@ -630,7 +608,7 @@ static void test_prompt_syntax(void** state) {
   assert_non_null(strstr(bioesp_last_error(), "a prompt of 34 windows of 75 tokens; at most 32"));
   free(windows);
   g.negative_prompt = nested;  /* the negative prompt is read alike */
-  g.prompts = kPrompt;
+  g.prompts = kGoldenPrompt;
   assert_int_equal(bioesp_generate(model, &g, &out), BIOESP_ERR_INVALID_ARGUMENT);
   assert_null(out);
   free(megabyte);

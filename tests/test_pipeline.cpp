@@ -14,6 +14,7 @@
 #include "models/loader.h"
 #include "pipeline/pipeline.h"
 #include "sched/scheduler.h"
+#include "support/lcm_by_hand.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -109,45 +110,18 @@ static void test_golden_cases(void** state) {
   assert_int_equal(cases, 10);
 }
 
-// tiny-sd1 with golden/fast's UNet with time_cond_proj_dim (LCM's guidance embedding).
-static std::string lcm_model() {
-  namespace fs = std::filesystem;
-  const fs::path tiny = path_join(ref_dir(), "models/tiny-sd1"), dir = fs::path(temp_dir()) / "tiny-lcm";
-  fs::create_directories(dir);
-  for (const char* c : {"model_index.json", "scheduler", "text_encoder", "tokenizer", "vae"}) fs::create_symlink(tiny / c, dir / c);
-  fs::create_directory_symlink(path_join(ref_dir(), "golden/fast/unet_lcm"), dir / "unet");
-  return dir.string();
-}
-
 // An LCM UNet draws with its guidance embedding and no CFG batch: the pipeline's image equals a
 // loop written out by hand (prompt embedding, w = guidance − 1 embedded, UNet, LCMScheduler's
 // steps with their fresh noise, VAE).
 static void test_lcm_pipeline(void** state) {
   (void)state;
   torch::NoGradGuard no_grad;
-  auto lcm = pipeline::StableDiffusion::load(lcm_model(), {});
-  pipeline::GenerateOptions g;
-  g.prompts = {"colibrí"};
+  auto lcm = pipeline::StableDiffusion::load(tiny_lcm_model(), {});
+  auto g = testing::lcm_options();
   g.negative_prompt = "ignored: no CFG batch";
-  g.steps = 4;
-  g.guidance = 8;
-  g.seed = 7;
-  g.scheduler = "lcm";
   auto image = lcm->generate(g);
 
-  auto embeds = lcm->encode_prompts(g.prompts, 0).embeds;
-  models::UNetExtra extra;
-  extra.timestep_cond = models::guidance_embedding(torch::full({1}, 7.0f), 32);
-  auto scheduler = sched::make_scheduler(lcm->scheduler_config(), g.scheduler);
-  scheduler->set_timesteps(g.steps);
-  at::Generator gen = at::detail::createCPUGenerator(g.seed);
-  auto x = at::randn({1, 4, 16, 16}, gen, torch::TensorOptions().dtype(torch::kFloat32)) * scheduler->init_noise_sigma();
-  for (size_t i = 0; i < scheduler->timesteps().size(); ++i) {
-    auto t = torch::tensor(scheduler->timesteps()[i]);
-    auto out = lcm->unet()->forward(scheduler->scale_model_input(x, static_cast<int64_t>(i)), t, embeds, extra);
-    x = scheduler->step(out, static_cast<int64_t>(i), x, &gen);
-  }
-  auto want = (lcm->vae()->decode(x / lcm->vae()->config().scaling_factor) / 2 + 0.5).clamp(0, 1).permute({0, 2, 3, 1});
+  auto want = testing::lcm_by_hand(*lcm, g);
   print_message("LCM pipeline vs the loop by hand: relative L2 %.2g\n", rel_err(image, want));
   assert_true(rel_err(image, want) <= 1e-6);
   g.guidance = 2;  // another w: another image

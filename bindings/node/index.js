@@ -49,10 +49,20 @@ function vector(v) {
 
 const CALLBACKS = ['onProgress', 'onPreview', 'signal', 'pollMs'];
 
+// settings.controls: [[ControlNet, Image, scale = 1, start = 0, end = 1, preprocess = 'none'], …]
+// (see bioesp_control), the one setting that is a list of structs.
 function generateOptions(prompt, settings) {
   const prompts = Array.isArray(prompt) ? prompt : [prompt];
   if (prompts.some((p) => typeof p !== 'string')) throw new TypeError('prompt must be a string or an array of strings');
-  return options('generate', { ...settings, prompts }, CALLBACKS);
+  const { controls = [], ...rest } = settings;
+  const o = options('generate', { ...rest, prompts }, CALLBACKS);
+  for (const [net, image, scale = 1, start = 0, end = 1, preprocess = 'none'] of controls) {
+    if (!(net instanceof ControlNet) || !(image instanceof Image)) throw new TypeError('a control is [ControlNet, Image, …]');
+    // Said here: SWIG's overload dispatch would turn the binding's own error into "Illegal arguments".
+    if (net._closed) throw new BioespError('invalid argument: the ControlNet was closed');
+    call(() => o.add_control(net._native, image._native, scale, start, end, preprocess));
+  }
+  return o;
 }
 
 class Image {
@@ -66,6 +76,16 @@ class Image {
   // PNG or JPEG by the extension; settings: {jpeg_quality}.
   save(path, settings = {}) { call(() => this._native.save(path, options('save', settings))); }
   static load(path) { return call(() => new Image(native.Images.load(path).get(0))); }
+}
+
+// A ControlNet loaded once for a model (its device and dtype), for any number of generations.
+class ControlNet {
+  constructor(model, path) { this._native = call(() => new native.ControlNet(model._native, path)); }
+  // Frees it now (else the garbage collector does); jobs that use it keep it until they end.
+  close() {
+    this._native.close();
+    this._closed = true;
+  }
 }
 
 function images(set) {
@@ -181,6 +201,6 @@ const settings = (kind) => vector(call(() => new native.Options(kind)).names());
 const schedulers = () => vector(native.schedulers());
 
 module.exports = {
-  Model, Image, BioespError, version: native.version, embeddedModel: native.embedded_model,
+  Model, Image, ControlNet, BioespError, version: native.version, embeddedModel: native.embedded_model,
   fetch, prepare, train, newModel, pull, push, settings, schedulers, Options: native.Options,
 };

@@ -1,7 +1,8 @@
 // The C# binding: the C API's bytes, progress, live previews (pushed and polled), TAESD and the
-// full VAE, cancel, a callback's exception reported (never unwinding through C), errors as
-// exceptions, async jobs polled as a game loop would, options by name, IDisposable, no leaks.
-// Usage: mono BindingTest.exe MODEL REFERENCE_PIXELS
+// full VAE, a ControlNet and a mask, cancel, a callback's exception reported (never unwinding
+// through C), errors as exceptions, async jobs polled as a game loop would, options by name,
+// IDisposable, no leaks.
+// Usage: mono BindingTest.exe MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS MASK_PNG
 using System;
 using System.Collections.Generic;
 using System.IO;
@@ -89,6 +90,37 @@ static class BindingTest {
         Check(image.pixels().SequenceEqual(reference), "the binding's pixels differ from the C API's");
         Check(progress.Calls >= 3, "progress calls " + progress.Calls);
         Check(image.setting("seed") == "42", "seed setting");
+
+        // A ControlNet (the picture's Canny edges, scale 0.7) and a mask: the C API's bytes
+        // (tests/bindings/reference.c draws the same).
+        var net = new ControlNet(model, args[2]);
+        var steered = Settings("colibrí lagarto");
+        steered.add_control(net, image, 0.7, 0.0, 1.0, "canny");
+        using (Images drawn = model.generate(steered)) {
+          Check(drawn.get(0).pixels().SequenceEqual(File.ReadAllBytes(args[3])), "the binding's ControlNet picture differs from the C API's");
+          Check(drawn.get(0).setting("controlnets").EndsWith(":0.7 (canny)"), drawn.get(0).setting("controlnets"));
+        }
+        var painted = Settings("colibrí lagarto");
+        painted.set_image("init_image", image);
+        painted.set_image("mask", Images.load(args[5]).get(0));
+        painted.set("strength", 1.0);
+        using (Images drawn = model.generate(painted))
+          Check(drawn.get(0).pixels().SequenceEqual(File.ReadAllBytes(args[4])), "the binding's inpainted picture differs from the C API's");
+        var window = Settings("x");
+        window.add_control(net, image, 1.0, 0.9, 0.1, "none");
+        try {
+          model.generate(window);
+          throw new Exception("a control window that ends before it starts was taken");
+        } catch (ApplicationException e) {
+          Check(e.Message.Contains("start"), e.Message);
+        }
+        net.close();
+        try {
+          Settings("x").add_control(net, image, 1.0, 0.0, 1.0, "none");
+          throw new Exception("a closed ControlNet was taken");
+        } catch (ApplicationException e) {
+          Check(e.Message.Contains("closed"), e.Message);
+        }
       }
       try {
         model.generate(Settings("x"), new CancellingProgress());

@@ -1,7 +1,8 @@
 // The Java binding: the C API's bytes, progress, live previews (pushed and polled), TAESD and the
-// full VAE, cancel, a callback's own exception, errors as BioespException, async jobs with
-// callbacks on a worker thread, options by name, no leaks.
+// full VAE, a ControlNet and a mask, cancel, a callback's own exception, errors as
+// BioespException, async jobs with callbacks on a worker thread, options by name, no leaks.
 // Usage: java -cp bioesp.jar:. -Djava.library.path=DIR BindingTest MODEL REFERENCE_PIXELS
+//        CONTROLNET CONTROL_PIXELS INPAINT_PIXELS MASK_PNG
 import bioesp.*;
 import java.lang.ref.WeakReference;
 import java.nio.file.Files;
@@ -125,6 +126,36 @@ public class BindingTest {
         check(Arrays.equals(job.take().get(0).pixels(), reference), "async pixels differ");
       }
       check(worker[0] != null && !worker[0].equals(caller), "async progress ran on " + worker[0]);
+
+      // A ControlNet (the picture's Canny edges, scale 0.7) and a mask: the C API's bytes
+      // (tests/bindings/reference.c draws the same).
+      ControlNet net = new ControlNet(model, args[2]);
+      Options steered = options("colibrí lagarto");
+      steered.add_control(net, image, 0.7, 0.0, 1.0, "canny");
+      Image s = model.generate(steered).get(0);
+      check(Arrays.equals(s.pixels(), Files.readAllBytes(Paths.get(args[3]))), "the binding's ControlNet picture differs from the C API's");
+      check(s.setting("controlnets").endsWith(":0.7 (canny)"), s.setting("controlnets"));
+      Options painted = options("colibrí lagarto");
+      painted.set_image("init_image", image);
+      painted.set_image("mask", Images.load(args[5]).get(0));
+      painted.set("strength", 1.0);
+      check(Arrays.equals(model.generate(painted).get(0).pixels(), Files.readAllBytes(Paths.get(args[4]))),
+            "the binding's inpainted picture differs from the C API's");
+      Options window = options("x");
+      window.add_control(net, image, 1.0, 0.9, 0.1, "none");
+      try {
+        model.generate(window);
+        throw new AssertionError("a control window that ends before it starts was taken");
+      } catch (BioespException e) {
+        check(e.getMessage().contains("start"), e.getMessage());
+      }
+      net.close();
+      try {
+        options("x").add_control(net, image, 1.0, 0.0, 1.0, "none");
+        throw new AssertionError("a closed ControlNet was taken");
+      } catch (BioespException e) {
+        check(e.getMessage().contains("closed"), e.getMessage());
+      }
 
       // Live previews: every one (steps 1 to 4: PNDM's 3 steps are 4 UNet passes), Images of their own, the last the one the job
       // keeps for polling; the image the same bytes as without them; cancelled from the callback;

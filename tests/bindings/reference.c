@@ -1,7 +1,8 @@
 /* What the C API draws for the settings every binding test uses, as raw pixels: the bindings
  * must return exactly these bytes. With a ControlNet folder, also that picture steered by a
- * ControlNet (its Canny edges, scale 0.7) and inpainted (its right half repainted).
- * Usage: reference MODEL_DIR OUT_FILE [CONTROLNET_DIR OUT_CONTROL OUT_INPAINT] */
+ * ControlNet (its Canny edges, scale 0.7) and inpainted (its right half repainted), and the
+ * mask as a PNG for the bindings to load.
+ * Usage: reference MODEL_DIR OUT_FILE [CONTROLNET_DIR OUT_CONTROL OUT_INPAINT OUT_MASK_PNG] */
 #include <bioesp.h>
 #include <stdio.h>
 #include <string.h>
@@ -50,12 +51,15 @@ static int steered(bioesp_model* model, bioesp_generate_options o, const bioesp_
   o.mask = &mask;
   o.strength = 1.0f;
   ok = ok && draw(model, &o, argv[5]);
+  bioesp_images* saved = NULL;
+  ok = ok && bioesp_images_copy(&mask, 1, &saved) == BIOESP_OK && bioesp_images_save(saved, 0, argv[6], NULL) == BIOESP_OK;
+  bioesp_images_free(saved);
   bioesp_controlnet_free(net);
   return ok;
 }
 
 int main(int argc, char** argv) {
-  if (argc != 3 && argc != 6) return 2;
+  if (argc != 3 && argc != 7) return 2;
   bioesp_model* model = NULL;
   if (bioesp_model_load(argv[1], NULL, &model) != BIOESP_OK) {
     fprintf(stderr, "%s\n", bioesp_last_error());
@@ -77,7 +81,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   int ok = write_raw(argv[2], &im);
-  if (ok && argc == 6) ok = steered(model, o, &im, argv);
+  if (ok && argc == 7) ok = steered(model, o, &im, argv);
   bioesp_images_free(images);
   bioesp_model_free(model);
   return ok ? 0 : 1;

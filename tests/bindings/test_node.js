@@ -1,10 +1,11 @@
 'use strict';
 // The Node binding: the C API's bytes as a Buffer, a Promise that leaves the event loop free,
-// progress, every preview, TAESD and the full VAE, cancel (callbacks and AbortSignal), errors as BioespError, no leaks.
-// Usage: node test_node.js BUILD_NODE_DIR MODEL REFERENCE_PIXELS
+// progress, every preview, TAESD and the full VAE, cancel (callbacks and AbortSignal), a
+// ControlNet and a mask, errors as BioespError, no leaks.
+// Usage: node test_node.js BUILD_NODE_DIR MODEL REFERENCE_PIXELS CONTROLNET CONTROL_PIXELS INPAINT_PIXELS MASK_PNG
 const assert = require('assert');
 const fs = require('fs');
-const [dir, modelDir, refPath] = process.argv.slice(2);
+const [dir, modelDir, refPath, controlnetDir, controlPath, inpaintPath, maskPath] = process.argv.slice(2);
 const bioesp = require(dir);
 const reference = fs.readFileSync(refPath);
 const settings = { steps: 3, seed: 42, width: 64, height: 64 };
@@ -80,6 +81,20 @@ function rssKiB() {
   assert.ok(bioesp.settings('train').includes('adam_epsilon') && bioesp.settings('fetch').includes('allow_restricted'));
   const [varied] = await model.generate('colibrí', { ...settings, init_image: image, strength: 0.5 });
   assert.strictEqual(varied.setting('strength'), '0.5');
+  // A ControlNet (the picture's Canny edges, scale 0.7) and a mask: the C API's bytes
+  // (tests/bindings/reference.c draws the same).
+  const net = new bioesp.ControlNet(model, controlnetDir);
+  const [steered] = await model.generate('colibrí lagarto', { ...settings, controls: [[net, image, 0.7, 0, 1, 'canny']] });
+  assert.ok(steered.pixels.equals(fs.readFileSync(controlPath)), "the binding's ControlNet picture differs from the C API's");
+  assert.match(steered.setting('controlnets'), /:0\.7 \(canny\)$/);
+  const [painted] = model.generateSync('colibrí lagarto', { ...settings, init_image: image, mask: bioesp.Image.load(maskPath), strength: 1 });
+  assert.ok(painted.pixels.equals(fs.readFileSync(inpaintPath)), "the binding's inpainted picture differs from the C API's");
+  assert.throws(() => model.generateSync('x', { ...settings, controls: [[net, image, 1, 0.9, 0.1]] }),
+    (e) => e instanceof bioesp.BioespError && /start/.test(e.message));
+  assert.throws(() => model.generateSync('x', { ...settings, controls: [[image, net]] }), /a control is \[ControlNet, Image/);
+  net.close();
+  assert.throws(() => model.generateSync('x', { ...settings, controls: [[net, image]] }),
+    (e) => e instanceof bioesp.BioespError && /the ControlNet was closed/.test(e.message));
   const morph = model.animate(['colibrí lagarto', 'frailejón'], [42, 43], { frames: 3, steps: 3, width: 64, height: 64 });
   assert.strictEqual(morph.frames.length, 3);
   assert.ok(morph.frames[0].pixels.equals(reference), 'the first frame is not the single generation');

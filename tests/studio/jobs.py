@@ -109,8 +109,8 @@ check(status == 202 and events.wait_for(lambda e: finished(e, plain["id"])), f"a
 check(p.get("prompt_syntax") == "plain" and "prompt_syntax" not in png_text(f"{DIR}/gallery/{p.get('file')}"),
       f"the plain picture says so (and its PNG, as diffusers' would, nothing): {p}")
 status, info = request("GET", "/api/info")
-check(info["embeddings"] == ["bichito"] and [s["entry"] for s in info["skipped"]] == ["roto.pt"],
-      f"the embeddings folder's good file attached, the broken one reported ({info['embeddings']}, {info['skipped']})")
+check(info["embeddings"] == ["bichito"] and [s["entry"] for s in info["skipped"]] == ["roto.pt", "roto.safetensors"],
+      f"the embeddings and ControlNets folders' good files taken, the broken ones reported ({info['embeddings']}, {info['skipped']})")
 status, run = request("POST", "/api/generate", dict(ask, prompt="un (bichito:1.2)", images=1))
 check(status == 202 and events.wait_for(lambda e: finished(e, run["id"])), f"a run naming the embedding is drawn ({status} {run})")
 files = [e["entry"]["file"] for e in events.events if e["type"] == "image" and e["job"] == run["id"]]

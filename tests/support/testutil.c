@@ -58,6 +58,28 @@ int file_exists(const char* path) {
   return stat(path, &st) == 0;
 }
 
+const char* tiny_lcm_model(void) {
+  static char dir[4096];
+  if (dir[0]) return dir;
+  snprintf(dir, sizeof dir, "%s/tiny-lcm", temp_dir());
+  const char* parts[] = {"model_index.json", "scheduler", "text_encoder", "tokenizer", "vae", "unet"};
+  char from[4096], to[4096];
+  if (mkdir(dir, 0700) != 0) {
+    perror(dir);
+    exit(1);
+  }
+  for (size_t i = 0; i < sizeof parts / sizeof parts[0]; ++i) {
+    if (i + 1 < sizeof parts / sizeof parts[0]) snprintf(from, sizeof from, "%s/models/tiny-sd1/%s", ref_dir(), parts[i]);
+    else snprintf(from, sizeof from, "%s/golden/fast/unet_lcm", ref_dir());
+    snprintf(to, sizeof to, "%s/%s", dir, parts[i]);
+    if (symlink(from, to) != 0) {
+      perror(to);
+      exit(1);
+    }
+  }
+  return dir;
+}
+
 static void put16(FILE* f, unsigned v) { fputc(v & 0xff, f); fputc((v >> 8) & 0xff, f); }
 static void put32(FILE* f, unsigned long v) { put16(f, v & 0xffff); put16(f, (v >> 16) & 0xffff); }
 

@@ -21,6 +21,10 @@ typedef struct zip_entry {
   size_t size;
   int deflate; /* compressed (method 8) rather than stored */
 } zip_entry;
+/* tiny-sd1 with golden/fast's LCM UNet (time_cond_proj_dim: the guidance as an embedding, no CFG
+ * batch) in its place: a model folder of links in temp_dir(), made on the first call. */
+const char* tiny_lcm_model(void);
+
 /* Writes a zip archive; entries are stored unless they ask to be deflated. */
 void write_zip(const char* path, const zip_entry* entries, size_t n);
 

@@ -5,7 +5,9 @@
 const TEXT = {};
 const $ = (id) => document.getElementById(id);
 const state = { lang: "es", info: null, job: null, lastSeed: null, detail: null, run: null, points: [],
-  animFrom: null, animTo: null, animJob: null, init: null };
+  animFrom: null, animTo: null, animJob: null, init: null,
+  // The canvas: the eraser on, a stroke going on, the reused picture's drawing ({name, use}) until it is changed.
+  draw: { erase: false, down: false, saved: null } };
 // The text of `key` with its {blanks} filled from `blanks`.
 const t = (key, blanks = {}) =>
   (TEXT[state.lang]?.[key] ?? key).replace(/\{(\w+)\}/g, (m, name) => (name in blanks ? String(blanks[name]) : m));
@@ -144,9 +146,135 @@ function formSettings() {
     images: +$("images").value, steps: +$("steps").value, guidance: +$("guidance").value,
     width: +$("width").value, height: +$("height").value, seed: seed === "" ? -1 : Number(seed),
     scheduler: $("scheduler").value, lora: $("lora").value, lora_scale: +$("lora_scale").value,
-    init: state.init || "", strength: +$("strength").value,
+    init: state.init || "", strength: +$("strength").value, ...drawingSettings(),
   };
   return moreSettings($("gen-form"), body);
+}
+
+// --- the drawing canvas -----------------------------------------------------------------------
+// Strokes on a transparent layer over the starting picture (when there is one), at the size the
+// pictures will have, at most DRAW_MAX pixels a side (the library resizes a control image or a
+// mask to the picture). Sent as a PNG data URL: black lines on white for a ControlNet (the studio
+// gives it the scribble pre-processor), or white where to paint again on black, as a mask.
+const DRAW_MAX = 512;
+
+function pictureSize() {
+  const img = $("init-img");
+  if (state.init && img.naturalWidth) return [img.naturalWidth, img.naturalHeight];
+  const n = state.info?.native_size || 512;
+  return [+$("width").value || n, +$("height").value || n];
+}
+
+function fitCanvas() {
+  const c = $("draw-canvas"), [w, h] = pictureSize(), k = Math.min(1, DRAW_MAX / Math.max(w, h));
+  const cw = Math.max(1, Math.round(w * k)), ch = Math.max(1, Math.round(h * k));
+  if (c.width !== cw || c.height !== ch) {  // the strokes so far, stretched to the new size
+    const copy = el("canvas", { width: c.width, height: c.height });
+    copy.getContext("2d").drawImage(c, 0, 0);
+    c.width = cw;
+    c.height = ch;
+    c.getContext("2d").drawImage(copy, 0, 0, cw, ch);
+  }
+  $("draw-under").hidden = !state.init;
+  if (state.init) $("draw-under").src = $("init-img").src;
+}
+
+function stroke(ev) {
+  const c = $("draw-canvas"), r = c.getBoundingClientRect(), ctx = c.getContext("2d");
+  const x = (ev.clientX - r.left) * c.width / r.width, y = (ev.clientY - r.top) * c.height / r.height;
+  ctx.globalCompositeOperation = state.draw.erase ? "destination-out" : "source-over";
+  ctx.strokeStyle = "#000";
+  ctx.lineCap = ctx.lineJoin = "round";
+  ctx.lineWidth = +$("draw-brush").value * c.width / r.width;
+  ctx.lineTo(x, y);
+  ctx.stroke();
+  ctx.beginPath();
+  ctx.moveTo(x, y);
+}
+
+// The canvas as the server takes it (strokes: the pixels more than half opaque), or null when
+// nothing is drawn.
+function drawingURL(use) {
+  const c = $("draw-canvas"), layer = c.getContext("2d").getImageData(0, 0, c.width, c.height), px = layer.data;
+  const [on, off] = use === "mask" ? [255, 0] : [0, 255];
+  let drawn = false;
+  for (let i = 0; i < px.length; i += 4) {
+    const v = px[i + 3] >= 128 ? on : off;
+    drawn ||= v === on;
+    px[i] = px[i + 1] = px[i + 2] = v;
+    px[i + 3] = 255;
+  }
+  if (!drawn) return null;
+  const out = el("canvas", { width: c.width, height: c.height });
+  out.getContext("2d").putImageData(layer, 0, 0);
+  return out.toDataURL("image/png");
+}
+
+function drawingSettings() {
+  const use = $("drawing-use").value;
+  if (!use) return {};
+  const saved = state.draw.saved;
+  const drawing = saved && saved.use === use ? saved.name : drawingURL(use);
+  if (!drawing) throw new Error(t("draw_first"));
+  if (use === "mask") return { drawing, drawing_use: use };
+  return { drawing, drawing_use: use, controlnet: $("controlnet").value, control_scale: +$("control_scale").value };
+}
+
+// A kept drawing back on the canvas as strokes, to be drawn again or changed.
+function showDrawing(name, use) {
+  const img = new Image();
+  img.onload = () => {
+    fitCanvas();
+    const c = $("draw-canvas"), ctx = c.getContext("2d");
+    ctx.globalCompositeOperation = "copy";
+    ctx.drawImage(img, 0, 0, c.width, c.height);
+    const layer = ctx.getImageData(0, 0, c.width, c.height), px = layer.data;
+    for (let i = 0; i < px.length; i += 4) {
+      const inked = (px[i] >= 128) === (use === "mask");  // white for a mask, black for a silhouette
+      px[i] = px[i + 1] = px[i + 2] = 0;
+      px[i + 3] = inked ? 255 : 0;
+    }
+    ctx.putImageData(layer, 0, 0);
+  };
+  img.src = `/files/gallery/drawings/${encodeURIComponent(name)}`;
+}
+
+function clearDrawing() {
+  const c = $("draw-canvas");
+  c.getContext("2d").clearRect(0, 0, c.width, c.height);
+  state.draw.saved = null;
+}
+
+function syncDrawing() {
+  for (const e of document.querySelectorAll(".for-control")) e.hidden = $("drawing-use").value !== "control";
+}
+
+function setupDrawing() {
+  const c = $("draw-canvas");
+  c.addEventListener("pointerdown", (ev) => {
+    fitCanvas();
+    state.draw.down = true;
+    state.draw.saved = null;
+    c.setPointerCapture(ev.pointerId);
+    c.getContext("2d").beginPath();
+    stroke(ev);
+  });
+  c.addEventListener("pointermove", (ev) => { if (state.draw.down) stroke(ev); });
+  for (const e of ["pointerup", "pointercancel"]) c.addEventListener(e, () => { state.draw.down = false; });
+  const tool = (erase) => {
+    state.draw.erase = erase;
+    $("draw-pen").setAttribute("aria-pressed", String(!erase));
+    $("draw-eraser").setAttribute("aria-pressed", String(erase));
+  };
+  $("draw-pen").addEventListener("click", () => tool(false));
+  $("draw-eraser").addEventListener("click", () => tool(true));
+  $("draw-clear").addEventListener("click", clearDrawing);
+  $("draw-box").addEventListener("toggle", fitCanvas);
+  for (const id of ["width", "height"]) $(id).addEventListener("change", fitCanvas);
+  $("init-img").addEventListener("load", fitCanvas);
+  $("drawing-use").addEventListener("change", syncDrawing);
+  for (const n of state.info.controlnets) $("controlnet").append(el("option", { value: n }, n));
+  syncDrawing();
 }
 
 // img2img from a gallery picture (its size replaces width and height), or none.
@@ -159,6 +287,7 @@ function setInit(file, strength) {
     if (strength) $("strength").value = strength;
   } else {
     $("init-img").removeAttribute("src");
+    fitCanvas();
   }
   syncOutputs();
 }
@@ -181,6 +310,16 @@ function reuse(entry) {
   $("lora").value = entry.lora ?? "";
   $("lora_scale").value = entry.lora_scale ?? 1;
   setInit(entry.init, entry.strength);
+  clearDrawing();
+  $("drawing-use").value = entry.drawing ? entry.drawing_use : "";
+  if (entry.drawing) {  // sent again by its name unless it is changed
+    state.draw.saved = { name: entry.drawing, use: entry.drawing_use };
+    showDrawing(entry.drawing, entry.drawing_use);
+    if (entry.controlnet) $("controlnet").value = entry.controlnet;
+    $("control_scale").value = entry.control_scale ?? 1;
+    $("draw-box").open = true;
+  }
+  syncDrawing();
   syncOutputs();
   showTab("generate");
   $("prompt").focus();
@@ -276,7 +415,7 @@ function showDetail(entry) {
   $("detail-img").alt = entry.prompt;
   const dl = $("detail-settings");
   dl.replaceChildren();
-  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "lora", "lora_scale", "init", "strength", "model", "created"]) {
+  for (const k of ["prompt", "negative_prompt", "seed", "steps", "guidance", "scheduler", "width", "height", "lora", "lora_scale", "init", "strength", "drawing_use", "controlnet", "control_scale", "model", "created"]) {
     let v = entry[k];
     if (v === undefined || v === "" || (k.startsWith("lora") && !entry.lora) || (k === "strength" && !entry.init)) continue;
     if (k === "created") v = new Date(v).toLocaleString(state.lang);
@@ -496,6 +635,7 @@ async function start() {
   buildSettings(options, $("train-form"), ["train"]);
   for (const l of state.info.loras) $("lora").append(el("option", { value: l }, l));
   applyLanguage();
+  setupDrawing();
   syncOutputs();
   if (state.info.running) { setRunning(state.info.running.id); }
   if (state.info.training) setTraining(state.info.training);
@@ -556,6 +696,9 @@ async function start() {
     state.detail = null;
     reuse(d);
     setInit(d.file, null);
+    clearDrawing();  // a new start: the picture's own drawing was for the one before
+    $("drawing-use").value = "";
+    syncDrawing();
     $("seed").value = "";
   });
   $("init-clear").addEventListener("click", () => setInit(null));

@@ -26,7 +26,9 @@ const std::initializer_list<Field> kShared = {
     {"created", Kind::number, false}};
 const std::initializer_list<Field> kPicture = {
     {"file", Kind::text, true}, {"prompt", Kind::text, true}, {"seed", Kind::count, true},
-    {"init", Kind::text, false}, {"strength", Kind::number, false}};
+    {"init", Kind::text, false}, {"strength", Kind::number, false}, {"drawing", Kind::text, false},
+    {"drawing_use", Kind::text, false}, {"controlnet", Kind::text, false}, {"control_scale", Kind::number, false},
+    {"control_start", Kind::number, false}, {"control_end", Kind::number, false}};
 const std::initializer_list<Field> kAnimation = {
     {"file", Kind::text, true}, {"prompts", Kind::texts, true}, {"seeds", Kind::counts, true},
     {"frames", Kind::count, true}, {"fps", Kind::number, false}, {"format", Kind::text, false}};

@@ -21,13 +21,36 @@ json settings_json(const Settings& s) {
   json out = s.options;
   out.update(json{{"prompt", s.prompt}, {"images", s.images}, {"seed", s.seed}, {"lora", s.lora},
                   {"lora_scale", s.lora_scale}, {"init", s.init}});
+  const Drawing& d = s.drawing;
+  if (!d.file.empty()) out.update(json{{"drawing", d.file}, {"drawing_use", d.use}});
+  if (d.use == "control")
+    out.update(json{{"controlnet", d.controlnet}, {"control_scale", d.scale}, {"control_start", d.start}, {"control_end", d.end}});
   return out;
 }
 
 using Images = std::unique_ptr<bioesp_images, void (*)(bioesp_images*)>;
 
-// The keys of a generate request that are the studio's, beside the generate options.
-const std::initializer_list<const char*> kGenerateKeys = {"prompt", "images", "seed", "lora", "lora_scale", "init"};
+// The keys of a generate request that are the studio's, beside the generate options; those of a
+// drawing mean nothing without one.
+const std::initializer_list<const char*> kDrawingKeys = {"drawing_use", "controlnet", "control_scale", "control_start",
+                                                         "control_end"};
+const std::initializer_list<const char*> kGenerateKeys = {
+    "prompt", "images", "seed", "lora", "lora_scale", "init", "drawing", "drawing_use", "controlnet", "control_scale",
+    "control_start", "control_end"};
+
+// A picture file as the library reads it, into `owner` and its view; false (`error` says why)
+// when it cannot be read.
+bool load_picture(const fs::path& file, Images& owner, bioesp_image& view, std::string& error) {
+  bioesp_images* loaded = nullptr;
+  if (bioesp_images_load(file.c_str(), &loaded) != BIOESP_OK) {
+    error = last_error(file.filename().string());
+    return false;
+  }
+  owner.reset(loaded);
+  view.struct_size = sizeof view;
+  bioesp_images_get(loaded, 0, &view);
+  return true;
+}
 
 }  // namespace
 
@@ -50,8 +73,9 @@ struct Generation::Picture {
 };
 
 Generation::Generation(const Config& cfg, bioesp_model* model, EventBus& bus, Gallery& gallery)
-    : cfg_(cfg), model_(model), bus_(bus), gallery_(gallery) {
+    : cfg_(cfg), model_(model), bus_(bus), gallery_(gallery), drawings_(gallery.dir() / "drawings") {
   attach_embeddings();
+  load_controlnets();
   follower_ = std::thread([this] { contained("generation", [this] { follow(); }); });
 }
 
@@ -85,6 +109,21 @@ void Generation::attach_embeddings() {
     embeddings_.tokens.push_back(all.substr(at, end - at));
 }
 
+void Generation::load_controlnets() {
+  controlnets_.skipped = json::array();
+  for (const bool folders : {true, false}) {
+    for (const auto& f : listing(cfg_.controlnets, folders, controlnets_.skipped)) {
+      const std::string e = f.extension().string();
+      if (!folders && e != ".safetensors" && e != ".pth" && e != ".ckpt") continue;
+      bioesp_controlnet* net = nullptr;
+      if (bioesp_controlnet_load(model_, f.c_str(), &net) != BIOESP_OK)
+        skip(controlnets_.skipped, f.filename().string(), bioesp_last_error());
+      else
+        controlnets_.nets.emplace(f.filename().string(), ControlNets::Net(net, bioesp_controlnet_free));
+    }
+  }
+}
+
 std::map<std::string, fs::path> Generation::loras(json& skipped) {
   std::map<std::string, fs::path> out;
   for (const auto& d : listing(cfg_.trainings, true, skipped)) {
@@ -116,7 +155,34 @@ Settings Generation::settings_of(const json& j) {
   s.lora_scale = number_field(j, "lora_scale", 1.0, -4, 4);
   s.init = text_field(j, "init");
   if (!s.init.empty()) gallery_.picture(s.init);
+  s.drawing = drawing_of(j, s);
   return s;
+}
+
+Drawing Generation::drawing_of(const json& j, const Settings& s) {
+  Drawing d;
+  d.file = drawings_.take(j, "drawing");
+  if (d.file.empty()) {
+    for (const char* k : kDrawingKeys)
+      if (j.contains(k) && !j[k].is_null() && j[k] != "") throw HttpError(400, say("needs_drawing", {{"field", field_name(k)}}));
+    return d;
+  }
+  d.use = text_field(j, "drawing_use");
+  if (d.use != "control" && d.use != "mask")
+    throw HttpError(400, say("must_be_one_of", {{"field", field_name("drawing_use")}, {"choices", "control, mask"}}));
+  if (d.use == "mask") {
+    if (s.init.empty()) throw HttpError(400, say("mask_needs_init"));
+    return d;
+  }
+  if (controlnets_.nets.empty()) throw HttpError(400, say("no_controlnets"));
+  d.controlnet = text_field(j, "controlnet");
+  if (d.controlnet.empty()) d.controlnet = controlnets_.nets.begin()->first;
+  if (!controlnets_.nets.count(d.controlnet)) throw HttpError(400, say("no_controlnet", {{"name", d.controlnet}}));
+  d.scale = number_field(j, "control_scale", 1.0, 0, 2);
+  d.start = number_field(j, "control_start", 0.0, 0, 1);
+  d.end = number_field(j, "control_end", 1.0, 0, 1);
+  if (!(d.start < d.end)) throw HttpError(400, say("control_window"));
+  return d;
 }
 
 std::string Generation::generate(const json& request) {
@@ -143,7 +209,9 @@ std::string Generation::animate(const json& request) {
   json first = from;
   first["images"] = 1;
   first["seed"] = 0;
-  first["init"] = "";  // animations start from noise
+  first["init"] = "";  // animations start from noise, without a drawing
+  first.erase("drawing");
+  for (const char* k : kDrawingKeys) first.erase(k);
   json skipped;
   if (first.contains("lora") && !loras(skipped).count(first["lora"].get<std::string>()))
     first["lora"] = "";  // a LoRA deleted since: the animation is drawn without it
@@ -274,19 +342,28 @@ void Generation::start(Run& run) {
   go.num_prompts = 1;
   go.progress = on_progress;
   go.preview_every = 1;  // the job keeps the latest for the page (GET /api/jobs/ID/preview)
-  Images init(nullptr, bioesp_images_free);
-  bioesp_image init_image{};
-  if (!s.init.empty()) {  // img2img at the picture's own size; the job keeps a copy
-    bioesp_images* loaded = nullptr;
-    if (bioesp_images_load((gallery_.dir() / s.init).c_str(), &loaded) != BIOESP_OK) {
-      run.error = last_error(s.init);
-      return;
-    }
-    init.reset(loaded);
-    init_image.struct_size = sizeof init_image;
-    bioesp_images_get(loaded, 0, &init_image);
+  // The job keeps a copy of each picture.
+  Images init(nullptr, bioesp_images_free), drawn(nullptr, bioesp_images_free);
+  bioesp_image init_image{}, drawing{};
+  if (!s.init.empty()) {  // img2img at the picture's own size
+    if (!load_picture(gallery_.dir() / s.init, init, init_image, run.error)) return;
     go.init_image = &init_image;
     go.width = go.height = 0;
+  }
+  bioesp_control control;
+  bioesp_control_init(&control);
+  const Drawing& d = s.drawing;
+  if (!d.file.empty() && !load_picture(drawings_.path(d.file), drawn, drawing, run.error)) return;
+  if (d.use == "mask") go.mask = &drawing;
+  if (d.use == "control") {  // black lines on white: the scribble pre-processor makes them the net's
+    control.controlnet = controlnets_.nets.at(d.controlnet).get();
+    control.image = &drawing;
+    control.preprocess = "scribble";
+    control.scale = static_cast<float>(d.scale);
+    control.start = static_cast<float>(d.start);
+    control.end = static_cast<float>(d.end);
+    go.controls = &control;
+    go.num_controls = 1;
   }
   for (int i = 0; i < s.images; ++i) {
     auto p = std::make_unique<Picture>();

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "drawings.h"
 #include "events.h"
 #include "files.h"
 #include "gallery.h"
@@ -28,11 +29,19 @@
 
 namespace studio {
 
+// The page's drawing (drawings.h): the scribble a ControlNet, by its name, follows with
+// bioesp_control's scale and window ("control"), or the mask of the init picture ("mask").
+struct Drawing {
+  std::string file, use, controlnet;  // file "": none
+  double scale = 1.0, start = 0.0, end = 1.0;
+};
+
 // A run's settings: the studio's own (a picture per seed from `seed`, the LoRA, the gallery
-// picture to start from) and the generate options a page set, by name (options.h).
+// picture to start from, a drawing) and the generate options a page set, by name (options.h).
 struct Settings {
   std::string prompt, lora;
   std::string init;  // a gallery picture to start from (img2img), or none
+  Drawing drawing;
   int images = 1;
   uint64_t seed = 0;
   double lora_scale = 1.0;
@@ -44,6 +53,14 @@ struct Settings {
 struct Embeddings {
   std::vector<std::string> tokens;  // as the prompts may write them
   json skipped;                     // files that could not be attached, with the library's reason
+};
+
+// The ControlNets a drawing may steer: every folder (diffusers' layout) and .safetensors, .pth
+// and .ckpt file in --controlnets, loaded for the model when the studio starts, by name.
+struct ControlNets {
+  using Net = std::unique_ptr<bioesp_controlnet, void (*)(bioesp_controlnet*)>;
+  std::map<std::string, Net> nets;
+  json skipped;  // those that could not be loaded, with the library's reason
 };
 
 // A morph between two gallery pictures: their prompts and seeds are the keyframes; the other
@@ -72,13 +89,16 @@ class Generation {
   // The LoRAs a page may pick, by name: trained here, or files in --loras.
   std::map<std::string, fs::path> loras(json& skipped);
   const Embeddings& embeddings() const { return embeddings_; }
+  const ControlNets& controlnets() const { return controlnets_; }
 
  private:
   struct Run;
   struct Picture;
 
   void attach_embeddings();
+  void load_controlnets();
   Settings settings_of(const json& j);
+  Drawing drawing_of(const json& j, const Settings& s);
   std::string submit(Settings s, std::unique_ptr<Animation> animation);
   void dispatch();  // with m_ held
   void start(Run& run);  // with m_ held
@@ -96,7 +116,9 @@ class Generation {
   bioesp_model* model_;
   EventBus& bus_;
   Gallery& gallery_;
+  Drawings drawings_;
   Embeddings embeddings_;  // fixed once the constructor has attached them
+  ControlNets controlnets_;  // fixed once the constructor has loaded them
 
   std::mutex m_;
   std::condition_variable cv_;

@@ -79,7 +79,7 @@ bool loopback(const std::string& host) { return host == "127.0.0.1" || host == "
 int parse(int argc, char** argv, Config& c) {
   const char* env_model = std::getenv("BIOESP_MODEL");
   if (env_model && *env_model) c.model = env_model;
-  std::string datasets, loras, embeddings;
+  std::string datasets, loras, embeddings, controlnets;
   for (int i = 0; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has = i + 1 < argc;
@@ -89,6 +89,7 @@ int parse(int argc, char** argv, Config& c) {
     else if (a == "--datasets" && has) datasets = argv[++i];
     else if (a == "--loras" && has) loras = argv[++i];
     else if (a == "--embeddings" && has) embeddings = argv[++i];
+    else if (a == "--controlnets" && has) controlnets = argv[++i];
     else if (a == "--host" && has) c.host = argv[++i];
     else if (a == "--lang" && has) c.lang = argv[++i];
     else if (a == "--open") c.open = true;
@@ -119,6 +120,7 @@ int parse(int argc, char** argv, Config& c) {
   c.datasets = datasets.empty() ? c.dir / "datasets" : fs::path(datasets);
   c.loras = loras.empty() ? c.dir / "loras" : fs::path(loras);
   c.embeddings = embeddings.empty() ? c.dir / "embeddings" : fs::path(embeddings);
+  c.controlnets = controlnets.empty() ? c.dir / "controlnets" : fs::path(controlnets);
   return 0;
 }
 
@@ -134,6 +136,7 @@ int serve(Config& c) {
   c.native_size = native_size(c.model);
   if (!c.loras.empty()) fs::create_directories(c.loras);
   fs::create_directories(c.embeddings);
+  fs::create_directories(c.controlnets);
 
   EventBus bus;
   Gallery gallery(c.gallery, bus);

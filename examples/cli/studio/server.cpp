@@ -128,12 +128,16 @@ struct Server::Impl {
     for (const auto& lora : p.generation.loras(skipped)) loras.push_back(lora.first);
     const Embeddings& embeddings = p.generation.embeddings();
     for (const auto& e : embeddings.skipped) skipped.push_back(e);
+    json controlnets = json::array();
+    for (const auto& net : p.generation.controlnets().nets) controlnets.push_back(net.first);
+    for (const auto& e : p.generation.controlnets().skipped) skipped.push_back(e);
     const std::string training = p.training.running();
     return json{{"version", bioesp_version_string()},
                 {"model", p.cfg.model},
                 {"native_size", p.cfg.native_size},
                 {"loras", loras},
                 {"embeddings", embeddings.tokens},
+                {"controlnets", controlnets},
                 {"lang", p.cfg.lang},
                 {"event", p.bus.last()},
                 {"running", p.generation.running()},

@@ -6,6 +6,7 @@
 //   events.cpp       the numbered event log the pages follow
 //   generation.cpp   pictures and animations on the library's jobs, LoRAs
 //   gallery.cpp      saved pictures and animations with their settings
+//   drawings.cpp     the page's canvas drawings (a ControlNet's scribble, a mask), checked and kept
 //   datasets.cpp     dataset folders, their credits, a dataset from Wikimedia Commons
 //   training.cpp     LoRA trainings: start, progress, stop, resume
 //   options.cpp      the library's options table: requests set options by field name, and
@@ -32,7 +33,7 @@ struct Config {
   bioesp_device device = BIOESP_DEVICE_CPU;
   bool remote = false, open = false;
   int native_size = 0;  // the model's own picture size (0: not known)
-  std::filesystem::path dir = "bioesp-studio", gallery, trainings, downloads, datasets, loras, embeddings;
+  std::filesystem::path dir = "bioesp-studio", gallery, trainings, downloads, datasets, loras, embeddings, controlnets;
 };
 
 int64_t now_ms();
