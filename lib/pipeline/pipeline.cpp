@@ -11,6 +11,7 @@
 #include "models/loader.h"
 #include "lora/adapter.h"
 #include "pipeline/preview.h"
+#include "runtime/cpu_memory.h"
 #include "sched/scheduler.h"
 
 namespace bioesp::pipeline {
@@ -406,6 +407,7 @@ torch::Tensor StableDiffusion::encode_image(const torch::Tensor& init, int64_t N
 }
 
 torch::Tensor StableDiffusion::decode_latents(const torch::Tensor& latents, int tile_size) {
+  runtime::CpuMemoryScope memory;  // the decoder's blocks repeat, but not the UNet's: a scope of its own
   auto z = latents / latent_scaling();
   torch::Tensor image;
   if (tiny_vae_) {
@@ -527,6 +529,7 @@ torch::Tensor StableDiffusion::start_latents(const GenerateOptions& g, const tor
 torch::Tensor StableDiffusion::denoise(torch::Tensor latents, const GenerateOptions& g, sched::Scheduler& scheduler,
                                        int64_t begin, const Conditioning& cond, const ControlStep& control,
                                        const InpaintLatents& paint, at::Generator& gen) {
+  runtime::CpuMemoryScope memory;  // every step asks for the same blocks
   const auto& ts = scheduler.timesteps();
   const int total = static_cast<int>(ts.size() - begin);
   models::StepCache cache;

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "runtime/cpu_memory.h"
 #include "train/dataset.h"
 #include "train/trainer.h"
 
@@ -50,6 +51,7 @@ std::vector<std::string> candidates(const std::string& right, const std::vector<
 
 Evaluation evaluate(pipeline::StableDiffusion& sd, const EvaluateOptions& o) {
   torch::NoGradGuard no_grad;
+  runtime::CpuMemoryScope memory;
   auto schedule = noise_schedule(sd);
   const int64_t T = schedule->config().num_train_timesteps;
   check(o, T);

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "image/image_io.h"
+#include "runtime/cpu_memory.h"
 #include "io/file.h"
 #include "train/batches.h"
 #include "train/captured_step.h"
@@ -392,6 +393,7 @@ std::string run_rank(const RunOptions& o, Group& group, const Stage& stage,
 
 std::string run(const RunOptions& options) {
   check_options(options);
+  runtime::CpuMemoryScope memory;
   RunOptions o = options;
   // As torchrun's convention has it, each rank takes its machine's LOCAL_RANK-th GPU.
   if (o.distributed.world_size > 1 && o.device.is_cuda()) {
