@@ -2,7 +2,10 @@
 // LibTorch's own allocator outside it.
 #include <torch/torch.h>
 
+#include "runtime/blas.h"
 #include "runtime/cpu_memory.h"
+
+#include <dlfcn.h>
 extern "C" {
 #include "support/testutil.h"
 }
@@ -83,12 +86,29 @@ static void test_tensors_outlive_the_scope(void** state) {
   assert_int_equal(runtime::cpu_memory_stats().cached_bytes, 0);
 }
 
+// A pthreads OpenBLAS ends with one thread of its own; an OpenMP one follows LibTorch's threads.
+static void test_blas_keeps_no_pool_of_its_own(void** state) {
+  (void)state;
+  runtime::settle_blas_threads();
+  const int parallel = runtime::blas_parallelism();
+  print_message("openblas_get_parallel: %d\n", parallel);
+  auto threads = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (parallel == 1) {
+    assert_non_null(threads);
+    assert_int_equal(threads(), 1);
+  }
+  // The products still run and agree with a plain sum.
+  auto a = torch::rand({256, 256}), b = torch::rand({256, 256});
+  assert_true(torch::allclose(torch::mm(a, b), (a.unsqueeze(2) * b.unsqueeze(0)).sum(1), 1e-4, 1e-4));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_reuses_blocks_inside_a_scope),
       cmocka_unit_test(test_small_blocks_and_no_scope_are_libtorchs),
       cmocka_unit_test(test_mapped_memory_stays_near_the_peak_in_use),
       cmocka_unit_test(test_tensors_outlive_the_scope),
+      cmocka_unit_test(test_blas_keeps_no_pool_of_its_own),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
