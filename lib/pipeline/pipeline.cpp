@@ -234,13 +234,18 @@ void StableDiffusion::save(const std::string& out, const std::string& config_dir
   write_component(out + "/unet", *unet_, "diffusion_pytorch_model.safetensors", dtype);
   write_component(out + "/text_encoder", *text_encoder_, "model.safetensors", dtype);
   write_component(out + "/vae", *vae_, "diffusion_pytorch_model.safetensors", dtype);
+  if (sdxl()) write_component(out + "/text_encoder_2", *text_encoder_2_, "model.safetensors", dtype);
   auto copy = [&](const std::string& rel) {
     if (config_dir != out) io::copy_file(config_dir + "/" + rel, out + "/" + rel);
   };
-  for (const char* c : {"unet", "text_encoder", "vae"}) copy(std::string(c) + "/config.json");
-  io::make_directories(out + "/tokenizer");
-  for (const auto& n : io::list_directory(config_dir + "/tokenizer"))
-    if (io::is_file(config_dir + "/tokenizer/" + n)) copy("tokenizer/" + n);
+  std::vector<std::string> components{"unet", "text_encoder", "vae"}, tokenizers{"tokenizer"};
+  if (sdxl()) components.push_back("text_encoder_2"), tokenizers.push_back("tokenizer_2");
+  for (const auto& c : components) copy(c + "/config.json");
+  for (const auto& t : tokenizers) {
+    io::make_directories(out + "/" + t);
+    for (const auto& n : io::list_directory(config_dir + "/" + t))
+      if (io::is_file(config_dir + "/" + t + "/" + n)) copy(t + "/" + n);
+  }
   io::make_directories(out + "/scheduler");
   io::write_text_file(out + "/scheduler/scheduler_config.json", scheduler_config_);
   if (io::is_file(config_dir + "/model_index.json")) {

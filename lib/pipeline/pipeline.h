@@ -165,7 +165,7 @@ class StableDiffusion {
                                                  const LoadOptions& options, uint64_t seed);
 
   // A complete diffusers folder: the weights from memory in `dtype`, the component configs,
-  // tokenizer and model index from folder `config_dir` (which may be `out` itself), the
+  // tokenizers and model index from folder `config_dir` (which may be `out` itself), the
   // scheduler config as loaded.
   void save(const std::string& out, const std::string& config_dir, torch::ScalarType dtype);
 
@@ -200,6 +200,9 @@ class StableDiffusion {
   PromptEmbeds encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
                                PromptSyntax syntax = PromptSyntax::Plain,
                                const std::function<void(const std::string&)>& truncated = {});
+  // The embeddings of token ids [B, L] as encode_prompts reads them (SDXL: `ids_2`, the second
+  // tokenizer's, too), with gradients where the text encoders have trainable weights.
+  PromptEmbeds encode_tokens(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip);
   // Prompt embeddings [B, 77·W, D] filled to `tokens` with empty windows (the empty prompt's
   // encoding), as A1111 pads the shorter of a prompt and its negative.
   torch::Tensor pad_prompt_embeds(const torch::Tensor& embeds, int64_t tokens, int clip_skip);

@@ -40,10 +40,15 @@ torch::Tensor token_ids(const text::ClipTokenizer& tokenizer, const std::vector<
 PromptEmbeds StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip, PromptSyntax syntax,
                                              const std::function<void(const std::string&)>& truncated) {
   if (syntax == PromptSyntax::Weighted) return encode_weighted(prompts, clip_skip);
-  auto ids = token_ids(*tokenizer_, prompts, truncated).to(device_);
-  if (!sdxl()) return {text_encoder_->encode(ids, clip_skip), {}};
+  auto ids = token_ids(*tokenizer_, prompts, truncated);
   // The same vocabulary cuts the same text: told once.
-  return encode_sdxl(ids, token_ids(*tokenizer_2_, prompts, {}).to(device_), clip_skip);
+  return encode_tokens(ids, sdxl() ? token_ids(*tokenizer_2_, prompts, {}) : torch::Tensor(), clip_skip);
+}
+
+PromptEmbeds StableDiffusion::encode_tokens(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip) {
+  if (!sdxl()) return {text_encoder_->encode(ids.to(device_), clip_skip), {}};
+  if (!ids_2.defined()) fail(BIOESP_ERR_INVALID_ARGUMENT, "an SDXL model reads a prompt's ids from both tokenizers");
+  return encode_sdxl(ids.to(device_), ids_2.to(device_), clip_skip);
 }
 
 PromptEmbeds StableDiffusion::encode_weighted(const std::vector<std::string>& prompts, int clip_skip) {
