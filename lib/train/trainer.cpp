@@ -94,6 +94,9 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
   if (!(s.dropout >= 0 && s.dropout < 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA dropout must be in [0, 1)");
   if (!(s.prior_weight >= 0)) fail(BIOESP_ERR_INVALID_ARGUMENT, "prior loss weight must be ≥ 0");
   noise_ = train::noise_schedule(sd);
+  if (!sd.text_encoder())
+    fail(BIOESP_ERR_UNSUPPORTED, "an SDXL refiner (text_encoder_2 alone) does not train: train_dreambooth_lora_sdxl.py "
+                                 "trains models with both text encoders");
   if (s.vae && (s.full || s.train_text_encoder))
     fail(BIOESP_ERR_INVALID_ARGUMENT, "the VAE trains on its own: not with the UNet or the text encoder");
   auto add_all = [&](torch::nn::Module& m, const std::string& component) {
