@@ -1,7 +1,7 @@
 #!/bin/sh
 # bioesp train with the tiny reference model: a dataset made by bioesp itself, LoRA training with
 # checkpoints, validation images and kohya output, the result used by generate, Ctrl-C + resume,
-# SIGTERM and SIGHUP, and errors.
+# SIGTERM and SIGHUP, SDXL, and errors.
 set -eu
 cli=$1 ref=$2
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -80,6 +80,18 @@ for sig in TERM:15 HUP:1; do
     --resume --out "$tmp/sig-$name" 2>/dev/null
   [ -s "$tmp/sig-$name/pytorch_lora_weights.safetensors" ]
   [ "$(wc -l < "$tmp/sig-$name/train_log.jsonl")" -eq $((step + 1)) ]
+done
+
+# SDXL: the same command on the tiny SDXL, both text encoders with LoRA, bf16 (the VAE kept in
+# float32); both saved layouts load into generation with every key placed.
+xl="$ref/models/tiny-sdxl"
+"$cli" train --model "$xl" --data "$tmp/data" --prompt "criatura especulativa colombiana" --resolution 64 \
+  --steps 2 --batch 2 --seed 1 --train-text-encoder --mixed-precision bf16 --kohya --quiet --out "$tmp/xl" 2>/dev/null
+"$cli" inspect "$tmp/xl/pytorch_lora_weights.safetensors" | grep -q 'text_encoder_2'
+for f in pytorch_lora_weights.safetensors kohya_lora.safetensors; do
+  "$cli" generate --model "$xl" --prompt "criatura especulativa colombiana" --steps 2 --seed 2 --width 64 --height 64 \
+    --quiet --lora "$tmp/xl/$f" --out "$tmp/xl-$f.png"
+  [ -s "$tmp/xl-$f.png" ]
 done
 
 fails() {

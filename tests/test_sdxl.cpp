@@ -1,7 +1,8 @@
 // StableDiffusionXLPipeline and StableDiffusionXLImg2ImgPipeline against diffusers on the tiny
 // SDXL model: both tokenizers, encode_prompt (clip skip, negative and empty prompts), weighted
 // prompts, the time ids, and whole txt2img / img2img runs (relative L2 ≤ 1e-3); every scheduler
-// through SDXL's added conditions; what an SDXL folder without its second encoder gets.
+// through SDXL's added conditions; what an SDXL folder without its second encoder gets; a
+// refiner folder (the second encoder alone).
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -11,10 +12,12 @@
 #include "core/error.h"
 #include "io/file.h"
 #include "io/safetensors.h"
+#include "models/layers.h"
 #include "models/loader.h"
 #include "pipeline/pipeline.h"
 #include "sched/names.h"
 #include "sched/scheduler.h"
+#include "train/trainer.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -263,13 +266,76 @@ static void test_incomplete_folder(void** state) {
   }
 }
 
+// A refiner folder as stable-diffusion-xl-refiner-1.0 lays it out — text_encoder_2/ and
+// tokenizer_2/ alone, requires_aesthetics_score — made from the tiny SDXL's parts and a UNet for
+// its conditions (12-wide cross-attention, 5 time ids): its prompts are the second encoder's
+// reading alone (the base model's last 12 channels, its pooled projection), the time ids end in
+// the aesthetic score, txt2img and img2img draw, and training it is refused by name.
+static void test_refiner(void** state) {
+  (void)state;
+  namespace fs = std::filesystem;
+  const fs::path model = model_dir(), dir = fs::path(temp_dir()) / "tiny-refiner";
+  fs::create_directories(dir / "unet");
+  for (const char* part : {"text_encoder_2", "tokenizer_2", "vae", "scheduler"}) fs::create_symlink(model / part, dir / part);
+  json index = json::parse(io::read_text_file((model / "model_index.json").string()));
+  index["_class_name"] = "StableDiffusionXLImg2ImgPipeline";
+  index["text_encoder"] = index["tokenizer"] = json::array({nullptr, nullptr});
+  index["requires_aesthetics_score"] = true;
+  index["force_zeros_for_empty_prompt"] = false;
+  io::write_text_file((dir / "model_index.json").string(), index.dump());
+  json unet = json::parse(io::read_text_file((model / "unet/config.json").string()));
+  unet["cross_attention_dim"] = 12;
+  unet["projection_class_embeddings_input_dim"] = 5 * 16 + 16;
+  io::write_text_file((dir / "unet/config.json").string(), unet.dump());
+  {
+    models::UNet2DConditionModel u(config::parse_unet(unet.dump(), "unet/config.json"));
+    models::initialise_random(*u, 5);
+    std::vector<io::Tensor> tensors;
+    for (const auto& p : u->named_parameters()) tensors.push_back(models::from_torch(p.key(), p.value()));
+    io::write_safetensors((dir / "unet/diffusion_pytorch_model.safetensors").string(), tensors, {{"format", "pt"}});
+  }
+  auto refiner = pipeline::StableDiffusion::load(dir.string(), {});
+  assert_true(refiner->sdxl() && !refiner->text_encoder());
+  const std::vector<std::string> prompts{"a photo of sks creature", ""};
+  auto mine = refiner->encode_prompts(prompts, 0), base = sd->encode_prompts(prompts, 0);
+  assert_int_equal(mine.embeds.size(2), 12);
+  assert_true(torch::equal(mine.embeds, base.embeds.slice(2, 8)));
+  assert_true(torch::equal(mine.pooled, base.pooled));
+  pipeline::GenerateOptions g;
+  g.prompts = {prompts[0]};
+  g.negative_prompt = "blurry";
+  g.steps = 3;
+  g.width = g.height = 64;
+  auto ids = refiner->time_ids(g, 64, 64, true);
+  assert_true(torch::equal(ids, torch::tensor({64.f, 64.f, 0.f, 0.f, 2.5f, 64.f, 64.f, 0.f, 0.f, 6.f}).view({2, 5})));
+  auto image = refiner->generate(g);
+  assert_true(image.sizes() == torch::IntArrayRef({1, 64, 64, 3}) && torch::isfinite(image).all().item<bool>());
+  g.init_image = image[0].permute({2, 0, 1}) * 2 - 1;
+  g.strength = 0.3;
+  image = refiner->generate(g);
+  assert_true(image.sizes() == torch::IntArrayRef({1, 64, 64, 3}) && torch::isfinite(image).all().item<bool>());
+  try {
+    refiner->tokenizer();
+    fail_msg("a refiner gave a first tokenizer");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_UNSUPPORTED);
+  }
+  try {
+    train::Trainer tr(*refiner, {});
+    fail_msg("a refiner trained");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_UNSUPPORTED);
+    assert_non_null(strstr(e.what(), "refiner"));
+  }
+}
+
 int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tokenizers),  cmocka_unit_test(test_encode_prompt), cmocka_unit_test(test_weighted_prompts),
       cmocka_unit_test(test_time_ids),
       cmocka_unit_test(test_golden_cases), cmocka_unit_test(test_schedulers),   cmocka_unit_test(test_animate),
-      cmocka_unit_test(test_incomplete_folder),
+      cmocka_unit_test(test_incomplete_folder), cmocka_unit_test(test_refiner),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

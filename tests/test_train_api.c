@@ -1,5 +1,5 @@
 /* Fine-tuning through the public C API: a LoRA with the text encoder, cancel and resume, a full
- * fine-tune whose folder loads as a model, progress fields and bad options. */
+ * fine-tune whose folder loads as a model, SDXL, progress fields and bad options. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,6 +167,50 @@ static void test_full_fine_tune_loads(void** state) {
   assert_non_null(strstr(bioesp_last_error(), "float32"));
 }
 
+/* SDXL through the same call: a LoRA on the UNet and both text encoders that attaches with every
+ * key placed, and a full fine-tune whose folder (with text_encoder_2/ and tokenizer_2/) loads and
+ * draws. */
+static void test_sdxl(void** state) {
+  (void)state;
+  char out[4096];
+  snprintf(out, sizeof out, "%s", path_join(temp_dir(), "xl"));
+  bioesp_train_options o = base_options(out);
+  o.model = path_join(ref_dir(), "models/tiny-sdxl");
+  o.steps = 2;
+  o.train_text_encoder = 1;
+  char* result = NULL;
+  assert_int_equal(bioesp_train(&o, &result), BIOESP_OK);
+  bioesp_weights* w = NULL;
+  size_t index;
+  assert_int_equal(bioesp_weights_open(result, NULL, &w), BIOESP_OK);
+  assert_int_equal(bioesp_weights_find(w, NULL, "text_encoder_2.text_model.encoder.layers.0.self_attn.q_proj.lora_linear_layer.down.weight", &index), BIOESP_OK);
+  bioesp_weights_close(w);
+  bioesp_model* model = NULL;
+  assert_int_equal(bioesp_model_load(o.model, NULL, &model), BIOESP_OK);
+  assert_int_equal(bioesp_model_add_lora(model, result, 1.0f, "mine"), BIOESP_OK);
+  bioesp_model_free(model);
+  bioesp_string_free(result);
+
+  snprintf(out, sizeof out, "%s", path_join(temp_dir(), "xl-full"));
+  o.out = out;
+  o.full = 1;
+  o.learning_rate = 1e-5f;
+  assert_int_equal(bioesp_train(&o, &result), BIOESP_OK);
+  assert_int_equal(bioesp_model_load(result, NULL, &model), BIOESP_OK);
+  static const char* prompt[] = {"criatura"};
+  bioesp_generate_options g;
+  bioesp_generate_options_init(&g);
+  g.prompts = prompt;
+  g.num_prompts = 1;
+  g.steps = 2;
+  g.width = g.height = 64;
+  bioesp_images* images = NULL;
+  assert_int_equal(bioesp_generate(model, &g, &images), BIOESP_OK);
+  bioesp_images_free(images);
+  bioesp_model_free(model);
+  bioesp_string_free(result);
+}
+
 /* From scratch through the C API: a new model folder with its vocabulary learned from the
  * captions, then its VAE trained and saved in float16. */
 static void test_from_scratch(void** state) {
@@ -251,7 +295,7 @@ static void test_bad_options(void** state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_encoder_lora), cmocka_unit_test(test_cancel_then_resume),
-      cmocka_unit_test(test_full_fine_tune_loads), cmocka_unit_test(test_from_scratch),
+      cmocka_unit_test(test_full_fine_tune_loads), cmocka_unit_test(test_sdxl), cmocka_unit_test(test_from_scratch),
       cmocka_unit_test(test_bad_options)};
   return cmocka_run_group_tests(tests, setup, NULL);
 }

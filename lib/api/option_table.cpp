@@ -358,7 +358,7 @@ void train_model_rows(std::vector<Row>& rows) {
   rows.push_back(F(rank, Int).range(1, 1024).about("the LoRA rank"));
   rows.push_back(F(alpha, Float).at_least(0).about("the LoRA alpha (0: the rank)"));
   rows.push_back(F(lora_dropout, Float).at_least(0).below(1).about("dropout on the LoRA layers' input"));
-  rows.push_back(F(train_text_encoder, Bool).about("LoRA on the text encoder's attention too"));
+  rows.push_back(F(train_text_encoder, Bool).about("LoRA on the text encoders' attention too (SDXL: both)"));
   rows.push_back(F(full, Bool).about("train every UNet weight instead of a LoRA; saves a model folder"));
   rows.push_back(F(noise_offset, Float).about("offset noise (0: off)"));
   rows.push_back(F(snr_gamma, Float).at_least(0).about("min-SNR loss weighting (0: off; 5 is common)"));

@@ -88,9 +88,12 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
                                              "diffusers folder of the same architecture as its config folder");
   if (folder && !io::exists(path + "/model_index.json"))
     fail(BIOESP_ERR_NOT_FOUND, path + ": not a diffusers pipeline folder (no model_index.json)");
-  sd->load_text_and_schedule(dir);
   const auto unet_config = config::parse_unet(read_config(dir, "unet"), "unet/config.json");
   const bool sdxl = unet_config.addition_embed_type == "text_time";
+  // An SDXL refiner has the second text encoder alone (StableDiffusionXLImg2ImgPipeline's
+  // text_encoder None).
+  const bool refiner = sdxl && !io::is_directory(dir + "/text_encoder") && !io::is_directory(dir + "/tokenizer");
+  sd->load_text_and_schedule(dir, refiner);
 
   io::OpenOptions open;
   open.variant = o.variant;
@@ -100,7 +103,9 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   io::WeightSet weights;
   if (folder) {
     for (const char* c : {"text_encoder", "text_encoder_2", "unet", "vae"}) {
-      if ((std::string(c) == "vae" && !o.vae.empty()) || (std::string(c) == "text_encoder_2" && !sdxl)) continue;
+      if ((std::string(c) == "vae" && !o.vae.empty()) || (std::string(c) == "text_encoder_2" && !sdxl) ||
+          (std::string(c) == "text_encoder" && refiner))
+        continue;
       if (!io::is_directory(path + "/" + c)) fail(BIOESP_ERR_NOT_FOUND, path + ": " + c + "/ is missing");
       io::read_component(path + "/" + c, c, open, weights);
     }
@@ -108,13 +113,15 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     weights = io::open_weights(path, open);
   }
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
-  sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(
-      config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
-  check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
-  models::load_state(*sd->text_encoder_, weights, "text_encoder", path + " (text_encoder)");
+  if (!refiner) {
+    sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(
+        config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
+    check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
+    models::load_state(*sd->text_encoder_, weights, "text_encoder", path + " (text_encoder)");
+    sd->text_encoder_->eval();
+  }
   sd->unet_ = models::build_checked<models::UNet2DConditionModel>(unet_config, "unet/config.json");
   models::load_state(*sd->unet_, weights, "unet", path + " (unet)");
-  sd->text_encoder_->eval();
   sd->unet_->eval();
   if (sdxl) sd->load_sdxl(dir, weights, path);
   if (o.vae.empty()) {
@@ -133,9 +140,16 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   return sd;
 }
 
-void StableDiffusion::load_text_and_schedule(const std::string& dir) {
-  if (!io::is_directory(dir + "/tokenizer")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer/ is missing");
-  tokenizer_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer");
+text::ClipTokenizer& StableDiffusion::tokenizer() {
+  if (!tokenizer_) fail(BIOESP_ERR_UNSUPPORTED, "this SDXL refiner has no first tokenizer; it reads prompts with tokenizer_2");
+  return *tokenizer_;
+}
+
+void StableDiffusion::load_text_and_schedule(const std::string& dir, bool refiner) {
+  if (!refiner) {
+    if (!io::is_directory(dir + "/tokenizer")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer/ is missing");
+    tokenizer_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer");
+  }
   scheduler_config_ = read_scheduler_config(dir);
   sched::make_scheduler(scheduler_config_);  // validates it now rather than at the first image
 }
@@ -177,10 +191,11 @@ void StableDiffusion::load_sdxl(const std::string& dir, const io::WeightSet& wei
                                   std::to_string(added) + (requires_aesthetics_score_
                                                                ? " (model_index.json: requires_aesthetics_score true, a refiner's 5 ids)"
                                                                : " (a refiner's UNet needs requires_aesthetics_score in model_index.json)"));
-  const int width = text_encoder_->config().hidden_size + c.hidden_size;
+  const int width = (text_encoder_ ? text_encoder_->config().hidden_size : 0) + c.hidden_size;
   if (u.cross_attention_dim.front() != width)
     fail(BIOESP_ERR_MISMATCH, "unet/config.json: cross_attention_dim " + std::to_string(u.cross_attention_dim.front()) +
-                                  " but the two text encoders' hidden sizes make " + std::to_string(width));
+                                  " but the text encoders' hidden sizes make " + std::to_string(width) +
+                                  (text_encoder_ ? "" : " (a refiner: text_encoder_2 alone)"));
 }
 
 std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir, const std::string& te, const std::string& unet,
@@ -233,15 +248,21 @@ std::string model_index(const std::string& scheduler_class) {
 void StableDiffusion::save(const std::string& out, const std::string& config_dir, torch::ScalarType dtype) {
   torch::NoGradGuard no_grad;
   write_component(out + "/unet", *unet_, "diffusion_pytorch_model.safetensors", dtype);
-  write_component(out + "/text_encoder", *text_encoder_, "model.safetensors", dtype);
+  if (text_encoder_) write_component(out + "/text_encoder", *text_encoder_, "model.safetensors", dtype);
   write_component(out + "/vae", *vae_, "diffusion_pytorch_model.safetensors", dtype);
+  if (sdxl()) write_component(out + "/text_encoder_2", *text_encoder_2_, "model.safetensors", dtype);
   auto copy = [&](const std::string& rel) {
     if (config_dir != out) io::copy_file(config_dir + "/" + rel, out + "/" + rel);
   };
-  for (const char* c : {"unet", "text_encoder", "vae"}) copy(std::string(c) + "/config.json");
-  io::make_directories(out + "/tokenizer");
-  for (const auto& n : io::list_directory(config_dir + "/tokenizer"))
-    if (io::is_file(config_dir + "/tokenizer/" + n)) copy("tokenizer/" + n);
+  std::vector<std::string> components{"unet", "vae"}, tokenizers;
+  if (text_encoder_) components.push_back("text_encoder"), tokenizers.push_back("tokenizer");
+  if (sdxl()) components.push_back("text_encoder_2"), tokenizers.push_back("tokenizer_2");
+  for (const auto& c : components) copy(c + "/config.json");
+  for (const auto& t : tokenizers) {
+    io::make_directories(out + "/" + t);
+    for (const auto& n : io::list_directory(config_dir + "/" + t))
+      if (io::is_file(config_dir + "/" + t + "/" + n)) copy(t + "/" + n);
+  }
   io::make_directories(out + "/scheduler");
   io::write_text_file(out + "/scheduler/scheduler_config.json", scheduler_config_);
   if (io::is_file(config_dir + "/model_index.json")) {
@@ -254,7 +275,8 @@ void StableDiffusion::save(const std::string& out, const std::string& config_dir
 }
 
 std::map<std::string, torch::nn::Module*> StableDiffusion::lora_roots() {
-  std::map<std::string, torch::nn::Module*> roots = {{"unet", unet_.get()}, {"text_encoder", text_encoder_.get()}};
+  std::map<std::string, torch::nn::Module*> roots = {{"unet", unet_.get()}};
+  if (text_encoder_) roots["text_encoder"] = text_encoder_.get();
   if (text_encoder_2_) roots["text_encoder_2"] = text_encoder_2_.get();
   return roots;
 }

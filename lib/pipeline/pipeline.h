@@ -165,7 +165,7 @@ class StableDiffusion {
                                                  const LoadOptions& options, uint64_t seed);
 
   // A complete diffusers folder: the weights from memory in `dtype`, the component configs,
-  // tokenizer and model index from folder `config_dir` (which may be `out` itself), the
+  // tokenizers and model index from folder `config_dir` (which may be `out` itself), the
   // scheduler config as loaded.
   void save(const std::string& out, const std::string& config_dir, torch::ScalarType dtype);
 
@@ -200,6 +200,10 @@ class StableDiffusion {
   PromptEmbeds encode_prompts(const std::vector<std::string>& prompts, int clip_skip,
                                PromptSyntax syntax = PromptSyntax::Plain,
                                const std::function<void(const std::string&)>& truncated = {});
+  // The embeddings of token ids [B, L] as encode_prompts reads them (SDXL: `ids_2`, the second
+  // tokenizer's, too; a refiner reads those alone), with gradients where the text encoders have
+  // trainable weights.
+  PromptEmbeds encode_tokens(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip);
   // Prompt embeddings [B, 77·W, D] filled to `tokens` with empty windows (the empty prompt's
   // encoding), as A1111 pads the shorter of a prompt and its negative.
   torch::Tensor pad_prompt_embeds(const torch::Tensor& embeds, int64_t tokens, int clip_skip);
@@ -211,7 +215,9 @@ class StableDiffusion {
   std::string add_embedding(const std::string& path, const std::string& token);
   bool remove_embedding(const std::string& token);
 
-  text::ClipTokenizer& tokenizer() { return *tokenizer_; }
+  // The first tokenizer and text encoder: SDXL refiners (model_index.json's text_encoder null)
+  // read prompts with the second alone; their text_encoder() is empty, tokenizer() an error.
+  text::ClipTokenizer& tokenizer();
   models::CLIPTextModel& text_encoder() { return text_encoder_; }
   // SDXL (a UNet with text_time added conditions): the second tokenizer and text encoder.
   bool sdxl() const { return static_cast<bool>(text_encoder_2_); }
@@ -231,8 +237,10 @@ class StableDiffusion {
 
  private:
   StableDiffusion() = default;
-  // Tokenizer and scheduler config from `dir` (a pipeline folder or a config folder).
-  void load_text_and_schedule(const std::string& dir);
+  // Tokenizer (unless `refiner`) and scheduler config from `dir` (a pipeline folder or a config folder).
+  void load_text_and_schedule(const std::string& dir, bool refiner = false);
+  // The tokenizer that cuts prompts into windows: the first, a refiner's only one.
+  text::ClipTokenizer& window_tokenizer() { return tokenizer_ ? *tokenizer_ : *tokenizer_2_; }
   // SDXL's second tokenizer and text encoder from `dir`'s configs and `weights`, and
   // model_index.json's settings; checks that the UNet's added conditions fit them.
   void load_sdxl(const std::string& dir, const io::WeightSet& weights, const std::string& what);

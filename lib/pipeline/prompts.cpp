@@ -40,10 +40,17 @@ torch::Tensor token_ids(const text::ClipTokenizer& tokenizer, const std::vector<
 PromptEmbeds StableDiffusion::encode_prompts(const std::vector<std::string>& prompts, int clip_skip, PromptSyntax syntax,
                                              const std::function<void(const std::string&)>& truncated) {
   if (syntax == PromptSyntax::Weighted) return encode_weighted(prompts, clip_skip);
-  auto ids = token_ids(*tokenizer_, prompts, truncated).to(device_);
-  if (!sdxl()) return {text_encoder_->encode(ids, clip_skip), {}};
+  if (!sdxl()) return encode_tokens(token_ids(*tokenizer_, prompts, truncated), {}, clip_skip);
   // The same vocabulary cuts the same text: told once.
-  return encode_sdxl(ids, token_ids(*tokenizer_2_, prompts, {}).to(device_), clip_skip);
+  auto ids = tokenizer_ ? token_ids(*tokenizer_, prompts, truncated) : torch::Tensor();
+  return encode_tokens(ids, token_ids(*tokenizer_2_, prompts, tokenizer_ ? std::function<void(const std::string&)>() : truncated), clip_skip);
+}
+
+PromptEmbeds StableDiffusion::encode_tokens(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip) {
+  if (!sdxl()) return {text_encoder_->encode(ids.to(device_), clip_skip), {}};
+  if (!ids_2.defined() || (text_encoder_ && !ids.defined()))
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "an SDXL model reads a prompt's ids from both tokenizers");
+  return encode_sdxl(text_encoder_ ? ids.to(device_) : ids, ids_2.to(device_), clip_skip);
 }
 
 PromptEmbeds StableDiffusion::encode_weighted(const std::vector<std::string>& prompts, int clip_skip) {
@@ -52,16 +59,16 @@ PromptEmbeds StableDiffusion::encode_weighted(const std::vector<std::string>& pr
   size_t count = 0;
   for (const auto& p : prompts) {
     const auto parsed = text::parse_prompt_attention(p);
-    windows.push_back(text::chunk_prompt(*tokenizer_, parsed));
+    windows.push_back(text::chunk_prompt(window_tokenizer(), parsed));
     if (sdxl()) windows_2.push_back(text::chunk_prompt(*tokenizer_2_, parsed));
     count = std::max(count, windows.back().size());
   }
-  const size_t tokens = static_cast<size_t>(tokenizer_->max_length() - 2);
+  const size_t tokens = static_cast<size_t>(window_tokenizer().max_length() - 2);
   if (count > kMaxPromptWindows)
     fail(BIOESP_ERR_INVALID_ARGUMENT, "a prompt of " + std::to_string(count) + " windows of " + std::to_string(tokens) +
                                           " tokens; at most " + std::to_string(kMaxPromptWindows) + " (" +
                                           std::to_string(kMaxPromptWindows * tokens) + " tokens)");
-  const auto empty = text::chunk_prompt(*tokenizer_, {{"", 1.0}}).front();
+  const auto empty = text::chunk_prompt(window_tokenizer(), {{"", 1.0}}).front();
   const auto empty_2 = sdxl() ? text::chunk_prompt(*tokenizer_2_, {{"", 1.0}}).front() : empty;
   const auto B = static_cast<int64_t>(prompts.size());
   auto batch = [&](const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong).view({B, -1}).to(device_); };
@@ -91,7 +98,7 @@ PromptEmbeds StableDiffusion::encode_weighted(const std::vector<std::string>& pr
 }
 
 torch::Tensor StableDiffusion::pad_prompt_embeds(const torch::Tensor& embeds, int64_t tokens, int clip_skip) {
-  const int64_t window = tokenizer_->max_length(), missing = tokens - embeds.size(1);
+  const int64_t window = window_tokenizer().max_length(), missing = tokens - embeds.size(1);
   if (missing <= 0) return embeds;
   if (missing % window) fail(BIOESP_ERR_INVALID_ARGUMENT, "prompt embeddings that are not whole windows of " + std::to_string(window));
   auto empty = encode_prompts({""}, clip_skip).embeds.to(embeds.scalar_type());  // = an empty window, weighted or not
@@ -137,6 +144,7 @@ PromptEmbeds StableDiffusion::negative_embeds(const GenerateOptions& g, size_t B
 }
 
 std::string StableDiffusion::add_embedding(const std::string& path, const std::string& token) {
+  if (!text_encoder_) fail(BIOESP_ERR_UNSUPPORTED, "textual inversion needs the first text encoder, which this SDXL refiner lacks");
   auto file = io::read_embedding(path);
   const std::string name = !token.empty() ? token : !file.token.empty() ? file.token : io::file_stem(path);
   if (name.find('\n') != std::string::npos) fail(BIOESP_ERR_INVALID_ARGUMENT, path + ": a token is one line of text");

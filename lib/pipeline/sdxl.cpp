@@ -37,11 +37,13 @@ models::CLIPTextModel& StableDiffusion::text_encoder_2() {
 
 PromptEmbeds StableDiffusion::encode_sdxl(const torch::Tensor& ids, const torch::Tensor& ids_2, int clip_skip,
                                           const torch::Tensor& weights) {
-  auto first = text_encoder_->forward(ids, true);
   auto second = text_encoder_2_->forward(ids_2, true);
-  auto h = text_encoder_->skipped_hidden_state(first, clip_skip), h_2 = text_encoder_2_->skipped_hidden_state(second, clip_skip);
+  auto h_2 = text_encoder_2_->skipped_hidden_state(second, clip_skip);
   // A1111 weights each encoder's states and restores each one's mean on its own.
-  if (weights.defined()) h = apply_prompt_weights(h, weights), h_2 = apply_prompt_weights(h_2, weights);
+  if (weights.defined()) h_2 = apply_prompt_weights(h_2, weights);
+  if (!text_encoder_) return {h_2, second.text_embeds};  // a refiner: the second encoder alone
+  auto h = text_encoder_->skipped_hidden_state(text_encoder_->forward(ids, true), clip_skip);
+  if (weights.defined()) h = apply_prompt_weights(h, weights);
   return {torch::cat({h, h_2}, -1), second.text_embeds};
 }
 

@@ -1,5 +1,7 @@
 #include "train/batches.h"
 
+#include <tuple>
+
 #include "core/error.h"
 #include "train/run.h"
 
@@ -40,59 +42,78 @@ Batches::Batches(const RunOptions& o, pipeline::StableDiffusion& sd, Trainer& tr
     auto& dst = set == &examples ? cached_ : cached_prior_;
     for (size_t i = 0; i < set->size(); ++i) {
       stage("cache-latents", static_cast<int>(i), static_cast<int>(set->size()));
-      auto post = tr.encode(pixels((*set)[i], o.resolution, false, false, unused).unsqueeze(0));
-      dst.emplace_back(post.first.cpu(), post.second.cpu());
+      Crop crop;
+      auto post = tr.encode(pixels((*set)[i], o.resolution, false, false, unused, &crop).unsqueeze(0));
+      dst.push_back({post.first.cpu(), post.second.cpu(), crop});
     }
   }
 }
 
-torch::Tensor Batches::ids(const std::string& caption) {
+std::pair<torch::Tensor, torch::Tensor> Batches::ids(const std::string& caption) {
   auto e = sd_.tokenizer().encode(caption);
   if (e.truncated && o_.log) o_.log(BIOESP_LOG_WARNING, "caption cut to the text encoder's 77 tokens; dropped: " + e.removed);
-  return torch::tensor(e.ids, torch::kLong);
+  auto first = torch::tensor(e.ids, torch::kLong);
+  if (!sd_.sdxl()) return {first, {}};
+  return {first, torch::tensor(sd_.tokenizer_2().encode(caption).ids, torch::kLong)};
 }
 
-// A frozen text encoder encodes each caption once (varied captions, too many to keep, each time).
-torch::Tensor Batches::embedding(const std::string& caption) {
+// Frozen text encoders encode each caption once (varied captions, too many to keep, each time).
+pipeline::PromptEmbeds Batches::embedding(const std::string& caption) {
   auto it = text_cache_.find(caption);
   if (it != text_cache_.end()) return it->second;
   torch::NoGradGuard no_grad;
-  auto h = sd_.text_encoder()->encode(ids(caption).unsqueeze(0).to(sd_.device()), 0).squeeze(0);
+  auto [first, second] = ids(caption);
+  auto e = sd_.encode_tokens(first.unsqueeze(0), second.defined() ? second.unsqueeze(0) : second, 0);
+  pipeline::PromptEmbeds h{e.embeds.squeeze(0), e.pooled.defined() ? e.pooled.squeeze(0) : e.pooled};
   return varied_ ? h : text_cache_[caption] = h;
 }
 
 void Batches::add_images(StepInputs& in, const std::vector<const Example*>& batch,
-                         const std::vector<std::pair<torch::Tensor, torch::Tensor>>& posts, at::Generator& gen) {
+                         const std::vector<const Cached*>& cached, at::Generator& gen) {
   const int64_t B = static_cast<int64_t>(batch.size());
+  std::vector<Crop> crops;
   if (o_.cache_latents) {
     std::vector<torch::Tensor> mean, std;
-    for (auto& p : posts) mean.push_back(p.first), std.push_back(p.second);
+    for (const auto* c : cached) mean.push_back(c->mean), std.push_back(c->std), crops.push_back(c->crop);
     auto eps = at::randn({B, channels_, latent_size_, latent_size_}, gen);
     in.latents = (torch::cat(mean) + torch::cat(std) * eps) * sd_.vae()->config().scaling_factor;
   } else {
     std::vector<torch::Tensor> px;
-    for (const auto* e : batch) px.push_back(pixels(*e, o_.resolution, o_.random_crop, o_.flip, gen));
+    for (const auto* e : batch) {
+      crops.emplace_back();
+      px.push_back(pixels(*e, o_.resolution, o_.random_crop, o_.flip, gen, &crops.back()));
+    }
     in.pixel_values = torch::stack(px);
     in.vae_eps = at::randn({B, channels_, latent_size_, latent_size_}, gen);
   }
+  if (!sd_.sdxl()) return;
+  // A class picture takes its instance picture's time ids, as the script's collate_fn pairs them.
+  const int64_t n = B - in.prior;
+  std::vector<torch::Tensor> rows;
+  for (int64_t i = 0; i < B; ++i) {
+    const auto k = static_cast<size_t>(i < n ? i : i - n);
+    rows.push_back(training_time_ids(static_cast<int>(batch[k]->original_width), static_cast<int>(batch[k]->original_height),
+                                     crops[k].top, crops[k].left, o_.resolution));
+  }
+  in.time_ids = torch::cat(rows);
 }
 
 StepInputs Batches::next(DataOrder& data, DataOrder& prior_data, at::Generator& gen) {
   StepInputs in;
   std::vector<const Example*> batch;
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> posts;
+  std::vector<const Cached*> cached;
   for (int64_t i : data.next(o_.batch, static_cast<int64_t>(examples_.size()))) {
     batch.push_back(&examples_[i]);
-    if (o_.cache_latents) posts.push_back(cached_[i]);
+    if (o_.cache_latents) cached.push_back(&cached_[i]);
   }
   if (!prior_.empty()) {
     for (int64_t i : prior_data.next(o_.batch, static_cast<int64_t>(prior_.size()))) {
       batch.push_back(&prior_[i]);
-      if (o_.cache_latents) posts.push_back(cached_prior_[i]);
+      if (o_.cache_latents) cached.push_back(&cached_prior_[i]);
     }
     in.prior = o_.batch;
   }
-  add_images(in, batch, posts, gen);
+  add_images(in, batch, cached, gen);
   const Setup& s = tr_.setup();
   if (s.vae) return in;
   const int64_t B = static_cast<int64_t>(batch.size());
@@ -102,9 +123,24 @@ StepInputs Batches::next(DataOrder& data, DataOrder& prior_data, at::Generator& 
   std::vector<std::string> captions;
   for (const auto* e : batch)
     captions.push_back(varied_ ? vary_caption(e->caption, o_.tag_dropout, o_.shuffle_tags, o_.caption_dropout, gen) : e->caption);
-  std::vector<torch::Tensor> t;
-  for (const auto& c : captions) t.push_back(s.train_text_encoder ? ids(c) : embedding(c));
-  (s.train_text_encoder ? in.input_ids : in.encoder_hidden_states) = torch::stack(t);
+  std::vector<torch::Tensor> first, second;  // ids or embeddings; SDXL's second ids or pooled projections
+  for (const auto& c : captions) {
+    torch::Tensor a, b;
+    if (s.train_text_encoder) {
+      std::tie(a, b) = ids(c);
+    } else {
+      auto e = embedding(c);
+      a = e.embeds, b = e.pooled;
+    }
+    first.push_back(a);
+    if (b.defined()) second.push_back(b);
+  }
+  auto stacked = [](const std::vector<torch::Tensor>& v) { return v.empty() ? torch::Tensor() : torch::stack(v); };
+  if (s.train_text_encoder) {
+    in.input_ids = stacked(first), in.input_ids_2 = stacked(second);
+  } else {
+    in.encoder_hidden_states = stacked(first), in.pooled = stacked(second);
+  }
   return in;
 }
 

@@ -47,19 +47,25 @@ class Batches {
   StepInputs next(DataOrder& data, DataOrder& prior_data, at::Generator& gen);
 
  private:
-  torch::Tensor ids(const std::string& caption);
-  torch::Tensor embedding(const std::string& caption);
-  // The latents' posteriors (mean, std) of the pictures, or their pixels, and the VAE noise.
-  void add_images(StepInputs& in, const std::vector<const Example*>& batch,
-                  const std::vector<std::pair<torch::Tensor, torch::Tensor>>& posts, at::Generator& gen);
+  // A picture's latent posterior (mean, std) and the centre crop it was encoded from.
+  struct Cached {
+    torch::Tensor mean, std;
+    Crop crop;
+  };
+  // A caption's ids from each tokenizer (the second undefined but for SDXL).
+  std::pair<torch::Tensor, torch::Tensor> ids(const std::string& caption);
+  pipeline::PromptEmbeds embedding(const std::string& caption);
+  // The latents' posteriors of the pictures, or their pixels, and the VAE noise; SDXL's time ids.
+  void add_images(StepInputs& in, const std::vector<const Example*>& batch, const std::vector<const Cached*>& cached,
+                  at::Generator& gen);
   const RunOptions& o_;
   pipeline::StableDiffusion& sd_;
   Trainer& tr_;
   const std::vector<Example>& examples_;
   const std::vector<Example>& prior_;
   bool varied_;  // captions vary per step, so their embeddings are not kept
-  std::map<std::string, torch::Tensor> text_cache_;
-  std::vector<std::pair<torch::Tensor, torch::Tensor>> cached_, cached_prior_;
+  std::map<std::string, pipeline::PromptEmbeds> text_cache_;
+  std::vector<Cached> cached_, cached_prior_;
   int64_t latent_size_, channels_;
 };
 

@@ -87,6 +87,8 @@ CapturedStep::CapturedStep(Trainer& tr, const StepInputs& first) : s_(std::make_
   s.in.noise = device_copy(first.noise, dev);
   s.in.timesteps = device_copy(first.timesteps, dev);
   s.in.encoder_hidden_states = device_copy(first.encoder_hidden_states, dev);
+  s.in.pooled = device_copy(first.pooled, dev);
+  s.in.time_ids = device_copy(first.time_ids, dev);
   s.in.prior = first.prior;
   auto& adam = tr.optimizer();
   for (const auto& [name, p] : tr.parameters()) s.params.push_back(p);
@@ -150,6 +152,8 @@ std::pair<double, double> CapturedStep::run(const StepInputs& in, double lr) {
   copy_into(s.in.noise, in.noise, "noise");
   copy_into(s.in.timesteps, in.timesteps, "timesteps");
   copy_into(s.in.encoder_hidden_states, in.encoder_hidden_states, "text embeddings");
+  copy_into(s.in.pooled, in.pooled, "pooled text embeddings");
+  copy_into(s.in.time_ids, in.time_ids, "time ids");
   if (in.prior != s.in.prior) fail(BIOESP_ERR_INTERNAL, "a captured training step got another prior split");
   s.lr.fill_(lr);
   s.graph.replay();

@@ -84,6 +84,7 @@ std::vector<Example> load_examples(const std::string& dir, const DatasetOptions&
       auto img = image::composite(image::read_image(e.path), {255, 255, 255});
       if (img.width < 8 || img.height < 8) fail(BIOESP_ERR_FORMAT, "smaller than 8×8 pixels");
       e.image = image::resize_short_side(img, static_cast<uint32_t>(o.resolution));
+      e.original_width = img.width, e.original_height = img.height;
     } catch (const Error& err) {
       if (log) log(BIOESP_LOG_WARNING, "skipping " + e.path + ": " + err.what());
       skipped.push_back(name);
@@ -99,7 +100,7 @@ std::vector<Example> load_examples(const std::string& dir, const DatasetOptions&
   return out;
 }
 
-torch::Tensor pixels(const Example& e, int resolution, bool random_crop, bool flip, at::Generator& gen) {
+torch::Tensor pixels(const Example& e, int resolution, bool random_crop, bool flip, at::Generator& gen, Crop* crop) {
   const auto& img = e.image;
   const uint32_t r = static_cast<uint32_t>(resolution);
   int64_t x = (img.width - r) / 2, y = (img.height - r) / 2;
@@ -114,7 +115,9 @@ torch::Tensor pixels(const Example& e, int resolution, bool random_crop, bool fl
                .to(torch::kFloat32)
                .div(127.5)
                .sub(1.0);
-  if (flip && at::rand({1}, gen).item<double>() < 0.5) t = t.flip({2});
+  const bool mirrored = flip && at::rand({1}, gen).item<double>() < 0.5;
+  if (mirrored) t = t.flip({2});
+  if (crop) *crop = {y, mirrored ? static_cast<int64_t>(img.width - r) - x : x};
   return t.contiguous();
 }
 

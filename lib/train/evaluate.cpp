@@ -65,13 +65,13 @@ Evaluation evaluate(pipeline::StableDiffusion& sd, const EvaluateOptions& o) {
   }
   const auto device = sd.device();
   at::Generator unused = at::detail::createCPUGenerator(0);
-  auto latent = [&](const Example& e) {
-    return posterior(sd, pixels(e, d.resolution, false, false, unused).unsqueeze(0)).first *
+  auto latent = [&](const Example& e, Crop* crop) {
+    return posterior(sd, pixels(e, d.resolution, false, false, unused, crop).unsqueeze(0)).first *
            sd.vae()->config().scaling_factor;
   };
   // The fixed noises, the same for every picture and every caption.
   at::Generator gen = at::detail::createCPUGenerator(o.seed);
-  const auto shape = latent(examples.front()).sizes().vec();
+  const auto shape = latent(examples.front(), nullptr).sizes().vec();
   std::vector<torch::Tensor> noises;
   std::vector<int64_t> steps;
   for (int i = 0; i < o.timesteps; ++i)
@@ -89,16 +89,18 @@ Evaluation evaluate(pipeline::StableDiffusion& sd, const EvaluateOptions& o) {
     p.caption = e.caption;
     p.candidates = o.classify ? candidates(e.caption, pool, o.classify, o.captions.empty() ? o.data : o.captions, rng)
                               : std::vector<std::string>{e.caption};
-    // The captions as training encodes them: tokens, then the text encoder's last layer.
-    std::vector<torch::Tensor> ids;
-    for (const auto& c : p.candidates) ids.push_back(torch::tensor(sd.tokenizer().encode(c).ids, torch::kLong));
-    auto ehs = sd.text_encoder()->encode(torch::stack(ids).to(device), 0);
-    const int64_t k = ehs.size(0);
-    auto x = latent(e).expand({k, -1, -1, -1});
+    // The captions as training encodes them (SDXL: with the centre crop's time ids).
+    const auto text = sd.encode_prompts(p.candidates, 0);
+    const int64_t k = text.embeds.size(0);
+    Crop crop;
+    auto x = latent(e, &crop).expand({k, -1, -1, -1});
+    const auto time_ids = sd.sdxl() ? training_time_ids(static_cast<int>(e.original_width), static_cast<int>(e.original_height),
+                                                        crop.top, crop.left, d.resolution)
+                                    : torch::Tensor();
     auto total = torch::zeros({k}, torch::kDouble);
     for (size_t i = 0; i < steps.size(); ++i) {
       auto t = torch::full({k}, steps[i], torch::TensorOptions().dtype(torch::kLong).device(device));
-      total += denoising_errors(sd, *schedule, x, noises[i].expand({k, -1, -1, -1}), t, ehs).cpu().to(torch::kDouble);
+      total += denoising_errors(sd, *schedule, x, noises[i].expand({k, -1, -1, -1}), t, text, time_ids).cpu().to(torch::kDouble);
     }
     total /= static_cast<double>(steps.size());
     for (int64_t i = 0; i < k; ++i) {

@@ -80,8 +80,8 @@ std::unique_ptr<pipeline::StableDiffusion> load_model(const RunOptions& o) {
   lo.dtype = o.mixed_precision == "fp16" ? torch::kFloat16 : o.mixed_precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   lo.log = o.log;
   auto sd = pipeline::StableDiffusion::load(o.model, lo);
-  if (sd->sdxl())
-    fail(BIOESP_ERR_UNSUPPORTED, o.model + ": an SDXL model; bioesp trains SD 1.x and 2.x (SDXL training is not built yet)");
+  // As train_dreambooth_lora_sdxl.py keeps it: SDXL's VAE overflows in float16.
+  if (sd->sdxl()) sd->vae()->to(torch::kFloat32);
   return sd;
 }
 

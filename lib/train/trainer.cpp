@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 
 #include "core/error.h"
 #include "core/strings.h"
 #include "io/safetensors.h"
+#include "io/single_file.h"
 #include "lora/adapter.h"
 #include "models/checkpoint.h"
 #include "models/layers.h"
@@ -48,16 +50,39 @@ std::pair<torch::Tensor, torch::Tensor> posterior(pipeline::StableDiffusion& sd,
 
 torch::Tensor denoising_errors(pipeline::StableDiffusion& sd, const sched::Scheduler& noise_schedule,
                                const torch::Tensor& latents, const torch::Tensor& noise, const torch::Tensor& timesteps,
-                               torch::Tensor encoder_hidden_states) {
+                               const pipeline::PromptEmbeds& text, const torch::Tensor& time_ids) {
   const int64_t B = latents.size(0);
-  if (encoder_hidden_states.size(0) == 1 && B > 1) encoder_hidden_states = encoder_hidden_states.expand({B, -1, -1});
   const auto dtype = dtype_of(*sd.unet());
+  const auto device = latents.device();
+  auto batched = [&](const torch::Tensor& t) {
+    auto x = t.to(device, dtype);
+    if (x.size(0) != 1 || B == 1) return x;
+    auto sizes = x.sizes().vec();
+    sizes[0] = B;
+    return x.expand(sizes);
+  };
+  if (!text.embeds.defined()) fail(BIOESP_ERR_INVALID_ARGUMENT, "a training step needs text embeddings or token ids");
+  models::UNetExtra extra;
+  if (sd.sdxl()) {
+    if (!text.pooled.defined() || !time_ids.defined())
+      fail(BIOESP_ERR_INVALID_ARGUMENT, "an SDXL UNet trains on the pooled text embedding and the time ids too");
+    extra.text_embeds = batched(text.pooled);
+    extra.time_ids = batched(time_ids);
+  }
   auto noisy = noise_schedule.add_noise(latents, noise, timesteps);
-  auto pred = sd.unet()->forward(noisy.to(dtype), timesteps, encoder_hidden_states.to(dtype)).to(torch::kFloat32);
+  auto pred = sd.unet()->forward(noisy.to(dtype), timesteps, batched(text.embeds), extra).to(torch::kFloat32);
   auto target = noise_schedule.config().prediction_type == "v_prediction"
                     ? noise_schedule.velocity(latents, noise, timesteps)
                     : noise;
   return (pred - target).pow(2).mean({1, 2, 3});
+}
+
+torch::Tensor training_time_ids(int original_width, int original_height, int64_t crop_top, int64_t crop_left,
+                                int resolution) {
+  return torch::tensor({static_cast<float>(original_height), static_cast<float>(original_width),
+                        static_cast<float>(crop_top), static_cast<float>(crop_left), static_cast<float>(resolution),
+                        static_cast<float>(resolution)})
+      .unsqueeze(0);
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -69,6 +94,9 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
   if (!(s.dropout >= 0 && s.dropout < 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA dropout must be in [0, 1)");
   if (!(s.prior_weight >= 0)) fail(BIOESP_ERR_INVALID_ARGUMENT, "prior loss weight must be ≥ 0");
   noise_ = train::noise_schedule(sd);
+  if (!sd.text_encoder())
+    fail(BIOESP_ERR_UNSUPPORTED, "an SDXL refiner (text_encoder_2 alone) does not train: train_dreambooth_lora_sdxl.py "
+                                 "trains models with both text encoders");
   if (s.vae && (s.full || s.train_text_encoder))
     fail(BIOESP_ERR_INVALID_ARGUMENT, "the VAE trains on its own: not with the UNet or the text encoder");
   auto add_all = [&](torch::nn::Module& m, const std::string& component) {
@@ -81,12 +109,14 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
     add_all(*sd.vae(), "vae");
   } else if (s.full) {
     add_all(*sd.unet(), "unet");
-    if (s.train_text_encoder) add_all(*sd.text_encoder(), "text_encoder");
+    if (s.train_text_encoder)
+      for (auto& [component, root] : text_encoders()) add_all(*root, component);
   } else {
     // PEFT's "gaussian" initialisation: down ~ N(0, 1/r), up = 0, so training starts at the base model.
     at::Generator gen = at::detail::createCPUGenerator(s.seed);
     add_adapters(*sd.unet(), "unet", s.unet_targets, gen);
-    if (s.train_text_encoder) add_adapters(*sd.text_encoder(), "text_encoder", s.text_targets, gen);
+    if (s.train_text_encoder)
+      for (auto& [component, root] : text_encoders()) add_adapters(*root, component, s.text_targets, gen);
     if (params_.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no layer of the model matches the LoRA targets");
   }
   std::vector<torch::Tensor> tensors;
@@ -99,8 +129,14 @@ Trainer::~Trainer() {
     for (auto& p : params_) p.second.set_requires_grad(false);
   } else {
     lora::detach(*sd_.unet(), kAdapter);
-    lora::detach(*sd_.text_encoder(), kAdapter);
+    for (auto& [component, root] : text_encoders()) lora::detach(*root, kAdapter);
   }
+}
+
+std::vector<std::pair<std::string, torch::nn::Module*>> Trainer::text_encoders() {
+  std::vector<std::pair<std::string, torch::nn::Module*>> out{{"text_encoder", sd_.text_encoder().get()}};
+  if (sd_.sdxl()) out.emplace_back("text_encoder_2", sd_.text_encoder_2().get());
+  return out;
 }
 
 void Trainer::add_adapters(torch::nn::Module& root, const std::string& component,
@@ -180,17 +216,15 @@ torch::Tensor Trainer::denoising_loss(const StepInputs& in, at::Generator* gen) 
 
   std::optional<models::DropoutScope> dropout;
   if (gen && s_.dropout > 0) dropout.emplace(*gen);
-  torch::Tensor ehs;
-  if (in.input_ids.defined()) {
-    ehs = sd_.text_encoder()->encode(in.input_ids.to(device), 0);
-  } else {
-    ehs = in.encoder_hidden_states.to(device);
-  }
+  // SDXL's script reads the trained encoders as its encode_prompt does: penultimate hidden
+  // states of both, the second's pooled projection.
+  const pipeline::PromptEmbeds text = in.input_ids.defined() ? sd_.encode_tokens(in.input_ids, in.input_ids_2, 0)
+                                                             : pipeline::PromptEmbeds{in.encoder_hidden_states, in.pooled};
   torch::Tensor err;
   {
     std::optional<models::CheckpointScope> checkpointing;
     if (s_.gradient_checkpointing) checkpointing.emplace();
-    err = denoising_errors(sd_, *noise_, latents, noise, t, ehs);
+    err = denoising_errors(sd_, *noise_, latents, noise, t, text, in.time_ids);
   }
   const int64_t n = B - in.prior;
   auto e = err.slice(0, 0, n);
@@ -231,6 +265,20 @@ void Trainer::save_lora(const std::string& path, const std::vector<std::pair<std
                         bool kohya) const {
   if (s_.full || s_.vae) fail(BIOESP_ERR_INVALID_ARGUMENT, "a full fine-tune has no LoRA to save");
   const double factor = (s_.alpha > 0 ? s_.alpha : s_.rank) / static_cast<double>(s_.rank);
+  // kohya's SDXL files name the first encoder's layers lora_te1_ and the UNet's by their original
+  // (SGM) names; a layer without one keeps diffusers' name, which loaders read as well.
+  std::map<std::string, std::string> original;
+  if (kohya && sd_.sdxl()) {
+    std::vector<std::string> unet;  // all of them: the renaming reads the layout from them
+    for (const auto& item : sd_.unet()->named_modules()) unet.push_back(item.key());
+    for (auto& [d, o] : io::ldm_unet_names(unet)) original[d] = o;
+  }
+  auto kohya_base = [&](const std::string& component, const std::string& module) {
+    if (!sd_.sdxl()) return lora::kohya_name(component, module);
+    if (component == "text_encoder") return "lora_te1_" + lora::kohya_name(component, module).substr(8);
+    auto it = component == "unet" ? original.find(module) : original.end();
+    return lora::kohya_name(component, it == original.end() ? module : it->second);
+  };
   std::vector<io::Tensor> tensors;
   for (const auto& [name, t] : params_) {
     std::string key = name, component;
@@ -240,7 +288,7 @@ void Trainer::save_lora(const std::string& path, const std::vector<std::pair<std
     component = key.substr(0, dot);
     const std::string module = key.substr(dot + 1);
     if (kohya) {
-      const std::string base = lora::kohya_name(component, module);
+      const std::string base = kohya_base(component, module);
       tensors.push_back(models::from_torch(base + (down ? ".lora_down.weight" : ".lora_up.weight"), t));
       if (down)
         tensors.push_back(models::from_torch(base + ".alpha", torch::tensor(static_cast<float>(factor * s_.rank))));

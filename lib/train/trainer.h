@@ -1,8 +1,9 @@
-// The trainer of one model as diffusers' train_dreambooth_lora.py / train_dreambooth.py (and
-// CompVis' autoencoder, for a VAE of one's own) train it: LoRA adapters or every weight, the loss
-// of one micro-batch with every random draw given, backward, clipping and AdamW, and the LoRA
-// saved in diffusers' (and kohya's) layout. A whole run (data, checkpoints, validation, the saved
-// result) is train/run.h.
+// The trainer of one model as diffusers' train_dreambooth_lora.py / train_dreambooth.py train it
+// (SDXL as train_dreambooth_lora_sdxl.py: both text encoders, the UNet's added conditions), and
+// CompVis' autoencoder, for a VAE of one's own: LoRA adapters or every weight, the loss of one
+// micro-batch with every random draw given, backward, clipping and AdamW, and the LoRA saved in
+// diffusers' (and kohya's) layout. A whole run (data, checkpoints, validation, the saved result)
+// is train/run.h.
 #pragma once
 
 #include <torch/torch.h>
@@ -26,8 +27,8 @@ struct Setup {
   double dropout = 0;
   std::vector<std::string> unet_targets{"to_k", "to_q", "to_v", "to_out.0", "add_k_proj", "add_v_proj"};
   std::vector<std::string> text_targets{"q_proj", "k_proj", "v_proj", "out_proj"};
-  bool train_text_encoder = false;
-  bool full = false;         // every UNet weight (and the text encoder's when train_text_encoder)
+  bool train_text_encoder = false;  // SDXL: both text encoders
+  bool full = false;         // every UNet weight (and the text encoders' when train_text_encoder)
   bool vae = false;          // every VAE weight, on reconstruction + KL (a from-scratch model's first stage)
   double kl_weight = 1e-6;   // the VAE's KL term against its L1 reconstruction, both summed (CompVis' weighting)
   AdamWOptions adam;
@@ -47,8 +48,10 @@ struct StepInputs {
   torch::Tensor latents;                // [B, 4, h, w], already × scaling_factor
   torch::Tensor noise;                  // [B, 4, h, w]
   torch::Tensor timesteps;              // [B] int64 in [0, num_train_timesteps)
-  torch::Tensor encoder_hidden_states;  // [B or 1, 77, D] (frozen text encoder)
-  torch::Tensor input_ids;              // [B, 77] instead, when the text encoder trains
+  torch::Tensor encoder_hidden_states;  // [B or 1, 77, D] (frozen text encoders)
+  torch::Tensor pooled;                 // SDXL, with them: the second encoder's pooled projection [B or 1, P]
+  torch::Tensor input_ids, input_ids_2; // [B, 77] instead, when the text encoders train (SDXL: both tokenizers')
+  torch::Tensor time_ids;               // SDXL: add_time_ids [B, 6] of each picture's original size and crop
   int64_t prior = 0;                    // the last `prior` entries are class images
 };
 
@@ -62,11 +65,16 @@ std::pair<torch::Tensor, torch::Tensor> posterior(pipeline::StableDiffusion& sd,
 
 // The UNet's squared prediction error on `latents` noised at `timesteps`, one mean per sample
 // ([B], float32): against the noise, or the velocity for a v_prediction schedule. The objective
-// training minimises and evaluation (train/evaluate.h) measures. Hidden states of batch 1 serve
-// every sample.
+// training minimises and evaluation (train/evaluate.h) measures. Text embeddings of batch 1
+// serve every sample; SDXL's UNet takes the pooled projection and `time_ids` as added conditions.
 torch::Tensor denoising_errors(pipeline::StableDiffusion& sd, const sched::Scheduler& noise_schedule,
                                const torch::Tensor& latents, const torch::Tensor& noise, const torch::Tensor& timesteps,
-                               torch::Tensor encoder_hidden_states);
+                               const pipeline::PromptEmbeds& text, const torch::Tensor& time_ids = {});
+
+// SDXL's add_time_ids of a training picture, as train_dreambooth_lora_sdxl.py's compute_time_ids
+// makes them: [original height, width, crop top, left, resolution, resolution], float32 [1, 6].
+torch::Tensor training_time_ids(int original_width, int original_height, int64_t crop_top, int64_t crop_left,
+                                int resolution);
 
 class Trainer {
  public:
@@ -85,7 +93,8 @@ class Trainer {
   // fp16 gradients overflowed is skipped (returns a non-finite norm).
   double update(double lr);
 
-  // Trainable tensors under their saved names ("unet.<module>.lora.down.weight", or
+  // Trainable tensors under their saved names ("unet.<module>.lora.down.weight", the text
+  // encoders' under "text_encoder." and "text_encoder_2.", or
   // "unet.<param>" / "vae.<param>" when training fully), in a fixed order.
   const std::vector<std::pair<std::string, torch::Tensor>>& parameters() const { return params_; }
   AdamW& optimizer() { return *adam_; }
@@ -96,11 +105,13 @@ class Trainer {
   // posterior() of the trained model.
   std::pair<torch::Tensor, torch::Tensor> encode(const torch::Tensor& pixel_values);
   // The LoRA, written atomically: diffusers keys (alpha folded into up when alpha ≠ rank), or
-  // kohya keys with .alpha.
+  // kohya keys with .alpha (SDXL: lora_te1_/lora_te2_, the UNet's layers by their original names).
   void save_lora(const std::string& path, const std::vector<std::pair<std::string, std::string>>& metadata,
                  bool kohya) const;
 
  private:
+  // The text encoders by the component names their LoRA layers are saved under.
+  std::vector<std::pair<std::string, torch::nn::Module*>> text_encoders();
   void add_adapters(torch::nn::Module& root, const std::string& component, const std::vector<std::string>& targets,
                     at::Generator& gen);
   // The two objectives: the UNet's noise (or velocity) prediction, and the VAE's reconstruction.

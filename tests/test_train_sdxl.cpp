@@ -1,0 +1,274 @@
+// SDXL DreamBooth-LoRA training: three steps against train_dreambooth_lora_sdxl.py's recorded run
+// (text embeddings, time ids, losses, gradient norms, final weights), the LoRA saved in diffusers'
+// and kohya's SDXL layouts and loaded back, SDXL's crop coordinates, and a whole run with the
+// text encoders and class images that resumes bit for bit.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/strings.h"
+#include "image/image_io.h"
+#include "io/file.h"
+#include "io/safetensors.h"
+#include "models/loader.h"
+#include "pipeline/pipeline.h"
+#include "train/dataset.h"
+#include "train/run.h"
+extern "C" {
+#include "support/testutil.h"
+}
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+extern "C" {
+#include <cmocka.h>
+}
+
+using namespace bioesp;
+using nlohmann::json;
+
+static std::string ref(const char* rel) { return path_join(ref_dir(), rel); }
+static std::string tmp(const std::string& name) { return path_join(temp_dir(), name.c_str()); }
+static std::string model_dir() { return ref("models/tiny-sdxl"); }
+
+static double rel(double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-12); }
+static double rel_l2(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.to(torch::kFloat64) - b.to(torch::kFloat64)).norm() / b.to(torch::kFloat64).norm()).item<double>();
+}
+
+static void test_parity_with_diffusers(void** state) {
+  (void)state;
+  auto sd = pipeline::StableDiffusion::load(model_dir(), {});
+  auto golden = io::read_safetensors(ref("golden/tiny-sdxl/lora_train.safetensors"));
+  auto info = json::parse(io::read_text_file(ref("golden/tiny-sdxl/lora_train.json")));
+  auto g = [&](const std::string& n) {
+    const io::Tensor* t = golden.find("", n);
+    if (!t) fail_msg("golden lacks %s", n.c_str());
+    return models::to_torch(*t).clone();
+  };
+  // The text as Batches encodes a frozen caption, and the time ids of the recorded pictures.
+  auto text = sd->encode_prompts({info["instance_prompt"].get<std::string>()}, 0);
+  const double e_err = rel_l2(text.embeds, g("train.encoder_hidden_states")), p_err = rel_l2(text.pooled, g("train.text_embeds"));
+  print_message("prompt embeds rel %.2g, pooled rel %.2g\n", e_err, p_err);
+  assert_true(e_err <= 1e-4 && p_err <= 1e-4);
+  auto ids = torch::cat({train::training_time_ids(80, 96, 16, 8, 64), train::training_time_ids(128, 64, 0, 32, 64)});
+  assert_true(torch::equal(ids, g("train.step0.time_ids")));
+
+  train::Setup setup;  // rank 4, alpha 4, to_k/to_q/to_v/to_out.0 (SDXL has no add_k_proj/add_v_proj), clip 1.0
+  setup.adam.weight_decay = 1e-4;  // the SDXL script's default
+  train::Trainer tr(*sd, setup);
+  size_t init = 0;
+  for (const auto& t : golden.tensors) init += starts_with(t.name, "lora.init.");
+  assert_int_equal(tr.parameters().size(), init);
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, p] : tr.parameters()) const_cast<torch::Tensor&>(p).copy_(g("lora.init." + name));
+  }
+  double worst_loss = 0;
+  for (int step = 0; step < 3; ++step) {
+    const std::string s = "train.step" + std::to_string(step) + ".";
+    train::StepInputs in;
+    in.pixel_values = g(s + "pixel_values");
+    in.vae_eps = g(s + "vae_eps");
+    in.noise = g(s + "noise");
+    in.timesteps = g(s + "timesteps");
+    in.time_ids = g(s + "time_ids");
+    in.encoder_hidden_states = text.embeds;
+    in.pooled = text.pooled;
+    double loss = tr.backward(in, 1);
+    double norm = tr.update(1e-4);
+    double want_loss = info["losses"][step], want_norm = info["grad_norms_before_clip"][step];
+    print_message("step %d: loss %.7f (diffusers %.7f, rel %.2g), grad norm %.7f (%.7f, rel %.2g)\n", step, loss,
+                  want_loss, rel(loss, want_loss), norm, want_norm, rel(norm, want_norm));
+    worst_loss = std::max(worst_loss, rel(loss, want_loss));
+    assert_true(rel(norm, want_norm) <= 1e-4);
+  }
+  assert_true(worst_loss <= 1e-4);
+  double worst = 0;
+  for (const auto& [name, p] : tr.parameters()) worst = std::max(worst, rel_l2(p.detach(), g("lora.final." + name)));
+  print_message("final LoRA weights: worst relative L2 error %.2g\n", worst);
+  assert_true(worst <= 1e-4);
+}
+
+// With the text encoders: one step moves all three LoRAs; diffusers' file has exactly the keys
+// and shapes StableDiffusionXLPipeline.save_lora_weights writes, kohya's lora_unet_ (original
+// names), lora_te1_ and lora_te2_; both load back with every key placed and change the output.
+static void test_saved_layouts(void** state) {
+  (void)state;
+  auto sd = pipeline::StableDiffusion::load(model_dir(), {});
+  train::Setup setup;
+  setup.train_text_encoder = true;
+  setup.seed = 3;
+  std::string diffusers = tmp("xl-lora.safetensors"), kohya = tmp("xl-kohya.safetensors");
+  {
+    train::Trainer tr(*sd, setup);
+    at::Generator gen = at::detail::createCPUGenerator(4);
+    train::StepInputs in;
+    in.latents = at::randn({2, 4, 8, 8}, gen);
+    in.noise = at::randn({2, 4, 8, 8}, gen);
+    in.timesteps = torch::tensor({10, 700}, torch::kLong);
+    auto ids = [&](text::ClipTokenizer& t) {
+      return torch::tensor(t.encode("a photo of sks creature").ids, torch::kLong).unsqueeze(0).repeat({2, 1});
+    };
+    in.input_ids = ids(sd->tokenizer());
+    in.input_ids_2 = ids(sd->tokenizer_2());
+    in.time_ids = torch::cat({train::training_time_ids(64, 64, 0, 0, 64), train::training_time_ids(96, 64, 8, 0, 64)});
+    tr.backward(in, 1);
+    tr.update(1e-2);
+    for (const char* component : {"unet.", "text_encoder.", "text_encoder_2."}) {
+      double moved = 0;
+      for (const auto& [name, p] : tr.parameters())
+        if (starts_with(name, component) && ends_with(name, ".lora.up.weight")) moved += p.abs().sum().item<double>();
+      print_message("%s LoRA up weights after one step: Σ|w| %.3g\n", component, moved);
+      assert_true(moved > 0);
+    }
+    tr.save_lora(diffusers, {{"format", "pt"}}, false);
+    tr.save_lora(kohya, {}, true);
+  }
+  auto mine = io::read_safetensors(diffusers);
+  auto want = io::read_safetensors(ref("golden/tiny-sdxl/lora/pytorch_lora_weights.safetensors"));
+  assert_int_equal(mine.tensors.size(), want.tensors.size());
+  for (size_t i = 0; i < want.tensors.size(); ++i) {
+    assert_string_equal(mine.tensors[i].name.c_str(), want.tensors[i].name.c_str());
+    assert_true(mine.tensors[i].shape == want.tensors[i].shape);
+  }
+  int unet = 0, te1 = 0, te2 = 0, original = 0;
+  for (const auto& t : io::read_safetensors(kohya).tensors) {
+    unet += starts_with(t.name, "lora_unet_"), te1 += starts_with(t.name, "lora_te1_"), te2 += starts_with(t.name, "lora_te2_");
+    original += starts_with(t.name, "lora_unet_input_blocks_") || starts_with(t.name, "lora_unet_middle_block_") ||
+                starts_with(t.name, "lora_unet_output_blocks_");
+  }
+  print_message("kohya: %d UNet (%d by original names), %d te1, %d te2 tensors\n", unet, original, te1, te2);
+  assert_true(unet > 0 && original == unet && te1 > 0 && te2 > 0);
+  assert_int_equal(unet + te1 + te2, mine.tensors.size() * 3 / 2);  // down, up and alpha per layer
+  pipeline::GenerateOptions g;
+  g.prompts = {"a photo of sks creature"};
+  g.steps = 2;
+  g.seed = 1;
+  g.width = g.height = 64;
+  auto base = sd->generate(g);
+  for (const auto& path : {diffusers, kohya}) {
+    auto fresh = pipeline::StableDiffusion::load(model_dir(), {});
+    fresh->add_lora(path, 1.0, "trained");  // throws on any key that lands nowhere
+    const double d = (fresh->generate(g) - base).abs().max().item<double>();
+    print_message("%s: max |Δ| of the image %.3g\n", path.c_str(), d);
+    assert_true(d > 0);
+  }
+}
+
+// SDXL conditions on where a crop lies in the picture it shows: a mirrored crop's left edge is
+// measured in the mirrored picture (the scripts flip, then crop).
+static void test_crop_coordinates(void** state) {
+  (void)state;
+  train::Example e;
+  e.image.width = 96, e.image.height = 64, e.image.channels = 3;
+  e.image.pixels.resize(96 * 64 * 3);
+  for (size_t i = 0; i < e.image.pixels.size(); ++i) e.image.pixels[i] = static_cast<uint8_t>((i / 3) % 96);
+  at::Generator gen = at::detail::createCPUGenerator(0);
+  train::Crop c;
+  train::pixels(e, 64, false, false, gen, &c);
+  assert_int_equal(c.top, 0);
+  assert_int_equal(c.left, 16);
+  int mirrored = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto px = train::pixels(e, 64, true, true, gen, &c);
+    // Each pixel holds its picture column: a crop of columns x … x + 63 is at left x, mirrored
+    // it runs from x + 63 down and lies at left 32 − x of the mirrored picture.
+    auto column = [&](int64_t i) { return static_cast<int>(std::lround((px[0][0][i].item<double>() + 1) * 127.5)); };
+    const int first = column(0);
+    const bool flipped = column(63) < first;
+    mirrored += flipped;
+    assert_true(c.left >= 0 && c.left <= 32);
+    assert_int_equal(first, flipped ? 95 - c.left : c.left);
+  }
+  assert_true(mirrored > 5 && mirrored < 35);
+}
+
+static std::string make_dataset() {
+  std::string dir = tmp("xl-data");
+  io::make_directories(dir);
+  for (int i = 0; i < 3; ++i) {
+    image::Image img;
+    img.width = 80 + 16 * i, img.height = 64 + 8 * i, img.channels = 3;
+    for (uint32_t y = 0; y < img.height; ++y)
+      for (uint32_t x = 0; x < img.width; ++x)
+        for (int c = 0; c < 3; ++c) img.pixels.push_back(static_cast<uint8_t>((x * (3 + i) + y * (5 + c) + i * 40) % 256));
+    image::write_png(dir + "/img" + std::to_string(i) + ".png", img);
+  }
+  return dir;
+}
+
+static torch::Tensor all_weights(const std::string& path) {
+  std::vector<torch::Tensor> v;
+  for (const auto& t : io::read_safetensors(path).tensors) v.push_back(models::to_torch(t).flatten());
+  return torch::cat(v);
+}
+
+// Three steps on the tiny SDXL with both text encoders, class images the model draws, random
+// crops and flips: cancelled after step 2 and resumed, the LoRA equals a straight run's bit for
+// bit; both saved layouts load into the pipeline.
+static void test_resume_is_bit_identical(void** state) {
+  (void)state;
+  const std::string data = make_dataset();
+  auto options = [&](const std::string& out) {
+    train::RunOptions o;
+    o.model = model_dir();
+    o.data = data;
+    o.prompt = "criatura especulativa colombiana";
+    o.class_data = tmp("xl-class");
+    o.class_prompt = "un animal";
+    o.num_class_images = 2;
+    o.validation_steps = 2;
+    o.resolution = 64;
+    o.steps = 3;
+    o.batch = 2;
+    o.lr = 1e-3;
+    o.random_crop = o.flip = true;
+    o.setup.train_text_encoder = true;
+    o.setup.seed = 7;
+    o.save_kohya = true;
+    o.out = out;
+    return o;
+  };
+  std::vector<double> losses;
+  auto straight = options(tmp("xl-straight"));
+  straight.progress = [&](const train::Progress& p) {
+    if (p.stage == "train") losses.push_back(p.loss);
+    return true;
+  };
+  const std::string a = train::run(straight);
+  assert_int_equal(losses.size(), 3);
+  for (double l : losses) assert_true(std::isfinite(l) && l > 0);
+
+  auto cut = options(tmp("xl-resumed"));
+  cut.checkpoint_every = 1;
+  cut.progress = [](const train::Progress& p) { return !(p.stage == "train" && p.step == 2); };
+  try {
+    train::run(cut);
+    fail_msg("cancel did not stop training");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_CANCELLED);
+  }
+  assert_true(io::is_file(cut.out + "/checkpoints/checkpoint-000002.safetensors"));
+  cut.progress = nullptr;
+  cut.resume = true;
+  const std::string b = train::run(cut);
+  auto wa = all_weights(a), wb = all_weights(b);
+  assert_true(torch::equal(wa, wb));
+  assert_true(torch::equal(all_weights(straight.out + "/kohya_lora.safetensors"), all_weights(cut.out + "/kohya_lora.safetensors")));
+  const auto meta = io::read_safetensors(b).metadata;
+  assert_true(std::find(meta.begin(), meta.end(), std::make_pair(std::string("bioesp.text_encoder"), std::string("1"))) != meta.end());
+  for (const auto& path : {b, cut.out + "/kohya_lora.safetensors"}) {
+    auto sd = pipeline::StableDiffusion::load(model_dir(), {});
+    sd->add_lora(path, 1.0, "trained");
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_parity_with_diffusers), cmocka_unit_test(test_saved_layouts),
+                                     cmocka_unit_test(test_crop_coordinates), cmocka_unit_test(test_resume_is_bit_identical)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
