@@ -1,9 +1,11 @@
 // bench — prints a table of times and peak memory for bioesp's networks, generation and training.
-//   bench [--full] [--train] [--fast] [--vae PX] [--repeat N] [--device cuda]
+//   bench [--full] [--train] [--fast] [--vae PX] [--cfg PX] [--repeat N] [--device cuda]
 //                                 tiny-model rows always (with a ControlNet's cost per step);
 //                                 --full adds the full-size SD 1.x rows
 //                                 (random weights); --train only the training rows; --vae only
 //                                 the SD 1.x VAE decoding PX pixels whole and in tiles (CPU);
+//                                 --cfg only the SD 1.x CFG pair at PX as one batch-2 UNet pass
+//                                 against two batch-1 passes (CPU);
 //                                 --fast only issue 18's rows (TAESD, 4-step LCM, step caching);
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
 //                                 and checks CUDA outputs against the CPU's; --graph-train
@@ -33,6 +35,7 @@
 #include <vector>
 
 #include "config/model_config.h"
+#include "core/threads.h"
 #include "bioesp.h"
 #include "io/file.h"
 #include "io/safetensors.h"
@@ -188,6 +191,39 @@ void cuda_reset_peak() {
 #ifdef BIOESP_BENCH_CUDA_MEMORY
   c10::cuda::CUDACachingAllocator::resetPeakStats(0);
 #endif
+}
+
+// The CFG pair (prompt and negative) as one batch-2 UNet pass and as two batch-1 passes, timed
+// alternately on the same inputs: which of the two a CPU step should run.
+void cfg_pair_rows(std::vector<Row>& rows, models::UNet2DConditionModelImpl& unet, int px, int repeat) {
+  const int64_t side = px / 8;
+  const auto ctx_dim = static_cast<int64_t>(unet.config().cross_attention_dim.at(0));
+  auto x = torch::randn({2, 4, side, side}), ctx = torch::randn({2, 77, ctx_dim}), t = torch::tensor({999.0, 999.0});
+  torch::Tensor batched, split;
+  auto one_pass = [&] { batched = unet.forward(x, t, ctx); };
+  auto two_passes = [&] {
+    split = torch::cat({unet.forward(x.slice(0, 0, 1), t.slice(0, 0, 1), ctx.slice(0, 0, 1)),
+                        unet.forward(x.slice(0, 1, 2), t.slice(0, 1, 2), ctx.slice(0, 1, 2))});
+  };
+  const std::string size = std::to_string(px) + " px";
+  Row one{"SD 1.x CFG pair, " + size + ", one batch-2 UNet pass", {}};
+  Row two{"  same, two batch-1 passes", {}};
+  one_pass();  // warm-up: oneDNN's primitives for both batch sizes
+  two_passes();
+  for (int i = 0; i < repeat; ++i) {
+    one.seconds.push_back(time_it(0, 1, one_pass)[0]);
+    two.seconds.push_back(time_it(0, 1, two_passes)[0]);
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  char note[96];
+  std::snprintf(note, sizeof note, "%.2fx the batch-2 pass; relative L2 %.2g", median(two.seconds) / median(one.seconds),
+                relative_l2(split, batched));
+  two.note = note;
+  rows.push_back(one);
+  rows.push_back(two);
 }
 
 // The full-size SD 1.x pipeline with random weights (tokenizer and scheduler of the tiny model).
@@ -794,11 +830,11 @@ Row ranks_row(int world, int threads, int global, int res, bool full, int repeat
 }  // namespace
 
 int main(int argc, char** argv) {
-  torch::set_num_threads(static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN))));
+  torch::set_num_threads(threads::usable_cores());  // what a generation with threads 0 runs with alone
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
   if (argc == 10 && std::strcmp(argv[1], "train-rank") == 0) return train_rank(argv + 2);
   bool full = false, cuda = false, train_only = false, graph_train = false, fast = false;
-  int vae_px = 0, ranks = 0;
+  int vae_px = 0, cfg_px = 0, ranks = 0;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
@@ -806,10 +842,11 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--graph-train") == 0) graph_train = true;
     else if (std::strcmp(argv[i], "--fast") == 0) fast = true;
     else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
+    else if (std::strcmp(argv[i], "--cfg") == 0 && i + 1 < argc) cfg_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::max(2, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--vae PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--vae PX] [--cfg PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (ranks > 0) {
     if (train::distributed_backends().empty()) {
@@ -817,7 +854,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     // The machine's cores shared between the ranks, and one process on one thread beside them.
-    const int cores = static_cast<int>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+    const int cores = threads::usable_cores();
     std::vector<std::pair<int, int>> runs{{1, cores}};  // (processes, threads each)
     if (cores > 1) runs.emplace_back(1, 1);
     runs.emplace_back(ranks, std::max(1, cores / ranks));
@@ -852,6 +889,15 @@ int main(int argc, char** argv) {
     models::initialise_random(*vae, 0);
     std::vector<Row> rows;
     vae_tile_rows(rows, *vae, vae_px, cpu_measure(repeat));
+    print(rows);
+    return 0;
+  }
+  if (cfg_px > 0) {
+    torch::NoGradGuard no_grad;
+    models::UNet2DConditionModel unet(sd1_unet_config());
+    models::initialise_random(*unet, 0);
+    std::vector<Row> rows;
+    cfg_pair_rows(rows, *unet, cfg_px, repeat);
     print(rows);
     return 0;
   }
@@ -955,6 +1001,7 @@ int main(int argc, char** argv) {
       models::ControlNetModel net(controlnet_config(sd1_unet_config()));
       models::initialise_random(*net, 1);
       control_step_rows(rows, "SD 1.x step, 64x64 latents, batch 2, fp32", *unet, *net, x, t, ctx, cpu_measure(repeat));
+      cfg_pair_rows(rows, *unet, 256, repeat);
     }
     Row image{"SD 1.x image, 512 px, 25 steps (text + 25 steps + VAE, from the rows above)",
               {text_s + 25 * step_s + vae_s}};

@@ -304,7 +304,7 @@ typedef struct bioesp_model_options {
   bioesp_device device;
   int device_index;
   bioesp_dtype dtype;     /* F32 (default), F16 or BF16 */
-  int threads;            /* CPU threads; 0 keeps LibTorch's choice. Process-wide in LibTorch. */
+  int threads;            /* CPU intra-op threads; 0: the process's cores, shared by jobs at once */
   bioesp_log_fn log;
   void* log_user;
   /* An autoencoder in place of the model's VAE (a path or Hub id): a diffusers AutoencoderKL or
@@ -725,7 +725,7 @@ typedef struct bioesp_train_options {
   int gradient_checkpointing; /* recompute the UNet's blocks in the backward pass: less memory */
   bioesp_device device;
   int device_index;
-  int threads;                /* CPU threads; 0 keeps LibTorch's choice. Process-wide. */
+  int threads;                /* CPU intra-op threads; 0: a share of the cores, as the model's */
   uint64_t seed;              /* LoRA initialisation, data order, crops, noise, timesteps */
   int checkpoint_every;       /* steps; 0: none until the end (or a cancel) */
   int checkpoints_kept;       /* default 3; 0: all */

@@ -18,6 +18,7 @@
 #include "api/device.h"
 #include "api/guard.h"
 #include "api/options.h"
+#include "core/threads.h"
 #include "hub/pull.h"
 #include "image/animation.h"
 #include "image/image_io.h"
@@ -99,6 +100,7 @@ struct bioesp_model {
   std::mutex jobs_mutex;
   std::condition_variable jobs_done;
   int jobs = 0;    // live worker threads
+  int threads = 0; // intra-op threads of its generations; 0: a share of the cores (core/threads.h)
   // name → (the file or Hub id as given, scale): recorded with the images drawn with them.
   // Changed and read in the model's turn.
   std::map<std::string, std::pair<std::string, float>> loras;
@@ -234,11 +236,16 @@ using PreviewSink = std::function<bool(int, int, const std::vector<image::Image>
 // request asks for previews) receives them.
 std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::function<bool(int, int)>& progress,
                                     const PreviewSink& preview) {
+  threads::Share share(model->threads);
   r.g.progress = progress;
   for (size_t i = 0; i < r.images.paths.size(); ++i)
     if (!r.images.paths[i].empty()) r.g.controls[i].net = api::load_controlnet(*model->sd, r.images.paths[i], r.log);
   if (r.g.preview_every > 0) r.g.preview = preview;
   pipeline::GenerateOptions drawn = r.g;
+  drawn.progress = [&](int done, int total) {  // each step follows the jobs that came or went
+    share.apply();
+    return progress(done, total);
+  };
   if (r.transparent)
     for (auto& p : drawn.prompts) p += kPlainBackdrop;
   torch::Tensor images = model->sd->generate(drawn);
@@ -480,11 +487,15 @@ bioesp_status bioesp_animate(bioesp_model* model, const bioesp_animate_options* 
     a.prompts = std::move(a.settings.prompts);
     a.seeds.assign(o.seeds, o.seeds + o.num_seeds);
     a.frames = o.frames;
-    a.progress = [&](int done, int total) { return call_progress(o.progress, o.progress_user, "animate", done, total); };
     torch::Tensor rendered;
     std::vector<std::pair<std::string, std::string>> attached;
     {
       Hold hold(model->turns);
+      threads::Share share(model->threads);
+      a.progress = [&](int done, int total) {
+        share.apply();
+        return call_progress(o.progress, o.progress_user, "animate", done, total);
+      };
       rendered = model->sd->animate(a);
       attached = model_settings(*model);
     }
@@ -548,10 +559,11 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
     if (o.variant) lo.variant = o.variant;
     lo.device = device_from(o.device, o.device_index);
     lo.dtype = o.dtype == BIOESP_DTYPE_F16 ? torch::kFloat16 : o.dtype == BIOESP_DTYPE_BF16 ? torch::kBFloat16 : torch::kFloat32;
-    if (o.threads > 0) torch::set_num_threads(o.threads);
+    threads::Share share(o.threads);  // loading converts and copies weights
     if (o.vae) lo.vae = hub::resolve_model(o.vae, lo.log);
     if (o.preview_vae) lo.preview_vae = hub::resolve_model(o.preview_vae, lo.log);
     auto m = std::make_unique<bioesp_model>();
+    m->threads = o.threads;
     m->sd = pipeline::StableDiffusion::load(hub::resolve_model(path, lo.log), lo);
     if (o.vae) m->vae = o.vae;
     *out = m.release();
@@ -629,6 +641,7 @@ bioesp_status bioesp_evaluate(bioesp_model* model, const bioesp_evaluate_options
     e.seed = o.seed;
     e.log = c_logger(o.log, o.log_user);
     Hold hold(model->turns);
+    threads::Share share(model->threads);
     const auto r = train::evaluate(*model->sd, e);
     result->pictures = static_cast<int>(r.pictures.size());
     result->loss = r.loss;

@@ -64,7 +64,7 @@ Row device_index() {
 
 template <class O>
 Row threads() {
-  return F(threads, Int).at_least(0).about("CPU threads, process-wide (0: LibTorch's choice)");
+  return F(threads, Int).at_least(0).about("CPU intra-op threads (0: a share of the physical cores, split between the jobs running at once)");
 }
 
 template <class O>

@@ -4,6 +4,7 @@
 #include "api/device.h"
 #include "api/guard.h"
 #include "api/options.h"
+#include "core/threads.h"
 #include "hub/pull.h"
 #include "train/scratch.h"
 #include "train/run.h"
@@ -102,7 +103,6 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     if (o.mixed_precision) r.mixed_precision = o.mixed_precision;
     r.setup.gradient_checkpointing = o.gradient_checkpointing != 0;
     r.device = device_from(o.device, o.device_index);
-    if (o.threads > 0) torch::set_num_threads(o.threads);
     r.checkpoint_every = o.checkpoint_every;
     r.checkpoints_kept = o.checkpoints_kept;
     r.resume = o.resume != 0;
@@ -137,6 +137,11 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
         return fn(user, &c) == 0;
       };
     }
+    threads::Share share(o.threads);
+    r.progress = [&share, report = std::move(r.progress)](const train::Progress& p) {  // follows the jobs that come and go
+      share.apply();
+      return !report || report(p);
+    };
     std::string result = train::run(r);
     if (result_path) *result_path = dup_string(result);
   });

@@ -11,5 +11,9 @@ extern const char* const kGoldenPrompt[1];
 bioesp_generate_options golden_options(void);
 /* Image i of a set; the test fails when the set has none. */
 bioesp_image image_at(const bioesp_images* set, size_t i);
+/* LibTorch's intra-op thread count on the calling thread (at::get_num_threads: under OpenMP
+ * each thread has its own), and setting it: what a job's callbacks see it run with. */
+int intra_op_threads(void);
+void set_intra_op_threads(int n);
 
 #endif
