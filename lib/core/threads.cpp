@@ -1,5 +1,7 @@
 #include "core/threads.h"
 
+#include "runtime/blas.h"
+
 #include <ATen/Parallel.h>
 #include <sched.h>
 
@@ -142,7 +144,10 @@ int Budget::held() const {
   return n;
 }
 
-Share::Share(int threads) : ticket_(budget().join(threads)), before_(at::get_num_threads()) { apply(); }
+Share::Share(int threads) : ticket_(budget().join(threads)), before_(at::get_num_threads()) {
+  runtime::settle_blas_threads();  // a pthreads OpenBLAS would spin beside these threads
+  apply();
+}
 
 Share::~Share() {
   budget().leave(ticket_);
