@@ -10,6 +10,9 @@
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
 //                                 and checks CUDA outputs against the CPU's; --graph-train
 //                                 (with --device cuda) only the captured training step
+//   bench --profile PX            one full-size SD 1.x UNet CFG step (batch 2) and one VAE decode
+//                                 at PX pixels (random weights), timed, then profiled by block,
+//                                 operator and layer
 //   bench --train --ranks N       the LoRA step at one global batch of N on 1 and on N processes
 //                                 (Gloo over the loopback), with the all-reduce's share; with
 //                                 --full also SD 1.x at 256 px
@@ -47,6 +50,7 @@
 #include "models/unet.h"
 #include "models/autoencoder_tiny.h"
 #include "models/vae.h"
+#include "profile.h"
 #include "pipeline/pipeline.h"
 #include "sched/scheduler.h"
 #include "train/captured_step.h"
@@ -829,12 +833,43 @@ Row ranks_row(int world, int threads, int global, int res, bool full, int repeat
 
 }  // namespace
 
+// Times `fn` (median of `repeat` after one warm-up), then profiles one more call.
+void profile_rows(const std::string& what, int repeat, const std::function<void()>& fn) {
+  auto s = time_it(1, repeat, fn);
+  std::sort(s.begin(), s.end());
+  std::printf("\n%s: median %.3f s of %d (min %.3f, max %.3f), peak RSS %.0f MiB\n", what.c_str(), s[s.size() / 2], repeat,
+              s.front(), s.back(), peak_rss_mib());
+  bench::OpProfile p;
+  const auto t0 = std::chrono::steady_clock::now();
+  fn();
+  p.print(what + ", profiled", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+}
+
+// bench --profile: the full-size SD 1.x UNet's CFG step and the VAE decode at `px`, random weights.
+int profile(int px, int repeat) {
+  torch::NoGradGuard no_grad;
+  std::printf("%d intra-op threads\n", torch::get_num_threads());
+  {
+    models::UNet2DConditionModel unet(sd1_unet_config());
+    models::initialise_random(*unet, 0);
+    auto x = torch::randn({2, 4, px / 8, px / 8}), ctx = torch::randn({2, 77, 768}), t = torch::tensor({999.0, 999.0});
+    profile_rows("SD 1.x UNet, " + std::to_string(px) + " px, batch 2 (one CFG step), fp32", repeat,
+                 [&] { unet->forward(x, t, ctx); });
+  }
+  json configs = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
+  models::AutoencoderKL vae(config::parse_vae(configs["vae"].dump(), "vae"));
+  models::initialise_random(*vae, 0);
+  auto z = torch::randn({1, 4, px / 8, px / 8});
+  profile_rows("SD 1.x VAE decode, " + std::to_string(px) + " px, fp32", repeat, [&] { vae->decode(z); });
+  return 0;
+}
+
 int main(int argc, char** argv) {
   torch::set_num_threads(threads::usable_cores());  // what a generation with threads 0 runs with alone
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
   if (argc == 10 && std::strcmp(argv[1], "train-rank") == 0) return train_rank(argv + 2);
   bool full = false, cuda = false, train_only = false, graph_train = false, fast = false;
-  int vae_px = 0, cfg_px = 0, ranks = 0;
+  int vae_px = 0, cfg_px = 0, ranks = 0, profile_px = 0;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
@@ -843,10 +878,11 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--fast") == 0) fast = true;
     else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--cfg") == 0 && i + 1 < argc) cfg_px = std::atoi(argv[++i]) / 8 * 8;
+    else if (std::strcmp(argv[i], "--profile") == 0 && i + 1 < argc) profile_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::max(2, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--vae PX] [--cfg PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--vae PX] [--cfg PX] [--profile PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (ranks > 0) {
     if (train::distributed_backends().empty()) {
@@ -882,6 +918,7 @@ int main(int argc, char** argv) {
     print(rows);
     return 0;
   }
+  if (profile_px > 0) return profile(profile_px, repeat);
   if (vae_px > 0) {
     torch::NoGradGuard no_grad;
     json configs = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));

@@ -89,6 +89,54 @@ static void test_unet(void** state) {
   assert_close(out500, g(ref, "out_t500"), 1e-4, "unet out_t500 (scalar timestep)");
 }
 
+// Inference runs prepacked oneDNN convolutions and (LibTorch 1.13) tiled attention; with autograd
+// on, the plain kernels. Both agree on the tiny UNet and VAE, and the fast path follows weights
+// written in place (as loading does) and LoRA adapters added after its first run.
+static void test_inference_kernels(void** state) {
+  (void)state;
+  auto unet = load<models::UNet2DConditionModel>("unet", config::parse_unet);
+  auto vae = load<models::AutoencoderKL>("vae", config::parse_vae);
+  auto ref = golden("unet.safetensors");
+  const auto x = g(ref, "sample"), t = g(ref, "timestep"), ctx = g(ref, "encoder_hidden_states");
+  const auto z = torch::randn({1, 4, 16, 16}, torch::TensorOptions().dtype(torch::kFloat32));
+  auto compare = [&](const char* what) {
+    torch::Tensor fast_u, fast_v;
+    {
+      torch::NoGradGuard no_grad;
+      fast_u = unet->forward(x, t, ctx);
+      fast_v = vae->decode(z);
+    }
+    // An input that asks for gradients takes the plain kernels everywhere.
+    auto plain_u = unet->forward(x.clone().requires_grad_(), t, ctx).detach();
+    auto plain_v = vae->decode(z.clone().requires_grad_()).detach();
+    assert_close(fast_u, plain_u, 1e-5, (std::string(what) + ": unet").c_str());
+    assert_close(fast_v, plain_v, 1e-5, (std::string(what) + ": vae decode").c_str());
+    return fast_u;
+  };
+  auto before = compare("loaded weights");
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : unet->named_parameters())
+      if (p.key().find("conv") != std::string::npos) p.value().mul_(0.75);
+  }
+  auto after = compare("weights written in place");
+  if ((after - before).abs().max().item<double>() < 1e-4) fail_msg("the fast path kept the old weights");
+  int adapted = 0;
+  for (const auto& m : unet->modules())
+    if (auto* c = dynamic_cast<models::Conv2dImpl*>(m.get())) {
+      const auto w = c->weight.sizes();
+      models::Adapter a;
+      a.name = "test";
+      a.down = torch::randn({4, w[1], w[2], w[3]}) * 0.05;
+      a.up = torch::randn({w[0], 4, 1, 1}) * 0.05;
+      c->adapters.push_back(a);
+      ++adapted;
+    }
+  assert_true(adapted > 0);
+  auto adapted_out = compare("LoRA adapters on every convolution");
+  if ((adapted_out - after).abs().max().item<double>() < 1e-4) fail_msg("the fast path left the adapters out");
+}
+
 static std::string fast_dir() { return path_join(ref_dir(), "golden/fast"); }
 
 static void test_unet_lcm(void** state) {
@@ -436,6 +484,7 @@ int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_encoder),        cmocka_unit_test(test_unet),
+      cmocka_unit_test(test_inference_kernels),
       cmocka_unit_test(test_unet_lcm),            cmocka_unit_test(test_taesd),
       cmocka_unit_test(test_step_cache),
       cmocka_unit_test(test_vae),                 cmocka_unit_test(test_full_size_manifests),

@@ -1,5 +1,7 @@
 #include "models/unet.h"
 
+#include <ATen/record_function.h>
+
 #include <cmath>
 
 #include "core/error.h"
@@ -81,8 +83,9 @@ torch::Tensor embed_time(TimestepEmbedding& embedding, const config::UNetConfig&
 
 torch::Tensor run_down_blocks(const torch::nn::ModuleListImpl& blocks, torch::Tensor x, const torch::Tensor& emb,
                               const torch::Tensor& context, std::vector<torch::Tensor>& skips, size_t kept) {
-  for (const auto& b : blocks) {
-    auto* block = b->as<DownBlock>();
+  for (size_t n = 0; n < blocks.size(); ++n) {
+    RECORD_USER_SCOPE("down_blocks." + std::to_string(n));  // a range for bench --profile
+    auto* block = blocks[n]->as<DownBlock>();
     for (size_t i = 0; i < block->size() && skips.size() < kept; ++i) {
       x = block->layer(i, x, emb, context);
       skips.push_back(x);
@@ -179,11 +182,16 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
   std::vector<torch::Tensor> skips{x};
   x = run_down_blocks(*down_blocks, x, emb, context, skips, kept);
   const bool controlled = add_residuals(extra, skips);
-  if (reuse) x = cache->feature;  // made with an earlier step's mid residual
-  else x = controlled ? mid_block(x, emb, context) + extra.mid_block_additional_residual : mid_block(x, emb, context);
+  if (reuse) {
+    x = cache->feature;  // made with an earlier step's mid residual
+  } else {
+    RECORD_USER_SCOPE("mid_block");
+    x = controlled ? mid_block(x, emb, context) + extra.mid_block_additional_residual : mid_block(x, emb, context);
+  }
   size_t remaining = static_cast<size_t>(skip_count());  // up layers still to come, one per skip
-  for (const auto& b : *up_blocks) {
-    auto* block = b->as<UpBlock>();
+  for (size_t n = 0; n < up_blocks->size(); ++n) {
+    RECORD_USER_SCOPE("up_blocks." + std::to_string(n));
+    auto* block = up_blocks[n]->as<UpBlock>();
     bool ran = false;
     for (size_t i = 0; i < block->size(); ++i, --remaining) {
       if (remaining > skips.size()) continue;  // joins a skip this step did not make

@@ -1,5 +1,7 @@
 #include "models/vae.h"
 
+#include <ATen/record_function.h>
+
 namespace bioesp::models {
 
 namespace F = torch::nn::functional;
@@ -101,8 +103,14 @@ DecoderImpl::DecoderImpl(const config::VAEConfig& c) {
 
 torch::Tensor DecoderImpl::forward(torch::Tensor z) {
   auto x = conv_in(z);
-  x = mid_block(x);
-  for (const auto& b : *up_blocks) x = b->as<VaeBlock>()->forward(x);
+  {
+    RECORD_USER_SCOPE("mid_block");  // ranges for bench --profile
+    x = mid_block(x);
+  }
+  for (size_t n = 0; n < up_blocks->size(); ++n) {
+    RECORD_USER_SCOPE("up_blocks." + std::to_string(n));
+    x = up_blocks[n]->as<VaeBlock>()->forward(x);
+  }
   return conv_out(F::silu(conv_norm_out(x)));
 }
 
