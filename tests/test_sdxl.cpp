@@ -304,14 +304,14 @@ static void test_refiner(void** state) {
   pipeline::GenerateOptions g;
   g.prompts = {prompts[0]};
   g.negative_prompt = "blurry";
-  g.steps = 3;
+  g.steps = 4;
   g.width = g.height = 64;
   auto ids = refiner->time_ids(g, 64, 64, true);
   assert_true(torch::equal(ids, torch::tensor({64.f, 64.f, 0.f, 0.f, 2.5f, 64.f, 64.f, 0.f, 0.f, 6.f}).view({2, 5})));
   auto image = refiner->generate(g);
   assert_true(image.sizes() == torch::IntArrayRef({1, 64, 64, 3}) && torch::isfinite(image).all().item<bool>());
   g.init_image = image[0].permute({2, 0, 1}) * 2 - 1;
-  g.strength = 0.3;
+  g.strength = 0.5;
   image = refiner->generate(g);
   assert_true(image.sizes() == torch::IntArrayRef({1, 64, 64, 3}) && torch::isfinite(image).all().item<bool>());
   try {
