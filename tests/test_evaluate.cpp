@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "pipeline/pipeline.h"
 #include "train/dataset.h"
 #include "train/evaluate.h"
@@ -153,7 +154,7 @@ static void test_ties_go_to_the_first_scored(void** state) {
     o.timesteps = 2;
     o.seed = seed;
     const auto p = train::evaluate(*sd, o).pictures.at(0);
-    assert_true(p.losses[0] == p.losses[1] && p.losses[1] == p.losses[2]);
+    for (int i = 1; i < 3; ++i) assert_true(std::abs(p.losses[i] / p.losses[0] - 1) <= train::kTie);
     assert_int_equal(p.chosen, 0);
     assert_true(p.correct == (p.candidates[0] == "cebra"));
     firsts += p.correct;
@@ -217,7 +218,11 @@ static void test_c_api(void** state) {
   same.data = data;
   same.classify = 4;
   same.timesteps = 2;
-  const auto expected = train::evaluate(*sd, same);
+  // With the thread count the entry point runs with: another one sums in another order.
+  const auto expected = [&] {
+    threads::Share share(0);
+    return train::evaluate(*sd, same);
+  }();
   assert_true(rel(r.loss, expected.loss) < 1e-12 && r.accuracy == expected.accuracy);
   o.classify = 1;
   assert_int_equal(bioesp_evaluate(model, &o, &r), BIOESP_ERR_INVALID_ARGUMENT);

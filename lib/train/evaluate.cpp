@@ -105,7 +105,7 @@ Evaluation evaluate(pipeline::StableDiffusion& sd, const EvaluateOptions& o) {
     total /= static_cast<double>(steps.size());
     for (int64_t i = 0; i < k; ++i) {
       p.losses.push_back(total[i].item<double>());
-      if (p.losses[i] < p.losses[p.chosen]) p.chosen = static_cast<size_t>(i);
+      if (p.losses[i] < p.losses[p.chosen] * (1 - kTie)) p.chosen = static_cast<size_t>(i);
       if (p.candidates[i] == e.caption) p.loss = p.losses[i];
     }
     p.correct = p.candidates[p.chosen] == e.caption;

@@ -24,11 +24,15 @@ struct EvaluateOptions {
   io::Logger log;
 };
 
+// Losses this close (relative) are a tie: the same caption in another row of the batch can differ
+// in the last float32 bit (the kernels' row blocking and memory alignment).
+constexpr double kTie = 1e-6;
+
 struct PictureEvaluation {
   std::string path, caption;
   std::vector<std::string> candidates;  // the K captions in the order scored (the right one among them)
   std::vector<double> losses;           // their mean denoising losses
-  size_t chosen = 0;                    // the lowest loss; a tie goes to the earlier candidate
+  size_t chosen = 0;                    // the lowest loss; a tie (within kTie) goes to the earlier candidate
   double loss = 0;                      // with its own caption
   bool correct = false;                 // the chosen caption is its own (the same text)
 };
