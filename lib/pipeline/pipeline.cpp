@@ -79,6 +79,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
+  sd->weight_storage_ = o.weight_storage;
   const bool folder = io::is_directory(path);
   if (!folder && !io::exists(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or file");
   const std::string dir = folder ? path : o.config_dir;
@@ -107,6 +108,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     weights = io::open_weights(path, open);
   }
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
+  models::WeightScope storage(o.weight_storage);
   sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(
       config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
   check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
@@ -129,7 +131,14 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     if (!preview.tiny) fail(BIOESP_ERR_INVALID_ARGUMENT, o.preview_vae + ": previews are decoded by a tiny autoencoder (TAESD), not a full VAE");
     sd->set_preview_autoencoder(preview.tiny);
   }
+  sd->quantize_if_int8();
   return sd;
+}
+
+void StableDiffusion::quantize_if_int8() {
+  if (weight_storage_ != torch::kInt8) return;
+  for (torch::nn::Module* m : std::initializer_list<torch::nn::Module*>{text_encoder_.get(), text_encoder_2_.get(), unet_.get(), vae_.get()})
+    if (m) models::quantize_linears(*m);
 }
 
 void StableDiffusion::load_text_and_schedule(const std::string& dir) {
@@ -187,8 +196,10 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
+  sd->weight_storage_ = o.weight_storage;
   sd->load_text_and_schedule(dir);
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
+  models::WeightScope storage(o.weight_storage);
   sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(config::parse_clip_text(te, "text_encoder config"),
                                                                    "text_encoder config");
   check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
@@ -197,6 +208,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   models::initialise_random(*sd->text_encoder_, seed);
   models::initialise_random(*sd->unet_, seed + 1);
   models::initialise_random(*sd->vae_, seed + 2);
+  sd->quantize_if_int8();
   sd->text_encoder_->eval();
   sd->unet_->eval();
   sd->vae_->eval();
@@ -230,6 +242,8 @@ std::string model_index(const std::string& scheduler_class) {
 }  // namespace
 
 void StableDiffusion::save(const std::string& out, const std::string& config_dir, torch::ScalarType dtype) {
+  if (weight_storage_ == torch::kInt8)
+    fail(BIOESP_ERR_UNSUPPORTED, "a model with int8 weights is not saved (its Linear weights lost precision): load it without int8 storage");
   torch::NoGradGuard no_grad;
   write_component(out + "/unet", *unet_, "diffusion_pytorch_model.safetensors", dtype);
   write_component(out + "/text_encoder", *text_encoder_, "model.safetensors", dtype);
