@@ -137,8 +137,10 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
 
 void StableDiffusion::quantize_if_int8() {
   if (weight_storage_ != torch::kInt8) return;
-  for (torch::nn::Module* m : std::initializer_list<torch::nn::Module*>{text_encoder_.get(), text_encoder_2_.get(), unet_.get(), vae_.get()})
-    if (m) models::quantize_linears(*m);
+  models::quantize_linears(*text_encoder_);
+  if (text_encoder_2_) models::quantize_linears(*text_encoder_2_);
+  models::quantize_linears(*unet_);
+  if (vae_) models::quantize_linears(*vae_);
 }
 
 void StableDiffusion::load_text_and_schedule(const std::string& dir) {
