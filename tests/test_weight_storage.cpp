@@ -104,27 +104,28 @@ static pipeline::GenerateOptions options(int steps, double guidance) {
 }
 
 // Each storage's image against float32's, within the bound measured for it (docs/performance.md:
-// mean absolute difference in 0..255 levels, f16, bf16, int8); not equal to it, which would mean
-// the weights were never narrowed.
+// mean absolute difference in 0..255 levels, f16, bf16, int8). test_weights_smaller shows the
+// weights narrowed; a bound of 0 asks for the float32 image exactly (weights saved in float16).
 static void check_drift(const std::string& path, const pipeline::GenerateOptions& g, const double (&bound)[3]) {
   const auto exact = pipeline::to_images(load(path, c10::nullopt)->generate(g))[0];
   for (size_t i = 0; i < 3; ++i) {
     const auto img = pipeline::to_images(load(path, kStorages[i])->generate(g))[0];
     const Drift d = drift(img, exact);
     print_message("%s: mean abs %.3f / 255, PSNR %.1f dB\n", c10::toString(kStorages[i]), d.mae, d.psnr);
-    assert_true(d.mae > 0);
     assert_true(d.mae <= bound[i]);
   }
 }
 
 static void test_tiny_drift(void** state) {
   (void)state;
-  check_drift(tiny(), options(10, 7.5), {0.5, 2.0, 4.0});
+  // Measured: 0.025, 0.172, 0.131 (PSNR 64.2, 55.8, 57.0 dB).
+  check_drift(tiny(), options(10, 7.5), {0.1, 0.5, 0.5});
 }
 
 static void test_embedded_drift(void** state) {
   (void)state;
-  check_drift(embedded(), options(25, 5), {0.5, 2.0, 4.0});
+  // Its weights are float16 in the file, so float16 storage loses nothing.
+  check_drift(embedded(), options(25, 5), {0, 1.0, 1.0});
 }
 
 // The C API's option reaches the pipeline: each choice's image is that storage's, bit for bit.
