@@ -7,6 +7,8 @@
 //                                 --cfg only the SD 1.x CFG pair at PX as one batch-2 UNet pass
 //                                 against two batch-1 passes (CPU);
 //                                 --fast only issue 18's rows (TAESD, 4-step LCM, step caching);
+//                                 --weights only issue 19's weight storages (f16, bf16, int8 against
+//                                 f32: step time, peak memory, image drift)
 //                                 --device cuda runs the rows of issue 9's table on the GPU (fp16)
 //                                 and checks CUDA outputs against the CPU's; --graph-train
 //                                 (with --device cuda) only the captured training step
@@ -16,6 +18,7 @@
 //   bench --train --ranks N       the LoRA step at one global batch of N on 1 and on N processes
 //                                 (Gloo over the loopback), with the all-reduce's share; with
 //                                 --full also SD 1.x at 256 px
+//   bench weights-child STORAGE PX  (internal) one --weights measurement in a fresh process
 //   bench load-unet FILE          (internal) loads a full-size SD 1.x UNet from FILE as fp16 and
 //                                 prints its peak resident memory; run in a fresh process
 #include <netinet/in.h>
@@ -231,11 +234,13 @@ void cfg_pair_rows(std::vector<Row>& rows, models::UNet2DConditionModelImpl& une
 }
 
 // The full-size SD 1.x pipeline with random weights (tokenizer and scheduler of the tiny model).
-std::unique_ptr<pipeline::StableDiffusion> sd1_random(torch::Device device, torch::ScalarType dtype) {
+std::unique_ptr<pipeline::StableDiffusion> sd1_random(torch::Device device, torch::ScalarType dtype,
+                                                      c10::optional<torch::ScalarType> weight_storage = c10::nullopt) {
   json c = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
   pipeline::LoadOptions lo;
   lo.device = device;
   lo.dtype = dtype;
+  lo.weight_storage = weight_storage;
   return pipeline::StableDiffusion::create(reference() + "/models/tiny-sd1", c["clip_l"].dump(), c["sd1.unet"].dump(),
                                            c["vae"].dump(), lo, 0);
 }
@@ -424,11 +429,11 @@ Row graph_train_row(const torch::Device& dev, int repeat) {
 
 // How far a cached image is from the uncached one: PSNR (dB) and mean absolute error in 8-bit
 // levels, for images [N, H, W, 3] in [0, 1].
-std::string drift(const torch::Tensor& cached, const torch::Tensor& plain) {
+std::string drift(const torch::Tensor& cached, const torch::Tensor& plain, const char* against = "uncached") {
   const double mse = (cached - plain).pow(2).mean().item<double>();
   const double mae = (cached - plain).abs().mean().item<double>() * 255;
   char note[96];
-  std::snprintf(note, sizeof note, "vs uncached: PSNR %.1f dB, mean abs error %.2f / 255", 10 * std::log10(1 / mse), mae);
+  std::snprintf(note, sizeof note, "vs %s: PSNR %.1f dB, mean abs error %.2f / 255", against, 10 * std::log10(1 / mse), mae);
   return note;
 }
 
@@ -517,6 +522,89 @@ void fast_rows(std::vector<Row>& rows, int px) {
   const double real = once("  same, one generate() call, lcm scheduler", [&] { sd->generate(g); });
   std::snprintf(note, sizeof note, "1/%.1f of the derived CFG image", cfg / real);
   rows.back().note = note;
+}
+
+// Issue 19's weight storages (bioesp_model_options.weight_storage), named as the option names them.
+const std::vector<std::pair<std::string, c10::optional<torch::ScalarType>>> kStorages{
+    {"dtype", c10::nullopt}, {"f16", torch::kFloat16}, {"bf16", torch::kBFloat16}, {"int8", torch::kInt8}};
+
+c10::optional<torch::ScalarType> storage_named(const std::string& name) {
+  for (const auto& [n, t] : kStorages)
+    if (n == name) return t;
+  throw std::runtime_error("no weight storage " + name);
+}
+
+// (internal) One process per storage, so that its peak resident memory is its own: full-size
+// SD 1.x with random weights built with that storage; at 256 px one CFG UNet step timed (after a
+// warm-up one); then a whole 1-step `px` generation (text, UNet, VAE). Prints the step's and the
+// generation's seconds and the process's peak MiB.
+int weights_child(const std::string& storage, int px) {
+  torch::NoGradGuard no_grad;
+  auto sd = sd1_random(torch::kCPU, torch::kFloat32, storage_named(storage));
+  double step = 0;
+  if (px <= 256) {
+    auto z = torch::randn({2, 4, px / 8, px / 8}), ctx = torch::randn({2, 77, 768}), t = torch::tensor(499.0);
+    step = time_it(1, 1, [&] { sd->unet()->forward(z, t, ctx); })[0];
+  }
+  pipeline::GenerateOptions g;
+  g.prompts = {"lagarto mariposa"};
+  g.steps = 1;
+  g.width = g.height = px;
+  const double whole = time_it(0, 1, [&] { sd->generate(g); })[0];
+  std::printf("%.3f %.3f %.1f\n", step, whole, peak_rss_mib());
+  return 0;
+}
+
+// Per storage: the children's 256 px CFG step and 512 px generation with their peaks, and the
+// drift of 6-step 256 px images (full-size, random weights) and of the embedded and tiny models'
+// images from float32's.
+void weight_rows(std::vector<Row>& rows) {
+  torch::NoGradGuard no_grad;
+  auto image = [](pipeline::StableDiffusion& sd, int px, int steps, double guidance) {
+    pipeline::GenerateOptions g;
+    g.prompts = {"criatura especulativa colombiana"};
+    g.negative_prompt = "blurry, low quality";
+    g.steps = steps;
+    g.guidance = guidance;
+    g.width = g.height = px;
+    g.seed = 1234;
+    return sd.generate(g);
+  };
+  std::vector<std::pair<std::string, std::string>> small{{"tiny", reference() + "/models/tiny-sd1"}};
+  if (const char* e = bioesp_embedded_model()) small.emplace_back("embedded", e);
+  for (const auto& [what, path] : small) {
+    const int steps = what == "tiny" ? 10 : 25;
+    const double guidance = what == "tiny" ? 7.5 : 5;
+    const auto exact = image(*pipeline::StableDiffusion::load(path, {}), 0, steps, guidance);
+    for (size_t i = 1; i < kStorages.size(); ++i) {
+      pipeline::LoadOptions lo;
+      lo.weight_storage = kStorages[i].second;
+      auto sd = pipeline::StableDiffusion::load(path, lo);
+      torch::Tensor img;
+      Row r{what + " model image, " + std::to_string(steps) + " steps, weights " + kStorages[i].first,
+            time_it(0, 1, [&] { img = image(*sd, 0, steps, guidance); })};
+      r.note = drift(img, exact, "float32");
+      rows.push_back(r);
+    }
+  }
+  for (const auto& [name, storage] : kStorages)
+    for (int px : {256, 512}) {
+      std::string cmd = "/proc/self/exe weights-child " + name + " " + std::to_string(px);
+      FILE* p = popen(cmd.c_str(), "r");
+      double step = 0, whole = 0, mib = 0;
+      const bool ok = p && std::fscanf(p, "%lf %lf %lf", &step, &whole, &mib) == 3;
+      if (p) pclose(p);
+      const std::string size = std::to_string(px) + " px";
+      rows.push_back(Row{px <= 256 ? "SD 1.x UNet step, " + size + ", batch 2 (CFG), weights " + name
+                                   : "SD 1.x 1-step CFG generation, " + size + ", weights " + name,
+                         {px <= 256 ? step : whole}, mib, ok ? "peak: the whole process's" : "failed"});
+    }
+  torch::Tensor exact;
+  for (const auto& [name, storage] : kStorages) {
+    auto img = image(*sd1_random(torch::kCPU, torch::kFloat32, storage), 256, 6, 7.5);
+    if (!storage) exact = img;
+    else rows.push_back(Row{"SD 1.x random weights, 256 px, 6 steps, weights " + name, {}, 0, drift(img, exact, "float32")});
+  }
 }
 
 // CPU rows: wall time, and the peak resident memory of the measured calls (after a reset).
@@ -868,7 +956,8 @@ int main(int argc, char** argv) {
   torch::set_num_threads(threads::usable_cores());  // what a generation with threads 0 runs with alone
   if (argc == 3 && std::strcmp(argv[1], "load-unet") == 0) return load_unet(argv[2]);
   if (argc == 10 && std::strcmp(argv[1], "train-rank") == 0) return train_rank(argv + 2);
-  bool full = false, cuda = false, train_only = false, graph_train = false, fast = false;
+  if (argc == 4 && std::strcmp(argv[1], "weights-child") == 0) return weights_child(argv[2], std::atoi(argv[3]));
+  bool full = false, cuda = false, train_only = false, graph_train = false, fast = false, weights = false;
   int vae_px = 0, cfg_px = 0, ranks = 0, profile_px = 0;
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
@@ -876,13 +965,14 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--train") == 0) train_only = true;
     else if (std::strcmp(argv[i], "--graph-train") == 0) graph_train = true;
     else if (std::strcmp(argv[i], "--fast") == 0) fast = true;
+    else if (std::strcmp(argv[i], "--weights") == 0) weights = true;
     else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--cfg") == 0 && i + 1 < argc) cfg_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--profile") == 0 && i + 1 < argc) profile_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::max(2, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--vae PX] [--cfg PX] [--profile PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--weights] [--vae PX] [--cfg PX] [--profile PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (ranks > 0) {
     if (train::distributed_backends().empty()) {
@@ -919,6 +1009,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (profile_px > 0) return profile(profile_px, repeat);
+  if (weights) {
+    std::vector<Row> rows;
+    weight_rows(rows);
+    print(rows);
+    return 0;
+  }
   if (vae_px > 0) {
     torch::NoGradGuard no_grad;
     json configs = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));

@@ -562,6 +562,9 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
     threads::Share share(o.threads);  // loading converts and copies weights
     if (o.vae) lo.vae = hub::resolve_model(o.vae, lo.log);
     if (o.preview_vae) lo.preview_vae = hub::resolve_model(o.preview_vae, lo.log);
+    if (o.weight_storage == BIOESP_WEIGHTS_F16) lo.weight_storage = torch::kFloat16;
+    if (o.weight_storage == BIOESP_WEIGHTS_BF16) lo.weight_storage = torch::kBFloat16;
+    if (o.weight_storage == BIOESP_WEIGHTS_INT8) lo.weight_storage = torch::kInt8;
     auto m = std::make_unique<bioesp_model>();
     m->threads = o.threads;
     m->sd = pipeline::StableDiffusion::load(hub::resolve_model(path, lo.log), lo);

@@ -10,15 +10,29 @@ namespace bioesp::models {
 
 namespace {
 thread_local torch::TensorOptions current = torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCPU);
+thread_local c10::optional<torch::ScalarType> weight_storage;
 
 torch::Tensor param(torch::nn::Module& m, const char* name, at::IntArrayRef shape) {
   return m.register_parameter(name, torch::empty(shape, current), /*requires_grad=*/false);
+}
+
+// A Linear or Conv2d weight, in the WeightScope's type where one is set (int8's in float16 until quantized).
+torch::Tensor weight_param(torch::nn::Module& m, at::IntArrayRef shape) {
+  auto options = !weight_storage ? current : current.dtype(*weight_storage == torch::kInt8 ? torch::kFloat16 : *weight_storage);
+  return m.register_parameter("weight", torch::empty(shape, options), /*requires_grad=*/false);
 }
 }  // namespace
 
 BuildScope::BuildScope(torch::TensorOptions options) : previous_(current) { current = options; }
 BuildScope::~BuildScope() { current = previous_; }
 torch::TensorOptions build_options() { return current; }
+
+WeightScope::WeightScope(c10::optional<torch::ScalarType> storage) : previous_(weight_storage) { weight_storage = storage; }
+WeightScope::~WeightScope() { weight_storage = previous_; }
+
+torch::Tensor compute_weight(const torch::Tensor& w, const torch::Tensor& x) {
+  return w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
+}
 
 void check_parameter_count(torch::nn::Module& m, const std::string& what) {
   int64_t n = 0;
@@ -56,20 +70,35 @@ torch::Tensor Adapter::delta(const torch::Tensor& x, bool conv, int64_t stride, 
 }
 
 LinearImpl::LinearImpl(int64_t in, int64_t out, bool has_bias) {
-  weight = param(*this, "weight", {out, in});
+  weight = weight_param(*this, {out, in});
   if (has_bias) bias = param(*this, "bias", {out});
 }
 
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) {
-  auto out = torch::linear(x, weight, bias);
+  const auto w = weight_scale.defined() ? weight.to(x.scalar_type()).mul_(weight_scale.to(x.scalar_type()).unsqueeze(1))
+                                        : compute_weight(weight, x);
+  auto out = torch::linear(x, w, bias);
   for (const auto& a : adapters)
     if (a.weight() != 0) out = out + a.delta(x, false, 1, 0);
   return out;
 }
 
+void LinearImpl::quantize_int8() {
+  torch::NoGradGuard no_grad;
+  const auto w = weight.to(torch::kFloat32);
+  const auto scale = w.abs().amax(1).clamp_min(1e-30) / 127;
+  weight.set_data(torch::round(w / scale.unsqueeze(1)).clamp_(-127, 127).to(torch::kInt8));
+  weight_scale = scale;
+}
+
+void quantize_linears(torch::nn::Module& root) {
+  for (const auto& m : root.modules())
+    if (auto* l = dynamic_cast<LinearImpl*>(m.get())) l->quantize_int8();
+}
+
 Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t padding, bool has_bias)
     : stride_(stride), padding_(padding) {
-  weight = param(*this, "weight", {out, in, k, k});
+  weight = weight_param(*this, {out, in, k, k});
   if (has_bias) bias = param(*this, "bias", {out});
 }
 
@@ -88,7 +117,7 @@ torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
   // Wrapping pads here; otherwise conv2d pads with zeros itself (the untiled path is unchanged).
   const auto in = wrap.any() ? pad2d(x, padding_, padding_, padding_, padding_, wrap) : x;
   const int64_t p = wrap.any() ? 0 : padding_;
-  auto out = torch::conv2d(in, weight, bias, {stride_, stride_}, {p, p});
+  auto out = torch::conv2d(in, compute_weight(weight, in), bias, {stride_, stride_}, {p, p});
   for (const auto& a : adapters)
     if (a.weight() != 0) out = out + a.delta(in, true, stride_, p);
   return out;

@@ -20,6 +20,25 @@ class BuildScope {
 };
 torch::TensorOptions build_options();
 
+// The type in which Linear and Conv2d weights created on this thread are held while the scope
+// lives, where it is not the BuildScope's (nullopt: the BuildScope's). Float16 or bfloat16 halve
+// the resident memory of float32 weights; each call widens them to its input's type
+// (compute_weight), so the arithmetic stays in float32 where LibTorch's CPU kernels have no fp16.
+// kInt8 builds them in float16, for quantize_linears to take the Linear ones to int8 once loaded.
+class WeightScope {
+ public:
+  explicit WeightScope(c10::optional<torch::ScalarType> storage);
+  ~WeightScope();
+  WeightScope(const WeightScope&) = delete;
+  WeightScope& operator=(const WeightScope&) = delete;
+
+ private:
+  c10::optional<torch::ScalarType> previous_;
+};
+
+// The weight `w` in the dtype of the input `x`: itself, or a widened copy for this one call.
+torch::Tensor compute_weight(const torch::Tensor& w, const torch::Tensor& x);
+
 // The most parameters one component may hold (SDXL's UNet has 2.6 billion).
 constexpr int64_t kMaxParameters = int64_t{1} << 32;
 // Refuses a model of more than kMaxParameters, naming `what`.
@@ -76,9 +95,16 @@ class LinearImpl : public torch::nn::Module, public Adaptable {
   LinearImpl(int64_t in, int64_t out, bool bias = true);
   torch::Tensor forward(const torch::Tensor& x);
   at::IntArrayRef weight_shape() const override { return weight.sizes(); }
+  // The weight as int8 with a scale per output row, |w| ≤ 127 · scale: a quarter of float32's
+  // memory, widened and rescaled per call.
+  void quantize_int8();
   torch::Tensor weight, bias;
+  torch::Tensor weight_scale;  // [out] float32, set by quantize_int8
 };
 TORCH_MODULE(Linear);
+
+// Every Linear under `root` quantized (LinearImpl::quantize_int8).
+void quantize_linears(torch::nn::Module& root);
 
 // The axes along which convolutions pad with the feature map's opposite edge (circular padding,
 // as A1111's "tiling" sets padding_mode="circular") instead of zeros: images then repeat

@@ -290,4 +290,10 @@ Posterior AutoencoderKLImpl::encode_tiled(const torch::Tensor& image, const Tile
   return split_moments(quantized(e.conv_out(F::silu(e.conv_norm_out(x)))));
 }
 
+torch::ScalarType compute_dtype(AutoencoderKLImpl& vae) {
+  for (const auto& l : vae.modules())
+    if (auto* g = dynamic_cast<GroupNormImpl*>(l.get())) return g->weight.scalar_type();
+  return vae.parameters().front().scalar_type();
+}
+
 }  // namespace bioesp::models

@@ -90,10 +90,13 @@ class AutoencoderKLImpl : public torch::nn::Module {
 };
 TORCH_MODULE(AutoencoderKL);
 
+// The dtype the VAE computes in: its norms' (its Linear and Conv2d weights may be held narrower).
+torch::ScalarType compute_dtype(AutoencoderKLImpl& vae);
+
 // Holds a VAE in float32 for a scope.
 class VaeInFloat32 {
  public:
-  explicit VaeInFloat32(AutoencoderKLImpl& vae) : vae_(vae), dtype_(vae.parameters().front().scalar_type()) {
+  explicit VaeInFloat32(AutoencoderKLImpl& vae) : vae_(vae), dtype_(compute_dtype(vae)) {
     vae_.to(torch::kFloat32);
   }
   ~VaeInFloat32() {
@@ -118,7 +121,7 @@ class VaeInFloat32 {
 template <class Run, class Finite>
 auto with_upcasting(AutoencoderKLImpl& vae, const torch::Device& device, Run run, Finite finite)
     -> decltype(run(torch::kFloat32)) {
-  const auto dtype = vae.parameters().front().scalar_type();
+  const auto dtype = compute_dtype(vae);
   if (!vae.config().force_upcast || dtype != torch::kFloat16) return run(dtype);
   if (!device.is_cpu()) {
     auto r = run(dtype);

@@ -80,6 +80,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
+  sd->weight_storage_ = o.weight_storage;
   const bool folder = io::is_directory(path);
   if (!folder && !io::exists(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or file");
   const std::string dir = folder ? path : o.config_dir;
@@ -113,6 +114,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     weights = io::open_weights(path, open);
   }
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
+  models::WeightScope storage(o.weight_storage);
   if (!refiner) {
     sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(
         config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
@@ -137,12 +139,21 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     if (!preview.tiny) fail(BIOESP_ERR_INVALID_ARGUMENT, o.preview_vae + ": previews are decoded by a tiny autoencoder (TAESD), not a full VAE");
     sd->set_preview_autoencoder(preview.tiny);
   }
+  sd->quantize_if_int8();
   return sd;
 }
 
 text::ClipTokenizer& StableDiffusion::tokenizer() {
   if (!tokenizer_) fail(BIOESP_ERR_UNSUPPORTED, "this SDXL refiner has no first tokenizer; it reads prompts with tokenizer_2");
   return *tokenizer_;
+}
+
+void StableDiffusion::quantize_if_int8() {
+  if (weight_storage_ != torch::kInt8) return;
+  if (text_encoder_) models::quantize_linears(*text_encoder_);
+  if (text_encoder_2_) models::quantize_linears(*text_encoder_2_);
+  models::quantize_linears(*unet_);
+  if (vae_) models::quantize_linears(*vae_);
 }
 
 void StableDiffusion::load_text_and_schedule(const std::string& dir, bool refiner) {
@@ -203,8 +214,10 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
+  sd->weight_storage_ = o.weight_storage;
   sd->load_text_and_schedule(dir);
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
+  models::WeightScope storage(o.weight_storage);
   sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(config::parse_clip_text(te, "text_encoder config"),
                                                                    "text_encoder config");
   check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
@@ -213,6 +226,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir,
   models::initialise_random(*sd->text_encoder_, seed);
   models::initialise_random(*sd->unet_, seed + 1);
   models::initialise_random(*sd->vae_, seed + 2);
+  sd->quantize_if_int8();
   sd->text_encoder_->eval();
   sd->unet_->eval();
   sd->vae_->eval();
@@ -246,6 +260,8 @@ std::string model_index(const std::string& scheduler_class) {
 }  // namespace
 
 void StableDiffusion::save(const std::string& out, const std::string& config_dir, torch::ScalarType dtype) {
+  if (weight_storage_ == torch::kInt8)
+    fail(BIOESP_ERR_UNSUPPORTED, "a model with int8 weights is not saved (its Linear weights lost precision): load it without int8 storage");
   torch::NoGradGuard no_grad;
   write_component(out + "/unet", *unet_, "diffusion_pytorch_model.safetensors", dtype);
   if (text_encoder_) write_component(out + "/text_encoder", *text_encoder_, "model.safetensors", dtype);

@@ -35,6 +35,9 @@ struct LoadOptions {
   // An autoencoder in place of the model's VAE (its vae/ is then not read), and a tiny one that
   // decodes previews; see load_autoencoder for what a path may be.
   std::string vae, preview_vae;
+  // The type Linear and Conv2d weights are held in, where not `dtype` (models::WeightScope);
+  // kInt8: the Linear ones as int8 with a scale per row, the Conv2d ones in float16.
+  c10::optional<torch::ScalarType> weight_storage;
 };
 
 // How prompts are read: Plain as diffusers reads them (77 tokens, brackets are words); Weighted
@@ -233,10 +236,13 @@ class StableDiffusion {
   const std::string& scheduler_config() const { return scheduler_config_; }
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
+  c10::optional<torch::ScalarType> weight_storage() const { return weight_storage_; }
   int latent_factor() const;  // image pixels per latent
 
  private:
   StableDiffusion() = default;
+  // Int8 weight storage: every component's Linear weights (built in float16) to int8, once loaded.
+  void quantize_if_int8();
   // Tokenizer (unless `refiner`) and scheduler config from `dir` (a pipeline folder or a config folder).
   void load_text_and_schedule(const std::string& dir, bool refiner = false);
   // The tokenizer that cuts prompts into windows: the first, a refiner's only one.
@@ -323,6 +329,7 @@ class StableDiffusion {
   std::string scheduler_config_;
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;
+  c10::optional<torch::ScalarType> weight_storage_;
 };
 
 }  // namespace bioesp::pipeline
