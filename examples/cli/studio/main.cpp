@@ -101,6 +101,8 @@ int parse(int argc, char** argv, Config& c) {
     } else if (a == "--threads" && has) {
       if (!parse_long("--threads", argv[++i], &n) || n < 0) return 2;
       c.threads = static_cast<int>(n);
+    } else if (a == "--weight-storage" && has) {
+      c.weight_storage = argv[++i];
     } else if (a == "--device" && has) {
       const std::string d = argv[++i];
       if (d != "cpu" && d != "cuda") return std::fprintf(stderr, "bioesp studio: --device cpu|cuda\n"), 2;
@@ -129,6 +131,10 @@ int serve(Config& c) {
   bioesp_model_options_init(&mo);
   mo.device = c.device;
   mo.threads = c.threads;
+  // By name, as the command line sets it: the table checks the choice.
+  if (!c.weight_storage.empty() &&
+      bioesp_option_set(BIOESP_OPTIONS_MODEL, &mo, "weight_storage", c.weight_storage.c_str()) != BIOESP_OK)
+    return fail_with("--weight-storage");
   std::fprintf(stderr, "bioesp studio: loading %s\n", c.model.c_str());
   bioesp_model* model = nullptr;
   if (bioesp_model_load(c.model.c_str(), &mo, &model) != BIOESP_OK) return fail_with("loading the model");

@@ -30,6 +30,7 @@ struct Config {
   std::string model, host = "127.0.0.1", lang, commons_api, contact;
   int port = 7860;
   int threads = 0;
+  std::string weight_storage;  // the model option's text ("f16", …); empty: its default
   bioesp_device device = BIOESP_DEVICE_CPU;
   bool remote = false, open = false;
   int native_size = 0;  // the model's own picture size (0: not known)
