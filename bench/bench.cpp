@@ -5,7 +5,7 @@
 //                                 (random weights); --train only the training rows; --vae only
 //                                 the SD 1.x VAE decoding PX pixels whole and in tiles (CPU);
 //                                 --cfg only the SD 1.x CFG pair at PX as one batch-2 UNet pass
-//                                 against two batch-1 passes (CPU);
+//                                 against two batch-1 passes (CPU; weights as --storage S);
 //                                 --fast only issue 18's rows (TAESD, 4-step LCM, step caching);
 //                                 --weights only issue 19's weight storages (f16, bf16, int8 against
 //                                 f32: step time, peak memory, image drift)
@@ -15,6 +15,9 @@
 //   bench --profile PX            one full-size SD 1.x UNet CFG step (batch 2) and one VAE decode
 //                                 at PX pixels (random weights), timed, then profiled by block,
 //                                 operator and layer
+//   bench --sdxl PX [--storage S] full-size SDXL (random weights) at PX pixels: the UNet's CFG
+//                                 step, the VAE decode, a 4-step image and a LoRA training step,
+//                                 with weights stored as S (weight_storage's names; dtype: float32)
 //   bench --train --ranks N       the LoRA step at one global batch of N on 1 and on N processes
 //                                 (Gloo over the loopback), with the all-reduce's share; with
 //                                 --full also SD 1.x at 256 px
@@ -54,6 +57,7 @@
 #include "models/autoencoder_tiny.h"
 #include "models/vae.h"
 #include "profile.h"
+#include "runtime/cpu_memory.h"
 #include "pipeline/pipeline.h"
 #include "sched/scheduler.h"
 #include "train/captured_step.h"
@@ -254,6 +258,10 @@ train::StepInputs random_inputs(pipeline::StableDiffusion& sd, int res, int batc
   in.timesteps = at::randint(0, 1000, {batch}, gen, torch::kLong);
   in.encoder_hidden_states =
       at::randn({batch, 77, static_cast<int64_t>(sd.unet()->config().cross_attention_dim.at(0))}, gen);
+  if (sd.sdxl()) {  // the added conditions: the pooled projection and the time ids of a whole picture
+    in.pooled = at::randn({batch, static_cast<int64_t>(sd.text_encoder_2()->config().projection_dim)}, gen);
+    in.time_ids = torch::tensor({double(res), double(res), 0.0, 0.0, double(res), double(res)}).repeat({batch, 1});
+  }
   return in;
 }
 
@@ -301,6 +309,67 @@ double train_parity(pipeline::StableDiffusion& sd) {
     worst = std::max(worst, ((p.detach().cpu() - want).norm() / want.norm()).item<double>());
   }
   return worst;
+}
+
+// The full-size SDXL base pipeline with random weights (tokenizers, scheduler and model index of
+// the tiny SDXL folder): configs.json's UNet, CLIP-L and OpenCLIP bigG, and SD 1.x's VAE
+// architecture with SDXL's scaling factor and force_upcast.
+std::unique_ptr<pipeline::StableDiffusion> sdxl_random(c10::optional<torch::ScalarType> weight_storage) {
+  json c = json::parse(io::read_text_file(reference() + "/manifests/configs.json"));
+  json clip_l = c["clip_l"], clip_g = c["clip_g"], vae = c["vae"];
+  clip_l["architectures"] = {"CLIPTextModel"};
+  clip_g["architectures"] = {"CLIPTextModelWithProjection"};
+  vae["scaling_factor"] = 0.13025;
+  vae["force_upcast"] = true;
+  pipeline::LoadOptions lo;
+  lo.weight_storage = weight_storage;
+  return pipeline::StableDiffusion::create(reference() + "/models/tiny-sdxl", clip_l.dump(), c["sdxl.unet"].dump(),
+                                           vae.dump(), lo, 0, clip_g.dump());
+}
+
+// Issue 21's rows: full-size SDXL (random weights) at `px` on the CPU — the UNet's CFG step with
+// its added conditions, the VAE decode, a whole 4-step image (text, UNet, VAE) and a LoRA training
+// step with gradient checkpointing — each with the process's peak resident memory during it.
+void sdxl_rows(std::vector<Row>& rows, int px, int repeat, c10::optional<torch::ScalarType> storage,
+               const std::string& storage_name) {
+  // As generate and train run them: in a CPU memory scope of their own, peaks measured apart.
+  auto measured = [&](const std::string& what, int warmup, int n, const std::function<void()>& fn) {
+    reset_peak_rss();
+    runtime::CpuMemoryScope memory;
+    Row r{what + ", " + std::to_string(px) + " px, weights " + storage_name, time_it(warmup, n, fn)};
+    r.peak_mib = peak_rss_mib();
+    rows.push_back(r);
+  };
+  std::unique_ptr<pipeline::StableDiffusion> sd;
+  measured("SDXL random weights built (UNet 2.6 B, encoders 0.8 B)", 0, 1, [&] { sd = sdxl_random(storage); });
+  rows.back().note = "peak = resident after building";
+  const int64_t h = px / 8;
+  {
+    torch::NoGradGuard no_grad;
+    auto z = torch::randn({2, 4, h, h}), ctx = torch::randn({2, 77, 2048}), t = torch::tensor({499.0, 499.0});
+    models::UNetExtra extra;
+    extra.text_embeds = torch::randn({2, 1280});
+    extra.time_ids = torch::tensor({double(px), double(px), 0.0, 0.0, double(px), double(px)}).repeat({2, 1});
+    measured("SDXL UNet CFG step (batch 2, added conditions)", 1, repeat, [&] { sd->unet()->forward(z, t, ctx, extra); });
+    measured("SDXL VAE decode", 0, repeat, [&] { sd->vae()->decode(z.slice(0, 0, 1)); });
+    pipeline::GenerateOptions g;
+    g.prompts = {"criatura especulativa colombiana"};
+    g.steps = 4;
+    g.guidance = 5;
+    g.width = g.height = px;
+    g.scheduler = "euler";
+    measured("SDXL image, 4 euler steps with CFG (both encoders, UNet, VAE)", 0, 1, [&] { sd->generate(g); });
+  }
+  train::Setup setup;
+  setup.gradient_checkpointing = true;
+  train::Trainer tr(*sd, setup);
+  at::Generator gen = at::detail::createCPUGenerator(0);
+  const train::StepInputs in = random_inputs(*sd, px, 1, gen);
+  measured("SDXL DreamBooth-LoRA step (batch 1, rank 4, gradient checkpointing)", 1, repeat, [&] {
+    tr.backward(in, 1);
+    tr.update(1e-4);
+  });
+  rows.back().note = "VAE encode, UNet forward and backward, AdamW";
 }
 
 config::UNetConfig sd1_unet_config() {
@@ -958,7 +1027,8 @@ int main(int argc, char** argv) {
   if (argc == 10 && std::strcmp(argv[1], "train-rank") == 0) return train_rank(argv + 2);
   if (argc == 4 && std::strcmp(argv[1], "weights-child") == 0) return weights_child(argv[2], std::atoi(argv[3]));
   bool full = false, cuda = false, train_only = false, graph_train = false, fast = false, weights = false;
-  int vae_px = 0, cfg_px = 0, ranks = 0, profile_px = 0;
+  int vae_px = 0, cfg_px = 0, ranks = 0, profile_px = 0, sdxl_px = 0;
+  std::string storage = "dtype";
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--full") == 0) full = true;
@@ -969,10 +1039,12 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--vae") == 0 && i + 1 < argc) vae_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--cfg") == 0 && i + 1 < argc) cfg_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--profile") == 0 && i + 1 < argc) profile_px = std::atoi(argv[++i]) / 8 * 8;
+    else if (std::strcmp(argv[i], "--sdxl") == 0 && i + 1 < argc) sdxl_px = std::atoi(argv[++i]) / 8 * 8;
+    else if (std::strcmp(argv[i], "--storage") == 0 && i + 1 < argc) storage = argv[++i];
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::max(2, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--weights] [--vae PX] [--cfg PX] [--profile PX] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--weights] [--vae PX] [--cfg PX] [--profile PX] [--sdxl PX] [--storage dtype|f16|bf16|int8] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (ranks > 0) {
     if (train::distributed_backends().empty()) {
@@ -1009,6 +1081,12 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (profile_px > 0) return profile(profile_px, repeat);
+  if (sdxl_px > 0) {
+    std::vector<Row> rows;
+    sdxl_rows(rows, sdxl_px, repeat, storage_named(storage), storage);
+    print(rows);
+    return 0;
+  }
   if (weights) {
     std::vector<Row> rows;
     weight_rows(rows);
@@ -1027,10 +1105,17 @@ int main(int argc, char** argv) {
   }
   if (cfg_px > 0) {
     torch::NoGradGuard no_grad;
-    models::UNet2DConditionModel unet(sd1_unet_config());
+    models::UNet2DConditionModel unet{nullptr};
+    {
+      models::WeightScope weights(storage_named(storage));
+      unet = models::UNet2DConditionModel(sd1_unet_config());
+    }
     models::initialise_random(*unet, 0);
+    if (storage == "int8") models::quantize_linears(*unet);
     std::vector<Row> rows;
+    runtime::CpuMemoryScope memory;  // as a generation's denoising runs
     cfg_pair_rows(rows, *unet, cfg_px, repeat);
+    rows.back().note += ", weights " + storage;
     print(rows);
     return 0;
   }

@@ -299,14 +299,18 @@ typedef enum bioesp_device {
 
 /* How a model holds its Linear and Conv2d weights (the bulk of it) in memory. */
 typedef enum bioesp_weight_storage {
-  BIOESP_WEIGHTS_AS_DTYPE = 0, /* in `dtype`, as computed (default; float32 keeps diffusers' images) */
+  BIOESP_WEIGHTS_AS_DTYPE = 0, /* in `dtype`, as computed */
   /* Float16 or bfloat16, widened to `dtype` at each layer's call: half the memory of float32
    * weights with the arithmetic still in float32, for a small drift (docs/performance.md). */
   BIOESP_WEIGHTS_F16 = 1,
   BIOESP_WEIGHTS_BF16 = 2,
   /* Linear weights as int8 with a float scale per output row, Conv2d ones in float16, widened
    * likewise: about a third of float32's memory, for a larger drift (docs/performance.md). */
-  BIOESP_WEIGHTS_INT8 = 3
+  BIOESP_WEIGHTS_INT8 = 3,
+  /* As the weights file holds them (the default): Linear and Conv2d weights stored in float16 or
+   * bfloat16 stay so and are widened to `dtype` at each call, which gives exactly the numbers of
+   * converting them at load in half the memory; other weights are held in `dtype`. */
+  BIOESP_WEIGHTS_AS_FILE = 4
 } bioesp_weight_storage;
 
 typedef struct bioesp_model_options {
@@ -328,7 +332,7 @@ typedef struct bioesp_model_options {
   /* A tiny autoencoder (as above) that decodes only the live previews; the images still come
    * from the model's VAE. NULL: previews from `vae` when it is tiny, else a linear latent→RGB map. */
   const char* preview_vae;
-  bioesp_weight_storage weight_storage; /* default BIOESP_WEIGHTS_AS_DTYPE */
+  bioesp_weight_storage weight_storage; /* default BIOESP_WEIGHTS_AS_FILE */
 } bioesp_model_options;
 
 BIOESP_API void bioesp_model_options_init(bioesp_model_options* options);

@@ -2,7 +2,7 @@
 // SDXL model: both tokenizers, encode_prompt (clip skip, negative and empty prompts), weighted
 // prompts, the time ids, and whole txt2img / img2img runs (relative L2 ≤ 1e-3); every scheduler
 // through SDXL's added conditions; what an SDXL folder without its second encoder gets; a
-// refiner folder (the second encoder alone).
+// refiner folder (the second encoder alone); a pipeline made from the configs.
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -329,13 +329,50 @@ static void test_refiner(void** state) {
   }
 }
 
+// An SDXL pipeline made from its component configs (benchmarks, training from scratch): the
+// loaded folder's architecture, names and shapes, weights drawn from the seed, generating; a
+// second encoder without its projection refused as loading refuses it.
+static void test_create(void** state) {
+  (void)state;
+  auto config = [](const char* c) { return io::read_text_file(model_dir() + "/" + c + "/config.json"); };
+  auto made = [&](uint64_t seed, const std::string& te2) {
+    return pipeline::StableDiffusion::create(model_dir(), config("text_encoder"), config("unet"), config("vae"), {}, seed, te2);
+  };
+  auto a = made(3, config("text_encoder_2")), b = made(3, config("text_encoder_2"));
+  assert_true(a->sdxl());
+  for (const auto& [name, root] : sd->lora_roots()) {
+    auto want = root->named_parameters(), got = a->lora_roots().at(name)->named_parameters(),
+         again = b->lora_roots().at(name)->named_parameters();
+    assert_int_equal(got.size(), want.size());
+    for (const auto& p : want) {
+      assert_true(got.contains(p.key()) && got[p.key()].sizes() == p.value().sizes());
+      assert_true(torch::equal(got[p.key()], again[p.key()]));
+    }
+  }
+  pipeline::GenerateOptions g;
+  g.prompts = {"a photo of sks creature"};
+  g.steps = 2;
+  g.width = g.height = 64;
+  auto image = a->generate(g);
+  assert_true(image.sizes() == torch::IntArrayRef({1, 64, 64, 3}) && torch::isfinite(image).all().item<bool>());
+  json plain = json::parse(config("text_encoder_2"));
+  plain["architectures"] = {"CLIPTextModel"};
+  try {
+    made(3, plain.dump());
+    fail_msg("a second encoder without projection was made");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_FORMAT);
+    assert_non_null(strstr(e.what(), "CLIPTextModelWithProjection"));
+  }
+}
+
 int main(void) {
   torch::set_num_threads(2);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_tokenizers),  cmocka_unit_test(test_encode_prompt), cmocka_unit_test(test_weighted_prompts),
       cmocka_unit_test(test_time_ids),
       cmocka_unit_test(test_golden_cases), cmocka_unit_test(test_schedulers),   cmocka_unit_test(test_animate),
-      cmocka_unit_test(test_incomplete_folder), cmocka_unit_test(test_refiner),
+      cmocka_unit_test(test_incomplete_folder), cmocka_unit_test(test_refiner), cmocka_unit_test(test_create),
   };
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,6 +1,7 @@
 // Weights held in float16, bfloat16 or (Linear) int8 and widened per call
 // (bioesp_model_options.weight_storage): the Linear and Conv2d weights really are smaller, and the
-// images stay within a measured drift of the float32 ones on the tiny and the embedded model.
+// images stay within a measured drift of the float32 ones on the tiny and the embedded model;
+// held as the file holds them, they give the images of widening at load exactly.
 #include <torch/torch.h>
 
 #include <cmath>
@@ -31,9 +32,11 @@ static std::string embedded() {
   return m;
 }
 
-static std::unique_ptr<pipeline::StableDiffusion> load(const std::string& path, c10::optional<torch::ScalarType> storage) {
+static std::unique_ptr<pipeline::StableDiffusion> load(const std::string& path, c10::optional<torch::ScalarType> storage,
+                                                       bool as_file = false) {
   pipeline::LoadOptions o;
   o.weight_storage = storage;
+  o.weights_as_file = as_file;
   return pipeline::StableDiffusion::load(path, o);
 }
 
@@ -129,6 +132,26 @@ static void test_embedded_drift(void** state) {
   check_drift(embedded(), options(25, 5), {0, 1.0, 1.0});
 }
 
+// Weights as the file holds them: a float32 file's stay float32; a float16 file's (the embedded
+// model) and a bfloat16 one's (the tiny model saved so) keep their type at half the bytes; the
+// images are those of widening at load, bit for bit.
+static void test_as_file(void** state) {
+  (void)state;
+  const std::string bf16 = path_join(temp_dir(), "tiny-bf16");
+  load(tiny(), c10::nullopt)->save(bf16, tiny(), torch::kBFloat16);
+  const std::pair<std::string, torch::ScalarType> cases[] = {
+      {tiny(), torch::kFloat32}, {embedded(), torch::kFloat16}, {bf16, torch::kBFloat16}};
+  const auto g = options(6, 5);
+  for (const auto& [path, type] : cases) {
+    auto widened = load(path, c10::nullopt), kept = load(path, c10::nullopt, true);
+    const WeightBytes w = weight_bytes(*widened), k = weight_bytes(*kept);
+    assert_true(w.all_in(torch::kFloat32, torch::kFloat32) && k.all_in(type, type));
+    assert_int_equal(k.linear * 4, w.linear * torch::elementSize(type));
+    assert_int_equal(k.conv * 4, w.conv * torch::elementSize(type));
+    assert_true(torch::equal(kept->generate(g), widened->generate(g)));
+  }
+}
+
 // The C API's option reaches the pipeline: each choice's image is that storage's, bit for bit.
 static void test_c_api(void** state) {
   (void)state;
@@ -142,7 +165,7 @@ static void test_c_api(void** state) {
   for (const auto& [choice, storage] : choices) {
     bioesp_model_options o;
     bioesp_model_options_init(&o);
-    assert_int_equal(o.weight_storage, BIOESP_WEIGHTS_AS_DTYPE);
+    assert_int_equal(o.weight_storage, BIOESP_WEIGHTS_AS_FILE);
     o.weight_storage = choice;
     bioesp_model* m = nullptr;
     if (bioesp_model_load(tiny().c_str(), &o, &m) != BIOESP_OK) fail_msg("%s", bioesp_last_error());
@@ -176,6 +199,7 @@ int main(void) {
       cmocka_unit_test(test_weights_smaller),
       cmocka_unit_test(test_tiny_drift),
       cmocka_unit_test(test_embedded_drift),
+      cmocka_unit_test(test_as_file),
       cmocka_unit_test(test_c_api),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

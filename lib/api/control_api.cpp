@@ -37,7 +37,7 @@ torch::Tensor init_tensor(const image::Image& img) {
 }
 
 models::ControlNetModel load_controlnet(pipeline::StableDiffusion& sd, const std::string& path, const io::Logger& log) {
-  models::WeightScope storage(sd.weight_storage());
+  models::WeightScope storage(sd.weight_storage(), sd.weights_as_file());
   auto net = pipeline::load_controlnet(hub::resolve_model(path, log), "", sd.device(), sd.dtype(), log, &sd.unet()->config());
   models::check_fits(net->config(), sd.unet()->config(), sd.unet()->config().out_channels);
   if (sd.weight_storage() == torch::kInt8) models::quantize_linears(*net);

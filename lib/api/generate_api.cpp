@@ -546,6 +546,7 @@ void bioesp_model_options_init(bioesp_model_options* o) {
   o->struct_size = sizeof *o;
   o->device = BIOESP_DEVICE_CPU;
   o->dtype = BIOESP_DTYPE_F32;
+  o->weight_storage = BIOESP_WEIGHTS_AS_FILE;
 }
 
 bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* options, bioesp_model** out) {
@@ -565,6 +566,7 @@ bioesp_status bioesp_model_load(const char* path, const bioesp_model_options* op
     if (o.weight_storage == BIOESP_WEIGHTS_F16) lo.weight_storage = torch::kFloat16;
     if (o.weight_storage == BIOESP_WEIGHTS_BF16) lo.weight_storage = torch::kBFloat16;
     if (o.weight_storage == BIOESP_WEIGHTS_INT8) lo.weight_storage = torch::kInt8;
+    lo.weights_as_file = o.weight_storage == BIOESP_WEIGHTS_AS_FILE;
     auto m = std::make_unique<bioesp_model>();
     m->threads = o.threads;
     m->sd = pipeline::StableDiffusion::load(hub::resolve_model(path, lo.log), lo);

@@ -178,10 +178,12 @@ Kind model() {
   rows.push_back(F(vae, String).about(
       "an autoencoder in place of the model's VAE: a full one, or TAESD (madebyollin/taesd, taesd_decoder.pth …)"));
   rows.push_back(F(preview_vae, String).about("a tiny autoencoder (TAESD) that decodes only the live previews"));
-  static_assert(BIOESP_WEIGHTS_AS_DTYPE == 0 && BIOESP_WEIGHTS_F16 == 1 && BIOESP_WEIGHTS_BF16 == 2 && BIOESP_WEIGHTS_INT8 == 3,
+  static_assert(BIOESP_WEIGHTS_AS_DTYPE == 0 && BIOESP_WEIGHTS_F16 == 1 && BIOESP_WEIGHTS_BF16 == 2 &&
+                    BIOESP_WEIGHTS_INT8 == 3 && BIOESP_WEIGHTS_AS_FILE == 4,
                 "weight storage choices are in enum order");
-  rows.push_back(F(weight_storage, Enum).one_of({"dtype", "f16", "bf16", "int8"}).about(
-      "Linear and Conv2d weights held in dtype, or in f16/bf16 (int8: Linear ones) and widened per call: less memory, some drift"));
+  rows.push_back(F(weight_storage, Enum).one_of({"dtype", "f16", "bf16", "int8", "file"}).about(
+      "Linear and Conv2d weights held as the file holds them (16-bit ones widened per call: the same numbers), in dtype, "
+      "or in f16/bf16 (int8: Linear ones) and widened per call: less memory, some drift"));
   return k;
 }
 

@@ -11,6 +11,7 @@ namespace bioesp::models {
 namespace {
 thread_local torch::TensorOptions current = torch::TensorOptions().dtype(torch::kFloat32).device(torch::kCPU);
 thread_local c10::optional<torch::ScalarType> weight_storage;
+thread_local bool as_file = false;
 
 torch::Tensor param(torch::nn::Module& m, const char* name, at::IntArrayRef shape) {
   return m.register_parameter(name, torch::empty(shape, current), /*requires_grad=*/false);
@@ -27,8 +28,16 @@ BuildScope::BuildScope(torch::TensorOptions options) : previous_(current) { curr
 BuildScope::~BuildScope() { current = previous_; }
 torch::TensorOptions build_options() { return current; }
 
-WeightScope::WeightScope(c10::optional<torch::ScalarType> storage) : previous_(weight_storage) { weight_storage = storage; }
-WeightScope::~WeightScope() { weight_storage = previous_; }
+WeightScope::WeightScope(c10::optional<torch::ScalarType> storage, bool keep_file_types)
+    : previous_(weight_storage), previous_as_file_(as_file) {
+  weight_storage = storage;
+  as_file = keep_file_types && !storage;
+}
+WeightScope::~WeightScope() {
+  weight_storage = previous_;
+  as_file = previous_as_file_;
+}
+bool weights_as_file() { return as_file; }
 
 torch::Tensor compute_weight(const torch::Tensor& w, const torch::Tensor& x) {
   return w.scalar_type() == x.scalar_type() ? w : w.to(x.scalar_type());
@@ -134,6 +143,10 @@ WrapScope::WrapScope(const std::vector<torch::nn::Module*>& roots, Wrap wrap) {
 
 WrapScope::~WrapScope() {
   for (auto& [conv, wrap] : saved_) conv->wrap = wrap;
+}
+
+bool stores_weight(const torch::nn::Module& m) {
+  return dynamic_cast<const LinearImpl*>(&m) || dynamic_cast<const Conv2dImpl*>(&m);
 }
 
 Adaptable* adaptable(const std::shared_ptr<torch::nn::Module>& m) {

@@ -25,16 +25,24 @@ torch::TensorOptions build_options();
 // the resident memory of float32 weights; each call widens them to its input's type
 // (compute_weight), so the arithmetic stays in float32 where LibTorch's CPU kernels have no fp16.
 // kInt8 builds them in float16, for quantize_linears to take the Linear ones to int8 once loaded.
+// `as_file` (with no storage type): load_state keeps the weights a file holds in float16 or
+// bfloat16 in that type. Widening them per call gives the very numbers converting them at load
+// would, in half the memory.
 class WeightScope {
  public:
-  explicit WeightScope(c10::optional<torch::ScalarType> storage);
+  explicit WeightScope(c10::optional<torch::ScalarType> storage, bool as_file = false);
   ~WeightScope();
   WeightScope(const WeightScope&) = delete;
   WeightScope& operator=(const WeightScope&) = delete;
 
  private:
   c10::optional<torch::ScalarType> previous_;
+  bool previous_as_file_;
 };
+// Whether the innermost WeightScope on this thread keeps 16-bit file weights as they are.
+bool weights_as_file();
+// Whether `m` is a Linear or Conv2d layer, whose `weight` WeightScope's storage applies to.
+bool stores_weight(const torch::nn::Module& m);
 
 // The weight `w` in the dtype of the input `x`: itself, or a widened copy for this one call.
 torch::Tensor compute_weight(const torch::Tensor& w, const torch::Tensor& x);

@@ -1,10 +1,12 @@
 #include "models/loader.h"
 
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "models/layers.h"
 
 namespace bioesp::models {
 
@@ -24,6 +26,15 @@ torch::ScalarType scalar_type(io::DType t) {
     case io::DType::Bool: return torch::kBool;
   }
   fail(BIOESP_ERR_INTERNAL, "unknown dtype");
+}
+
+// The names of the Linear and Conv2d weights under `m`: those WeightScope's as_file keeps in
+// their file's 16-bit type.
+std::set<std::string> file_typed_weights(torch::nn::Module& m) {
+  std::set<std::string> names;
+  for (const auto& item : m.named_modules())
+    if (stores_weight(*item.value())) names.insert(item.key().empty() ? "weight" : item.key() + ".weight");
+  return names;
 }
 
 void list(std::ostringstream& o, const char* label, const std::vector<std::string>& names) {
@@ -105,6 +116,7 @@ LoadReport load_state(torch::nn::Module& m, const io::WeightSet& set, const std:
       report.mismatched.push_back(name + ": " + shape_text(shape) + " vs " + shape_text(param.sizes()));
   }
   if (strict && !report.clean()) fail(BIOESP_ERR_MISMATCH, report.describe(what));
+  const auto kept = weights_as_file() ? file_typed_weights(m) : std::set<std::string>{};
   torch::NoGradGuard no_grad;
   for (auto& [name, param] : expected) {
     auto it = given.find(name);
@@ -113,6 +125,9 @@ LoadReport load_state(torch::nn::Module& m, const io::WeightSet& set, const std:
     const io::Tensor& src = *it->second;
     if (!io::dtype_is_float(src.dtype) && src.dtype != io::DType::I64)
       fail(BIOESP_ERR_FORMAT, what + ": tensor " + src.name + " has dtype " + io::dtype_name(src.dtype));
+    const bool half = src.dtype == io::DType::F16 || src.dtype == io::DType::BF16;
+    if (half && param.scalar_type() == torch::kFloat32 && kept.count(name))
+      param.set_data(torch::empty(param.sizes(), param.options().dtype(scalar_type(src.dtype))));
     // Straight from the file into the parameter when nothing needs converting.
     if (!src.data && param.is_cpu() && param.is_contiguous() && param.scalar_type() == scalar_type(src.dtype))
       io::read_bytes(src, param.data_ptr());

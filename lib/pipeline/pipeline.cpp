@@ -81,6 +81,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
   sd->weight_storage_ = o.weight_storage;
+  sd->weights_as_file_ = o.weights_as_file;
   const bool folder = io::is_directory(path);
   if (!folder && !io::exists(path)) fail(BIOESP_ERR_NOT_FOUND, path + ": no such model folder or file");
   const std::string dir = folder ? path : o.config_dir;
@@ -114,7 +115,7 @@ std::unique_ptr<StableDiffusion> StableDiffusion::load(const std::string& path, 
     weights = io::open_weights(path, open);
   }
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
-  models::WeightScope storage(o.weight_storage);
+  models::WeightScope storage(o.weight_storage, o.weights_as_file);
   if (!refiner) {
     sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(
         config::parse_clip_text(read_config(dir, "text_encoder"), "text_encoder/config.json"), "text_encoder/config.json");
@@ -178,16 +179,20 @@ void StableDiffusion::check_tokenizer(const text::ClipTokenizer& t, const models
 }
 
 void StableDiffusion::load_sdxl(const std::string& dir, const io::WeightSet& weights, const std::string& what) {
+  build_sdxl_encoder(dir, read_config(dir, "text_encoder_2"));
+  models::load_state(*text_encoder_2_, weights, "text_encoder_2", what + " (text_encoder_2)");
+  text_encoder_2_->eval();
+}
+
+void StableDiffusion::build_sdxl_encoder(const std::string& dir, const std::string& config_json) {
   if (!io::is_directory(dir + "/tokenizer_2")) fail(BIOESP_ERR_NOT_FOUND, dir + ": tokenizer_2/ is missing (SDXL has two tokenizers)");
   tokenizer_2_ = std::make_unique<text::ClipTokenizer>(dir + "/tokenizer_2");
-  const auto c = config::parse_clip_text(read_config(dir, "text_encoder_2"), "text_encoder_2/config.json");
+  const auto c = config::parse_clip_text(config_json, "text_encoder_2/config.json");
   if (!c.with_projection)
     fail(BIOESP_ERR_FORMAT, "text_encoder_2/config.json: SDXL's second text encoder is a CLIPTextModelWithProjection "
                             "(its projected pooled output conditions the UNet)");
   text_encoder_2_ = models::build_checked<models::CLIPTextModel>(c, "text_encoder_2/config.json");
   check_tokenizer(*tokenizer_2_, text_encoder_2_, "_2");
-  models::load_state(*text_encoder_2_, weights, "text_encoder_2", what + " (text_encoder_2)");
-  text_encoder_2_->eval();
   force_zeros_for_empty_prompt_ = pipeline_setting(dir, "force_zeros_for_empty_prompt", true);
   requires_aesthetics_score_ = pipeline_setting(dir, "requires_aesthetics_score", false);
   // What diffusers checks at the first call (expected_add_embed_dim, the embeddings' width).
@@ -210,22 +215,30 @@ void StableDiffusion::load_sdxl(const std::string& dir, const io::WeightSet& wei
 }
 
 std::unique_ptr<StableDiffusion> StableDiffusion::create(const std::string& dir, const std::string& te, const std::string& unet,
-                                                         const std::string& vae, const LoadOptions& o, uint64_t seed) {
+                                                         const std::string& vae, const LoadOptions& o, uint64_t seed,
+                                                         const std::string& te2) {
   std::unique_ptr<StableDiffusion> sd(new StableDiffusion());
   sd->device_ = o.device;
   sd->dtype_ = o.dtype;
   sd->weight_storage_ = o.weight_storage;
+  sd->weights_as_file_ = o.weights_as_file;
   sd->load_text_and_schedule(dir);
   models::BuildScope scope(torch::TensorOptions().dtype(o.dtype).device(o.device));
   models::WeightScope storage(o.weight_storage);
   sd->text_encoder_ = models::build_checked<models::CLIPTextModel>(config::parse_clip_text(te, "text_encoder config"),
                                                                    "text_encoder config");
   check_tokenizer(*sd->tokenizer_, sd->text_encoder_, "");
-  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(one_encoder_unet(unet, "unet config"), "unet config");
+  sd->unet_ = models::build_checked<models::UNet2DConditionModel>(
+      te2.empty() ? one_encoder_unet(unet, "unet config") : config::parse_unet(unet, "unet config"), "unet config");
+  if (!te2.empty()) sd->build_sdxl_encoder(dir, te2);
   sd->vae_ = models::build_checked<models::AutoencoderKL>(config::parse_vae(vae, "vae config"), "vae config");
   models::initialise_random(*sd->text_encoder_, seed);
   models::initialise_random(*sd->unet_, seed + 1);
   models::initialise_random(*sd->vae_, seed + 2);
+  if (sd->text_encoder_2_) {
+    models::initialise_random(*sd->text_encoder_2_, seed + 3);
+    sd->text_encoder_2_->eval();
+  }
   sd->quantize_if_int8();
   sd->text_encoder_->eval();
   sd->unet_->eval();

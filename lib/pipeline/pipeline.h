@@ -38,6 +38,8 @@ struct LoadOptions {
   // The type Linear and Conv2d weights are held in, where not `dtype` (models::WeightScope);
   // kInt8: the Linear ones as int8 with a scale per row, the Conv2d ones in float16.
   c10::optional<torch::ScalarType> weight_storage;
+  // With no weight_storage: those a file holds in float16 or bfloat16 stay so (models::WeightScope).
+  bool weights_as_file = false;
 };
 
 // How prompts are read: Plain as diffusers reads them (77 tokens, brackets are words); Weighted
@@ -162,10 +164,13 @@ class StableDiffusion {
   static std::unique_ptr<StableDiffusion> load(const std::string& path, const LoadOptions& options);
   // Freshly initialised weights (models::initialise_random) from component
   // configs (JSON text), with the tokenizer and scheduler of folder `dir`: benchmarks of
-  // full-size architectures without downloads, and training from scratch.
+  // full-size architectures without downloads, and training from scratch. SDXL with a second
+  // text encoder's config (a CLIPTextModelWithProjection), with tokenizer_2 and the
+  // model_index.json settings of `dir`.
   static std::unique_ptr<StableDiffusion> create(const std::string& dir, const std::string& text_encoder_config,
                                                  const std::string& unet_config, const std::string& vae_config,
-                                                 const LoadOptions& options, uint64_t seed);
+                                                 const LoadOptions& options, uint64_t seed,
+                                                 const std::string& text_encoder_2_config = "");
 
   // A complete diffusers folder: the weights from memory in `dtype`, the component configs,
   // tokenizers and model index from folder `config_dir` (which may be `out` itself), the
@@ -237,6 +242,7 @@ class StableDiffusion {
   torch::Device device() const { return device_; }
   torch::ScalarType dtype() const { return dtype_; }
   c10::optional<torch::ScalarType> weight_storage() const { return weight_storage_; }
+  bool weights_as_file() const { return weights_as_file_; }
   int latent_factor() const;  // image pixels per latent
 
  private:
@@ -250,6 +256,9 @@ class StableDiffusion {
   // SDXL's second tokenizer and text encoder from `dir`'s configs and `weights`, and
   // model_index.json's settings; checks that the UNet's added conditions fit them.
   void load_sdxl(const std::string& dir, const io::WeightSet& weights, const std::string& what);
+  // tokenizer_2 and text_encoder_2 (uninitialised) of `dir`, the SDXL settings of its model
+  // index, and diffusers' first-call checks of the UNet's added conditions against them.
+  void build_sdxl_encoder(const std::string& dir, const std::string& text_encoder_2_config);
   // The tokenizer's ids must index the text encoder's token table and its prompts fit its
   // positions; otherwise the first prompt fails deep in LibTorch ("index out of range in self").
   static void check_tokenizer(const text::ClipTokenizer& t, const models::CLIPTextModel& e, const std::string& suffix);
@@ -330,6 +339,7 @@ class StableDiffusion {
   torch::Device device_ = torch::kCPU;
   torch::ScalarType dtype_ = torch::kFloat32;
   c10::optional<torch::ScalarType> weight_storage_;
+  bool weights_as_file_ = false;
 };
 
 }  // namespace bioesp::pipeline
