@@ -249,6 +249,22 @@ std::unique_ptr<pipeline::StableDiffusion> sd1_random(torch::Device device, torc
                                            c["vae"].dump(), lo, 0);
 }
 
+// SDXL's add_time_ids for `batch` whole `px`-pixel pictures: original size, no crop, target size.
+torch::Tensor whole_picture_time_ids(int px, int64_t batch) {
+  return torch::tensor({double(px), double(px), 0.0, 0.0, double(px), double(px)}).repeat({batch, 1});
+}
+
+// One prompt's `steps`-step image at `px` pixels, for the rows that time a whole generation.
+pipeline::GenerateOptions bench_image(int px, int steps, double guidance, const std::string& scheduler) {
+  pipeline::GenerateOptions g;
+  g.prompts = {"criatura especulativa colombiana"};
+  g.steps = steps;
+  g.guidance = guidance;
+  g.width = g.height = px;
+  g.scheduler = scheduler;
+  return g;
+}
+
 // A micro-batch of `batch` random samples at `res` pixels.
 train::StepInputs random_inputs(pipeline::StableDiffusion& sd, int res, int batch, at::Generator& gen) {
   train::StepInputs in;
@@ -260,7 +276,7 @@ train::StepInputs random_inputs(pipeline::StableDiffusion& sd, int res, int batc
       at::randn({batch, 77, static_cast<int64_t>(sd.unet()->config().cross_attention_dim.at(0))}, gen);
   if (sd.sdxl()) {  // the added conditions: the pooled projection and the time ids of a whole picture
     in.pooled = at::randn({batch, static_cast<int64_t>(sd.text_encoder_2()->config().projection_dim)}, gen);
-    in.time_ids = torch::tensor({double(res), double(res), 0.0, 0.0, double(res), double(res)}).repeat({batch, 1});
+    in.time_ids = whole_picture_time_ids(res, batch);
   }
   return in;
 }
@@ -349,15 +365,10 @@ void sdxl_rows(std::vector<Row>& rows, int px, int repeat, c10::optional<torch::
     auto z = torch::randn({2, 4, h, h}), ctx = torch::randn({2, 77, 2048}), t = torch::tensor({499.0, 499.0});
     models::UNetExtra extra;
     extra.text_embeds = torch::randn({2, 1280});
-    extra.time_ids = torch::tensor({double(px), double(px), 0.0, 0.0, double(px), double(px)}).repeat({2, 1});
+    extra.time_ids = whole_picture_time_ids(px, 2);
     measured("SDXL UNet CFG step (batch 2, added conditions)", 1, repeat, [&] { sd->unet()->forward(z, t, ctx, extra); });
     measured("SDXL VAE decode", 0, repeat, [&] { sd->vae()->decode(z.slice(0, 0, 1)); });
-    pipeline::GenerateOptions g;
-    g.prompts = {"criatura especulativa colombiana"};
-    g.steps = 4;
-    g.guidance = 5;
-    g.width = g.height = px;
-    g.scheduler = "euler";
+    const auto g = bench_image(px, 4, 5, "euler");
     measured("SDXL image, 4 euler steps with CFG (both encoders, UNet, VAE)", 0, 1, [&] { sd->generate(g); });
   }
   train::Setup setup;
@@ -582,12 +593,7 @@ void fast_rows(std::vector<Row>& rows, int px) {
   std::snprintf(note, sizeof note, "derived; 1/%.1f of the 25-step CFG image (target 1/15)", cfg / fast);
   rows.push_back(Row{"4-step LCM image, " + size + " (text + 4 UNet passes + TAESD)", {fast}, 0, note});
   sd->set_autoencoder({nullptr, taesd});
-  pipeline::GenerateOptions g;
-  g.prompts = {"criatura especulativa colombiana"};
-  g.steps = 4;
-  g.guidance = 8;
-  g.width = g.height = px;
-  g.scheduler = "lcm";
+  const auto g = bench_image(px, 4, 8, "lcm");
   const double real = once("  same, one generate() call, lcm scheduler", [&] { sd->generate(g); });
   std::snprintf(note, sizeof note, "1/%.1f of the derived CFG image", cfg / real);
   rows.back().note = note;
