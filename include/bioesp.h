@@ -728,7 +728,9 @@ typedef struct bioesp_train_options {
   int lr_warmup_steps;
   int lr_cycles;              /* cosine_with_restarts; default 1 */
   float lr_power;             /* polynomial; default 1.0 */
-  float adam_beta1, adam_beta2, adam_weight_decay, adam_epsilon; /* 0.9, 0.999, 1e-2, 1e-8 */
+  float adam_beta1, adam_beta2, adam_weight_decay, adam_epsilon; /* 0.9, 0.999, -1, 1e-8. The
+                                 decay of the UNet's weights; negative (default -1): the
+                                 script's default, 1e-4 for SDXL, 1e-2 for SD 1.x/2.x */
   float max_grad_norm;        /* default 1.0; 0: no clipping */
   int rank;                   /* default 4 */
   float alpha;                /* 0 (default): the rank */
@@ -781,6 +783,18 @@ typedef struct bioesp_train_options {
   float timeout;              /* seconds to join and to wait for any other rank; default 1800.
                                  A rank that dies, freezes or fails stops the others within it,
                                  with an error naming the rank */
+  /* As train_dreambooth_lora_sdxl.py's --pretrained_vae_model_name_or_path: */
+  const char* vae;            /* a diffusers AutoencoderKL folder (config.json and
+                                 diffusion_pytorch_model[.fp16].safetensors) or Hub id that encodes
+                                 the pictures in place of the model's VAE, its latents scaled by its
+                                 own scaling_factor (e.g. madebyollin/sdxl-vae-fp16-fix); SDXL's runs
+                                 in float32 under any mixed_precision, as the model's does. Not a
+                                 tiny autoencoder (TAESD). NULL: the model's */
+  float adam_weight_decay_text_encoder; /* the text encoders' LoRA weights; negative (default -1):
+                                 1e-3 for SDXL, adam_weight_decay's for SD 1.x/2.x */
+  float text_encoder_lr;      /* the text encoders' base rate (the schedule applies; scale_lr
+                                 does not); 0: learning_rate; negative (default -1): 5e-6 for
+                                 SDXL, learning_rate for SD 1.x/2.x */
 } bioesp_train_options;
 
 BIOESP_API void bioesp_train_options_init(bioesp_train_options* options);

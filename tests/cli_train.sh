@@ -83,11 +83,15 @@ for sig in TERM:15 HUP:1; do
 done
 
 # SDXL: the same command on the tiny SDXL, both text encoders with LoRA, bf16 (the VAE kept in
-# float32); both saved layouts load into generation with every key placed.
+# float32), the VAE given apart with the script's other options; both saved layouts load into
+# generation with every key placed.
 xl="$ref/models/tiny-sdxl"
 "$cli" train --model "$xl" --data "$tmp/data" --prompt "criatura especulativa colombiana" --resolution 64 \
-  --steps 2 --batch 2 --seed 1 --train-text-encoder --mixed-precision bf16 --kohya --quiet --out "$tmp/xl" 2>/dev/null
-"$cli" inspect "$tmp/xl/pytorch_lora_weights.safetensors" | grep -q 'text_encoder_2'
+  --steps 2 --batch 2 --seed 1 --train-text-encoder --mixed-precision bf16 --kohya --quiet --out "$tmp/xl" \
+  --vae "$xl/vae" --weight-decay-text-encoder 1e-3 --text-encoder-lr 5e-6 2>/dev/null
+"$cli" inspect "$tmp/xl/pytorch_lora_weights.safetensors" > "$tmp/inspect-xl.txt"
+grep -q 'text_encoder_2' "$tmp/inspect-xl.txt"
+grep -q 'bioesp.vae' "$tmp/inspect-xl.txt"
 for f in pytorch_lora_weights.safetensors kohya_lora.safetensors; do
   "$cli" generate --model "$xl" --prompt "criatura especulativa colombiana" --steps 2 --seed 2 --width 64 --height 64 \
     --quiet --lora "$tmp/xl/$f" --out "$tmp/xl-$f.png"
@@ -102,4 +106,5 @@ fails --model "$m" --data "$tmp/nowhere" --prompt x --out "$tmp/o";             
 fails --model "$m" --data "$tmp/data" --prompt x --lr-scheduler exp --out "$tmp/o"; grep -q "lr_scheduler: must be one of constant," "$tmp/err.txt"
 fails --model "$m" --data "$tmp/data" --out "$tmp/o" --rank;                       grep -q 'needs a value' "$tmp/err.txt"
 fails --model "$m" --data "$tmp/data" --prompt x --mixed-precision fp16 --out "$tmp/o"; grep -q 'needs CUDA' "$tmp/err.txt"
+fails --model "$m" --data "$tmp/data" --prompt x --vae "$tmp/nowhere" --out "$tmp/o"; grep -q 'no such autoencoder' "$tmp/err.txt"
 echo ok

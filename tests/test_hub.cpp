@@ -263,6 +263,7 @@ static void test_model_card(void** state) {
   assert_true(has("https://commons.wikimedia.org/wiki/File:Colibr%C3%AD.jpg"));
   assert_true(has("share-alike"));
   assert_true(has("| LoRA rank | 4 |"));
+  assert_false(has("VAE (in place"));
   assert_true(has("pipe.load_lora_weights(\"ana/criaturas\")"));
   assert_string_equal(hub::base_license("stabilityai/stable-diffusion-xl-base-1.0").c_str(), "openrail++");
   assert_string_equal(hub::base_license("someone/model").c_str(), "other");
@@ -277,6 +278,9 @@ static void test_model_card(void** state) {
   assert_true(xl.find("- stable-diffusion\n") == std::string::npos);
   assert_true(xl.find("(Stable Diffusion XL)") != std::string::npos);
   assert_true(xl.find("pipe = StableDiffusionXLPipeline.from_pretrained(\"stabilityai/stable-diffusion-xl-base-1.0\")") != std::string::npos);
+  // The VAE trained with in place of the model's, as the script's card says "Special VAE used".
+  in.metadata["bioesp.vae"] = "madebyollin/sdxl-vae-fp16-fix";
+  assert_true(hub::model_card(in).find("| VAE (in place of the model's) | madebyollin/sdxl-vae-fp16-fix |") != std::string::npos);
   in.base_model.clear();
   xl = hub::model_card(in);
   assert_true(xl.find("license: openrail++\n") != std::string::npos);

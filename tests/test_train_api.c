@@ -257,6 +257,69 @@ static void test_from_scratch(void** state) {
   }
 }
 
+static const char* metadata_of(const char* path, const char* key) {
+  static char value[4096];
+  bioesp_weights* w = NULL;
+  size_t n = 0;
+  assert_int_equal(bioesp_weights_open(path, NULL, &w), BIOESP_OK);
+  bioesp_weights_metadata_count(w, &n);
+  int found = 0;
+  for (size_t i = 0; i < n && !found; ++i) {
+    const char *k, *v;
+    if (bioesp_weights_metadata(w, i, &k, &v) == BIOESP_OK && strcmp(k, key) == 0) {
+      snprintf(value, sizeof value, "%s", v);
+      found = 1;
+    }
+  }
+  bioesp_weights_close(w);
+  return found ? value : NULL;
+}
+
+/* The scripts' options as fields at the end: the sentinels that mean "the family's default",
+ * the flags the table gives them, and --vae on SD 1.x: a VAE folder trains and is named in the
+ * LoRA's metadata; a missing one, TAESD and a VAE without latent channels to fit are refused. */
+static void test_script_options(void** state) {
+  (void)state;
+  bioesp_train_options o;
+  bioesp_train_options_init(&o);
+  assert_true(o.adam_weight_decay < 0 && o.adam_weight_decay_text_encoder < 0 && o.text_encoder_lr < 0);
+  assert_null(o.vae);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "weight-decay-text-encoder", "0.25"), BIOESP_OK);
+  assert_true(o.adam_weight_decay_text_encoder == 0.25f);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "text-encoder-lr", "0"), BIOESP_OK);
+  assert_true(o.text_encoder_lr == 0.0f);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "weight-decay", "-2"), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "vae", "some/vae"), BIOESP_OK);
+  assert_string_equal(o.vae, "some/vae");
+
+  char out[4096];
+  snprintf(out, sizeof out, "%s", path_join(temp_dir(), "sd1-vae"));
+  o = base_options(out);
+  o.steps = 1;
+  char vae[4096];
+  snprintf(vae, sizeof vae, "%s", path_join(ref_dir(), "models/tiny-sd1/vae"));
+  o.vae = vae;
+  char* result = NULL;
+  assert_int_equal(bioesp_train(&o, &result), BIOESP_OK);
+  const char* named = metadata_of(result, "bioesp.vae");
+  assert_non_null(named);
+  assert_string_equal(named, vae);
+  bioesp_string_free(result);
+  o.vae = NULL;
+  o.out = path_join(temp_dir(), "sd1-own-vae");
+  assert_int_equal(bioesp_train(&o, &result), BIOESP_OK);
+  assert_null(metadata_of(result, "bioesp.vae"));
+  bioesp_string_free(result);
+
+  o.vae = path_join(temp_dir(), "no-such-vae");
+  assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_NOT_FOUND);
+  char taesd[4096];
+  snprintf(taesd, sizeof taesd, "%s", path_join(ref_dir(), "golden/fast/taesd"));
+  o.vae = taesd;
+  assert_int_equal(bioesp_train(&o, NULL), BIOESP_ERR_UNSUPPORTED);
+  assert_non_null(strstr(bioesp_last_error(), "TAESD"));
+}
+
 static void test_bad_options(void** state) {
   (void)state;
   assert_int_equal(bioesp_train(NULL, NULL), BIOESP_ERR_INVALID_ARGUMENT);
@@ -296,6 +359,6 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_text_encoder_lora), cmocka_unit_test(test_cancel_then_resume),
       cmocka_unit_test(test_full_fine_tune_loads), cmocka_unit_test(test_sdxl), cmocka_unit_test(test_from_scratch),
-      cmocka_unit_test(test_bad_options)};
+      cmocka_unit_test(test_script_options), cmocka_unit_test(test_bad_options)};
   return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -5,9 +5,13 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cstring>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "config/model_config.h"
 #include "core/strings.h"
 #include "image/image_io.h"
 #include "io/file.h"
@@ -16,6 +20,7 @@
 #include "pipeline/pipeline.h"
 #include "train/dataset.h"
 #include "train/run.h"
+#include "train/trainer.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -57,9 +62,12 @@ static void test_parity_with_diffusers(void** state) {
   auto ids = torch::cat({train::training_time_ids(80, 96, 16, 8, 64), train::training_time_ids(128, 64, 0, 32, 64)});
   assert_true(torch::equal(ids, g("train.step0.time_ids")));
 
-  train::Setup setup;  // rank 4, alpha 4, to_k/to_q/to_v/to_out.0 (SDXL has no add_k_proj/add_v_proj), clip 1.0
-  setup.adam.weight_decay = 1e-4;  // the SDXL script's default
+  // rank 4, alpha 4, to_k/to_q/to_v/to_out.0 (SDXL has no add_k_proj/add_v_proj), clip 1.0, and
+  // the script's weight decay 1e-4 as the default for SDXL.
+  train::Setup setup;
   train::Trainer tr(*sd, setup);
+  assert_int_equal(tr.optimizer().groups().size(), 1);
+  assert_true(tr.optimizer().groups()[0].weight_decay == 1e-4);
   size_t init = 0;
   for (const auto& t : golden.tensors) init += starts_with(t.name, "lora.init.");
   assert_int_equal(tr.parameters().size(), init);
@@ -157,6 +165,53 @@ static void test_saved_layouts(void** state) {
     print_message("%s: max |Δ| of the image %.3g\n", path.c_str(), d);
     assert_true(d > 0);
   }
+}
+
+// AdamW's parameter groups with the scripts' decays where the setup leaves them: SDXL's UNet 1e-4
+// and text encoders 1e-3 (train_dreambooth_lora_sdxl.py), SD 1.x 1e-2 for all
+// (train_dreambooth_lora.py), given ones kept. Zero gradients leave AdamW's update at
+// p·(1 − lr·decay): each group shrinks by its own rate and decay.
+static void test_weight_decay_groups(void** state) {
+  (void)state;
+  auto xl = pipeline::StableDiffusion::load(model_dir(), {});
+  auto sd1 = pipeline::StableDiffusion::load(ref("models/tiny-sd1"), {});
+  train::Setup s;
+  s.train_text_encoder = true;
+  auto decays = [&](pipeline::StableDiffusion& sd, const train::Setup& setup) {
+    train::Trainer tr(sd, setup);
+    const auto& g = tr.optimizer().groups();
+    assert_int_equal(g.size(), 2);
+    size_t unet = 0;
+    for (const auto& [name, p] : tr.parameters()) unet += starts_with(name, "unet.");
+    assert_int_equal(g[0].size, unet);
+    assert_int_equal(g[1].size, tr.parameters().size() - unet);
+    return std::make_pair(g[0].weight_decay, g[1].weight_decay);
+  };
+  assert_true(decays(*xl, s) == std::make_pair(1e-4, 1e-3));
+  assert_true(decays(*sd1, s) == std::make_pair(1e-2, 1e-2));
+  s.adam.weight_decay = 0.05;
+  assert_true(decays(*xl, s) == std::make_pair(0.05, 1e-3));
+  assert_true(decays(*sd1, s) == std::make_pair(0.05, 0.05));
+  s.text_encoder_weight_decay = 0.2;
+  assert_true(decays(*sd1, s) == std::make_pair(0.05, 0.2));
+
+  train::Setup plain;
+  plain.train_text_encoder = true;
+  train::Trainer tr(*xl, plain);
+  std::vector<torch::Tensor> before;
+  for (const auto& [name, p] : tr.parameters()) {
+    before.push_back(p.detach().clone());
+    const_cast<torch::Tensor&>(p).mutable_grad() = torch::zeros_like(p);
+  }
+  tr.update(0.5, 0.25);
+  size_t i = 0, moved = 0;
+  for (const auto& [name, p] : tr.parameters()) {
+    const bool unet = starts_with(name, "unet.");
+    const auto want = before[i++] * (1.0 - (unet ? 0.5 * 1e-4 : 0.25 * 1e-3));
+    assert_true(torch::allclose(p.detach(), want, 1e-7, 0));
+    moved += !torch::equal(p.detach(), before[i - 1]);
+  }
+  assert_true(moved > 0);
 }
 
 // SDXL conditions on where a crop lies in the picture it shows: a mirrored crop's left edge is
@@ -267,8 +322,124 @@ static void test_resume_is_bit_identical(void** state) {
   }
 }
 
+static train::RunOptions short_run(const std::string& data, const std::string& out) {
+  train::RunOptions o;
+  o.model = model_dir();
+  o.data = data;
+  o.prompt = "criatura especulativa colombiana";
+  o.resolution = 64;
+  o.steps = 2;
+  o.batch = 2;
+  o.lr = 1e-3;
+  o.setup.seed = 5;
+  o.out = out;
+  return o;
+}
+
+static std::string metadata(const std::string& lora, const std::string& key) {
+  for (const auto& [k, v] : io::read_safetensors(lora).metadata)
+    if (k == key) return v;
+  return "";
+}
+
+// A VAE folder with the tiny SDXL's VAE, its config edited by `edit`, its weights by `weights`
+// (none: the model's own), in the float16-named file alone as sdxl-vae-fp16-fix ships it.
+static std::string vae_folder(const std::string& name, const std::function<void(json&)>& edit,
+                              const std::string& weights = "") {
+  const std::string dir = tmp(name);
+  io::make_directories(dir);
+  auto config = json::parse(io::read_text_file(model_dir() + "/vae/config.json"));
+  edit(config);
+  io::write_text_file(dir + "/config.json", config.dump(2));
+  const std::string file = dir + "/diffusion_pytorch_model.fp16.safetensors";
+  if (weights.empty()) io::copy_file(model_dir() + "/vae/diffusion_pytorch_model.safetensors", file);
+  else io::copy_file(weights, file);
+  return dir;
+}
+
+// --vae as the script's --pretrained_vae_model_name_or_path: the model's own VAE given apart
+// trains the same LoRA bit for bit and is named in the metadata; another scaling factor in its
+// config scales the latents (another LoRA); a VAE whose latents do not fit the UNet is refused as
+// a mismatch, a missing folder as not found.
+static void test_separate_vae(void** state) {
+  (void)state;
+  const std::string data = make_dataset();
+  const std::string own = train::run(short_run(data, tmp("xl-own-vae")));
+  assert_string_equal(metadata(own, "bioesp.vae").c_str(), "");
+
+  auto o = short_run(data, tmp("xl-given-vae"));
+  o.vae = vae_folder("vae-same", [](json&) {});
+  const std::string given = train::run(o);
+  assert_true(torch::equal(all_weights(own), all_weights(given)));
+  assert_string_equal(metadata(given, "bioesp.vae").c_str(), o.vae.c_str());
+
+  o.out = tmp("xl-scaled-vae");
+  o.vae = vae_folder("vae-scaled", [](json& c) { c["scaling_factor"] = 0.2; });
+  const double d = (all_weights(own) - all_weights(train::run(o))).abs().max().item<double>();
+  print_message("a VAE with scaling factor 0.2 instead of 0.13025: max |Δ| of the LoRA %.3g\n", d);
+  assert_true(d > 0);
+
+  // Eight latent channels, weights of their own that fit them: only the UNet refuses them.
+  auto cfg_text = [](int channels) {
+    auto c = json::parse(io::read_text_file(model_dir() + "/vae/config.json"));
+    c["latent_channels"] = channels;
+    return c.dump();
+  };
+  {
+    models::AutoencoderKL wide(config::parse_vae(cfg_text(8), "8-channel VAE"));
+    std::vector<io::Tensor> tensors;
+    for (const auto& p : wide->named_parameters()) tensors.push_back(models::from_torch(p.key(), p.value()));
+    io::write_safetensors(tmp("vae8.safetensors"), tensors, {});
+  }
+  o.vae = vae_folder("vae-8", [](json& c) { c["latent_channels"] = 8; }, tmp("vae8.safetensors"));
+  o.out = tmp("xl-wide-vae");
+  try {
+    train::run(o);
+    fail_msg("an 8-channel VAE trained a 4-channel UNet");
+  } catch (const Error& e) {
+    print_message("refused: %s\n", e.what());
+    assert_int_equal(e.status(), BIOESP_ERR_MISMATCH);
+    assert_non_null(std::strstr(e.what(), "latent channels"));
+  }
+  o.vae = tmp("no-such-vae");
+  try {
+    train::run(o);
+    fail_msg("a missing VAE folder trained");
+  } catch (const Error& e) {
+    assert_int_equal(e.status(), BIOESP_ERR_NOT_FOUND);
+  }
+}
+
+// The text encoders' rate as train_dreambooth_lora_sdxl.py's --text_encoder_lr: 5e-6 by default
+// for SDXL, 0 the UNet's. After one step the UNet's LoRA is the same either way (the first
+// gradients do not depend on the rates), the text encoders' is not.
+static void test_text_encoder_rate(void** state) {
+  (void)state;
+  const std::string data = make_dataset();
+  auto run = [&](const char* name, double rate) {
+    auto o = short_run(data, tmp(name));
+    o.steps = 1;
+    o.setup.train_text_encoder = true;
+    o.text_encoder_lr = rate;
+    std::map<std::string, torch::Tensor> parts;
+    for (const auto& t : io::read_safetensors(train::run(o)).tensors) {
+      const std::string part = starts_with(t.name, "unet.") ? "unet" : "text";
+      auto& p = parts[part];
+      auto w = models::to_torch(t).flatten();
+      p = p.defined() ? torch::cat({p, w}) : w;
+    }
+    return parts;
+  };
+  auto unset = run("xl-te-unset", -1), script = run("xl-te-5e-6", 5e-6), same = run("xl-te-0", 0);
+  assert_true(torch::equal(unset["unet"], script["unet"]) && torch::equal(unset["text"], script["text"]));
+  assert_true(torch::equal(unset["unet"], same["unet"]));
+  assert_false(torch::equal(unset["text"], same["text"]));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_parity_with_diffusers), cmocka_unit_test(test_saved_layouts),
-                                     cmocka_unit_test(test_crop_coordinates), cmocka_unit_test(test_resume_is_bit_identical)};
+                                     cmocka_unit_test(test_weight_decay_groups), cmocka_unit_test(test_crop_coordinates),
+                                     cmocka_unit_test(test_resume_is_bit_identical), cmocka_unit_test(test_separate_vae),
+                                     cmocka_unit_test(test_text_encoder_rate)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

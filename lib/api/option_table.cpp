@@ -354,7 +354,8 @@ void train_optimizer_rows(std::vector<Row>& rows) {
   rows.push_back(F(lr_power, Float).above(0).about("polynomial: the power"));
   rows.push_back(F(adam_beta1, Float).at_least(0).below(1).about("AdamW's first-moment decay"));
   rows.push_back(F(adam_beta2, Float).at_least(0).below(1).about("AdamW's second-moment decay"));
-  rows.push_back(F(adam_weight_decay, Float).at_least(0).cli("weight-decay").about("AdamW's decoupled weight decay"));
+  rows.push_back(F(adam_weight_decay, Float).at_least(-1).cli("weight-decay").about(
+      "AdamW's decoupled weight decay of the UNet's weights (negative: 1e-4 for SDXL, 1e-2 for SD 1.x/2.x, as the scripts)"));
   rows.push_back(F(adam_epsilon, Float).at_least(0).about("AdamW's epsilon"));
   rows.push_back(F(max_grad_norm, Float).at_least(0).about("clip the gradients' norm to this (0: no clipping)"));
 }
@@ -417,6 +418,13 @@ Kind train() {
       "the process group: auto (unset: nccl for CUDA where the build has it, else gloo), gloo or nccl"));
   rows.push_back(F(timeout, Float).above(0).at_most(1e7).about(
       "seconds to join and to wait for any other rank; one that dies or freezes stops the others within it"));
+  rows.push_back(F(vae, String).about(
+      "a VAE folder or Hub id that encodes the pictures in place of the model's, with its own scaling factor "
+      "(e.g. madebyollin/sdxl-vae-fp16-fix; not TAESD)"));
+  rows.push_back(F(adam_weight_decay_text_encoder, Float).at_least(-1).cli("weight-decay-text-encoder").about(
+      "AdamW's weight decay of the text encoders' LoRA (negative: 1e-3 for SDXL, --weight-decay's for SD 1.x/2.x)"));
+  rows.push_back(F(text_encoder_lr, Float).at_least(-1).about(
+      "the text encoders' learning rate (0: --lr; negative: 5e-6 for SDXL, --lr for SD 1.x/2.x, as the scripts)"));
   return k;
 }
 

@@ -46,7 +46,7 @@ void bioesp_train_options_init(bioesp_train_options* o) {
   o->lr_power = 1.0f;
   o->adam_beta1 = 0.9f;
   o->adam_beta2 = 0.999f;
-  o->adam_weight_decay = 1e-2f;
+  o->adam_weight_decay = -1.0f;
   o->adam_epsilon = 1e-8f;
   o->max_grad_norm = 1.0f;
   o->rank = 4;
@@ -56,6 +56,8 @@ void bioesp_train_options_init(bioesp_train_options* o) {
   o->kl_weight = 1e-6f;
   o->master_port = 29500;
   o->timeout = 1800.0f;
+  o->adam_weight_decay_text_encoder = -1.0f;
+  o->text_encoder_lr = -1.0f;
 }
 
 bioesp_status bioesp_train(const bioesp_train_options* options, char** result_path) {
@@ -91,6 +93,9 @@ bioesp_status bioesp_train(const bioesp_train_options* options, char** result_pa
     r.lr_schedule.cycles = o.lr_cycles;
     r.lr_schedule.power = o.lr_power;
     r.setup.adam = {o.adam_beta1, o.adam_beta2, o.adam_weight_decay, o.adam_epsilon};
+    r.setup.text_encoder_weight_decay = o.adam_weight_decay_text_encoder;
+    r.text_encoder_lr = o.text_encoder_lr;
+    if (o.vae) r.vae = hub::resolve_model(o.vae, log);
     r.setup.max_grad_norm = o.max_grad_norm;
     r.setup.rank = o.rank;
     r.setup.alpha = o.alpha;

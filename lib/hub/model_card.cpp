@@ -117,7 +117,8 @@ std::string model_card(const CardInput& in) {
       {"bioesp.steps", "steps"}, {"bioesp.rank", "LoRA rank"}, {"bioesp.alpha", "LoRA alpha"},
       {"bioesp.learning_rate", "learning rate"}, {"bioesp.lr_scheduler", "schedule"},
       {"bioesp.batch_size", "batch size (with accumulation)"}, {"bioesp.resolution", "resolution"},
-      {"bioesp.mixed_precision", "mixed precision"}, {"bioesp.text_encoder", "text encoder trained"},
+      {"bioesp.mixed_precision", "mixed precision"}, {"bioesp.vae", "VAE (in place of the model's)"},
+      {"bioesp.text_encoder", "text encoder trained"},
       {"bioesp.seed", "seed"}, {"bioesp.dataset", "dataset fingerprint"}, {"bioesp.version", "bioesp version"}};
   bool any = false;
   for (const auto& [key, label] : settings) {

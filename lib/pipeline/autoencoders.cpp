@@ -77,7 +77,13 @@ Autoencoder load_diffusers(const std::string& dir, torch::Device device, torch::
   auto j = nlohmann::json::parse(config::from_python_json(text), nullptr, false);
   const std::string cls = j.is_object() ? j.value("_class_name", "") : "";
   const std::string what = dir + "/config.json";
-  auto weights = io::open_weights(dir, {});
+  // Some VAEs are published (or copied) with their float16 file alone, as
+  // madebyollin/sdxl-vae-fp16-fix's diffusion_pytorch_model.fp16.safetensors.
+  io::OpenOptions open;
+  if (!io::is_file(dir + "/diffusion_pytorch_model.safetensors") &&
+      io::is_file(dir + "/diffusion_pytorch_model.fp16.safetensors"))
+    open.variant = "fp16";
+  auto weights = io::open_weights(dir, open);
   models::BuildScope scope(torch::TensorOptions().dtype(dtype).device(device));
   Autoencoder a;
   if (cls == "AutoencoderTiny") {

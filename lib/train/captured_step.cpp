@@ -56,8 +56,10 @@ struct CapturedStep::State {
     at::_foreach_add_(steps, 1.0);
     const auto& a = tr.setup().adam;
     auto& adam = tr.optimizer();
+    // The UNet's group alone (unsupported() leaves the text encoders' to eager steps), with the
+    // decay the optimizer holds: the script's default resolved, not the options' sentinel.
     at::_fused_adamw_(params, grads, adam.exp_avg(), adam.exp_avg_sq(), none, steps, lr, a.beta1, a.beta2,
-                      a.weight_decay, a.eps, false, false, c10::nullopt, c10::nullopt);
+                      adam.groups().front().weight_decay, a.eps, false, false, c10::nullopt, c10::nullopt);
   }
 
   void clear_grads() {

@@ -2,40 +2,52 @@
 
 #include <cmath>
 
+#include "core/error.h"
+
 namespace bioesp::train {
 
-AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions o) : params_(std::move(params)), o_(o) {
+AdamW::AdamW(std::vector<torch::Tensor> params, AdamWOptions o, std::vector<ParamGroup> groups)
+    : params_(std::move(params)), o_(o), groups_(std::move(groups)) {
+  if (groups_.empty()) groups_.push_back({params_.size(), o_.weight_decay});
+  size_t n = 0;
+  for (const auto& g : groups_) n += g.size;
+  if (n != params_.size()) fail(BIOESP_ERR_INTERNAL, "AdamW's parameter groups do not cover its parameters");
   for (const auto& p : params_) {
     m_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
     v_.push_back(torch::zeros_like(p, torch::MemoryFormat::Preserve));
   }
 }
 
-// Multi-tensor ("foreach") kernels: a handful of launches for all parameters, which matters on
-// GPUs where a LoRA has hundreds of small tensors.
-void AdamW::step(double lr) {
+// Multi-tensor ("foreach") kernels: a handful of launches per group for all its parameters,
+// which matters on GPUs where a LoRA has hundreds of small tensors.
+void AdamW::step(const std::vector<double>& lrs) {
+  if (lrs.size() != groups_.size()) fail(BIOESP_ERR_INTERNAL, "AdamW needs one learning rate per parameter group");
   torch::NoGradGuard no_grad;
   ++step_;
   const double bc1 = 1.0 - std::pow(o_.beta1, static_cast<double>(step_));
   const double bc2_sqrt = std::sqrt(1.0 - std::pow(o_.beta2, static_cast<double>(step_)));
-  std::vector<torch::Tensor> p, g, m, v;
-  for (size_t i = 0; i < params_.size(); ++i)
-    if (params_[i].grad().defined()) {
-      p.push_back(params_[i]);
-      g.push_back(params_[i].grad());
-      m.push_back(m_[i]);
-      v.push_back(v_[i]);
-    }
-  if (p.empty()) return;
-  at::_foreach_mul_(p, 1.0 - lr * o_.weight_decay);
-  at::_foreach_mul_(m, o_.beta1);
-  at::_foreach_add_(m, g, 1.0 - o_.beta1);
-  at::_foreach_mul_(v, o_.beta2);
-  at::_foreach_addcmul_(v, g, g, 1.0 - o_.beta2);
-  auto denom = at::_foreach_sqrt(v);
-  at::_foreach_div_(denom, bc2_sqrt);
-  at::_foreach_add_(denom, o_.eps);
-  at::_foreach_addcdiv_(p, m, denom, -lr / bc1);
+  size_t i = 0;
+  for (size_t k = 0; k < groups_.size(); ++k) {
+    const double lr = lrs[k];
+    std::vector<torch::Tensor> p, g, m, v;
+    for (const size_t end = i + groups_[k].size; i < end; ++i)
+      if (params_[i].grad().defined()) {
+        p.push_back(params_[i]);
+        g.push_back(params_[i].grad());
+        m.push_back(m_[i]);
+        v.push_back(v_[i]);
+      }
+    if (p.empty()) continue;
+    at::_foreach_mul_(p, 1.0 - lr * groups_[k].weight_decay);
+    at::_foreach_mul_(m, o_.beta1);
+    at::_foreach_add_(m, g, 1.0 - o_.beta1);
+    at::_foreach_mul_(v, o_.beta2);
+    at::_foreach_addcmul_(v, g, g, 1.0 - o_.beta2);
+    auto denom = at::_foreach_sqrt(v);
+    at::_foreach_div_(denom, bc2_sqrt);
+    at::_foreach_add_(denom, o_.eps);
+    at::_foreach_addcdiv_(p, m, denom, -lr / bc1);
+  }
 }
 
 void AdamW::zero_grad() {

@@ -14,11 +14,21 @@ struct AdamWOptions {
   double beta1 = 0.9, beta2 = 0.999, weight_decay = 1e-2, eps = 1e-8;
 };
 
+// Consecutive parameters with a weight decay of their own, as torch.optim's parameter groups
+// (train_dreambooth_lora_sdxl.py's text encoders decay by another rate than the UNet).
+struct ParamGroup {
+  size_t size;
+  double weight_decay;
+};
+
 class AdamW {
  public:
-  AdamW(std::vector<torch::Tensor> params, AdamWOptions o);
-  // One update of every parameter that has a gradient, at learning rate `lr`.
-  void step(double lr);
+  // No groups: one of all parameters with o.weight_decay.
+  AdamW(std::vector<torch::Tensor> params, AdamWOptions o, std::vector<ParamGroup> groups = {});
+  // One update of every parameter that has a gradient, group g at learning rate lrs[g].
+  void step(const std::vector<double>& lrs);
+  void step(double lr) { step(std::vector<double>(groups_.size(), lr)); }
+  const std::vector<ParamGroup>& groups() const { return groups_; }
   void zero_grad();
   int64_t steps() const { return step_; }
   // For checkpoints: first and second moments, per parameter, and the step count.
@@ -30,6 +40,7 @@ class AdamW {
  private:
   std::vector<torch::Tensor> params_, m_, v_;
   AdamWOptions o_;
+  std::vector<ParamGroup> groups_;
   int64_t step_ = 0;
 };
 

@@ -48,6 +48,8 @@ void check_options(const RunOptions& o) {
   if (o.steps < 0 || o.epochs < 1) bad("steps must be ≥ 0 and epochs ≥ 1");
   if (o.batch < 1 || o.grad_accum < 1) bad("batch size and gradient accumulation must be ≥ 1");
   if (!(o.lr > 0) || !std::isfinite(o.lr)) bad("learning rate must be a positive number");
+  if (!std::isfinite(o.text_encoder_lr)) bad("the text encoders' learning rate must be a number");
+  if (!o.vae.empty() && o.setup.vae) bad("--vae replaces the frozen VAE that encodes the pictures; VAE training trains the model's");
   if (o.mixed_precision != "no" && o.mixed_precision != "fp16" && o.mixed_precision != "bf16")
     bad("mixed precision is no, fp16 or bf16 (got '" + o.mixed_precision + "')");
   if (o.mixed_precision == "fp16" && o.device.is_cpu()) bad("fp16 training needs CUDA; on the CPU use bf16 or no");
@@ -79,9 +81,16 @@ std::unique_ptr<pipeline::StableDiffusion> load_model(const RunOptions& o) {
   lo.device = o.device;
   lo.dtype = o.mixed_precision == "fp16" ? torch::kFloat16 : o.mixed_precision == "bf16" ? torch::kBFloat16 : torch::kFloat32;
   lo.log = o.log;
+  lo.vae = o.vae;
   auto sd = pipeline::StableDiffusion::load(o.model, lo);
-  // As train_dreambooth_lora_sdxl.py keeps it: SDXL's VAE overflows in float16.
+  if (sd->tiny_vae())
+    fail(BIOESP_ERR_UNSUPPORTED, o.vae + ": a tiny autoencoder (TAESD) only approximates the VAE's latents; training "
+                                         "encodes with a full AutoencoderKL (e.g. madebyollin/sdxl-vae-fp16-fix)");
+  // As train_dreambooth_lora_sdxl.py keeps it, a --vae one too: SDXL's VAE overflows in float16.
   if (sd->sdxl()) sd->vae()->to(torch::kFloat32);
+  if (!o.vae.empty() && o.log)
+    o.log(BIOESP_LOG_INFO, "pictures encoded by " + o.vae + ", latents × its scaling factor " +
+                               shortest(sd->vae()->config().scaling_factor));
   return sd;
 }
 
@@ -138,7 +147,8 @@ std::string settings_of(const RunOptions& o) {
     << o.lr_schedule.warmup << " " << o.lr_schedule.cycles << " " << o.lr_schedule.power << "\nseed " << u.seed
     << "\nmode " << (u.vae ? "vae" : u.full ? "full" : "lora") << (u.train_text_encoder ? " text-encoder" : "")
     << " rank " << u.rank << " alpha " << u.alpha << " dropout " << u.dropout << "\nadam " << u.adam.beta1 << " "
-    << u.adam.beta2 << " " << u.adam.weight_decay << " " << u.adam.eps << " clip " << u.max_grad_norm
+    << u.adam.beta2 << " " << u.adam.weight_decay << " " << u.text_encoder_weight_decay << " " << u.adam.eps
+    << " clip " << u.max_grad_norm << " text encoder rate " << o.text_encoder_lr << "\nvae " << o.vae
     << "\nobjective " << u.prior_weight << " " << u.noise_offset << " " << u.snr_gamma << " " << u.kl_weight
     << "\nmixed precision " << o.mixed_precision << (u.gradient_checkpointing ? " checkpointed" : "")
     << "\npictures " << o.random_crop << o.flip << o.use_captions << o.cache_latents << " " << o.tag_dropout << " "
@@ -170,7 +180,7 @@ class Steps {
   }
 
   // This process's mean loss of the step and the gradient norm before clipping.
-  std::pair<double, double> run(Batches& batches, RunState& st, at::Generator& gen, double lr) {
+  std::pair<double, double> run(Batches& batches, RunState& st, at::Generator& gen, double lr, double text_encoder_lr) {
     double loss = 0, norm = 0;
     for (int a = 0; a < accumulation_; ++a) {
       StepInputs in = batches.next(st.data, st.prior, gen);
@@ -184,7 +194,7 @@ class Steps {
     }
     if (!captured_) {
       average_.finish();
-      norm = tr_.update(lr);
+      norm = tr_.update(lr, text_encoder_lr);
     }
     return {loss, norm};
   }
@@ -267,6 +277,13 @@ void set_scaling_factor(const std::string& out, pipeline::StableDiffusion& sd, c
   io::write_text_file(path, j.dump(2) + "\n");
 }
 
+// The text encoders' base rate as train_dreambooth_lora_sdxl.py takes --text_encoder_lr (default
+// 5e-6, 0 the UNet's); train_dreambooth_lora.py has one rate for all.
+double text_encoder_rate(const RunOptions& o, bool sdxl, double base_lr) {
+  if (o.text_encoder_lr > 0) return o.text_encoder_lr;
+  return o.text_encoder_lr < 0 && sdxl ? 5e-6 : base_lr;
+}
+
 std::string result_path(const RunOptions& o) {
   return o.setup.full || o.setup.vae ? o.out : o.out + "/pytorch_lora_weights.safetensors";
 }
@@ -282,7 +299,7 @@ std::string save_result(const RunOptions& o, const std::string& config_dir, pipe
     if (s.vae) set_scaling_factor(o.out, sd, examples, o.resolution, s.seed);
     return result_path(o);
   }
-  const std::vector<std::pair<std::string, std::string>> meta{
+  std::vector<std::pair<std::string, std::string>> meta{
       {"format", "pt"},
       {"bioesp.version", bioesp_version_string()},
       {"bioesp.base_model", o.model},
@@ -298,6 +315,7 @@ std::string save_result(const RunOptions& o, const std::string& config_dir, pipe
       {"bioesp.lr_scheduler", o.lr_schedule.name},
       {"bioesp.batch_size", std::to_string(o.batch * o.grad_accum * o.distributed.world_size)},
       {"bioesp.mixed_precision", o.mixed_precision}};
+  if (!o.vae.empty()) meta.emplace_back("bioesp.vae", o.vae);
   tr.save_lora(result_path(o), meta, false);
   if (o.save_kohya) tr.save_lora(o.out + "/kohya_lora.safetensors", meta, true);
   return result_path(o);
@@ -333,6 +351,7 @@ std::string run_rank(const RunOptions& o, Group& group, const Stage& stage,
   LrSchedule schedule = o.lr_schedule;
   schedule.total = total;
   const double base_lr = o.scale_lr ? o.lr * o.batch * o.grad_accum * world : o.lr;
+  const double text_encoder_lr = text_encoder_rate(o, sd->sdxl(), base_lr);
 
   // The data orders are dealt as DistributedSampler does (class images from another seed); each
   // rank draws everything else (crops, noise, timesteps, captions, dropout) from its own generator.
@@ -363,7 +382,7 @@ std::string run_rank(const RunOptions& o, Group& group, const Stage& stage,
   const int first = st.step;
   while (st.step < total) {
     const double lr = learning_rate(schedule, base_lr, st.step);
-    const auto [loss_here, norm] = steps.run(batches, st, gen, lr);
+    const auto [loss_here, norm] = steps.run(batches, st, gen, lr, learning_rate(schedule, text_encoder_lr, st.step));
     ++st.step;
     const double loss = group.average(loss_here);
     if (writer) log->add(st.step, loss, lr, norm);

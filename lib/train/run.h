@@ -41,6 +41,12 @@ struct RunOptions {
   int batch = 1, grad_accum = 1;
   double lr = 1e-4;
   bool scale_lr = false;
+  // The text encoders' base rate (train_dreambooth_lora_sdxl.py's --text_encoder_lr, not scaled
+  // by scale_lr): 0 the UNet's; negative 5e-6 for SDXL, the UNet's for SD 1.x/2.x.
+  double text_encoder_lr = -1;
+  // A diffusers AutoencoderKL folder encoding the pictures in place of the model's VAE (the
+  // script's --pretrained_vae_model_name_or_path); empty: the model's.
+  std::string vae;
   LrSchedule lr_schedule;
   Setup setup;
   std::string mixed_precision = "no";  // no, fp16, bf16

@@ -85,10 +85,18 @@ torch::Tensor training_time_ids(int original_width, int original_height, int64_t
       .unsqueeze(0);
 }
 
+Setup with_script_defaults(Setup s, bool sdxl) {
+  if (s.adam.weight_decay < 0) s.adam.weight_decay = sdxl ? 1e-4 : 1e-2;
+  if (s.text_encoder_weight_decay < 0) s.text_encoder_weight_decay = sdxl ? 1e-3 : s.adam.weight_decay;
+  return s;
+}
+
 // ------------------------------------------------------------------------------------------------
 // Trainer
 
-Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s), scaler_(s.fp16_loss_scaling) {
+Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& setup)
+    : sd_(sd), s_(with_script_defaults(setup, sd.sdxl())), scaler_(setup.fp16_loss_scaling) {
+  const Setup& s = s_;
   if (s.rank < 1) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA rank must be at least 1");
   if (!(s.alpha >= 0) || !std::isfinite(s.alpha)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA alpha must be ≥ 0");
   if (!(s.dropout >= 0 && s.dropout < 1)) fail(BIOESP_ERR_INVALID_ARGUMENT, "LoRA dropout must be in [0, 1)");
@@ -119,9 +127,16 @@ Trainer::Trainer(pipeline::StableDiffusion& sd, const Setup& s) : sd_(sd), s_(s)
       for (auto& [component, root] : text_encoders()) add_adapters(*root, component, s.text_targets, gen);
     if (params_.empty()) fail(BIOESP_ERR_INVALID_ARGUMENT, "no layer of the model matches the LoRA targets");
   }
+  // The UNet's (or VAE's) tensors come first, then the text encoders'.
   std::vector<torch::Tensor> tensors;
-  for (auto& p : params_) tensors.push_back(p.second);
-  adam_ = std::make_unique<AdamW>(tensors, s.adam);
+  size_t unet = 0;
+  for (auto& p : params_) {
+    tensors.push_back(p.second);
+    unet += !starts_with(p.first, "text_encoder");
+  }
+  std::vector<ParamGroup> groups{{unet, s.adam.weight_decay}};
+  if (unet < tensors.size()) groups.push_back({tensors.size() - unet, s.text_encoder_weight_decay});
+  adam_ = std::make_unique<AdamW>(tensors, s.adam, groups);
 }
 
 Trainer::~Trainer() {
@@ -243,7 +258,7 @@ torch::Tensor Trainer::denoising_loss(const StepInputs& in, at::Generator* gen) 
   return loss;
 }
 
-double Trainer::update(double lr) {
+double Trainer::update(double lr, double text_encoder_lr) {
   const auto& tensors = adam_->params();
   scaler_.unscale(tensors);
   const double norm = clip_grad_norm(tensors, s_.max_grad_norm);
@@ -255,7 +270,7 @@ double Trainer::update(double lr) {
     }
     fail(BIOESP_ERR_INTERNAL, "training diverged: the gradient is not finite; lower the learning rate");
   }
-  adam_->step(lr);
+  adam_->step(adam_->groups().size() == 1 ? std::vector<double>{lr} : std::vector<double>{lr, text_encoder_lr});
   adam_->zero_grad();
   scaler_.update(true);
   return norm;

@@ -31,7 +31,11 @@ struct Setup {
   bool full = false;         // every UNet weight (and the text encoders' when train_text_encoder)
   bool vae = false;          // every VAE weight, on reconstruction + KL (a from-scratch model's first stage)
   double kl_weight = 1e-6;   // the VAE's KL term against its L1 reconstruction, both summed (CompVis' weighting)
-  AdamWOptions adam;
+  // Negative decays are the scripts' defaults (with_script_defaults): train_dreambooth_lora_sdxl.py
+  // decays the UNet's weights by 1e-4 and the text encoders' by 1e-3, train_dreambooth_lora.py
+  // all by 1e-2.
+  AdamWOptions adam{0.9, 0.999, -1, 1e-8};
+  double text_encoder_weight_decay = -1;
   double max_grad_norm = 1.0;
   double prior_weight = 1.0;
   double noise_offset = 0;   // kohya: noise += offset · N(0, 1) per sample and channel
@@ -40,6 +44,9 @@ struct Setup {
   bool gradient_checkpointing = false;  // recompute UNet blocks in the backward pass (less memory)
   uint64_t seed = 0;         // LoRA initialisation
 };
+
+// The setup with its negative weight decays replaced by the scripts' defaults for the family.
+Setup with_script_defaults(Setup s, bool sdxl);
 
 // One micro-batch with every random draw given. Either pixel_values + vae_eps, or latents.
 struct StepInputs {
@@ -89,9 +96,11 @@ class Trainer {
   // The loss of one micro-batch as a tensor, without a host synchronisation when the inputs are
   // on the model's device already (what a captured step records).
   torch::Tensor loss(const StepInputs& in, at::Generator* gen = nullptr);
-  // Clips, then one AdamW step at `lr`; returns the gradient norm before clipping. A step whose
-  // fp16 gradients overflowed is skipped (returns a non-finite norm).
-  double update(double lr);
+  // Clips, then one AdamW step at `lr` (the text encoders' LoRA at `text_encoder_lr`); returns
+  // the gradient norm before clipping. A step whose fp16 gradients overflowed is skipped
+  // (returns a non-finite norm).
+  double update(double lr, double text_encoder_lr);
+  double update(double lr) { return update(lr, lr); }
 
   // Trainable tensors under their saved names ("unet.<module>.lora.down.weight", the text
   // encoders' under "text_encoder." and "text_encoder_2.", or
@@ -99,7 +108,7 @@ class Trainer {
   const std::vector<std::pair<std::string, torch::Tensor>>& parameters() const { return params_; }
   AdamW& optimizer() { return *adam_; }
   GradScaler& scaler() { return scaler_; }
-  const Setup& setup() const { return s_; }
+  const Setup& setup() const { return s_; }  // with the scripts' defaults in place
   torch::Device device() const { return sd_.device(); }
   const sched::Scheduler& noise_schedule() const { return *noise_; }
   // posterior() of the trained model.
