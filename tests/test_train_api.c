@@ -284,11 +284,11 @@ static void test_script_options(void** state) {
   bioesp_train_options_init(&o);
   assert_true(o.adam_weight_decay < 0 && o.adam_weight_decay_text_encoder < 0 && o.text_encoder_lr < 0);
   assert_null(o.vae);
-  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "weight-decay-text-encoder", "0.25"), BIOESP_OK);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "adam_weight_decay_text_encoder", "0.25"), BIOESP_OK);
   assert_true(o.adam_weight_decay_text_encoder == 0.25f);
-  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "text-encoder-lr", "0"), BIOESP_OK);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "text_encoder_lr", "0"), BIOESP_OK);
   assert_true(o.text_encoder_lr == 0.0f);
-  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "weight-decay", "-2"), BIOESP_ERR_INVALID_ARGUMENT);
+  assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "adam_weight_decay", "-2"), BIOESP_ERR_INVALID_ARGUMENT);
   assert_int_equal(bioesp_option_set(BIOESP_OPTIONS_TRAIN, &o, "vae", "some/vae"), BIOESP_OK);
   assert_string_equal(o.vae, "some/vae");
 
