@@ -513,6 +513,13 @@ typedef struct bioesp_generate_options {
   /* SDXL refiners (requires_aesthetics_score in model_index.json): the aesthetic score in place
    * of the target size; defaults 6 and 2.5 as diffusers' */
   float aesthetic_score, negative_aesthetic_score;
+  /* Token merging (ToMe for Stable Diffusion, Bolya & Hoffman 2023): this share of the tokens
+   * entering the self-attention of the top level's transformer blocks (SDXL: the first level
+   * that has them) is merged into similar ones and spread back after it, as the tomesd package
+   * does; the destinations follow the seed, so images stay reproducible. Faster at large sizes,
+   * and the image drifts from the exact one (see docs/performance.md). 0 … 0.75; 0 (default): off,
+   * the exact image. */
+  float token_merging;
 } bioesp_generate_options;
 
 BIOESP_API void bioesp_generate_options_init(bioesp_generate_options* options);

@@ -195,6 +195,7 @@ Request make_request(const bioesp_generate_options* options) {
   r.g.preview_every = o.preview_every;
   r.g.cache_interval = o.cache_interval;
   r.g.cache_branch = o.cache_branch;
+  r.g.token_merging = o.token_merging;
   r.g.micro = {o.original_width, o.original_height, o.crop_left, o.crop_top, o.target_width, o.target_height};
   r.g.negative_micro = {o.negative_original_width, o.negative_original_height, o.negative_crop_left,
                         o.negative_crop_top,       o.negative_target_width,    o.negative_target_height};
@@ -277,6 +278,7 @@ std::unique_ptr<bioesp_images> draw(bioesp_model* model, Request& r, const std::
       img.text.emplace_back("cache_interval", std::to_string(g.cache_interval));
       img.text.emplace_back("cache_branch", std::to_string(g.cache_branch));
     }
+    if (g.token_merging > 0) img.text.emplace_back("token_merging", format_number(g.token_merging));
     if (g.syntax == pipeline::PromptSyntax::Weighted) img.text.emplace_back("prompt_syntax", "weighted");
     img.text.insert(img.text.end(), attached.begin(), attached.end());
     img.text.insert(img.text.end(), r.images.recorded.begin(), r.images.recorded.end());

@@ -236,6 +236,8 @@ Kind generate() {
   rows.push_back(F(cache_branch, Int).range(0, 1000).about(
       "step caching: the skip connection down to which the shallow branch is recomputed (0: conv_in's; SD 1.x: up to 11)"));
   micro_conditioning_rows<O>(rows);
+  rows.push_back(F(token_merging, Float).range(0, 0.75).about(
+      "token merging (ToMe): the share of tokens merged before the top level's self-attention (0: off, exact)"));
   return k;
 }
 

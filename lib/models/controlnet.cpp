@@ -1,6 +1,7 @@
 #include "models/controlnet.h"
 
 #include "core/error.h"
+#include "models/token_merge.h"
 
 namespace bioesp::models {
 
@@ -46,6 +47,7 @@ ControlNetModelImpl::ControlNetModelImpl(const config::ControlNetConfig& c) : c_
 ControlResiduals ControlNetModelImpl::forward(const torch::Tensor& sample, const torch::Tensor& timestep,
                                               const torch::Tensor& context, const torch::Tensor& cond, double scale,
                                               bool guess_mode) {
+  TokenMergeScope exact({});  // a ControlNet's blocks never merge: its residuals stay exact
   auto emb = embed_time(time_embedding, c_.unet, timestep, sample);
   auto x = conv_in(sample) + controlnet_cond_embedding(c_.bgr ? cond.flip({1}) : cond);
   std::vector<torch::Tensor> skips{x};

@@ -1,5 +1,7 @@
 #include "models/transformer.h"
 
+#include "models/token_merge.h"
+
 namespace bioesp::models {
 
 namespace F = torch::nn::functional;
@@ -42,10 +44,13 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(const TransformerOptions& o
   ff = register_module("ff", FeedForward(dim));
 }
 
-torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
-  auto h = attn1(norm1(x), only_cross_ ? context : torch::Tensor()) + x;
-  h = attn2(norm2(h), context) + h;
-  return ff(norm3(h)) + h;
+torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context, int64_t h, int64_t w) {
+  const auto self_context = only_cross_ ? context : torch::Tensor();
+  // Token merging shortens only the self-attention's input, as tomesd's default (merge_attn).
+  const auto plan = token_merge_plan(x, h, w);
+  auto y = plan ? plan->unmerge(attn1(plan->merge(norm1(x)), self_context)) + x : attn1(norm1(x), self_context) + x;
+  y = attn2(norm2(y), context) + y;
+  return ff(norm3(y)) + y;
 }
 
 Transformer2DModelImpl::Transformer2DModelImpl(const TransformerOptions& o) : linear_(o.use_linear_projection) {
@@ -72,7 +77,7 @@ torch::Tensor Transformer2DModelImpl::forward(const torch::Tensor& x, const torc
   } else {
     h = proj_in.forward(h).permute({0, 2, 3, 1}).reshape({B, H * W, C});
   }
-  for (const auto& block : *transformer_blocks) h = block->as<BasicTransformerBlock>()->forward(h, context);
+  for (const auto& block : *transformer_blocks) h = block->as<BasicTransformerBlock>()->forward(h, context, H, W);
   if (linear_) {
     h = proj_out.forward(h).reshape({B, H, W, C}).permute({0, 3, 1, 2}).contiguous();
   } else {

@@ -41,7 +41,8 @@ struct TransformerOptions {
 class BasicTransformerBlockImpl : public torch::nn::Module {
  public:
   explicit BasicTransformerBlockImpl(const TransformerOptions& o);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
+  // x [B, h·w, C]: the tokens of an h × w picture (token merging needs the layout).
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context, int64_t h, int64_t w);
 
   LayerNorm norm1{nullptr}, norm2{nullptr}, norm3{nullptr};
   Attention attn1{nullptr}, attn2{nullptr};

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/token_merge.h"
 
 namespace bioesp::models {
 
@@ -175,6 +176,7 @@ torch::Tensor UNet2DConditionModelImpl::forward(const torch::Tensor& sample, con
     fail(BIOESP_ERR_INVALID_ARGUMENT, "the step cache's branch must be between 0 and " + std::to_string(skip_count() - 1) +
                                           " for this UNet (got " + std::to_string(cache->branch) + ")");
   const bool reuse = cache && cache->reuse && cache->feature.defined();
+  token_merge_new_pass();
   // A reusing step makes skips 0 … branch; the up layers that would join the others are left out.
   const size_t kept = reuse ? static_cast<size_t>(cache->branch + 1) : static_cast<size_t>(skip_count());
   auto emb = time_features(sample, timestep, extra);

@@ -9,6 +9,7 @@
 #include "io/weights.h"
 #include "models/layers.h"
 #include "models/loader.h"
+#include "models/token_merge.h"
 #include "lora/adapter.h"
 #include "pipeline/preview.h"
 #include "runtime/cpu_memory.h"
@@ -526,6 +527,9 @@ void StableDiffusion::check_request(const GenerateOptions& g) const {
   if (g.tiling.any() && g.vae_tile_size > 0)
     fail(BIOESP_ERR_UNSUPPORTED, "tiling and VAE tiles cannot be combined (the tiles do not reach across the wrapped edges)");
   if (std::isnan(g.eta)) fail(BIOESP_ERR_INVALID_ARGUMENT, "eta must be a number");
+  if (!(g.token_merging >= 0 && g.token_merging <= models::kMaxTokenMerging))
+    fail(BIOESP_ERR_INVALID_ARGUMENT, "token_merging must be between 0 and 0.75 (three tokens in four), not " +
+                                          std::to_string(g.token_merging));
 }
 
 std::pair<int, int> StableDiffusion::canvas_size(const GenerateOptions& g, const torch::Tensor& init) const {
@@ -588,6 +592,8 @@ torch::Tensor StableDiffusion::denoise(torch::Tensor latents, const GenerateOpti
   for (size_t i = begin; i < ts.size(); ++i) {
     const int done = static_cast<int>(i - begin + 1);
     cache.reuse = (done - 1) % std::max(g.cache_interval, 1) != 0;
+    models::TokenMergeScope merging({g.token_merging, g.seed, static_cast<int64_t>(i), latents.size(-2) * latents.size(-1),
+                                     models::token_merge_downsample(unet_->config())});
     auto noise = predict_noise(latents, scheduler, i, Step{done - 1, total}, cond, control, paint,
                                g.cache_interval > 1 ? &cache : nullptr);
     const bool preview = g.preview && done % g.preview_every == 0;

@@ -111,6 +111,9 @@ struct GenerateOptions {
   // steps (the first included) and shallow ones between them, from skip `cache_branch`.
   int cache_interval = 0;
   int cache_branch = 0;
+  // Token merging (models::TokenMerge, ToMe): the share of tokens merged before the self-attention
+  // of the top level's transformer blocks, 0 … 0.75; 0: off, the exact image.
+  double token_merging = 0;
   // Given instead of what the prompts and seed give (animations interpolate both): conditional
   // embeddings (PromptEmbeds, for N images), and txt2img's starting noise [N, C, h, w] before
   // init_noise_sigma. The seed still drives the generator for the scheduler's own noise.
