@@ -18,6 +18,9 @@
 //   bench --sdxl PX [--storage S] full-size SDXL (random weights) at PX pixels: the UNet's CFG
 //                                 step, the VAE decode, a 4-step image and a LoRA training step,
 //                                 with weights stored as S (weight_storage's names; dtype: float32)
+//   bench --tome PX               token merging (issue 19): the full-size SD 1.x UNet's CFG step at
+//                                 PX per ratio, and image drift on the tiny, embedded and random
+//                                 full-size (256 px) models
 //   bench --train --ranks N       the LoRA step at one global batch of N on 1 and on N processes
 //                                 (Gloo over the loopback), with the all-reduce's share; with
 //                                 --full also SD 1.x at 256 px
@@ -55,6 +58,7 @@
 #include "models/controlnet.h"
 #include "models/unet.h"
 #include "models/autoencoder_tiny.h"
+#include "models/token_merge.h"
 #include "models/vae.h"
 #include "profile.h"
 #include "runtime/cpu_memory.h"
@@ -517,6 +521,12 @@ std::string drift(const torch::Tensor& cached, const torch::Tensor& plain, const
   return note;
 }
 
+std::string format_ratio(double r) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%.2f", r);
+  return b;
+}
+
 // Step caching's image drift: 25 steps, a full pass every 3 from the shallowest branch, against
 // the uncached image with the same seed.
 void cache_drift_row(std::vector<Row>& rows, pipeline::StableDiffusion& sd, const std::string& what, int px, double guidance) {
@@ -679,6 +689,64 @@ void weight_rows(std::vector<Row>& rows) {
     auto img = image(*sd1_random(torch::kCPU, torch::kFloat32, storage), 256, 6, 7.5);
     if (!storage) exact = img;
     else rows.push_back(Row{"SD 1.x random weights, 256 px, 6 steps, weights " + name, {}, 0, drift(img, exact, "float32")});
+  }
+}
+
+// Issue 19's token merging rows: the full-size SD 1.x UNet's CFG step at `px` per ratio, and the
+// image drift from the exact image on the tiny, the embedded and the random full-size model.
+void tome_rows(std::vector<Row>& rows, int px, int repeat) {
+  torch::NoGradGuard no_grad;
+  const double ratios[] = {0, 0.25, 0.5};
+  auto sd = sd1_random(torch::kCPU, torch::kFloat32);
+  const int64_t side = px / 8;
+  auto x = torch::randn({2, 4, side, side}), ctx = torch::randn({2, 77, 768}), t = torch::tensor({999.0, 999.0});
+  double exact_s = 0;
+  for (double ratio : ratios) {
+    models::TokenMergeScope merging({ratio, 1, 0, side * side, 1});
+    Row r{"SD 1.x UNet CFG step (batch 2), " + std::to_string(px) + " px, token merging " + format_ratio(ratio),
+          time_it(1, repeat, [&] { sd->unet()->forward(x, t, ctx); })};
+    auto s = r.seconds;
+    std::sort(s.begin(), s.end());
+    if (ratio == 0) exact_s = s[s.size() / 2];
+    else {
+      char note[48];
+      std::snprintf(note, sizeof note, "%.2fx the exact step", s[s.size() / 2] / exact_s);
+      r.note = note;
+    }
+    rows.push_back(r);
+  }
+  struct Case {
+    std::string what;
+    pipeline::StableDiffusion* sd;
+    int px, steps;
+    double guidance;
+  };
+  auto tiny = pipeline::StableDiffusion::load(reference() + "/models/tiny-sd1", {});
+  std::unique_ptr<pipeline::StableDiffusion> embedded;
+  std::vector<Case> cases{{"tiny model", tiny.get(), 0, 10, 7.5}};
+  if (const char* e = bioesp_embedded_model()) {
+    embedded = pipeline::StableDiffusion::load(e, {});
+    cases.push_back({"embedded model", embedded.get(), 0, 25, 5});
+  }
+  cases.push_back({"SD 1.x random weights, 256 px", sd.get(), 256, 6, 7.5});
+  for (const auto& c : cases) {
+    pipeline::GenerateOptions g;
+    g.prompts = {"criatura especulativa colombiana"};
+    g.negative_prompt = "blurry, low quality";
+    g.steps = c.steps;
+    g.guidance = c.guidance;
+    g.width = g.height = c.px;
+    g.seed = 1234;
+    torch::Tensor exact;
+    for (double ratio : ratios) {
+      g.token_merging = ratio;
+      torch::Tensor img;
+      Row r{c.what + ", " + std::to_string(c.steps) + " steps, token merging " + format_ratio(ratio),
+            time_it(0, 1, [&] { img = c.sd->generate(g); })};
+      if (ratio == 0) exact = img;
+      else r.note = drift(img, exact, "exact");
+      rows.push_back(r);
+    }
   }
 }
 
@@ -1033,7 +1101,7 @@ int main(int argc, char** argv) {
   if (argc == 10 && std::strcmp(argv[1], "train-rank") == 0) return train_rank(argv + 2);
   if (argc == 4 && std::strcmp(argv[1], "weights-child") == 0) return weights_child(argv[2], std::atoi(argv[3]));
   bool full = false, cuda = false, train_only = false, graph_train = false, fast = false, weights = false;
-  int vae_px = 0, cfg_px = 0, ranks = 0, profile_px = 0, sdxl_px = 0;
+  int vae_px = 0, cfg_px = 0, ranks = 0, profile_px = 0, sdxl_px = 0, tome_px = 0;
   std::string storage = "dtype";
   int repeat = 3;
   for (int i = 1; i < argc; ++i) {
@@ -1046,11 +1114,12 @@ int main(int argc, char** argv) {
     else if (std::strcmp(argv[i], "--cfg") == 0 && i + 1 < argc) cfg_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--profile") == 0 && i + 1 < argc) profile_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--sdxl") == 0 && i + 1 < argc) sdxl_px = std::atoi(argv[++i]) / 8 * 8;
+    else if (std::strcmp(argv[i], "--tome") == 0 && i + 1 < argc) tome_px = std::atoi(argv[++i]) / 8 * 8;
     else if (std::strcmp(argv[i], "--storage") == 0 && i + 1 < argc) storage = argv[++i];
     else if (std::strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = std::max(1, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--ranks") == 0 && i + 1 < argc) ranks = std::max(2, std::atoi(argv[++i]));
     else if (std::strcmp(argv[i], "--device") == 0 && i + 1 < argc) cuda = std::strcmp(argv[++i], "cuda") == 0;
-    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--weights] [--vae PX] [--cfg PX] [--profile PX] [--sdxl PX] [--storage dtype|f16|bf16|int8] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
+    else { std::fprintf(stderr, "usage: bench [--full] [--train [--ranks N]] [--fast] [--weights] [--vae PX] [--cfg PX] [--profile PX] [--sdxl PX] [--tome PX] [--storage dtype|f16|bf16|int8] [--graph-train] [--repeat N] [--device cpu|cuda]\n"); return 2; }
   }
   if (ranks > 0) {
     if (train::distributed_backends().empty()) {
@@ -1090,6 +1159,12 @@ int main(int argc, char** argv) {
   if (sdxl_px > 0) {
     std::vector<Row> rows;
     sdxl_rows(rows, sdxl_px, repeat, storage_named(storage), storage);
+    print(rows);
+    return 0;
+  }
+  if (tome_px > 0) {
+    std::vector<Row> rows;
+    tome_rows(rows, tome_px, repeat);
     print(rows);
     return 0;
   }
