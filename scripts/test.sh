@@ -6,7 +6,10 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh"
-ctest --test-dir "$root/build" --output-on-failure -j 2
+# Two tests at a time on these 2 cores: one intra-op thread each, and OpenMP's threads sleeping
+# instead of spinning where a test asks for two (spinning against the other test made pairs of
+# tests 2.6 times slower: docs/performance.md, 2026-12-03).
+OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive ctest --test-dir "$root/build" --output-on-failure -j 2
 seconds=${BIOESP_FUZZ_SECONDS:-15}
 if [ "$seconds" -gt 0 ]; then "$root/tests/fuzz/run.sh" "$seconds"; fi
 if [ "${BIOESP_TSAN:-1}" != 0 ]; then "$root/tests/tsan.sh"; fi
