@@ -15,6 +15,7 @@
 #include "pipeline/control.h"
 #include "pipeline/pipeline.h"
 #include "bioesp.h"
+#include "support/drift.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -125,31 +126,6 @@ static void test_unet_merges_controlnet_exact(void** state) {
   assert_true(torch::equal(again.mid, residuals.mid));
 }
 
-struct Drift {
-  double mae, psnr;  // mean absolute difference in 0..255 levels; PSNR in dB
-};
-
-static Drift drift(const image::Image& a, const image::Image& b) {
-  double abs_sum = 0, sq_sum = 0;
-  for (size_t i = 0; i < a.pixels.size(); ++i) {
-    const double d = double(a.pixels[i]) - double(b.pixels[i]);
-    abs_sum += std::fabs(d);
-    sq_sum += d * d;
-  }
-  const double n = static_cast<double>(a.pixels.size()), mse = sq_sum / n;
-  return {abs_sum / n, mse > 0 ? 10 * std::log10(255.0 * 255.0 / mse) : INFINITY};
-}
-
-static pipeline::GenerateOptions options(int steps, double guidance) {
-  pipeline::GenerateOptions g;
-  g.prompts = {"criatura especulativa colombiana"};
-  g.negative_prompt = "blurry, low quality";
-  g.steps = steps;
-  g.guidance = guidance;
-  g.seed = 1234;
-  return g;
-}
-
 static const double kRatios[] = {0.25, 0.5};
 
 // Each ratio's image against the exact one, within the bound measured for it (mean absolute
@@ -172,14 +148,14 @@ static void check_drift(const std::string& path, pipeline::GenerateOptions g, co
 static void test_tiny_drift(void** state) {
   (void)state;
   // Measured: 0.401 and 0.548 (PSNR 51.6, 49.6 dB).
-  check_drift(tiny(), options(10, 7.5), {0.6, 0.8});
+  check_drift(tiny(), drift_options(10, 7.5), {0.6, 0.8});
 }
 
 static void test_embedded_drift(void** state) {
   (void)state;
   // Measured: 9.34 and 13.4 (PSNR 22.3, 18.6 dB): at 64 px its merging level has only 8 × 8
   // tokens, so each merge is a large share of the picture.
-  check_drift(embedded(), options(25, 5), {14, 20});
+  check_drift(embedded(), drift_options(25, 5), {14, 20});
 }
 
 // SDXL merges at its first level with transformers (tiny-sdxl: the second).
@@ -187,7 +163,7 @@ static void test_sdxl(void** state) {
   (void)state;
   auto sd = pipeline::StableDiffusion::load(path_join(ref_dir(), "models/tiny-sdxl"), {});
   assert_int_equal(models::token_merge_downsample(sd->unet()->config()), 2);
-  auto g = options(4, 5);
+  auto g = drift_options(4, 5);
   g.width = g.height = 128;
   const auto exact = sd->generate(g);
   g.token_merging = 0.5;

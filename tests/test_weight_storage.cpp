@@ -12,6 +12,7 @@
 #include "models/layers.h"
 #include "pipeline/pipeline.h"
 #include "bioesp.h"
+#include "support/drift.h"
 extern "C" {
 #include "support/testutil.h"
 }
@@ -82,31 +83,6 @@ static void test_weights_smaller(void** state) {
   }
 }
 
-struct Drift {
-  double mae, psnr;  // mean absolute difference in 0..255 levels; PSNR in dB
-};
-
-static Drift drift(const image::Image& a, const image::Image& b) {
-  double abs_sum = 0, sq_sum = 0;
-  for (size_t i = 0; i < a.pixels.size(); ++i) {
-    const double d = double(a.pixels[i]) - double(b.pixels[i]);
-    abs_sum += std::fabs(d);
-    sq_sum += d * d;
-  }
-  const double n = static_cast<double>(a.pixels.size()), mse = sq_sum / n;
-  return {abs_sum / n, mse > 0 ? 10 * std::log10(255.0 * 255.0 / mse) : INFINITY};
-}
-
-static pipeline::GenerateOptions options(int steps, double guidance) {
-  pipeline::GenerateOptions g;
-  g.prompts = {"criatura especulativa colombiana"};
-  g.negative_prompt = "blurry, low quality";
-  g.steps = steps;
-  g.guidance = guidance;
-  g.seed = 1234;
-  return g;
-}
-
 // Each storage's image against float32's, within the bound measured for it (docs/performance.md:
 // mean absolute difference in 0..255 levels, f16, bf16, int8). test_weights_smaller shows the
 // weights narrowed; a bound of 0 asks for the float32 image exactly (weights saved in float16).
@@ -123,13 +99,13 @@ static void check_drift(const std::string& path, const pipeline::GenerateOptions
 static void test_tiny_drift(void** state) {
   (void)state;
   // Measured: 0.025, 0.172, 0.131 (PSNR 64.2, 55.8, 57.0 dB).
-  check_drift(tiny(), options(10, 7.5), {0.1, 0.5, 0.5});
+  check_drift(tiny(), drift_options(10, 7.5), {0.1, 0.5, 0.5});
 }
 
 static void test_embedded_drift(void** state) {
   (void)state;
   // Its weights are float16 in the file, so float16 storage loses nothing.
-  check_drift(embedded(), options(25, 5), {0, 1.0, 1.0});
+  check_drift(embedded(), drift_options(25, 5), {0, 1.0, 1.0});
 }
 
 // Weights as the file holds them: a float32 file's stay float32; a float16 file's (the embedded
@@ -141,7 +117,7 @@ static void test_as_file(void** state) {
   load(tiny(), c10::nullopt)->save(bf16, tiny(), torch::kBFloat16);
   const std::pair<std::string, torch::ScalarType> cases[] = {
       {tiny(), torch::kFloat32}, {embedded(), torch::kFloat16}, {bf16, torch::kBFloat16}};
-  const auto g = options(6, 5);
+  const auto g = drift_options(6, 5);
   for (const auto& [path, type] : cases) {
     auto widened = load(path, c10::nullopt), kept = load(path, c10::nullopt, true);
     const WeightBytes w = weight_bytes(*widened), k = weight_bytes(*kept);
