@@ -26,9 +26,6 @@ bool matches_target(const std::string& module, const std::vector<std::string>& t
   return false;
 }
 
-// The model's float dtype (of its UNet weights).
-torch::ScalarType dtype_of(torch::nn::Module& m) { return m.parameters().front().scalar_type(); }
-
 }  // namespace
 
 std::unique_ptr<sched::Scheduler> noise_schedule(const pipeline::StableDiffusion& sd) {
@@ -52,7 +49,9 @@ torch::Tensor denoising_errors(pipeline::StableDiffusion& sd, const sched::Sched
                                const torch::Tensor& latents, const torch::Tensor& noise, const torch::Tensor& timesteps,
                                const pipeline::PromptEmbeds& text, const torch::Tensor& time_ids) {
   const int64_t B = latents.size(0);
-  const auto dtype = dtype_of(*sd.unet());
+  // The pipeline's compute dtype: a UNet's first parameter may be a weight held narrower (float16
+  // as its file holds it, widened per call).
+  const auto dtype = sd.dtype();
   const auto device = latents.device();
   auto batched = [&](const torch::Tensor& t) {
     auto x = t.to(device, dtype);
