@@ -723,7 +723,7 @@ typedef struct bioesp_train_options {
   float prior_weight;         /* default 1.0 */
   int resolution;             /* default 512; a multiple of 8 */
   int random_crop, flip;      /* default 0: centre crop, no mirroring */
-  int cache_latents;          /* encode every image once; the VAE then does no more work */
+  int cache_latents;          /* encode every image once (and mirrored with flip); the VAE then does no more work */
   int steps;                  /* optimizer steps; 0: `epochs` passes over the data */
   int epochs;                 /* default 1 */
   int batch_size;             /* default 1 */

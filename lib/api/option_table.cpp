@@ -339,7 +339,7 @@ void train_data_rows(std::vector<Row>& rows) {
   rows.push_back(F(resolution, Int).range(8, 8192).about("training size in pixels, a multiple of 8"));
   rows.push_back(F(random_crop, Bool).about("crop at random places instead of the centre"));
   rows.push_back(F(flip, Bool).about("mirror images at random"));
-  rows.push_back(F(cache_latents, Bool).about("encode every image once (the VAE then does no more work)"));
+  rows.push_back(F(cache_latents, Bool).about("encode every image once, and its mirror image with flip (the VAE then does no more work)"));
   rows.push_back(F(steps, Int).at_least(0).about("optimizer steps (0: epochs passes over the data)"));
   rows.push_back(F(epochs, Int).at_least(1).about("passes over the data when steps is 0"));
   rows.push_back(F(batch_size, Int).range(1, 4096).cli("batch").about("images per micro-batch"));

@@ -34,19 +34,29 @@ Batches::Batches(const RunOptions& o, pipeline::StableDiffusion& sd, Trainer& tr
   latent_size_ = o.resolution / sd.latent_factor();
   channels_ = sd.vae()->config().latent_channels;
   if (!o.cache_latents) return;
-  // The VAE posterior of each centre crop, once.
-  if ((o.random_crop || o.flip) && o.log)
-    o.log(BIOESP_LOG_WARNING, "cached latents fix each image's crop and orientation; random crop and flip are off");
-  at::Generator unused = at::detail::createCPUGenerator(0);
+  // The VAE posterior of each centre crop, once (and of its mirror image with flips).
+  if (o.random_crop && o.log) o.log(BIOESP_LOG_WARNING, "cached latents fix each image's crop; random crop is off");
   for (auto* set : {&examples, &prior}) {
     auto& dst = set == &examples ? cached_ : cached_prior_;
     for (size_t i = 0; i < set->size(); ++i) {
       stage("cache-latents", static_cast<int>(i), static_cast<int>(set->size()));
-      Crop crop;
-      auto post = tr.encode(pixels((*set)[i], o.resolution, false, false, unused, &crop).unsqueeze(0));
-      dst.push_back({post.first.cpu(), post.second.cpu(), crop});
+      dst.push_back(encode((*set)[i]));
     }
   }
+}
+
+Batches::Cached Batches::encode(const Example& e) {
+  at::Generator unused = at::detail::createCPUGenerator(0);
+  Cached c;
+  auto picture = pixels(e, o_.resolution, false, false, unused, &c.crop);
+  auto post = tr_.encode(picture.unsqueeze(0));
+  c.mean = post.first.cpu(), c.std = post.second.cpu();
+  if (o_.flip) {
+    post = tr_.encode(picture.flip({2}).unsqueeze(0));
+    c.mirrored_mean = post.first.cpu(), c.mirrored_std = post.second.cpu();
+    c.mirrored_crop = {c.crop.top, static_cast<int64_t>(e.image.width) - o_.resolution - c.crop.left};
+  }
+  return c;
 }
 
 std::pair<torch::Tensor, torch::Tensor> Batches::ids(const std::string& caption) {
@@ -74,7 +84,12 @@ void Batches::add_images(StepInputs& in, const std::vector<const Example*>& batc
   std::vector<Crop> crops;
   if (o_.cache_latents) {
     std::vector<torch::Tensor> mean, std;
-    for (const auto* c : cached) mean.push_back(c->mean), std.push_back(c->std), crops.push_back(c->crop);
+    for (const auto* c : cached) {
+      // The same draw pixels() makes for a flip.
+      const bool mirrored = o_.flip && at::rand({1}, gen).item<double>() < 0.5;
+      mean.push_back(mirrored ? c->mirrored_mean : c->mean), std.push_back(mirrored ? c->mirrored_std : c->std);
+      crops.push_back(mirrored ? c->mirrored_crop : c->crop);
+    }
     auto eps = at::randn({B, channels_, latent_size_, latent_size_}, gen);
     in.latents = (torch::cat(mean) + torch::cat(std) * eps) * sd_.vae()->config().scaling_factor;
   } else {

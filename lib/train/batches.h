@@ -39,7 +39,8 @@ struct DataOrder {
 
 class Batches {
  public:
-  // With cached latents, every picture is encoded once here; `stage` reports the progress.
+  // With cached latents, every picture is encoded once here (twice with flips: as it is and
+  // mirrored, one of the two drawn each step); `stage` reports the progress.
   Batches(const RunOptions& o, pipeline::StableDiffusion& sd, Trainer& tr, const std::vector<Example>& examples,
           const std::vector<Example>& prior, const std::function<void(const char*, int, int)>& stage);
   // The next micro-batch in the data orders (instance images, then as many class images), every
@@ -47,11 +48,13 @@ class Batches {
   StepInputs next(DataOrder& data, DataOrder& prior_data, at::Generator& gen);
 
  private:
-  // A picture's latent posterior (mean, std) and the centre crop it was encoded from.
+  // A picture's latent posterior (mean, std) and the centre crop it was encoded from; with flips,
+  // the mirrored picture's too (flipping a latent is not the latent of the flipped picture).
   struct Cached {
-    torch::Tensor mean, std;
-    Crop crop;
+    torch::Tensor mean, std, mirrored_mean, mirrored_std;
+    Crop crop, mirrored_crop;
   };
+  Cached encode(const Example& e);
   // A caption's ids from each tokenizer (the second undefined but for SDXL).
   std::pair<torch::Tensor, torch::Tensor> ids(const std::string& caption);
   pipeline::PromptEmbeds embedding(const std::string& caption);
