@@ -1,11 +1,11 @@
 // Builds the embedded model's source folders from npm packages: the animals, plants, fruit and
-// vegetables of three openly licensed emoji families — Google's Noto Emoji (Apache-2.0, the PNGs
-// of emoji-datasource-google), Twemoji (CC BY 4.0, the SVGs of @twemoji/svg) and OpenMoji
+// vegetables of three openly licensed emoji families — Google's Noto Emoji (Apache-2.0, the SVGs of
+// googlefonts/noto-emoji as @iconify-json/noto packs them), Twemoji (CC BY 4.0, the SVGs of @twemoji/svg) and OpenMoji
 // (CC BY-SA 4.0, the SVGs of openmoji) — with the Spanish and English names and keywords of
 // emojibase-data (MIT). Each picture gets a caption of comma-separated tags (Spanish first, its
 // family last as a style tag: "estilo noto") and a manifest line crediting its family, author and
-// license. SVGs are rendered at SIZE px with librsvg's rsvg-convert (Debian's librsvg2-bin); Noto's
-// largest PNGs are 64 px, which `bioesp prepare` scales up.
+// license. SVGs are rendered at SIZE px with librsvg's rsvg-convert (Debian's librsvg2-bin). The
+// list of beings is emoji-datasource-google's (emoji.json: code points, names, subcategories).
 //
 // Each family holds out eight beings that the other two families still teach, so the held-out
 // pictures measure whether the model follows a caption (name and style) it knows in other
@@ -31,6 +31,8 @@ function pkg(name) {
   return { dir, version: read(path.join(dir, 'package.json')).version };
 }
 const google = pkg('emoji-datasource-google'), twemoji = pkg('twemoji-svg'), openmoji = pkg('openmoji');
+const noto = pkg('iconify-json-noto');
+const notoIcons = read(path.join(noto.dir, 'icons.json')), notoChars = read(path.join(noto.dir, 'chars.json'));
 const names = pkg('emojibase-data');
 const byHex = (lang) => Object.fromEntries(read(path.join(names.dir, lang, 'data.json')).map((e) => [e.hexcode, e]));
 const es = byHex('es'), en = byHex('en');
@@ -45,6 +47,21 @@ function find(dir, hex, lower) {
   }
   return null;
 }
+// Noto's SVG of a code point sequence (Iconify names it; an alias points at its parent), written
+// as a file beside `out`'s folder for rsvg-convert, or null.
+function notoSvg(hex) {
+  let name = notoChars[hex.toLowerCase().replace(/-fe0f/g, '')];
+  if (name && !notoIcons.icons[name]) name = (notoIcons.aliases || {})[name]?.parent;
+  const icon = name && notoIcons.icons[name];
+  if (!icon) return null;
+  const w = icon.width || notoIcons.width, h = icon.height || notoIcons.height;
+  return `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 ${w} ${h}">${icon.body}</svg>`;
+}
+function renderText(svg, out) {
+  const tmp = `${out}.svg`;
+  fs.writeFileSync(tmp, svg);
+  try { render(tmp, out); } finally { fs.rmSync(tmp, { force: true }); }
+}
 function render(svg, out) {
   execFileSync('rsvg-convert', ['--width', String(size), '--height', String(size), '--keep-aspect-ratio', '--output', out, svg]);
 }
@@ -55,10 +72,9 @@ const FAMILIES = [
   {
     key: 'noto', name: 'Noto Emoji', license: ['Apache-2.0', 'https://www.apache.org/licenses/LICENSE-2.0'],
     held: ['leopard', 'duck', 'crocodile', 'bee', 'tulip', 'pear', 'dolphin', 'hamster'],
-    source: (e) => (e.has_img_google ? path.join(google.dir, 'img', 'google', '64', e.image) : null),
-    write: (src, out) => fs.copyFileSync(src, out),
+    source: (e) => notoSvg(e.unified), write: renderText,
     author: () => 'Google (Noto Emoji)', page: () => 'https://github.com/googlefonts/noto-emoji',
-    credit: `emoji-datasource-google ${google.version} (npm)`,
+    credit: `@iconify-json/noto ${noto.version} (npm)`,
   },
   {
     key: 'twemoji', name: 'Twemoji', license: CC_BY,

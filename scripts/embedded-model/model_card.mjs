@@ -3,12 +3,24 @@
 // accuracy, from the model folder and its training logs. The model's license is its most
 // restrictive input's: CC BY-SA 4.0 as soon as one OpenMoji picture is in (share-alike).
 //
-//   node model_card.mjs MODEL_DIR DATASET_DIR VAE_STEPS UNET_STEPS SEED [EVALUATE_JSON]
+//   node model_card.mjs MODEL_DIR DATASET_DIR SETTINGS_JSON TIMES_JSONL [EVALUATE_JSON]
+// (SETTINGS_JSON: seed, vae_steps, vae_batch, unet_steps, unet_batch; TIMES_JSONL: train.sh's
+// wall time of each stage run, a resumed stage on several lines.)
 import fs from 'node:fs';
 import path from 'node:path';
 
-const [model, dataset, vaeSteps, unetSteps, seed, evaluation] = process.argv.slice(2);
+const [model, dataset, settingsFile, timesFile, evaluation] = process.argv.slice(2);
 const lines = (p) => fs.readFileSync(p, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const settings = JSON.parse(fs.readFileSync(settingsFile, 'utf8'));
+const times = fs.existsSync(timesFile) ? lines(timesFile) : [];
+// A stage's wall time: the sum of its runs, with the devices and hosts they ran on.
+function took(stage) {
+  const runs = times.filter((t) => t.stage === stage);
+  if (!runs.length) return 'time not recorded';
+  const minutes = runs.reduce((n, t) => n + t.seconds, 0) / 60;
+  const where = [...new Set(runs.map((t) => `${t.device === 'cuda' ? 'GPU' : 'CPU'}: ${t.host}`))].join('; ');
+  return `${minutes.toFixed(0)} minutes on ${where}${runs.length > 1 ? ` (${runs.length} runs)` : ''}`;
+}
 const json = (p) => JSON.parse(fs.readFileSync(path.join(model, p), 'utf8'));
 const manifest = lines(path.join(dataset, 'manifest.jsonl'));
 const bytes = (dir) => fs.readdirSync(path.join(model, dir)).reduce((n, f) => n + fs.statSync(path.join(model, dir, f)).size, 0);
@@ -105,15 +117,16 @@ Weights are float16 safetensors.
 
 ## Training
 
-All with bioesp commands, by \`scripts/embedded-model/train.sh\` (seed ${seed}):
+All with bioesp commands, by \`scripts/embedded-model/train.sh\` (seed ${settings.seed}):
 
 1. \`bioesp prepare\`: ${manifest[0].prepared_size} px, padded on white.
 2. \`bioesp new-model\`: weights initialised from the configs, the vocabulary learned from the captions.
-3. \`bioesp train --train-vae\`: ${vaeSteps} steps, batch 16, AdamW 1e-3 (cosine, 50 warm-up steps),
-   L1 + 1e-6 KL, horizontal flips.
-4. \`bioesp train --full --train-text-encoder\`: ${unetSteps} steps, batch 32, AdamW 1e-3 (cosine, 100
+3. \`bioesp train --train-vae\`: ${settings.vae_steps} steps, batch ${settings.vae_batch}, AdamW 1e-3 (cosine, 50 warm-up steps),
+   L1 + 1e-6 KL, horizontal flips; ${took('vae')}.
+4. \`bioesp train --full --train-text-encoder\`: ${settings.unet_steps} steps, batch ${settings.unet_batch}, AdamW 1e-3 (cosine, 100
    warm-up steps), min-SNR γ 5, half of the tags dropped and the rest shuffled, the empty caption 10 %
-   of the time (classifier-free guidance), horizontal flips.
+   of the time (classifier-free guidance), horizontal flips, each picture's latents (and its mirror
+   image's) encoded once; ${took('unet')}.
 
 VAE loss (L1 per pixel value + KL):
 

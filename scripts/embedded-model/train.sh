@@ -5,11 +5,12 @@
 # model card and the sample grid in docs/. Every stage is resumable: run it again after an interruption.
 #
 #   scripts/embedded-model/train.sh   # a GPU when there is one bioesp can use, else the CPU
-#                                     # (about 80 minutes on 2 cores)
 #
 # Environment: BIOESP (the bioesp binary, default build/bioesp), WORK (default
-# build/embedded-model), SIZE (pixels, default 128), VAE_STEPS, UNET_STEPS, BIOESP_DEVICE
-# (cpu|cuda: no detection), SEED. Needs node and rsvg-convert (scripts/install-deps.sh).
+# build/embedded-model), SIZE (pixels, default 128), VAE_STEPS, VAE_BATCH, UNET_STEPS, UNET_BATCH,
+# THREADS (CPU threads), BIOESP_DEVICE (cpu|cuda: no detection), SEED. Needs node and
+# rsvg-convert (scripts/install-deps.sh). Each stage's wall time is added to $WORK/times.jsonl
+# (a resumed stage adds a line), and the card reports their sum.
 # The held-out pictures (eight a family) ship with the model in $HELDOUT for its tests.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,12 +20,25 @@ DEVICE=${BIOESP_DEVICE:-}
 SEED=${SEED:-7}
 SIZE=${SIZE:-128}
 VAE_STEPS=${VAE_STEPS:-1500}
+VAE_BATCH=${VAE_BATCH:-16}
 UNET_STEPS=${UNET_STEPS:-2500}
+UNET_BATCH=${UNET_BATCH:-32}
+THREADS=${THREADS:-0}
 HERE=scripts/embedded-model
 MODEL=models/criaturas
 HELDOUT=tests/data/criaturas-heldout-$SIZE
-PACKAGES="emoji-datasource-google@16.0.0 @twemoji/svg@15.0.0 openmoji@17.0.0 emojibase-data@17.0.0"
+PACKAGES="emoji-datasource-google@16.0.0 @iconify-json/noto@1.2.9 @twemoji/svg@15.0.0 openmoji@17.0.0 emojibase-data@17.0.0"
 mkdir -p "$WORK"
+# `timed STAGE command…`: runs it and appends its wall time, device and host to times.jsonl, also
+# when it stops early (a resumed stage's earlier runs count too).
+timed() {
+  local stage=$1 start=$SECONDS status=0
+  shift
+  "$@" || status=$?
+  printf '{"stage": "%s", "seconds": %d, "device": "%s", "host": "%s, %s threads"}\n' "$stage" $((SECONDS - start)) \
+    "$DEVICE" "$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -1)" "$(nproc)" >> "$WORK/times.jsonl"
+  return "$status"
+}
 
 # 1. Data: pinned npm packages, unpacked once.
 if [ ! -f "$WORK/npm/.done" ]; then
@@ -57,17 +71,18 @@ if [ -z "$DEVICE" ]; then
 fi
 
 # 3. The VAE: L1 reconstruction + KL; its scaling factor is measured at the end.
-[ -f "$WORK/vae/model_index.json" ] || "$BIOESP" train --train-vae --model "$WORK/new" --data "$WORK/dataset" \
-  --out "$WORK/vae" --resolution "$SIZE" --flip --batch 16 --steps "$VAE_STEPS" --lr 1e-3 --lr-scheduler cosine \
-  --warmup 50 --checkpoint-every 200 --resume --seed "$SEED" --device "$DEVICE" --threads 2
+[ -f "$WORK/vae/model_index.json" ] || timed vae "$BIOESP" train --train-vae --model "$WORK/new" --data "$WORK/dataset" \
+  --out "$WORK/vae" --resolution "$SIZE" --flip --batch "$VAE_BATCH" --steps "$VAE_STEPS" --lr 1e-3 --lr-scheduler cosine \
+  --warmup 50 --checkpoint-every 200 --resume --seed "$SEED" --device "$DEVICE" --threads "$THREADS"
 
 # 4. UNet and text encoder together on the captions: tags dropped and shuffled so single names
-#    and mixtures are prompts it knows, the empty caption 10 % of the time for guidance. One
-#    thread: this small UNet's steps are faster on one CPU thread than on two (1.4 s vs 2 s here).
-[ -f "$WORK/full/model_index.json" ] || "$BIOESP" train --full --train-text-encoder --model "$WORK/vae" \
-  --data "$WORK/dataset" --out "$WORK/full" --resolution "$SIZE" --flip --batch 32 --steps "$UNET_STEPS" --lr 1e-3 \
-  --lr-scheduler cosine --warmup 100 --tag-dropout 0.5 --shuffle-tags --caption-dropout 0.1 --snr-gamma 5 \
-  --checkpoint-every 250 --resume --save-half --seed "$SEED" --device "$DEVICE" --threads "$([ "$DEVICE" = cpu ] && echo 1 || echo 0)"
+#    and mixtures are prompts it knows, the empty caption 10 % of the time for guidance. Each
+#    picture's latents (and its mirror image's) are encoded once.
+[ -f "$WORK/full/model_index.json" ] || timed unet "$BIOESP" train --full --train-text-encoder --model "$WORK/vae" \
+  --data "$WORK/dataset" --out "$WORK/full" --resolution "$SIZE" --flip --cache-latents --batch "$UNET_BATCH" \
+  --steps "$UNET_STEPS" --lr 1e-3 --lr-scheduler cosine --warmup 100 --tag-dropout 0.5 --shuffle-tags \
+  --caption-dropout 0.1 --snr-gamma 5 --checkpoint-every 250 --resume --save-half --seed "$SEED" \
+  --device "$DEVICE" --threads "$THREADS"
 
 # 5. Its grip on prompts: the diffusion classifier among 10 of the held-out pictures' captions.
 "$BIOESP" evaluate --model "$WORK/full" --data "$WORK/heldout" --classify 10 --json --quiet > "$WORK/evaluate.json"
@@ -79,7 +94,9 @@ for c in model_index.json scheduler tokenizer text_encoder unet vae; do cp -r "$
 cp "$WORK/dataset/ATTRIBUTION.md" "$MODEL.new/ATTRIBUTION.md"
 cp "$WORK/vae/train_log.jsonl" "$MODEL.new/train_log_vae.jsonl"
 cp "$WORK/full/train_log.jsonl" "$MODEL.new/train_log.jsonl"
-node "$HERE/model_card.mjs" "$MODEL.new" "$WORK/dataset" "$VAE_STEPS" "$UNET_STEPS" "$SEED" "$WORK/evaluate.json" > "$MODEL.new/README.md"
+printf '{"seed": %s, "vae_steps": %s, "vae_batch": %s, "unet_steps": %s, "unet_batch": %s}\n' \
+  "$SEED" "$VAE_STEPS" "$VAE_BATCH" "$UNET_STEPS" "$UNET_BATCH" > "$WORK/settings.json"
+node "$HERE/model_card.mjs" "$MODEL.new" "$WORK/dataset" "$WORK/settings.json" "$WORK/times.jsonl" "$WORK/evaluate.json" > "$MODEL.new/README.md"
 rm -rf "$MODEL" && mv "$MODEL.new" "$MODEL"
 rm -rf "$HELDOUT" && cp -r "$WORK/heldout" "$HELDOUT"
 du -sh "$MODEL"
