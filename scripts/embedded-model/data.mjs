@@ -1,11 +1,12 @@
 // Builds the embedded model's source folders from npm packages: the animals, plants, fruit and
-// vegetables of three openly licensed emoji families — Google's Noto Emoji (Apache-2.0, the SVGs of
-// googlefonts/noto-emoji as @iconify-json/noto packs them), Twemoji (CC BY 4.0, the SVGs of @twemoji/svg) and OpenMoji
-// (CC BY-SA 4.0, the SVGs of openmoji) — with the Spanish and English names and keywords of
-// emojibase-data (MIT). Each picture gets a caption of comma-separated tags (Spanish first, its
-// family last as a style tag: "estilo noto") and a manifest line crediting its family, author and
-// license. SVGs are rendered at SIZE px with librsvg's rsvg-convert (Debian's librsvg2-bin). The
-// list of beings is emoji-datasource-google's (emoji.json: code points, names, subcategories).
+// vegetables of three openly licensed emoji families — Google's Noto Emoji (Apache-2.0, the SVGs
+// of googlefonts/noto-emoji as @iconify-json/noto packs them), Twemoji (CC BY 4.0, the SVGs of
+// @twemoji/svg) and OpenMoji (CC BY-SA 4.0, the SVGs of openmoji) — with the Spanish and English
+// names and keywords of emojibase-data (MIT). Each picture gets a caption of comma-separated tags
+// (Spanish first, its family last as a style tag: "estilo noto") and a manifest line crediting its
+// family, author and license. SVGs are rendered at SIZE px with librsvg's rsvg-convert (Debian's
+// librsvg2-bin). The list of beings is emoji-datasource-google's (emoji.json: code points, names,
+// subcategories).
 //
 // Each family holds out eight beings that the other two families still teach, so the held-out
 // pictures measure whether the model follows a caption (name and style) it knows in other
@@ -47,8 +48,7 @@ function find(dir, hex, lower) {
   }
   return null;
 }
-// Noto's SVG of a code point sequence (Iconify names it; an alias points at its parent), written
-// as a file beside `out`'s folder for rsvg-convert, or null.
+// Noto's SVG text of a code point sequence (Iconify names it; an alias points at its parent), or null.
 function notoSvg(hex) {
   let name = notoChars[hex.toLowerCase().replace(/-fe0f/g, '')];
   if (name && !notoIcons.icons[name]) name = (notoIcons.aliases || {})[name]?.parent;
@@ -57,6 +57,7 @@ function notoSvg(hex) {
   const w = icon.width || notoIcons.width, h = icon.height || notoIcons.height;
   return `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 ${w} ${h}">${icon.body}</svg>`;
 }
+// SVG text rendered through a file beside `out`, removed after.
 function renderText(svg, out) {
   const tmp = `${out}.svg`;
   fs.writeFileSync(tmp, svg);
