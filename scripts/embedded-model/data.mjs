@@ -57,15 +57,10 @@ function notoSvg(hex) {
   const w = icon.width || notoIcons.width, h = icon.height || notoIcons.height;
   return `<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 ${w} ${h}">${icon.body}</svg>`;
 }
-// SVG text rendered through a file beside `out`, removed after.
-function renderText(svg, out) {
-  const tmp = `${out}.svg`;
-  fs.writeFileSync(tmp, svg);
-  try { render(tmp, out); } finally { fs.rmSync(tmp, { force: true }); }
-}
-function render(svg, out) {
-  execFileSync('rsvg-convert', ['--width', String(size), '--height', String(size), '--keep-aspect-ratio', '--output', out, svg]);
-}
+const rsvg = (out, ...input) => ['--width', String(size), '--height', String(size), '--keep-aspect-ratio', '--output', out, ...input];
+// An SVG file, or SVG text (rsvg-convert reads it from its standard input).
+function render(svg, out) { execFileSync('rsvg-convert', rsvg(out, svg)); }
+function renderText(svg, out) { execFileSync('rsvg-convert', rsvg(out), { input: svg }); }
 
 const CC_BY = ['CC BY 4.0', 'https://creativecommons.org/licenses/by/4.0/'];
 const CC_BY_SA = ['CC BY-SA 4.0', 'https://creativecommons.org/licenses/by-sa/4.0/'];
